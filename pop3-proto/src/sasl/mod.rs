@@ -7,6 +7,22 @@
 
 use crate::Secret;
 
+mod cram_md5;
+mod login;
+mod oauthbearer;
+mod plain;
+#[cfg(feature = "scram")]
+mod scram;
+mod xoauth2;
+
+pub use cram_md5::CramMd5;
+pub use login::Login;
+pub use oauthbearer::OAuthBearer;
+pub use plain::Plain;
+#[cfg(feature = "scram")]
+pub use scram::{MAX_SCRAM_ITERATIONS, ScramSha256};
+pub use xoauth2::XOAuth2;
+
 /// Why a SASL exchange could not go on. The server misbehaved (a malformed or forged
 /// challenge) or the exchange ended in a state the mechanism does not accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,5 +80,192 @@ pub trait Mechanism: Send {
 impl std::fmt::Debug for dyn Mechanism {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Mechanism({})", self.name())
+    }
+}
+
+/// Escapes a user name as a SASL `saslname` (RFC 5802 section 5.1, RFC 5801): `=` becomes `=3D`
+/// and `,` becomes `=2C`. Used by SCRAM and OAUTHBEARER. No SASLprep is applied.
+pub(crate) fn saslname(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for c in user.chars() {
+        match c {
+            '=' => out.push_str("=3D"),
+            ',' => out.push_str("=2C"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The most bytes of server-supplied error text (OAuth JSON, SCRAM `e=`) a mechanism keeps.
+pub(crate) const MAX_ERROR_DETAILS: usize = 4096;
+
+/// Server-supplied error text as lossy UTF-8, capped at [`MAX_ERROR_DETAILS`] bytes (cut on a
+/// character boundary).
+pub(crate) fn error_text(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(MAX_ERROR_DETAILS)];
+    let mut text = String::from_utf8_lossy(head).into_owned();
+    if text.len() > MAX_ERROR_DETAILS {
+        let mut end = MAX_ERROR_DETAILS;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn saslname_escapes_comma_and_equals() {
+        assert_eq!(saslname("plain"), "plain");
+        assert_eq!(saslname("a,b=c"), "a=2Cb=3Dc");
+        assert_eq!(saslname("=,"), "=3D=2C");
+        assert_eq!(saslname("j\u{fc}rgen"), "j\u{fc}rgen");
+        assert_eq!(saslname(""), "");
+    }
+
+    #[test]
+    fn error_text_is_capped_and_lossy() {
+        assert_eq!(error_text(b"{\"status\":\"401\"}"), "{\"status\":\"401\"}");
+        assert_eq!(error_text(b"a\xffb"), "a\u{fffd}b");
+        let long = vec![b'x'; 10_000];
+        assert_eq!(error_text(&long).len(), MAX_ERROR_DETAILS);
+        // Invalid bytes grow to three-byte replacement characters: still capped.
+        let bad = vec![0xff; 10_000];
+        let t = error_text(&bad);
+        assert!(t.len() <= MAX_ERROR_DETAILS);
+        assert!(t.chars().all(|c| c == '\u{fffd}'));
+    }
+
+    #[test]
+    fn names_and_secret_exposure() {
+        let mechs: Vec<Box<dyn Mechanism>> = all_mechanisms();
+        let names: Vec<(&str, bool)> = mechs
+            .iter()
+            .map(|m| (m.name(), m.exposes_secret()))
+            .collect();
+        let mut expected = vec![
+            ("PLAIN", true),
+            ("LOGIN", true),
+            ("CRAM-MD5", false),
+            ("XOAUTH2", true),
+            ("OAUTHBEARER", true),
+        ];
+        if cfg!(feature = "scram") {
+            expected.push(("SCRAM-SHA-256", false));
+        }
+        assert_eq!(names, expected);
+        for m in &mechs {
+            assert_eq!(m.name(), m.name().to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        for m in all_mechanisms_concrete_debug() {
+            assert!(!m.contains("hunter2"), "{m}");
+            assert!(!m.contains("tok3n"), "{m}");
+        }
+    }
+
+    fn all_mechanisms() -> Vec<Box<dyn Mechanism>> {
+        #[cfg_attr(not(feature = "scram"), allow(unused_mut))]
+        let mut v: Vec<Box<dyn Mechanism>> = vec![
+            Box::new(Plain::new(
+                Some("admin".into()),
+                "user".into(),
+                "hunter2".into(),
+            )),
+            Box::new(Login::new("user".into(), "hunter2".into())),
+            Box::new(CramMd5::new("user".into(), "hunter2".into())),
+            Box::new(XOAuth2::new("user".into(), "tok3n".into())),
+            Box::new(OAuthBearer::new(
+                "user".into(),
+                Some("pop.example.com".into()),
+                Some(995),
+                "tok3n".into(),
+            )),
+        ];
+        #[cfg(feature = "scram")]
+        v.push(Box::new(ScramSha256::new(
+            "user".into(),
+            "hunter2".into(),
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        )));
+        v
+    }
+
+    /// Debug output of every mechanism, before and during an exchange.
+    fn all_mechanisms_concrete_debug() -> Vec<String> {
+        let mut out = Vec::new();
+        let mut plain = Plain::new(None, "user".into(), "hunter2".into());
+        out.push(format!("{plain:?}"));
+        let _ = plain.initial_response();
+        out.push(format!("{plain:#?}"));
+        let mut login = Login::new("user".into(), "hunter2".into());
+        let _ = login.step(b"Username:");
+        let _ = login.step(b"Password:");
+        out.push(format!("{login:?}"));
+        let cram = CramMd5::new("user".into(), "hunter2".into());
+        out.push(format!("{cram:?}"));
+        let mut x = XOAuth2::new("user".into(), "tok3n".into());
+        let _ = x.initial_response();
+        out.push(format!("{x:?}"));
+        let mut o = OAuthBearer::new("user".into(), None, None, "tok3n".into());
+        let _ = o.initial_response();
+        out.push(format!("{o:?}"));
+        #[cfg(feature = "scram")]
+        {
+            let mut s = ScramSha256::new("user".into(), "hunter2".into(), "abc".into());
+            out.push(format!("{s:?}"));
+            let _ = s.initial_response();
+            let _ = s.step(b"r=abcdef,s=QSXCR+Q6sek8bf92,i=4096");
+            out.push(format!("{s:#?}"));
+        }
+        out
+    }
+
+    /// A challenge: arbitrary bytes, or (to get SCRAM past its parser) a plausible server-first
+    /// or server-final message.
+    fn challenge() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            (
+                "[!-+--~]{0,12}",
+                "[A-Za-z0-9+/=]{0,16}",
+                0u32..20,
+                "[ -~]{0,10}"
+            )
+                .prop_map(|(suffix, salt, i, ext)| {
+                    format!("r=rOprNGfwEbeRWgbNEkqO{suffix},s={salt},i={i}{ext}").into_bytes()
+                }),
+            "[ -~]{0,60}".prop_map(|s| format!("v={s}").into_bytes()),
+            "[ -~]{0,60}".prop_map(|s| format!("e={s}").into_bytes()),
+            Just(Vec::new()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn step_never_panics(
+            send_ir in any::<bool>(),
+            challenges in proptest::collection::vec(challenge(), 0..5),
+        ) {
+            for mut m in all_mechanisms() {
+                if send_ir {
+                    let _ = m.initial_response();
+                }
+                for c in &challenges {
+                    let _ = m.step(c);
+                }
+                let _ = m.finish();
+            }
+        }
     }
 }
