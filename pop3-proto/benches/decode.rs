@@ -1,1 +1,2 @@
+//! Criterion benchmark: RETR stream decoding against a memmem baseline.
 fn main() {}

@@ -1,0 +1,922 @@
+//! The client state machine: every state transition of a POP3 session lives here.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::apop;
+use crate::body::{BodyDecoder, Decoded};
+use crate::capa::Capabilities;
+use crate::command::{Command, CommandId, CommandKind, Listing, MAX_COMMAND_LINE, ReplyShape};
+use crate::config::Config;
+use crate::error::{EnqueueError, ProtocolError};
+use crate::event::{Event, Quirk, Trace};
+use crate::response::{self, StatusLine};
+use crate::sasl::Mechanism;
+use crate::Secret;
+
+/// The phases of a POP3 session (RFC 1939 §3), plus the wait for the greeting.
+///
+/// ```text
+///            greeting +OK             PASS/APOP/AUTH/RPOP +OK          QUIT
+/// Greeting ───────────────> Authorization ─────────────────> Transaction ─────> Update
+///    │ -ERR greeting            │  │ STLS +OK: paused until          │             │ +OK/-ERR
+///    │                          │  │ handle_tls_established          │             v
+///    └──────────────> Closed <──┘ QUIT                               └─ EOF ──> Closed
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Waiting for the server's greeting. Commands may be queued already.
+    Greeting,
+    /// AUTHORIZATION: identify and authenticate (USER/PASS, APOP, AUTH), STLS, CAPA, UTF8.
+    Authorization,
+    /// TRANSACTION: the maildrop is locked and open.
+    Transaction,
+    /// UPDATE: QUIT was sent after login; the server commits deletions when it answers.
+    Update,
+    /// The session is over: QUIT answered, the greeting refused, or the connection lost.
+    Closed,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Greeting => "GREETING",
+            Self::Authorization => "AUTHORIZATION",
+            Self::Transaction => "TRANSACTION",
+            Self::Update => "UPDATE",
+            Self::Closed => "CLOSED",
+        })
+    }
+}
+
+/// A command waiting to be sent.
+#[derive(Debug)]
+struct Queued {
+    id: CommandId,
+    command: Command,
+}
+
+/// A command on the wire, waiting for its reply.
+#[derive(Debug)]
+struct InFlight {
+    id: CommandId,
+    kind: CommandKind,
+    shape: ReplyShape,
+    auth: Option<AuthExchange>,
+}
+
+/// The client side of an AUTH exchange in progress.
+#[derive(Debug)]
+struct AuthExchange {
+    mechanism: Box<dyn Mechanism>,
+    /// The initial response that did not fit on the command line (RFC 5034 §4): sent at the
+    /// first, empty, continuation.
+    deferred_initial: Option<Secret>,
+    cancelled: bool,
+}
+
+/// Where the reply to the front in-flight command stands.
+#[derive(Debug)]
+enum Reply {
+    /// Expecting a status line (or a continuation during AUTH).
+    Status,
+    /// Inside a multi-line listing.
+    Listing { kind: Listing, first: StatusLine, lines: usize },
+    /// Inside a RETR/TOP body.
+    Body { decoder: BodyDecoder, first: StatusLine },
+}
+
+/// An event waiting in the queue (owned, or a marker for a borrowed one).
+#[derive(Debug)]
+enum Pending {
+    Owned(Event<'static>),
+    Capabilities(CommandId),
+}
+
+/// What one step of the receive path produced.
+enum Step {
+    Queued,
+    Body { id: CommandId, start: usize, end: usize },
+    Uid { id: CommandId, msg: u32, start: usize, end: usize },
+}
+
+/// A sans-IO POP3 client session.
+///
+/// The client never does I/O. Its methods come in four groups:
+///
+/// - **getters**: [`phase`](Self::phase), [`capabilities`](Self::capabilities),
+///   [`is_tls`](Self::is_tls), [`in_flight`](Self::in_flight), ...
+/// - **inputs**: [`handle_input`](Self::handle_input) (bytes from the server),
+///   [`handle_eof`](Self::handle_eof), [`handle_tls_established`](Self::handle_tls_established);
+///   they only record and never fail;
+/// - **verbs**: [`enqueue`](Self::enqueue) and [`cancel_auth`](Self::cancel_auth); they validate
+///   and queue, and fail with an [`EnqueueError`] that changes nothing;
+/// - **outputs**: [`poll_transmit`](Self::poll_transmit) (bytes for the server) and
+///   [`poll_event`](Self::poll_event) (what the server said).
+///
+/// # The run loop
+///
+/// 1. Call `poll_transmit` and write what it appended.
+/// 2. Call `poll_event` until it returns `Ok(None)`, handling each event (an event borrows the
+///    client, so finish with it before the next call).
+/// 3. Read from the connection; give the bytes to `handle_input` (or call `handle_eof`), and
+///    go back to 1.
+///
+/// Drain `poll_event` before each `handle_input`: the client's buffer then holds at most one
+/// read plus a partial line, whatever the message size.
+///
+/// # Errors
+///
+/// An [`EnqueueError`] is caller misuse: nothing happened and the client can go on. A
+/// [`ProtocolError`] means the server broke the protocol or the connection: it is sticky
+/// (every later `poll_event` returns it, `poll_transmit` sends nothing) and the connection must be
+/// closed. A `-ERR` is neither: it is an [`Event::Err`] and the session goes on.
+pub struct Client {
+    config: Config,
+    phase: Phase,
+    capabilities: Option<Capabilities>,
+    /// Capabilities being collected from a CAPA listing.
+    collecting: Capabilities,
+    timestamp: Option<Vec<u8>>,
+    tls: bool,
+    awaiting_tls: bool,
+    utf8: bool,
+    /// The greeting ended in a bare LF: the server speaks LF throughout.
+    lf_server: bool,
+    /// A `.` CR terminator was accepted; swallow the LF that may follow it.
+    skip_lf: bool,
+    quit_queued: bool,
+    quirks_seen: Vec<Quirk>,
+    next_id: u64,
+    queue: VecDeque<Queued>,
+    in_flight: VecDeque<InFlight>,
+    reply: Reply,
+    rx: Vec<u8>,
+    rx_pos: usize,
+    eof: bool,
+    tx: Vec<u8>,
+    events: VecDeque<Pending>,
+    error: Option<ProtocolError>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("phase", &self.phase)
+            .field("tls", &self.tls)
+            .field("queued", &self.queue.len())
+            .field("in_flight", &self.in_flight.len())
+            .field("buffered", &(self.rx.len() - self.rx_pos))
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client waiting for the server's greeting.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            phase: Phase::Greeting,
+            capabilities: None,
+            collecting: Capabilities::default(),
+            timestamp: None,
+            tls: false,
+            awaiting_tls: false,
+            utf8: false,
+            lf_server: false,
+            skip_lf: false,
+            quit_queued: false,
+            quirks_seen: Vec::new(),
+            next_id: 0,
+            queue: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            reply: Reply::Status,
+            rx: Vec::new(),
+            rx_pos: 0,
+            eof: false,
+            tx: Vec::new(),
+            events: VecDeque::new(),
+            error: None,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The session phase, as of the replies processed so far.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The server's capabilities from the latest CAPA, or `None` while unknown (before CAPA,
+    /// and again after TLS and after login until CAPA is answered).
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.capabilities.as_ref()
+    }
+
+    /// Whether the connection is encrypted (implicit TLS or STLS).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Whether the client is paused after the `+OK` to STLS, waiting for the TLS handshake.
+    pub fn is_awaiting_tls(&self) -> bool {
+        self.awaiting_tls
+    }
+
+    /// Whether APOP is possible: the greeting carried a well-formed timestamp.
+    pub fn apop_available(&self) -> bool {
+        self.timestamp.is_some()
+    }
+
+    /// Whether the server accepted `UTF8` (RFC 6856): mail and text may be UTF-8.
+    pub fn is_utf8(&self) -> bool {
+        self.utf8
+    }
+
+    /// How many commands are on the wire, waiting for their replies.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// How many commands are queued and not yet sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is queued, on the wire or waiting to be reported.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty() && self.events.is_empty() && self.tx.is_empty()
+    }
+
+    /// The fatal error, once one occurred.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.error.as_ref()
+    }
+
+    /// The quirks tolerated so far in this session.
+    pub fn quirks_seen(&self) -> &[Quirk] {
+        &self.quirks_seen
+    }
+
+    // ---- inputs ----
+
+    /// Records bytes received from the server. It only buffers; `poll_event` parses.
+    pub fn handle_input(&mut self, bytes: &[u8]) {
+        if self.rx_pos > 0 {
+            self.rx.drain(..self.rx_pos);
+            self.rx_pos = 0;
+        }
+        if self.awaiting_tls && !bytes.is_empty() {
+            self.fail(ProtocolError::StartTlsInjection);
+        }
+        if self.error.is_none() {
+            self.rx.extend_from_slice(bytes);
+        }
+    }
+
+    /// Records that the server closed the connection (a read returned 0 bytes).
+    pub fn handle_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Records that TLS is now established: after [`Event::StartTls`], or right after
+    /// connecting with implicit TLS (RFC 8314), before anything was received.
+    ///
+    /// After STLS the cached capabilities are discarded (RFC 2595 §4) and, with
+    /// [`Config::auto_capa`], asked again.
+    pub fn handle_tls_established(&mut self) -> Result<(), EnqueueError> {
+        if self.tls {
+            return Err(EnqueueError::TlsAlreadyActive);
+        }
+        if self.awaiting_tls {
+            self.awaiting_tls = false;
+            self.tls = true;
+            self.capabilities = None;
+            self.ask_capabilities();
+            Ok(())
+        } else if self.phase == Phase::Greeting && self.rx.is_empty() && self.error.is_none() {
+            self.tls = true;
+            Ok(())
+        } else {
+            Err(EnqueueError::UnexpectedTls)
+        }
+    }
+
+    // ---- verbs ----
+
+    /// Validates and queues a command; it is sent by a later `poll_transmit` when the
+    /// pipelining rules allow. Nothing is queued if this fails.
+    ///
+    /// Refused: a command of another phase (the phase is that of the replies seen so far, so
+    /// queue TRANSACTION commands after [`Event::LoggedIn`]), arguments with CR, LF or NUL,
+    /// lines over 255 octets, message number 0, a password or reusable token without TLS
+    /// (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp, STLS on a
+    /// TLS connection, anything after QUIT or a fatal error.
+    pub fn enqueue(&mut self, command: Command) -> Result<CommandId, EnqueueError> {
+        let kind = command.kind();
+        if self.error.is_some() || self.quit_queued || matches!(self.phase, Phase::Closed | Phase::Update) {
+            return Err(EnqueueError::Closed);
+        }
+        let before_login = matches!(self.phase, Phase::Greeting | Phase::Authorization);
+        let allowed = match kind {
+            CommandKind::User
+            | CommandKind::Pass
+            | CommandKind::Apop
+            | CommandKind::Rpop
+            | CommandKind::Auth
+            | CommandKind::Stls
+            | CommandKind::Utf8 => before_login,
+            CommandKind::Capa | CommandKind::Lang | CommandKind::Quit => true,
+            _ => self.phase == Phase::Transaction,
+        };
+        if !allowed {
+            return Err(EnqueueError::WrongPhase { command: kind, phase: self.phase });
+        }
+        command.validate()?;
+        let cleartext = match &command {
+            Command::Pass(_) => true,
+            Command::Auth(mechanism) => mechanism.exposes_secret(),
+            _ => false,
+        };
+        if cleartext && !self.tls && !self.config.allow_plaintext_auth {
+            return Err(EnqueueError::CleartextCredentials { command: kind });
+        }
+        match kind {
+            CommandKind::Apop if self.timestamp.is_none() => return Err(EnqueueError::ApopUnavailable),
+            CommandKind::Stls if self.tls => return Err(EnqueueError::TlsAlreadyActive),
+            CommandKind::Quit => self.quit_queued = true,
+            _ => {}
+        }
+        Ok(self.push_command(command))
+    }
+
+    /// Cancels the AUTH exchange in progress by answering the next challenge with `*`
+    /// (RFC 5034 §4); the server then answers `-ERR`.
+    pub fn cancel_auth(&mut self) -> Result<(), EnqueueError> {
+        match self.in_flight.front_mut().and_then(|f| f.auth.as_mut()) {
+            Some(exchange) if !exchange.cancelled => {
+                exchange.cancelled = true;
+                self.tx.extend_from_slice(b"*\r\n");
+                self.trace(Trace::Sent("*".into()));
+                Ok(())
+            }
+            _ => Err(EnqueueError::NoAuthInProgress),
+        }
+    }
+
+    // ---- outputs ----
+
+    /// Appends the bytes to send to `out` and returns how many were appended. Releases queued
+    /// commands as far as the pipelining rules allow: one at a time until CAPA lists
+    /// PIPELINING, then up to [`Config::pipeline_window`]; STLS, AUTH, QUIT and UTF8 wait for
+    /// an empty pipe and hold everything behind them, and so do PASS/APOP (the phase changes)
+    /// and, without TLS, USER (so a refused USER cannot expose the password).
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        if self.error.is_some() {
+            return 0;
+        }
+        if let Err(e) = self.schedule() {
+            self.fail(e);
+            return 0;
+        }
+        let n = self.tx.len();
+        out.append(&mut self.tx);
+        n
+    }
+
+    /// The next event, `Ok(None)` when more input is needed, or the sticky fatal error.
+    pub fn poll_event(&mut self) -> Result<Option<Event<'_>>, ProtocolError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.events.is_empty() {
+            match self.advance() {
+                Ok(None) => return Ok(None),
+                Ok(Some(Step::Queued)) => {}
+                Ok(Some(Step::Body { id, start, end })) => {
+                    return Ok(Some(Event::Body { id, chunk: &self.rx[start..end] }));
+                }
+                Ok(Some(Step::Uid { id, msg, start, end })) => {
+                    // The parser checked that the uid is printable ASCII.
+                    let uid = std::str::from_utf8(&self.rx[start..end]).unwrap_or_default();
+                    return Ok(Some(Event::UidlEntry { id, msg, uid }));
+                }
+                Err(e) => {
+                    self.fail(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.events.pop_front().map(|pending| match pending {
+            Pending::Owned(event) => event,
+            Pending::Capabilities(id) => {
+                Event::Capabilities { id, capabilities: self.capabilities.as_ref().unwrap_or(&EMPTY_CAPABILITIES) }
+            }
+        }))
+    }
+
+    // ---- internals: sending ----
+
+    fn push_command(&mut self, command: Command) -> CommandId {
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        self.queue.push_back(Queued { id, command });
+        id
+    }
+
+    /// Queues an automatic CAPA ahead of everything the caller queued.
+    fn ask_capabilities(&mut self) {
+        if self.config.auto_capa && self.phase != Phase::Closed {
+            let id = CommandId(self.next_id);
+            self.next_id += 1;
+            self.queue.push_front(Queued { id, command: Command::Capa });
+        }
+    }
+
+    fn pipelining(&self) -> bool {
+        self.config.pipeline_window > 1 && self.capabilities.as_ref().is_some_and(|c| c.pipelining)
+    }
+
+    /// Whether nothing may follow this command until its reply is in.
+    fn holds_pipe(&self, kind: CommandKind) -> bool {
+        match kind {
+            CommandKind::Stls
+            | CommandKind::Auth
+            | CommandKind::Quit
+            | CommandKind::Utf8
+            | CommandKind::Pass
+            | CommandKind::Apop
+            | CommandKind::Rpop
+            | CommandKind::Capa => true,
+            CommandKind::User => !self.tls,
+            _ => false,
+        }
+    }
+
+    fn schedule(&mut self) -> Result<(), ProtocolError> {
+        if self.awaiting_tls || matches!(self.phase, Phase::Greeting | Phase::Closed) {
+            return Ok(());
+        }
+        while let Some(next) = self.queue.front() {
+            let kind = next.command.kind();
+            if let Some(last) = self.in_flight.back() {
+                let barrier = matches!(kind, CommandKind::Stls | CommandKind::Auth | CommandKind::Quit | CommandKind::Utf8);
+                if barrier
+                    || self.holds_pipe(last.kind)
+                    || !self.pipelining()
+                    || self.in_flight.len() >= self.config.pipeline_window
+                {
+                    break;
+                }
+            }
+            let Some(Queued { id, command }) = self.queue.pop_front() else { break };
+            self.send(id, command)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, id: CommandId, command: Command) -> Result<(), ProtocolError> {
+        let kind = command.kind();
+        let shape = command.reply_shape();
+        if self.config.trace {
+            self.trace(Trace::Sent(command.redacted()));
+        }
+        let auth = match command {
+            Command::Auth(mut mechanism) => {
+                let initial = mechanism.initial_response().map_err(|error| ProtocolError::SaslStart {
+                    mechanism: mechanism.name().to_owned(),
+                    error,
+                })?;
+                let start = self.tx.len();
+                self.tx.extend_from_slice(b"AUTH ");
+                self.tx.extend_from_slice(mechanism.name().as_bytes());
+                let mut deferred_initial = None;
+                if let Some(initial) = initial {
+                    let encoded = encode_response(&initial, true);
+                    // RFC 5034 §4: the initial response only if the line stays within 255
+                    // octets; otherwise it goes with the first (empty) continuation.
+                    if self.tx.len() - start + 1 + encoded.len() + 2 <= MAX_COMMAND_LINE {
+                        self.tx.push(b' ');
+                        self.tx.extend_from_slice(&encoded);
+                    } else {
+                        deferred_initial = Some(initial);
+                    }
+                }
+                self.tx.extend_from_slice(b"\r\n");
+                Some(AuthExchange { mechanism, deferred_initial, cancelled: false })
+            }
+            command => {
+                command.encode(&mut self.tx, self.timestamp.as_deref());
+                None
+            }
+        };
+        if kind == CommandKind::Quit && self.phase == Phase::Transaction {
+            self.phase = Phase::Update;
+        }
+        self.in_flight.push_back(InFlight { id, kind, shape, auth });
+        Ok(())
+    }
+
+    // ---- internals: receiving ----
+
+    fn fail(&mut self, error: ProtocolError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+        self.queue.clear();
+        self.tx.clear();
+    }
+
+    fn push(&mut self, event: Event<'static>) {
+        self.events.push_back(Pending::Owned(event));
+    }
+
+    fn trace(&mut self, line: Trace) {
+        if self.config.trace {
+            self.push(Event::Trace(line));
+        }
+    }
+
+    fn quirk(&mut self, quirk: Quirk) {
+        if !self.quirks_seen.contains(&quirk) {
+            self.quirks_seen.push(quirk);
+            self.push(Event::Quirk(quirk));
+        }
+    }
+
+    /// Takes one complete line (without its line end) from the buffer, or `None` if none is
+    /// complete yet. Enforces `limit` (line end included) and the bare-LF policy.
+    fn take_line(&mut self, limit: usize, what: &'static str) -> Result<Option<(usize, usize)>, ProtocolError> {
+        let buffered = &self.rx[self.rx_pos..];
+        let Some(i) = memchr::memchr(b'\n', buffered) else {
+            if buffered.len() >= limit {
+                return Err(ProtocolError::LineTooLong { what, limit });
+            }
+            return Ok(None);
+        };
+        if i + 1 > limit {
+            return Err(ProtocolError::LineTooLong { what, limit });
+        }
+        let start = self.rx_pos;
+        self.rx_pos += i + 1;
+        if i > 0 && buffered[i - 1] == b'\r' {
+            return Ok(Some((start, start + i - 1)));
+        }
+        if !self.config.quirks.bare_lf {
+            return Err(ProtocolError::BareLineFeed);
+        }
+        self.quirk(Quirk::BareLineFeed);
+        Ok(Some((start, start + i)))
+    }
+
+    /// Handles the end of input: fine after QUIT, fatal anywhere else.
+    fn at_eof(&self) -> Result<Option<Step>, ProtocolError> {
+        if !self.eof || self.phase == Phase::Closed {
+            return Ok(None);
+        }
+        match self.in_flight.front() {
+            Some(f) => Err(ProtocolError::UnexpectedEof { command: f.kind }),
+            None => Err(ProtocolError::ConnectionClosed),
+        }
+    }
+
+    /// Processes buffered input until an event is ready or more input is needed.
+    fn advance(&mut self) -> Result<Option<Step>, ProtocolError> {
+        loop {
+            if !self.events.is_empty() {
+                return Ok(Some(Step::Queued));
+            }
+            if self.awaiting_tls {
+                if self.rx_pos < self.rx.len() {
+                    return Err(ProtocolError::StartTlsInjection);
+                }
+                return Ok(None);
+            }
+            if self.skip_lf {
+                match self.rx.get(self.rx_pos) {
+                    None => return self.at_eof(),
+                    Some(b'\n') => self.rx_pos += 1,
+                    Some(_) => {}
+                }
+                self.skip_lf = false;
+            }
+            let step = match &mut self.reply {
+                Reply::Body { decoder, .. } => {
+                    let decoded = decoder
+                        .decode(&self.rx[self.rx_pos..])
+                        .map_err(|crate::body::BodyError::LineTooLong { limit }| ProtocolError::BodyLineTooLong { limit })?;
+                    self.body_step(decoded)?
+                }
+                Reply::Listing { .. } => self.listing_step()?,
+                Reply::Status => self.status_step()?,
+            };
+            match step {
+                Progress::Continue => {}
+                Progress::NeedInput => return self.at_eof(),
+                Progress::Step(step) => return Ok(Some(step)),
+            }
+        }
+    }
+
+    fn front_id(&self) -> CommandId {
+        self.in_flight.front().map_or(CommandId(u64::MAX), |f| f.id)
+    }
+
+    fn body_step(&mut self, decoded: Decoded) -> Result<Progress, ProtocolError> {
+        let id = self.front_id();
+        match decoded {
+            Decoded::Data { start, end } => {
+                let base = self.rx_pos;
+                self.rx_pos += end;
+                if end > start {
+                    return Ok(Progress::Step(Step::Body { id, start: base + start, end: base + end }));
+                }
+                Ok(Progress::Continue)
+            }
+            Decoded::NeedMore { consumed } => {
+                self.rx_pos += consumed;
+                Ok(Progress::NeedInput)
+            }
+            Decoded::End { consumed } => {
+                if consumed == 2 && self.rx.get(self.rx_pos + 1) == Some(&b'\r') {
+                    self.skip_lf = true;
+                    self.quirk(Quirk::DotCrTerminator);
+                }
+                self.rx_pos += consumed;
+                let Reply::Body { decoder, first } = std::mem::replace(&mut self.reply, Reply::Status) else {
+                    return Ok(Progress::Continue);
+                };
+                self.push(Event::BodyEnd { id, octets: decoder.octets() });
+                self.complete_ok(first);
+                Ok(Progress::Continue)
+            }
+        }
+    }
+
+    fn listing_step(&mut self) -> Result<Progress, ProtocolError> {
+        let Some((start, end)) = self.take_line(self.config.max_listing_line, "listing")? else {
+            return Ok(Progress::NeedInput);
+        };
+        let Reply::Listing { kind, lines, .. } = &mut self.reply else {
+            return Ok(Progress::Continue);
+        };
+        let kind = *kind;
+        let mut line = &self.rx[start..end];
+        if line == b"." {
+            let Reply::Listing { first, .. } = std::mem::replace(&mut self.reply, Reply::Status) else {
+                return Ok(Progress::Continue);
+            };
+            let id = self.front_id();
+            if kind == Listing::Capability {
+                self.capabilities = Some(std::mem::take(&mut self.collecting));
+                self.events.push_back(Pending::Capabilities(id));
+            }
+            self.complete_ok(first);
+            return Ok(Progress::Continue);
+        }
+        *lines += 1;
+        let count = *lines;
+        let mut offset = start;
+        if line.first() == Some(&b'.') {
+            line = &line[1..];
+            offset += 1;
+        }
+        let id = self.front_id();
+        let malformed = |what| move |error| ProtocolError::Malformed { what, error };
+        match kind {
+            Listing::Scan => {
+                let (msg, size) = response::parse_scan_listing(line, self.config.max_message_number)
+                    .map_err(malformed("LIST entry"))?;
+                self.push(Event::ListEntry { id, msg, size });
+            }
+            Listing::UniqueId => {
+                let (msg, uid) =
+                    response::parse_unique_id_listing(line, self.config.max_message_number, self.config.max_uid_len)
+                        .map_err(malformed("UIDL entry"))?;
+                let uid_start = offset + (uid.as_ptr() as usize - line.as_ptr() as usize);
+                return Ok(Progress::Step(Step::Uid { id, msg, start: uid_start, end: uid_start + uid.len() }));
+            }
+            Listing::Capability => {
+                if count > self.config.max_capabilities {
+                    return Err(ProtocolError::TooManyCapabilities { limit: self.config.max_capabilities });
+                }
+                self.collecting.add_line(line).map_err(malformed("capability"))?;
+            }
+            Listing::Language => {
+                let (tag, description) = response::parse_lang_listing(line).map_err(malformed("LANG entry"))?;
+                self.push(Event::LangEntry { id, tag, description });
+            }
+        }
+        Ok(Progress::Continue)
+    }
+
+    fn status_step(&mut self) -> Result<Progress, ProtocolError> {
+        let in_auth = self.in_flight.front().is_some_and(|f| f.auth.is_some());
+        let limit = if in_auth { self.config.max_continuation_line } else { self.config.max_status_line };
+        let Some((start, end)) = self.take_line(limit, "status")? else {
+            return Ok(Progress::NeedInput);
+        };
+        if self.phase == Phase::Greeting {
+            return self.greeting(start, end).map(|()| Progress::Continue);
+        }
+        let line = &self.rx[start..end];
+        if let Some(challenge) = response::parse_continuation(line) {
+            if !in_auth {
+                return Err(ProtocolError::UnexpectedContinuation);
+            }
+            let challenge = BASE64.decode(challenge).map_err(|_| ProtocolError::InvalidBase64)?;
+            self.continuation(&challenge)?;
+            return Ok(Progress::Continue);
+        }
+        if self.in_flight.is_empty() {
+            if self.phase == Phase::Closed {
+                // After QUIT: whatever a server says on its way out changes nothing.
+                return Ok(Progress::Continue);
+            }
+            return Err(ProtocolError::UnsolicitedData);
+        }
+        let accept_codes = self.capabilities.as_ref().is_some_and(Capabilities::accepts_response_codes);
+        let status = response::parse_status_line(line, accept_codes)
+            .map_err(|error| ProtocolError::Malformed { what: "status line", error })?;
+        if self.config.trace {
+            let text = String::from_utf8_lossy(&self.rx[start..end]).into_owned();
+            self.trace(Trace::Received(text));
+        }
+        if !status.ok {
+            self.complete_err(status);
+            return Ok(Progress::Continue);
+        }
+        let Some(front) = self.in_flight.front() else {
+            return Ok(Progress::Continue);
+        };
+        let id = front.id;
+        let malformed = |what| move |error| ProtocolError::Malformed { what, error };
+        match front.shape {
+            ReplyShape::Single => self.complete_ok(status),
+            ReplyShape::Stat => {
+                let (count, size) = response::parse_stat(&status.text).map_err(malformed("STAT reply"))?;
+                self.push(Event::Stat { id, count, size });
+                self.complete_ok(status);
+            }
+            ReplyShape::ScanOne(expected) => {
+                let (msg, size) = response::parse_scan_listing(status.text.as_bytes(), self.config.max_message_number)
+                    .map_err(malformed("LIST reply"))?;
+                if msg != expected {
+                    return Err(ProtocolError::WrongMessageNumber { expected, got: msg });
+                }
+                self.push(Event::ListEntry { id, msg, size });
+                self.complete_ok(status);
+            }
+            ReplyShape::UniqueIdOne(expected) => {
+                // Parse the raw line, so that the uid can be lent out of the buffer.
+                let line = &self.rx[start..end];
+                let text_at = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+                let text = line.get(text_at..).unwrap_or_default().trim_ascii_start();
+                let (msg, uid) =
+                    response::parse_unique_id_listing(text, self.config.max_message_number, self.config.max_uid_len)
+                        .map_err(malformed("UIDL reply"))?;
+                if msg != expected {
+                    return Err(ProtocolError::WrongMessageNumber { expected, got: msg });
+                }
+                let uid_start = start + (uid.as_ptr() as usize - line.as_ptr() as usize);
+                let uid_end = uid_start + uid.len();
+                self.complete_ok(status);
+                return Ok(Progress::Step(Step::Uid { id, msg, start: uid_start, end: uid_end }));
+            }
+            ReplyShape::Listing(kind) => {
+                if kind == Listing::Capability {
+                    self.collecting = Capabilities::default();
+                }
+                self.reply = Reply::Listing { kind, first: status, lines: 0 };
+            }
+            ReplyShape::Body => {
+                let lf_terminator = self.lf_server && self.config.quirks.bare_lf;
+                let decoder =
+                    BodyDecoder::new(lf_terminator, self.config.quirks.dot_cr_terminator, self.config.max_body_line);
+                self.reply = Reply::Body { decoder, first: status };
+            }
+        }
+        Ok(Progress::Continue)
+    }
+
+    fn greeting(&mut self, start: usize, end: usize) -> Result<(), ProtocolError> {
+        let line = &self.rx[start..end];
+        let status = response::parse_status_line(line, false)
+            .map_err(|error| ProtocolError::Malformed { what: "greeting", error })?;
+        let text_bytes = line.get(3..).unwrap_or_default();
+        self.timestamp = apop::greeting_timestamp(text_bytes).map(<[u8]>::to_vec);
+        self.lf_server = self.rx.get(end) == Some(&b'\n');
+        if self.config.trace {
+            let text = String::from_utf8_lossy(line).into_owned();
+            self.trace(Trace::Received(text));
+        }
+        if status.code.is_none() && status.text.contains('[') {
+            self.quirk(Quirk::BracketedGreetingText);
+        }
+        let ok = status.ok;
+        self.push(Event::Greeting { ok, code: status.code, text: status.text, apop: self.timestamp.is_some() });
+        if ok {
+            self.phase = Phase::Authorization;
+            self.ask_capabilities();
+        } else {
+            self.phase = Phase::Closed;
+            self.queue.clear();
+        }
+        Ok(())
+    }
+
+    fn continuation(&mut self, challenge: &[u8]) -> Result<(), ProtocolError> {
+        let Some(exchange) = self.in_flight.front_mut().and_then(|f| f.auth.as_mut()) else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        if exchange.cancelled {
+            // The `*` is on its way; the server's `-ERR` follows.
+            return Ok(());
+        }
+        let response = match exchange.deferred_initial.take() {
+            Some(initial) => initial,
+            None => exchange.mechanism.step(challenge).map_err(|error| ProtocolError::Sasl {
+                mechanism: exchange.mechanism.name().to_owned(),
+                error,
+            })?,
+        };
+        self.tx.extend_from_slice(&encode_response(&response, false));
+        self.tx.extend_from_slice(b"\r\n");
+        if self.config.trace {
+            self.trace(Trace::Received(format!("+ <{} octets of SASL challenge>", challenge.len())));
+            self.trace(Trace::Sent("<SASL response redacted>".into()));
+        }
+        Ok(())
+    }
+
+    fn complete_err(&mut self, status: StatusLine) {
+        let Some(front) = self.in_flight.pop_front() else { return };
+        match front.kind {
+            CommandKind::Quit => self.phase = Phase::Closed,
+            CommandKind::Capa if self.config.quirks.missing_capa => {
+                self.capabilities = Some(Capabilities::default());
+                self.quirk(Quirk::MissingCapa);
+            }
+            _ => {}
+        }
+        self.push(Event::Err { id: front.id, command: front.kind, code: status.code, text: status.text });
+    }
+
+    fn complete_ok(&mut self, status: StatusLine) {
+        let Some(mut front) = self.in_flight.pop_front() else { return };
+        let id = front.id;
+        match front.kind {
+            CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop | CommandKind::Auth => {
+                if let Some(exchange) = front.auth.as_mut() {
+                    if let Err(error) = exchange.mechanism.finish() {
+                        let mechanism = exchange.mechanism.name().to_owned();
+                        self.fail(ProtocolError::Sasl { mechanism, error });
+                        return;
+                    }
+                }
+                self.phase = Phase::Transaction;
+                self.capabilities = None;
+                self.push(Event::LoggedIn { id });
+                self.ask_capabilities();
+            }
+            CommandKind::Stls => {
+                self.awaiting_tls = true;
+                self.capabilities = None;
+                self.push(Event::StartTls { id });
+                return;
+            }
+            CommandKind::Quit => self.phase = Phase::Closed,
+            CommandKind::Utf8 => self.utf8 = true,
+            _ => {}
+        }
+        self.push(Event::Ok { id, command: front.kind, code: status.code, text: status.text });
+    }
+}
+
+/// What one step of the receive path did.
+enum Progress {
+    Continue,
+    NeedInput,
+    Step(Step),
+}
+
+static EMPTY_CAPABILITIES: std::sync::LazyLock<Capabilities> = std::sync::LazyLock::new(Capabilities::default);
+
+/// Base64 of a SASL response: `=` for an empty initial response (RFC 5034 §4), an empty line
+/// for an empty response to a challenge.
+fn encode_response(response: &Secret, initial: bool) -> Vec<u8> {
+    if response.is_empty() {
+        return if initial { b"=".to_vec() } else { Vec::new() };
+    }
+    BASE64.encode(response.expose()).into_bytes()
+}

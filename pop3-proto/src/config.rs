@@ -1,0 +1,92 @@
+//! Limits, pipelining policy and quirk switches.
+
+/// The client's configuration: every buffer limit, the pipelining policy and the switches for
+/// tolerated server quirks. [`Config::default`] conforms to the RFCs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The longest status line (`+OK`/`-ERR`, greeting, SASL continuation) accepted, counting its
+    /// line end. Default 512: RFC 2449 §4 caps the first response line at 512 octets. SASL
+    /// continuations may be longer (SCRAM, Kerberos): see [`Config::max_continuation_line`].
+    pub max_status_line: usize,
+    /// The longest `+ ` continuation line of an `AUTH` exchange. Default 8 KiB: RFC 5034 sets no
+    /// limit, and Kerberos challenges need a few KiB.
+    pub max_continuation_line: usize,
+    /// The longest line of a LIST, UIDL, CAPA or LANG listing, counting its line end. Default 512,
+    /// the RFC 2449 response-line limit; real listings are a few dozen octets.
+    pub max_listing_line: usize,
+    /// The most capability lines one CAPA reply may carry. Default 256 (real servers send < 30).
+    pub max_capabilities: usize,
+    /// The longest unique-id accepted. Default 70, RFC 1939 §7's maximum.
+    pub max_uid_len: usize,
+    /// The highest message number accepted in a listing. Default `u32::MAX`; lower it to
+    /// bound what an application indexes by message number.
+    pub max_message_number: u32,
+    /// The longest body line (RETR/TOP) accepted, or `None` for no limit (the default).
+    ///
+    /// Bodies are streamed, so a long line costs no memory here; the default has no limit
+    /// because real mail has lines of hundreds of KiB (Python's poplib 2048-byte cap breaks it).
+    pub max_body_line: Option<usize>,
+    /// How many commands may be on the wire at once when the server advertises PIPELINING
+    /// (RFC 2449 §6.6). Default 64. `1` disables pipelining. Without PIPELINING the client
+    /// always waits for each reply.
+    pub pipeline_window: usize,
+    /// Issue `CAPA` by itself after the greeting, after TLS and after login, so that
+    /// [`Client::capabilities`](crate::Client::capabilities) is always current. Default `true`.
+    pub auto_capa: bool,
+    /// Allow credentials that an eavesdropper could reuse (USER/PASS, AUTH PLAIN, LOGIN,
+    /// XOAUTH2, OAUTHBEARER) over a connection without TLS. Default `false`.
+    pub allow_plaintext_auth: bool,
+    /// Emit [`Event::Trace`](crate::Event::Trace) lines for every command sent and every status
+    /// line received, secrets redacted. Default `false`.
+    pub trace: bool,
+    /// Tolerated server quirks.
+    pub quirks: Quirks,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_status_line: 512,
+            max_continuation_line: 8 * 1024,
+            max_listing_line: 512,
+            max_capabilities: 256,
+            max_uid_len: 70,
+            max_message_number: u32::MAX,
+            max_body_line: None,
+            pipeline_window: 64,
+            auto_capa: true,
+            allow_plaintext_auth: false,
+            trace: false,
+            quirks: Quirks::default(),
+        }
+    }
+}
+
+/// Switches for server behaviour that breaks the RFCs but is common enough to tolerate.
+///
+/// Each tolerated quirk is reported once per session as an
+/// [`Event::Quirk`](crate::Event::Quirk), so the application can see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Quirks {
+    /// Accept a bare LF as a line end. Default `true`.
+    ///
+    /// Status lines ending in a bare LF are always harmless to accept. Inside a multi-line reply
+    /// the danger is a body line `.` LF that a CRLF server did not stuff ending the message
+    /// early, so the terminator `.` LF is accepted only from a server whose greeting ended in a
+    /// bare LF (a server that speaks LF throughout); a CRLF server must end with `.` CRLF.
+    pub bare_lf: bool,
+    /// Accept `.` CR without LF as the end of a multi-line reply (Cyrus 3.4.6). Default `false`:
+    /// with it on, a body line `.` CR followed by more text would end the message early.
+    pub dot_cr_terminator: bool,
+    /// Treat `-ERR` to CAPA as "no extensions" instead of leaving the capabilities unknown.
+    /// Default `true` (RFC 1939-only servers have no CAPA).
+    pub missing_capa: bool,
+}
+
+impl Default for Quirks {
+    fn default() -> Self {
+        Self { bare_lf: true, dot_cr_terminator: false, missing_capa: true }
+    }
+}

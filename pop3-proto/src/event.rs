@@ -1,0 +1,178 @@
+//! What the client reports: replies, data and notices.
+
+use crate::capa::Capabilities;
+use crate::command::{CommandId, CommandKind};
+use crate::response::ResponseCode;
+
+/// One thing the server said, in order. Borrowed events ([`Event::Body`],
+/// [`Event::UidlEntry`], [`Event::Capabilities`]) point into the client's buffer and live until
+/// the next call on the client.
+///
+/// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`] or (for
+/// STLS) [`Event::StartTls`]. Data events of a command (entries, body chunks) come before its
+/// terminal event.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The server's greeting. With `ok == false` (`-ERR` greeting) the session is closed.
+    Greeting {
+        /// `+OK` or `-ERR`.
+        ok: bool,
+        /// The response code, if any.
+        code: Option<ResponseCode>,
+        /// The greeting text.
+        text: String,
+        /// Whether the greeting carries a well-formed APOP timestamp.
+        apop: bool,
+    },
+    /// `+OK` to a command: its terminal event. For multi-line replies it comes after the
+    /// data, with the text of the first line.
+    Ok {
+        /// The command.
+        id: CommandId,
+        /// Its kind.
+        command: CommandKind,
+        /// The response code, if any.
+        code: Option<ResponseCode>,
+        /// The text after `+OK`.
+        text: String,
+    },
+    /// `-ERR` to a command: its terminal event. Not an error of the client: the session goes
+    /// on (except after QUIT or a refused greeting).
+    Err {
+        /// The command.
+        id: CommandId,
+        /// Its kind.
+        command: CommandKind,
+        /// The response code (`[IN-USE]`, `[AUTH]`, `[SYS/TEMP]`, ...), if any.
+        code: Option<ResponseCode>,
+        /// The text after `-ERR`.
+        text: String,
+    },
+    /// The STAT drop listing.
+    Stat {
+        /// The command.
+        id: CommandId,
+        /// The number of messages.
+        count: u32,
+        /// Their total size in octets.
+        size: u64,
+    },
+    /// One scan listing of `LIST` or `LIST n`.
+    ListEntry {
+        /// The command.
+        id: CommandId,
+        /// The message number.
+        msg: u32,
+        /// Its size in octets, as the server counts them.
+        size: u64,
+    },
+    /// One unique-id listing of `UIDL` or `UIDL n` (1-70 printable ASCII characters).
+    UidlEntry {
+        /// The command.
+        id: CommandId,
+        /// The message number.
+        msg: u32,
+        /// The unique id.
+        uid: &'a str,
+    },
+    /// One language of `LANG` (RFC 6856).
+    LangEntry {
+        /// The command.
+        id: CommandId,
+        /// The language tag.
+        tag: String,
+        /// Its description.
+        description: String,
+    },
+    /// The complete capability list of a CAPA reply, also kept in
+    /// [`Client::capabilities`](crate::Client::capabilities).
+    Capabilities {
+        /// The command (also an automatic CAPA).
+        id: CommandId,
+        /// The capabilities.
+        capabilities: &'a Capabilities,
+    },
+    /// A chunk of a RETR or TOP body, dot-unstuffed, line ends as sent.
+    Body {
+        /// The command.
+        id: CommandId,
+        /// The bytes.
+        chunk: &'a [u8],
+    },
+    /// The end of a RETR or TOP body, just before its [`Event::Ok`].
+    BodyEnd {
+        /// The command.
+        id: CommandId,
+        /// The number of message octets delivered (after unstuffing).
+        octets: u64,
+    },
+    /// The server accepted STLS: start the TLS handshake on the same connection now, then call
+    /// [`Client::handle_tls_established`](crate::Client::handle_tls_established). Until then,
+    /// any received byte is a fatal error, and nothing is sent.
+    StartTls {
+        /// The command.
+        id: CommandId,
+    },
+    /// Authentication (PASS, APOP, AUTH, RPOP) succeeded: the session is in TRANSACTION and
+    /// the capabilities are forgotten (and asked again when `auto_capa` is on). Comes just
+    /// before the command's [`Event::Ok`].
+    LoggedIn {
+        /// The command.
+        id: CommandId,
+    },
+    /// A server quirk was tolerated (reported once per session and kind).
+    Quirk(Quirk),
+    /// A protocol trace line (only with [`Config::trace`](crate::Config::trace)), secrets
+    /// redacted.
+    Trace(Trace),
+}
+
+/// A tolerated deviation from the RFCs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Quirk {
+    /// The server ends lines with a bare LF.
+    BareLineFeed,
+    /// The server ended a multi-line reply with `.` CR.
+    DotCrTerminator,
+    /// The server answered CAPA with `-ERR`: treated as "no extensions".
+    MissingCapa,
+    /// The server's greeting has text in brackets that is not a response code (Office 365).
+    BracketedGreetingText,
+}
+
+/// One line of the protocol trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Trace {
+    /// A command line the client sent (secrets replaced by `<redacted>`).
+    Sent(String),
+    /// A status or continuation line the server sent (SASL data replaced by its length).
+    Received(String),
+}
+
+impl Event<'_> {
+    /// The command this event belongs to, if any.
+    pub fn id(&self) -> Option<CommandId> {
+        match self {
+            Self::Ok { id, .. }
+            | Self::Err { id, .. }
+            | Self::Stat { id, .. }
+            | Self::ListEntry { id, .. }
+            | Self::UidlEntry { id, .. }
+            | Self::LangEntry { id, .. }
+            | Self::Capabilities { id, .. }
+            | Self::Body { id, .. }
+            | Self::BodyEnd { id, .. }
+            | Self::StartTls { id }
+            | Self::LoggedIn { id } => Some(*id),
+            Self::Greeting { .. } | Self::Quirk(_) | Self::Trace(_) => None,
+        }
+    }
+
+    /// Whether this is the last event of its command.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Ok { .. } | Self::Err { .. } | Self::StartTls { .. })
+    }
+}
