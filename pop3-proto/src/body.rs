@@ -6,7 +6,12 @@
 //! ranges of the caller's input, and keeps only two bits of state between calls (whether it is
 //! at the start of a line, and whether it has seen a `.` there).
 
+use std::sync::LazyLock;
+
 use memchr::memmem::Finder;
+
+/// The searcher for a line start with a dot, built once.
+static LINE_DOT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n."));
 
 /// What the decoder found at the front of its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +57,6 @@ pub struct BodyDecoder {
     max_line: Option<usize>,
     line_len: usize,
     octets: u64,
-    finder: Finder<'static>,
 }
 
 impl BodyDecoder {
@@ -68,7 +72,6 @@ impl BodyDecoder {
             max_line,
             line_len: 0,
             octets: 0,
-            finder: Finder::new(b"\n.").into_owned(),
         }
     }
 
@@ -105,7 +108,7 @@ impl BodyDecoder {
             return Ok(Decoded::NeedMore { consumed: start });
         }
         let len = match self.max_line {
-            None => match self.finder.find(rest) {
+            None => match LINE_DOT.find(rest) {
                 // Up to and including the LF; the next call looks at the dot.
                 Some(i) => {
                     self.at_line_start = true;

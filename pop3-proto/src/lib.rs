@@ -10,6 +10,7 @@ mod command;
 mod config;
 mod error;
 mod event;
+pub mod login;
 pub mod response;
 pub mod sasl;
 mod secret;
