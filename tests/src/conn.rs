@@ -1,0 +1,210 @@
+//! A server-side connection, cleartext or TLS, with a line reader whose
+//! buffer is visible, so that a switch to TLS happens at an exact byte
+//! boundary and bytes sent before it can be detected.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+/// What [`Conn::read_line`] found.
+pub(crate) enum Line {
+    /// A line including its `\n`.
+    Complete(Vec<u8>),
+    /// The peer closed the connection; the bytes of an unfinished line (maybe
+    /// none).
+    Eof(Vec<u8>),
+    /// No `\n` within the limit; the bytes read so far.
+    TooLong(Vec<u8>),
+}
+
+pub(crate) struct Conn {
+    tcp: TcpStream,
+    stream: Option<Stream>,
+    buf: Vec<u8>,
+    /// Every byte received (after TLS decryption), if recording.
+    received: Option<Vec<u8>>,
+    /// Every byte sent (before TLS encryption), if recording.
+    sent: Option<Vec<u8>>,
+    tls_offset: Option<usize>,
+}
+
+impl Conn {
+    pub(crate) fn new(tcp: TcpStream, record: bool) -> io::Result<Conn> {
+        tcp.set_nonblocking(false)?;
+        tcp.set_nodelay(true)?;
+        let stream = Stream::Plain(tcp.try_clone()?);
+        Ok(Conn {
+            tcp,
+            stream: Some(stream),
+            buf: Vec::new(),
+            received: record.then(Vec::new),
+            sent: record.then(Vec::new),
+            tls_offset: None,
+        })
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp.set_read_timeout(timeout)
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    /// Bytes received but not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub(crate) fn discard_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    pub(crate) fn received(&self) -> &[u8] {
+        self.received.as_deref().unwrap_or_default()
+    }
+
+    pub(crate) fn take_logs(&mut self) -> (Vec<u8>, Vec<u8>, Option<usize>) {
+        (
+            self.received.take().unwrap_or_default(),
+            self.sent.take().unwrap_or_default(),
+            self.tls_offset,
+        )
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
+    }
+
+    /// One read from the socket into the buffer; returns 0 at EOF.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = loop {
+            let result = match self.stream()? {
+                Stream::Plain(s) => s.read(&mut chunk),
+                Stream::Tls(s) => s.read(&mut chunk),
+            };
+            match result {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A peer that closes without close_notify: treat as EOF, the
+                // kit reports what it got.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 0,
+                Err(e) => return Err(e),
+            }
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        if let Some(log) = self.received.as_mut() {
+            log.extend_from_slice(&chunk[..n]);
+        }
+        Ok(n)
+    }
+
+    /// Reads one line (up to and including `\n`), at most `limit` bytes.
+    pub(crate) fn read_line(&mut self, limit: usize) -> io::Result<Line> {
+        let mut searched = 0;
+        loop {
+            if let Some(i) = self.buf[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + i + 1;
+                if end > limit {
+                    return Ok(Line::TooLong(self.buf.drain(..).collect()));
+                }
+                return Ok(Line::Complete(self.buf.drain(..end).collect()));
+            }
+            if self.buf.len() > limit {
+                return Ok(Line::TooLong(self.buf.drain(..).collect()));
+            }
+            searched = self.buf.len();
+            if self.fill()? == 0 {
+                return Ok(Line::Eof(self.buf.drain(..).collect()));
+            }
+        }
+    }
+
+    /// Reads and records until EOF, an error or `deadline`; returns the bytes
+    /// read (including what was buffered).
+    pub(crate) fn drain(&mut self, linger: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + linger;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.tcp.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.fill() {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.stream()? {
+            Stream::Plain(s) => {
+                s.write_all(bytes)?;
+                s.flush()?;
+            }
+            Stream::Tls(s) => {
+                s.write_all(bytes)?;
+                s.flush()?;
+            }
+        }
+        if let Some(log) = self.sent.as_mut() {
+            log.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    /// Switches to TLS and completes the handshake. The caller must have
+    /// dealt with [`Conn::buffered`] bytes: they are cleartext.
+    pub(crate) fn start_tls(&mut self, config: Arc<ServerConfig>) -> io::Result<()> {
+        let Some(Stream::Plain(mut sock)) = self.stream.take() else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        self.buf.clear();
+        let mut tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        while tls.is_handshaking() {
+            // complete_io drives the whole handshake; it returns early only
+            // on errors (UnexpectedEof when the peer goes away)
+            if tls.complete_io(&mut sock)? == (0, 0) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "no progress in the TLS handshake",
+                ));
+            }
+        }
+        self.tls_offset = self.received.as_ref().map(Vec::len);
+        self.stream = Some(Stream::Tls(Box::new(StreamOwned::new(tls, sock))));
+        Ok(())
+    }
+
+    /// Graceful end of our sending side: close_notify (TLS) and a TCP FIN.
+    pub(crate) fn shutdown_write(&mut self) {
+        if let Some(Stream::Tls(s)) = self.stream.as_mut() {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        let _ = self.tcp.shutdown(Shutdown::Write);
+    }
+
+    /// A TCP FIN without TLS close_notify (a truncation, from TLS's view).
+    pub(crate) fn shutdown_write_abruptly(&mut self) {
+        let _ = self.tcp.shutdown(Shutdown::Write);
+    }
+
+    /// Closes both directions at once.
+    pub(crate) fn close(&mut self) {
+        let _ = self.tcp.shutdown(Shutdown::Both);
+        self.stream = None;
+    }
+}

@@ -1,0 +1,84 @@
+//! Test kit for the pop3 crates: POP3 *servers* to test clients against.
+//!
+//! - [`ScriptedServer`] plays a [`Script`] (`S:` lines it sends, `C:` lines it
+//!   expects, stalls, a switch to TLS, a close) on 127.0.0.1 and returns a
+//!   [`Transcript`] of every byte the client sent, with the first
+//!   [`Mismatch`]: exact wire transcripts for blocking and async clients.
+//! - [`MailboxServer`] is a stateful in-memory POP3 server (USER/PASS, APOP,
+//!   AUTH PLAIN, STLS, pipelining, UPDATE on QUIT) with switches for server
+//!   faults: cut connections, slow replies, no CAPA, bare LF.
+//! - [`TestCa`] is the self-signed certificate (for `localhost` and
+//!   `127.0.0.1`) both servers use for TLS; clients trust it by its PEM or
+//!   DER form or use [`TestCa::client_config`].
+//! - [`generate_mail`] makes deterministic sample messages, and
+//!   [`multiline_body`] puts a message on the wire as a RETR body.
+//! - [`DovecotPeer`] finds the real Dovecot that `scripts/dovecot/start.sh`
+//!   runs, honouring `POP3_INTEROP` (see the module table in [`interop`]).
+//!
+//! Everything runs on std threads (one per connection), so it serves
+//! blocking and async clients alike. The kit does not depend on
+//! `pop3-proto`: the oracle must not share the client's bugs.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod conn;
+pub mod interop;
+mod mail;
+mod mailbox;
+mod script;
+mod scripted;
+mod tls;
+mod util;
+
+pub use interop::{DovecotPeer, InteropMode};
+pub use mail::{generate_mail, multiline_body, to_crlf};
+pub use mailbox::{MailboxServer, MailboxServerBuilder};
+pub use script::{Expect, Script, Step};
+pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
+pub use tls::{
+    TestCa, certificate_der, certificate_pem, client_config_trusting, crypto_provider,
+    load_certificates_pem,
+};
+
+/// Re-exported so tests can name the kit's TLS types without their own
+/// rustls dependency.
+pub use rustls;
+
+/// Errors of the kit itself (not of the client under test: those are in the
+/// [`Transcript`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KitError {
+    /// Socket trouble on the server side.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// rustls rejected a config or certificate.
+    #[error("tls error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// rcgen could not make the certificate.
+    #[error("certificate generation failed: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// A PEM file could not be read.
+    #[error("pem error: {0}")]
+    Pem(String),
+    /// The text form of a script is malformed.
+    #[error("script line {line}: {message}")]
+    ScriptParse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Nothing happened in time (for example no client connected).
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A server thread panicked.
+    #[error("a server thread panicked")]
+    ThreadPanicked,
+    /// The kit was used the wrong way.
+    #[error("kit misuse: {0}")]
+    Usage(String),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+//! Transcripts for [`ScriptedServer`](crate::ScriptedServer): a builder and a
+//! `C:`/`S:` text form.
+
+use std::time::Duration;
+
+use crate::KitError;
+use crate::util::{escape_bytes, unescape};
+
+/// One step of a [`Script`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Send these bytes as they are (in one write).
+    Send(Vec<u8>),
+    /// Read one line from the client (up to LF) and compare it.
+    Expect(Expect),
+    /// Read until the client closes its sending side (EOF).
+    ExpectEof,
+    /// Stall for this long.
+    Sleep(Duration),
+    /// Switch to TLS here: the client must not have sent anything after the
+    /// last expected line, then the server performs the TLS handshake.
+    StartTls,
+    /// Close gracefully (TLS close_notify, TCP FIN), then record whatever the
+    /// client still sends until it closes. Ends the script.
+    Close,
+    /// Close with a TCP FIN but without TLS close_notify (a truncation attack
+    /// from TLS's point of view). Ends the script.
+    CloseAbruptly,
+}
+
+/// How an expected client line is compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expect {
+    /// The line must be exactly these bytes followed by CRLF.
+    Exact(Vec<u8>),
+    /// The line must start with these bytes and end with CRLF.
+    Prefix(Vec<u8>),
+    /// Any line that ends with CRLF.
+    AnyLine,
+}
+
+impl Expect {
+    pub(crate) fn matches(&self, line: &[u8]) -> bool {
+        let Some(content) = line.strip_suffix(b"\r\n") else {
+            return false;
+        };
+        match self {
+            Expect::Exact(e) => content == e.as_slice(),
+            Expect::Prefix(p) => content.starts_with(p),
+            Expect::AnyLine => true,
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Expect::Exact(e) => format!("{}\\r\\n", escape_bytes(e)),
+            Expect::Prefix(p) => format!("{}...\\r\\n", escape_bytes(p)),
+            Expect::AnyLine => "<any line>\\r\\n".to_owned(),
+        }
+    }
+}
+
+/// A server-side transcript: what to send, what to expect, when to stall,
+/// switch to TLS or close.
+///
+/// Build it with the methods, or write it as text with [`Script::parse`]:
+///
+/// ```
+/// use pop3_tests::Script;
+/// use std::time::Duration;
+///
+/// let built = Script::new()
+///     .send("+OK ready")
+///     .expect("CAPA")
+///     .send_raw(b"+OK\r\nUSER\r\n.\r\n")
+///     .sleep(Duration::from_millis(5))
+///     .expect("QUIT")
+///     .send("+OK bye");
+/// let parsed = Script::parse(
+///     r"
+///     S: +OK ready
+///     C: CAPA
+///     S-RAW: +OK\r\nUSER\r\n.\r\n
+///     SLEEP: 5
+///     C: QUIT
+///     S: +OK bye
+///     ",
+/// )?;
+/// assert_eq!(built, parsed);
+/// # Ok::<(), pop3_tests::KitError>(())
+/// ```
+///
+/// Two scripts are equal when their steps are (source lines do not count).
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    steps: Vec<Step>,
+    /// Line of the text form each step came from (1-based), if parsed.
+    lines: Vec<Option<usize>>,
+}
+
+impl PartialEq for Script {
+    fn eq(&self, other: &Script) -> bool {
+        self.steps == other.steps
+    }
+}
+
+impl Eq for Script {}
+
+impl Script {
+    /// An empty script (the server accepts the connection and closes it).
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    /// The steps, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The source line (1-based) of step `index` if the script was parsed.
+    pub fn source_line(&self, index: usize) -> Option<usize> {
+        self.lines.get(index).copied().flatten()
+    }
+
+    /// Appends a step.
+    pub fn step(mut self, step: Step) -> Script {
+        self.steps.push(step);
+        self.lines.push(None);
+        self
+    }
+
+    /// Sends `line` followed by CRLF.
+    pub fn send(self, line: &str) -> Script {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.step(Step::Send(bytes))
+    }
+
+    /// Sends `bytes` exactly (nothing appended): partial lines, bare LF,
+    /// whole multi-line replies. Each call is one write.
+    pub fn send_raw(self, bytes: &[u8]) -> Script {
+        self.step(Step::Send(bytes.to_vec()))
+    }
+
+    /// Expects the client to send exactly `line` followed by CRLF.
+    pub fn expect(self, line: &str) -> Script {
+        self.expect_bytes(line.as_bytes())
+    }
+
+    /// Expects the client to send exactly `line` (any bytes) followed by CRLF.
+    pub fn expect_bytes(self, line: &[u8]) -> Script {
+        self.step(Step::Expect(Expect::Exact(line.to_vec())))
+    }
+
+    /// Expects a CRLF-terminated line starting with `prefix` (for lines with
+    /// random parts, such as SCRAM's client nonce).
+    pub fn expect_prefix(self, prefix: &str) -> Script {
+        self.step(Step::Expect(Expect::Prefix(prefix.as_bytes().to_vec())))
+    }
+
+    /// Expects any CRLF-terminated line.
+    pub fn expect_any(self) -> Script {
+        self.step(Step::Expect(Expect::AnyLine))
+    }
+
+    /// Expects the client to close the connection (or at least its sending
+    /// side) without sending anything more.
+    pub fn expect_eof(self) -> Script {
+        self.step(Step::ExpectEof)
+    }
+
+    /// Stalls for `duration` before the next step.
+    pub fn sleep(self, duration: Duration) -> Script {
+        self.step(Step::Sleep(duration))
+    }
+
+    /// Switches the connection to TLS with the kit's certificate here (after
+    /// sending the `+OK` to `STLS`).
+    pub fn start_tls(self) -> Script {
+        self.step(Step::StartTls)
+    }
+
+    /// Closes the connection gracefully here. Ends the script.
+    pub fn close(self) -> Script {
+        self.step(Step::Close)
+    }
+
+    /// Closes the TCP connection without a TLS close_notify. Ends the script.
+    pub fn close_abruptly(self) -> Script {
+        self.step(Step::CloseAbruptly)
+    }
+
+    /// Parses the text form, one step per line:
+    ///
+    /// | line | step |
+    /// |---|---|
+    /// | `S: text` | send `text` + CRLF (`S:` alone sends an empty line) |
+    /// | `S-RAW: text` | send `text` with escapes `\r \n \t \0 \\ \xNN`, nothing appended |
+    /// | `C: text` | expect exactly `text` + CRLF from the client |
+    /// | `C-RAW: text` | the same, with the escapes of `S-RAW` |
+    /// | `C-PREFIX: text` | expect a CRLF line starting with `text` |
+    /// | `C-ANY` | expect any CRLF line |
+    /// | `EOF` | expect the client to close |
+    /// | `SLEEP: ms` | stall for `ms` milliseconds |
+    /// | `STARTTLS` | switch to TLS |
+    /// | `CLOSE` / `CLOSE-ABRUPT` | close (with / without TLS close_notify) |
+    ///
+    /// Leading whitespace is ignored (so scripts can be indented in Rust
+    /// source), as are blank lines and lines starting with `#`. After `S: `
+    /// and `C: ` the rest of the line is taken literally, trailing spaces
+    /// included (one space after the colon is the separator).
+    pub fn parse(text: &str) -> Result<Script, KitError> {
+        let mut script = Script::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let line = raw.trim_start();
+            if line.trim_end().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |message: String| KitError::ScriptParse {
+                line: line_no,
+                message,
+            };
+            let (keyword, arg) = match line.split_once(':') {
+                Some((k, rest)) if !k.contains(' ') => {
+                    (k, Some(rest.strip_prefix(' ').unwrap_or(rest)))
+                }
+                _ => (line.trim_end(), None),
+            };
+            let need_arg = || arg.ok_or_else(|| err(format!("{keyword} needs ': argument'")));
+            let step = match keyword {
+                "S" => {
+                    let mut bytes = need_arg()?.as_bytes().to_vec();
+                    bytes.extend_from_slice(b"\r\n");
+                    Step::Send(bytes)
+                }
+                "S-RAW" => Step::Send(unescape(need_arg()?).map_err(err)?),
+                "C" => Step::Expect(Expect::Exact(need_arg()?.as_bytes().to_vec())),
+                "C-RAW" => Step::Expect(Expect::Exact(unescape(need_arg()?).map_err(err)?)),
+                "C-PREFIX" => Step::Expect(Expect::Prefix(need_arg()?.as_bytes().to_vec())),
+                "C-ANY" if arg.is_none() => Step::Expect(Expect::AnyLine),
+                "EOF" if arg.is_none() => Step::ExpectEof,
+                "SLEEP" => {
+                    let ms: u64 = need_arg()?
+                        .trim()
+                        .parse()
+                        .map_err(|e| err(format!("SLEEP wants milliseconds: {e}")))?;
+                    Step::Sleep(Duration::from_millis(ms))
+                }
+                "STARTTLS" if arg.is_none() => Step::StartTls,
+                "CLOSE" if arg.is_none() => Step::Close,
+                "CLOSE-ABRUPT" if arg.is_none() => Step::CloseAbruptly,
+                _ => return Err(err(format!("unknown directive {:?}", line.trim_end()))),
+            };
+            if matches!(script.steps.last(), Some(Step::Close | Step::CloseAbruptly)) {
+                return Err(err("nothing can follow CLOSE".to_owned()));
+            }
+            script.steps.push(step);
+            script.lines.push(Some(line_no));
+        }
+        Ok(script)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_all_directives() -> Result<(), KitError> {
+        let script = Script::parse(
+            "
+            # a comment
+            S: +OK POP3 ready <1.2@x>
+            C: USER alice
+            S:
+            S: +OK  trailing space 
+            S-RAW: +OK\\r\\nline\\x2e\\n
+            C-RAW: caf\\xc3\\xa9
+            C-PREFIX: AUTH SCRAM-SHA-256 
+            C-ANY
+            SLEEP: 25
+            STARTTLS
+            C: PASS with: colon
+            EOF
+            CLOSE-ABRUPT
+            ",
+        )?;
+        let expected = Script::new()
+            .send("+OK POP3 ready <1.2@x>")
+            .expect("USER alice")
+            .send("")
+            .send("+OK  trailing space ")
+            .send_raw(b"+OK\r\nline.\n")
+            .expect_bytes("café".as_bytes())
+            .expect_prefix("AUTH SCRAM-SHA-256 ")
+            .expect_any()
+            .sleep(Duration::from_millis(25))
+            .start_tls()
+            .expect("PASS with: colon")
+            .expect_eof()
+            .close_abruptly();
+        assert_eq!(script.steps(), expected.steps());
+        assert_eq!(script.source_line(0), Some(3));
+        assert_eq!(script.source_line(1), Some(4));
+        Ok(())
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = Script::parse("S: +OK\nX: what").expect_err("unknown directive");
+        assert!(matches!(e, KitError::ScriptParse { line: 2, .. }), "{e}");
+        let e = Script::parse("SLEEP: soon").expect_err("bad number");
+        assert!(matches!(e, KitError::ScriptParse { line: 1, .. }), "{e}");
+        let e = Script::parse("S-RAW: \\q").expect_err("bad escape");
+        assert!(matches!(e, KitError::ScriptParse { line: 1, .. }), "{e}");
+        let e = Script::parse("CLOSE\nS: +OK").expect_err("after close");
+        assert!(matches!(e, KitError::ScriptParse { line: 2, .. }), "{e}");
+        assert!(Script::parse("C").is_err());
+        assert!(Script::parse("STARTTLS: now").is_err());
+    }
+
+    #[test]
+    fn expect_requires_crlf() {
+        let e = Expect::Exact(b"QUIT".to_vec());
+        assert!(e.matches(b"QUIT\r\n"));
+        assert!(!e.matches(b"QUIT\n"));
+        assert!(!e.matches(b"QUIT"));
+        assert!(!e.matches(b"quit\r\n"));
+        assert!(Expect::Prefix(b"AUTH ".to_vec()).matches(b"AUTH PLAIN\r\n"));
+        assert!(Expect::AnyLine.matches(b"\r\n"));
+        assert!(!Expect::AnyLine.matches(b"x\n"));
+    }
+}
