@@ -21,6 +21,8 @@ set -euo pipefail
 . "$(dirname "$0")/../common.sh"
 need_root
 
+command -v python3 >/dev/null 2>&1 || apt_ensure python3
+PY="$(command -v python3)"
 apt_ensure dovecot-core dovecot-pop3d openssl
 disable_service dovecot
 command -v dovecot >/dev/null 2>&1 || die "dovecot binary not found after install"
