@@ -90,7 +90,9 @@ impl BodyDecoder {
                 Some(b'.') => match (input.get(1), input.get(2)) {
                     (None, _) => return Ok(Decoded::NeedMore { consumed: 0 }),
                     (Some(b'\r'), Some(b'\n')) => return Ok(Decoded::End { consumed: 3 }),
-                    (Some(b'\r'), _) if self.accept_dot_cr => return Ok(Decoded::End { consumed: 2 }),
+                    (Some(b'\r'), _) if self.accept_dot_cr => {
+                        return Ok(Decoded::End { consumed: 2 });
+                    }
                     (Some(b'\r'), None) => return Ok(Decoded::NeedMore { consumed: 0 }),
                     (Some(b'\n'), _) if self.accept_lf_terminator => {
                         return Ok(Decoded::End { consumed: 2 });
@@ -122,7 +124,10 @@ impl BodyDecoder {
             Some(limit) => self.limited_line(rest, limit)?,
         };
         self.octets += len as u64;
-        Ok(Decoded::Data { start, end: start + len })
+        Ok(Decoded::Data {
+            start,
+            end: start + len,
+        })
     }
 
     /// The slow path with a line-length limit: one line (or the rest of the input) at a time.
@@ -150,7 +155,10 @@ pub fn reference_unstuff(input: &[u8]) -> Option<(Vec<u8>, usize)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < input.len() {
-        let end = input[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i + 1)?;
+        let end = input[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| pos + i + 1)?;
         let line = &input[pos..end];
         if line == b".\r\n" {
             return Some((out, end));
@@ -173,7 +181,11 @@ mod tests {
         let mut out = Vec::new();
         let mut fed = 0;
         let mut total = 0;
-        let mut points: Vec<usize> = splits.iter().copied().filter(|&s| s < input.len()).collect();
+        let mut points: Vec<usize> = splits
+            .iter()
+            .copied()
+            .filter(|&s| s < input.len())
+            .collect();
         points.sort_unstable();
         points.push(input.len());
         for p in points {
@@ -230,7 +242,10 @@ mod tests {
     #[test]
     fn lf_terminator_only_when_accepted() {
         let mut strict = BodyDecoder::new(false, false, None);
-        assert_eq!(strict.decode(b".\nmore"), Ok(Decoded::Data { start: 1, end: 6 }));
+        assert_eq!(
+            strict.decode(b".\nmore"),
+            Ok(Decoded::Data { start: 1, end: 6 })
+        );
         let mut lf = BodyDecoder::new(true, false, None);
         assert_eq!(lf.decode(b".\nmore"), Ok(Decoded::End { consumed: 2 }));
     }
@@ -247,9 +262,15 @@ mod tests {
     #[test]
     fn line_limit() {
         let mut dec = BodyDecoder::new(false, false, Some(8));
-        assert!(matches!(dec.decode(b"1234567\n"), Ok(Decoded::Data { start: 0, end: 8 })));
+        assert!(matches!(
+            dec.decode(b"1234567\n"),
+            Ok(Decoded::Data { start: 0, end: 8 })
+        ));
         assert_eq!(dec.decode(b"12345"), Ok(Decoded::Data { start: 0, end: 5 }));
-        assert_eq!(dec.decode(b"6789"), Err(BodyError::LineTooLong { limit: 8 }));
+        assert_eq!(
+            dec.decode(b"6789"),
+            Err(BodyError::LineTooLong { limit: 8 })
+        );
     }
 
     proptest::proptest! {

@@ -6,6 +6,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::Secret;
 use crate::apop;
 use crate::body::{BodyDecoder, Decoded};
 use crate::capa::Capabilities;
@@ -15,7 +16,6 @@ use crate::error::{EnqueueError, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
 use crate::response::{self, StatusLine};
 use crate::sasl::Mechanism;
-use crate::Secret;
 
 /// The phases of a POP3 session (RFC 1939 §3), plus the wait for the greeting.
 ///
@@ -85,9 +85,16 @@ enum Reply {
     /// Expecting a status line (or a continuation during AUTH).
     Status,
     /// Inside a multi-line listing.
-    Listing { kind: Listing, first: StatusLine, lines: usize },
+    Listing {
+        kind: Listing,
+        first: StatusLine,
+        lines: usize,
+    },
     /// Inside a RETR/TOP body.
-    Body { decoder: BodyDecoder, first: StatusLine },
+    Body {
+        decoder: BodyDecoder,
+        first: StatusLine,
+    },
 }
 
 /// An event waiting in the queue (owned, or a marker for a borrowed one).
@@ -100,8 +107,17 @@ enum Pending {
 /// What one step of the receive path produced.
 enum Step {
     Queued,
-    Body { id: CommandId, start: usize, end: usize },
-    Uid { id: CommandId, msg: u32, start: usize, end: usize },
+    Body {
+        id: CommandId,
+        start: usize,
+        end: usize,
+    },
+    Uid {
+        id: CommandId,
+        msg: u32,
+        start: usize,
+        end: usize,
+    },
 }
 
 /// A sans-IO POP3 client session.
@@ -255,7 +271,16 @@ impl Client {
 
     /// Whether nothing is queued, on the wire or waiting to be reported.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_empty() && self.events.is_empty() && self.tx.is_empty()
+        self.queue.is_empty()
+            && self.in_flight.is_empty()
+            && self.events.is_empty()
+            && self.tx.is_empty()
+    }
+
+    /// How many received bytes are buffered and not yet consumed (at most one `handle_input`
+    /// call plus a partial line, when `poll_event` is drained between inputs).
+    pub fn buffered(&self) -> usize {
+        self.rx.len() - self.rx_pos
     }
 
     /// The fatal error, once one occurred.
@@ -324,7 +349,10 @@ impl Client {
     /// TLS connection, anything after QUIT or a fatal error.
     pub fn enqueue(&mut self, command: Command) -> Result<CommandId, EnqueueError> {
         let kind = command.kind();
-        if self.error.is_some() || self.quit_queued || matches!(self.phase, Phase::Closed | Phase::Update) {
+        if self.error.is_some()
+            || self.quit_queued
+            || matches!(self.phase, Phase::Closed | Phase::Update)
+        {
             return Err(EnqueueError::Closed);
         }
         let before_login = matches!(self.phase, Phase::Greeting | Phase::Authorization);
@@ -340,7 +368,10 @@ impl Client {
             _ => self.phase == Phase::Transaction,
         };
         if !allowed {
-            return Err(EnqueueError::WrongPhase { command: kind, phase: self.phase });
+            return Err(EnqueueError::WrongPhase {
+                command: kind,
+                phase: self.phase,
+            });
         }
         command.validate()?;
         let cleartext = match &command {
@@ -352,7 +383,9 @@ impl Client {
             return Err(EnqueueError::CleartextCredentials { command: kind });
         }
         match kind {
-            CommandKind::Apop if self.timestamp.is_none() => return Err(EnqueueError::ApopUnavailable),
+            CommandKind::Apop if self.timestamp.is_none() => {
+                return Err(EnqueueError::ApopUnavailable);
+            }
             CommandKind::Stls if self.tls => return Err(EnqueueError::TlsAlreadyActive),
             CommandKind::Quit => self.quit_queued = true,
             _ => {}
@@ -404,9 +437,17 @@ impl Client {
                 Ok(None) => return Ok(None),
                 Ok(Some(Step::Queued)) => {}
                 Ok(Some(Step::Body { id, start, end })) => {
-                    return Ok(Some(Event::Body { id, chunk: &self.rx[start..end] }));
+                    return Ok(Some(Event::Body {
+                        id,
+                        chunk: &self.rx[start..end],
+                    }));
                 }
-                Ok(Some(Step::Uid { id, msg, start, end })) => {
+                Ok(Some(Step::Uid {
+                    id,
+                    msg,
+                    start,
+                    end,
+                })) => {
                     // The parser checked that the uid is printable ASCII.
                     let uid = std::str::from_utf8(&self.rx[start..end]).unwrap_or_default();
                     return Ok(Some(Event::UidlEntry { id, msg, uid }));
@@ -419,9 +460,10 @@ impl Client {
         }
         Ok(self.events.pop_front().map(|pending| match pending {
             Pending::Owned(event) => event,
-            Pending::Capabilities(id) => {
-                Event::Capabilities { id, capabilities: self.capabilities.as_ref().unwrap_or(&EMPTY_CAPABILITIES) }
-            }
+            Pending::Capabilities(id) => Event::Capabilities {
+                id,
+                capabilities: self.capabilities.as_ref().unwrap_or(&EMPTY_CAPABILITIES),
+            },
         }))
     }
 
@@ -439,7 +481,10 @@ impl Client {
         if self.config.auto_capa && self.phase != Phase::Closed {
             let id = CommandId(self.next_id);
             self.next_id += 1;
-            self.queue.push_front(Queued { id, command: Command::Capa });
+            self.queue.push_front(Queued {
+                id,
+                command: Command::Capa,
+            });
         }
     }
 
@@ -470,7 +515,10 @@ impl Client {
         while let Some(next) = self.queue.front() {
             let kind = next.command.kind();
             if let Some(last) = self.in_flight.back() {
-                let barrier = matches!(kind, CommandKind::Stls | CommandKind::Auth | CommandKind::Quit | CommandKind::Utf8);
+                let barrier = matches!(
+                    kind,
+                    CommandKind::Stls | CommandKind::Auth | CommandKind::Quit | CommandKind::Utf8
+                );
                 if barrier
                     || self.holds_pipe(last.kind)
                     || !self.pipelining()
@@ -479,7 +527,9 @@ impl Client {
                     break;
                 }
             }
-            let Some(Queued { id, command }) = self.queue.pop_front() else { break };
+            let Some(Queued { id, command }) = self.queue.pop_front() else {
+                break;
+            };
             self.send(id, command)?;
         }
         Ok(())
@@ -493,10 +543,13 @@ impl Client {
         }
         let auth = match command {
             Command::Auth(mut mechanism) => {
-                let initial = mechanism.initial_response().map_err(|error| ProtocolError::SaslStart {
-                    mechanism: mechanism.name().to_owned(),
-                    error,
-                })?;
+                let initial =
+                    mechanism
+                        .initial_response()
+                        .map_err(|error| ProtocolError::SaslStart {
+                            mechanism: mechanism.name().to_owned(),
+                            error,
+                        })?;
                 let start = self.tx.len();
                 self.tx.extend_from_slice(b"AUTH ");
                 self.tx.extend_from_slice(mechanism.name().as_bytes());
@@ -513,7 +566,11 @@ impl Client {
                     }
                 }
                 self.tx.extend_from_slice(b"\r\n");
-                Some(AuthExchange { mechanism, deferred_initial, cancelled: false })
+                Some(AuthExchange {
+                    mechanism,
+                    deferred_initial,
+                    cancelled: false,
+                })
             }
             command => {
                 command.encode(&mut self.tx, self.timestamp.as_deref());
@@ -523,7 +580,12 @@ impl Client {
         if kind == CommandKind::Quit && self.phase == Phase::Transaction {
             self.phase = Phase::Update;
         }
-        self.in_flight.push_back(InFlight { id, kind, shape, auth });
+        self.in_flight.push_back(InFlight {
+            id,
+            kind,
+            shape,
+            auth,
+        });
         Ok(())
     }
 
@@ -556,7 +618,11 @@ impl Client {
 
     /// Takes one complete line (without its line end) from the buffer, or `None` if none is
     /// complete yet. Enforces `limit` (line end included) and the bare-LF policy.
-    fn take_line(&mut self, limit: usize, what: &'static str) -> Result<Option<(usize, usize)>, ProtocolError> {
+    fn take_line(
+        &mut self,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<Option<(usize, usize)>, ProtocolError> {
         let buffered = &self.rx[self.rx_pos..];
         let Some(i) = memchr::memchr(b'\n', buffered) else {
             if buffered.len() >= limit {
@@ -593,6 +659,9 @@ impl Client {
     /// Processes buffered input until an event is ready or more input is needed.
     fn advance(&mut self) -> Result<Option<Step>, ProtocolError> {
         loop {
+            if let Some(e) = &self.error {
+                return Err(e.clone());
+            }
             if !self.events.is_empty() {
                 return Ok(Some(Step::Queued));
             }
@@ -612,9 +681,11 @@ impl Client {
             }
             let step = match &mut self.reply {
                 Reply::Body { decoder, .. } => {
-                    let decoded = decoder
-                        .decode(&self.rx[self.rx_pos..])
-                        .map_err(|crate::body::BodyError::LineTooLong { limit }| ProtocolError::BodyLineTooLong { limit })?;
+                    let decoded = decoder.decode(&self.rx[self.rx_pos..]).map_err(
+                        |crate::body::BodyError::LineTooLong { limit }| {
+                            ProtocolError::BodyLineTooLong { limit }
+                        },
+                    )?;
                     self.body_step(decoded)?
                 }
                 Reply::Listing { .. } => self.listing_step()?,
@@ -639,7 +710,11 @@ impl Client {
                 let base = self.rx_pos;
                 self.rx_pos += end;
                 if end > start {
-                    return Ok(Progress::Step(Step::Body { id, start: base + start, end: base + end }));
+                    return Ok(Progress::Step(Step::Body {
+                        id,
+                        start: base + start,
+                        end: base + end,
+                    }));
                 }
                 Ok(Progress::Continue)
             }
@@ -653,10 +728,15 @@ impl Client {
                     self.quirk(Quirk::DotCrTerminator);
                 }
                 self.rx_pos += consumed;
-                let Reply::Body { decoder, first } = std::mem::replace(&mut self.reply, Reply::Status) else {
+                let Reply::Body { decoder, first } =
+                    std::mem::replace(&mut self.reply, Reply::Status)
+                else {
                     return Ok(Progress::Continue);
                 };
-                self.push(Event::BodyEnd { id, octets: decoder.octets() });
+                self.push(Event::BodyEnd {
+                    id,
+                    octets: decoder.octets(),
+                });
                 self.complete_ok(first);
                 Ok(Progress::Continue)
             }
@@ -673,7 +753,8 @@ impl Client {
         let kind = *kind;
         let mut line = &self.rx[start..end];
         if line == b"." {
-            let Reply::Listing { first, .. } = std::mem::replace(&mut self.reply, Reply::Status) else {
+            let Reply::Listing { first, .. } = std::mem::replace(&mut self.reply, Reply::Status)
+            else {
                 return Ok(Progress::Continue);
             };
             let id = self.front_id();
@@ -695,26 +776,44 @@ impl Client {
         let malformed = |what| move |error| ProtocolError::Malformed { what, error };
         match kind {
             Listing::Scan => {
-                let (msg, size) = response::parse_scan_listing(line, self.config.max_message_number)
-                    .map_err(malformed("LIST entry"))?;
+                let (msg, size) =
+                    response::parse_scan_listing(line, self.config.max_message_number)
+                        .map_err(malformed("LIST entry"))?;
                 self.push(Event::ListEntry { id, msg, size });
             }
             Listing::UniqueId => {
-                let (msg, uid) =
-                    response::parse_unique_id_listing(line, self.config.max_message_number, self.config.max_uid_len)
-                        .map_err(malformed("UIDL entry"))?;
+                let (msg, uid) = response::parse_unique_id_listing(
+                    line,
+                    self.config.max_message_number,
+                    self.config.max_uid_len,
+                )
+                .map_err(malformed("UIDL entry"))?;
                 let uid_start = offset + (uid.as_ptr() as usize - line.as_ptr() as usize);
-                return Ok(Progress::Step(Step::Uid { id, msg, start: uid_start, end: uid_start + uid.len() }));
+                return Ok(Progress::Step(Step::Uid {
+                    id,
+                    msg,
+                    start: uid_start,
+                    end: uid_start + uid.len(),
+                }));
             }
             Listing::Capability => {
                 if count > self.config.max_capabilities {
-                    return Err(ProtocolError::TooManyCapabilities { limit: self.config.max_capabilities });
+                    return Err(ProtocolError::TooManyCapabilities {
+                        limit: self.config.max_capabilities,
+                    });
                 }
-                self.collecting.add_line(line).map_err(malformed("capability"))?;
+                self.collecting
+                    .add_line(line)
+                    .map_err(malformed("capability"))?;
             }
             Listing::Language => {
-                let (tag, description) = response::parse_lang_listing(line).map_err(malformed("LANG entry"))?;
-                self.push(Event::LangEntry { id, tag, description });
+                let (tag, description) =
+                    response::parse_lang_listing(line).map_err(malformed("LANG entry"))?;
+                self.push(Event::LangEntry {
+                    id,
+                    tag,
+                    description,
+                });
             }
         }
         Ok(Progress::Continue)
@@ -722,7 +821,11 @@ impl Client {
 
     fn status_step(&mut self) -> Result<Progress, ProtocolError> {
         let in_auth = self.in_flight.front().is_some_and(|f| f.auth.is_some());
-        let limit = if in_auth { self.config.max_continuation_line } else { self.config.max_status_line };
+        let limit = if in_auth {
+            self.config.max_continuation_line
+        } else {
+            self.config.max_status_line
+        };
         let Some((start, end)) = self.take_line(limit, "status")? else {
             return Ok(Progress::NeedInput);
         };
@@ -734,7 +837,9 @@ impl Client {
             if !in_auth {
                 return Err(ProtocolError::UnexpectedContinuation);
             }
-            let challenge = BASE64.decode(challenge).map_err(|_| ProtocolError::InvalidBase64)?;
+            let challenge = BASE64
+                .decode(challenge)
+                .map_err(|_| ProtocolError::InvalidBase64)?;
             self.continuation(&challenge)?;
             return Ok(Progress::Continue);
         }
@@ -745,9 +850,16 @@ impl Client {
             }
             return Err(ProtocolError::UnsolicitedData);
         }
-        let accept_codes = self.capabilities.as_ref().is_some_and(Capabilities::accepts_response_codes);
-        let status = response::parse_status_line(line, accept_codes)
-            .map_err(|error| ProtocolError::Malformed { what: "status line", error })?;
+        let accept_codes = self
+            .capabilities
+            .as_ref()
+            .is_some_and(Capabilities::accepts_response_codes);
+        let status = response::parse_status_line(line, accept_codes).map_err(|error| {
+            ProtocolError::Malformed {
+                what: "status line",
+                error,
+            }
+        })?;
         if self.config.trace {
             let text = String::from_utf8_lossy(&self.rx[start..end]).into_owned();
             self.trace(Trace::Received(text));
@@ -764,13 +876,17 @@ impl Client {
         match front.shape {
             ReplyShape::Single => self.complete_ok(status),
             ReplyShape::Stat => {
-                let (count, size) = response::parse_stat(&status.text).map_err(malformed("STAT reply"))?;
+                let (count, size) =
+                    response::parse_stat(&status.text).map_err(malformed("STAT reply"))?;
                 self.push(Event::Stat { id, count, size });
                 self.complete_ok(status);
             }
             ReplyShape::ScanOne(expected) => {
-                let (msg, size) = response::parse_scan_listing(status.text.as_bytes(), self.config.max_message_number)
-                    .map_err(malformed("LIST reply"))?;
+                let (msg, size) = response::parse_scan_listing(
+                    status.text.as_bytes(),
+                    self.config.max_message_number,
+                )
+                .map_err(malformed("LIST reply"))?;
                 if msg != expected {
                     return Err(ProtocolError::WrongMessageNumber { expected, got: msg });
                 }
@@ -782,28 +898,46 @@ impl Client {
                 let line = &self.rx[start..end];
                 let text_at = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
                 let text = line.get(text_at..).unwrap_or_default().trim_ascii_start();
-                let (msg, uid) =
-                    response::parse_unique_id_listing(text, self.config.max_message_number, self.config.max_uid_len)
-                        .map_err(malformed("UIDL reply"))?;
+                let (msg, uid) = response::parse_unique_id_listing(
+                    text,
+                    self.config.max_message_number,
+                    self.config.max_uid_len,
+                )
+                .map_err(malformed("UIDL reply"))?;
                 if msg != expected {
                     return Err(ProtocolError::WrongMessageNumber { expected, got: msg });
                 }
                 let uid_start = start + (uid.as_ptr() as usize - line.as_ptr() as usize);
                 let uid_end = uid_start + uid.len();
                 self.complete_ok(status);
-                return Ok(Progress::Step(Step::Uid { id, msg, start: uid_start, end: uid_end }));
+                return Ok(Progress::Step(Step::Uid {
+                    id,
+                    msg,
+                    start: uid_start,
+                    end: uid_end,
+                }));
             }
             ReplyShape::Listing(kind) => {
                 if kind == Listing::Capability {
                     self.collecting = Capabilities::default();
                 }
-                self.reply = Reply::Listing { kind, first: status, lines: 0 };
+                self.reply = Reply::Listing {
+                    kind,
+                    first: status,
+                    lines: 0,
+                };
             }
             ReplyShape::Body => {
                 let lf_terminator = self.lf_server && self.config.quirks.bare_lf;
-                let decoder =
-                    BodyDecoder::new(lf_terminator, self.config.quirks.dot_cr_terminator, self.config.max_body_line);
-                self.reply = Reply::Body { decoder, first: status };
+                let decoder = BodyDecoder::new(
+                    lf_terminator,
+                    self.config.quirks.dot_cr_terminator,
+                    self.config.max_body_line,
+                );
+                self.reply = Reply::Body {
+                    decoder,
+                    first: status,
+                };
             }
         }
         Ok(Progress::Continue)
@@ -811,8 +945,11 @@ impl Client {
 
     fn greeting(&mut self, start: usize, end: usize) -> Result<(), ProtocolError> {
         let line = &self.rx[start..end];
-        let status = response::parse_status_line(line, false)
-            .map_err(|error| ProtocolError::Malformed { what: "greeting", error })?;
+        let status =
+            response::parse_status_line(line, false).map_err(|error| ProtocolError::Malformed {
+                what: "greeting",
+                error,
+            })?;
         let text_bytes = line.get(3..).unwrap_or_default();
         self.timestamp = apop::greeting_timestamp(text_bytes).map(<[u8]>::to_vec);
         self.lf_server = self.rx.get(end) == Some(&b'\n');
@@ -824,7 +961,12 @@ impl Client {
             self.quirk(Quirk::BracketedGreetingText);
         }
         let ok = status.ok;
-        self.push(Event::Greeting { ok, code: status.code, text: status.text, apop: self.timestamp.is_some() });
+        self.push(Event::Greeting {
+            ok,
+            code: status.code,
+            text: status.text,
+            apop: self.timestamp.is_some(),
+        });
         if ok {
             self.phase = Phase::Authorization;
             self.ask_capabilities();
@@ -845,22 +987,31 @@ impl Client {
         }
         let response = match exchange.deferred_initial.take() {
             Some(initial) => initial,
-            None => exchange.mechanism.step(challenge).map_err(|error| ProtocolError::Sasl {
-                mechanism: exchange.mechanism.name().to_owned(),
-                error,
-            })?,
+            None => exchange
+                .mechanism
+                .step(challenge)
+                .map_err(|error| ProtocolError::Sasl {
+                    mechanism: exchange.mechanism.name().to_owned(),
+                    error,
+                })?,
         };
-        self.tx.extend_from_slice(&encode_response(&response, false));
+        self.tx
+            .extend_from_slice(&encode_response(&response, false));
         self.tx.extend_from_slice(b"\r\n");
         if self.config.trace {
-            self.trace(Trace::Received(format!("+ <{} octets of SASL challenge>", challenge.len())));
+            self.trace(Trace::Received(format!(
+                "+ <{} octets of SASL challenge>",
+                challenge.len()
+            )));
             self.trace(Trace::Sent("<SASL response redacted>".into()));
         }
         Ok(())
     }
 
     fn complete_err(&mut self, status: StatusLine) {
-        let Some(front) = self.in_flight.pop_front() else { return };
+        let Some(front) = self.in_flight.pop_front() else {
+            return;
+        };
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
             CommandKind::Capa if self.config.quirks.missing_capa => {
@@ -869,11 +1020,18 @@ impl Client {
             }
             _ => {}
         }
-        self.push(Event::Err { id: front.id, command: front.kind, code: status.code, text: status.text });
+        self.push(Event::Err {
+            id: front.id,
+            command: front.kind,
+            code: status.code,
+            text: status.text,
+        });
     }
 
     fn complete_ok(&mut self, status: StatusLine) {
-        let Some(mut front) = self.in_flight.pop_front() else { return };
+        let Some(mut front) = self.in_flight.pop_front() else {
+            return;
+        };
         let id = front.id;
         match front.kind {
             CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop | CommandKind::Auth => {
@@ -899,7 +1057,12 @@ impl Client {
             CommandKind::Utf8 => self.utf8 = true,
             _ => {}
         }
-        self.push(Event::Ok { id, command: front.kind, code: status.code, text: status.text });
+        self.push(Event::Ok {
+            id,
+            command: front.kind,
+            code: status.code,
+            text: status.text,
+        });
     }
 }
 
@@ -910,7 +1073,8 @@ enum Progress {
     Step(Step),
 }
 
-static EMPTY_CAPABILITIES: std::sync::LazyLock<Capabilities> = std::sync::LazyLock::new(Capabilities::default);
+static EMPTY_CAPABILITIES: std::sync::LazyLock<Capabilities> =
+    std::sync::LazyLock::new(Capabilities::default);
 
 /// Base64 of a SASL response: `=` for an empty initial response (RFC 5034 §4), an empty line
 /// for an empty response to a challenge.

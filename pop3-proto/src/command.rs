@@ -2,9 +2,9 @@
 
 use std::fmt;
 
+use crate::Secret;
 use crate::error::EnqueueError;
 use crate::sasl::Mechanism;
-use crate::Secret;
 
 /// The longest command line RFC 2449 §4 allows, CRLF included.
 pub const MAX_COMMAND_LINE: usize = 255;
@@ -78,7 +78,10 @@ impl Command {
     }
     /// `APOP name digest`.
     pub fn apop(user: impl Into<String>, secret: impl Into<Secret>) -> Self {
-        Self::Apop { user: user.into(), secret: secret.into() }
+        Self::Apop {
+            user: user.into(),
+            secret: secret.into(),
+        }
     }
     /// `RETR n`.
     pub fn retr(msg: u32) -> Self {
@@ -148,14 +151,26 @@ impl Command {
                 return Err(EnqueueError::ForbiddenByte { command: kind });
             }
             if !allow_empty && arg.is_empty() {
-                return Err(EnqueueError::InvalidArgument { command: kind, reason: "empty" });
+                return Err(EnqueueError::InvalidArgument {
+                    command: kind,
+                    reason: "empty",
+                });
             }
             if !allow_space && arg.contains(&b' ') {
-                return Err(EnqueueError::InvalidArgument { command: kind, reason: "contains a space" });
+                return Err(EnqueueError::InvalidArgument {
+                    command: kind,
+                    reason: "contains a space",
+                });
             }
             Ok(())
         };
-        let number = |n: u32| if n == 0 { Err(EnqueueError::MessageNumberZero) } else { Ok(()) };
+        let number = |n: u32| {
+            if n == 0 {
+                Err(EnqueueError::MessageNumberZero)
+            } else {
+                Ok(())
+            }
+        };
         match self {
             // Exchange accepts spaces in user names (QUIRKS.md 17); PASS may contain spaces
             // and may be empty (RFC 1939 §7, Exchange's empty-password knob).
@@ -167,13 +182,18 @@ impl Command {
                     return Err(EnqueueError::ForbiddenByte { command: kind });
                 }
             }
-            Self::List(Some(n)) | Self::Uidl(Some(n)) | Self::Retr(n) | Self::Dele(n) => number(*n)?,
+            Self::List(Some(n)) | Self::Uidl(Some(n)) | Self::Retr(n) | Self::Dele(n) => {
+                number(*n)?
+            }
             Self::Top { msg, .. } => number(*msg)?,
             Self::Lang(Some(tag)) => check(tag.as_bytes(), false, false)?,
             Self::Auth(mech) => {
                 let name = mech.name();
                 check(name.as_bytes(), false, false)?;
-                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                if !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
                     return Err(EnqueueError::InvalidArgument {
                         command: kind,
                         reason: "a SASL mechanism name is upper-case letters, digits, '-' and '_'",
@@ -196,7 +216,9 @@ impl Command {
             Self::User(s) | Self::Rpop(s) => 1 + s.len(),
             Self::Pass(s) => 1 + s.len(),
             Self::Apop { user, .. } => 1 + user.len() + 1 + 32,
-            Self::List(Some(n)) | Self::Uidl(Some(n)) | Self::Retr(n) | Self::Dele(n) => 1 + digits(*n),
+            Self::List(Some(n)) | Self::Uidl(Some(n)) | Self::Retr(n) | Self::Dele(n) => {
+                1 + digits(*n)
+            }
             Self::Top { msg, lines } => 2 + digits(*msg) + digits(*lines),
             Self::Auth(mech) => 1 + mech.name().len(),
             Self::Lang(Some(tag)) => 1 + tag.len(),
@@ -318,7 +340,8 @@ impl Command {
             Self::Pass(s) => arg(s.expose()),
             Self::Apop { user, secret } => {
                 arg(user.as_bytes());
-                let digest = crate::apop::apop_digest(timestamp.unwrap_or_default(), secret.expose());
+                let digest =
+                    crate::apop::apop_digest(timestamp.unwrap_or_default(), secret.expose());
                 arg(&digest);
             }
             Self::List(Some(n)) | Self::Uidl(Some(n)) | Self::Retr(n) | Self::Dele(n) => {

@@ -87,6 +87,10 @@ pub struct Quirks {
 
 impl Default for Quirks {
     fn default() -> Self {
-        Self { bare_lf: true, dot_cr_terminator: false, missing_capa: true }
+        Self {
+            bare_lf: true,
+            dot_cr_terminator: false,
+            missing_capa: true,
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! The two error types: caller misuse ([`EnqueueError`]) and server misbehaviour
 //! ([`ProtocolError`]).
 
+use crate::Phase;
 use crate::command::CommandKind;
 use crate::response::ParseError;
 use crate::sasl::SaslError;
-use crate::Phase;
 
 /// The caller asked for something the client cannot do now. Nothing was queued or sent, and
 /// the client is as it was: this error is never fatal.
@@ -46,7 +46,9 @@ pub enum EnqueueError {
     MessageNumberZero,
     /// The command would send a reusable password or token over a connection without TLS, and
     /// [`Config::allow_plaintext_auth`](crate::Config::allow_plaintext_auth) is off.
-    #[error("{command} would send credentials without TLS; allow plaintext authentication explicitly to do so")]
+    #[error(
+        "{command} would send credentials without TLS; allow plaintext authentication explicitly to do so"
+    )]
     CleartextCredentials {
         /// The refused command.
         command: CommandKind,

@@ -173,6 +173,9 @@ impl Event<'_> {
 
     /// Whether this is the last event of its command.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Ok { .. } | Self::Err { .. } | Self::StartTls { .. })
+        matches!(
+            self,
+            Self::Ok { .. } | Self::Err { .. } | Self::StartTls { .. }
+        )
     }
 }

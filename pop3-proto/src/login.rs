@@ -46,7 +46,9 @@ pub struct LoginPolicy {
 #[non_exhaustive]
 pub enum LoginChoiceError {
     /// Every method the server offers would send the password without TLS.
-    #[error("the server offers no way to log in without sending the password in the clear; use TLS or allow plaintext authentication")]
+    #[error(
+        "the server offers no way to log in without sending the password in the clear; use TLS or allow plaintext authentication"
+    )]
     WouldExposePassword,
     /// The server offers no method this client knows.
     #[error("the server offers no supported login method")]
@@ -69,7 +71,9 @@ pub fn choose_login(
         (LoginMethod::Apop, _) => apop_available,
         (LoginMethod::UserPass, None) => true,
         (_, None) => false,
-        (LoginMethod::ScramSha256, Some(c)) => cfg!(feature = "scram") && c.supports_sasl("SCRAM-SHA-256"),
+        (LoginMethod::ScramSha256, Some(c)) => {
+            cfg!(feature = "scram") && c.supports_sasl("SCRAM-SHA-256")
+        }
         (LoginMethod::CramMd5, Some(c)) => c.supports_sasl("CRAM-MD5"),
         (LoginMethod::Plain, Some(c)) => c.supports_sasl("PLAIN"),
         (LoginMethod::Login, Some(c)) => c.supports_sasl("LOGIN"),
@@ -99,7 +103,11 @@ pub fn choose_login(
             }
         }
     }
-    if any_offered { Err(LoginChoiceError::WouldExposePassword) } else { Err(LoginChoiceError::NoSupportedMethod) }
+    if any_offered {
+        Err(LoginChoiceError::WouldExposePassword)
+    } else {
+        Err(LoginChoiceError::NoSupportedMethod)
+    }
 }
 
 /// The `+OK` line of a reply.
@@ -166,31 +174,68 @@ mod tests {
     fn prefers_scram_then_cram() {
         let dovecot = caps(&["USER", "SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"]);
         let p = LoginPolicy::default();
-        let expected = if cfg!(feature = "scram") { LoginMethod::ScramSha256 } else { LoginMethod::CramMd5 };
+        let expected = if cfg!(feature = "scram") {
+            LoginMethod::ScramSha256
+        } else {
+            LoginMethod::CramMd5
+        };
         assert_eq!(choose_login(Some(&dovecot), true, false, p), Ok(expected));
         let cram = caps(&["USER", "SASL PLAIN CRAM-MD5"]);
-        assert_eq!(choose_login(Some(&cram), false, false, p), Ok(LoginMethod::CramMd5));
+        assert_eq!(
+            choose_login(Some(&cram), false, false, p),
+            Ok(LoginMethod::CramMd5)
+        );
     }
 
     #[test]
     fn never_sends_a_password_in_the_clear_unless_allowed() {
         let plain = caps(&["USER", "SASL PLAIN LOGIN"]);
         let p = LoginPolicy::default();
-        assert_eq!(choose_login(Some(&plain), false, false, p), Err(LoginChoiceError::WouldExposePassword));
-        assert_eq!(choose_login(Some(&plain), false, true, p), Ok(LoginMethod::Plain));
-        let allow = LoginPolicy { allow_plaintext: true, ..p };
-        assert_eq!(choose_login(Some(&plain), false, false, allow), Ok(LoginMethod::Plain));
-        assert_eq!(choose_login(None, false, true, p), Ok(LoginMethod::UserPass));
+        assert_eq!(
+            choose_login(Some(&plain), false, false, p),
+            Err(LoginChoiceError::WouldExposePassword)
+        );
+        assert_eq!(
+            choose_login(Some(&plain), false, true, p),
+            Ok(LoginMethod::Plain)
+        );
+        let allow = LoginPolicy {
+            allow_plaintext: true,
+            ..p
+        };
+        assert_eq!(
+            choose_login(Some(&plain), false, false, allow),
+            Ok(LoginMethod::Plain)
+        );
+        assert_eq!(
+            choose_login(None, false, true, p),
+            Ok(LoginMethod::UserPass)
+        );
     }
 
     #[test]
     fn apop_only_when_asked_and_never_without_tls() {
         let user = caps(&["USER"]);
         let p = LoginPolicy::default();
-        assert_eq!(choose_login(Some(&user), true, true, p), Ok(LoginMethod::UserPass));
-        let apop = LoginPolicy { allow_apop: true, ..p };
-        assert_eq!(choose_login(Some(&user), true, true, apop), Ok(LoginMethod::Apop));
-        assert_eq!(choose_login(Some(&user), true, false, apop), Err(LoginChoiceError::WouldExposePassword));
-        assert_eq!(choose_login(Some(&user), false, true, apop), Ok(LoginMethod::UserPass));
+        assert_eq!(
+            choose_login(Some(&user), true, true, p),
+            Ok(LoginMethod::UserPass)
+        );
+        let apop = LoginPolicy {
+            allow_apop: true,
+            ..p
+        };
+        assert_eq!(
+            choose_login(Some(&user), true, true, apop),
+            Ok(LoginMethod::Apop)
+        );
+        assert_eq!(
+            choose_login(Some(&user), true, false, apop),
+            Err(LoginChoiceError::WouldExposePassword)
+        );
+        assert_eq!(
+            choose_login(Some(&user), false, true, apop),
+            Ok(LoginMethod::UserPass)
+        );
     }
 }

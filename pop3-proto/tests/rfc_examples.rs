@@ -60,10 +60,19 @@ fn rfc1939_example_session() {
     assert!(has(e, "Stat { id: CommandId(1), count: 2, size: 320 }"));
     assert!(has(e, "ListEntry { id: CommandId(2), msg: 1, size: 120 }"));
     assert!(has(e, "ListEntry { id: CommandId(2), msg: 2, size: 200 }"));
-    assert!(e.contains(&Ev::Body(3, b"<the POP3 server sends message 1>\r\n".to_vec())));
-    assert!(e.contains(&Ev::Body(5, b"<the POP3 server sends message 2>\r\n".to_vec())));
+    assert!(e.contains(&Ev::Body(
+        3,
+        b"<the POP3 server sends message 1>\r\n".to_vec()
+    )));
+    assert!(e.contains(&Ev::Body(
+        5,
+        b"<the POP3 server sends message 2>\r\n".to_vec()
+    )));
     assert!(has(e, "BodyEnd { id: CommandId(3), octets: 35 }"));
-    assert!(has(e, "text: \"dewey POP3 server signing off (maildrop empty)\""));
+    assert!(has(
+        e,
+        "text: \"dewey POP3 server signing off (maildrop empty)\""
+    ));
     assert_eq!(played.client.phase(), Phase::Closed);
     assert!(played.client.error().is_none());
 }
@@ -129,9 +138,15 @@ fn rfc1939_user_pass_and_transaction_commands() {
     });
     let e = &played.events;
     assert!(has(e, "ListEntry { id: CommandId(2), msg: 2, size: 200 }"));
-    assert!(has(e, "Err { id: CommandId(3), command: List, code: None, text: \"no such message, only 2 messages in maildrop\" }"));
+    assert!(has(
+        e,
+        "Err { id: CommandId(3), command: List, code: None, text: \"no such message, only 2 messages in maildrop\" }"
+    ));
     assert!(has(e, "Err { id: CommandId(6), command: Dele"));
-    assert!(e.contains(&Ev::Body(8, b"Subject: hi\r\n\r\n.first line, stuffed\r\n".to_vec())));
+    assert!(e.contains(&Ev::Body(
+        8,
+        b"Subject: hi\r\n\r\n.first line, stuffed\r\n".to_vec()
+    )));
     assert!(has(e, "Err { id: CommandId(9), command: Top"));
     assert!(e.contains(&Ev::Uid(10, 1, "whqtswO00WBw418f9t5JxYwZ".into())));
     assert!(e.contains(&Ev::Uid(10, 2, "QhdPYR:00WBw1Ph7x7".into())));
@@ -152,8 +167,17 @@ fn rfc1939_quit_before_login_and_failed_pass() {
         C: QUIT
         S: +OK dewey POP3 server signing off
     ";
-    let played = play(rfc_config(), t, || vec![Command::user("mrose"), Command::pass("wrong"), Command::Quit]);
-    assert!(has(&played.events, "Err { id: CommandId(1), command: Pass, code: Some(Auth), text: \"invalid password\" }"));
+    let played = play(rfc_config(), t, || {
+        vec![
+            Command::user("mrose"),
+            Command::pass("wrong"),
+            Command::Quit,
+        ]
+    });
+    assert!(has(
+        &played.events,
+        "Err { id: CommandId(1), command: Pass, code: Some(Auth), text: \"invalid password\" }"
+    ));
     assert_eq!(played.client.phase(), Phase::Closed);
 }
 
@@ -181,7 +205,10 @@ fn rfc2449_capa_example() {
     assert_eq!(caps.sasl, vec!["CRAM-MD5", "KERBEROS_V4"]);
     assert_eq!(caps.login_delay.map(|d| d.seconds), Some(900));
     assert_eq!(caps.implementation.as_deref(), Some("Shlemazle-Plotz-v302"));
-    assert!(matches!(played.events.iter().find(|e| matches!(e, Ev::Caps(..))), Some(Ev::Caps(0, _))));
+    assert!(matches!(
+        played.events.iter().find(|e| matches!(e, Ev::Caps(..))),
+        Some(Ev::Caps(0, _))
+    ));
 }
 
 /// RFC 2449 §8: response codes, and pipelining once PIPELINING is seen (§6.6).
@@ -218,12 +245,21 @@ fn rfc2449_response_codes_and_pipelining() {
     let mut config = rfc_config();
     config.auto_capa = true;
     let played = play(config, t, || {
-        vec![Command::user("mrose"), Command::pass("secret"), Command::retr(1), Command::retr(2), Command::dele(1)]
+        vec![
+            Command::user("mrose"),
+            Command::pass("secret"),
+            Command::retr(1),
+            Command::retr(2),
+            Command::dele(1),
+        ]
     });
     let e = &played.events;
     assert!(e.contains(&Ev::Body(4, b"one\r\n".to_vec())));
     assert!(e.contains(&Ev::Body(5, b"two\r\n".to_vec())));
-    assert!(has(e, "Err { id: CommandId(6), command: Dele, code: Some(Other(\"X-QUOTA/FULL\")), text: \"try later\" }"));
+    assert!(has(
+        e,
+        "Err { id: CommandId(6), command: Dele, code: Some(Other(\"X-QUOTA/FULL\")), text: \"try later\" }"
+    ));
 }
 
 /// RFC 2595 §4: STLS, the pause, and the capabilities asked again after TLS.
@@ -300,7 +336,14 @@ fn rfc5034_plain_with_initial_response() {
     let mut config = Config::default();
     config.auto_capa = true;
     let played = play(config, t, || {
-        vec![Command::Stls, Command::auth(Plain::new(Some("test".into()), "test".into(), Secret::from("test")))]
+        vec![
+            Command::Stls,
+            Command::auth(Plain::new(
+                Some("test".into()),
+                "test".into(),
+                Secret::from("test"),
+            )),
+        ]
     });
     assert_eq!(played.client.phase(), Phase::Transaction);
     assert!(has(&played.events, "LoggedIn"));
@@ -315,7 +358,13 @@ fn rfc5034_initial_response_too_long_waits_for_challenge() {
     let t = format!(
         "S: +OK POP3 server ready\nC: AUTH PLAIN\nS: + \nC: {ir}\nS: +OK Maildrop locked and ready\n"
     );
-    let played = play(rfc_config(), &t, || vec![Command::auth(Plain::new(None, user.clone(), Secret::from("pw")))]);
+    let played = play(rfc_config(), &t, || {
+        vec![Command::auth(Plain::new(
+            None,
+            user.clone(),
+            Secret::from("pw"),
+        ))]
+    });
     assert_eq!(played.client.phase(), Phase::Transaction);
 }
 
@@ -349,8 +398,13 @@ fn rfc5034_unknown_mechanism_and_cancel() {
         C: 
         S: -ERR not today
     ";
-    let played = play(rfc_config(), t, || vec![Command::auth(Foobar), Command::auth(Foobar)]);
-    assert!(has(&played.events, "Err { id: CommandId(0), command: Auth, code: None, text: \"Unrecognized authentication type\" }"));
+    let played = play(rfc_config(), t, || {
+        vec![Command::auth(Foobar), Command::auth(Foobar)]
+    });
+    assert!(has(
+        &played.events,
+        "Err { id: CommandId(0), command: Auth, code: None, text: \"Unrecognized authentication type\" }"
+    ));
     assert!(has(&played.events, "text: \"not today\""));
     assert_eq!(played.client.phase(), Phase::Authorization);
 }

@@ -138,7 +138,12 @@ pub struct Played {
 /// Plays `transcript` with `commands` (queued one at a time, whenever the client has sent
 /// everything it had and the next `C:` bytes are not all sent yet), cutting the server's bytes
 /// as `split` says. Panics if what the client sends differs from the `C:` lines.
-pub fn play_split(config: Config, transcript: &str, commands: Vec<Command>, split: Split) -> Played {
+pub fn play_split(
+    config: Config,
+    transcript: &str,
+    commands: Vec<Command>,
+    split: Split,
+) -> Played {
     let blocks = parse(transcript);
     let mut client = Client::new(config);
     let mut commands = commands.into_iter();
@@ -151,7 +156,9 @@ pub fn play_split(config: Config, transcript: &str, commands: Vec<Command>, spli
                 let mut sent = Vec::new();
                 client.poll_transmit(&mut sent);
                 while sent.len() < expected.len() && alive {
-                    let Some(command) = commands.next() else { break };
+                    let Some(command) = commands.next() else {
+                        break;
+                    };
                     let kind = command.kind();
                     if let Err(e) = client.enqueue(command) {
                         panic!("enqueue {kind} failed: {e}");
@@ -197,7 +204,11 @@ pub fn play_split(config: Config, transcript: &str, commands: Vec<Command>, spli
     if alive {
         let mut rest = Vec::new();
         client.poll_transmit(&mut rest);
-        assert!(rest.is_empty(), "the client sent more than the transcript shows: {:?}", String::from_utf8_lossy(&rest));
+        assert!(
+            rest.is_empty(),
+            "the client sent more than the transcript shows: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
     }
     Played { events, client }
 }
@@ -217,10 +228,16 @@ fn server_len(transcript: &str) -> usize {
 pub fn play(config: Config, transcript: &str, commands: impl Fn() -> Vec<Command>) -> Played {
     let whole = play_split(config.clone(), transcript, commands(), Split::Whole);
     let bytewise = play_split(config.clone(), transcript, commands(), Split::ByteByByte);
-    assert_eq!(whole.events, bytewise.events, "byte-by-byte feeding changed the events");
+    assert_eq!(
+        whole.events, bytewise.events,
+        "byte-by-byte feeding changed the events"
+    );
     for k in 1..server_len(transcript) {
         let split = play_split(config.clone(), transcript, commands(), Split::At(k));
-        assert_eq!(whole.events, split.events, "splitting at offset {k} changed the events");
+        assert_eq!(
+            whole.events, split.events,
+            "splitting at offset {k} changed the events"
+        );
     }
     whole
 }

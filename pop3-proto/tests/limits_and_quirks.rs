@@ -1,0 +1,467 @@
+//! One test for each limit in `Config`, and for each tolerated quirk (each also played split
+//! at every offset).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Ev, play, rfc_config, texts};
+use pop3_proto::{Client, Command, Config, Phase, ProtocolError, Quirk};
+
+fn logged_in(config: Config) -> Client {
+    let mut config = config;
+    config.allow_plaintext_auth = true;
+    let mut c = Client::new(config);
+    c.handle_input(b"+OK hi\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    c.enqueue(Command::pass("p")).unwrap();
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    c.handle_input(b"+OK\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    c.poll_transmit(&mut out);
+    assert_eq!(c.phase(), Phase::Transaction);
+    c
+}
+
+fn run(c: &mut Client, command: Command, input: &[u8]) -> Result<Vec<String>, ProtocolError> {
+    c.enqueue(command).unwrap();
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    c.handle_input(input);
+    let mut events = Vec::new();
+    while let Some(e) = c.poll_event()? {
+        events.push(format!("{e:?}"));
+    }
+    Ok(events)
+}
+
+#[test]
+fn status_line_limit() {
+    let mut c = logged_in(rfc_config());
+    let long = format!("+OK {}\r\n", "x".repeat(600));
+    assert_eq!(
+        run(&mut c, Command::Noop, long.as_bytes()),
+        Err(ProtocolError::LineTooLong {
+            what: "status",
+            limit: 512
+        })
+    );
+    // Also when the line end has not arrived yet: the buffer does not grow past the limit.
+    let mut c = logged_in(rfc_config());
+    assert_eq!(
+        run(&mut c, Command::Noop, &[b'+'; 512]),
+        Err(ProtocolError::LineTooLong {
+            what: "status",
+            limit: 512
+        })
+    );
+    let mut c = logged_in(rfc_config());
+    assert_eq!(run(&mut c, Command::Noop, &[b'+'; 511]), Ok(vec![]));
+}
+
+#[test]
+fn listing_line_limit() {
+    let mut config = rfc_config();
+    config.max_listing_line = 64;
+    let mut c = logged_in(config);
+    let input = format!("+OK\r\n1 {}\r\n.\r\n", "9".repeat(70));
+    assert_eq!(
+        run(&mut c, Command::List(None), input.as_bytes()),
+        Err(ProtocolError::LineTooLong {
+            what: "listing",
+            limit: 64
+        })
+    );
+}
+
+#[test]
+fn capability_count_limit() {
+    let mut config = rfc_config();
+    config.max_capabilities = 10;
+    let mut c = logged_in(config);
+    let mut input = b"+OK\r\n".to_vec();
+    for i in 0..11 {
+        input.extend_from_slice(format!("X-CAP-{i}\r\n").as_bytes());
+    }
+    input.extend_from_slice(b".\r\n");
+    assert_eq!(
+        run(&mut c, Command::Capa, &input),
+        Err(ProtocolError::TooManyCapabilities { limit: 10 })
+    );
+}
+
+#[test]
+fn uid_length_limit() {
+    let mut c = logged_in(rfc_config());
+    let ok = format!("+OK\r\n1 {}\r\n.\r\n", "a".repeat(70));
+    assert!(run(&mut c, Command::Uidl(None), ok.as_bytes()).is_ok());
+    let too_long = format!("+OK\r\n1 {}\r\n.\r\n", "a".repeat(71));
+    assert!(matches!(
+        run(&mut c, Command::Uidl(None), too_long.as_bytes()),
+        Err(ProtocolError::Malformed {
+            what: "UIDL entry",
+            ..
+        })
+    ));
+    let mut c = logged_in(rfc_config());
+    assert!(matches!(
+        run(
+            &mut c,
+            Command::Uidl(None),
+            b"+OK\r\n1 caf\xc3\xa9\r\n.\r\n"
+        ),
+        Err(ProtocolError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn message_number_limit() {
+    let mut config = rfc_config();
+    config.max_message_number = 999;
+    let mut c = logged_in(config.clone());
+    assert!(run(&mut c, Command::List(None), b"+OK\r\n999 10\r\n.\r\n").is_ok());
+    let mut c = logged_in(config);
+    assert!(matches!(
+        run(&mut c, Command::List(None), b"+OK\r\n1000 10\r\n.\r\n"),
+        Err(ProtocolError::Malformed { .. })
+    ));
+    let mut c = logged_in(rfc_config());
+    assert!(matches!(
+        run(
+            &mut c,
+            Command::List(None),
+            b"+OK\r\n4294967296 10\r\n.\r\n"
+        ),
+        Err(ProtocolError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn wrong_message_number_in_single_listing() {
+    let mut c = logged_in(rfc_config());
+    assert_eq!(
+        run(&mut c, Command::List(Some(2)), b"+OK 3 200\r\n"),
+        Err(ProtocolError::WrongMessageNumber {
+            expected: 2,
+            got: 3
+        })
+    );
+}
+
+#[test]
+fn body_lines_have_no_limit_by_default_but_one_can_be_set() {
+    let line = "x".repeat(1 << 20);
+    let input = format!("+OK\r\n{line}\r\n.\r\n");
+    let mut c = logged_in(rfc_config());
+    let mut got = 0;
+    c.enqueue(Command::retr(1)).unwrap();
+    c.poll_transmit(&mut Vec::new());
+    c.handle_input(input.as_bytes());
+    while let Some(e) = c.poll_event().unwrap() {
+        if let pop3_proto::Event::Body { chunk, .. } = e {
+            got += chunk.len();
+        }
+    }
+    assert_eq!(got, line.len() + 2);
+    let mut config = rfc_config();
+    config.max_body_line = Some(1000);
+    let mut c = logged_in(config);
+    assert_eq!(
+        run(&mut c, Command::retr(1), input.as_bytes()),
+        Err(ProtocolError::BodyLineTooLong { limit: 1000 })
+    );
+}
+
+#[test]
+fn memory_is_bounded_by_one_input_whatever_the_message_size() {
+    let mut c = logged_in(rfc_config());
+    c.enqueue(Command::retr(1)).unwrap();
+    c.poll_transmit(&mut Vec::new());
+    c.handle_input(b"+OK\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    let line = b"0123456789012345678901234567890123456789012345678901234567890123456789012345\r\n";
+    let chunk: Vec<u8> = line.iter().copied().cycle().take(65536).collect();
+    let mut total = 0usize;
+    for _ in 0..160 {
+        // 10 MiB, in 64 KiB reads that split lines anywhere
+        c.handle_input(&chunk);
+        assert!(c.buffered() <= 65536 + 3, "buffered {}", c.buffered());
+        while let Some(e) = c.poll_event().unwrap() {
+            if let pop3_proto::Event::Body { chunk, .. } = e {
+                total += chunk.len();
+            }
+        }
+        assert!(c.buffered() <= 3);
+    }
+    c.handle_input(b"\r\n.\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    assert_eq!(total + 2, 160 * 65536 + 2);
+    assert!(c.is_idle());
+}
+
+#[test]
+fn pipeline_window_bounds_commands_in_flight() {
+    let mut config = rfc_config();
+    config.pipeline_window = 3;
+    let mut c = logged_in(config);
+    run(&mut c, Command::Capa, b"+OK\r\nPIPELINING\r\n.\r\n").unwrap();
+    for n in 1..=10 {
+        c.enqueue(Command::dele(n)).unwrap();
+    }
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 1\r\nDELE 2\r\nDELE 3\r\n");
+    assert_eq!(c.in_flight(), 3);
+    c.handle_input(b"+OK\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    out.clear();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 4\r\n");
+}
+
+#[test]
+fn no_pipelining_without_the_capability() {
+    let mut c = logged_in(rfc_config());
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::dele(2)).unwrap();
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 1\r\n");
+}
+
+#[test]
+fn eof_mid_body_and_after_quit() {
+    let mut c = logged_in(rfc_config());
+    run(&mut c, Command::retr(1), b"+OK\r\npartial").unwrap();
+    c.handle_eof();
+    let mut err = None;
+    loop {
+        match c.poll_event() {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        err,
+        Some(ProtocolError::UnexpectedEof {
+            command: pop3_proto::CommandKind::Retr
+        })
+    );
+    let mut c = logged_in(rfc_config());
+    run(&mut c, Command::Quit, b"+OK bye\r\n").unwrap();
+    c.handle_eof();
+    assert_eq!(c.poll_event(), Ok(None));
+    assert_eq!(c.phase(), Phase::Closed);
+    let mut c = logged_in(rfc_config());
+    c.handle_eof();
+    assert_eq!(c.poll_event(), Err(ProtocolError::ConnectionClosed));
+}
+
+#[test]
+fn bare_lf_server_is_tolerated_and_reported() {
+    let t = r"
+        S: +OK hi\n\
+        C: USER u
+        S: +OK\n\
+        C: PASS p
+        S: +OK\n\
+        C: RETR 1
+        S: +OK\nline one\n..dot\n.\n\
+        C: QUIT
+        S: +OK\n\
+    ";
+    let played = play(rfc_config(), t, || {
+        vec![
+            Command::user("u"),
+            Command::pass("p"),
+            Command::retr(1),
+            Command::Quit,
+        ]
+    });
+    assert!(
+        played
+            .events
+            .contains(&Ev::Body(2, b"line one\n.dot\n".to_vec()))
+    );
+    assert!(
+        texts(&played.events)
+            .iter()
+            .filter(|e| e.contains("Quirk(BareLineFeed)"))
+            .count()
+            == 1
+    );
+    assert_eq!(played.client.phase(), Phase::Closed);
+}
+
+#[test]
+fn crlf_server_cannot_end_a_body_with_dot_lf() {
+    // A message line "." LF inside a CRLF session is data (the smuggling case), not the end.
+    let t = r"
+        S: +OK hi
+        C: USER u
+        S: +OK
+        C: PASS p
+        S: +OK
+        C: RETR 1
+        S: +OK
+        S: a\n.\n+OK fake\r\n.
+    ";
+    let played = play(rfc_config(), t, || {
+        vec![Command::user("u"), Command::pass("p"), Command::retr(1)]
+    });
+    assert!(
+        played
+            .events
+            .contains(&Ev::Body(2, b"a\n\n+OK fake\r\n".to_vec())),
+        "{:?}",
+        played.events
+    );
+}
+
+#[test]
+fn bare_lf_can_be_refused() {
+    let mut config = rfc_config();
+    config.quirks.bare_lf = false;
+    let mut c = Client::new(config);
+    c.handle_input(b"+OK hi\n");
+    assert_eq!(c.poll_event(), Err(ProtocolError::BareLineFeed));
+}
+
+#[test]
+fn dot_cr_terminator_quirk() {
+    let t = r"
+        S: +OK hi
+        C: USER u
+        S: +OK
+        C: PASS p
+        S: +OK
+        C: RETR 1
+        S: +OK
+        S: body
+        S: .\r\
+        C: NOOP
+        S: \n+OK
+    ";
+    let mut config = rfc_config();
+    config.quirks.dot_cr_terminator = true;
+    let played = play(config, t, || {
+        vec![
+            Command::user("u"),
+            Command::pass("p"),
+            Command::retr(1),
+            Command::Noop,
+        ]
+    });
+    assert!(played.events.contains(&Ev::Body(2, b"body\r\n".to_vec())));
+    assert!(
+        texts(&played.events)
+            .iter()
+            .any(|e| e.contains("Quirk(DotCrTerminator)"))
+    );
+    assert!(
+        texts(&played.events)
+            .iter()
+            .any(|e| e.contains("Ok { id: CommandId(3), command: Noop"))
+    );
+}
+
+#[test]
+fn missing_capa_is_tolerated_and_reported() {
+    let t = r"
+        S: +OK hi
+        C: CAPA
+        S: -ERR unknown command
+        C: USER u
+        S: +OK
+    ";
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let played = play(config, t, || vec![Command::user("u")]);
+    assert!(
+        texts(&played.events)
+            .iter()
+            .any(|e| e.contains("Quirk(MissingCapa)"))
+    );
+    assert_eq!(
+        played.client.capabilities(),
+        Some(&pop3_proto::Capabilities::default())
+    );
+    assert_eq!(played.client.quirks_seen(), &[Quirk::MissingCapa]);
+}
+
+#[test]
+fn office365_bracketed_greeting_is_text() {
+    let t = "S: +OK The Microsoft Exchange POP3 service is ready. [TQBOADIAUABSADEAMwBDAEEAMAAwADEANQAuAG4AYQBtAHAAcgBkADEAMwAuAHAAcgBvAGQALgBvAHUAdABsAG8AbwBrAC4AYwBvAG0A]\n";
+    let played = play(rfc_config(), t, Vec::new);
+    let e = texts(&played.events);
+    assert!(e.iter().any(|e| e.contains("Greeting { ok: true, code: None, text: \"The Microsoft Exchange POP3 service is ready. [TQBOA")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("Quirk(BracketedGreetingText)")));
+}
+
+#[test]
+fn unknown_codes_only_after_resp_codes() {
+    let mut c = logged_in(rfc_config());
+    let e = run(&mut c, Command::Noop, b"-ERR [X-THING] text\r\n").unwrap();
+    assert!(
+        e.iter()
+            .any(|e| e.contains("code: None, text: \"[X-THING] text\"")),
+        "{e:?}"
+    );
+    run(&mut c, Command::Capa, b"+OK\r\nRESP-CODES\r\n.\r\n").unwrap();
+    let e = run(&mut c, Command::Noop, b"-ERR [X-THING] text\r\n").unwrap();
+    assert!(
+        e.iter()
+            .any(|e| e.contains("code: Some(Other(\"X-THING\")), text: \"text\"")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn empty_body_and_empty_listing() {
+    let mut c = logged_in(rfc_config());
+    let e = run(&mut c, Command::retr(1), b"+OK\r\n.\r\n").unwrap();
+    assert!(
+        e.iter()
+            .any(|e| e.contains("BodyEnd { id: CommandId(1), octets: 0 }")),
+        "{e:?}"
+    );
+    let e = run(&mut c, Command::List(None), b"+OK 0 messages\r\n.\r\n").unwrap();
+    assert!(
+        e.iter()
+            .any(|e| e.contains("Ok { id: CommandId(2), command: List"))
+    );
+}
+
+#[test]
+fn utf8_and_lang() {
+    let t = r"
+        S: +OK hi
+        C: UTF8
+        S: +OK I am UTF-8 now
+        C: LANG
+        S: +OK Language listing follows
+        S: en English
+        S: fr Français
+        S: .
+        C: LANG fr
+        S: +OK Bienvenue
+    ";
+    let played = play(rfc_config(), t, || {
+        vec![
+            Command::Utf8,
+            Command::Lang(None),
+            Command::Lang(Some("fr".into())),
+        ]
+    });
+    assert!(played.client.is_utf8());
+    let e = texts(&played.events);
+    assert!(
+        e.iter().any(|e| e
+            .contains("LangEntry { id: CommandId(1), tag: \"fr\", description: \"Français\" }")),
+        "{e:?}"
+    );
+}

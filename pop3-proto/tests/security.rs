@@ -1,0 +1,498 @@
+//! One test for each security rule of the core.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Ev, play, rfc_config, texts};
+use pop3_proto::sasl::{CramMd5, Plain, ScramSha256};
+use pop3_proto::{
+    Client, Command, CommandKind, Config, EnqueueError, Event, Phase, ProtocolError, Secret,
+};
+
+fn greeted(config: Config, greeting: &[u8]) -> Client {
+    let mut c = Client::new(config);
+    c.handle_input(greeting);
+    while c.poll_event().unwrap().is_some() {}
+    c
+}
+
+fn drain(c: &mut Client) -> Result<Vec<String>, ProtocolError> {
+    let mut out = Vec::new();
+    while let Some(e) = c.poll_event()? {
+        out.push(format!("{e:?}"));
+    }
+    Ok(out)
+}
+
+fn sent(c: &mut Client) -> String {
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn stls_injection_in_the_same_read_is_fatal() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::Stls).unwrap();
+    assert_eq!(sent(&mut c), "STLS\r\n");
+    c.handle_input(b"+OK begin TLS\r\n+OK injected\r\n");
+    assert_eq!(drain(&mut c), Err(ProtocolError::StartTlsInjection));
+    // Sticky, and nothing more goes out.
+    assert_eq!(
+        c.poll_event().unwrap_err(),
+        ProtocolError::StartTlsInjection
+    );
+    assert_eq!(sent(&mut c), "");
+    assert_eq!(c.enqueue(Command::Capa), Err(EnqueueError::Closed));
+}
+
+#[test]
+fn stls_injection_in_a_later_read_is_fatal() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::Stls).unwrap();
+    sent(&mut c);
+    c.handle_input(b"+OK begin TLS\r\n");
+    assert_eq!(
+        drain(&mut c).unwrap(),
+        vec!["StartTls { id: CommandId(0) }"]
+    );
+    c.handle_input(b"+");
+    assert_eq!(
+        c.poll_event().unwrap_err(),
+        ProtocolError::StartTlsInjection
+    );
+    assert!(c.handle_tls_established().is_err() || c.error().is_some());
+}
+
+#[test]
+fn nothing_is_released_across_stls_and_capabilities_are_forgotten() {
+    let mut config = Config::default();
+    config.auto_capa = true;
+    let mut c = greeted(config, b"+OK hi\r\n");
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nSTLS\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    assert!(c.capabilities().unwrap().stls);
+    c.enqueue(Command::Stls).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    assert_eq!(sent(&mut c), "STLS\r\n", "nothing pipelined behind STLS");
+    c.handle_input(b"+OK go\r\n");
+    drain(&mut c).unwrap();
+    assert_eq!(sent(&mut c), "", "nothing sent before the handshake");
+    assert!(
+        c.capabilities().is_none(),
+        "capabilities forgotten after STLS"
+    );
+    c.handle_tls_established().unwrap();
+    assert_eq!(
+        sent(&mut c),
+        "CAPA\r\n",
+        "CAPA asked again, before anything else"
+    );
+    c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    assert_eq!(sent(&mut c), "USER alice\r\n");
+}
+
+#[test]
+fn capabilities_are_forgotten_after_login() {
+    let mut config = Config::default();
+    config.allow_plaintext_auth = true;
+    let mut c = greeted(config, b"+OK hi\r\n");
+    sent(&mut c);
+    c.handle_input(b"+OK\r\nTOP\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::user("a")).unwrap();
+    assert_eq!(sent(&mut c), "USER a\r\n");
+    c.handle_input(b"+OK\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::pass("p")).unwrap();
+    assert_eq!(sent(&mut c), "PASS p\r\n");
+    c.handle_input(b"+OK\r\n");
+    let events = drain(&mut c).unwrap();
+    assert!(events.iter().any(|e| e.starts_with("LoggedIn")));
+    assert!(c.capabilities().is_none());
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n");
+    drain(&mut c).unwrap();
+    assert!(
+        c.capabilities().unwrap().pipelining,
+        "post-login capabilities are used"
+    );
+}
+
+#[test]
+fn cr_lf_nul_are_refused_in_every_argument() {
+    let c = &mut greeted(rfc_config(), b"+OK hi <1.2@host>\r\n");
+    for bad in ["a\rb", "a\nb", "a\0b", "\r\n"] {
+        let commands = vec![
+            Command::user(bad),
+            Command::pass(bad),
+            Command::apop(bad, "s"),
+            Command::apop("u", bad),
+            Command::Rpop(bad.into()),
+            Command::Lang(Some(bad.into())),
+        ];
+        for command in commands {
+            let kind = command.kind();
+            assert_eq!(
+                c.enqueue(command),
+                Err(EnqueueError::ForbiddenByte { command: kind }),
+                "{bad:?}"
+            );
+        }
+    }
+    assert_eq!(sent(c), "");
+    assert_eq!(c.queued(), 0);
+}
+
+#[test]
+fn command_lines_respect_255_octets_but_not_the_40_character_rule() {
+    let c = &mut greeted(rfc_config(), b"+OK hi\r\n");
+    // "USER " + 248 + CRLF = 255: allowed; one more is refused.
+    let name = "u".repeat(248);
+    assert!(c.enqueue(Command::user(name.clone())).is_ok());
+    let c = &mut greeted(rfc_config(), b"+OK hi\r\n");
+    let long = "u".repeat(249);
+    assert_eq!(
+        c.enqueue(Command::user(long)),
+        Err(EnqueueError::LineTooLong {
+            command: CommandKind::User,
+            len: 256
+        })
+    );
+    // More than 40 characters (RFC 1939) is allowed: Exchange sends such names.
+    assert!(
+        c.enqueue(Command::user(
+            "a-very-long-user-name@an-exchange-domain.example.com"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn pass_may_contain_spaces() {
+    let c = &mut greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::pass("correct horse battery staple"))
+        .unwrap();
+    assert_eq!(sent(c), "PASS correct horse battery staple\r\n");
+}
+
+#[test]
+fn apop_needs_a_well_formed_timestamp() {
+    for greeting in [
+        &b"+OK hi\r\n"[..],
+        b"+OK hi <no-at-sign>\r\n",
+        b"+OK <a@b@c>\r\n",
+        b"+OK <a b@c>\r\n",
+    ] {
+        let c = &mut greeted(rfc_config(), greeting);
+        assert!(!c.apop_available());
+        assert_eq!(
+            c.enqueue(Command::apop("u", "s")),
+            Err(EnqueueError::ApopUnavailable)
+        );
+    }
+    let c = &mut greeted(
+        rfc_config(),
+        b"+OK hi <1896.697170952@dbc.mtview.ca.us>\r\n",
+    );
+    assert!(c.apop_available());
+    c.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
+    assert_eq!(sent(c), "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+}
+
+#[test]
+fn no_password_in_the_clear_unless_allowed() {
+    let mut config = Config::default();
+    config.auto_capa = false;
+    let c = &mut greeted(config.clone(), b"+OK hi\r\n");
+    assert_eq!(
+        c.enqueue(Command::pass("x")),
+        Err(EnqueueError::CleartextCredentials {
+            command: CommandKind::Pass
+        })
+    );
+    let plain = Plain::new(None, "u".into(), Secret::from("p"));
+    assert_eq!(
+        c.enqueue(Command::auth(plain)),
+        Err(EnqueueError::CleartextCredentials {
+            command: CommandKind::Auth
+        })
+    );
+    // Mechanisms that keep the password off the wire are fine.
+    assert!(
+        c.enqueue(Command::auth(CramMd5::new("u".into(), Secret::from("p"))))
+            .is_ok()
+    );
+    // Over TLS, or when allowed, PASS goes.
+    let mut tls = Client::new(config.clone());
+    tls.handle_tls_established().unwrap();
+    tls.handle_input(b"+OK hi\r\n");
+    drain(&mut tls).unwrap();
+    assert!(tls.enqueue(Command::pass("x")).is_ok());
+    config.allow_plaintext_auth = true;
+    let c = &mut greeted(config, b"+OK hi\r\n");
+    assert!(c.enqueue(Command::pass("x")).is_ok());
+}
+
+#[test]
+fn user_and_pass_are_not_pipelined_without_tls() {
+    let t = r"
+        S: +OK hi
+        C: CAPA
+        S: +OK
+        S: PIPELINING
+        S: USER
+        S: .
+        C: USER alice
+        S: +OK
+        C: PASS secret
+        S: +OK
+        C: CAPA
+        S: +OK
+        S: .
+    ";
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    play(config, t, || {
+        vec![Command::user("alice"), Command::pass("secret")]
+    });
+}
+
+#[test]
+fn user_and_pass_are_pipelined_over_tls() {
+    let mut config = Config::default();
+    config.auto_capa = true;
+    let mut c = Client::new(config);
+    c.handle_tls_established().unwrap();
+    c.handle_input(b"+OK hi\r\n");
+    drain(&mut c).unwrap();
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("secret")).unwrap();
+    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\n");
+}
+
+#[test]
+fn secrets_never_show_in_debug_or_traces() {
+    assert!(!format!("{:?}", Command::pass("hunter2")).contains("hunter2"));
+    assert!(!format!("{:?}", Command::apop("u", "hunter2")).contains("hunter2"));
+    let plain = Plain::new(None, "u".into(), Secret::from("hunter2"));
+    assert!(!format!("{:?}", Command::auth(plain)).contains("hunter2"));
+    let mut config = rfc_config();
+    config.trace = true;
+    let mut c = greeted(config, b"+OK hi <1.2@h>\r\n");
+    c.enqueue(Command::user("u")).unwrap();
+    let wire = sent(&mut c);
+    c.handle_input(b"+OK\r\n");
+    let mut all = drain(&mut c).unwrap();
+    c.enqueue(Command::pass("hunter2")).unwrap();
+    let wire2 = sent(&mut c);
+    assert!(wire2.contains("hunter2"), "the wire has it");
+    c.handle_input(b"-ERR [AUTH] bad\r\n");
+    all.extend(drain(&mut c).unwrap());
+    c.enqueue(Command::auth(Plain::new(
+        None,
+        "u".into(),
+        Secret::from("hunter2"),
+    )))
+    .unwrap();
+    sent(&mut c);
+    c.handle_input(b"-ERR no\r\n");
+    all.extend(drain(&mut c).unwrap());
+    let joined = all.join("\n") + &format!("{c:?}");
+    assert!(wire.contains("USER u"));
+    assert!(joined.contains("PASS <redacted>"), "{joined}");
+    assert!(!joined.contains("hunter2"), "{joined}");
+    assert!(
+        !joined.contains("AGh1bnRlcjI"),
+        "no base64 of it either: {joined}"
+    );
+}
+
+#[test]
+fn protocol_errors_are_sticky() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.handle_input(b"+OK unsolicited\r\n");
+    let e = c.poll_event().unwrap_err();
+    assert_eq!(e, ProtocolError::UnsolicitedData);
+    for _ in 0..3 {
+        assert_eq!(c.poll_event().unwrap_err(), e);
+    }
+    assert_eq!(c.enqueue(Command::Noop), Err(EnqueueError::Closed));
+    assert_eq!(sent(&mut c), "");
+}
+
+#[test]
+fn enqueue_errors_change_nothing() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    assert!(matches!(
+        c.enqueue(Command::Stat),
+        Err(EnqueueError::WrongPhase {
+            command: CommandKind::Stat,
+            phase: Phase::Authorization
+        })
+    ));
+    assert_eq!(
+        c.enqueue(Command::retr(0)).unwrap_err(),
+        EnqueueError::WrongPhase {
+            command: CommandKind::Retr,
+            phase: Phase::Authorization
+        }
+    );
+    assert_eq!(c.queued(), 0);
+    assert!(c.error().is_none());
+    c.enqueue(Command::user("u")).unwrap();
+    assert_eq!(sent(&mut c), "USER u\r\n");
+}
+
+#[test]
+fn message_number_zero_is_refused() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::user("u")).unwrap();
+    sent(&mut c);
+    c.handle_input(b"+OK\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::pass("p")).unwrap();
+    sent(&mut c);
+    c.handle_input(b"+OK\r\n");
+    drain(&mut c).unwrap();
+    for command in [
+        Command::retr(0),
+        Command::dele(0),
+        Command::top(0, 1),
+        Command::List(Some(0)),
+        Command::Uidl(Some(0)),
+    ] {
+        assert_eq!(c.enqueue(command), Err(EnqueueError::MessageNumberZero));
+    }
+}
+
+#[test]
+fn scram_with_a_forged_server_signature_is_fatal() {
+    // The RFC 7677 exchange with the last byte of the server signature changed.
+    let mut config = Config::default();
+    config.auto_capa = false;
+    let mut c = greeted(config, b"+OK hi\r\n");
+    let scram = ScramSha256::new(
+        "user".into(),
+        Secret::from("pencil"),
+        "rOprNGfwEbeRWgbNEkqO".into(),
+    );
+    c.enqueue(Command::auth(scram)).unwrap();
+    assert_eq!(
+        sent(&mut c),
+        "AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=\r\n"
+    );
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let first =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    c.handle_input(format!("+ {}\r\n", b64(first)).as_bytes());
+    drain(&mut c).unwrap();
+    let final_msg = sent(&mut c);
+    assert_eq!(
+        final_msg,
+        format!(
+            "{}\r\n",
+            b64(
+                "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+            )
+        )
+    );
+    c.handle_input(
+        format!(
+            "+ {}\r\n",
+            b64("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=")
+        )
+        .as_bytes(),
+    );
+    assert!(matches!(drain(&mut c), Err(ProtocolError::Sasl { .. })));
+}
+
+#[test]
+fn scram_accepts_the_true_signature_and_refuses_ok_before_it() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let first =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    let t = format!(
+        "S: +OK hi\nC: AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=\nS: + {}\nC: {}\nS: + {}\nC: \nS: +OK welcome\n",
+        b64(first),
+        b64(
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        ),
+        b64("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    );
+    let scram = || {
+        vec![Command::auth(ScramSha256::new(
+            "user".into(),
+            Secret::from("pencil"),
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        ))]
+    };
+    let played = play(rfc_config(), &t, scram);
+    assert_eq!(played.client.phase(), Phase::Transaction);
+    // A server that says +OK without proving itself is refused.
+    let t = format!(
+        "S: +OK hi\nC: AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=\nS: +OK welcome\n"
+    );
+    let played = play(rfc_config(), &t, scram);
+    assert!(matches!(
+        played.events.last(),
+        Some(Ev::Error(ProtocolError::Sasl { .. }))
+    ));
+    assert!(
+        texts(&played.events)
+            .iter()
+            .all(|e| !e.contains("LoggedIn"))
+    );
+}
+
+#[test]
+fn sasl_challenge_that_is_not_base64_is_fatal() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::auth(CramMd5::new("u".into(), Secret::from("p"))))
+        .unwrap();
+    assert_eq!(sent(&mut c), "AUTH CRAM-MD5\r\n");
+    c.handle_input(b"+ !!!not base64\r\n");
+    assert_eq!(drain(&mut c), Err(ProtocolError::InvalidBase64));
+}
+
+#[test]
+fn cancel_auth_sends_a_star() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::auth(CramMd5::new("u".into(), Secret::from("p"))))
+        .unwrap();
+    sent(&mut c);
+    assert_eq!(c.cancel_auth(), Ok(()));
+    assert_eq!(sent(&mut c), "*\r\n");
+    c.handle_input(
+        b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n-ERR cancelled\r\n",
+    );
+    let events = drain(&mut c).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("Err { id: CommandId(0), command: Auth"))
+    );
+    assert_eq!(sent(&mut c), "", "no response after the cancel");
+    assert_eq!(c.cancel_auth(), Err(EnqueueError::NoAuthInProgress));
+}
+
+#[test]
+fn greeting_refused_closes_the_session() {
+    let mut c = Client::new(Config::default());
+    c.handle_input(b"-ERR [IN-USE] maildrop locked\r\n");
+    let e = drain(&mut c).unwrap();
+    assert!(
+        e[0].contains("Greeting { ok: false, code: Some(InUse)"),
+        "{e:?}"
+    );
+    assert_eq!(c.phase(), Phase::Closed);
+    assert_eq!(c.enqueue(Command::Capa), Err(EnqueueError::Closed));
+    let _ = Event::Quirk(pop3_proto::Quirk::MissingCapa);
+}
