@@ -1,0 +1,891 @@
+//! The blocking connection: a run loop around [`pop3_proto::Client`] and typed verbs on top.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use pop3_proto::login::{
+    LoginChoiceError, LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
+    choose_login,
+};
+use pop3_proto::sasl::{CramMd5, Login, Mechanism, Plain, ScramSha256};
+use pop3_proto::{
+    Capabilities, Client, Command, CommandId, CommandKind, Event, Phase, ResponseCode, Secret,
+    Trace,
+};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+use crate::{Error, Options, Security, Stream};
+
+/// The size of the read buffer: one read's worth of input is all the memory a reply costs,
+/// whatever the size of the message.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// How many random bytes go into a SCRAM client nonce (144 bits, base64 to 24 characters).
+const SCRAM_NONCE_BYTES: usize = 18;
+
+/// The server's greeting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Greeting {
+    /// The text after `+OK`.
+    pub text: String,
+    /// The response code, if any.
+    pub code: Option<ResponseCode>,
+    /// Whether the greeting carries an APOP timestamp (so [`Connection::apop`] is possible).
+    pub apop: bool,
+}
+
+/// One step of [`Connection::retr_many`], for one message.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetrEvent<'a> {
+    /// The next piece of the message, dot-unstuffed, line ends as the server sent them.
+    Chunk(&'a [u8]),
+    /// The message is complete.
+    End {
+        /// Its size in octets (after unstuffing).
+        octets: u64,
+    },
+    /// The server refused to send it (`-ERR`); the batch goes on with the next message.
+    Refused(ServerError),
+}
+
+/// When the run loop may return.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// After the greeting.
+    Greeting,
+    /// After the terminal event (`Ok`, `Err` or `StartTls`) of this command.
+    Done(CommandId),
+    /// When the client has nothing queued, in flight or to report (the automatic CAPA is in).
+    Idle,
+}
+
+/// A POP3 session over a blocking stream.
+///
+/// Make one with [`Connection::connect`] (TCP, with or without TLS) or [`Connection::new`]
+/// (any `Read + Write`). Each method sends its command, waits for the reply and returns it
+/// typed; a `-ERR` is [`Error::Server`] and the session goes on. See [`Error`] for which
+/// errors poison the connection.
+///
+/// Dropping a connection sends nothing: without [`quit`](Self::quit) the server never enters
+/// its UPDATE state, so no `DELE` is committed.
+pub struct Connection<S = Stream> {
+    stream: S,
+    client: Client,
+    greeting: Greeting,
+    read_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    eof: bool,
+    poisoned: bool,
+    /// The host name given to `connect`, for the certificate check after STLS.
+    host: Option<String>,
+    options: Options,
+}
+
+impl<S> fmt::Debug for Connection<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("client", &self.client)
+            .field("greeting", &self.greeting)
+            .field("host", &self.host)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection<Stream> {
+    /// Connects to `host:port`, sets up TLS as `security` says, reads the greeting and the
+    /// capabilities.
+    ///
+    /// [`Options::timeout`] bounds the TCP connect (per resolved address), the TLS handshake and
+    /// every later read and write. Name resolution uses the system resolver and is not bounded.
+    /// With [`Security::StartTls`], a `-ERR` to STLS is [`Error::Server`]: there is no fallback
+    /// to plaintext.
+    pub fn connect(
+        host: &str,
+        port: u16,
+        security: Security,
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let tcp = connect_tcp(host, port, options)?;
+        match security {
+            Security::None => {
+                Self::start(Stream::Plain(tcp), options, Some(host.to_owned()), false)
+            }
+            Security::StartTls => {
+                Self::start(Stream::Plain(tcp), options, Some(host.to_owned()), false)?.stls()
+            }
+            Security::Implicit => {
+                let config = options.tls.build()?;
+                let tls = handshake(tcp, config, host)?;
+                Self::start(
+                    Stream::Tls(Box::new(tls)),
+                    options,
+                    Some(host.to_owned()),
+                    true,
+                )
+            }
+        }
+    }
+
+    /// Upgrades a plaintext connection with STLS (RFC 2595): sends STLS, checks that the server
+    /// sent nothing after its `+OK`, runs the TLS handshake (verifying the certificate against
+    /// the host name given to [`connect`](Self::connect)) and asks CAPA again.
+    ///
+    /// Consumes the connection: a `-ERR` ([`Error::Server`]) or any other failure leaves no
+    /// usable session. Bytes after the `+OK` (a STARTTLS injection) are
+    /// [`Error::Protocol`]. A connection made with [`Connection::new`] has no host name, so
+    /// this fails with [`Error::InvalidServerName`] before sending anything.
+    pub fn stls(mut self) -> Result<Self, Error> {
+        self.check_usable()?;
+        if self.stream.is_tls() || self.client.is_tls() {
+            return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
+        }
+        let host = self
+            .host
+            .clone()
+            .ok_or_else(|| Error::InvalidServerName(String::new()))?;
+        let server_name = server_name(&host)?;
+        let config = self.options.tls.build()?;
+        self.simple(Command::Stls)?;
+        // The run loop has drained every buffered byte through the client, which flags any
+        // byte after the `+OK` as an injection; nothing has been read past that point.
+        if let Some(error) = self.client.error() {
+            let error = Error::Protocol(error.clone());
+            return Err(self.poison(error));
+        }
+        let Self {
+            stream,
+            mut client,
+            greeting,
+            read_buf,
+            write_buf,
+            eof,
+            poisoned,
+            host,
+            options,
+        } = self;
+        let Stream::Plain(tcp) = stream else {
+            return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
+        };
+        let tls = handshake_named(tcp, config, server_name)?;
+        client.handle_tls_established()?;
+        let mut upgraded = Connection {
+            stream: Stream::Tls(Box::new(tls)),
+            client,
+            greeting,
+            read_buf,
+            write_buf,
+            eof,
+            poisoned,
+            host,
+            options,
+        };
+        upgraded.drive(Until::Idle, |_| Ok(()))?;
+        Ok(upgraded)
+    }
+}
+
+impl<S: Read + Write> Connection<S> {
+    /// Starts a session over a stream you connected yourself (treated as plaintext), reading
+    /// the greeting and the capabilities.
+    ///
+    /// Timeouts are the stream's business here: set them on it before (for a `TcpStream`,
+    /// `set_read_timeout` and `set_write_timeout`), or a stalled server blocks forever.
+    pub fn new(stream: S, options: &Options) -> Result<Self, Error> {
+        Self::start(stream, options, None, false)
+    }
+
+    /// Like [`new`](Self::new), for a stream that is already encrypted (a TLS stream of your
+    /// own): the client then allows passwords without [`Options::allow_plaintext`].
+    pub fn new_tls(stream: S, options: &Options) -> Result<Self, Error> {
+        Self::start(stream, options, None, true)
+    }
+
+    fn start(stream: S, options: &Options, host: Option<String>, tls: bool) -> Result<Self, Error> {
+        let mut options = options.clone();
+        options.config.allow_plaintext_auth = options.login.allow_plaintext;
+        options.config.trace = tracing::enabled!(tracing::Level::DEBUG);
+        let mut client = Client::new(options.config.clone());
+        if tls {
+            client.handle_tls_established()?;
+        }
+        let mut connection = Self {
+            stream,
+            client,
+            greeting: Greeting::default(),
+            read_buf: vec![0; READ_BUFFER],
+            write_buf: Vec::new(),
+            eof: false,
+            poisoned: false,
+            host,
+            options,
+        };
+        connection.drive(Until::Greeting, |_| Ok(()))?;
+        if connection.client.phase() == Phase::Closed {
+            let Greeting { text, code, .. } = connection.greeting;
+            return Err(Error::GreetingRefused { code, text });
+        }
+        connection.drive(Until::Idle, |_| Ok(()))?;
+        Ok(connection)
+    }
+
+    // ---- getters ----
+
+    /// The server's greeting.
+    pub fn greeting(&self) -> &Greeting {
+        &self.greeting
+    }
+
+    /// The capabilities from the latest CAPA, or `None` while unknown (the server has no CAPA
+    /// and [`Quirks::missing_capa`](pop3_proto::Quirks::missing_capa) is off, or
+    /// [`Config::auto_capa`](pop3_proto::Config::auto_capa) is off and [`capa`](Self::capa) was
+    /// not called since the last login or STLS).
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.client.capabilities()
+    }
+
+    /// The session phase.
+    pub fn phase(&self) -> Phase {
+        self.client.phase()
+    }
+
+    /// Whether the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.client.is_tls()
+    }
+
+    /// Whether the server accepted [`utf8`](Self::utf8).
+    pub fn is_utf8(&self) -> bool {
+        self.client.is_utf8()
+    }
+
+    /// Whether an earlier fatal error poisoned the connection (every call now returns
+    /// [`Error::Closed`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, without QUIT; any unread input stays unread.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    // ---- authorization ----
+
+    /// `CAPA`: asks for the capabilities (also kept for [`capabilities`](Self::capabilities)).
+    pub fn capa(&mut self) -> Result<Capabilities, Error> {
+        let id = self.enqueue(Command::Capa)?;
+        let mut capabilities = None;
+        let outcome = self.wait(id, |event| {
+            if let Event::Capabilities {
+                id: i,
+                capabilities: c,
+            } = event
+            {
+                if *i == id {
+                    capabilities = Some((*c).clone());
+                }
+            }
+            Ok(())
+        })?;
+        outcome?;
+        capabilities.ok_or(Error::Closed)
+    }
+
+    /// `USER name`. Without TLS it waits for its reply before anything else is sent, so that a
+    /// refused USER never exposes the password.
+    pub fn user(&mut self, name: &str) -> Result<Reply, Error> {
+        self.simple(Command::user(name))
+    }
+
+    /// `PASS password`. Refused ([`Error::Usage`]) without TLS unless
+    /// [`Options::allow_plaintext`].
+    pub fn pass(&mut self, password: impl Into<Secret>) -> Result<Reply, Error> {
+        self.simple(Command::pass(password))
+    }
+
+    /// `APOP name digest`: needs a greeting timestamp ([`Greeting::apop`]); the secret itself
+    /// never crosses the wire.
+    pub fn apop(&mut self, name: &str, secret: impl Into<Secret>) -> Result<Reply, Error> {
+        self.simple(Command::apop(name, secret))
+    }
+
+    /// `RPOP user` (RFC 1081, obsolete trusted-host login; after [`user`](Self::user)).
+    pub fn rpop(&mut self, user: &str) -> Result<Reply, Error> {
+        self.simple(Command::Rpop(user.to_owned()))
+    }
+
+    /// `AUTH` with any SASL mechanism (see [`pop3_proto::sasl`]); the core runs the
+    /// challenge/response exchange. Mechanisms that expose a reusable secret are refused
+    /// without TLS unless [`Options::allow_plaintext`].
+    pub fn auth(&mut self, mechanism: impl Mechanism + 'static) -> Result<Reply, Error> {
+        self.simple(Command::auth(mechanism))
+    }
+
+    /// Logs in with the best method the server offers (chosen by
+    /// [`pop3_proto::login::choose_login`]): SCRAM-SHA-256 > CRAM-MD5 > APOP (only with
+    /// [`Options::allow_apop`]) > PLAIN > LOGIN > USER/PASS. Methods that send the password are
+    /// skipped without TLS unless [`Options::allow_plaintext`]; if nothing else is left, this
+    /// fails with [`Error::Login`] before sending anything. Returns the method used.
+    pub fn login(&mut self, user: &str, password: impl Into<Secret>) -> Result<LoginMethod, Error> {
+        self.check_usable()?;
+        let password = password.into();
+        let method = choose_login(
+            self.client.capabilities(),
+            self.client.apop_available(),
+            self.client.is_tls(),
+            self.options.login,
+        )?;
+        let user_name = user.to_owned();
+        match method {
+            LoginMethod::ScramSha256 => {
+                self.auth(ScramSha256::new(user_name, password, scram_nonce()?))?
+            }
+            LoginMethod::CramMd5 => self.auth(CramMd5::new(user_name, password))?,
+            LoginMethod::Apop => self.apop(user, password)?,
+            LoginMethod::Plain => self.auth(Plain::new(None, user_name, password))?,
+            LoginMethod::Login => self.auth(Login::new(user_name, password))?,
+            LoginMethod::UserPass => {
+                self.user(user)?;
+                self.pass(password)?
+            }
+            _ => return Err(Error::Login(LoginChoiceError::NoSupportedMethod)),
+        };
+        Ok(method)
+    }
+
+    /// `UTF8` (RFC 6856): asks for UTF-8 mode, before login.
+    pub fn utf8(&mut self) -> Result<Reply, Error> {
+        self.simple(Command::Utf8)
+    }
+
+    /// `LANG`: the languages the server offers, as (tag, description) pairs (RFC 6856).
+    pub fn lang(&mut self) -> Result<Vec<(String, String)>, Error> {
+        let id = self.enqueue(Command::Lang(None))?;
+        let mut languages = Vec::new();
+        self.wait(id, |event| {
+            if let Event::LangEntry {
+                id: i,
+                tag,
+                description,
+            } = event
+            {
+                if *i == id {
+                    languages.push((tag.clone(), description.clone()));
+                }
+            }
+            Ok(())
+        })??;
+        Ok(languages)
+    }
+
+    /// `LANG tag`: switches the language of the server's texts (`*` lets the server choose).
+    pub fn set_lang(&mut self, tag: &str) -> Result<Reply, Error> {
+        self.simple(Command::Lang(Some(tag.to_owned())))
+    }
+
+    // ---- transaction ----
+
+    /// `STAT`: the number of messages and their total size.
+    pub fn stat(&mut self) -> Result<Stat, Error> {
+        let id = self.enqueue(Command::Stat)?;
+        let mut stat = None;
+        self.wait(id, |event| {
+            if let Event::Stat { id: i, count, size } = event {
+                if *i == id {
+                    stat = Some(Stat {
+                        count: *count,
+                        size: *size,
+                    });
+                }
+            }
+            Ok(())
+        })??;
+        stat.ok_or(Error::Closed)
+    }
+
+    /// `LIST`: every message's number and size.
+    pub fn list(&mut self) -> Result<Vec<ScanListing>, Error> {
+        let id = self.enqueue(Command::List(None))?;
+        let mut listings = Vec::new();
+        self.wait(id, |event| {
+            if let Event::ListEntry { id: i, msg, size } = event {
+                if *i == id {
+                    listings.push(ScanListing {
+                        msg: *msg,
+                        size: *size,
+                    });
+                }
+            }
+            Ok(())
+        })??;
+        Ok(listings)
+    }
+
+    /// `LIST n`: one message's size.
+    pub fn list_one(&mut self, msg: u32) -> Result<ScanListing, Error> {
+        let id = self.enqueue(Command::List(Some(msg)))?;
+        let mut listing = None;
+        self.wait(id, |event| {
+            if let Event::ListEntry { id: i, msg, size } = event {
+                if *i == id {
+                    listing = Some(ScanListing {
+                        msg: *msg,
+                        size: *size,
+                    });
+                }
+            }
+            Ok(())
+        })??;
+        listing.ok_or(Error::Closed)
+    }
+
+    /// `UIDL`: every message's unique id.
+    pub fn uidl(&mut self) -> Result<Vec<UniqueIdListing>, Error> {
+        let id = self.enqueue(Command::Uidl(None))?;
+        let mut listings = Vec::new();
+        self.wait(id, |event| {
+            if let Event::UidlEntry { id: i, msg, uid } = event {
+                if *i == id {
+                    listings.push(UniqueIdListing {
+                        msg: *msg,
+                        uid: (*uid).to_owned(),
+                    });
+                }
+            }
+            Ok(())
+        })??;
+        Ok(listings)
+    }
+
+    /// `UIDL n`: one message's unique id.
+    pub fn uidl_one(&mut self, msg: u32) -> Result<UniqueIdListing, Error> {
+        let id = self.enqueue(Command::Uidl(Some(msg)))?;
+        let mut listing = None;
+        self.wait(id, |event| {
+            if let Event::UidlEntry { id: i, msg, uid } = event {
+                if *i == id {
+                    listing = Some(UniqueIdListing {
+                        msg: *msg,
+                        uid: (*uid).to_owned(),
+                    });
+                }
+            }
+            Ok(())
+        })??;
+        listing.ok_or(Error::Closed)
+    }
+
+    /// `RETR n`: streams the message (dot-unstuffed, line ends as sent) into `out` and returns
+    /// its size. Memory stays bounded by the read buffer whatever the message size. If `out`
+    /// fails, the rest of the message is read and discarded, and its error returned.
+    pub fn retr(&mut self, msg: u32, out: &mut impl Write) -> Result<u64, Error> {
+        self.body(Command::retr(msg), out)
+    }
+
+    /// `RETR n` into a `Vec`.
+    pub fn retr_vec(&mut self, msg: u32) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.retr(msg, &mut out)?;
+        Ok(out)
+    }
+
+    /// `TOP n lines`: the headers and the first `lines` lines of the body, streamed like
+    /// [`retr`](Self::retr).
+    pub fn top(&mut self, msg: u32, lines: u32, out: &mut impl Write) -> Result<u64, Error> {
+        self.body(Command::top(msg, lines), out)
+    }
+
+    /// `TOP n lines` into a `Vec`.
+    pub fn top_vec(&mut self, msg: u32, lines: u32) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.top(msg, lines, &mut out)?;
+        Ok(out)
+    }
+
+    /// `DELE n`: marks the message deleted; the server deletes it only when [`quit`](Self::quit)
+    /// succeeds.
+    pub fn dele(&mut self, msg: u32) -> Result<Reply, Error> {
+        self.simple(Command::dele(msg))
+    }
+
+    /// `RSET`: unmarks every deleted message.
+    pub fn rset(&mut self) -> Result<Reply, Error> {
+        self.simple(Command::Rset)
+    }
+
+    /// `NOOP`.
+    pub fn noop(&mut self) -> Result<Reply, Error> {
+        self.simple(Command::Noop)
+    }
+
+    /// Retrieves many messages, pipelined when the server announces PIPELINING (the core keeps
+    /// a bounded window in flight), one at a time otherwise. `on_event` sees each message as
+    /// [`RetrEvent::Chunk`]s and one [`RetrEvent::End`], or one [`RetrEvent::Refused`], in the
+    /// order of `msgs`.
+    ///
+    /// If `on_event` fails, it is not called again, the remaining replies are read and
+    /// discarded, and its error is returned as [`Error::Io`]; the connection stays usable.
+    pub fn retr_many(
+        &mut self,
+        msgs: &[u32],
+        mut on_event: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
+    ) -> Result<(), Error> {
+        let ids = self.enqueue_all(msgs, Command::retr)?;
+        let Some(&(last, _)) = ids.last() else {
+            return Ok(());
+        };
+        self.drive(Until::Done(last), |event| {
+            let Some(msg) = event.id().and_then(|id| lookup(&ids, id)) else {
+                return Ok(());
+            };
+            match event {
+                Event::Body { chunk, .. } => on_event(msg, RetrEvent::Chunk(chunk))?,
+                Event::BodyEnd { octets, .. } => on_event(msg, RetrEvent::End { octets: *octets })?,
+                Event::Err {
+                    command,
+                    code,
+                    text,
+                    ..
+                } => {
+                    on_event(msg, RetrEvent::Refused(server_error(*command, code, text)))?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes many messages, pipelined when the server allows; one result per message, in
+    /// the order of `msgs`.
+    pub fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Error> {
+        let ids = self.enqueue_all(msgs, Command::dele)?;
+        let mut results: Vec<Option<Result<(), ServerError>>> = vec![None; ids.len()];
+        let Some(&(last, _)) = ids.last() else {
+            return Ok(Vec::new());
+        };
+        self.drive(Until::Done(last), |event| {
+            let Some(index) = event
+                .id()
+                .and_then(|id| ids.binary_search_by_key(&id, |&(i, _)| i).ok())
+            else {
+                return Ok(());
+            };
+            match event {
+                Event::Ok { .. } => results[index] = Some(Ok(())),
+                Event::Err {
+                    command,
+                    code,
+                    text,
+                    ..
+                } => results[index] = Some(Err(server_error(*command, code, text))),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        results
+            .into_iter()
+            .map(|r| r.ok_or(Error::Closed))
+            .collect()
+    }
+
+    /// `QUIT`: ends the session. After login the server now commits the deletions (UPDATE) and
+    /// returns its verdict: `+OK` as `Ok`, and a `-ERR` as [`Error::Server`], which means the
+    /// deletions were **not** committed.
+    pub fn quit(mut self) -> Result<Reply, Error> {
+        self.simple(Command::Quit)
+    }
+
+    // ---- the run loop ----
+
+    /// Queues one command after checking that the connection is usable.
+    fn enqueue(&mut self, command: Command) -> Result<CommandId, Error> {
+        self.check_usable()?;
+        Ok(self.client.enqueue(command)?)
+    }
+
+    /// Validates every command first, so that a bad message number queues nothing.
+    fn enqueue_all(
+        &mut self,
+        msgs: &[u32],
+        make: fn(u32) -> Command,
+    ) -> Result<Vec<(CommandId, u32)>, Error> {
+        self.check_usable()?;
+        for &msg in msgs {
+            make(msg).validate()?;
+        }
+        msgs.iter()
+            .map(|&msg| Ok((self.client.enqueue(make(msg))?, msg)))
+            .collect()
+    }
+
+    /// Sends a command and waits for its single-line reply.
+    fn simple(&mut self, command: Command) -> Result<Reply, Error> {
+        let id = self.enqueue(command)?;
+        Ok(self.wait(id, |_| Ok(()))??)
+    }
+
+    /// Runs the loop until command `id` is answered; `on_event` sees every event on the way.
+    /// The outer result is the connection's, the inner one the server's answer.
+    fn wait(
+        &mut self,
+        id: CommandId,
+        mut on_event: impl FnMut(&Event<'_>) -> Result<(), Error>,
+    ) -> Result<Result<Reply, ServerError>, Error> {
+        let mut outcome = None;
+        let mut logged_in = false;
+        self.drive(Until::Done(id), |event| {
+            match event {
+                Event::LoggedIn { id: i } if *i == id => logged_in = true,
+                Event::Ok {
+                    id: i, code, text, ..
+                } if *i == id => {
+                    outcome = Some(Ok(Reply {
+                        code: code.clone(),
+                        text: text.clone(),
+                    }));
+                }
+                Event::StartTls { id: i } if *i == id => outcome = Some(Ok(Reply::default())),
+                Event::Err {
+                    id: i,
+                    command,
+                    code,
+                    text,
+                } if *i == id => {
+                    outcome = Some(Err(server_error(*command, code, text)));
+                }
+                _ => {}
+            }
+            on_event(event)
+        })?;
+        if logged_in {
+            // The capabilities may change with the login (RFC 2449 §4): wait for the new CAPA
+            // the core asks for, so that `capabilities()` is current when login returns.
+            self.drive(Until::Idle, |_| Ok(()))?;
+        }
+        outcome.ok_or(Error::Closed)
+    }
+
+    /// Streams a RETR or TOP body into `out`.
+    fn body(&mut self, command: Command, out: &mut impl Write) -> Result<u64, Error> {
+        let id = self.enqueue(command)?;
+        let mut octets = 0;
+        self.wait(id, |event| {
+            match event {
+                Event::Body { id: i, chunk } if *i == id => out.write_all(chunk)?,
+                Event::BodyEnd { id: i, octets: n } if *i == id => octets = *n,
+                _ => {}
+            }
+            Ok(())
+        })??;
+        out.flush()?;
+        Ok(octets)
+    }
+
+    /// The run loop of [`Client`]: hand every event to `on_event` (and traces to `tracing`);
+    /// when `until` is reached, return; otherwise write what the client has to send, read, and
+    /// go round.
+    ///
+    /// An error from `on_event` stops further calls to it, but the loop goes on to `until` so
+    /// that the session stays in step; the error is returned at the end.
+    fn drive(
+        &mut self,
+        until: Until,
+        mut on_event: impl FnMut(&Event<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.check_usable()?;
+        let mut done = false;
+        let mut deferred = None;
+        loop {
+            // Drain every event the buffered input yields. Events after `until` (an automatic
+            // CAPA's, say) are consumed here too: only traces and the greeting matter for them.
+            loop {
+                let event = match self.client.poll_event() {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break,
+                    // Past `until` the error stays in the client (it is sticky) and surfaces on
+                    // the next call; `stls` checks for it before the handshake.
+                    Err(_) if done => break,
+                    Err(error) => return Err(self.poison(Error::Protocol(error))),
+                };
+                match &event {
+                    Event::Trace(Trace::Sent(line)) => tracing::debug!("C: {line}"),
+                    Event::Trace(Trace::Received(line)) => tracing::debug!("S: {line}"),
+                    Event::Quirk(quirk) => tracing::debug!("tolerating a server quirk: {quirk:?}"),
+                    Event::Greeting {
+                        code, text, apop, ..
+                    } => {
+                        self.greeting = Greeting {
+                            text: text.clone(),
+                            code: code.clone(),
+                            apop: *apop,
+                        };
+                    }
+                    _ => {}
+                }
+                if done {
+                    continue;
+                }
+                if deferred.is_none() {
+                    if let Err(error) = on_event(&event) {
+                        deferred = Some(error);
+                    }
+                }
+                done = match until {
+                    Until::Greeting => matches!(event, Event::Greeting { .. }),
+                    Until::Done(id) => event.is_terminal() && event.id() == Some(id),
+                    Until::Idle => false,
+                };
+            }
+            if matches!(until, Until::Idle) && self.client.is_idle() {
+                done = true;
+            }
+            if done {
+                return deferred.map_or(Ok(()), Err);
+            }
+            if self.eof {
+                // The client saw the end of input and has nothing more to say: the session
+                // ended without reaching `until` (after a refused greeting, say).
+                return Err(self.poison(Error::Closed));
+            }
+            self.transmit()?;
+            self.receive()?;
+        }
+    }
+
+    /// Writes everything the client wants to send. The core bounds the pipeline window and
+    /// commands are short, so writing it all before reading cannot deadlock.
+    fn transmit(&mut self) -> Result<(), Error> {
+        self.write_buf.clear();
+        if self.client.poll_transmit(&mut self.write_buf) == 0 {
+            return Ok(());
+        }
+        let result = self
+            .stream
+            .write_all(&self.write_buf)
+            .and_then(|()| self.stream.flush());
+        // The buffer may hold a password: do not keep it around.
+        self.write_buf.clear();
+        result.map_err(|error| self.poison(Error::from_connection_io(error)))
+    }
+
+    /// One read into the fixed buffer, handed to the client.
+    fn receive(&mut self) -> Result<(), Error> {
+        loop {
+            match self.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.client.handle_eof();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.client.handle_input(&self.read_buf[..n]);
+                    return Ok(());
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(self.poison(Error::from_connection_io(error))),
+            }
+        }
+    }
+
+    /// Fails if the connection is poisoned, or poisons it if the client has a fatal error.
+    fn check_usable(&mut self) -> Result<(), Error> {
+        if self.poisoned {
+            return Err(Error::Closed);
+        }
+        if let Some(error) = self.client.error() {
+            let error = Error::Protocol(error.clone());
+            return Err(self.poison(error));
+        }
+        Ok(())
+    }
+
+    fn poison(&mut self, error: Error) -> Error {
+        self.poisoned = true;
+        error
+    }
+}
+
+/// The message number of command `id` in a batch.
+fn lookup(ids: &[(CommandId, u32)], id: CommandId) -> Option<u32> {
+    ids.binary_search_by_key(&id, |&(i, _)| i)
+        .ok()
+        .map(|index| ids[index].1)
+}
+
+fn server_error(command: CommandKind, code: &Option<ResponseCode>, text: &str) -> ServerError {
+    ServerError {
+        command,
+        code: code.clone(),
+        text: text.to_owned(),
+    }
+}
+
+/// A SCRAM client nonce: 18 bytes from the operating system's generator, base64.
+fn scram_nonce() -> Result<String, Error> {
+    let mut bytes = [0; SCRAM_NONCE_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Io(io::Error::other(e)))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    ServerName::try_from(host.to_owned()).map_err(|_| Error::InvalidServerName(host.to_owned()))
+}
+
+/// Connects to the first address of `host` that answers within the timeout, and sets the
+/// read and write timeouts.
+fn connect_tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, options.timeout) {
+            Ok(tcp) => {
+                tcp.set_read_timeout(Some(options.timeout))?;
+                tcp.set_write_timeout(Some(options.timeout))?;
+                tcp.set_nodelay(true)?;
+                return Ok(tcp);
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(match last {
+        Some(error) => Error::from_connection_io(error),
+        None => Error::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        )),
+    })
+}
+
+fn handshake(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    host: &str,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
+    handshake_named(tcp, config, server_name(host)?)
+}
+
+/// Runs the TLS handshake to its end, so that certificate errors show up here and not at the
+/// first read.
+fn handshake_named(
+    mut tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
+    let mut tls = ClientConnection::new(config, name)?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)
+            .map_err(Error::from_connection_io)?;
+    }
+    Ok(StreamOwned::new(tls, tcp))
+}

@@ -1,0 +1,77 @@
+//! The one error type of the blocking client.
+
+use std::io;
+
+use pop3_proto::login::{LoginChoiceError, ServerError};
+use pop3_proto::{EnqueueError, ProtocolError, ResponseCode};
+
+/// Everything that can go wrong on a [`Connection`](crate::Connection).
+///
+/// # What is still callable afterwards
+///
+/// - [`Error::Server`] (a `-ERR`), [`Error::Usage`] (caller misuse, nothing was sent) and
+///   [`Error::Login`] (no acceptable login method, nothing was sent) leave the connection
+///   usable.
+/// - [`Error::Io`] from *your* sink (the `impl Write` given to `retr`, or an error returned by
+///   a `retr_many` callback) also leaves it usable: the rest of the reply is read and discarded
+///   before the error is returned.
+/// - [`Error::Io`] from the connection, [`Error::Tls`], [`Error::Timeout`] and
+///   [`Error::Protocol`] are fatal: the connection is *poisoned* and every later call returns
+///   [`Error::Closed`]. Drop it (no QUIT is sent, so no deletion is committed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading from or writing to the connection (or your sink) failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// The TLS layer failed: handshake, certificate verification, or a bad record.
+    #[error("tls error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The server did not answer (or accept data) within [`Options::timeout`](crate::Options::timeout).
+    #[error("timed out waiting for the server")]
+    Timeout,
+    /// The server broke the POP3 protocol (or closed the connection mid-session).
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The server answered `-ERR`; the response code, if any, is typed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The call is not valid now (wrong phase, bad argument, a password without TLS, ...).
+    /// Nothing was sent.
+    #[error("invalid use: {0}")]
+    Usage(#[from] EnqueueError),
+    /// [`Connection::login`](crate::Connection::login) found no acceptable method.
+    #[error("cannot log in: {0}")]
+    Login(#[from] LoginChoiceError),
+    /// The host name is not valid for TLS (or none is known for STLS).
+    #[error("invalid server name for TLS: {0:?}")]
+    InvalidServerName(String),
+    /// The server's greeting was `-ERR`: it refuses the session.
+    #[error("the server refused the session: -ERR {}{text}", code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default())]
+    GreetingRefused {
+        /// The response code, if any (`[IN-USE]`, `[SYS/TEMP]`, ...).
+        code: Option<ResponseCode>,
+        /// The greeting text.
+        text: String,
+    },
+    /// The connection is closed, or poisoned by an earlier fatal error.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Maps an I/O error of the connection: timeouts become [`Error::Timeout`] and rustls
+    /// errors (which `StreamOwned` wraps in an `io::Error`) become [`Error::Tls`].
+    pub(crate) fn from_connection_io(error: io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Self::Timeout,
+            _ => match error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(tls) => Self::Tls(tls.clone()),
+                None => Self::Io(error),
+            },
+        }
+    }
+}

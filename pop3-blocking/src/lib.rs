@@ -1,0 +1,77 @@
+//! A blocking POP3 client: a thin adapter that moves bytes between a `std::io` stream and the
+//! sans-IO [`pop3_proto::Client`], with rustls for TLS.
+//!
+//! The adapter makes no protocol decisions: framing, pipelining, the login choice, the
+//! STARTTLS-injection check and the plaintext-password guard all live in `pop3-proto`. This
+//! crate adds sockets, timeouts, TLS and typed methods.
+//!
+//! ```no_run
+//! use pop3_blocking::{Connection, Options, Security};
+//!
+//! # fn main() -> Result<(), pop3_blocking::Error> {
+//! let options = Options::default();
+//! let mut pop = Connection::connect("pop.example.com", 995, Security::Implicit, &options)?;
+//! println!("greeting: {}", pop.greeting().text);
+//! let method = pop.login("alice", "correct horse battery staple")?;
+//! println!("logged in with {method:?}");
+//!
+//! let stat = pop.stat()?;
+//! println!("{} messages, {} octets", stat.count, stat.size);
+//! for entry in pop.uidl()? {
+//!     // Bodies stream into any `impl Write` with bounded memory.
+//!     let mut file = std::fs::File::create(format!("{}.eml", entry.uid))?;
+//!     pop.retr(entry.msg, &mut file)?;
+//! }
+//!
+//! // Many messages at once, pipelined when the server allows it.
+//! let numbers: Vec<u32> = (1..=stat.count).collect();
+//! for result in pop.dele_many(&numbers)? {
+//!     if let Err(refused) = result {
+//!         eprintln!("{refused}");
+//!     }
+//! }
+//! // Deletions are committed only when QUIT succeeds; dropping `pop` instead commits nothing.
+//! pop.quit()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security
+//!
+//! - TLS verifies the certificate against the host name, with SNI, trusting the webpki roots
+//!   by default ([`TlsOptions`]). Turning verification off takes
+//!   [`TlsOptions::dangerous_accept_any_certificate`].
+//! - A password or reusable token is never sent without TLS unless
+//!   [`Options::allow_plaintext`] is set; [`Connection::login`] prefers methods that never send
+//!   the password (SCRAM-SHA-256, CRAM-MD5) and uses APOP only with [`Options::allow_apop`].
+//! - After the `+OK` to STLS nothing is read before the handshake, and any byte the server sent
+//!   after the `+OK` is a fatal [`Error::Protocol`] (STARTTLS injection).
+//! - Secrets never appear in `Debug` output, errors or traces.
+//!
+//! # Tracing (poplib's `set_debuglevel`)
+//!
+//! Where Python's `poplib` prints the dialogue after `set_debuglevel(1)`, this crate logs it
+//! with the [`tracing`] crate: one DEBUG event per command sent (`C: STAT`) and per status line
+//! received (`S: +OK 2 320`), with passwords, APOP digests and SASL data replaced by
+//! `<redacted>`. Message bodies and listing lines are not logged. The lines are produced only
+//! when DEBUG is enabled for this crate when the connection is made, for example with
+//! `tracing_subscriber` and `RUST_LOG=pop3_blocking=debug`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod connection;
+mod error;
+mod options;
+mod stream;
+
+pub use connection::{Connection, Greeting, RetrEvent};
+pub use error::Error;
+pub use options::{Options, Security, TlsOptions};
+pub use stream::Stream;
+
+pub use pop3_proto;
+pub use pop3_proto::login::{
+    LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
+};
+pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
+pub use rustls;
