@@ -27,6 +27,7 @@ mod mail;
 mod mailbox;
 mod script;
 mod scripted;
+pub mod suite;
 mod tls;
 mod util;
 
