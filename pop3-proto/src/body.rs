@@ -80,8 +80,42 @@ impl BodyDecoder {
         self.octets
     }
 
+    /// The common case of [`decode`](Self::decode), small enough to inline: data up to the
+    /// next line that starts with a dot. `None` (and no change) for everything else: a
+    /// terminator, too little input, or a line-length limit to check.
+    #[inline]
+    pub(crate) fn fast_data(&mut self, input: &[u8]) -> Option<(usize, usize)> {
+        if self.max_line.is_some() {
+            return None;
+        }
+        let start = match input {
+            [b'.', next, ..] if self.at_line_start && !matches!(next, b'\r' | b'\n') => 1,
+            [first, ..] if !self.at_line_start || *first != b'.' => 0,
+            _ => return None,
+        };
+        let rest = &input[start..];
+        let len = match LINE_DOT.find(rest) {
+            Some(i) => {
+                self.at_line_start = true;
+                i + 1
+            }
+            None => {
+                self.at_line_start = rest.last() == Some(&b'\n');
+                rest.len()
+            }
+        };
+        if len == 0 {
+            // Only a stuffing dot so far: let `decode` take it.
+            self.at_line_start = true;
+            return None;
+        }
+        self.octets += len as u64;
+        Some((start, start + len))
+    }
+
     /// Decodes from the front of `input`. Call again with the unconsumed rest until it answers
     /// [`Decoded::NeedMore`] (then wait for more input) or [`Decoded::End`].
+    #[inline]
     pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, BodyError> {
         let mut start = 0;
         if self.at_line_start {

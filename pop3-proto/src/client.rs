@@ -92,6 +92,7 @@ enum Reply {
     },
     /// Inside a RETR/TOP body.
     Body {
+        id: CommandId,
         decoder: BodyDecoder,
         first: StatusLine,
     },
@@ -171,8 +172,11 @@ pub struct Client {
     queue: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
     reply: Reply,
+    /// Received bytes: `rx[rx_pos..rx_end]` is unconsumed; `rx[rx_end..]` is room for reads.
     rx: Vec<u8>,
     rx_pos: usize,
+    rx_end: usize,
+    received: bool,
     eof: bool,
     tx: Vec<u8>,
     events: VecDeque<Pending>,
@@ -186,7 +190,7 @@ impl fmt::Debug for Client {
             .field("tls", &self.tls)
             .field("queued", &self.queue.len())
             .field("in_flight", &self.in_flight.len())
-            .field("buffered", &(self.rx.len() - self.rx_pos))
+            .field("buffered", &(self.rx_end - self.rx_pos))
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -214,6 +218,8 @@ impl Client {
             reply: Reply::Status,
             rx: Vec::new(),
             rx_pos: 0,
+            rx_end: 0,
+            received: false,
             eof: false,
             tx: Vec::new(),
             events: VecDeque::new(),
@@ -280,7 +286,7 @@ impl Client {
     /// How many received bytes are buffered and not yet consumed (at most one `handle_input`
     /// call plus a partial line, when `poll_event` is drained between inputs).
     pub fn buffered(&self) -> usize {
-        self.rx.len() - self.rx_pos
+        self.rx_end - self.rx_pos
     }
 
     /// The fatal error, once one occurred.
@@ -295,17 +301,41 @@ impl Client {
 
     // ---- inputs ----
 
-    /// Records bytes received from the server. It only buffers; `poll_event` parses.
+    /// Records bytes received from the server. It only buffers (a copy); `poll_event` parses.
+    /// To save the copy, read straight into [`input_buffer`](Self::input_buffer) instead.
     pub fn handle_input(&mut self, bytes: &[u8]) {
+        self.input_buffer(bytes.len()).copy_from_slice(bytes);
+        self.commit_input(bytes.len());
+    }
+
+    /// Space of at least `len` bytes at the end of the input buffer, for a read from the
+    /// connection to fill directly; then call [`commit_input`](Self::commit_input) with the
+    /// number of bytes read. The buffer grows only when a read asks for more room than it has,
+    /// so its size is the largest read plus a partial line.
+    pub fn input_buffer(&mut self, len: usize) -> &mut [u8] {
         if self.rx_pos > 0 {
-            self.rx.drain(..self.rx_pos);
+            self.rx.copy_within(self.rx_pos..self.rx_end, 0);
+            self.rx_end -= self.rx_pos;
             self.rx_pos = 0;
         }
-        if self.awaiting_tls && !bytes.is_empty() {
+        if self.rx.len() < self.rx_end + len {
+            self.rx.resize(self.rx_end + len, 0);
+        }
+        &mut self.rx[self.rx_end..self.rx_end + len]
+    }
+
+    /// Records that the first `len` bytes of the last [`input_buffer`](Self::input_buffer)
+    /// were filled by a read.
+    pub fn commit_input(&mut self, len: usize) {
+        if len == 0 {
+            return;
+        }
+        self.received = true;
+        if self.awaiting_tls {
             self.fail(ProtocolError::StartTlsInjection);
         }
         if self.error.is_none() {
-            self.rx.extend_from_slice(bytes);
+            self.rx_end = (self.rx_end + len).min(self.rx.len());
         }
     }
 
@@ -329,7 +359,7 @@ impl Client {
             self.capabilities = None;
             self.ask_capabilities();
             Ok(())
-        } else if self.phase == Phase::Greeting && self.rx.is_empty() && self.error.is_none() {
+        } else if self.phase == Phase::Greeting && !self.received && self.error.is_none() {
             self.tls = true;
             Ok(())
         } else {
@@ -428,7 +458,63 @@ impl Client {
     }
 
     /// The next event, `Ok(None)` when more input is needed, or the sticky fatal error.
+    #[inline]
     pub fn poll_event(&mut self) -> Result<Option<Event<'_>>, ProtocolError> {
+        // The hot path: the next chunk of a body, straight from the decoder.
+        if let Reply::Body { id, decoder, .. } = &mut self.reply {
+            if self.events.is_empty() && !self.skip_lf && self.error.is_none() {
+                let base = self.rx_pos;
+                if let Some((start, end)) = decoder.fast_data(&self.rx[base..self.rx_end]) {
+                    self.rx_pos = base + end;
+                    let id = *id;
+                    return Ok(Some(Event::Body {
+                        id,
+                        chunk: &self.rx[base + start..base + end],
+                    }));
+                }
+            }
+        }
+        self.poll_event_slow()
+    }
+
+    /// The fast path for message bodies: the next chunk of a RETR/TOP body, if one is ready,
+    /// exactly as [`poll_event`](Self::poll_event) would return it as [`Event::Body`].
+    ///
+    /// It returns `None` for anything else (the end of the body, a status line, a pending
+    /// event, a partial line): then call `poll_event`. It is optional; a loop that uses it
+    /// saves the cost of the general event (about a third of the decoding time on 4 KiB
+    /// messages, see the `decode` benchmark):
+    ///
+    /// ```no_run
+    /// # fn f(client: &mut pop3_proto::Client) -> Result<(), pop3_proto::ProtocolError> {
+    /// loop {
+    ///     while let Some((id, chunk)) = client.poll_body() {
+    ///         // write `chunk` for command `id`
+    ///     }
+    ///     match client.poll_event()? {
+    ///         Some(event) => { /* handle it; Body events may still come here */ }
+    ///         None => break, // read more input
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn poll_body(&mut self) -> Option<(CommandId, &[u8])> {
+        if let Reply::Body { id, decoder, .. } = &mut self.reply {
+            if self.events.is_empty() && !self.skip_lf && self.error.is_none() {
+                let base = self.rx_pos;
+                if let Some((start, end)) = decoder.fast_data(&self.rx[base..self.rx_end]) {
+                    self.rx_pos = base + end;
+                    let id = *id;
+                    return Some((id, &self.rx[base + start..base + end]));
+                }
+            }
+        }
+        None
+    }
+
+    #[inline(never)]
+    fn poll_event_slow(&mut self) -> Result<Option<Event<'_>>, ProtocolError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -623,7 +709,7 @@ impl Client {
         limit: usize,
         what: &'static str,
     ) -> Result<Option<(usize, usize)>, ProtocolError> {
-        let buffered = &self.rx[self.rx_pos..];
+        let buffered = &self.rx[self.rx_pos..self.rx_end];
         let Some(i) = memchr::memchr(b'\n', buffered) else {
             if buffered.len() >= limit {
                 return Err(ProtocolError::LineTooLong { what, limit });
@@ -666,13 +752,13 @@ impl Client {
                 return Ok(Some(Step::Queued));
             }
             if self.awaiting_tls {
-                if self.rx_pos < self.rx.len() {
+                if self.rx_pos < self.rx_end {
                     return Err(ProtocolError::StartTlsInjection);
                 }
                 return Ok(None);
             }
             if self.skip_lf {
-                match self.rx.get(self.rx_pos) {
+                match self.rx[..self.rx_end].get(self.rx_pos) {
                     None => return self.at_eof(),
                     Some(b'\n') => self.rx_pos += 1,
                     Some(_) => {}
@@ -681,7 +767,7 @@ impl Client {
             }
             let step = match &mut self.reply {
                 Reply::Body { decoder, .. } => {
-                    let decoded = decoder.decode(&self.rx[self.rx_pos..]).map_err(
+                    let decoded = decoder.decode(&self.rx[self.rx_pos..self.rx_end]).map_err(
                         |crate::body::BodyError::LineTooLong { limit }| {
                             ProtocolError::BodyLineTooLong { limit }
                         },
@@ -699,6 +785,7 @@ impl Client {
         }
     }
 
+    #[inline]
     fn front_id(&self) -> CommandId {
         self.in_flight.front().map_or(CommandId(u64::MAX), |f| f.id)
     }
@@ -728,7 +815,7 @@ impl Client {
                     self.quirk(Quirk::DotCrTerminator);
                 }
                 self.rx_pos += consumed;
-                let Reply::Body { decoder, first } =
+                let Reply::Body { decoder, first, .. } =
                     std::mem::replace(&mut self.reply, Reply::Status)
                 else {
                     return Ok(Progress::Continue);
@@ -935,6 +1022,7 @@ impl Client {
                     self.config.max_body_line,
                 );
                 self.reply = Reply::Body {
+                    id,
                     decoder,
                     first: status,
                 };
@@ -1014,6 +1102,27 @@ impl Client {
         };
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
+            CommandKind::User => {
+                if self
+                    .queue
+                    .front()
+                    .is_some_and(|q| q.command.kind() == CommandKind::Pass)
+                {
+                    if let Some(pass) = self.queue.pop_front() {
+                        self.push(Event::Err {
+                            id: front.id,
+                            command: front.kind,
+                            code: status.code,
+                            text: status.text,
+                        });
+                        self.push(Event::Cancelled {
+                            id: pass.id,
+                            command: CommandKind::Pass,
+                        });
+                        return;
+                    }
+                }
+            }
             CommandKind::Capa if self.config.quirks.missing_capa => {
                 self.capabilities = Some(Capabilities::default());
                 self.quirk(Quirk::MissingCapa);

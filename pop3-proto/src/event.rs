@@ -8,8 +8,8 @@ use crate::response::ResponseCode;
 /// [`Event::UidlEntry`], [`Event::Capabilities`]) point into the client's buffer and live until
 /// the next call on the client.
 ///
-/// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`] or (for
-/// STLS) [`Event::StartTls`]. Data events of a command (entries, body chunks) come before its
+/// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`], (for
+/// STLS) [`Event::StartTls`], or (for a PASS behind a refused USER) [`Event::Cancelled`]. Data events of a command (entries, body chunks) come before its
 /// terminal event.
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -123,6 +123,14 @@ pub enum Event<'a> {
     },
     /// A server quirk was tolerated (reported once per session and kind).
     Quirk(Quirk),
+    /// The command was dropped from the queue without being sent: a PASS queued behind a USER
+    /// that the server refused (sending it would expose the password for nothing). Terminal.
+    Cancelled {
+        /// The command.
+        id: CommandId,
+        /// Its kind.
+        command: CommandKind,
+    },
     /// A protocol trace line (only with [`Config::trace`](crate::Config::trace)), secrets
     /// redacted.
     Trace(Trace),
@@ -166,6 +174,7 @@ impl Event<'_> {
             | Self::Body { id, .. }
             | Self::BodyEnd { id, .. }
             | Self::StartTls { id }
+            | Self::Cancelled { id, .. }
             | Self::LoggedIn { id } => Some(*id),
             Self::Greeting { .. } | Self::Quirk(_) | Self::Trace(_) => None,
         }

@@ -496,3 +496,20 @@ fn greeting_refused_closes_the_session() {
     assert_eq!(c.enqueue(Command::Capa), Err(EnqueueError::Closed));
     let _ = Event::Quirk(pop3_proto::Quirk::MissingCapa);
 }
+
+#[test]
+fn a_refused_user_cancels_the_queued_pass() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::user("nobody")).unwrap();
+    c.enqueue(Command::pass("hunter2")).unwrap();
+    assert_eq!(sent(&mut c), "USER nobody\r\n");
+    c.handle_input(b"-ERR no such user\r\n");
+    let events = drain(&mut c).unwrap();
+    assert!(
+        events[0].starts_with("Err { id: CommandId(0), command: User"),
+        "{events:?}"
+    );
+    assert_eq!(events[1], "Cancelled { id: CommandId(1), command: Pass }");
+    assert_eq!(sent(&mut c), "", "the password never leaves");
+    assert!(c.is_idle());
+}

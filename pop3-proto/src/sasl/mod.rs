@@ -40,6 +40,9 @@ pub enum SaslError {
     /// The server accepted the authentication before the mechanism had verified it.
     #[error("the server accepted the authentication before proving its identity")]
     IncompleteExchange,
+    /// The caller's input cannot start the exchange (a malformed SCRAM nonce, for instance).
+    #[error("invalid SASL input: {0}")]
+    InvalidInput(&'static str),
     /// The server refused with an error message inside the exchange (SCRAM `e=`).
     #[error("the server reported a SASL error: {0}")]
     ServerError(String),
@@ -267,5 +270,23 @@ mod tests {
                 let _ = m.finish();
             }
         }
+    }
+}
+
+impl Mechanism for Box<dyn Mechanism> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn exposes_secret(&self) -> bool {
+        (**self).exposes_secret()
+    }
+    fn initial_response(&mut self) -> Result<Option<Secret>, SaslError> {
+        (**self).initial_response()
+    }
+    fn step(&mut self, challenge: &[u8]) -> Result<Secret, SaslError> {
+        (**self).step(challenge)
+    }
+    fn finish(&mut self) -> Result<(), SaslError> {
+        (**self).finish()
     }
 }
