@@ -156,6 +156,8 @@ pub struct Client {
     config: Config,
     phase: Phase,
     capabilities: Option<Capabilities>,
+    /// The capabilities seen before login, until the first CAPA after it.
+    pre_login_capabilities: Option<Capabilities>,
     /// Capabilities being collected from a CAPA listing.
     collecting: Capabilities,
     timestamp: Option<Vec<u8>>,
@@ -203,6 +205,7 @@ impl Client {
             config,
             phase: Phase::Greeting,
             capabilities: None,
+            pre_login_capabilities: None,
             collecting: Capabilities::default(),
             timestamp: None,
             tls: false,
@@ -846,7 +849,18 @@ impl Client {
             };
             let id = self.front_id();
             if kind == Listing::Capability {
-                self.capabilities = Some(std::mem::take(&mut self.collecting));
+                let capabilities = std::mem::take(&mut self.collecting);
+                if let Some(before) = self.pre_login_capabilities.take() {
+                    // Gmail announces PIPELINING, TOP and UIDL only after login (QUIRKS.md 11).
+                    let gained = |now: bool, then: bool| now && !then;
+                    if gained(capabilities.pipelining, before.pipelining)
+                        || gained(capabilities.top, before.top)
+                        || gained(capabilities.uidl, before.uidl)
+                    {
+                        self.quirk(Quirk::CapabilitiesAfterLogin);
+                    }
+                }
+                self.capabilities = Some(capabilities);
                 self.events.push_back(Pending::Capabilities(id));
             }
             self.complete_ok(first);
@@ -1152,7 +1166,7 @@ impl Client {
                     }
                 }
                 self.phase = Phase::Transaction;
-                self.capabilities = None;
+                self.pre_login_capabilities = self.capabilities.take();
                 self.push(Event::LoggedIn { id });
                 self.ask_capabilities();
             }

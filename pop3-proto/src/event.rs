@@ -146,6 +146,9 @@ pub enum Quirk {
     DotCrTerminator,
     /// The server answered CAPA with `-ERR`: treated as "no extensions".
     MissingCapa,
+    /// The server announced capabilities (PIPELINING, TOP, UIDL) only after login (Gmail);
+    /// the new list is used.
+    CapabilitiesAfterLogin,
     /// The server's greeting has text in brackets that is not a response code (Office 365).
     BracketedGreetingText,
 }

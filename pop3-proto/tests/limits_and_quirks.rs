@@ -465,3 +465,108 @@ fn utf8_and_lang() {
         "{e:?}"
     );
 }
+
+#[test]
+fn capabilities_that_appear_after_login_are_used_and_reported() {
+    // Gmail: PIPELINING, TOP and UIDL only after login.
+    let t = r"
+        S: +OK Gpop ready
+        C: CAPA
+        S: +OK Capability list follows
+        S: USER
+        S: RESP-CODES
+        S: EXPIRE 0
+        S: LOGIN-DELAY 300
+        S: SASL PLAIN XOAUTH2 OAUTHBEARER
+        S: .
+        C: USER u
+        S: +OK send PASS
+        C: PASS p
+        S: +OK Welcome.
+        C: CAPA
+        S: +OK Capability list follows
+        S: USER
+        S: RESP-CODES
+        S: EXPIRE 0
+        S: LOGIN-DELAY 300
+        S: TOP
+        S: UIDL
+        S: X-GOOGLE-RICO
+        S: PIPELINING
+        S: .
+        C: RETR 1
+        C: RETR 2
+        S: +OK
+        S: a
+        S: .
+        S: +OK
+        S: b
+        S: .
+    ";
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let played = play(config, t, || {
+        vec![
+            Command::user("u"),
+            Command::pass("p"),
+            Command::retr(1),
+            Command::retr(2),
+        ]
+    });
+    assert!(
+        texts(&played.events)
+            .iter()
+            .any(|e| e.contains("Quirk(CapabilitiesAfterLogin)"))
+    );
+    assert!(played.client.capabilities().unwrap().pipelining);
+}
+
+#[test]
+fn xoauth2_error_challenge_is_answered_with_an_empty_line() {
+    use pop3_proto::sasl::XOAuth2;
+    // user=u^Aauth=Bearer t^A^A
+    let t = r"
+        S: +OK hi
+        C: AUTH XOAUTH2 dXNlcj11AWF1dGg9QmVhcmVyIHQBAQ==
+        S: + eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=
+        C: 
+        S: -ERR [AUTH] Invalid credentials
+    ";
+    let played = play(rfc_config(), t, || {
+        vec![Command::auth(XOAuth2::new(
+            "u".into(),
+            pop3_proto::Secret::from("t"),
+        ))]
+    });
+    assert!(
+        texts(&played.events)
+            .iter()
+            .any(|e| e.contains("Err { id: CommandId(0), command: Auth, code: Some(Auth)"))
+    );
+    assert_eq!(played.client.phase(), Phase::Authorization);
+}
+
+#[test]
+fn oauthbearer_error_challenge_is_answered_with_ctrl_a() {
+    use pop3_proto::sasl::OAuthBearer;
+    let t = r"
+        S: +OK hi
+        C: AUTH OAUTHBEARER bixhPXUsAWF1dGg9QmVhcmVyIHQBAQ==
+        S: + eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=
+        C: AQ==
+        S: -ERR [AUTH] Invalid credentials
+    ";
+    let played = play(rfc_config(), t, || {
+        vec![Command::auth(OAuthBearer::new(
+            "u".into(),
+            None,
+            None,
+            pop3_proto::Secret::from("t"),
+        ))]
+    });
+    assert!(
+        texts(&played.events)
+            .iter()
+            .any(|e| e.contains("code: Some(Auth)"))
+    );
+}
