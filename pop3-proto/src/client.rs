@@ -1116,25 +1116,24 @@ impl Client {
         };
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
-            CommandKind::User => {
+            CommandKind::User
                 if self
                     .queue
                     .front()
-                    .is_some_and(|q| q.command.kind() == CommandKind::Pass)
-                {
-                    if let Some(pass) = self.queue.pop_front() {
-                        self.push(Event::Err {
-                            id: front.id,
-                            command: front.kind,
-                            code: status.code,
-                            text: status.text,
-                        });
-                        self.push(Event::Cancelled {
-                            id: pass.id,
-                            command: CommandKind::Pass,
-                        });
-                        return;
-                    }
+                    .is_some_and(|q| q.command.kind() == CommandKind::Pass) =>
+            {
+                if let Some(pass) = self.queue.pop_front() {
+                    self.push(Event::Err {
+                        id: front.id,
+                        command: front.kind,
+                        code: status.code,
+                        text: status.text,
+                    });
+                    self.push(Event::Cancelled {
+                        id: pass.id,
+                        command: CommandKind::Pass,
+                    });
+                    return;
                 }
             }
             CommandKind::Capa if self.config.quirks.missing_capa => {
