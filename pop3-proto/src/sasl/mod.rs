@@ -118,6 +118,24 @@ pub(crate) fn error_text(bytes: &[u8]) -> String {
     text
 }
 
+impl Mechanism for Box<dyn Mechanism> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn exposes_secret(&self) -> bool {
+        (**self).exposes_secret()
+    }
+    fn initial_response(&mut self) -> Result<Option<Secret>, SaslError> {
+        (**self).initial_response()
+    }
+    fn step(&mut self, challenge: &[u8]) -> Result<Secret, SaslError> {
+        (**self).step(challenge)
+    }
+    fn finish(&mut self) -> Result<(), SaslError> {
+        (**self).finish()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -270,23 +288,5 @@ mod tests {
                 let _ = m.finish();
             }
         }
-    }
-}
-
-impl Mechanism for Box<dyn Mechanism> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn exposes_secret(&self) -> bool {
-        (**self).exposes_secret()
-    }
-    fn initial_response(&mut self) -> Result<Option<Secret>, SaslError> {
-        (**self).initial_response()
-    }
-    fn step(&mut self, challenge: &[u8]) -> Result<Secret, SaslError> {
-        (**self).step(challenge)
-    }
-    fn finish(&mut self) -> Result<(), SaslError> {
-        (**self).finish()
     }
 }
