@@ -78,7 +78,6 @@ pub struct Connection<S = Stream> {
     stream: S,
     client: Client,
     greeting: Greeting,
-    read_buf: Vec<u8>,
     write_buf: Vec<u8>,
     eof: bool,
     poisoned: bool,
@@ -163,7 +162,6 @@ impl Connection<Stream> {
             stream,
             mut client,
             greeting,
-            read_buf,
             write_buf,
             eof,
             poisoned,
@@ -179,7 +177,6 @@ impl Connection<Stream> {
             stream: Stream::Tls(Box::new(tls)),
             client,
             greeting,
-            read_buf,
             write_buf,
             eof,
             poisoned,
@@ -219,7 +216,6 @@ impl<S: Read + Write> Connection<S> {
             stream,
             client,
             greeting: Greeting::default(),
-            read_buf: vec![0; READ_BUFFER],
             write_buf: Vec::new(),
             eof: false,
             poisoned: false,
@@ -711,6 +707,15 @@ impl<S: Read + Write> Connection<S> {
             // Drain every event the buffered input yields. Events after `until` (an automatic
             // CAPA's, say) are consumed here too: only traces and the greeting matter for them.
             loop {
+                // Body chunks first, through the core's fast path.
+                if !done && deferred.is_none() {
+                    while let Some((id, chunk)) = self.client.poll_body() {
+                        if let Err(error) = on_event(&Event::Body { id, chunk }) {
+                            deferred = Some(error);
+                            break;
+                        }
+                    }
+                }
                 let event = match self.client.poll_event() {
                     Ok(Some(event)) => event,
                     Ok(None) => break,
@@ -780,17 +785,17 @@ impl<S: Read + Write> Connection<S> {
         result.map_err(|error| self.poison(Error::from_connection_io(error)))
     }
 
-    /// One read into the fixed buffer, handed to the client.
+    /// One read, straight into the client's input buffer (no copy).
     fn receive(&mut self) -> Result<(), Error> {
         loop {
-            match self.stream.read(&mut self.read_buf) {
+            match self.stream.read(self.client.input_buffer(READ_BUFFER)) {
                 Ok(0) => {
                     self.eof = true;
                     self.client.handle_eof();
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.client.handle_input(&self.read_buf[..n]);
+                    self.client.commit_input(n);
                     return Ok(());
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
