@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
                 c.commit_input(wire.len());
                 c
             },
-            |c| drain(c),
+            drain,
             BatchSize::LargeInput,
         )
     });
@@ -151,7 +151,7 @@ fn bench(c: &mut Criterion) {
                 c.commit_input(wire.len());
                 c
             },
-            |c| drain_fast(c),
+            drain_fast,
             BatchSize::LargeInput,
         )
     });

@@ -139,7 +139,7 @@ pub fn parse_command_line(line: &[u8]) -> Option<ParsedCommand> {
             let initial_response = match initial {
                 None => None,
                 Some(b"=") => Some(Vec::new()),
-                Some(b64) if b64.is_empty() => return None,
+                Some(b"") => return None,
                 Some(b64) => Some(BASE64.decode(b64).ok()?),
             };
             ParsedCommand::Auth {
