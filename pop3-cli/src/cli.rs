@@ -1,0 +1,243 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+const AFTER_HELP: &str = "\
+Passwords are never taken from the command line: use --password-env, --password-file,
+--password-cmd (or password-cmd in a config account); on a terminal pop3 asks for it.
+
+Exit status: 0 success; 1 the server said -ERR (an authentication failure included);
+2 usage error (bad arguments, or a login that would send the password unencrypted);
+3 protocol violation, TLS or network error, timeout, or a local I/O error.";
+
+/// The `pop3` command: inspect a POP3 mailbox, fetch it into a Maildir safely, or run the
+/// embedded demo.
+#[derive(Debug, Parser)]
+#[command(name = "pop3", version, about, after_help = AFTER_HELP, args_override_self = true)]
+pub(crate) struct Cli {
+    /// The server (required except for `demo`).
+    #[arg(long, value_name = "HOST")]
+    pub(crate) host: Option<String>,
+
+    /// The port [default: 995 with --tls implicit, 110 otherwise].
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+
+    /// How the connection is secured [default: implicit].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub(crate) tls: Option<TlsMode>,
+
+    /// Extra trust anchors (PEM) for the server certificate, on top of the webpki roots.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+
+    /// The user name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user: Option<String>,
+
+    /// Read the password (or OAuth token) from this environment variable.
+    #[arg(long, value_name = "VAR", group = "password")]
+    pub(crate) password_env: Option<String>,
+
+    /// Read the password (or OAuth token) from the first line of this file.
+    #[arg(long, value_name = "PATH", group = "password")]
+    pub(crate) password_file: Option<PathBuf>,
+
+    /// Run this command with `sh -c` and take the first line of its output as the password
+    /// (or OAuth token).
+    #[arg(long, value_name = "CMD", group = "password")]
+    pub(crate) password_cmd: Option<String>,
+
+    /// The login method [default: auto: the best the server offers, never a password in the
+    /// clear].
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub(crate) auth: Option<AuthMode>,
+
+    /// Allow credentials over an unencrypted connection.
+    #[arg(long)]
+    pub(crate) allow_plaintext_auth: bool,
+
+    /// Connect and I/O timeout in seconds (fractions allowed) [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<f64>,
+
+    /// Pipelining [default: auto: used when CAPA lists PIPELINING].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub(crate) pipelining: Option<Pipelining>,
+
+    /// Protocol trace on stderr (-vv: also the tool's own steps); secrets are redacted.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// Machine-readable output (JSON) for capa, stat, list, uidl and the fetch summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Use the named account of the config file (command-line options override it).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) account: Option<String>,
+
+    /// The config file [default: $XDG_CONFIG_HOME/pop3/config.toml or
+    /// ~/.config/pop3/config.toml].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print the server's capabilities, one per line (before login unless --login).
+    Capa {
+        /// Log in first and print the capabilities of the logged-in session.
+        #[arg(long)]
+        login: bool,
+    },
+    /// Print "COUNT SIZE".
+    Stat,
+    /// Print "N SIZE" lines (one message with N).
+    List {
+        /// A message number.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        msg: Option<u32>,
+    },
+    /// Print "N UID" lines (one message with N).
+    Uidl {
+        /// A message number.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        msg: Option<u32>,
+    },
+    /// Write the headers and the first LINES body lines of message N to stdout (raw,
+    /// dot-unstuffed).
+    Top {
+        /// The message number.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        msg: u32,
+        /// How many body lines.
+        lines: u32,
+    },
+    /// Write message N (raw, dot-unstuffed) to stdout or FILE.
+    Retr {
+        /// The message number.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        msg: u32,
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Mark messages deleted, then QUIT to commit (all or none: if the server refuses one,
+    /// nothing is deleted).
+    Dele {
+        /// The message numbers.
+        #[arg(required = true, value_parser = clap::value_parser!(u32).range(1..))]
+        msgs: Vec<u32>,
+    },
+    /// Store every message whose UID is not yet recorded into a Maildir, durably.
+    Fetch(FetchArgs),
+    /// Start an embedded POP3 server with generated mail, fetch it, print a summary.
+    Demo(DemoArgs),
+}
+
+/// `fetch` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FetchArgs {
+    /// The Maildir (created if missing; default: the account's `maildir`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) maildir: Option<PathBuf>,
+    /// Delete the stored messages on the server (committed by the final QUIT).
+    #[arg(long)]
+    pub(crate) delete: bool,
+    /// The state file of stored UIDs [default: DIR/.pop3-state.USER@HOST.HASH].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: Option<PathBuf>,
+    /// No summary line.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Messages per durable batch (the files of a batch are synced together, then one
+    /// directory sync and one state write).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) batch: u32,
+    /// Maximum bytes per durable batch (a larger message is a batch of its own).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) batch_bytes: u64,
+}
+
+/// `demo` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Fetch into this directory instead of a fresh one under the temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) maildir: Option<PathBuf>,
+    /// How many messages the embedded server holds.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub(crate) messages: usize,
+    /// Their approximate size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4000)]
+    pub(crate) size: usize,
+}
+
+/// `--tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TlsMode {
+    /// TLS from the first byte (POP3S, port 995).
+    Implicit,
+    /// Plaintext connect, then STLS (port 110); no fallback to plaintext.
+    Starttls,
+    /// No TLS.
+    None,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum AuthMode {
+    /// The best the server offers; never a password in the clear.
+    Auto,
+    /// USER and PASS.
+    User,
+    /// APOP.
+    Apop,
+    /// AUTH PLAIN.
+    Plain,
+    /// AUTH LOGIN.
+    Login,
+    /// AUTH CRAM-MD5.
+    CramMd5,
+    /// AUTH XOAUTH2 (the token comes from the password source).
+    Xoauth2,
+    /// AUTH OAUTHBEARER (the token comes from the password source).
+    Oauthbearer,
+    /// AUTH SCRAM-SHA-256.
+    ScramSha256,
+}
+
+/// `--pipelining`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Pipelining {
+    /// Pipeline when CAPA lists PIPELINING.
+    Auto,
+    /// Pipeline, and warn when the server does not announce PIPELINING (the client then still
+    /// waits for each reply: it never pipelines to a server that did not offer it).
+    On,
+    /// One command at a time.
+    Off,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err("the timeout must be more than 0 and at most 86400 seconds".to_owned())
+    }
+}

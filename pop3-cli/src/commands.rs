@@ -1,0 +1,289 @@
+//! The inspection commands: capa, stat, list, uidl, top, retr, dele.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use pop3_blocking::pop3_proto::capa::ExpirePolicy;
+use pop3_blocking::{Capabilities, Connection};
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::error::CliError;
+use crate::session;
+
+/// Writes `text` to stdout; a closed stdout is a local failure.
+fn print(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::local("stdout", &e))
+}
+
+fn print_json(value: &Value) -> Result<(), CliError> {
+    print(&format!("{value}\n"))
+}
+
+/// Ends the session politely; a `-ERR` to QUIT is reported.
+fn quit(connection: Connection) -> Result<(), CliError> {
+    connection.quit()?;
+    Ok(())
+}
+
+/// The capability lines, rebuilt from the parsed set in a fixed order (the adapter keeps the
+/// parsed form only).
+pub(crate) fn capa_lines(c: &Capabilities) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut flag = |on: bool, name: &str| {
+        if on {
+            lines.push(name.to_owned());
+        }
+    };
+    flag(c.top, "TOP");
+    flag(c.uidl, "UIDL");
+    flag(c.resp_codes, "RESP-CODES");
+    flag(c.auth_resp_code, "AUTH-RESP-CODE");
+    flag(c.pipelining, "PIPELINING");
+    flag(c.stls, "STLS");
+    flag(c.user, "USER");
+    flag(c.lang, "LANG");
+    if !c.sasl.is_empty() {
+        lines.push(format!("SASL {}", c.sasl.join(" ")));
+    }
+    if let Some(utf8) = c.utf8 {
+        lines.push(if utf8.user { "UTF8 USER" } else { "UTF8" }.to_owned());
+    }
+    if let Some(delay) = c.login_delay {
+        let user = if delay.per_user { " USER" } else { "" };
+        lines.push(format!("LOGIN-DELAY {}{user}", delay.seconds));
+    }
+    if let Some(expire) = c.expire {
+        let user = if expire.per_user { " USER" } else { "" };
+        let value = match expire.policy {
+            ExpirePolicy::Never => "NEVER".to_owned(),
+            ExpirePolicy::Days(days) => days.to_string(),
+            _ => "?".to_owned(),
+        };
+        lines.push(format!("EXPIRE {value}{user}"));
+    }
+    if let Some(implementation) = &c.implementation {
+        lines.push(format!("IMPLEMENTATION {implementation}"));
+    }
+    lines.extend(c.other.iter().cloned());
+    lines
+}
+
+fn capa_json(c: &Capabilities, tls: bool) -> Value {
+    json!({
+        "lines": capa_lines(c),
+        "top": c.top,
+        "user": c.user,
+        "uidl": c.uidl,
+        "pipelining": c.pipelining,
+        "stls": c.stls,
+        "resp_codes": c.resp_codes,
+        "auth_resp_code": c.auth_resp_code,
+        "lang": c.lang,
+        "sasl": c.sasl,
+        "utf8": c.utf8.map(|u| json!({ "user": u.user })),
+        "login_delay": c.login_delay.map(|d| json!({ "seconds": d.seconds, "per_user": d.per_user })),
+        "expire": c.expire.map(|e| json!({
+            "days": match e.policy { ExpirePolicy::Days(d) => Some(d), _ => None },
+            "never": matches!(e.policy, ExpirePolicy::Never),
+            "per_user": e.per_user,
+        })),
+        "implementation": c.implementation,
+        "other": c.other,
+        "tls": tls,
+    })
+}
+
+/// `capa [--login]`.
+pub(crate) fn capa(settings: &Settings, after_login: bool) -> Result<(), CliError> {
+    let mut connection = if after_login {
+        session::open(settings)?.0
+    } else {
+        session::connect(settings)?
+    };
+    let capabilities = match connection.capabilities() {
+        Some(c) => c.clone(),
+        None => connection.capa()?,
+    };
+    let tls = connection.is_tls();
+    quit(connection)?;
+    if settings.json {
+        print_json(&capa_json(&capabilities, tls))
+    } else {
+        let mut text = String::new();
+        for line in capa_lines(&capabilities) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        print(&text)
+    }
+}
+
+/// `stat`.
+pub(crate) fn stat(settings: &Settings) -> Result<(), CliError> {
+    let (mut connection, _) = session::open(settings)?;
+    let stat = connection.stat()?;
+    quit(connection)?;
+    if settings.json {
+        print_json(&json!({ "count": stat.count, "size": stat.size }))
+    } else {
+        print(&format!("{} {}\n", stat.count, stat.size))
+    }
+}
+
+/// `list [N]`.
+pub(crate) fn list(settings: &Settings, msg: Option<u32>) -> Result<(), CliError> {
+    let (mut connection, _) = session::open(settings)?;
+    let listings = match msg {
+        Some(msg) => vec![connection.list_one(msg)?],
+        None => connection.list()?,
+    };
+    quit(connection)?;
+    if settings.json {
+        let items: Vec<Value> = listings
+            .iter()
+            .map(|l| json!({ "msg": l.msg, "size": l.size }))
+            .collect();
+        print_json(&Value::Array(items))
+    } else {
+        let mut text = String::new();
+        for l in listings {
+            text.push_str(&format!("{} {}\n", l.msg, l.size));
+        }
+        print(&text)
+    }
+}
+
+/// `uidl [N]`.
+pub(crate) fn uidl(settings: &Settings, msg: Option<u32>) -> Result<(), CliError> {
+    let (mut connection, _) = session::open(settings)?;
+    let listings = match msg {
+        Some(msg) => vec![connection.uidl_one(msg)?],
+        None => connection.uidl()?,
+    };
+    quit(connection)?;
+    if settings.json {
+        let items: Vec<Value> = listings
+            .iter()
+            .map(|l| json!({ "msg": l.msg, "uid": l.uid }))
+            .collect();
+        print_json(&Value::Array(items))
+    } else {
+        let mut text = String::new();
+        for l in listings {
+            text.push_str(&format!("{} {}\n", l.msg, l.uid));
+        }
+        print(&text)
+    }
+}
+
+/// A sink that remembers whether *it* failed, so that a local write error is not mistaken
+/// for a network one (the adapter reports both as `Error::Io`).
+struct TrackedSink<W> {
+    inner: W,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> Write for TrackedSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| {
+            self.failed
+                .get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.failed
+                .get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// Streams a body into `out`, telling local write errors from connection errors.
+fn body_into<W: Write>(
+    connection: &mut Connection,
+    out: W,
+    what: &str,
+    fetch: impl FnOnce(&mut Connection, &mut TrackedSink<W>) -> Result<u64, pop3_blocking::Error>,
+) -> Result<W, CliError> {
+    let mut sink = TrackedSink {
+        inner: out,
+        failed: None,
+    };
+    match fetch(connection, &mut sink) {
+        Ok(_) => Ok(sink.inner),
+        Err(e) => match sink.failed.take() {
+            Some(local) => Err(CliError::local(what, &local)),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// `top N LINES`.
+pub(crate) fn top(settings: &Settings, msg: u32, lines: u32) -> Result<(), CliError> {
+    let (mut connection, _) = session::open(settings)?;
+    let stdout = BufWriter::new(io::stdout().lock());
+    body_into(&mut connection, stdout, "stdout", |c, sink| {
+        c.top(msg, lines, sink)
+    })?;
+    quit(connection)
+}
+
+/// `retr N [-o FILE]`.
+pub(crate) fn retr(settings: &Settings, msg: u32, output: Option<&Path>) -> Result<(), CliError> {
+    let (mut connection, _) = session::open(settings)?;
+    match output {
+        None => {
+            let stdout = BufWriter::new(io::stdout().lock());
+            body_into(&mut connection, stdout, "stdout", |c, sink| {
+                c.retr(msg, sink)
+            })?;
+        }
+        Some(path) => {
+            let what = path.display().to_string();
+            let file = File::create(path).map_err(|e| CliError::local(&what, &e))?;
+            let result = body_into(&mut connection, BufWriter::new(file), &what, |c, sink| {
+                c.retr(msg, sink)
+            })
+            .and_then(|out| {
+                out.into_inner()
+                    .map_err(|e| CliError::local(&what, e.error()))
+                    .and_then(|f| f.sync_all().map_err(|e| CliError::local(&what, &e)))
+            });
+            if let Err(error) = result {
+                let _ = std::fs::remove_file(path);
+                return Err(error);
+            }
+        }
+    }
+    quit(connection)
+}
+
+/// `dele N...`: all or nothing.
+pub(crate) fn dele(settings: &Settings, msgs: &[u32]) -> Result<(), CliError> {
+    let (mut connection, _) = session::open(settings)?;
+    let results = connection.dele_many(msgs)?;
+    let refused: Vec<String> = msgs
+        .iter()
+        .zip(&results)
+        .filter_map(|(msg, r)| r.as_ref().err().map(|e| format!("message {msg}: {e}")))
+        .collect();
+    if !refused.is_empty() {
+        // Undo the marks that succeeded, so that nothing is deleted.
+        connection.rset()?;
+        quit(connection)?;
+        return Err(CliError::Server(format!(
+            "{}; nothing was deleted",
+            refused.join("; ")
+        )));
+    }
+    connection
+        .quit()
+        .map_err(|e| CliError::from(e).context("QUIT (the deletions were not committed)"))?;
+    Ok(())
+}

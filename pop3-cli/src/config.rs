@@ -1,0 +1,306 @@
+//! Settings: the command line merged over a named account of the config file, and the
+//! password sources.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pop3_blocking::{Options, Secret, Security, TlsOptions};
+use serde::Deserialize;
+
+use crate::cli::{AuthMode, Cli, Pipelining, TlsMode};
+use crate::error::CliError;
+
+/// The config file: `[accounts.NAME]` tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    accounts: BTreeMap<String, Account>,
+}
+
+/// One `[accounts.NAME]` table. Every key is optional; command-line options win.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct Account {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    user: Option<String>,
+    password_cmd: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    auth: Option<AuthMode>,
+    ca_file: Option<PathBuf>,
+    timeout: Option<f64>,
+    pipelining: Option<Pipelining>,
+    allow_plaintext_auth: Option<bool>,
+    /// The default `fetch --maildir`.
+    maildir: Option<PathBuf>,
+    /// The default `fetch --state`.
+    state: Option<PathBuf>,
+}
+
+/// Where the password (or OAuth token) comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum PasswordSource {
+    Env(String),
+    File(PathBuf),
+    Cmd(String),
+}
+
+/// Everything a command needs to connect and log in.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) tls: TlsMode,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<PasswordSource>,
+    pub(crate) auth: AuthMode,
+    pub(crate) allow_plaintext_auth: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) pipelining: Pipelining,
+    pub(crate) json: bool,
+    pub(crate) maildir: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Merges the command line over the account named by `--account`, if any.
+    pub(crate) fn resolve(cli: &Cli) -> Result<Self, CliError> {
+        let account = match &cli.account {
+            Some(name) => load_account(cli.config.as_deref(), name)?,
+            None => {
+                if cli.config.is_some() {
+                    return Err(CliError::usage("--config needs --account NAME"));
+                }
+                Account::default()
+            }
+        };
+        let password = if let Some(var) = &cli.password_env {
+            Some(PasswordSource::Env(var.clone()))
+        } else if let Some(path) = &cli.password_file {
+            Some(PasswordSource::File(path.clone()))
+        } else if let Some(cmd) = &cli.password_cmd {
+            Some(PasswordSource::Cmd(cmd.clone()))
+        } else {
+            let sources = [
+                account.password_env.clone().map(PasswordSource::Env),
+                account.password_file.clone().map(PasswordSource::File),
+                account.password_cmd.clone().map(PasswordSource::Cmd),
+            ];
+            let mut given = sources.into_iter().flatten();
+            let first = given.next();
+            if given.next().is_some() {
+                return Err(CliError::usage(
+                    "the account sets more than one of password-env, password-file, password-cmd",
+                ));
+            }
+            first
+        };
+        let timeout = cli.timeout.or(account.timeout).unwrap_or(60.0);
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
+            return Err(CliError::usage(
+                "the timeout must be more than 0 and at most 86400 seconds",
+            ));
+        }
+        Ok(Self {
+            host: cli.host.clone().or(account.host),
+            port: cli.port.or(account.port),
+            tls: cli.tls.or(account.tls).unwrap_or(TlsMode::Implicit),
+            ca_file: cli.ca_file.clone().or(account.ca_file).map(expand_home),
+            user: cli.user.clone().or(account.user),
+            password: password.map(|p| match p {
+                PasswordSource::File(path) => PasswordSource::File(expand_home(path)),
+                other => other,
+            }),
+            auth: cli.auth.or(account.auth).unwrap_or(AuthMode::Auto),
+            allow_plaintext_auth: cli.allow_plaintext_auth
+                || account.allow_plaintext_auth.unwrap_or(false),
+            timeout: Duration::from_secs_f64(timeout),
+            pipelining: cli
+                .pipelining
+                .or(account.pipelining)
+                .unwrap_or(Pipelining::Auto),
+            json: cli.json,
+            maildir: account.maildir.map(expand_home),
+            state: account.state.map(expand_home),
+        })
+    }
+
+    /// The host, or a usage error.
+    pub(crate) fn host(&self) -> Result<&str, CliError> {
+        match self.host.as_deref() {
+            Some(host) if !host.is_empty() => Ok(host),
+            _ => Err(CliError::usage(
+                "--host is required (or --account with a host)",
+            )),
+        }
+    }
+
+    /// The port: explicit, or 995 for implicit TLS and 110 otherwise.
+    pub(crate) fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            TlsMode::Implicit => 995,
+            TlsMode::Starttls | TlsMode::None => 110,
+        })
+    }
+
+    /// The user, or a usage error.
+    pub(crate) fn user(&self) -> Result<&str, CliError> {
+        match self.user.as_deref() {
+            Some(user) if !user.is_empty() => Ok(user),
+            _ => Err(CliError::usage(
+                "--user is required to log in (or --account with a user)",
+            )),
+        }
+    }
+
+    /// The adapter's security mode.
+    pub(crate) fn security(&self) -> Security {
+        match self.tls {
+            TlsMode::Implicit => Security::Implicit,
+            TlsMode::Starttls => Security::StartTls,
+            TlsMode::None => Security::None,
+        }
+    }
+
+    /// The adapter's options: timeout, trust anchors, plaintext policy, pipelining window.
+    pub(crate) fn options(&self) -> Result<Options, CliError> {
+        let mut tls = TlsOptions::default();
+        if let Some(path) = &self.ca_file {
+            tls = tls
+                .add_ca_file(path)
+                .map_err(|e| CliError::usage(format!("--ca-file {}: {e}", path.display())))?;
+        }
+        let mut options = Options::default()
+            .timeout(self.timeout)
+            .tls(tls)
+            .allow_plaintext(self.allow_plaintext_auth);
+        if self.pipelining == Pipelining::Off {
+            options.config.pipeline_window = 1;
+        }
+        Ok(options)
+    }
+
+    /// Reads the password from its source; on a terminal without a source, asks for it.
+    pub(crate) fn password(&self) -> Result<Secret, CliError> {
+        let text = match &self.password {
+            Some(PasswordSource::Env(var)) => std::env::var(var).map_err(|_| {
+                CliError::usage(format!(
+                    "--password-env {var}: the variable is not set (or not UTF-8)"
+                ))
+            })?,
+            Some(PasswordSource::File(path)) => first_line_of_file(path)?,
+            Some(PasswordSource::Cmd(cmd)) => first_line_of_command(cmd)?,
+            None => {
+                if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                    let prompt = format!(
+                        "Password for {}@{}: ",
+                        self.user.as_deref().unwrap_or_default(),
+                        self.host.as_deref().unwrap_or_default()
+                    );
+                    rpassword::prompt_password(prompt)
+                        .map_err(|e| CliError::local("reading the password", &e))?
+                } else {
+                    return Err(CliError::usage(
+                        "no password source: use --password-env VAR, --password-file PATH or --password-cmd CMD",
+                    ));
+                }
+            }
+        };
+        Ok(Secret::new(text.into_bytes()))
+    }
+}
+
+/// The default config file: `$XDG_CONFIG_HOME/pop3/config.toml`, else
+/// `~/.config/pop3/config.toml`.
+fn default_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("pop3").join("config.toml"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| {
+            PathBuf::from(home)
+                .join(".config")
+                .join("pop3")
+                .join("config.toml")
+        })
+}
+
+fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
+    let path = match path {
+        Some(path) => path.to_owned(),
+        None => default_config_path()
+            .ok_or_else(|| CliError::usage("no config file: HOME is not set; use --config PATH"))?,
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
+    let file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
+    file.accounts.get(name).cloned().ok_or_else(|| {
+        let known: Vec<&str> = file.accounts.keys().map(String::as_str).collect();
+        CliError::usage(format!(
+            "config file {}: no [accounts.{name}] (accounts: {})",
+            path.display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// `~/x` becomes `$HOME/x`.
+fn expand_home(path: PathBuf) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    path
+}
+
+fn strip_line_end(mut line: String) -> String {
+    while line.ends_with('\n') || line.ends_with('\r') {
+        line.pop();
+    }
+    line
+}
+
+fn first_line_of_file(path: &Path) -> Result<String, CliError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| CliError::usage(format!("--password-file {}: {e}", path.display())))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(|e| CliError::usage(format!("--password-file {}: {e}", path.display())))?;
+    Ok(strip_line_end(line))
+}
+
+fn first_line_of_command(cmd: &str) -> Result<String, CliError> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .output()
+        .map_err(|e| CliError::usage(format!("--password-cmd: cannot run sh: {e}")))?;
+    if !output.status.success() {
+        return Err(CliError::usage(format!(
+            "--password-cmd failed ({})",
+            output.status
+        )));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| CliError::usage("--password-cmd printed something that is not UTF-8"))?;
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    Ok(strip_line_end(line))
+}

@@ -1,0 +1,285 @@
+//! A Maildir for delivery: unique file names, tmp/ then new/, and the syncs that make a
+//! delivery durable.
+//!
+//! File names follow the Maildir convention (`TIME.M<usec>P<pid>Q<n>.HOST`); nothing the
+//! server sends ever becomes part of a path.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A Maildir opened for delivery.
+#[derive(Debug)]
+pub(crate) struct Maildir {
+    root: PathBuf,
+    tmp: PathBuf,
+    new: PathBuf,
+    cur: PathBuf,
+    host: String,
+    pid: u32,
+    counter: u64,
+}
+
+/// Syncs a directory, so that the entries created, renamed or removed in it are durable.
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Creates `path` (mode 0700) if missing; returns whether it was created.
+fn ensure_dir(path: &Path) -> io::Result<bool> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The host name part of a Maildir file name: `/` and `:` are written `\057` and `\072` as
+/// the convention says, anything else outside printable ASCII (and `\`) becomes `_`.
+fn maildir_host() -> String {
+    let raw = fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let raw = raw.trim();
+    let raw = if raw.is_empty() { "localhost" } else { raw };
+    let mut host = String::new();
+    for c in raw.chars() {
+        match c {
+            '/' => host.push_str("\\057"),
+            ':' => host.push_str("\\072"),
+            c if c.is_ascii_graphic() && c != '\\' => host.push(c),
+            _ => host.push('_'),
+        }
+    }
+    host
+}
+
+impl Maildir {
+    /// Opens the Maildir at `root`, creating it and its `tmp`, `new` and `cur` if missing.
+    pub(crate) fn open(root: &Path) -> io::Result<Self> {
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        let created_root = ensure_dir(root)?;
+        let mut created = false;
+        let tmp = root.join("tmp");
+        let new = root.join("new");
+        let cur = root.join("cur");
+        for dir in [&tmp, &new, &cur] {
+            created |= ensure_dir(dir)?;
+        }
+        if created {
+            sync_dir(root)?;
+        }
+        if created_root {
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            tmp,
+            new,
+            cur,
+            host: maildir_host(),
+            pid: std::process::id(),
+            counter: 0,
+        })
+    }
+
+    /// The Maildir's root.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A fresh unique file name: `SECONDS.M<microseconds>P<pid>Q<counter>.HOST`.
+    pub(crate) fn unique_name(&mut self) -> String {
+        self.counter += 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            self.pid,
+            self.counter,
+            self.host
+        )
+    }
+
+    /// Creates `tmp/NAME` (it must not exist).
+    pub(crate) fn create_tmp(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.tmp.join(name))
+    }
+
+    /// Removes `tmp/NAME` if it exists.
+    pub(crate) fn remove_tmp(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.tmp.join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves `tmp/NAME` to `new/NAME` (refusing to replace an existing file). Call only after
+    /// the file's data is synced; call [`sync_new`](Self::sync_new) after the last one.
+    pub(crate) fn deliver(&self, name: &str) -> io::Result<()> {
+        let target = self.new.join(name);
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", target.display()),
+            ));
+        }
+        fs::rename(self.tmp.join(name), target)
+    }
+
+    /// Syncs `new/` (the renames into it become durable).
+    pub(crate) fn sync_new(&self) -> io::Result<()> {
+        sync_dir(&self.new)
+    }
+
+    /// Which of `names` were delivered: present in `new/`, or in `cur/` under the same base
+    /// name (a mail reader moves `new/NAME` to `cur/NAME:2,FLAGS`).
+    pub(crate) fn delivered(&self, names: &[&str]) -> io::Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        let mut missing = Vec::new();
+        for &name in names {
+            if fs::symlink_metadata(self.new.join(name)).is_ok() {
+                found.insert(name.to_owned());
+            } else {
+                missing.push(name);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let wanted: HashSet<&str> = missing.iter().copied().collect();
+        for entry in fs::read_dir(&self.cur)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            // The base name ends at the info separator (':' by the convention; some systems
+            // use ';' or '!' where ':' is not allowed in file names).
+            let base = file_name.split([':', ';', '!']).next().unwrap_or(file_name);
+            if wanted.contains(base) {
+                found.insert(base.to_owned());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Writes a message with its CRLF line ends turned into LF (the Maildir convention; a lone
+/// CR is kept), streaming: a CR at the end of one chunk waits for the next.
+#[derive(Debug)]
+pub(crate) struct LfWriter<W> {
+    inner: W,
+    pending_cr: bool,
+    buffer: Vec<u8>,
+    written: u64,
+}
+
+impl<W: Write> LfWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Self {
+            inner,
+            pending_cr: false,
+            buffer: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Writes the next piece of the message.
+    pub(crate) fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.buffer.clear();
+        let mut rest = chunk;
+        if self.pending_cr {
+            self.pending_cr = false;
+            if rest.first() != Some(&b'\n') {
+                self.buffer.push(b'\r');
+            }
+        }
+        while let Some(pos) = rest.iter().position(|&b| b == b'\r') {
+            self.buffer.extend_from_slice(&rest[..pos]);
+            match rest.get(pos + 1) {
+                Some(b'\n') => {}
+                Some(_) => self.buffer.push(b'\r'),
+                None => self.pending_cr = true,
+            }
+            rest = &rest[pos + 1..];
+        }
+        self.buffer.extend_from_slice(rest);
+        self.written += self.buffer.len() as u64;
+        self.inner.write_all(&self.buffer)
+    }
+
+    /// Writes a pending CR and returns the inner writer and the bytes written.
+    pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
+        if self.pending_cr {
+            self.inner.write_all(b"\r")?;
+            self.written += 1;
+        }
+        self.inner.flush()?;
+        Ok((self.inner, self.written))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut w = LfWriter::new(Vec::new());
+        for c in chunks {
+            w.write_chunk(c).expect("vec");
+        }
+        w.finish().expect("vec").0
+    }
+
+    #[test]
+    fn crlf_becomes_lf_across_chunks() {
+        assert_eq!(convert(&[b"a\r\nb\r\n"]), b"a\nb\n");
+        assert_eq!(convert(&[b"a\r", b"\nb\r", b"\n"]), b"a\nb\n");
+        assert_eq!(convert(&[b"a\rb\r"]), b"a\rb\r");
+        assert_eq!(convert(&[b"a\r", b"b"]), b"a\rb");
+        assert_eq!(convert(&[b"\r", b"\r", b"\n"]), b"\r\n");
+        assert_eq!(convert(&[b"", b"x\r\n", b""]), b"x\n");
+    }
+
+    #[test]
+    fn unique_names_are_unique_and_safe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut md = Maildir::open(&dir.path().join("Mail")).expect("maildir");
+        let a = md.unique_name();
+        let b = md.unique_name();
+        assert_ne!(a, b);
+        assert!(!a.contains('/') && !a.contains(':'));
+        assert!(dir.path().join("Mail/tmp").is_dir());
+        assert!(dir.path().join("Mail/new").is_dir());
+        assert!(dir.path().join("Mail/cur").is_dir());
+    }
+
+    #[test]
+    fn delivered_finds_new_and_cur() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::open(dir.path()).expect("maildir");
+        fs::write(dir.path().join("new/one"), b"x").expect("write");
+        fs::write(dir.path().join("cur/two:2,S"), b"x").expect("write");
+        fs::write(dir.path().join("tmp/three"), b"x").expect("write");
+        let found = md.delivered(&["one", "two", "three"]).expect("scan");
+        assert!(found.contains("one") && found.contains("two") && !found.contains("three"));
+    }
+}

@@ -1,0 +1,127 @@
+//! `pop3`: a POP3 command-line client on `pop3-blocking`.
+//!
+//! Inspect a mailbox (`capa`, `stat`, `list`, `uidl`, `top`, `retr`, `dele`), fetch it into a
+//! Maildir without ever losing or duplicating a message (`fetch`), or try it all against an
+//! embedded server (`demo`). See `pop3 --help` and the crate's README.
+//!
+//! Exit status: 0 success; 1 the server said `-ERR`; 2 usage error; 3 protocol violation, TLS
+//! or network error, timeout, or a local I/O error.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod config;
+mod demo;
+mod error;
+mod fetch;
+mod maildir;
+mod session;
+mod state;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::cli::{Cli, Command, FetchArgs};
+use crate::config::Settings;
+use crate::error::{CliError, EXIT_OK, EXIT_SERVER};
+use crate::fetch::FetchJob;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("pop3: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// `-v`: the protocol trace of `pop3-blocking` (secrets redacted by the library); `-vv`: also
+/// the tool's own steps.
+fn init_tracing(verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    let targets = Targets::new()
+        .with_target("pop3_blocking", LevelFilter::DEBUG)
+        .with_target(
+            "pop3",
+            if verbose >= 2 {
+                LevelFilter::DEBUG
+            } else {
+                LevelFilter::WARN
+            },
+        );
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(targets)
+        .try_init();
+}
+
+fn run(cli: &Cli) -> Result<u8, CliError> {
+    let settings = Settings::resolve(cli)?;
+    match &cli.command {
+        Command::Capa { login } => commands::capa(&settings, *login)?,
+        Command::Stat => commands::stat(&settings)?,
+        Command::List { msg } => commands::list(&settings, *msg)?,
+        Command::Uidl { msg } => commands::uidl(&settings, *msg)?,
+        Command::Top { msg, lines } => commands::top(&settings, *msg, *lines)?,
+        Command::Retr { msg, output } => commands::retr(&settings, *msg, output.as_deref())?,
+        Command::Dele { msgs } => commands::dele(&settings, msgs)?,
+        Command::Fetch(args) => return run_fetch(&settings, args),
+        Command::Demo(args) => demo::demo(args, settings.json)?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
+    let maildir = args
+        .maildir
+        .clone()
+        .or_else(|| settings.maildir.clone())
+        .ok_or_else(|| CliError::usage("fetch needs --maildir DIR (or an account's maildir)"))?;
+    let host = settings.host()?;
+    let user = settings.user()?;
+    let state = args
+        .state
+        .clone()
+        .or_else(|| settings.state.clone())
+        .unwrap_or_else(|| state::default_path(&maildir, user, host));
+    let job = FetchJob {
+        maildir,
+        delete: args.delete,
+        state,
+        batch: usize::try_from(args.batch).unwrap_or(64),
+        batch_bytes: args.batch_bytes,
+        progress: !args.quiet && !settings.json,
+    };
+    // Local first: the Maildir, the lock and the recovery of an interrupted run.
+    let prepared = fetch::prepare(&job)?;
+    let (connection, method) = session::open(settings)?;
+    let summary = fetch::fetch(connection, prepared, &job)?;
+    if settings.json {
+        println!("{}", summary.to_json(&job.maildir, &job.state, method));
+    } else if !args.quiet {
+        println!("{}", summary.line(&job.maildir));
+    }
+    if summary.refused.is_empty() {
+        Ok(EXIT_OK)
+    } else {
+        for refusal in &summary.refused {
+            eprintln!("pop3: {refusal}");
+        }
+        Ok(EXIT_SERVER)
+    }
+}

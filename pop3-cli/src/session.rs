@@ -1,0 +1,115 @@
+//! Connecting and logging in as the settings say.
+
+use base64::Engine as _;
+use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
+use pop3_blocking::{Connection, LoginMethod, Secret};
+
+use crate::cli::{AuthMode, Pipelining};
+use crate::config::Settings;
+use crate::error::CliError;
+
+/// Connects (TLS as configured) and reads the greeting and capabilities.
+pub(crate) fn connect(settings: &Settings) -> Result<Connection, CliError> {
+    let host = settings.host()?;
+    let port = settings.port();
+    let options = settings.options()?;
+    tracing::info!(target: "pop3", "connecting to {host}:{port} ({:?})", settings.tls);
+    Connection::connect(host, port, settings.security(), &options)
+        .map_err(|e| CliError::from(e).context(format!("{host}:{port}")))
+}
+
+/// Connects and logs in; returns the connection and the name of the login method used.
+pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), CliError> {
+    settings.host()?;
+    let user = settings.user()?.to_owned();
+    let mut connection = connect(settings)?;
+    let password = settings.password()?;
+    let method = login(&mut connection, settings, &user, password)?;
+    tracing::info!(target: "pop3", "logged in as {user} with {method}");
+    if settings.pipelining == Pipelining::On
+        && !connection.capabilities().is_some_and(|c| c.pipelining)
+    {
+        eprintln!(
+            "pop3: warning: --pipelining on, but the server does not announce PIPELINING: sending one command at a time"
+        );
+    }
+    Ok((connection, method))
+}
+
+/// Logs in with `--auth`; returns the method's name.
+fn login(
+    connection: &mut Connection,
+    settings: &Settings,
+    user: &str,
+    password: Secret,
+) -> Result<&'static str, CliError> {
+    let name = user.to_owned();
+    let method = match settings.auth {
+        AuthMode::Auto => {
+            let method = connection.login(user, password)?;
+            return Ok(method_name(method));
+        }
+        AuthMode::User => {
+            connection.user(user)?;
+            connection.pass(password)?;
+            "USER/PASS"
+        }
+        AuthMode::Apop => {
+            connection.apop(user, password)?;
+            "APOP"
+        }
+        AuthMode::Plain => {
+            connection.auth(Plain::new(None, name, password))?;
+            "PLAIN"
+        }
+        AuthMode::Login => {
+            connection.auth(Login::new(name, password))?;
+            "LOGIN"
+        }
+        AuthMode::CramMd5 => {
+            connection.auth(CramMd5::new(name, password))?;
+            "CRAM-MD5"
+        }
+        AuthMode::Xoauth2 => {
+            connection.auth(XOAuth2::new(name, password))?;
+            "XOAUTH2"
+        }
+        AuthMode::Oauthbearer => {
+            let host = settings.host()?.to_owned();
+            connection.auth(OAuthBearer::new(
+                name,
+                Some(host),
+                Some(settings.port()),
+                password,
+            ))?;
+            "OAUTHBEARER"
+        }
+        AuthMode::ScramSha256 => {
+            connection.auth(ScramSha256::new(name, password, scram_nonce()?))?;
+            "SCRAM-SHA-256"
+        }
+    };
+    Ok(method)
+}
+
+/// The display name of a login method.
+pub(crate) fn method_name(method: LoginMethod) -> &'static str {
+    match method {
+        LoginMethod::ScramSha256 => "SCRAM-SHA-256",
+        LoginMethod::CramMd5 => "CRAM-MD5",
+        LoginMethod::Apop => "APOP",
+        LoginMethod::Plain => "PLAIN",
+        LoginMethod::Login => "LOGIN",
+        LoginMethod::UserPass => "USER/PASS",
+        _ => "unknown",
+    }
+}
+
+/// A SCRAM client nonce: 18 random bytes from the operating system, base64 (the same recipe
+/// as `pop3-blocking`'s `login`, which does not export its nonce maker).
+fn scram_nonce() -> Result<String, CliError> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CliError::failure(format!("no random bytes for the SCRAM nonce: {e}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
