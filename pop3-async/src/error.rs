@@ -1,0 +1,79 @@
+//! The adapter's error type.
+
+use std::io;
+
+use pop3_proto::login::{LoginChoiceError, ServerError};
+use pop3_proto::{EnqueueError, ProtocolError, ResponseCode};
+
+/// Everything an operation on a [`Connection`](crate::Connection) can fail with.
+///
+/// Which errors leave the connection usable:
+///
+/// - usable: [`Error::Server`] (a `-ERR` is data), [`Error::Usage`] (nothing was sent),
+///   [`Error::Login`] (nothing was sent), and an [`Error::Io`] raised by *your* writer or
+///   callback (the rest of that reply is skipped by the next call);
+/// - closed: [`Error::Io`] and [`Error::Tls`] from the connection, [`Error::Timeout`] and
+///   [`Error::Protocol`]; every later call returns [`Error::Closed`];
+/// - poisoned: a future dropped mid-command; every later call returns [`Error::Poisoned`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on the connection, or from the writer or callback given to a method.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// The TLS handshake or a TLS record failed (certificate, name, protocol).
+    #[error("tls error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Connecting, or one wait for the server, took longer than
+    /// [`Options::timeout`](crate::Options::timeout). The connection is closed.
+    #[error("timed out waiting for the server")]
+    Timeout,
+    /// The server broke the protocol. The connection is closed (without QUIT: nothing is
+    /// committed).
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The server answered `-ERR`. The session goes on.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The call is not possible now (wrong phase, bad argument, credentials without TLS).
+    /// Nothing was sent; the session goes on.
+    #[error("usage error: {0}")]
+    Usage(#[from] EnqueueError),
+    /// [`Connection::login`](crate::Connection::login) found no acceptable method.
+    #[error("login: {0}")]
+    Login(#[from] LoginChoiceError),
+    /// The host name is not a valid DNS name or IP address for TLS.
+    #[error("invalid server name for tls: {0:?}")]
+    InvalidServerName(String),
+    /// The server's greeting was `-ERR`: it refused the session.
+    #[error("the server refused the session: -ERR {}{text}", code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default())]
+    GreetingRefused {
+        /// The response code, if any.
+        code: Option<ResponseCode>,
+        /// The text after `-ERR`.
+        text: String,
+    },
+    /// The connection was closed by an earlier fatal error.
+    #[error("the connection is closed")]
+    Closed,
+    /// A previous operation's future was dropped mid-command (cancelled, or lost a
+    /// `select!`): where its reply stands is unknown to the caller, so the connection is
+    /// unusable. QUIT is never sent automatically, so nothing was committed: drop the
+    /// connection and reconnect.
+    #[error("the connection is poisoned: a previous operation was cancelled mid-command")]
+    Poisoned,
+}
+
+impl Error {
+    /// An I/O error from the stream, with a TLS failure made visible as [`Error::Tls`]
+    /// (tokio-rustls wraps a `rustls::Error` in an `io::Error`).
+    pub(crate) fn from_stream(error: io::Error) -> Self {
+        if let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Self::Tls(tls.clone());
+        }
+        Self::Io(error)
+    }
+}

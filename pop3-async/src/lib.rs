@@ -1,0 +1,73 @@
+//! pop3-async: a Tokio POP3 client on the sans-IO core [`pop3_proto`].
+//!
+//! The adapter only moves bytes, timers and events: every protocol decision (pipelining,
+//! login choice, STLS safety, limits) is the core's. Its API mirrors `pop3-blocking`, with
+//! `async` methods, plus [`Connection::retr_stream`] for bodies as a [`futures_core::Stream`] of
+//! [`Bytes`](bytes::Bytes).
+//!
+//! ```no_run
+//! use pop3_async::{Connection, Options, Security};
+//! use tokio::io::AsyncWriteExt as _;
+//!
+//! # async fn run() -> Result<(), pop3_async::Error> {
+//! let options = Options::default();
+//! let mut pop = Connection::connect("pop.example.com", 995, Security::Implicit, &options).await?;
+//! let method = pop.login("alice", "hunter2").await?;
+//! println!("logged in with {method:?}");
+//! let stat = pop.stat().await?;
+//! for listing in pop.list().await? {
+//!     let mut file = tokio::fs::File::create(format!("{}.eml", listing.msg)).await?;
+//!     pop.retr(listing.msg, &mut file).await?;
+//!     file.flush().await?;
+//! }
+//! // Pipelined: every message of the drop, in one batch.
+//! let all: Vec<u32> = (1..=stat.count).collect();
+//! pop.retr_many(&all, |msg, event| {
+//!     if let pop3_async::RetrEvent::End { octets } = event {
+//!         println!("message {msg}: {octets} octets");
+//!     }
+//!     Ok(())
+//! })
+//! .await?;
+//! pop.quit().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Run loop
+//!
+//! Each method queues its command in the core, then loops: hand the core's events to the
+//! method until its reply is complete; when the core needs input, wait (bounded by
+//! [`Options::timeout`]) until the stream can take the pending command bytes or has bytes to
+//! read. Reading while writing is what keeps a large pipelined batch from deadlocking.
+//!
+//! # Cancellation
+//!
+//! Dropping a method's future before it completes poisons the connection: see
+//! [`Connection`]'s docs and [`Error::Poisoned`]. Nothing is ever committed by accident, as
+//! QUIT is only sent by [`Connection::quit`].
+//!
+//! # Tracing
+//!
+//! With the `tracing` DEBUG level enabled (when the connection starts), every command sent and
+//! status line received is logged at DEBUG under the target `pop3`, secrets redacted by the
+//! core.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod batch;
+mod connection;
+mod error;
+mod options;
+mod stream;
+
+pub use batch::{BodyStream, RetrEvent};
+pub use connection::{Connection, Greeting};
+pub use error::Error;
+pub use options::{Options, Security, TlsOptions};
+pub use pop3_proto;
+pub use pop3_proto::login::{
+    LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
+};
+pub use pop3_proto::{Capabilities, Config, Secret};
+pub use stream::Stream;
