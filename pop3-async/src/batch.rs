@@ -17,6 +17,7 @@ use crate::{Connection, Error};
 
 /// One step of a message in [`Connection::retr_many`].
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RetrEvent<'a> {
     /// Message bytes, dot-unstuffed, line ends as sent.
     Chunk(&'a [u8]),

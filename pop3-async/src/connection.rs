@@ -127,7 +127,7 @@ impl Connection<Stream> {
         let mut connection = match security {
             Security::Implicit => {
                 let name = server_name(host)?;
-                let config = options.tls.client_config()?;
+                let config = options.tls.build()?;
                 let handshake = TlsConnector::from(config).connect(name, tcp);
                 let tls = match tokio::time::timeout(options.timeout, handshake).await {
                     Ok(tls) => tls.map_err(Error::from_stream)?,
@@ -167,7 +167,7 @@ impl Connection<Stream> {
             Some(host) => server_name(host)?,
             None => rustls::pki_types::ServerName::from(tcp.peer_addr()?.ip()),
         };
-        let config = self.tls.client_config()?;
+        let config = self.tls.build()?;
         let handshake = TlsConnector::from(config).connect(name, tcp);
         let tls = match tokio::time::timeout(self.timeout, handshake).await {
             Ok(tls) => tls.map_err(Error::from_stream)?,
@@ -285,6 +285,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.client.is_tls()
     }
 
+    /// Whether the server accepted `UTF8` (RFC 6856).
+    pub fn is_utf8(&self) -> bool {
+        self.client.is_utf8()
+    }
+
     /// Whether a previous call was cancelled mid-command (see the type's docs).
     pub fn is_poisoned(&self) -> bool {
         self.state == State::Busy
@@ -293,6 +298,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// The protocol core, to read its state.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
     }
 
     /// The stream, given up without QUIT (nothing is committed).

@@ -69,5 +69,6 @@ pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
-pub use pop3_proto::{Capabilities, Config, Secret};
+pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
+pub use rustls;
 pub use stream::Stream;

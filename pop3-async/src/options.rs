@@ -1,48 +1,62 @@
-//! Connection options and the TLS policy.
+//! Connection options: timeouts, the core's configuration, TLS trust and the login policy.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use std::{fmt, io};
 
 use pop3_proto::Config;
 use pop3_proto::login::LoginPolicy;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::Error;
 
-/// How [`Connection::connect`](crate::Connection::connect) secures the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Security {
-    /// TLS from the first byte (POP3S, port 995, RFC 8314).
+    /// TLS from the first byte (POP3S, port 995; RFC 8314). The recommended choice.
     Implicit,
-    /// Plain TCP, then STLS right after the greeting (RFC 2595); fails if the server refuses.
+    /// Connect in plaintext, read the greeting, then upgrade with STLS (RFC 2595; port 110).
+    /// A `-ERR` to STLS fails the connect: there is no silent fallback to plaintext.
     StartTls,
-    /// No TLS. Passwords are then refused unless explicitly allowed.
+    /// No TLS at all. Passwords are then refused unless
+    /// [`Options::allow_plaintext`] is set.
     None,
 }
 
-/// Options for a connection. [`Options::default`] is safe: 60 s timeout, TLS verified against
-/// the webpki roots, no plaintext passwords.
+/// Options for [`Connection::connect`](crate::Connection::connect) and
+/// [`Connection::new`](crate::Connection::new), builder style:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pop3_async::{Options, TlsOptions};
+///
+/// let options = Options::default()
+///     .timeout(Duration::from_secs(20))
+///     .tls(TlsOptions::default().add_ca_file("/etc/pop3/company-ca.pem")?);
+/// # Ok::<(), pop3_async::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The longest wait for connecting, the TLS handshake, and each read or write. Default
-    /// 60 s. A timeout closes the connection ([`Error::Timeout`]).
+    /// The limit for connecting, the TLS handshake and every single wait for the server
+    /// (default 60 s, through `tokio::time::timeout`). A server
+    /// that stalls for longer ends the connection with [`Error::Timeout`]. It bounds each
+    /// operation, not the whole session: a server trickling a byte every 59 s keeps it alive.
+    /// Must not be zero.
     pub timeout: Duration,
-    /// The protocol core's configuration (limits, pipelining window, quirks).
-    ///
-    /// `trace` is switched on when `tracing` has DEBUG enabled, and `allow_plaintext_auth`
-    /// when [`Options::login`] allows plaintext.
+    /// The core's configuration (limits, pipelining window, quirks). Two fields are set by
+    /// the connection itself: `allow_plaintext_auth` from [`Options::login`], and `trace`
+    /// when `tracing` has DEBUG enabled.
     pub config: Config,
-    /// The TLS policy.
+    /// TLS trust settings.
     pub tls: TlsOptions,
-    /// What [`Connection::login`](crate::Connection::login) may use.
+    /// What [`Connection::login`](crate::Connection::login) may use, and whether a password may
+    /// go over a connection without TLS at all.
     pub login: LoginPolicy,
 }
 
@@ -57,94 +71,220 @@ impl Default for Options {
     }
 }
 
-/// The TLS policy: the webpki roots plus any extra CA certificates; SNI and host name
-/// verification always on, unless [`TlsOptions::dangerous_accept_any_certificate`].
-#[derive(Clone, Default)]
+impl Options {
+    /// The defaults: 60 s timeout, default core config, webpki roots, no plaintext passwords,
+    /// no APOP.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Options::timeout`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`Options::config`].
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets [`Options::tls`].
+    #[must_use]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`Options::login`].
+    #[must_use]
+    pub fn login(mut self, login: LoginPolicy) -> Self {
+        self.login = login;
+        self
+    }
+
+    /// Lets [`Connection::login`](crate::Connection::login) choose APOP (off by default: MD5 of
+    /// a predictable challenge is weak).
+    #[must_use]
+    pub fn allow_apop(mut self, allow: bool) -> Self {
+        self.login.allow_apop = allow;
+        self
+    }
+
+    /// Allows sending a password or token over a connection without TLS (off by default).
+    #[must_use]
+    pub fn allow_plaintext(mut self, allow: bool) -> Self {
+        self.login.allow_plaintext = allow;
+        self
+    }
+}
+
+/// Which certificates the client trusts, and how it identifies the server.
+///
+/// By default: the Mozilla roots of the `webpki-roots` crate, SNI on, and the server's
+/// certificate verified against the host name given to
+/// [`Connection::connect`](crate::Connection::connect). Add your own anchors with
+/// [`add_ca_pem`](Self::add_ca_pem) / [`add_ca_file`](Self::add_ca_file), use the operating
+/// system's store with [`platform_roots`](Self::platform_roots), or hand over a complete
+/// rustls config with [`client_config`](Self::client_config).
+#[derive(Clone)]
 pub struct TlsOptions {
-    extra_roots: Vec<CertificateDer<'static>>,
-    accept_any: bool,
+    webpki_roots: bool,
+    anchors: RootCertStore,
+    verify: bool,
+    sni: bool,
+    config: Option<Arc<ClientConfig>>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self {
+            webpki_roots: true,
+            anchors: RootCertStore::empty(),
+            verify: true,
+            sni: true,
+            config: None,
+        }
+    }
 }
 
 impl fmt::Debug for TlsOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsOptions")
-            .field("extra_roots", &self.extra_roots.len())
-            .field("accept_any", &self.accept_any)
+            .field("webpki_roots", &self.webpki_roots)
+            .field("extra_anchors", &self.anchors.len())
+            .field("verify", &self.verify)
+            .field("sni", &self.sni)
+            .field("custom_config", &self.config.is_some())
             .finish()
     }
 }
 
 impl TlsOptions {
-    /// Trusts the CA certificates in `pem` (one or more `CERTIFICATE` sections) besides the
-    /// webpki roots. Fails with [`Error::Io`] (`InvalidData`) if there is none or one is
-    /// malformed.
-    pub fn add_ca_pem(&mut self, pem: &[u8]) -> Result<&mut Self, Error> {
-        let mut found = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert =
-                cert.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            self.extra_roots.push(cert);
-            found += 1;
-        }
-        if found == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no certificate in the PEM data",
-            )
-            .into());
+    /// The defaults: webpki roots, verification and SNI on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts only the anchors added with the other methods, not the webpki roots.
+    #[must_use]
+    pub fn without_webpki_roots(mut self) -> Self {
+        self.webpki_roots = false;
+        self
+    }
+
+    /// Adds the operating system's trust store (through `rustls-native-certs`). Certificates it
+    /// cannot parse are skipped; it fails only if it finds none at all.
+    pub fn platform_roots(mut self) -> Result<Self, Error> {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = self.anchors.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let detail = found
+                .errors
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no usable certificate in the platform trust store {detail}")
+                    .trim_end()
+                    .to_owned(),
+            )));
         }
         Ok(self)
     }
 
-    /// Trusts the CA certificates in the PEM file at `path`, like [`TlsOptions::add_ca_pem`].
-    pub fn add_ca_file(&mut self, path: impl AsRef<Path>) -> Result<&mut Self, Error> {
+    /// Adds every certificate of a PEM text (`-----BEGIN CERTIFICATE-----` blocks) as a trust
+    /// anchor. Fails if there is none or one is malformed.
+    pub fn add_ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let mut count = 0;
+        for der in CertificateDer::pem_slice_iter(pem) {
+            let der = der.map_err(|e| invalid_data(format!("invalid PEM: {e}")))?;
+            self.anchors.add(der)?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(invalid_data("no certificate in the PEM data".to_owned()));
+        }
+        Ok(self)
+    }
+
+    /// Adds every certificate of a PEM file as a trust anchor (see [`add_ca_pem`](Self::add_ca_pem)).
+    pub fn add_ca_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
         let pem = std::fs::read(path)?;
         self.add_ca_pem(&pem)
     }
 
-    /// Accepts any server certificate, for any name, signed by anyone.
-    ///
-    /// # Danger
-    ///
-    /// This removes the protection TLS gives against an active attacker, who can then read the
-    /// password. Use it only against a test server you control.
-    pub fn dangerous_accept_any_certificate(&mut self) -> &mut Self {
-        self.accept_any = true;
+    /// Adds one DER-encoded certificate as a trust anchor.
+    pub fn add_ca_der(mut self, der: &[u8]) -> Result<Self, Error> {
+        self.anchors.add(CertificateDer::from(der.to_vec()))?;
+        Ok(self)
+    }
+
+    /// Turns SNI off (it is on by default; some servers pick their certificate by it).
+    #[must_use]
+    pub fn disable_sni(mut self) -> Self {
+        self.sni = false;
         self
     }
 
-    /// The rustls configuration for this policy, on the ring provider.
-    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, Error> {
+    /// **Dangerous**: accepts any certificate for any host name. The connection is then
+    /// encrypted but not authenticated, so anyone on the path can read the password. Only for
+    /// tests and for servers you reach over a channel you already trust.
+    #[must_use]
+    pub fn dangerous_accept_any_certificate(mut self) -> Self {
+        self.verify = false;
+        self
+    }
+
+    /// Uses this rustls config as it is; every other setting here is ignored.
+    #[must_use]
+    pub fn client_config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The rustls config these options describe (ring provider, TLS 1.2 and 1.3).
+    pub fn build(&self) -> Result<Arc<ClientConfig>, Error> {
+        if let Some(config) = &self.config {
+            return Ok(Arc::clone(config));
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()?;
-        let config = if self.accept_any {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-                .with_no_client_auth()
-        } else {
-            let mut roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            for cert in &self.extra_roots {
-                roots.add(cert.clone())?;
+        let mut config = if self.verify {
+            let mut roots = self.anchors.clone();
+            if self.webpki_roots {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             }
             builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            let verifier = AcceptAnyCertificate(provider.signature_verification_algorithms);
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
         };
+        config.enable_sni = self.sni;
         Ok(Arc::new(config))
     }
 }
 
-/// The TLS server name for `host` (a DNS name or an IP address).
-pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
-    ServerName::try_from(host.to_owned()).map_err(|_| Error::InvalidServerName(host.to_owned()))
+fn invalid_data(message: String) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        message,
+    ))
 }
 
-/// The verifier behind `dangerous_accept_any_certificate`: any certificate, but the handshake
-/// signatures are still checked (the server must hold the key of the certificate it sent).
+/// The verifier behind [`TlsOptions::dangerous_accept_any_certificate`]: any certificate
+/// passes, but the handshake signatures are still checked (so the session keys are bound to
+/// the certificate presented, whoever that is).
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
+struct AcceptAnyCertificate(WebPkiSupportedAlgorithms);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
@@ -164,12 +304,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
     }
 
     fn verify_tls13_signature(
@@ -178,15 +313,15 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.0.supported_schemes()
     }
+}
+
+/// The TLS server name for `host` (a DNS name or an IP address).
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    ServerName::try_from(host.to_owned()).map_err(|_| Error::InvalidServerName(host.to_owned()))
 }

@@ -80,6 +80,7 @@ async fn retr_many_and_dele_many_pipelined() {
                 _ => bodies.push((msg, Vec::new(), Some(octets))),
             },
             RetrEvent::Refused(e) => refused.push((msg, e.text)),
+            other => panic!("unexpected {other:?}"),
         }
         Ok(())
     })
@@ -179,7 +180,7 @@ async fn fetch_all<S: AsyncRead + AsyncWrite + Unpin>(io: S, messages: &[Vec<u8>
                 current.clear();
                 done += 1;
             }
-            RetrEvent::Refused(e) => panic!("{e}"),
+            other => panic!("unexpected {other:?}"),
         }
         Ok(())
     })

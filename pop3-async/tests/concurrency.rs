@@ -63,7 +63,7 @@ async fn five_hundred_sessions_at_once() {
                         body.clear();
                         verified += 1;
                     }
-                    RetrEvent::Refused(e) => panic!("{e}"),
+                    other => panic!("unexpected {other:?}"),
                 }
                 Ok(())
             })

@@ -5,17 +5,16 @@ mod common;
 
 use common::{Peer, options, serve_one, tls_server};
 use pop3_async::pop3_proto::ProtocolError;
-use pop3_async::{Connection, Error, LoginMethod, Options, Security};
+use pop3_async::{Connection, Error, LoginMethod, Options, Security, TlsOptions};
 use tokio_rustls::TlsAcceptor;
 
 const CAPA_STLS: &str = "+OK\r\nUSER\r\nSTLS\r\nSASL PLAIN\r\n.\r\n";
 const CAPA_TLS: &str = "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n";
 
 fn trusting(pem: &str) -> Options {
-    let mut options = Options::default();
-    options.timeout = std::time::Duration::from_secs(10);
-    options.tls.add_ca_pem(pem.as_bytes()).unwrap();
-    options
+    Options::default()
+        .timeout(std::time::Duration::from_secs(10))
+        .tls(TlsOptions::default().add_ca_pem(pem.as_bytes()).unwrap())
 }
 
 #[tokio::test]
@@ -151,8 +150,7 @@ async fn dangerous_accept_any_certificate() {
         p.drain().await
     })
     .await;
-    let mut options = Options::default();
-    options.tls.dangerous_accept_any_certificate();
+    let options = Options::default().tls(TlsOptions::default().dangerous_accept_any_certificate());
     let pop = Connection::connect("127.0.0.1", addr.port(), Security::Implicit, &options)
         .await
         .unwrap();
@@ -206,7 +204,14 @@ async fn stls_refused() {
 
 #[test]
 fn bad_ca_pem_is_an_error() {
-    let mut options = Options::default();
-    assert!(options.tls.add_ca_pem(b"not a certificate").is_err());
-    assert!(options.tls.add_ca_file("/nonexistent/ca.pem").is_err());
+    assert!(
+        TlsOptions::default()
+            .add_ca_pem(b"not a certificate")
+            .is_err()
+    );
+    assert!(
+        TlsOptions::default()
+            .add_ca_file("/nonexistent/ca.pem")
+            .is_err()
+    );
 }
