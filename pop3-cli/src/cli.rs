@@ -215,6 +215,8 @@ pub(crate) enum AuthMode {
     /// AUTH OAUTHBEARER (the token comes from the password source).
     Oauthbearer,
     /// AUTH SCRAM-SHA-256.
+    #[value(name = "scram-sha-256")]
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
 }
 
