@@ -7,13 +7,14 @@
 # Dovecot's userdb needs a uid/gid to run the mail process as):
 #   alice / secret-a
 #   bob   / secret-b
+#   carol / secret-c   (the interop suite's destructive tests refill it)
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUNROOT="${POP3_RUNROOT:-/tmp/pop3-run}"
 PY="$(command -v python3 || echo /usr/bin/python3)"
-TEST_USERS="alice bob"
+TEST_USERS="alice bob carol"
 
-declare -A TEST_PASS=([alice]=secret-a [bob]=secret-b)
+declare -A TEST_PASS=([alice]=secret-a [bob]=secret-b [carol]=secret-c)
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

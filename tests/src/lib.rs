@@ -23,6 +23,7 @@
 
 mod conn;
 pub mod interop;
+pub mod interop_suite;
 mod mail;
 mod mailbox;
 mod script;

@@ -196,3 +196,4 @@ impl Adapter for Blocking {
 }
 
 pop3_tests::adapter_suite!(Blocking);
+pop3_tests::interop_suite!(Blocking);
