@@ -72,3 +72,4 @@ pub use pop3_proto::login::{
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 pub use rustls;
 pub use stream::Stream;
+pub use {bytes, futures_core};
