@@ -7,7 +7,7 @@
 //! - heap bytes live, through a counting global allocator (`stats_alloc`, no unsafe code
 //!   here): exact, and what the program asked for;
 //! - the resident set size delta (`/proc/self/statm`): what the OS actually gave, which is less
-//!   when allocated pages are never touched (most of each 64 KiB read buffer).
+//!   when allocated pages are never touched.
 //!
 //! Run: `cargo bench -p pop3-async --bench idle` (set `SESSIONS` to change the count).
 
@@ -65,7 +65,6 @@ fn main() {
         let rss_per = (rss_after as f64 - rss_before as f64) / sessions as f64;
         println!("idle sessions: {sessions}");
         println!("heap per session: {heap_per:.0} bytes ({:.0} on the heap + {inline} inline Connection)", heap as f64 / sessions as f64);
-        println!("  of which the read buffer: {} bytes", 64 * 1024);
         println!("allocations per session: {:.1}", stats.allocations as f64 / sessions as f64);
         println!("rss per session: {rss_per:.0} bytes (pages actually touched)");
         drop(connections);

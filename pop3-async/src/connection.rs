@@ -3,7 +3,6 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,6 +24,8 @@ use crate::{Error, Options, Security, Stream};
 
 /// The size of the read buffer each connection keeps and reuses.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
+/// The first read size of a connection.
+const MIN_READ: usize = 4 * 1024;
 
 /// The server's greeting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,9 +88,10 @@ pub struct Connection<S = Stream> {
     /// Kept for STLS on a [`Connection<Stream>`].
     tls: TlsOptions,
     host: Option<Box<str>>,
-    /// Left uninitialised: pages that no read reaches are never touched, so an idle session
-    /// costs little resident memory although the buffer is allocated.
-    read_buf: Box<[MaybeUninit<u8>]>,
+    /// How much the next read asks for: small while replies are short, doubled (up to
+    /// [`READ_BUFFER`]) whenever a read fills it. Reads go straight into the core's buffer,
+    /// which therefore stays small for an idle session.
+    read_size: usize,
     tx: Vec<u8>,
     tx_pos: usize,
     flush_pending: bool,
@@ -181,7 +183,7 @@ impl Connection<Stream> {
             login: self.login,
             tls: self.tls,
             host: self.host,
-            read_buf: self.read_buf,
+            read_size: self.read_size,
             tx: self.tx,
             tx_pos: self.tx_pos,
             flush_pending: false,
@@ -229,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             login: options.login,
             tls: options.tls.clone(),
             host: None,
-            read_buf: Box::new_uninit_slice(READ_BUFFER),
+            read_size: MIN_READ,
             tx: Vec::new(),
             tx_pos: 0,
             flush_pending: false,
@@ -695,6 +697,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Result<(), Error> {
         loop {
             loop {
+                // Body chunks first, through the core's fast path.
+                while let Some((id, chunk)) = self.client.poll_body() {
+                    if let Flow::Done = handle(Event::Body { id, chunk })? {
+                        return Ok(());
+                    }
+                }
                 match self.client.poll_event() {
                     Ok(Some(event @ (Event::Trace(_) | Event::Quirk(_)))) => side_event(event),
                     Ok(Some(event)) => {
@@ -803,14 +811,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // Never read past the +OK to STLS: the next bytes belong to the TLS handshake.
             return Poll::Pending;
         }
-        let mut buf = ReadBuf::uninit(&mut self.read_buf);
+        let mut buf = ReadBuf::new(self.client.input_buffer(self.read_size));
         match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
-                let filled = buf.filled();
-                if filled.is_empty() {
+                let n = buf.filled().len();
+                if n == 0 {
                     self.client.handle_eof();
                 } else {
-                    self.client.handle_input(filled);
+                    self.client.commit_input(n);
+                    if n == self.read_size {
+                        self.read_size = (self.read_size * 2).min(READ_BUFFER);
+                    }
                 }
                 Poll::Ready(Ok(()))
             }

@@ -229,3 +229,4 @@ impl Adapter for Async {
 }
 
 pop3_tests::adapter_suite!(Async);
+pop3_tests::interop_suite!(Async);
