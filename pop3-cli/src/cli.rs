@@ -153,7 +153,7 @@ pub(crate) struct FetchArgs {
     /// Delete the stored messages on the server (committed by the final QUIT).
     #[arg(long)]
     pub(crate) delete: bool,
-    /// The state file of stored UIDs [default: DIR/.pop3-state.USER@HOST.HASH].
+    /// The state file of stored UIDs (default: DIR/.pop3-state.USER@HOST.HASH).
     #[arg(long, value_name = "FILE")]
     pub(crate) state: Option<PathBuf>,
     /// No summary line.
