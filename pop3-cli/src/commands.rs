@@ -24,10 +24,30 @@ fn print_json(value: &Value) -> Result<(), CliError> {
     print(&format!("{value}\n"))
 }
 
-/// Ends the session politely; a `-ERR` to QUIT is reported.
-fn quit(connection: Connection) -> Result<(), CliError> {
-    connection.quit()?;
-    Ok(())
+/// Runs `work` on a session (logged in if `login`), then QUITs. After a failure the session
+/// still ends with QUIT when the connection is usable (a `-ERR`, a local write error).
+fn with_session<T>(
+    settings: &Settings,
+    login: bool,
+    work: impl FnOnce(&mut Connection) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let mut connection = if login {
+        session::open(settings)?.0
+    } else {
+        session::connect(settings)?
+    };
+    match work(&mut connection) {
+        Ok(value) => {
+            connection.quit()?;
+            Ok(value)
+        }
+        Err(error) => {
+            if !connection.is_poisoned() {
+                let _ = connection.quit();
+            }
+            Err(error)
+        }
+    }
 }
 
 /// The capability lines, rebuilt from the parsed set in a fixed order (the adapter keeps the
@@ -100,17 +120,17 @@ fn capa_json(c: &Capabilities, tls: bool) -> Value {
 
 /// `capa [--login]`.
 pub(crate) fn capa(settings: &Settings, after_login: bool) -> Result<(), CliError> {
-    let mut connection = if after_login {
-        session::open(settings)?.0
-    } else {
-        session::connect(settings)?
-    };
-    let capabilities = match connection.capabilities() {
-        Some(c) => c.clone(),
-        None => connection.capa()?,
-    };
-    let tls = connection.is_tls();
-    quit(connection)?;
+    let (capabilities, tls) = with_session(settings, after_login, |connection| {
+        let capabilities = match connection.capabilities() {
+            Some(c) if *c != Capabilities::default() => c.clone(),
+            // Unknown or empty: ask again, so that a server without CAPA (RFC 1939 only) is
+            // told apart from one with an empty list: its -ERR is exit 1.
+            _ => connection.capa().map_err(|e| {
+                CliError::from(e).context("the server has no CAPA (an RFC 1939-only server)")
+            })?,
+        };
+        Ok((capabilities, connection.is_tls()))
+    })?;
     if settings.json {
         print_json(&capa_json(&capabilities, tls))
     } else {
@@ -125,9 +145,7 @@ pub(crate) fn capa(settings: &Settings, after_login: bool) -> Result<(), CliErro
 
 /// `stat`.
 pub(crate) fn stat(settings: &Settings) -> Result<(), CliError> {
-    let (mut connection, _) = session::open(settings)?;
-    let stat = connection.stat()?;
-    quit(connection)?;
+    let stat = with_session(settings, true, |c| Ok(c.stat()?))?;
     if settings.json {
         print_json(&json!({ "count": stat.count, "size": stat.size }))
     } else {
@@ -137,12 +155,12 @@ pub(crate) fn stat(settings: &Settings) -> Result<(), CliError> {
 
 /// `list [N]`.
 pub(crate) fn list(settings: &Settings, msg: Option<u32>) -> Result<(), CliError> {
-    let (mut connection, _) = session::open(settings)?;
-    let listings = match msg {
-        Some(msg) => vec![connection.list_one(msg)?],
-        None => connection.list()?,
-    };
-    quit(connection)?;
+    let listings = with_session(settings, true, |c| {
+        Ok(match msg {
+            Some(msg) => vec![c.list_one(msg)?],
+            None => c.list()?,
+        })
+    })?;
     if settings.json {
         let items: Vec<Value> = listings
             .iter()
@@ -160,12 +178,12 @@ pub(crate) fn list(settings: &Settings, msg: Option<u32>) -> Result<(), CliError
 
 /// `uidl [N]`.
 pub(crate) fn uidl(settings: &Settings, msg: Option<u32>) -> Result<(), CliError> {
-    let (mut connection, _) = session::open(settings)?;
-    let listings = match msg {
-        Some(msg) => vec![connection.uidl_one(msg)?],
-        None => connection.uidl()?,
-    };
-    quit(connection)?;
+    let listings = with_session(settings, true, |c| {
+        Ok(match msg {
+            Some(msg) => vec![c.uidl_one(msg)?],
+            None => c.uidl()?,
+        })
+    })?;
     if settings.json {
         let items: Vec<Value> = listings
             .iter()
@@ -226,28 +244,27 @@ fn body_into<W: Write>(
 
 /// `top N LINES`.
 pub(crate) fn top(settings: &Settings, msg: u32, lines: u32) -> Result<(), CliError> {
-    let (mut connection, _) = session::open(settings)?;
-    let stdout = BufWriter::new(io::stdout().lock());
-    body_into(&mut connection, stdout, "stdout", |c, sink| {
-        c.top(msg, lines, sink)
-    })?;
-    quit(connection)
+    with_session(settings, true, |connection| {
+        let stdout = BufWriter::new(io::stdout().lock());
+        body_into(connection, stdout, "stdout", |c, sink| {
+            c.top(msg, lines, sink)
+        })?;
+        Ok(())
+    })
 }
 
-/// `retr N [-o FILE]`.
+/// `retr N [-o FILE]`. FILE is synced when complete, and removed if the download fails.
 pub(crate) fn retr(settings: &Settings, msg: u32, output: Option<&Path>) -> Result<(), CliError> {
-    let (mut connection, _) = session::open(settings)?;
-    match output {
+    with_session(settings, true, |connection| match output {
         None => {
             let stdout = BufWriter::new(io::stdout().lock());
-            body_into(&mut connection, stdout, "stdout", |c, sink| {
-                c.retr(msg, sink)
-            })?;
+            body_into(connection, stdout, "stdout", |c, sink| c.retr(msg, sink))?;
+            Ok(())
         }
         Some(path) => {
             let what = path.display().to_string();
             let file = File::create(path).map_err(|e| CliError::local(&what, &e))?;
-            let result = body_into(&mut connection, BufWriter::new(file), &what, |c, sink| {
+            let result = body_into(connection, BufWriter::new(file), &what, |c, sink| {
                 c.retr(msg, sink)
             })
             .and_then(|out| {
@@ -255,28 +272,33 @@ pub(crate) fn retr(settings: &Settings, msg: u32, output: Option<&Path>) -> Resu
                     .map_err(|e| CliError::local(&what, e.error()))
                     .and_then(|f| f.sync_all().map_err(|e| CliError::local(&what, &e)))
             });
-            if let Err(error) = result {
+            if result.is_err() {
                 let _ = std::fs::remove_file(path);
-                return Err(error);
             }
+            result
         }
-    }
-    quit(connection)
+    })
 }
 
 /// `dele N...`: all or nothing.
 pub(crate) fn dele(settings: &Settings, msgs: &[u32]) -> Result<(), CliError> {
     let (mut connection, _) = session::open(settings)?;
-    let results = connection.dele_many(msgs)?;
+    let results = match connection.dele_many(msgs) {
+        Ok(results) => results,
+        Err(error) => {
+            // Nothing is committed without QUIT: leave without it.
+            return Err(error.into());
+        }
+    };
     let refused: Vec<String> = msgs
         .iter()
         .zip(&results)
         .filter_map(|(msg, r)| r.as_ref().err().map(|e| format!("message {msg}: {e}")))
         .collect();
     if !refused.is_empty() {
-        // Undo the marks that succeeded, so that nothing is deleted.
+        // Undo the marks that succeeded, so that nothing is deleted, and end politely.
         connection.rset()?;
-        quit(connection)?;
+        connection.quit()?;
         return Err(CliError::Server(format!(
             "{}; nothing was deleted",
             refused.join("; ")

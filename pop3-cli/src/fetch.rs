@@ -256,7 +256,14 @@ pub(crate) fn fetch(
             if !connection.is_poisoned() {
                 let _ = connection.quit();
             }
-            Err(error)
+            Err(if summary.stored > 0 {
+                error.context(format!(
+                    "stored {} messages ({} deleted), then",
+                    summary.stored, summary.deleted
+                ))
+            } else {
+                error
+            })
         }
     };
     summary.elapsed = start.elapsed();
@@ -286,6 +293,7 @@ fn run(
     summary.uidl = uidl.is_some();
     let mut items = Vec::new();
     let mut already = Vec::new();
+    let mut forgotten = 0;
     match &uidl {
         Some(listing) => {
             summary.listed = listing.len();
@@ -303,7 +311,7 @@ fn run(
                     });
                 }
             }
-            let forgotten = state.retain_stored(&seen);
+            forgotten = state.retain_stored(&seen);
             tracing::debug!(target: "pop3", "forgot {forgotten} UIDs the server no longer lists");
         }
         None if job.delete => {
@@ -355,7 +363,8 @@ fn run(
             .collect()
     };
     let use_state = uidl.is_some();
-    if use_state {
+    // (Nothing to fetch and nothing forgotten: the state on disk is already right.)
+    if use_state && (!batches.is_empty() || forgotten > 0) {
         state.set_pending(pending_from(0));
         state
             .save()

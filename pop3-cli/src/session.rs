@@ -22,9 +22,19 @@ pub(crate) fn connect(settings: &Settings) -> Result<Connection, CliError> {
 pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), CliError> {
     settings.host()?;
     let user = settings.user()?.to_owned();
-    let mut connection = connect(settings)?;
+    // The password first: a prompt or a slow password command must not hold a connection.
     let password = settings.password()?;
-    let method = login(&mut connection, settings, &user, password)?;
+    let mut connection = connect(settings)?;
+    let method = match login(&mut connection, settings, &user, password) {
+        Ok(method) => method,
+        Err(error) => {
+            // A refused login leaves a usable session: end it politely.
+            if !connection.is_poisoned() {
+                let _ = connection.quit();
+            }
+            return Err(error);
+        }
+    };
     tracing::info!(target: "pop3", "logged in as {user} with {method}");
     if settings.pipelining == Pipelining::On
         && !connection.capabilities().is_some_and(|c| c.pipelining)

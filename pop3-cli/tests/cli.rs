@@ -941,3 +941,206 @@ fn demo_fetches_and_is_idempotent() {
     assert_eq!(count_files(&std::path::Path::new(&path).join("new")), 5);
     std::fs::remove_dir_all(path).unwrap();
 }
+
+#[test]
+fn capa_on_a_server_without_capa() {
+    let server = MailboxServer::builder(sample_mail(2, 500, 1))
+        .no_capa()
+        .start()
+        .unwrap();
+    let port = server.port().to_string();
+    let r = run(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls",
+        "none",
+        "capa",
+    ]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("no CAPA"), "{}", r.stderr);
+    // fetch still works: UIDL answers even without CAPA.
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("Mail");
+    run_with(
+        &plain_args(server.port()),
+        &["fetch", "--maildir", md.to_str().unwrap()],
+    )
+    .expect_code(0);
+    assert_eq!(count_files(&md.join("new")), 2);
+}
+
+/// Runs `pop3 GLOBAL... ARGS` against a ScriptedServer playing the login of SCRIPT_LOGIN
+/// (optionally with PIPELINING in the post-login CAPA) then `script`.
+fn scripted(
+    script: &str,
+    pipelining: bool,
+    extra: &[&str],
+    rest: &[&str],
+) -> (Run, pop3_tests::Transcript) {
+    let login = if pipelining {
+        SCRIPT_LOGIN.replace(
+            r"S-RAW: +OK\r\nUIDL\r\nTOP\r\n.\r\n",
+            r"S-RAW: +OK\r\nUIDL\r\nTOP\r\nPIPELINING\r\n.\r\n",
+        )
+    } else {
+        SCRIPT_LOGIN.to_owned()
+    };
+    let script = Script::parse(&format!("{login}{script}")).unwrap();
+    let server = ScriptedServer::start(script).unwrap();
+    let mut args = plain_args(server.port());
+    args.extend(["--auth".to_owned(), "user".to_owned()]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let r = run_with(&args, rest);
+    (r, server.finish().unwrap())
+}
+
+#[test]
+fn scripted_transcripts_of_every_inspection_command() {
+    let (r, t) = scripted(
+        "C: STAT\nS: +OK 2 320\nC: QUIT\nS: +OK bye\n",
+        false,
+        &[],
+        &["stat"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(r.stdout_str(), "2 320\n");
+
+    let (r, t) = scripted(
+        "C: LIST\nS-RAW: +OK\\r\\n1 120\\r\\n2 200\\r\\n.\\r\\n\nC: QUIT\nS: +OK bye\n",
+        false,
+        &[],
+        &["list"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(r.stdout_str(), "1 120\n2 200\n");
+
+    let (r, t) = scripted(
+        "C: LIST 2\nS: +OK 2 200\nC: QUIT\nS: +OK bye\n",
+        false,
+        &[],
+        &["list", "2"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(r.stdout_str(), "2 200\n");
+
+    let (r, t) = scripted(
+        "C: UIDL\nS-RAW: +OK\\r\\n1 abc\\r\\n2 d/e\\r\\n.\\r\\n\nC: QUIT\nS: +OK bye\n",
+        false,
+        &["--json"],
+        &["uidl"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(
+        r.json(),
+        serde_json::json!([{ "msg": 1, "uid": "abc" }, { "msg": 2, "uid": "d/e" }])
+    );
+
+    let (r, t) = scripted(
+        "C: UIDL 9\nS: -ERR no such message\nC: QUIT\nS: +OK bye\n",
+        false,
+        &[],
+        &["uidl", "9"],
+    );
+    r.expect_code(1);
+    t.assert_complete();
+
+    let (r, t) = scripted(
+        "C: TOP 1 0\nS-RAW: +OK\\r\\nSubject: x\\r\\n\\r\\n.\\r\\n\nC: QUIT\nS: +OK bye\n",
+        false,
+        &[],
+        &["top", "1", "0"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(r.stdout, b"Subject: x\r\n\r\n");
+
+    let (r, t) = scripted(
+        "C: RETR 1\nS-RAW: +OK\\r\\nSubject: x\\r\\n\\r\\n..a\\r\\n..\\r\\nb\\r\\n.\\r\\n\nC: QUIT\nS: +OK bye\n",
+        false,
+        &[],
+        &["retr", "1"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(r.stdout, b"Subject: x\r\n\r\n.a\r\n.\r\nb\r\n");
+
+    // capa: no login, nothing but CAPA and QUIT.
+    let script = Script::parse("S: +OK ready\nC: CAPA\nS-RAW: +OK\\r\\nTOP\\r\\nX-FOO bar\\r\\n.\\r\\n\nC: QUIT\nS: +OK bye\n").unwrap();
+    let server = ScriptedServer::start(script).unwrap();
+    let port = server.port().to_string();
+    let r = run(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls",
+        "none",
+        "capa",
+    ]);
+    r.expect_code(0);
+    server.finish().unwrap().assert_complete();
+    assert_eq!(r.stdout_str(), "TOP\nX-FOO bar\n");
+}
+
+#[test]
+fn fetch_pipelines_a_batch_when_the_server_allows_it() {
+    // The server answers only after all three RETRs arrived: a client that waits for each
+    // reply would stall here (and the script would time out).
+    let pipelined = r"
+        C: LIST
+        S-RAW: +OK\r\n1 10\r\n2 10\r\n3 10\r\n.\r\n
+        C: UIDL
+        S-RAW: +OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n
+        C: RETR 1
+        C: RETR 2
+        C: RETR 3
+        S-RAW: +OK\r\nm1\r\n.\r\n+OK\r\nm2\r\n.\r\n+OK\r\nm3\r\n.\r\n
+        C: DELE 1
+        C: DELE 2
+        C: DELE 3
+        S-RAW: +OK\r\n+OK\r\n+OK\r\n
+        C: QUIT
+        S: +OK bye
+        ";
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("Mail");
+    let (r, t) = scripted(
+        pipelined,
+        true,
+        &[],
+        &["fetch", "--maildir", md.to_str().unwrap(), "--delete"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(count_files(&md.join("new")), 3);
+
+    // --pipelining off: one command at a time, even though the server offers PIPELINING.
+    let one_by_one = r"
+        C: LIST
+        S-RAW: +OK\r\n1 10\r\n2 10\r\n.\r\n
+        C: UIDL
+        S-RAW: +OK\r\n1 a\r\n2 b\r\n.\r\n
+        C: RETR 1
+        S-RAW: +OK\r\nm1\r\n.\r\n
+        C: RETR 2
+        S-RAW: +OK\r\nm2\r\n.\r\n
+        C: QUIT
+        S: +OK bye
+        ";
+    let md = dir.path().join("Mail2");
+    let (r, t) = scripted(
+        one_by_one,
+        true,
+        &["--pipelining", "off"],
+        &["fetch", "--maildir", md.to_str().unwrap()],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(count_files(&md.join("new")), 2);
+}
