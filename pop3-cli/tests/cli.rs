@@ -1144,3 +1144,65 @@ fn fetch_pipelines_a_batch_when_the_server_allows_it() {
     t.assert_complete();
     assert_eq!(count_files(&md.join("new")), 2);
 }
+
+#[test]
+fn oauth_tokens_from_the_password_sources() {
+    use base64::Engine as _;
+    let ir = base64::engine::general_purpose::STANDARD
+        .encode(b"user=alice\x01auth=Bearer tok-123\x01\x01");
+    for (method, expect) in [
+        ("xoauth2", format!("C: AUTH XOAUTH2 {ir}")),
+        ("oauthbearer", "C-PREFIX: AUTH OAUTHBEARER ".to_owned()),
+    ] {
+        let script = Script::parse(&format!(
+            "S: +OK ready\nC: CAPA\nS-RAW: +OK\\r\\nSASL XOAUTH2 OAUTHBEARER\\r\\n.\\r\\n\n{expect}\n\
+             S: +OK welcome\nC: CAPA\nS-RAW: +OK\\r\\n.\\r\\n\nC: STAT\nS: +OK 0 0\nC: QUIT\nS: +OK bye\n"
+        ))
+        .unwrap();
+        let server = ScriptedServer::start(script).unwrap();
+        let port = server.port().to_string();
+        let r: Run = pop3()
+            .env("TOKEN", "tok-123")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--tls",
+                "none",
+                "--user",
+                "alice",
+                "--password-env",
+                "TOKEN",
+                "--auth",
+                method,
+                "--allow-plaintext-auth",
+                "-v",
+                "stat",
+            ])
+            .output()
+            .unwrap()
+            .into();
+        r.expect_code(0);
+        server.finish().unwrap().assert_complete();
+        assert_eq!(r.stdout_str(), "0 0\n");
+        assert!(
+            !r.stderr.contains("tok-123") && !r.stderr.contains(&ir),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn pipelining_on_warns_when_the_server_does_not_offer_it() {
+    let (r, t) = scripted(
+        "C: STAT\nS: +OK 0 0\nC: QUIT\nS: +OK bye\n",
+        false,
+        &["--pipelining", "on"],
+        &["stat"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert!(r.stderr.contains("PIPELINING"), "{}", r.stderr);
+}
