@@ -159,9 +159,9 @@ pub(crate) struct FetchArgs {
     /// No summary line.
     #[arg(short, long)]
     pub(crate) quiet: bool,
-    /// Messages per durable batch (the files of a batch are synced together, then one
-    /// directory sync and one state write).
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Messages per durable batch, at most 512 (the files of a batch are synced together,
+    /// then one directory sync and one state write; two batches' files are open at once).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub(crate) batch: u32,
     /// Maximum bytes per durable batch (a larger message is a batch of its own).
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]

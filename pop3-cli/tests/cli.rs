@@ -61,6 +61,18 @@ fn usage_errors_exit_2() {
     run(&["--config", "/nonexistent", "--host", "x", "stat"]).expect_code(2);
     run(&["--config", "/nonexistent", "--account", "x", "stat"]).expect_code(2);
     run(&["--host", "127.0.0.1", "--user", "a", "fetch"]).expect_code(2);
+    run(&[
+        "--host",
+        "127.0.0.1",
+        "--user",
+        "a",
+        "fetch",
+        "--maildir",
+        "/nonexistent",
+        "--batch",
+        "513",
+    ])
+    .expect_code(2);
 }
 
 #[test]
