@@ -164,7 +164,7 @@ fn generate_message(number: usize, approx_size: usize, seed: u64) -> Vec<u8> {
             while !line.is_char_boundary(cut) {
                 cut -= 1;
             }
-            line.truncate(cut.max(1));
+            line.truncate(cut);
             if line.is_empty() {
                 line.push('x');
             }
@@ -240,6 +240,16 @@ mod tests {
             assert_eq!(text.matches('\n').count(), text.matches("\r\n").count());
             assert!(text.lines().all(|l| l.chars().count() <= 76), "long line");
             assert!(m.ends_with(b"\r\n"));
+        }
+    }
+
+    #[test]
+    fn never_cuts_inside_a_character() {
+        // Regression: 300 messages of 2000 bytes cut a line inside a multi-byte character.
+        for seed in 0..4 {
+            for m in generate_mail(300, 2000, seed) {
+                assert!(std::str::from_utf8(&m).is_ok());
+            }
         }
     }
 
