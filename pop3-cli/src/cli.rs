@@ -226,8 +226,8 @@ pub(crate) enum AuthMode {
 pub(crate) enum Pipelining {
     /// Pipeline when CAPA lists PIPELINING.
     Auto,
-    /// Pipeline, and warn when the server does not announce PIPELINING (the client then still
-    /// waits for each reply: it never pipelines to a server that did not offer it).
+    /// Pipeline even when the server does not announce PIPELINING (with a warning): for
+    /// servers that pipeline without saying so.
     On,
     /// One command at a time.
     Off,

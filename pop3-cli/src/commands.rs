@@ -50,47 +50,9 @@ fn with_session<T>(
     }
 }
 
-/// The capability lines, rebuilt from the parsed set in a fixed order (the adapter keeps the
-/// parsed form only).
+/// The capability lines as the server sent them.
 pub(crate) fn capa_lines(c: &Capabilities) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut flag = |on: bool, name: &str| {
-        if on {
-            lines.push(name.to_owned());
-        }
-    };
-    flag(c.top, "TOP");
-    flag(c.uidl, "UIDL");
-    flag(c.resp_codes, "RESP-CODES");
-    flag(c.auth_resp_code, "AUTH-RESP-CODE");
-    flag(c.pipelining, "PIPELINING");
-    flag(c.stls, "STLS");
-    flag(c.user, "USER");
-    flag(c.lang, "LANG");
-    if !c.sasl.is_empty() {
-        lines.push(format!("SASL {}", c.sasl.join(" ")));
-    }
-    if let Some(utf8) = c.utf8 {
-        lines.push(if utf8.user { "UTF8 USER" } else { "UTF8" }.to_owned());
-    }
-    if let Some(delay) = c.login_delay {
-        let user = if delay.per_user { " USER" } else { "" };
-        lines.push(format!("LOGIN-DELAY {}{user}", delay.seconds));
-    }
-    if let Some(expire) = c.expire {
-        let user = if expire.per_user { " USER" } else { "" };
-        let value = match expire.policy {
-            ExpirePolicy::Never => "NEVER".to_owned(),
-            ExpirePolicy::Days(days) => days.to_string(),
-            _ => "?".to_owned(),
-        };
-        lines.push(format!("EXPIRE {value}{user}"));
-    }
-    if let Some(implementation) = &c.implementation {
-        lines.push(format!("IMPLEMENTATION {implementation}"));
-    }
-    lines.extend(c.other.iter().cloned());
-    lines
+    c.lines.clone()
 }
 
 fn capa_json(c: &Capabilities, tls: bool) -> Value {

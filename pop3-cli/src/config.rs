@@ -181,9 +181,11 @@ impl Settings {
             .timeout(self.timeout)
             .tls(tls)
             .allow_plaintext(self.allow_plaintext_auth);
-        if self.pipelining == Pipelining::Off {
-            options.config.pipeline_window = 1;
-        }
+        options.config.pipelining = match self.pipelining {
+            Pipelining::Auto => pop3_blocking::pop3_proto::Pipelining::Auto,
+            Pipelining::On => pop3_blocking::pop3_proto::Pipelining::Always,
+            Pipelining::Off => pop3_blocking::pop3_proto::Pipelining::Never,
+        };
         Ok(options)
     }
 

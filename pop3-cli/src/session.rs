@@ -40,7 +40,7 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
         && !connection.capabilities().is_some_and(|c| c.pipelining)
     {
         eprintln!(
-            "pop3: warning: --pipelining on, but the server does not announce PIPELINING: sending one command at a time"
+            "pop3: warning: --pipelining on, but the server does not announce PIPELINING: pipelining anyway"
         );
     }
     Ok((connection, method))

@@ -87,6 +87,8 @@ pub struct Capabilities {
     /// Lines with an unknown tag, or a known tag with malformed arguments, verbatim (lossy
     /// UTF-8).
     pub other: Vec<String>,
+    /// Every capability line as the server sent it, in order (lossy UTF-8), for display.
+    pub lines: Vec<String>,
 }
 
 /// The most SASL mechanisms kept; further ones are ignored (this keeps parsing linear).
@@ -166,6 +168,7 @@ impl Capabilities {
         if !(rest.is_empty() || rest.first() == Some(&b' ')) {
             return Err(invalid());
         }
+        self.lines.push(String::from_utf8_lossy(line).into_owned());
         let mut args = params(rest);
         let known = |name: &str| tag.eq_ignore_ascii_case(name.as_bytes());
         let handled = if known("TOP") {
@@ -338,7 +341,10 @@ mod tests {
             per_user: false,
         });
         expected.implementation = Some("Shlemazle-Plotz-v302".into());
+        expected.lines = c.lines.clone();
         assert_eq!(c, expected);
+        assert_eq!(c.lines[2], "SASL CRAM-MD5 KERBEROS_V4");
+        assert_eq!(c.lines.len(), 9);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::apop;
 use crate::body::{BodyDecoder, Decoded};
 use crate::capa::Capabilities;
 use crate::command::{Command, CommandId, CommandKind, Listing, MAX_COMMAND_LINE, ReplyShape};
-use crate::config::Config;
+use crate::config::{Config, Pipelining};
 use crate::error::{EnqueueError, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
 use crate::response::{self, StatusLine};
@@ -578,7 +578,12 @@ impl Client {
     }
 
     fn pipelining(&self) -> bool {
-        self.config.pipeline_window > 1 && self.capabilities.as_ref().is_some_and(|c| c.pipelining)
+        self.config.pipeline_window > 1
+            && match self.config.pipelining {
+                Pipelining::Auto => self.capabilities.as_ref().is_some_and(|c| c.pipelining),
+                Pipelining::Always => true,
+                Pipelining::Never => false,
+            }
     }
 
     /// Whether nothing may follow this command until its reply is in.

@@ -31,6 +31,8 @@ pub struct Config {
     /// (RFC 2449 §6.6). Default 64. `1` disables pipelining. Without PIPELINING the client
     /// always waits for each reply.
     pub pipeline_window: usize,
+    /// When to pipeline. Default [`Pipelining::Auto`]: only when CAPA lists PIPELINING.
+    pub pipelining: Pipelining,
     /// Issue `CAPA` by itself after the greeting, after TLS and after login, so that
     /// [`Client::capabilities`](crate::Client::capabilities) is always current. Default `true`.
     pub auto_capa: bool,
@@ -55,12 +57,27 @@ impl Default for Config {
             max_message_number: u32::MAX,
             max_body_line: None,
             pipeline_window: 64,
+            pipelining: Pipelining::Auto,
             auto_capa: true,
             allow_plaintext_auth: false,
             trace: false,
             quirks: Quirks::default(),
         }
     }
+}
+
+/// When the client sends several commands before their replies (RFC 2449 §6.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Pipelining {
+    /// When the latest CAPA lists PIPELINING (the RFC's rule).
+    #[default]
+    Auto,
+    /// Always, for a server known to pipeline without announcing it. A server that does not
+    /// may drop commands or the connection.
+    Always,
+    /// Never: one command at a time.
+    Never,
 }
 
 /// Switches for server behaviour that breaks the RFCs but is common enough to tolerate.

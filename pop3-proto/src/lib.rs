@@ -118,7 +118,7 @@ pub mod wire;
 pub use capa::Capabilities;
 pub use client::{Client, Phase};
 pub use command::{Command, CommandId, CommandKind, MAX_COMMAND_LINE};
-pub use config::{Config, Quirks};
+pub use config::{Config, Pipelining, Quirks};
 pub use error::{EnqueueError, ProtocolError};
 pub use event::{Event, Quirk, Trace};
 pub use response::ResponseCode;

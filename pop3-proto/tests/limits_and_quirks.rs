@@ -570,3 +570,27 @@ fn oauthbearer_error_challenge_is_answered_with_ctrl_a() {
             .any(|e| e.contains("code: Some(Auth)"))
     );
 }
+
+#[test]
+fn pipelining_can_be_forced_or_refused() {
+    let mut config = rfc_config();
+    config.pipelining = pop3_proto::Pipelining::Always;
+    let mut c = logged_in(config);
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::dele(2)).unwrap();
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    assert_eq!(
+        out, b"DELE 1\r\nDELE 2\r\n",
+        "pipelined without the capability"
+    );
+    let mut config = rfc_config();
+    config.pipelining = pop3_proto::Pipelining::Never;
+    let mut c = logged_in(config);
+    run(&mut c, Command::Capa, b"+OK\r\nPIPELINING\r\n.\r\n").unwrap();
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::dele(2)).unwrap();
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 1\r\n", "one at a time despite the capability");
+}
