@@ -461,7 +461,7 @@ impl Client {
     }
 
     /// The next event, `Ok(None)` when more input is needed, or the sticky fatal error.
-    #[inline]
+    #[inline(always)]
     pub fn poll_event(&mut self) -> Result<Option<Event<'_>>, ProtocolError> {
         // The hot path: the next chunk of a body, straight from the decoder.
         if let Reply::Body { id, decoder, .. } = &mut self.reply {

@@ -32,6 +32,11 @@ pub mod suite;
 mod tls;
 mod util;
 
+/// The workspace README's examples, compiled as doctests (`cargo test -p pop3-tests --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use interop::{DovecotPeer, InteropMode};
 pub use mail::{generate_mail, multiline_body, to_crlf};
 pub use mailbox::{MailboxServer, MailboxServerBuilder};
