@@ -43,4 +43,7 @@ for target in ${TARGETS:-$(cargo fuzz list)}; do
     nice -n 10 cargo fuzz cmin -s "$sanitizer" "$target" "$corpus" >"$logs/cmin-$target.log" 2>&1 || true
     cp "$corpus/"* "$logs/cmin/$target/" 2>/dev/null
 done
-echo "done: $summary"
+# The README table rows, ready to paste.
+awk -F'\t' 'NR > 1 { printf "| `%s` | %s | %s | %s | %s | %s |\n", $1, $5, $4, $6, $7, ($9 == "clean" ? "none in " int($3 / 60) " min" : $9) }' \
+    "$summary" >"$logs/table.md"
+echo "done: $summary, $logs/table.md"
