@@ -380,7 +380,7 @@ fn xml_escape(text: &str) -> String {
 /// all panels (so that the ratios read the same everywhere), each bar labelled with its
 /// MB/s and its time relative to the raw lower bound.
 pub fn svg(results: &Results) -> String {
-    const WIDTH: f64 = 880.0;
+    const WIDTH: f64 = 1000.0;
     const LEFT: f64 = 120.0;
     const BAR_AREA: f64 = 560.0;
     const ROW: f64 = 20.0;
