@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::options::{TlsOptions, server_name};
+use crate::TlsOptions;
 use crate::{Error, Options, Security, Stream};
 
 /// The size of the read buffer each connection keeps and reuses.
@@ -861,4 +861,10 @@ fn scram_nonce() -> Result<String, Error> {
     let mut bytes = [0u8; 18];
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The TLS server name for `host` (a DNS name or an IP address).
+fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, Error> {
+    rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| Error::InvalidServerName(host.to_owned()))
 }

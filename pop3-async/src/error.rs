@@ -77,3 +77,13 @@ impl Error {
         Self::Io(error)
     }
 }
+
+impl From<pop3_tls::Error> for Error {
+    fn from(error: pop3_tls::Error) -> Self {
+        match error {
+            pop3_tls::Error::Io(error) => Self::Io(error),
+            pop3_tls::Error::Tls(error) => Self::Tls(error),
+            other => Self::Io(std::io::Error::other(other)),
+        }
+    }
+}

@@ -58,18 +58,19 @@
 mod batch;
 mod connection;
 mod error;
-mod options;
 mod stream;
 
 pub use batch::{BodyStream, RetrEvent};
 pub use connection::{Connection, Greeting};
 pub use error::Error;
-pub use options::{Options, Security, TlsOptions};
 pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
+/// The error of [`TlsOptions`]' methods (converts into [`Error`]).
+pub use pop3_tls::Error as TlsOptionsError;
+pub use pop3_tls::{Options, Security, TlsOptions};
 pub use rustls;
 pub use stream::Stream;
 pub use {bytes, futures_core};

@@ -61,12 +61,13 @@
 
 mod connection;
 mod error;
-mod options;
 mod stream;
 
 pub use connection::{Connection, Greeting, RetrEvent};
 pub use error::Error;
-pub use options::{Options, Security, TlsOptions};
+/// The error of [`TlsOptions`]' methods (converts into [`Error`]).
+pub use pop3_tls::Error as TlsOptionsError;
+pub use pop3_tls::{Options, Security, TlsOptions};
 pub use stream::Stream;
 
 pub use pop3_proto;

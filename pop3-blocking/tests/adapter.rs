@@ -909,6 +909,6 @@ fn untrusted_certificate_is_refused_unless_dangerously_accepted() {
 fn tls_options_reject_bad_pem() {
     assert!(matches!(
         TlsOptions::default().add_ca_pem(b"not a certificate"),
-        Err(Error::Io(_))
+        Err(pop3_blocking::TlsOptionsError::Io(_))
     ));
 }

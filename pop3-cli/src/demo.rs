@@ -27,7 +27,8 @@ fn fetch_once(
     let prepared = fetch::prepare(job)?;
     let tls = TlsOptions::default()
         .without_webpki_roots()
-        .add_ca_pem(TestCa::shared().certificate_pem().as_bytes())?;
+        .add_ca_pem(TestCa::shared().certificate_pem().as_bytes())
+        .map_err(pop3_blocking::Error::from)?;
     let options = Options::default().timeout(Duration::from_secs(30)).tls(tls);
     let mut connection = Connection::connect(HOST, port, Security::Implicit, &options)?;
     let version = connection

@@ -49,7 +49,9 @@ fn failure(error: Error) -> Failure {
 fn options(options: &ConnectOptions) -> Result<Options, Failure> {
     let mut tls = TlsOptions::default();
     if let Some(pem) = &options.ca_pem {
-        tls = tls.add_ca_pem(pem.as_bytes()).map_err(failure)?;
+        tls = tls
+            .add_ca_pem(pem.as_bytes())
+            .map_err(|e| failure(e.into()))?;
     }
     if options.accept_any_certificate {
         tls = tls.dangerous_accept_any_certificate();

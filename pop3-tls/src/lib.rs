@@ -1,4 +1,13 @@
-//! Connection options: timeouts, the core's configuration, TLS trust and the login policy.
+//! Connection options shared by the pop3 adapters (`pop3-blocking`, `pop3-async`): the
+//! timeout, the core's configuration, the login policy, and the TLS trust policy, built into a
+//! rustls `ClientConfig` (ring provider, TLS 1.2 and 1.3).
+//!
+//! Both adapters re-export these types, so a program switches between them without touching
+//! its options. Certificates and host names are verified by default, against the webpki roots
+//! plus any anchors added; turning verification off takes
+//! [`TlsOptions::dangerous_accept_any_certificate`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::fmt;
 use std::path::Path;
@@ -13,7 +22,18 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::Error;
+/// Why TLS options could not be set up: an unreadable or malformed certificate file, an empty
+/// platform trust store, or a configuration rustls refuses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or parsing trust anchors failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,23 +48,23 @@ pub enum Security {
     None,
 }
 
-/// Options for [`Connection::connect`](crate::Connection::connect) and
-/// [`Connection::new`](crate::Connection::new), builder style:
+/// Options for an adapter's `Connection::connect` and `Connection::new`, builder style:
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use pop3_blocking::{Options, TlsOptions};
+/// use pop3_tls::{Options, TlsOptions};
 ///
 /// let options = Options::default()
 ///     .timeout(Duration::from_secs(20))
 ///     .tls(TlsOptions::default().add_ca_file("/etc/pop3/company-ca.pem")?);
-/// # Ok::<(), pop3_blocking::Error>(())
+/// # Ok::<(), pop3_tls::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The limit for connecting and for every single read and write (default 60 s). A server
-    /// that stalls for longer ends the connection with [`Error::Timeout`]. It bounds each
+    /// The limit for connecting, the TLS handshake and every single read and write (default
+    /// 60 s). A server that stalls for longer ends the connection with the adapter's timeout
+    /// error. It bounds each
     /// operation, not the whole session: a server trickling a byte every 59 s keeps it alive.
     /// Must not be zero.
     pub timeout: Duration,
@@ -54,7 +74,7 @@ pub struct Options {
     pub config: Config,
     /// TLS trust settings.
     pub tls: TlsOptions,
-    /// What [`Connection::login`](crate::Connection::login) may use, and whether a password may
+    /// What `Connection::login` may use, and whether a password may
     /// go over a connection without TLS at all.
     pub login: LoginPolicy,
 }
@@ -105,7 +125,7 @@ impl Options {
         self
     }
 
-    /// Lets [`Connection::login`](crate::Connection::login) choose APOP (off by default: MD5 of
+    /// Lets `Connection::login` choose APOP (off by default: MD5 of
     /// a predictable challenge is weak).
     #[must_use]
     pub fn allow_apop(mut self, allow: bool) -> Self {
@@ -125,7 +145,7 @@ impl Options {
 ///
 /// By default: the Mozilla roots of the `webpki-roots` crate, SNI on, and the server's
 /// certificate verified against the host name given to
-/// [`Connection::connect`](crate::Connection::connect). Add your own anchors with
+/// `Connection::connect`. Add your own anchors with
 /// [`add_ca_pem`](Self::add_ca_pem) / [`add_ca_file`](Self::add_ca_file), use the operating
 /// system's store with [`platform_roots`](Self::platform_roots), or hand over a complete
 /// rustls config with [`client_config`](Self::client_config).
