@@ -42,8 +42,10 @@ for target in $(cargo fuzz list); do
         echo "fuzz-smoke: $target ok: ${runs:-?} runs, ${speed:-?} execs/s, corpus $(ls "$work/$target" | wc -l) files"
         passed=$((passed + 1))
     else
-        echo "fuzz-smoke: $target FAILED; the end of its log:"
-        tail -n 80 "$log"
+        echo "fuzz-smoke: $target FAILED:"
+        grep -m1 -A3 -E "panicked at|ERROR: (AddressSanitizer|libFuzzer)" "$log" || true
+        echo "fuzz-smoke: the end of its log:"
+        tail -n 40 "$log"
         echo "fuzz-smoke: the crashing input is under fuzz/artifacts/$target/;"
         echo "            reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run $target fuzz/artifacts/$target/<file>"
         failed=$((failed + 1))
