@@ -22,10 +22,17 @@ struct Reference {
 /// The RFC rule line by line, with the optional terminators: `.` LF (bare-LF servers) and `.` CR
 /// (Cyrus). Without a terminator the whole input is unstuffed, the last line maybe partial.
 fn reference(input: &[u8], lf: bool, dot_cr: bool) -> Reference {
-    let mut out = Reference { body: Vec::new(), lines: Vec::new(), end_at: None };
+    let mut out = Reference {
+        body: Vec::new(),
+        lines: Vec::new(),
+        end_at: None,
+    };
     let mut pos = 0;
     while pos < input.len() {
-        let end = input[pos..].iter().position(|&b| b == b'\n').map_or(input.len(), |i| pos + i + 1);
+        let end = input[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(input.len(), |i| pos + i + 1);
         let line = &input[pos..end];
         if line == b".\r\n" || (lf && line == b".\n") || (dot_cr && line.starts_with(b".\r")) {
             out.end_at = Some(pos);
@@ -93,13 +100,20 @@ fuzz_target!(|data: &[u8]| {
     if let Some(BodyError::LineTooLong { limit }) = error {
         // Only if some line really is longer than the limit.
         assert_eq!(Some(limit), max_line);
-        assert!(r.lines.iter().any(|l| l.len() > limit), "LineTooLong without a long line");
+        assert!(
+            r.lines.iter().any(|l| l.len() > limit),
+            "LineTooLong without a long line"
+        );
         return;
     }
     if let Some(limit) = max_line {
         // Every complete line went through the decoder: none may be longer.
         for l in r.lines.iter().filter(|l| l.ends_with(b"\n")) {
-            assert!(l.len() <= limit, "a line of {} octets went through a limit of {limit}", l.len());
+            assert!(
+                l.len() <= limit,
+                "a line of {} octets went through a limit of {limit}",
+                l.len()
+            );
         }
     }
     match (ended, r.end_at) {
@@ -113,7 +127,11 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 &[2]
             };
-            assert!(expected_n.contains(&n), "terminator length {n} for {:?}", &term[..term.len().min(3)]);
+            assert!(
+                expected_n.contains(&n),
+                "terminator length {n} for {:?}",
+                &term[..term.len().min(3)]
+            );
             if !lf && !dot_cr {
                 assert_eq!(reference_unstuff(input), Some((out.clone(), at + n)));
             }
@@ -121,7 +139,10 @@ fuzz_target!(|data: &[u8]| {
         (None, None) => {
             // Unterminated: all that was decoded is the unstuffed input, but for at most a
             // dot and a CR held back at a line start.
-            assert!(r.body.starts_with(&out), "decoded bytes differ from the reference");
+            assert!(
+                r.body.starts_with(&out),
+                "decoded bytes differ from the reference"
+            );
             assert!(r.body.len() - out.len() <= 1);
             assert!(input.len() - consumed <= 2);
             if !lf && !dot_cr {

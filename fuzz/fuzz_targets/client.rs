@@ -21,10 +21,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
 use pop3_fuzz::{Header, chunks, lines};
 use pop3_proto::sasl::{Plain, ScramSha256};
-use pop3_proto::{Client, Command, CommandKind, Config, EnqueueError, Event, Phase, Pipelining, ProtocolError};
+use pop3_proto::{
+    Client, Command, CommandKind, Config, EnqueueError, Event, Phase, Pipelining, ProtocolError,
+};
 
 /// `POP3_FUZZ_DEBUG=1` prints every event and the outcome (to see how deep an input goes).
-static DEBUG: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| std::env::var_os("POP3_FUZZ_DEBUG").is_some());
+static DEBUG: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("POP3_FUZZ_DEBUG").is_some());
 
 fn cat<const N: usize>(parts: [Vec<Command>; N]) -> Vec<Command> {
     parts.into_iter().flatten().collect()
@@ -51,7 +54,11 @@ fn script(scenario: u8) -> Vec<Command> {
     };
     match scenario % 5 {
         0 => cat([user_pass(), transaction()]),
-        1 => cat([vec![Command::Stls], user_pass(), vec![Command::Stat, Command::retr(1), Command::Quit]]),
+        1 => cat([
+            vec![Command::Stls],
+            user_pass(),
+            vec![Command::Stat, Command::retr(1), Command::Quit],
+        ]),
         2 => vec![
             Command::auth(Plain::new(None, "test".into(), "test".into())),
             Command::Stat,
@@ -60,7 +67,11 @@ fn script(scenario: u8) -> Vec<Command> {
             Command::Quit,
         ],
         3 => vec![
-            Command::auth(ScramSha256::new("user".into(), "pencil".into(), "rOprNGfwEbeRWgbNEkqO".into())),
+            Command::auth(ScramSha256::new(
+                "user".into(),
+                "pencil".into(),
+                "rOprNGfwEbeRWgbNEkqO".into(),
+            )),
             Command::Uidl(None),
             Command::top(1, 0),
             Command::Quit,
@@ -100,18 +111,36 @@ fn number_of(c: &Command) -> Option<u32> {
 fn buffered(client: &Client) -> usize {
     let d = format!("{client:?}");
     let at = d.find("buffered: ").expect("Debug shows buffered") + "buffered: ".len();
-    d[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("a number")
+    d[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a number")
 }
 
 /// Whether an arbitrary server line would make SCRAM spend many PBKDF2 iterations.
 fn slow_scram(payload: &[u8]) -> bool {
     lines(payload).any(|l| {
-        let Some(b64) = l.strip_prefix(b"+ ") else { return false };
-        let Ok(c) = BASE64.decode(b64.trim_ascii()) else { return false };
+        let Some(b64) = l.strip_prefix(b"+ ") else {
+            return false;
+        };
+        let Ok(c) = BASE64.decode(b64.trim_ascii()) else {
+            return false;
+        };
         c.windows(2).enumerate().any(|(k, w)| {
             w == b"i=" && {
-                let d: Vec<u8> = c[k + 2..].iter().copied().take_while(u8::is_ascii_digit).collect();
-                d.len() > 4 || std::str::from_utf8(&d).ok().and_then(|d| d.parse::<u32>().ok()).unwrap_or(0) > 4096
+                let d: Vec<u8> = c[k + 2..]
+                    .iter()
+                    .copied()
+                    .take_while(u8::is_ascii_digit)
+                    .collect();
+                d.len() > 4
+                    || std::str::from_utf8(&d)
+                        .ok()
+                        .and_then(|d| d.parse::<u32>().ok())
+                        .unwrap_or(0)
+                        > 4096
             }
         })
     })
@@ -138,14 +167,26 @@ impl Run {
     /// Queues script commands while the phase allows.
     fn enqueue_more(&mut self) {
         loop {
-            let Some(command) = self.next.take().or_else(|| self.script.next()) else { return };
+            let Some(command) = self.next.take().or_else(|| self.script.next()) else {
+                return;
+            };
             let kind = command.kind();
             let number = number_of(&command);
             let phase = self.client.phase();
             match self.client.enqueue(command) {
                 Ok(id) => {
-                    let k = Known { kind, number, done: false, body: 0, body_ended: false, data: false };
-                    assert!(self.known.insert(id.get(), k).is_none(), "an id was given twice");
+                    let k = Known {
+                        kind,
+                        number,
+                        done: false,
+                        body: 0,
+                        body_ended: false,
+                        data: false,
+                    };
+                    assert!(
+                        self.known.insert(id.get(), k).is_none(),
+                        "an id was given twice"
+                    );
                 }
                 Err(EnqueueError::WrongPhase { command, phase: p }) => {
                     assert_eq!(command, kind);
@@ -155,7 +196,12 @@ impl Run {
                     return;
                 }
                 Err(EnqueueError::Closed) => {
-                    assert!(self.client.error().is_some() || matches!(phase, Phase::Closed | Phase::Update) || kind == CommandKind::Quit || self.quit_queued());
+                    assert!(
+                        self.client.error().is_some()
+                            || matches!(phase, Phase::Closed | Phase::Update)
+                            || kind == CommandKind::Quit
+                            || self.quit_queued()
+                    );
                     return;
                 }
                 Err(EnqueueError::ApopUnavailable) if phase == Phase::Greeting => {
@@ -189,8 +235,14 @@ impl Run {
         let id = id.get();
         let Some(k) = self.known.get_mut(&id) else {
             // Not queued by the test: only an automatic CAPA.
-            assert!(self.config.auto_capa, "event for unknown command #{id}: {event:?}");
-            assert!(!self.auto_done.contains(&id), "event after the terminal event of auto CAPA #{id}");
+            assert!(
+                self.config.auto_capa,
+                "event for unknown command #{id}: {event:?}"
+            );
+            assert!(
+                !self.auto_done.contains(&id),
+                "event after the terminal event of auto CAPA #{id}"
+            );
             match event {
                 Event::Ok { command, .. } | Event::Err { command, .. } => {
                     assert_eq!(*command, CommandKind::Capa);
@@ -198,20 +250,30 @@ impl Run {
                 }
                 Event::Capabilities { capabilities, .. } => {
                     assert!(capabilities.sasl.len() <= 64);
-                    assert!(capabilities.lines.len() <= self.config.max_capabilities, "more CAPA lines than max_capabilities");
+                    assert!(
+                        capabilities.lines.len() <= self.config.max_capabilities,
+                        "more CAPA lines than max_capabilities"
+                    );
                 }
                 other => panic!("{other:?} for an automatic CAPA"),
             }
             return;
         };
-        assert!(!k.done, "event after the terminal event of #{id}: {event:?}");
+        assert!(
+            !k.done,
+            "event after the terminal event of #{id}: {event:?}"
+        );
         let kind = k.kind;
         match event {
             Event::Ok { command, .. } | Event::Err { command, .. } => {
                 assert_eq!(*command, kind);
                 if matches!(kind, CommandKind::Retr | CommandKind::Top) {
                     // A body ends before its +OK; a -ERR has none.
-                    assert_eq!(k.body_ended, matches!(event, Event::Ok { .. }), "#{id} {event:?}");
+                    assert_eq!(
+                        k.body_ended,
+                        matches!(event, Event::Ok { .. }),
+                        "#{id} {event:?}"
+                    );
                 }
                 if matches!(event, Event::Err { .. }) {
                     assert!(!k.data, "data events before -ERR for #{id}");
@@ -222,7 +284,10 @@ impl Run {
             }
             Event::StartTls { .. } => assert_eq!(kind, CommandKind::Stls),
             Event::LoggedIn { .. } => {
-                assert!(matches!(kind, CommandKind::Pass | CommandKind::Apop | CommandKind::Auth | CommandKind::Rpop));
+                assert!(matches!(
+                    kind,
+                    CommandKind::Pass | CommandKind::Apop | CommandKind::Auth | CommandKind::Rpop
+                ));
                 assert_eq!(self.client.phase(), Phase::Transaction);
             }
             Event::Stat { .. } => {
@@ -253,7 +318,10 @@ impl Run {
             Event::Capabilities { capabilities, .. } => {
                 assert_eq!(kind, CommandKind::Capa);
                 assert!(capabilities.sasl.len() <= 64);
-                assert!(capabilities.lines.len() <= self.config.max_capabilities, "more CAPA lines than max_capabilities");
+                assert!(
+                    capabilities.lines.len() <= self.config.max_capabilities,
+                    "more CAPA lines than max_capabilities"
+                );
             }
             Event::Body { chunk, .. } => {
                 assert!(matches!(kind, CommandKind::Retr | CommandKind::Top));
@@ -261,7 +329,11 @@ impl Run {
                 assert!(!chunk.is_empty(), "an empty body chunk");
                 if let Some(limit) = self.config.max_body_line {
                     // A chunk never holds more than one line's worth beyond the limit.
-                    let longest = chunk.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
+                    let longest = chunk
+                        .split(|&b| b == b'\n')
+                        .map(<[u8]>::len)
+                        .max()
+                        .unwrap_or(0);
                     assert!(longest <= limit, "a body line over the limit was delivered");
                 }
                 k.body += chunk.len() as u64;
@@ -313,7 +385,10 @@ impl Run {
             }
             None => {
                 assert!(self.config.auto_capa, "{what} for unknown command #{id}");
-                assert!(!self.auto_done.contains(&id), "{what} after the terminal event of auto CAPA #{id}");
+                assert!(
+                    !self.auto_done.contains(&id),
+                    "{what} after the terminal event of auto CAPA #{id}"
+                );
                 if terminal {
                     self.auto_done.push(id);
                 }
@@ -357,7 +432,9 @@ impl Run {
         let r = self.client.handle_tls_established();
         if plaintext > 0 {
             match self.client.poll_event() {
-                Err(ProtocolError::StartTlsInjection) => return Some(ProtocolError::StartTlsInjection),
+                Err(ProtocolError::StartTlsInjection) => {
+                    return Some(ProtocolError::StartTlsInjection);
+                }
                 other => panic!(
                     "{plaintext} plaintext bytes received before TLS were accepted after it \
                      (handle_tls_established: {r:?}, then {other:?})"
@@ -372,38 +449,107 @@ impl Run {
 /// Events own their data here so that the checks can borrow the run mutably.
 enum Owned {
     Event(Event<'static>),
-    Uid { id: pop3_proto::CommandId, msg: u32, uid: String },
-    Body { id: pop3_proto::CommandId, chunk: Vec<u8> },
-    Caps { id: pop3_proto::CommandId, caps: pop3_proto::Capabilities },
-    Other { id: Option<u64>, terminal: bool, what: String },
+    Uid {
+        id: pop3_proto::CommandId,
+        msg: u32,
+        uid: String,
+    },
+    Body {
+        id: pop3_proto::CommandId,
+        chunk: Vec<u8>,
+    },
+    Caps {
+        id: pop3_proto::CommandId,
+        caps: pop3_proto::Capabilities,
+    },
+    Other {
+        id: Option<u64>,
+        terminal: bool,
+        what: String,
+    },
 }
 
 impl Owned {
     fn from(e: &Event<'_>) -> Self {
         match e {
-            Event::UidlEntry { id, msg, uid } => Self::Uid { id: *id, msg: *msg, uid: (*uid).to_owned() },
-            Event::Body { id, chunk } => Self::Body { id: *id, chunk: chunk.to_vec() },
-            Event::Capabilities { id, capabilities } => Self::Caps { id: *id, caps: (*capabilities).clone() },
-            Event::Greeting { ok, code, text, apop } => {
-                Self::Event(Event::Greeting { ok: *ok, code: code.clone(), text: text.clone(), apop: *apop })
-            }
-            Event::Ok { id, command, code, text } => {
-                Self::Event(Event::Ok { id: *id, command: *command, code: code.clone(), text: text.clone() })
-            }
-            Event::Err { id, command, code, text } => {
-                Self::Event(Event::Err { id: *id, command: *command, code: code.clone(), text: text.clone() })
-            }
-            Event::Stat { id, count, size } => Self::Event(Event::Stat { id: *id, count: *count, size: *size }),
-            Event::ListEntry { id, msg, size } => Self::Event(Event::ListEntry { id: *id, msg: *msg, size: *size }),
-            Event::LangEntry { id, tag, description } => {
-                Self::Event(Event::LangEntry { id: *id, tag: tag.clone(), description: description.clone() })
-            }
-            Event::BodyEnd { id, octets } => Self::Event(Event::BodyEnd { id: *id, octets: *octets }),
+            Event::UidlEntry { id, msg, uid } => Self::Uid {
+                id: *id,
+                msg: *msg,
+                uid: (*uid).to_owned(),
+            },
+            Event::Body { id, chunk } => Self::Body {
+                id: *id,
+                chunk: chunk.to_vec(),
+            },
+            Event::Capabilities { id, capabilities } => Self::Caps {
+                id: *id,
+                caps: (*capabilities).clone(),
+            },
+            Event::Greeting {
+                ok,
+                code,
+                text,
+                apop,
+            } => Self::Event(Event::Greeting {
+                ok: *ok,
+                code: code.clone(),
+                text: text.clone(),
+                apop: *apop,
+            }),
+            Event::Ok {
+                id,
+                command,
+                code,
+                text,
+            } => Self::Event(Event::Ok {
+                id: *id,
+                command: *command,
+                code: code.clone(),
+                text: text.clone(),
+            }),
+            Event::Err {
+                id,
+                command,
+                code,
+                text,
+            } => Self::Event(Event::Err {
+                id: *id,
+                command: *command,
+                code: code.clone(),
+                text: text.clone(),
+            }),
+            Event::Stat { id, count, size } => Self::Event(Event::Stat {
+                id: *id,
+                count: *count,
+                size: *size,
+            }),
+            Event::ListEntry { id, msg, size } => Self::Event(Event::ListEntry {
+                id: *id,
+                msg: *msg,
+                size: *size,
+            }),
+            Event::LangEntry {
+                id,
+                tag,
+                description,
+            } => Self::Event(Event::LangEntry {
+                id: *id,
+                tag: tag.clone(),
+                description: description.clone(),
+            }),
+            Event::BodyEnd { id, octets } => Self::Event(Event::BodyEnd {
+                id: *id,
+                octets: *octets,
+            }),
             Event::StartTls { id } => Self::Event(Event::StartTls { id: *id }),
             Event::LoggedIn { id } => Self::Event(Event::LoggedIn { id: *id }),
             Event::Quirk(q) => Self::Event(Event::Quirk(*q)),
             Event::Trace(t) => Self::Event(Event::Trace(t.clone())),
-            other => Self::Other { id: other.id().map(pop3_proto::CommandId::get), terminal: other.is_terminal(), what: format!("{other:?}") },
+            other => Self::Other {
+                id: other.id().map(pop3_proto::CommandId::get),
+                terminal: other.is_terminal(),
+                what: format!("{other:?}"),
+            },
         }
     }
 
@@ -412,7 +558,10 @@ impl Owned {
             Self::Event(e) => run.check(&e),
             Self::Uid { id, msg, uid } => run.check(&Event::UidlEntry { id, msg, uid: &uid }),
             Self::Body { id, chunk } => run.check(&Event::Body { id, chunk: &chunk }),
-            Self::Caps { id, caps } => run.check(&Event::Capabilities { id, capabilities: &caps }),
+            Self::Caps { id, caps } => run.check(&Event::Capabilities {
+                id,
+                capabilities: &caps,
+            }),
             Self::Other { id, terminal, what } => run.check_other(id, terminal, &what),
         }
     }
@@ -458,7 +607,11 @@ fuzz_target!(|data: &[u8]| {
     config.trace = flags & 8 != 0;
     config.quirks.missing_capa = flags & 32 == 0;
     config.allow_plaintext_auth = true;
-    config.pipeline_window = if window == 0 { 64 } else { usize::from(window % 8) + 1 };
+    config.pipeline_window = if window == 0 {
+        64
+    } else {
+        usize::from(window % 8) + 1
+    };
     config.pipelining = match (extra >> 2) & 3 {
         1 => Pipelining::Always,
         2 => Pipelining::Never,
@@ -476,7 +629,11 @@ fuzz_target!(|data: &[u8]| {
         config.max_body_line = Some(usize::from(limits[6]));
     }
     let eof = flags & 64 != 0;
-    let line_bound = config.max_status_line.max(config.max_listing_line).max(config.max_continuation_line).max(3);
+    let line_bound = config
+        .max_status_line
+        .max(config.max_listing_line)
+        .max(config.max_continuation_line)
+        .max(3);
 
     let mut run = Run {
         client: Client::new(config.clone()),
@@ -495,7 +652,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if extra & 1 != 0 && scenario != 1 {
         // Implicit TLS (RFC 8314).
-        run.client.handle_tls_established().expect("TLS before anything was received");
+        run.client
+            .handle_tls_established()
+            .expect("TLS before anything was received");
     }
     run.enqueue_more();
     let mut failed: Option<ProtocolError> = None;
@@ -508,11 +667,17 @@ fuzz_target!(|data: &[u8]| {
         let error = run.drain().or_else(|| run.tls());
         let held = buffered(&run.client);
         if let Some(e) = error {
-            assert!(held <= line_bound + largest, "buffered {held} after a failure");
+            assert!(
+                held <= line_bound + largest,
+                "buffered {held} after a failure"
+            );
             failed = Some(e);
             break;
         }
-        assert!(held <= line_bound, "buffered {held} over the line limit {line_bound}");
+        assert!(
+            held <= line_bound,
+            "buffered {held} over the line limit {line_bound}"
+        );
         run.enqueue_more();
     }
     if failed.is_none() && eof {
@@ -524,7 +689,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let wire = std::mem::take(&mut run.wire);
     if *DEBUG {
-        eprintln!("end: {:?}, error {failed:?}, sent {:?}", run.client, String::from_utf8_lossy(&wire));
+        eprintln!(
+            "end: {:?}, error {failed:?}, sent {:?}",
+            run.client,
+            String::from_utf8_lossy(&wire)
+        );
     }
     if let Some(e) = failed {
         // Sticky: the same error, nothing sent, nothing queued, input ignored.
@@ -535,7 +704,10 @@ fuzz_target!(|data: &[u8]| {
         let mut more = Vec::new();
         assert_eq!(run.client.poll_transmit(&mut more), 0);
         assert!(more.is_empty());
-        assert_eq!(run.client.enqueue(Command::Noop).err(), Some(EnqueueError::Closed));
+        assert_eq!(
+            run.client.enqueue(Command::Noop).err(),
+            Some(EnqueueError::Closed)
+        );
     }
     if run.quit_done {
         assert_eq!(run.client.phase(), Phase::Closed);
@@ -546,7 +718,12 @@ fuzz_target!(|data: &[u8]| {
         for line in wire.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let body = line.strip_suffix(b"\r").expect("every line ends in CRLF");
             assert!(!body.iter().any(|&b| matches!(b, b'\r' | 0)));
-            assert!(line.len() + 1 <= 255 || body.iter().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b)));
+            assert!(
+                line.len() + 1 <= 255
+                    || body
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b))
+            );
         }
     }
 });

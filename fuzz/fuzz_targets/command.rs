@@ -13,7 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
 use pop3_fuzz::{fields, text};
-use pop3_proto::sasl::{CramMd5, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramSha256, XOAuth2};
+use pop3_proto::sasl::{
+    CramMd5, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramSha256, XOAuth2,
+};
 use pop3_proto::wire::{describe, parse_command_line};
 use pop3_proto::{Client, Command, CommandKind, Config, EnqueueError, Event, Phase, Secret, Trace};
 
@@ -42,13 +44,20 @@ impl Mechanism for Custom {
 fn number(f: Option<&[u8]>) -> u32 {
     let f = f.unwrap_or_default();
     if !f.is_empty() && f.iter().all(u8::is_ascii_digit) {
-        return f.iter().fold(0u32, |v, &d| v.wrapping_mul(10).wrapping_add(u32::from(d - b'0')));
+        return f.iter().fold(0u32, |v, &d| {
+            v.wrapping_mul(10).wrapping_add(u32::from(d - b'0'))
+        });
     }
-    f.iter().fold(f.len() as u32, |v, &b| v.rotate_left(5) ^ u32::from(b))
+    f.iter()
+        .fold(f.len() as u32, |v, &b| v.rotate_left(5) ^ u32::from(b))
 }
 
 fn nonce(f: &[u8]) -> String {
-    let n: String = f.iter().filter(|&&b| (0x21..=0x7e).contains(&b) && b != b',').map(|&b| b as char).collect();
+    let n: String = f
+        .iter()
+        .filter(|&&b| (0x21..=0x7e).contains(&b) && b != b',')
+        .map(|&b| b as char)
+        .collect();
     if n.is_empty() { "n0nce".into() } else { n }
 }
 
@@ -60,7 +69,10 @@ fn build(f: &[&[u8]], exposes: bool) -> Option<Command> {
     Some(match keyword.as_str() {
         "USER" => Command::User(s(1)),
         "PASS" => Command::Pass(Secret::new(arg(1).unwrap_or_default())),
-        "APOP" => Command::Apop { user: s(1), secret: Secret::new(arg(2).unwrap_or_default()) },
+        "APOP" => Command::Apop {
+            user: s(1),
+            secret: Secret::new(arg(2).unwrap_or_default()),
+        },
         "RPOP" => Command::Rpop(s(1)),
         "STAT" => Command::Stat,
         "LIST" => Command::List(arg(1).map(|a| number(Some(a)))),
@@ -69,7 +81,10 @@ fn build(f: &[&[u8]], exposes: bool) -> Option<Command> {
         "NOOP" => Command::Noop,
         "RSET" => Command::Rset,
         "QUIT" => Command::Quit,
-        "TOP" => Command::Top { msg: number(arg(1)), lines: number(arg(2)) },
+        "TOP" => Command::Top {
+            msg: number(arg(1)),
+            lines: number(arg(2)),
+        },
         "UIDL" => Command::Uidl(arg(1).map(|a| number(Some(a)))),
         "CAPA" => Command::Capa,
         "STLS" => Command::Stls,
@@ -90,8 +105,16 @@ fn build(f: &[&[u8]], exposes: bool) -> Option<Command> {
                     arg(4).map(|a| number(Some(a)) as u16),
                     b(3),
                 )),
-                "SCRAM-SHA-256" => Command::auth(ScramSha256::new(p(0), b(1), nonce(arg(4).unwrap_or_default()))),
-                _ => Command::Auth(Box::new(Custom { name: mech, initial: arg(2).map(<[u8]>::to_vec), exposes })),
+                "SCRAM-SHA-256" => Command::auth(ScramSha256::new(
+                    p(0),
+                    b(1),
+                    nonce(arg(4).unwrap_or_default()),
+                )),
+                _ => Command::Auth(Box::new(Custom {
+                    name: mech,
+                    initial: arg(2).map(<[u8]>::to_vec),
+                    exposes,
+                })),
             }
         }
         _ => return None,
@@ -117,7 +140,13 @@ fn digits(n: u32) -> usize {
     n.to_string().len()
 }
 
-fn broken_rules(cmd: &Command, logged_in: bool, tls: bool, plaintext_ok: bool, has_ts: bool) -> Vec<Broken> {
+fn broken_rules(
+    cmd: &Command,
+    logged_in: bool,
+    tls: bool,
+    plaintext_ok: bool,
+    has_ts: bool,
+) -> Vec<Broken> {
     let mut out = Vec::new();
     let kind = cmd.kind();
     let before_login_only = matches!(
@@ -130,7 +159,10 @@ fn broken_rules(cmd: &Command, logged_in: bool, tls: bool, plaintext_ok: bool, h
             | CommandKind::Stls
             | CommandKind::Utf8
     );
-    let any_phase = matches!(kind, CommandKind::Capa | CommandKind::Lang | CommandKind::Quit);
+    let any_phase = matches!(
+        kind,
+        CommandKind::Capa | CommandKind::Lang | CommandKind::Quit
+    );
     if !any_phase && before_login_only == logged_in {
         out.push(Broken::Phase);
     }
@@ -170,12 +202,18 @@ fn broken_rules(cmd: &Command, logged_in: bool, tls: bool, plaintext_ok: bool, h
             arg(name.as_bytes(), false, false);
             len += 1 + name.len();
         }
-        Command::List(Some(n)) | Command::Uidl(Some(n)) | Command::Retr(n) | Command::Dele(n) => len += 1 + digits(*n),
+        Command::List(Some(n)) | Command::Uidl(Some(n)) | Command::Retr(n) | Command::Dele(n) => {
+            len += 1 + digits(*n)
+        }
         Command::Top { msg, lines } => len += 2 + digits(*msg) + digits(*lines),
         _ => {}
     }
     if let Command::Auth(m) = cmd {
-        if !m.name().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !m
+            .name()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             out.push(Broken::MechanismName);
         }
     }
@@ -220,9 +258,13 @@ fn matches_rule(e: &EnqueueError, kind: CommandKind, broken: &[Broken]) -> bool 
                     _ => has(Broken::MechanismName),
                 }
         }
-        EnqueueError::LineTooLong { command, len } => *command == kind && has(Broken::TooLong(*len)),
+        EnqueueError::LineTooLong { command, len } => {
+            *command == kind && has(Broken::TooLong(*len))
+        }
         EnqueueError::MessageNumberZero => has(Broken::Zero),
-        EnqueueError::CleartextCredentials { command } => *command == kind && has(Broken::Cleartext),
+        EnqueueError::CleartextCredentials { command } => {
+            *command == kind && has(Broken::Cleartext)
+        }
         EnqueueError::ApopUnavailable => has(Broken::NoTimestamp),
         EnqueueError::TlsAlreadyActive => has(Broken::TlsActive),
         _ => false,
@@ -240,7 +282,10 @@ fn expected_trace(cmd: &Command, line: &[u8]) -> String {
 }
 
 fn drain(client: &mut Client, sent: &mut Vec<String>) {
-    while let Some(event) = client.poll_event().expect("the scripted server follows the protocol") {
+    while let Some(event) = client
+        .poll_event()
+        .expect("the scripted server follows the protocol")
+    {
         if let Event::Trace(Trace::Sent(s)) = event {
             sent.push(s);
         }
@@ -248,14 +293,18 @@ fn drain(client: &mut Client, sent: &mut Vec<String>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
     let tls = flags & 1 != 0;
     let plaintext_ok = flags & 2 != 0;
     let has_ts = flags & 4 != 0;
     let logged_in = flags & 8 != 0;
     let exposes = flags & 16 != 0;
     let f = fields(rest);
-    let Some(command) = build(&f, exposes) else { return };
+    let Some(command) = build(&f, exposes) else {
+        return;
+    };
     let kind = command.kind();
 
     let mut config = Config::default();
@@ -264,16 +313,28 @@ fuzz_target!(|data: &[u8]| {
     config.trace = true;
     let mut client = Client::new(config);
     if tls {
-        client.handle_tls_established().expect("implicit TLS before the greeting");
+        client
+            .handle_tls_established()
+            .expect("implicit TLS before the greeting");
     }
     let timestamp: &[u8] = b"<1.2@x>";
-    client.handle_input(if has_ts { b"+OK hi <1.2@x>\r\n" } else { b"+OK hi\r\n" });
+    client.handle_input(if has_ts {
+        b"+OK hi <1.2@x>\r\n"
+    } else {
+        b"+OK hi\r\n"
+    });
     let mut sent = Vec::new();
     drain(&mut client, &mut sent);
     let mut wire = Vec::new();
     if logged_in {
-        let login = Custom { name: "X".into(), initial: None, exposes: false };
-        client.enqueue(Command::Auth(Box::new(login))).expect("AUTH X is valid");
+        let login = Custom {
+            name: "X".into(),
+            initial: None,
+            exposes: false,
+        };
+        client
+            .enqueue(Command::Auth(Box::new(login)))
+            .expect("AUTH X is valid");
         client.poll_transmit(&mut wire);
         assert_eq!(wire, b"AUTH X\r\n");
         client.handle_input(b"+OK\r\n");
@@ -287,12 +348,19 @@ fuzz_target!(|data: &[u8]| {
     let validate = build(&f, exposes).map(|c| c.validate());
     // What AUTH's initial response should be, from an identical mechanism.
     let initial = match build(&f, exposes) {
-        Some(Command::Auth(mut m)) => m.initial_response().ok().flatten().map(|s| s.expose().to_vec()),
+        Some(Command::Auth(mut m)) => m
+            .initial_response()
+            .ok()
+            .flatten()
+            .map(|s| s.expose().to_vec()),
         _ => None,
     };
     match client.enqueue(command) {
         Err(e) => {
-            assert!(matches_rule(&e, kind, &broken), "{kind} refused with {e:?}, but the broken rules are {broken:?}");
+            assert!(
+                matches_rule(&e, kind, &broken),
+                "{kind} refused with {e:?}, but the broken rules are {broken:?}"
+            );
             if !broken.contains(&Broken::Phase) {
                 if let Some(Err(v)) = &validate {
                     assert_eq!(*v, e, "enqueue and validate disagree");
@@ -302,23 +370,48 @@ fuzz_target!(|data: &[u8]| {
             assert!(client.error().is_none());
         }
         Ok(id) => {
-            assert!(broken.is_empty(), "{kind} accepted although it breaks {broken:?}");
+            assert!(
+                broken.is_empty(),
+                "{kind} accepted although it breaks {broken:?}"
+            );
             assert_eq!(validate, Some(Ok(())));
             client.poll_transmit(&mut wire);
             drain(&mut client, &mut sent);
-            assert!(wire.ends_with(b"\r\n"), "not CRLF-terminated: {:?}", String::from_utf8_lossy(&wire));
+            assert!(
+                wire.ends_with(b"\r\n"),
+                "not CRLF-terminated: {:?}",
+                String::from_utf8_lossy(&wire)
+            );
             let body = &wire[..wire.len() - 2];
-            assert!(!body.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)), "CR, LF or NUL inside the line");
+            assert!(
+                !body.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)),
+                "CR, LF or NUL inside the line"
+            );
             assert!(wire.len() <= 255, "{} octets", wire.len());
             let command = build(&f, exposes).expect("built before");
             // AUTH: the initial response goes on the line only if it fits (RFC 5034 §4).
-            let encoded = initial.as_ref().map(|i| if i.is_empty() { "=".to_string() } else { BASE64.encode(i) });
+            let encoded = initial.as_ref().map(|i| {
+                if i.is_empty() {
+                    "=".to_string()
+                } else {
+                    BASE64.encode(i)
+                }
+            });
             let on_line = match (&initial, &encoded, &command) {
-                (Some(i), Some(e), Command::Auth(m)) if 5 + m.name().len() + 1 + e.len() + 2 <= 255 => Some(&i[..]),
+                (Some(i), Some(e), Command::Auth(m))
+                    if 5 + m.name().len() + 1 + e.len() + 2 <= 255 =>
+                {
+                    Some(&i[..])
+                }
                 _ => None,
             };
             let expected = describe(&command, Some(timestamp), on_line);
-            assert_eq!(parse_command_line(&wire), Some(expected), "{:?}", String::from_utf8_lossy(&wire));
+            assert_eq!(
+                parse_command_line(&wire),
+                Some(expected),
+                "{:?}",
+                String::from_utf8_lossy(&wire)
+            );
             assert!(wire.starts_with(kind.keyword().as_bytes()));
             assert_eq!(sent, vec![expected_trace(&command, &wire)], "trace");
             if let (Some(i), None) = (&initial, on_line) {
@@ -327,7 +420,11 @@ fuzz_target!(|data: &[u8]| {
                 client.handle_input(b"+ \r\n");
                 drain(&mut client, &mut sent);
                 client.poll_transmit(&mut more);
-                let mut want = if i.is_empty() { Vec::new() } else { BASE64.encode(i).into_bytes() };
+                let mut want = if i.is_empty() {
+                    Vec::new()
+                } else {
+                    BASE64.encode(i).into_bytes()
+                };
                 want.extend_from_slice(b"\r\n");
                 assert_eq!(more, want, "deferred initial response");
             }

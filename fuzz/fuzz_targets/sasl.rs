@@ -15,7 +15,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use pop3_fuzz::{fields, text};
-use pop3_proto::sasl::{CramMd5, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramSha256, XOAuth2};
+use pop3_proto::sasl::{
+    CramMd5, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramSha256, XOAuth2,
+};
 use pop3_proto::{Client, Command, Config, Event, ProtocolError, Secret};
 use sha2::{Digest, Sha256};
 
@@ -36,7 +38,12 @@ fn is_nonce_char(b: u8) -> bool {
 }
 
 fn nonce(f: &[u8], default: &str) -> String {
-    let n: String = f.iter().copied().filter(|&b| is_nonce_char(b)).map(char::from).collect();
+    let n: String = f
+        .iter()
+        .copied()
+        .filter(|&b| is_nonce_char(b))
+        .map(char::from)
+        .collect();
     if n.is_empty() { default.into() } else { n }
 }
 
@@ -46,7 +53,14 @@ struct Scram {
     server_signature: [u8; 32],
 }
 
-fn scram(password: &[u8], client_first_bare: &str, server_first: &str, nonce: &str, salt: &[u8], i: u32) -> Scram {
+fn scram(
+    password: &[u8],
+    client_first_bare: &str,
+    server_first: &str,
+    nonce: &str,
+    salt: &[u8],
+    i: u32,
+) -> Scram {
     let mut salted = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, i, &mut salted);
     let client_key = hmac256(&salted, b"Client Key");
@@ -54,7 +68,11 @@ fn scram(password: &[u8], client_first_bare: &str, server_first: &str, nonce: &s
     let without_proof = format!("c=biws,r={nonce}");
     let auth = format!("{client_first_bare},{server_first},{without_proof}");
     let signature = hmac256(&stored_key, auth.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(signature).map(|(k, s)| k ^ s).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     let server_key = hmac256(&salted, b"Server Key");
     Scram {
         client_final: format!("{without_proof},p={}", BASE64.encode(proof)),
@@ -64,7 +82,9 @@ fn scram(password: &[u8], client_first_bare: &str, server_first: &str, nonce: &s
 
 /// Whether a server-final message carries `signature` (`v=` base64, up to a comma).
 fn carries_signature(server_final: &[u8], signature: &[u8; 32]) -> bool {
-    let Some(rest) = server_final.strip_prefix(b"v=") else { return false };
+    let Some(rest) = server_final.strip_prefix(b"v=") else {
+        return false;
+    };
     let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
     BASE64.decode(&rest[..end]).is_ok_and(|s| s == signature)
 }
@@ -76,14 +96,25 @@ const FAST_ITERATIONS: u64 = 256;
 fn slow(challenge: &[u8]) -> bool {
     challenge.windows(2).enumerate().any(|(k, w)| {
         w == b"i=" && {
-            let digits: Vec<u8> = challenge[k + 2..].iter().copied().take_while(u8::is_ascii_digit).collect();
-            digits.len() > 3 || std::str::from_utf8(&digits).ok().and_then(|d| d.parse::<u64>().ok()).unwrap_or(0) > FAST_ITERATIONS
+            let digits: Vec<u8> = challenge[k + 2..]
+                .iter()
+                .copied()
+                .take_while(u8::is_ascii_digit)
+                .collect();
+            digits.len() > 3
+                || std::str::from_utf8(&digits)
+                    .ok()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    > FAST_ITERATIONS
         }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let f = fields(rest);
     let field = |i: usize| f.get(i).copied().unwrap_or_default();
     let user = text(field(0));
@@ -95,9 +126,23 @@ fuzz_target!(|data: &[u8]| {
         0 => plain(&user, &password, extra, send_initial, challenges),
         1 => login(&user, &password, send_initial, challenges),
         2 => cram_md5(&user, &password, send_initial, challenges),
-        3 | 4 => bearer(selector & 7 == 4, &user, &password, extra, send_initial, challenges),
+        3 | 4 => bearer(
+            selector & 7 == 4,
+            &user,
+            &password,
+            extra,
+            send_initial,
+            challenges,
+        ),
         5 => scram_arbitrary(&user, &password, extra, send_initial, challenges),
-        _ => scram_structured(selector & 7 == 7, selector >> 4, &user, &password, extra, challenges),
+        _ => scram_structured(
+            selector & 7 == 7,
+            selector >> 4,
+            &user,
+            &password,
+            extra,
+            challenges,
+        ),
     }
 });
 
@@ -111,7 +156,13 @@ fn plain(user: &str, password: &[u8], authzid: &[u8], send_initial: bool, challe
     message.extend_from_slice(password);
     let mut sent = false;
     if send_initial {
-        assert_eq!(m.initial_response().expect("PLAIN starts").expect("with data").expose(), message);
+        assert_eq!(
+            m.initial_response()
+                .expect("PLAIN starts")
+                .expect("with data")
+                .expose(),
+            message
+        );
         sent = true;
     }
     for c in challenges {
@@ -156,15 +207,30 @@ fn cram_md5(user: &str, password: &[u8], send_initial: bool, challenges: &[&[u8]
         } else {
             let mut mac = Hmac::<md5::Md5>::new_from_slice(password).expect("any key length");
             mac.update(c);
-            let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(r.expect("an answer").expose(), format!("{user} {hex}").as_bytes());
+            let hex: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(
+                r.expect("an answer").expose(),
+                format!("{user} {hex}").as_bytes()
+            );
             answered = true;
         }
     }
     assert_eq!(m.finish(), Ok(()));
 }
 
-fn bearer(oauthbearer: bool, user: &str, token: &[u8], extra: &[u8], send_initial: bool, challenges: &[&[u8]]) {
+fn bearer(
+    oauthbearer: bool,
+    user: &str,
+    token: &[u8],
+    extra: &[u8],
+    send_initial: bool,
+    challenges: &[&[u8]],
+) {
     let host = (!extra.is_empty()).then(|| text(extra));
     let port = extra.first().map(|&b| u16::from(b) * 7);
     let (mut m, message, error_reply): (Box<dyn Mechanism>, Vec<u8>, Vec<u8>) = if oauthbearer {
@@ -183,16 +249,35 @@ fn bearer(oauthbearer: bool, user: &str, token: &[u8], extra: &[u8], send_initia
         let mut msg = head.into_bytes();
         msg.extend_from_slice(token);
         msg.extend_from_slice(b"\x01\x01");
-        (Box::new(OAuthBearer::new(user.into(), host, port, Secret::new(token))), msg, vec![1])
+        (
+            Box::new(OAuthBearer::new(
+                user.into(),
+                host,
+                port,
+                Secret::new(token),
+            )),
+            msg,
+            vec![1],
+        )
     } else {
         let mut msg = format!("user={user}\x01auth=Bearer ").into_bytes();
         msg.extend_from_slice(token);
         msg.extend_from_slice(b"\x01\x01");
-        (Box::new(XOAuth2::new(user.into(), Secret::new(token))), msg, Vec::new())
+        (
+            Box::new(XOAuth2::new(user.into(), Secret::new(token))),
+            msg,
+            Vec::new(),
+        )
     };
     let mut sent = false;
     if send_initial {
-        assert_eq!(m.initial_response().expect("starts").expect("with data").expose(), message);
+        assert_eq!(
+            m.initial_response()
+                .expect("starts")
+                .expect("with data")
+                .expose(),
+            message
+        );
         sent = true;
     }
     let mut error = false;
@@ -212,7 +297,13 @@ fn bearer(oauthbearer: bool, user: &str, token: &[u8], extra: &[u8], send_initia
 }
 
 /// SCRAM with arbitrary server messages: whatever it accepts must be what RFC 5802 computes.
-fn scram_arbitrary(user: &str, password: &[u8], nonce_field: &[u8], send_initial: bool, challenges: &[&[u8]]) {
+fn scram_arbitrary(
+    user: &str,
+    password: &[u8],
+    nonce_field: &[u8],
+    send_initial: bool,
+    challenges: &[&[u8]],
+) {
     let client_nonce = nonce(nonce_field, "rOprNGfwEbeRWgbNEkqO");
     let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone());
     let client_first_bare = format!("n={},r={client_nonce}", saslname(user));
@@ -239,12 +330,27 @@ fn scram_arbitrary(user: &str, password: &[u8], nonce_field: &[u8], send_initial
                 // Accepted: recompute from the server-first message as RFC 5802 reads it.
                 let sf = std::str::from_utf8(c).expect("an accepted server-first is UTF-8");
                 let mut attrs = sf.split(',');
-                let nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).expect("r= first");
+                let nonce = attrs
+                    .next()
+                    .and_then(|a| a.strip_prefix("r="))
+                    .expect("r= first");
                 assert!(nonce.starts_with(&client_nonce) && nonce.len() > client_nonce.len());
                 assert!(nonce.bytes().all(is_nonce_char));
-                let salt = BASE64.decode(attrs.next().and_then(|a| a.strip_prefix("s=")).expect("s= second")).expect("base64 salt");
+                let salt = BASE64
+                    .decode(
+                        attrs
+                            .next()
+                            .and_then(|a| a.strip_prefix("s="))
+                            .expect("s= second"),
+                    )
+                    .expect("base64 salt");
                 assert!(!salt.is_empty());
-                let i: u32 = attrs.next().and_then(|a| a.strip_prefix("i=")).expect("i= third").parse().expect("a count");
+                let i: u32 = attrs
+                    .next()
+                    .and_then(|a| a.strip_prefix("i="))
+                    .expect("i= third")
+                    .parse()
+                    .expect("a count");
                 assert!(i >= 1);
                 let s = scram(password, &client_first_bare, sf, nonce, &salt, i);
                 assert_eq!(client_final.expose(), s.client_final.as_bytes());
@@ -257,35 +363,72 @@ fn scram_arbitrary(user: &str, password: &[u8], nonce_field: &[u8], send_initial
             (1, Err(_)) => stage = 4,
             (2, Ok(empty)) => {
                 assert!(empty.is_empty());
-                assert!(carries_signature(c, &expected_signature), "accepted a server-final without the right signature");
+                assert!(
+                    carries_signature(c, &expected_signature),
+                    "accepted a server-final without the right signature"
+                );
                 stage = 3;
             }
             (2, Err(e)) => {
-                assert!(!carries_signature(c, &expected_signature), "refused the right signature: {e}");
+                assert!(
+                    !carries_signature(c, &expected_signature),
+                    "refused the right signature: {e}"
+                );
                 stage = 4;
             }
             (_, r) => assert_eq!(r, Err(SaslError::UnexpectedChallenge)),
         }
         assert_eq!(m.server_verified(), stage == 3);
     }
-    assert_eq!(m.finish().is_ok(), stage == 3, "finish() must succeed exactly when the server proved itself");
+    assert_eq!(
+        m.finish().is_ok(),
+        stage == 3,
+        "finish() must succeed exactly when the server proved itself"
+    );
 }
 
 /// SCRAM with a valid server-first built from arbitrary parts, and a server-final that is
 /// right, mutated or arbitrary.
-fn scram_structured(via_client: bool, mode: u8, user: &str, password: &[u8], client_nonce: &[u8], parts: &[&[u8]]) {
+fn scram_structured(
+    via_client: bool,
+    mode: u8,
+    user: &str,
+    password: &[u8],
+    client_nonce: &[u8],
+    parts: &[&[u8]],
+) {
     let part = |i: usize| parts.get(i).copied().unwrap_or_default();
     let client_nonce = nonce(client_nonce, "rOprNGfwEbeRWgbNEkqO");
-    let server_nonce = format!("{client_nonce}{}", nonce(part(0), "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"));
-    let salt = if part(1).is_empty() { b"salt".to_vec() } else { part(1).to_vec() };
+    let server_nonce = format!(
+        "{client_nonce}{}",
+        nonce(part(0), "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+    );
+    let salt = if part(1).is_empty() {
+        b"salt".to_vec()
+    } else {
+        part(1).to_vec()
+    };
     let i = u32::from(part(2).first().copied().unwrap_or(0) % 16) + 1;
-    let ext: String = part(3).iter().take(1000).copied().filter(|&b| is_nonce_char(b)).map(char::from).collect();
+    let ext: String = part(3)
+        .iter()
+        .take(1000)
+        .copied()
+        .filter(|&b| is_nonce_char(b))
+        .map(char::from)
+        .collect();
     let mut server_first = format!("r={server_nonce},s={},i={i}", BASE64.encode(&salt));
     if !ext.is_empty() {
         server_first += &format!(",x={ext}");
     }
     let client_first_bare = format!("n={},r={client_nonce}", saslname(user));
-    let s = scram(password, &client_first_bare, &server_first, &server_nonce, &salt, i);
+    let s = scram(
+        password,
+        &client_first_bare,
+        &server_first,
+        &server_nonce,
+        &salt,
+        i,
+    );
     let good = format!("v={}", BASE64.encode(s.server_signature)).into_bytes();
     let arbitrary = part(4);
     let server_final: Option<Vec<u8>> = match mode % 8 {
@@ -298,12 +441,19 @@ fn scram_structured(via_client: bool, mode: u8, user: &str, password: &[u8], cli
             sig[usize::from(bit / 8) % 32] ^= 1 << (bit % 8);
             Some(format!("v={}", BASE64.encode(sig)).into_bytes())
         }
-        3 => Some(good[..good.len().min(2 + usize::from(arbitrary.first().copied().unwrap_or(0)) % 44)].to_vec()),
+        3 => Some(
+            good[..good
+                .len()
+                .min(2 + usize::from(arbitrary.first().copied().unwrap_or(0)) % 44)]
+                .to_vec(),
+        ),
         4 => Some(arbitrary.to_vec()),
         5 => Some([b"e=", arbitrary].concat()),
         _ => None, // The server claims success without a server-final message.
     };
-    let verifies = server_final.as_deref().is_some_and(|sf| carries_signature(sf, &s.server_signature));
+    let verifies = server_final
+        .as_deref()
+        .is_some_and(|sf| carries_signature(sf, &s.server_signature));
     if mode % 8 <= 1 {
         assert!(verifies);
     }
@@ -312,11 +462,18 @@ fn scram_structured(via_client: bool, mode: u8, user: &str, password: &[u8], cli
         let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone());
         let ir = m.initial_response().expect("starts").expect("with data");
         assert_eq!(ir.expose(), format!("n,,{client_first_bare}").as_bytes());
-        let cf = m.step(server_first.as_bytes()).expect("a valid server-first is accepted");
+        let cf = m
+            .step(server_first.as_bytes())
+            .expect("a valid server-first is accepted");
         assert_eq!(cf.expose(), s.client_final.as_bytes());
         if let Some(sf) = &server_final {
             let r = m.step(sf);
-            assert_eq!(r.is_ok(), verifies, "server-final {:?}: {r:?}", String::from_utf8_lossy(sf));
+            assert_eq!(
+                r.is_ok(),
+                verifies,
+                "server-final {:?}: {r:?}",
+                String::from_utf8_lossy(sf)
+            );
         }
         assert_eq!(m.finish().is_ok(), verifies);
         assert_eq!(m.server_verified(), verifies);
@@ -330,7 +487,11 @@ fn scram_structured(via_client: bool, mode: u8, user: &str, password: &[u8], cli
     client.handle_input(b"+OK ready\r\n");
     while let Ok(Some(_)) = client.poll_event() {}
     let id = client
-        .enqueue(Command::auth(ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone())))
+        .enqueue(Command::auth(ScramSha256::new(
+            user.into(),
+            Secret::new(password),
+            client_nonce.clone(),
+        )))
         .expect("SCRAM needs no TLS");
     let mut wire = Vec::new();
     client.poll_transmit(&mut wire);
@@ -374,12 +535,21 @@ fn scram_structured(via_client: bool, mode: u8, user: &str, password: &[u8], cli
             break;
         }
     }
-    assert_eq!(logged_in, verifies, "LoggedIn must come exactly when the server proved itself");
+    assert_eq!(
+        logged_in, verifies,
+        "LoggedIn must come exactly when the server proved itself"
+    );
     if verifies {
         assert!(error.is_none());
-        assert_eq!(wire, format!("{}\r\n\r\n", BASE64.encode(&s.client_final)).as_bytes());
+        assert_eq!(
+            wire,
+            format!("{}\r\n\r\n", BASE64.encode(&s.client_final)).as_bytes()
+        );
     } else {
-        assert!(matches!(error, Some(ProtocolError::Sasl { .. })), "{error:?}");
+        assert!(
+            matches!(error, Some(ProtocolError::Sasl { .. })),
+            "{error:?}"
+        );
         assert_eq!(client.poll_event().err(), error, "the error is sticky");
         assert_eq!(client.poll_transmit(&mut wire), 0);
     }

@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use pop3_fuzz::{Header, contains_ignore_case, is_subslice, lines};
 use pop3_proto::apop::greeting_timestamp;
 use pop3_proto::response::{
-    ParseError, parse_continuation, parse_lang_listing, parse_scan_listing, parse_stat, parse_status_line,
-    parse_unique_id_listing,
+    ParseError, parse_continuation, parse_lang_listing, parse_scan_listing, parse_stat,
+    parse_status_line, parse_unique_id_listing,
 };
 use pop3_proto::{Capabilities, ResponseCode};
 
@@ -71,7 +71,9 @@ fn ref_resp_code(text: &[u8]) -> Option<(&[u8], &[u8])> {
         return None;
     }
     let code = &inner[..end];
-    code.split(|&b| b == b'/').all(|level| !level.is_empty()).then_some((code, &inner[end + 1..]))
+    code.split(|&b| b == b'/')
+        .all(|level| !level.is_empty())
+        .then_some((code, &inner[end + 1..]))
 }
 
 fn known_code(code: &[u8]) -> Option<ResponseCode> {
@@ -119,7 +121,10 @@ fn status(line: &[u8], unknown: bool) {
     if let Some(code) = &st.code {
         // A recognised code re-displays to what the server wrote, in brackets.
         let shown = format!("[{code}]");
-        assert!(contains_ignore_case(line, shown.as_bytes()), "{shown} not in the line");
+        assert!(
+            contains_ignore_case(line, shown.as_bytes()),
+            "{shown} not in the line"
+        );
         assert!(unknown || !matches!(code, ResponseCode::Other(_)));
     }
     assert!(!st.text.starts_with(' ') && !st.text.ends_with(' ') && !st.text.ends_with('\t'));
@@ -140,13 +145,18 @@ fn continuation(line: &[u8]) {
 
 /// `1*DIGIT` followed by the end or SP: the value (`None` above u64::MAX) and the rest.
 fn ref_number(i: &[u8]) -> Option<(Option<u64>, &[u8])> {
-    let end = i.iter().position(|b| !b.is_ascii_digit()).unwrap_or(i.len());
+    let end = i
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(i.len());
     if end == 0 || !(end == i.len() || i[end] == b' ') {
         return None;
     }
     let mut v: Option<u64> = Some(0);
     for &d in &i[..end] {
-        v = v.and_then(|v| v.checked_mul(10)).and_then(|v| v.checked_add(u64::from(d - b'0')));
+        v = v
+            .and_then(|v| v.checked_mul(10))
+            .and_then(|v| v.checked_add(u64::from(d - b'0')));
     }
     Some((v, &i[end..]))
 }
@@ -178,7 +188,9 @@ fn scan(line: &[u8], max: u32) {
 }
 
 fn stat(line: &[u8]) {
-    let Ok(text) = std::str::from_utf8(line) else { return };
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
     let i = trim_spaces(text.as_bytes());
     let expected = (|| {
         let (count, rest) = ref_number(i)?;
@@ -210,13 +222,23 @@ fn uidl(line: &[u8], max: u32, max_len: usize) {
     assert_eq!(got.as_ref().ok().map(|(n, u)| (*n, u.as_bytes())), expected);
     if let Ok((n, uid)) = got {
         assert!(n >= 1 && n <= max);
-        assert!(!uid.is_empty() && uid.len() <= max_len && uid.bytes().all(|b| (0x21..=0x7e).contains(&b)));
-        assert!(is_subslice(line, uid.as_bytes()), "the uid is lent from the line");
+        assert!(
+            !uid.is_empty()
+                && uid.len() <= max_len
+                && uid.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        );
+        assert!(
+            is_subslice(line, uid.as_bytes()),
+            "the uid is lent from the line"
+        );
     }
 }
 
 fn lang(line: &[u8]) {
-    let end = line.iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'-')).unwrap_or(line.len());
+    let end = line
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-'))
+        .unwrap_or(line.len());
     let expected = (end > 0 && (end == line.len() || line[end] == b' '))
         .then(|| (lossy(&line[..end]), lossy(trim_spaces(&line[end..]))));
     let got = parse_lang_listing(line);
@@ -231,14 +253,20 @@ fn lang(line: &[u8]) {
 fn capability(caps: &mut Capabilities, line: &[u8]) {
     let before = caps.clone();
     let trimmed = &line[line.iter().position(|&b| b != b' ').unwrap_or(line.len())..];
-    let end = trimmed.iter().position(|&b| !matches!(b, 0x21..=0x2d | 0x2f..=0x7e)).unwrap_or(trimmed.len());
+    let end = trimmed
+        .iter()
+        .position(|&b| !matches!(b, 0x21..=0x2d | 0x2f..=0x7e))
+        .unwrap_or(trimmed.len());
     let valid = end > 0 && (end == trimmed.len() || trimmed[end] == b' ');
     match caps.add_line(line) {
         Ok(()) => {
             assert!(valid, "accepted a line without a capability tag");
             // Kept verbatim for display, and nothing else is lost.
             assert_eq!(caps.lines.len(), before.lines.len() + 1);
-            assert_eq!(caps.lines.last().map(String::as_bytes), Some(String::from_utf8_lossy(line).as_bytes()));
+            assert_eq!(
+                caps.lines.last().map(String::as_bytes),
+                Some(String::from_utf8_lossy(line).as_bytes())
+            );
             assert!(caps.other.len() >= before.other.len());
             assert!(caps.sasl.len() >= before.sasl.len());
         }
@@ -247,7 +275,10 @@ fn capability(caps: &mut Capabilities, line: &[u8]) {
             assert!(matches!(e, ParseError::InvalidCapability(_)));
             assert_eq!(*caps, before, "a refused line changed the set");
             // At most 64 characters of the line, each shown escaped (`\u{10ffff}` at worst).
-            assert!(e.to_string().chars().count() <= 64 * 10 + 64, "the error echoes too much");
+            assert!(
+                e.to_string().chars().count() <= 64 * 10 + 64,
+                "the error echoes too much"
+            );
         }
     }
     assert!(caps.sasl.len() <= 64);
@@ -270,7 +301,11 @@ fn timestamp(text: &[u8]) {
         let ts = &from[..=end];
         let inner = &ts[1..end];
         let at = inner.iter().position(|&b| b == b'@')?;
-        let ok = |p: &[u8]| !p.is_empty() && p.iter().all(|&b| (0x21..=0x7e).contains(&b) && !matches!(b, b'<' | b'>' | b'@'));
+        let ok = |p: &[u8]| {
+            !p.is_empty()
+                && p.iter()
+                    .all(|&b| (0x21..=0x7e).contains(&b) && !matches!(b, b'<' | b'>' | b'@'))
+        };
         (ok(&inner[..at]) && ok(&inner[at + 1..])).then_some(ts)
     })();
     let got = greeting_timestamp(text);

@@ -15,7 +15,12 @@ impl<'a> Header<'a> {
     /// Splits `data` into a header of `len` bytes (zero-padded if short) and the payload.
     pub fn split(data: &'a [u8], len: usize) -> (Self, &'a [u8]) {
         let cut = len.min(data.len());
-        (Self { bytes: &data[..cut] }, &data[cut..])
+        (
+            Self {
+                bytes: &data[..cut],
+            },
+            &data[cut..],
+        )
     }
 
     /// The next byte (0 past the end).
@@ -102,7 +107,10 @@ pub fn text(field: &[u8]) -> String {
 
 /// Whether `needle` occurs in `hay`, ASCII case-insensitively.
 pub fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    needle.is_empty()
+        || hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Whether `inner` lies inside `outer` (the same memory).
