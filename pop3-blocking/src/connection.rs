@@ -543,7 +543,11 @@ impl<S: Read + Write> Connection<S> {
             return Ok(());
         };
         self.drive(Until::Done(last), |event| {
-            let Some(msg) = event.id().and_then(|id| lookup(&ids, id)) else {
+            let Some(msg) = event
+                .id()
+                .and_then(|id| batch_index(&ids, id))
+                .map(|index| ids[index].1)
+            else {
                 return Ok(());
             };
             match event {
@@ -572,10 +576,7 @@ impl<S: Read + Write> Connection<S> {
             return Ok(Vec::new());
         };
         self.drive(Until::Done(last), |event| {
-            let Some(index) = event
-                .id()
-                .and_then(|id| ids.binary_search_by_key(&id, |&(i, _)| i).ok())
-            else {
+            let Some(index) = event.id().and_then(|id| batch_index(&ids, id)) else {
                 return Ok(());
             };
             match event {
@@ -822,11 +823,12 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
-/// The message number of command `id` in a batch.
-fn lookup(ids: &[(CommandId, u32)], id: CommandId) -> Option<u32> {
-    ids.binary_search_by_key(&id, |&(i, _)| i)
-        .ok()
-        .map(|index| ids[index].1)
+/// The index of command `id` in a batch. A batch is queued in one go, so its ids are
+/// consecutive: the index is a subtraction (checked), not a search per event.
+fn batch_index(ids: &[(CommandId, u32)], id: CommandId) -> Option<usize> {
+    let first = ids.first()?.0.get();
+    let index = usize::try_from(id.get().checked_sub(first)?).ok()?;
+    (ids.get(index)?.0 == id).then_some(index)
 }
 
 fn server_error(command: CommandKind, code: &Option<ResponseCode>, text: &str) -> ServerError {

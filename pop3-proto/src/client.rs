@@ -67,6 +67,8 @@ struct InFlight {
     kind: CommandKind,
     shape: ReplyShape,
     auth: Option<AuthExchange>,
+    /// The length of its command line.
+    len: usize,
 }
 
 /// The client side of an AUTH exchange in progress.
@@ -169,10 +171,14 @@ pub struct Client {
     /// A `.` CR terminator was accepted; swallow the LF that may follow it.
     skip_lf: bool,
     quit_queued: bool,
+    /// A CAPA was pipelined right behind the login command in flight.
+    capa_follows_login: bool,
     quirks_seen: Vec<Quirk>,
     next_id: u64,
     queue: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
+    /// The bytes of the command lines in `in_flight`.
+    in_flight_bytes: usize,
     reply: Reply,
     /// Received bytes: `rx[rx_pos..rx_end]` is unconsumed; `rx[rx_end..]` is room for reads.
     rx: Vec<u8>,
@@ -214,10 +220,12 @@ impl Client {
             lf_server: false,
             skip_lf: false,
             quit_queued: false,
+            capa_follows_login: false,
             quirks_seen: Vec::new(),
             next_id: 0,
             queue: VecDeque::new(),
             in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             reply: Reply::Status,
             rx: Vec::new(),
             rx_pos: 0,
@@ -446,7 +454,10 @@ impl Client {
     /// commands as far as the pipelining rules allow: one at a time until CAPA lists
     /// PIPELINING, then up to [`Config::pipeline_window`]; STLS, AUTH, QUIT and UTF8 wait for
     /// an empty pipe and hold everything behind them, and so do PASS/APOP (the phase changes)
-    /// and, without TLS, USER (so a refused USER cannot expose the password).
+    /// and, without TLS, USER (so a refused USER cannot expose the password). The one
+    /// exception: with pipelining, the automatic CAPA after login rides right behind
+    /// PASS/APOP/RPOP (CAPA is valid in either phase), saving a round trip. Between login and
+    /// that CAPA's answer, the list seen before login decides whether to pipeline.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.error.is_some() {
             return 0;
@@ -580,7 +591,14 @@ impl Client {
     fn pipelining(&self) -> bool {
         self.config.pipeline_window > 1
             && match self.config.pipelining {
-                Pipelining::Auto => self.capabilities.as_ref().is_some_and(|c| c.pipelining),
+                // Between login and the answer to the CAPA that follows it, the list seen
+                // before login still speaks for the server (the same connection, the same
+                // security context).
+                Pipelining::Auto => match (&self.capabilities, &self.pre_login_capabilities) {
+                    (Some(now), _) => now.pipelining,
+                    (None, Some(before)) => self.phase == Phase::Transaction && before.pipelining,
+                    (None, None) => false,
+                },
                 Pipelining::Always => true,
                 Pipelining::Never => false,
             }
@@ -595,8 +613,7 @@ impl Client {
             | CommandKind::Utf8
             | CommandKind::Pass
             | CommandKind::Apop
-            | CommandKind::Rpop
-            | CommandKind::Capa => true,
+            | CommandKind::Rpop => true,
             CommandKind::User => !self.tls,
             _ => false,
         }
@@ -617,6 +634,7 @@ impl Client {
                     || self.holds_pipe(last.kind)
                     || !self.pipelining()
                     || self.in_flight.len() >= self.config.pipeline_window
+                    || self.in_flight_bytes >= self.config.max_pipeline_bytes
                 {
                     break;
                 }
@@ -625,6 +643,20 @@ impl Client {
                 break;
             };
             self.send(id, command)?;
+            if matches!(
+                kind,
+                CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop
+            ) && self.config.auto_capa
+                && self.pipelining()
+            {
+                // The CAPA asked after login goes right behind the login command instead of a
+                // round trip later: CAPA is valid in both phases, so whatever the login's
+                // outcome, its answer is the list of the phase the server is then in.
+                let capa = CommandId(self.next_id);
+                self.next_id += 1;
+                self.send(capa, Command::Capa)?;
+                self.capa_follows_login = true;
+            }
         }
         Ok(())
     }
@@ -635,6 +667,7 @@ impl Client {
         if self.config.trace {
             self.trace(Trace::Sent(command.redacted()));
         }
+        let before = self.tx.len();
         let auth = match command {
             Command::Auth(mut mechanism) => {
                 let initial =
@@ -674,11 +707,14 @@ impl Client {
         if kind == CommandKind::Quit && self.phase == Phase::Transaction {
             self.phase = Phase::Update;
         }
+        let len = self.tx.len() - before;
+        self.in_flight_bytes += len;
         self.in_flight.push_back(InFlight {
             id,
             kind,
             shape,
             auth,
+            len,
         });
         Ok(())
     }
@@ -1115,10 +1151,22 @@ impl Client {
         Ok(())
     }
 
+    fn pop_in_flight(&mut self) -> Option<InFlight> {
+        let front = self.in_flight.pop_front()?;
+        self.in_flight_bytes -= front.len;
+        Some(front)
+    }
+
     fn complete_err(&mut self, status: StatusLine) {
-        let Some(front) = self.in_flight.pop_front() else {
+        let Some(front) = self.pop_in_flight() else {
             return;
         };
+        if matches!(
+            front.kind,
+            CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop
+        ) {
+            self.capa_follows_login = false;
+        }
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
             CommandKind::User
@@ -1156,7 +1204,7 @@ impl Client {
     }
 
     fn complete_ok(&mut self, status: StatusLine) {
-        let Some(mut front) = self.in_flight.pop_front() else {
+        let Some(mut front) = self.pop_in_flight() else {
             return;
         };
         let id = front.id;
@@ -1172,7 +1220,9 @@ impl Client {
                 self.phase = Phase::Transaction;
                 self.pre_login_capabilities = self.capabilities.take();
                 self.push(Event::LoggedIn { id });
-                self.ask_capabilities();
+                if !std::mem::take(&mut self.capa_follows_login) {
+                    self.ask_capabilities();
+                }
             }
             CommandKind::Stls => {
                 self.awaiting_tls = true;

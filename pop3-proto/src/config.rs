@@ -28,9 +28,14 @@ pub struct Config {
     /// because real mail has lines of hundreds of KiB (Python's poplib 2048-byte cap breaks it).
     pub max_body_line: Option<usize>,
     /// How many commands may be on the wire at once when the server advertises PIPELINING
-    /// (RFC 2449 §6.6). Default 64. `1` disables pipelining. Without PIPELINING the client
-    /// always waits for each reply.
+    /// (RFC 2449 §6.6). Default 512: with a 5 ms round trip, 500 messages then cost one wait
+    /// instead of eight (see BENCHMARKS.md). `1` disables pipelining. Without PIPELINING the
+    /// client always waits for each reply.
     pub pipeline_window: usize,
+    /// The most bytes of command lines on the wire without their replies. Default 16 KiB,
+    /// well below any socket buffer: a window written whole before reading can then never
+    /// block the writer while the server waits for us to read (RFC 2449 §6.6's warning).
+    pub max_pipeline_bytes: usize,
     /// When to pipeline. Default [`Pipelining::Auto`]: only when CAPA lists PIPELINING.
     pub pipelining: Pipelining,
     /// Issue `CAPA` by itself after the greeting, after TLS and after login, so that
@@ -56,7 +61,8 @@ impl Default for Config {
             max_uid_len: 70,
             max_message_number: u32::MAX,
             max_body_line: None,
-            pipeline_window: 64,
+            pipeline_window: 512,
+            max_pipeline_bytes: 16 * 1024,
             pipelining: Pipelining::Auto,
             auto_capa: true,
             allow_plaintext_auth: false,

@@ -594,3 +594,133 @@ fn pipelining_can_be_forced_or_refused() {
     c.poll_transmit(&mut out);
     assert_eq!(out, b"DELE 1\r\n", "one at a time despite the capability");
 }
+
+#[test]
+fn pipeline_bytes_bound_commands_in_flight() {
+    let mut config = rfc_config();
+    config.max_pipeline_bytes = 20;
+    let mut c = logged_in(config);
+    run(&mut c, Command::Capa, b"+OK\r\nPIPELINING\r\n.\r\n").unwrap();
+    for n in 1..=10 {
+        c.enqueue(Command::dele(n)).unwrap();
+    }
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    // "DELE n\r\n" is 8 bytes: the third goes while 16 < 20 are in flight, then no more.
+    assert_eq!(out, b"DELE 1\r\nDELE 2\r\nDELE 3\r\n");
+}
+
+#[test]
+fn the_capa_after_login_is_pipelined_behind_pass() {
+    let t = r"
+        S: +OK hi
+        C: CAPA
+        S: +OK
+        S: PIPELINING
+        S: USER
+        S: .
+        C: USER u
+        S: +OK
+        C: PASS p
+        C: CAPA
+        S: +OK
+        S: +OK
+        S: PIPELINING
+        S: .
+        C: RETR 1
+        C: RETR 2
+        S: +OK
+        S: a
+        S: .
+        S: +OK
+        S: b
+        S: .
+    ";
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let played = play(config, t, || {
+        vec![
+            Command::user("u"),
+            Command::pass("p"),
+            Command::retr(1),
+            Command::retr(2),
+        ]
+    });
+    assert!(played.client.capabilities().unwrap().pipelining);
+    assert_eq!(played.client.phase(), Phase::Transaction);
+    // A refused PASS: the CAPA behind it answers for the AUTHORIZATION phase, and no second
+    // CAPA follows.
+    let t = r"
+        S: +OK hi
+        C: CAPA
+        S: +OK
+        S: PIPELINING
+        S: USER
+        S: .
+        C: USER u
+        S: +OK
+        C: PASS p
+        C: CAPA
+        S: -ERR [AUTH] no
+        S: +OK
+        S: PIPELINING
+        S: USER
+        S: .
+    ";
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let played = play(config, t, || vec![Command::user("u"), Command::pass("p")]);
+    assert_eq!(played.client.phase(), Phase::Authorization);
+    assert!(played.client.capabilities().unwrap().user);
+}
+
+#[test]
+fn pipelining_goes_on_across_login_while_the_new_capa_is_asked() {
+    // After AUTH (nothing may follow it on the wire) the CAPA goes after the +OK; the list
+    // before login said PIPELINING, so the commands queued behind the CAPA go with it; the
+    // new list (no PIPELINING) then rules: one at a time.
+    let t = r"
+        S: +OK hi
+        C: CAPA
+        S: +OK
+        S: PIPELINING
+        S: SASL PLAIN
+        S: .
+        C: AUTH PLAIN AHUAcA==
+        S: +OK
+        C: CAPA
+        C: RETR 1
+        C: RETR 2
+        S: +OK
+        S: TOP
+        S: .
+        S: +OK
+        S: a
+        S: .
+        S: +OK
+        S: b
+        S: .
+        C: RETR 3
+        S: +OK
+        S: c
+        S: .
+    ";
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let played = play(config, t, || {
+        vec![
+            Command::auth(pop3_proto::sasl::Plain::new(
+                None,
+                "u".into(),
+                pop3_proto::Secret::from("p"),
+            )),
+            Command::retr(1),
+            Command::retr(2),
+            Command::retr(3),
+        ]
+    });
+    assert!(
+        !played.client.capabilities().unwrap().pipelining,
+        "the new list rules"
+    );
+}

@@ -225,8 +225,8 @@ fn rfc2449_response_codes_and_pipelining() {
         C: USER mrose
         S: +OK
         C: PASS secret
-        S: +OK
         C: CAPA
+        S: +OK
         S: +OK
         S: PIPELINING
         S: RESP-CODES

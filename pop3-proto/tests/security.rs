@@ -248,8 +248,8 @@ fn user_and_pass_are_not_pipelined_without_tls() {
         C: USER alice
         S: +OK
         C: PASS secret
-        S: +OK
         C: CAPA
+        S: +OK
         S: +OK
         S: .
     ";
@@ -273,7 +273,8 @@ fn user_and_pass_are_pipelined_over_tls() {
     drain(&mut c).unwrap();
     c.enqueue(Command::user("alice")).unwrap();
     c.enqueue(Command::pass("secret")).unwrap();
-    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\n");
+    // The CAPA asked after login rides behind PASS.
+    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\nCAPA\r\n");
 }
 
 #[test]
