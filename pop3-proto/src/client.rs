@@ -365,6 +365,12 @@ impl Client {
             return Err(EnqueueError::TlsAlreadyActive);
         }
         if self.awaiting_tls {
+            if self.rx_pos < self.rx_end {
+                // Bytes read in plaintext after the +OK to STLS, before the handshake: injected
+                // (RFC 2595 §4, CVE-2011-0411 class). Never take them as TLS data.
+                self.fail(ProtocolError::StartTlsInjection);
+                return Ok(());
+            }
             self.awaiting_tls = false;
             self.tls = true;
             self.capabilities = None;

@@ -512,3 +512,21 @@ fn a_refused_user_cancels_the_queued_pass() {
     assert_eq!(sent(&mut c), "", "the password never leaves");
     assert!(c.is_idle());
 }
+
+#[test]
+fn stls_injection_is_caught_even_if_tls_is_reported_before_polling() {
+    // Found by the `client` fuzz target: the injected bytes arrive with the +OK; the caller
+    // takes the StartTls event and reports the handshake without polling again.
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    c.enqueue(Command::Stls).unwrap();
+    sent(&mut c);
+    c.handle_input(b"+OK begin\r\nCAPA-INJECTED\r\n");
+    assert_eq!(
+        c.poll_event().unwrap().map(|e| format!("{e:?}")),
+        Some("StartTls { id: CommandId(0) }".into())
+    );
+    let _ = c.handle_tls_established();
+    assert_eq!(c.error(), Some(&ProtocolError::StartTlsInjection));
+    assert!(!c.is_tls());
+    assert_eq!(sent(&mut c), "");
+}
