@@ -47,6 +47,7 @@ fn client() -> Client {
     config.allow_plaintext_auth = true;
     config.auto_capa = false;
     config.pipeline_window = MESSAGES as usize;
+    config.max_pipeline_bytes = usize::MAX;
     let mut c = Client::new(config);
     c.handle_input(b"+OK ready\r\n");
     while c.poll_event().unwrap().is_some() {}
