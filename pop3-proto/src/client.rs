@@ -392,7 +392,8 @@ impl Client {
     /// Refused: a command of another phase (the phase is that of the replies seen so far, so
     /// queue TRANSACTION commands after [`Event::LoggedIn`]), arguments with CR, LF or NUL,
     /// lines over 255 octets, message number 0, a password or reusable token without TLS
-    /// (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp, STLS on a
+    /// (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp (so also
+    /// before the greeting has arrived: queue APOP after [`Event::Greeting`]), STLS on a
     /// TLS connection, anything after QUIT or a fatal error.
     pub fn enqueue(&mut self, command: Command) -> Result<CommandId, EnqueueError> {
         let kind = command.kind();
