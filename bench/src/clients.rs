@@ -31,7 +31,7 @@ fn failed(what: impl std::fmt::Display) -> io::Error {
 /// `pop3-blocking`: connect (no TLS: the bench server is plain loopback, so plaintext login
 /// must be allowed), log in with the best method the server offers, STAT, `retr_many` over
 /// every message, QUIT. `window` overrides the core's pipeline window
-/// ([`Config::pipeline_window`](pop3_blocking::Config::pipeline_window), default 64).
+/// ([`Config::pipeline_window`](pop3_blocking::Config::pipeline_window), default 512).
 pub fn blocking(port: u16, window: Option<usize>) -> io::Result<Received> {
     use pop3_blocking::{Connection, Options, RetrEvent, Security};
 
