@@ -368,22 +368,12 @@ impl<S: Read + Write> Connection<S> {
 
     /// `LANG`: the languages the server offers, as (tag, description) pairs (RFC 6856).
     pub fn lang(&mut self) -> Result<Vec<(String, String)>, Error> {
-        let id = self.enqueue(Command::Lang(None))?;
-        let mut languages = Vec::new();
-        self.wait(id, |event| {
-            if let Event::LangEntry {
-                id: i,
-                tag,
-                description,
-            } = event
-            {
-                if *i == id {
-                    languages.push((tag.clone(), description.clone()));
-                }
-            }
-            Ok(())
-        })??;
-        Ok(languages)
+        self.collect(Command::Lang(None), |event| match event {
+            Event::LangEntry {
+                tag, description, ..
+            } => Some((tag.clone(), description.clone())),
+            _ => None,
+        })
     }
 
     /// `LANG tag`: switches the language of the server's texts (`*` lets the server choose).
@@ -395,92 +385,36 @@ impl<S: Read + Write> Connection<S> {
 
     /// `STAT`: the number of messages and their total size.
     pub fn stat(&mut self) -> Result<Stat, Error> {
-        let id = self.enqueue(Command::Stat)?;
-        let mut stat = None;
-        self.wait(id, |event| {
-            if let Event::Stat { id: i, count, size } = event {
-                if *i == id {
-                    stat = Some(Stat {
-                        count: *count,
-                        size: *size,
-                    });
-                }
-            }
-            Ok(())
-        })??;
-        stat.ok_or(Error::Closed)
+        let stats = self.collect(Command::Stat, |event| match event {
+            Event::Stat { count, size, .. } => Some(Stat {
+                count: *count,
+                size: *size,
+            }),
+            _ => None,
+        })?;
+        stats.into_iter().next().ok_or(Error::Closed)
     }
 
     /// `LIST`: every message's number and size.
     pub fn list(&mut self) -> Result<Vec<ScanListing>, Error> {
-        let id = self.enqueue(Command::List(None))?;
-        let mut listings = Vec::new();
-        self.wait(id, |event| {
-            if let Event::ListEntry { id: i, msg, size } = event {
-                if *i == id {
-                    listings.push(ScanListing {
-                        msg: *msg,
-                        size: *size,
-                    });
-                }
-            }
-            Ok(())
-        })??;
-        Ok(listings)
+        self.collect(Command::List(None), scan_listing)
     }
 
     /// `LIST n`: one message's size.
     pub fn list_one(&mut self, msg: u32) -> Result<ScanListing, Error> {
-        let id = self.enqueue(Command::List(Some(msg)))?;
-        let mut listing = None;
-        self.wait(id, |event| {
-            if let Event::ListEntry { id: i, msg, size } = event {
-                if *i == id {
-                    listing = Some(ScanListing {
-                        msg: *msg,
-                        size: *size,
-                    });
-                }
-            }
-            Ok(())
-        })??;
-        listing.ok_or(Error::Closed)
+        let listings = self.collect(Command::List(Some(msg)), scan_listing)?;
+        listings.into_iter().next().ok_or(Error::Closed)
     }
 
     /// `UIDL`: every message's unique id.
     pub fn uidl(&mut self) -> Result<Vec<UniqueIdListing>, Error> {
-        let id = self.enqueue(Command::Uidl(None))?;
-        let mut listings = Vec::new();
-        self.wait(id, |event| {
-            if let Event::UidlEntry { id: i, msg, uid } = event {
-                if *i == id {
-                    listings.push(UniqueIdListing {
-                        msg: *msg,
-                        uid: (*uid).to_owned(),
-                    });
-                }
-            }
-            Ok(())
-        })??;
-        Ok(listings)
+        self.collect(Command::Uidl(None), unique_id_listing)
     }
 
     /// `UIDL n`: one message's unique id.
     pub fn uidl_one(&mut self, msg: u32) -> Result<UniqueIdListing, Error> {
-        let id = self.enqueue(Command::Uidl(Some(msg)))?;
-        let mut listing = None;
-        self.wait(id, |event| {
-            if let Event::UidlEntry { id: i, msg, uid } = event {
-                if *i == id {
-                    listing = Some(UniqueIdListing {
-                        msg: *msg,
-                        uid: (*uid).to_owned(),
-                    });
-                }
-            }
-            Ok(())
-        })??;
-        listing.ok_or(Error::Closed)
+        let listings = self.collect(Command::Uidl(Some(msg)), unique_id_listing)?;
+        listings.into_iter().next().ok_or(Error::Closed)
     }
 
     /// `RETR n`: streams the message (dot-unstuffed, line ends as sent) into `out` and returns
@@ -625,6 +559,23 @@ impl<S: Read + Write> Connection<S> {
         msgs.iter()
             .map(|&msg| Ok((self.client.enqueue(make(msg))?, msg)))
             .collect()
+    }
+
+    /// Sends a command and collects what `extract` takes from the events of its reply.
+    fn collect<T>(
+        &mut self,
+        command: Command,
+        extract: impl Fn(&Event<'_>) -> Option<T>,
+    ) -> Result<Vec<T>, Error> {
+        let id = self.enqueue(command)?;
+        let mut items = Vec::new();
+        self.wait(id, |event| {
+            if event.id() == Some(id) {
+                items.extend(extract(event));
+            }
+            Ok(())
+        })??;
+        Ok(items)
     }
 
     /// Sends a command and waits for its single-line reply.
@@ -820,6 +771,26 @@ impl<S: Read + Write> Connection<S> {
     fn poison(&mut self, error: Error) -> Error {
         self.poisoned = true;
         error
+    }
+}
+
+fn scan_listing(event: &Event<'_>) -> Option<ScanListing> {
+    match event {
+        Event::ListEntry { msg, size, .. } => Some(ScanListing {
+            msg: *msg,
+            size: *size,
+        }),
+        _ => None,
+    }
+}
+
+fn unique_id_listing(event: &Event<'_>) -> Option<UniqueIdListing> {
+    match event {
+        Event::UidlEntry { msg, uid, .. } => Some(UniqueIdListing {
+            msg: *msg,
+            uid: (*uid).to_owned(),
+        }),
+        _ => None,
     }
 }
 
