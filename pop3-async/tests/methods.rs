@@ -154,26 +154,24 @@ async fn every_method_on_canned_bytes() {
 async fn usage_errors_send_nothing_and_keep_the_session() {
     let (addr, server) = serve_one(|mut p| async move {
         greet(&mut p, "-ERR no CAPA\r\n").await;
-        p.expect("NOOP").await;
         p.drain().await
     })
     .await;
     let mut pop = connect(addr).await;
-    // RETR before login: wrong phase; PASS without TLS: refused by default options.
+    // RETR before login: wrong phase; an argument with CR LF: refused before anything is sent.
     assert!(matches!(pop.retr_vec(1).await, Err(Error::Usage(_))));
     assert!(matches!(
         pop.user("a\r\nDELE 1").await,
         Err(Error::Usage(_))
     ));
-    let tcp = pop.into_inner();
-    drop(tcp);
-    let received = server.await;
-    assert!(received.is_err() || !received.unwrap().iter().any(|l| l.starts_with("DELE")));
+    drop(pop);
+    // Exactly the automatic CAPA reached the server: no RETR, no USER, no smuggled DELE.
+    assert_eq!(server.await.unwrap(), ["CAPA"]);
 }
 
 #[tokio::test]
 async fn password_refused_without_tls_by_default() {
-    let (addr, _server) = serve_one(|mut p| async move {
+    let (addr, server) = serve_one(|mut p| async move {
         greet(&mut p, CAPA).await;
         p.drain().await
     })
@@ -187,6 +185,9 @@ async fn password_refused_without_tls_by_default() {
         pop.login("alice", "x").await,
         Err(Error::Login(_))
     ));
+    drop(pop);
+    // Neither call put a credential (nor a USER) on the wire.
+    assert_eq!(server.await.unwrap(), ["CAPA"]);
 }
 
 #[tokio::test]
@@ -230,7 +231,6 @@ async fn auth_plain_and_login_choice() {
         greet(&mut p, CAPA).await;
         p.expect("AUTH PLAIN AGJvYgBodW50ZXIy").await;
         p.send("-ERR [AUTH] invalid\r\n").await;
-        p.expect("NOOP").await;
         p.drain().await
     })
     .await;
@@ -245,7 +245,11 @@ async fn auth_plain_and_login_choice() {
     // The session goes on after -ERR (NOOP is refused locally: still AUTHORIZATION).
     assert!(matches!(pop.noop().await, Err(Error::Usage(_))));
     drop(pop);
-    let _ = server.await;
+    // The refused NOOP never reached the server.
+    assert_eq!(
+        server.await.unwrap(),
+        ["CAPA", "AUTH PLAIN AGJvYgBodW50ZXIy"]
+    );
 }
 
 #[tokio::test]

@@ -138,7 +138,7 @@ async fn unknown_ca_and_wrong_name_fail_verification() {
 #[tokio::test]
 async fn dangerous_accept_any_certificate() {
     let (config, _) = tls_server();
-    let (addr, _server) = serve_one(move |p| async move {
+    let (addr, server) = serve_one(move |p| async move {
         let tls = TlsAcceptor::from(config)
             .accept(p.into_inner())
             .await
@@ -155,6 +155,9 @@ async fn dangerous_accept_any_certificate() {
         .await
         .unwrap();
     assert!(pop.is_tls());
+    drop(pop);
+    // The whole exchange ran over the TLS session the server accepted.
+    assert_eq!(server.await.unwrap(), ["CAPA"]);
 }
 
 #[tokio::test]
@@ -188,7 +191,7 @@ async fn stls_injection_fails() {
 
 #[tokio::test]
 async fn stls_refused() {
-    let (addr, _server) = serve_one(|mut p| async move {
+    let (addr, server) = serve_one(|mut p| async move {
         p.send("+OK ready\r\n").await;
         p.expect("CAPA").await;
         p.send(CAPA_TLS).await;
@@ -200,6 +203,9 @@ async fn stls_refused() {
     let result =
         Connection::connect("localhost", addr.port(), Security::StartTls, &options()).await;
     assert!(matches!(result, Err(Error::Server(_))), "{result:?}");
+    drop(result);
+    // Nothing followed the refused STLS in plaintext.
+    assert_eq!(server.await.unwrap(), ["CAPA", "STLS"]);
 }
 
 #[test]
