@@ -55,6 +55,26 @@ impl InteropMode {
     }
 }
 
+/// The line a test binary writes (once) when it skips its interop tests.
+pub const SKIP_NOTE: &str = "SKIPPED: the Dovecot interop tests of this test binary";
+
+/// Says, once per test binary, that the interop tests are skipped and why, on the process's
+/// real standard error: libtest captures `eprintln!` (it would show only with
+/// `--nocapture`) and reports a test that returns early as `ok`, so without this line a plain
+/// `cargo test` would show skips as passes.
+fn announce_skip(reason: &str) {
+    use std::io::Write as _;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let line = format!(
+            "\n{SKIP_NOTE} ({reason}); they report `ok` without running. \
+             Start scripts/dovecot/start.sh, or set {ENV_INTEROP}=required to fail instead.\n"
+        );
+        // Straight to the file descriptor: `std::io::stderr()` is not captured by libtest.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    });
+}
+
 /// The test accounts the peer scripts create.
 pub const DOVECOT_USERS: [(&str, &str); 2] = [("alice", "secret-a"), ("bob", "secret-b")];
 
@@ -79,7 +99,7 @@ impl DovecotPeer {
     pub fn from_env() -> Option<DovecotPeer> {
         let mode = InteropMode::from_env();
         if mode == InteropMode::Off {
-            eprintln!("{ENV_INTEROP}=off: skipping the Dovecot interop test");
+            announce_skip(&format!("{ENV_INTEROP}=off"));
             return None;
         }
         let peer = DovecotPeer {
@@ -102,7 +122,7 @@ impl DovecotPeer {
                 panic!("{ENV_INTEROP}=required but {problem} (run scripts/dovecot/start.sh)")
             }
             (Some(problem), _) => {
-                eprintln!("skipping the Dovecot interop test: {problem}");
+                announce_skip(&problem);
                 None
             }
         }

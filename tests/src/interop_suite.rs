@@ -15,11 +15,13 @@
 //!
 //! - `required` (what `.ci/run` sets): the tests run; an unreachable peer or a missing
 //!   certificate **fails** every test with a panic that says so.
-//! - `auto` or unset: the tests run if the peer answers; otherwise each test prints
-//!   `skipping the Dovecot interop test: …` on stderr and returns. libtest has no "skipped"
-//!   outcome, so such a test is reported as `ok`: only in this mode (and with `off`) does an
-//!   `ok` mean "skipped". Run with `--nocapture` to see the notes.
-//! - `off`: every test prints a note and returns without touching the network.
+//! - `auto` or unset: the tests run if the peer answers; otherwise each test returns at once.
+//!   libtest has no "skipped" outcome, so such a test is reported as `ok`; to keep that from
+//!   looking like a pass, the test binary writes one line starting with
+//!   [`SKIP_NOTE`](crate::SKIP_NOTE) (`SKIPPED: the Dovecot interop tests…`, with the reason)
+//!   straight to its standard error, which libtest does not capture: it shows in a plain
+//!   `cargo test`.
+//! - `off`: the same line, and no test touches the network.
 //!
 //! # Accounts
 //!

@@ -37,7 +37,7 @@ mod util;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-pub use interop::{DovecotPeer, InteropMode};
+pub use interop::{DovecotPeer, InteropMode, SKIP_NOTE};
 pub use mail::{generate_mail, multiline_body, to_crlf};
 pub use mailbox::{MailboxServer, MailboxServerBuilder};
 pub use script::{Expect, Script, Step};

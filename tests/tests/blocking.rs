@@ -199,3 +199,23 @@ impl Adapter for Blocking {
 
 pop3_tests::adapter_suite!(Blocking);
 pop3_tests::interop_suite!(Blocking);
+
+/// A skipped interop test must be visible in a plain `cargo test`, not only with
+/// `--nocapture`: this binary runs one of its own interop tests again with `POP3_INTEROP=off`
+/// and output capture on, and looks for the skip line on its standard error.
+#[test]
+fn skipped_interop_tests_say_so_without_nocapture() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "dovecot_user_pass", "--test-threads", "1"])
+        .env("POP3_INTEROP", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(pop3_tests::SKIP_NOTE) && stderr.contains("POP3_INTEROP=off"),
+        "stderr: {stderr}\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
