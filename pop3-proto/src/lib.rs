@@ -112,8 +112,6 @@ pub mod login;
 pub mod response;
 pub mod sasl;
 mod secret;
-#[doc(hidden)]
-pub mod wire;
 
 pub use capa::Capabilities;
 pub use client::{Client, Phase};
