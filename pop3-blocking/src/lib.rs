@@ -18,8 +18,10 @@
 //! let stat = pop.stat()?;
 //! println!("{} messages, {} octets", stat.count, stat.size);
 //! for entry in pop.uidl()? {
-//!     // Bodies stream into any `impl Write` with bounded memory.
-//!     let mut file = std::fs::File::create(format!("{}.eml", entry.uid))?;
+//!     // Bodies stream into any `impl Write` with bounded memory. Name files by something you
+//!     // chose: never by the server's UID, which may hold `/` or `..` (a UID such as
+//!     // `../../.bashrc` is valid POP3) and may repeat across sessions.
+//!     let mut file = std::fs::File::create(format!("message-{}.eml", entry.msg))?;
 //!     pop.retr(entry.msg, &mut file)?;
 //! }
 //!
