@@ -139,11 +139,12 @@ enum Step {
 ///
 /// # The run loop
 ///
-/// 1. Call `poll_transmit` and write what it appended.
-/// 2. Call `poll_event` until it returns `Ok(None)`, handling each event (an event borrows the
+/// 1. Call `poll_event` until it returns `Ok(None)`, handling each event (an event borrows the
 ///    client, so finish with it before the next call).
-/// 3. Read from the connection; give the bytes to `handle_input` (or call `handle_eof`), and
-///    go back to 1.
+/// 2. Call `poll_transmit` and write what it appended: the replies just handled may have
+///    released queued commands, and the server waits for them.
+/// 3. Read from the connection; give the bytes to `handle_input` (or call `handle_eof` when a
+///    read returns 0), and go back to 1.
 ///
 /// Drain `poll_event` before each `handle_input`: the client's buffer then holds at most one
 /// read plus a partial line, whatever the message size.

@@ -9,6 +9,12 @@
 //!
 //! # The run loop
 //!
+//! Drain [`Client::poll_event`] (queueing commands as replies come), then send what
+//! [`Client::poll_transmit`] gives, then read once and hand the bytes to the client (or
+//! [`Client::handle_eof`]); repeat. Below, a simulated server answers each write; a complete
+//! loop over a real `TcpStream` is the `tcp_run_loop` example
+//! (`pop3-proto/examples/tcp_run_loop.rs`, run by the test kit against its server).
+//!
 //! ```
 //! use pop3_proto::{Client, Command, Config, Event, Phase};
 //!
