@@ -506,21 +506,41 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..10)) {
+        fn a_line_is_kept_whole_or_changes_nothing(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..10)) {
             let mut c = Capabilities::default();
             for l in &lines {
                 let before = c.clone();
-                if c.add_line(l).is_err() {
-                    prop_assert_eq!(&c, &before);
+                match c.add_line(l) {
+                    Err(_) => prop_assert_eq!(&c, &before),
+                    Ok(()) => {
+                        // The raw line is appended, as sent (lossily decoded).
+                        prop_assert_eq!(c.lines.len(), before.lines.len() + 1);
+                        prop_assert_eq!(c.lines.last().map(String::as_str), Some(&*String::from_utf8_lossy(l)));
+                    }
                 }
             }
-            let _ = c.supports_sasl("PLAIN");
+            prop_assert_eq!(c.supports_sasl("PLAIN"), c.sasl.iter().any(|m| m == "PLAIN"));
         }
 
         #[test]
-        fn structured_never_panics(line in "[ A-Za-z0-9\\-]{0,40}") {
+        fn printable_tags_are_accepted_and_known_ones_recognised(spaces in " {0,2}", tag in "[A-Za-z][A-Za-z0-9\\-]{0,15}", arg in "( [A-Za-z0-9]{1,8}){0,2}") {
+            // RFC 2449 §6: a capability is a tag of printable characters, then parameters.
+            let line = format!("{spaces}{tag}{arg}");
             let mut c = Capabilities::default();
-            let _ = c.add_line(line.as_bytes());
+            prop_assert!(c.add_line(line.as_bytes()).is_ok(), "{line:?}");
+            let is = |name: &str| tag.eq_ignore_ascii_case(name);
+            prop_assert_eq!(c.top, is("TOP"));
+            prop_assert_eq!(c.user, is("USER"));
+            prop_assert_eq!(c.uidl, is("UIDL"));
+            prop_assert_eq!(c.pipelining, is("PIPELINING"));
+            prop_assert_eq!(c.stls, is("STLS"));
+            prop_assert_eq!(c.resp_codes, is("RESP-CODES"));
+            let known = ["TOP", "USER", "UIDL", "PIPELINING", "STLS", "RESP-CODES", "AUTH-RESP-CODE",
+                "SASL", "LANG", "UTF8", "IMPLEMENTATION", "LOGIN-DELAY", "EXPIRE"];
+            if !known.iter().any(|k| is(k)) {
+                // An unknown tag is kept, never dropped and never mistaken for a known one.
+                prop_assert_eq!(c.other.len(), 1);
+            }
         }
 
         #[test]

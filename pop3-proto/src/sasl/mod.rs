@@ -279,13 +279,31 @@ mod tests {
             challenges in proptest::collection::vec(challenge(), 0..5),
         ) {
             for mut m in all_mechanisms() {
+                let mut sent = Vec::new();
                 if send_ir {
-                    let _ = m.initial_response();
+                    if let Ok(Some(r)) = m.initial_response() {
+                        sent.push(r);
+                    }
                 }
                 for c in &challenges {
-                    let _ = m.step(c);
+                    if let Ok(r) = m.step(c) {
+                        sent.push(r);
+                    }
                 }
-                let _ = m.finish();
+                let finished = m.finish();
+                if m.name().starts_with("SCRAM-") {
+                    // Success needs the server's proof of the password (RFC 5802 §9): never
+                    // from challenges that do not carry the one right signature.
+                    prop_assert!(finished.is_err(), "{} finished on {challenges:?}", m.name());
+                }
+                for r in &sent {
+                    // No response holds the password except where the mechanism carries it
+                    // by design (PLAIN, LOGIN).
+                    if !matches!(m.name(), "PLAIN" | "LOGIN") {
+                        let leaked = r.expose().windows(7).any(|w| w == b"hunter2");
+                        prop_assert!(!leaked, "{} sent the password", m.name());
+                    }
+                }
             }
         }
     }
