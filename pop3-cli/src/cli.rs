@@ -160,7 +160,8 @@ pub(crate) struct FetchArgs {
     #[arg(short, long)]
     pub(crate) quiet: bool,
     /// Messages per durable batch, at most 512 (the files of a batch are synced together,
-    /// then one directory sync and one state write; two batches' files are open at once, so it is lowered to fit the open-file limit).
+    /// then one directory sync and one state write; two batches' files are open at once, so
+    /// it is lowered to fit the open-file limit).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub(crate) batch: u32,
     /// Maximum bytes per durable batch (a larger message is a batch of its own).

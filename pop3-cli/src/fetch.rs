@@ -295,7 +295,10 @@ pub(crate) fn fetch(
             Err(e) => {
                 let e = CliError::from(e);
                 Err(if summary.deleted > 0 {
-                    e.context("QUIT (the deletions were not committed; the next run deletes them)")
+                    e.context(
+                        "QUIT (the deletions were not committed; the next run compares those \
+                         messages with the Maildir and deletes them)",
+                    )
                 } else {
                     e.context("QUIT")
                 })
