@@ -389,6 +389,14 @@ mod tests {
         let state = State::open_migrating(&path, Some(&legacy)).expect("open");
         assert!(state.is_stored("u1") && !state.is_stored("old"));
         assert!(legacy.exists());
+        drop(state);
+        // An older pop3 holding the old file's lock: no rename under its feet.
+        let other = default_path(dir.path(), "alice", "host", 995);
+        let held = lock_file(&legacy).expect("lock");
+        let error = State::open_migrating(&other, Some(&legacy)).expect_err("locked");
+        assert!(error.to_string().contains("locked"), "{error}");
+        drop(held);
+        assert!(legacy.exists() && !other.exists());
     }
 
     #[test]
