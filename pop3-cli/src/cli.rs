@@ -153,14 +153,15 @@ pub(crate) struct FetchArgs {
     /// Delete the stored messages on the server (committed by the final QUIT).
     #[arg(long)]
     pub(crate) delete: bool,
-    /// The state file of stored UIDs (default: DIR/.pop3-state.USER@HOST.HASH).
+    /// The state file of stored UIDs (default: DIR/.pop3-state.USER@HOST-PORT.HASH).
     #[arg(long, value_name = "FILE")]
     pub(crate) state: Option<PathBuf>,
     /// No summary line.
     #[arg(short, long)]
     pub(crate) quiet: bool,
     /// Messages per durable batch, at most 512 (the files of a batch are synced together,
-    /// then one directory sync and one state write; two batches' files are open at once).
+    /// then one directory sync and one state write; two batches' files are open at once, so
+    /// it is lowered to fit the open-file limit).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub(crate) batch: u32,
     /// Maximum bytes per durable batch (a larger message is a batch of its own).

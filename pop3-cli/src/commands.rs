@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::Settings;
 use crate::error::CliError;
+use crate::escape;
 use crate::session;
 
 /// Writes `text` to stdout; a closed stdout is a local failure.
@@ -21,7 +22,7 @@ fn print(text: &str) -> Result<(), CliError> {
 }
 
 fn print_json(value: &Value) -> Result<(), CliError> {
-    print(&format!("{value}\n"))
+    print(&format!("{}\n", escape::json_text(value)))
 }
 
 /// Runs `work` on a session (logged in if `login`), then QUITs. After a failure the session
@@ -98,7 +99,7 @@ pub(crate) fn capa(settings: &Settings, after_login: bool) -> Result<(), CliErro
     } else {
         let mut text = String::new();
         for line in capa_lines(&capabilities) {
-            text.push_str(&line);
+            text.push_str(&escape::escape(&line));
             text.push('\n');
         }
         print(&text)
@@ -155,7 +156,7 @@ pub(crate) fn uidl(settings: &Settings, msg: Option<u32>) -> Result<(), CliError
     } else {
         let mut text = String::new();
         for l in listings {
-            text.push_str(&format!("{} {}\n", l.msg, l.uid));
+            text.push_str(&format!("{} {}\n", l.msg, escape::escape(&l.uid)));
         }
         print(&text)
     }

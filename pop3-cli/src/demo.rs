@@ -63,7 +63,9 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         .start()
         .map_err(|e| CliError::failure(format!("cannot start the embedded server: {e}")))?;
     let job = FetchJob {
-        state: state::default_path(&maildir, USER, HOST),
+        // Port 0: the embedded server listens on a new port every run, its mail stays the same.
+        state: state::default_path(&maildir, USER, HOST, 0),
+        legacy_state: None,
         maildir: maildir.clone(),
         delete: false,
         batch: 64,

@@ -8,8 +8,19 @@
 //! recorded only once it is durable in `new/`, and deleted only once recorded) and stores
 //! nothing twice (a message renamed into `new/` but not yet recorded is found again by its
 //! reserved name; see [`crate::state`]).
+//!
+//! Deleted UIDs leave the state once the QUIT that commits their DELEs is answered `+OK`: a
+//! server may give such a UID to a new message, which is then fetched as new. Until then the
+//! UID is marked "deleting" in the state (written before the DELE is sent); a message listed
+//! under a marked UID by a later run is downloaded again and stored unless the Maildir holds
+//! a message with exactly its content. So no message is ever skipped or deleted on the
+//! strength of a UID that may have been reused.
+//!
+//! The listings are checked before anything is fetched: a message number repeated in LIST or
+//! UIDL, a UID repeated in UIDL, or a message in one listing but not the other is a protocol
+//! violation (exit 3), and nothing is fetched or deleted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -17,11 +28,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pop3_blocking::{Connection, RetrEvent};
+use pop3_blocking::{Connection, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
 
 use crate::error::CliError;
-use crate::maildir::{LfWriter, Maildir};
+use crate::maildir::{ContentIndex, LfWriter, Maildir};
 use crate::state::State;
 
 /// What `fetch` was asked to do.
@@ -31,6 +42,8 @@ pub(crate) struct FetchJob {
     pub(crate) delete: bool,
     /// The state file (always opened: a server without UIDL only becomes known later).
     pub(crate) state: PathBuf,
+    /// The default state file of an earlier version, renamed to `state` if that is missing.
+    pub(crate) legacy_state: Option<PathBuf>,
     pub(crate) batch: usize,
     pub(crate) batch_bytes: u64,
     pub(crate) progress: bool,
@@ -47,8 +60,9 @@ pub(crate) struct FetchSummary {
     pub(crate) bytes: u64,
     /// Messages skipped because their UID was already recorded.
     pub(crate) skipped: usize,
-    /// Messages skipped because an earlier message of the same listing has the same UID.
-    pub(crate) duplicates: usize,
+    /// Messages listed under a UID whose deletion was not known to be committed, downloaded
+    /// again and found identical to a stored message (so not stored twice).
+    pub(crate) verified: usize,
     /// Messages marked deleted (committed by the final QUIT).
     pub(crate) deleted: usize,
     /// Messages of an interrupted run found delivered and recorded now.
@@ -61,6 +75,10 @@ pub(crate) struct FetchSummary {
     pub(crate) elapsed: Duration,
     /// Whether the server has UIDL.
     pub(crate) uidl: bool,
+    /// The UIDs of the messages marked deleted (`+OK` to DELE) in this session.
+    deleted_uids: Vec<String>,
+    /// The UIDs whose DELE the server refused (the messages stay).
+    refused_uids: Vec<String>,
 }
 
 impl FetchSummary {
@@ -71,7 +89,7 @@ impl FetchSummary {
             "stored": self.stored,
             "bytes": self.bytes,
             "skipped": self.skipped,
-            "duplicates": self.duplicates,
+            "verified": self.verified,
             "deleted": self.deleted,
             "recovered": self.recovered,
             "batches": self.batches,
@@ -96,8 +114,11 @@ impl FetchSummary {
         if self.skipped > 0 {
             text.push_str(&format!(", {} already stored", self.skipped));
         }
-        if self.duplicates > 0 {
-            text.push_str(&format!(", {} duplicate UIDs skipped", self.duplicates));
+        if self.verified > 0 {
+            text.push_str(&format!(
+                ", {} found already stored by content",
+                self.verified
+            ));
         }
         if self.recovered > 0 {
             text.push_str(&format!(
@@ -118,6 +139,9 @@ struct Item {
     msg: u32,
     uid: Option<String>,
     size: u64,
+    /// Listed under a UID marked deleting: store it only if the Maildir has no identical
+    /// message.
+    verify: bool,
 }
 
 /// A message of the current batch that arrived completely.
@@ -128,6 +152,7 @@ struct Complete {
     name: String,
     file: File,
     octets: u64,
+    verify: bool,
 }
 
 /// Opens the Maildir and the state (locked), resolving what an interrupted run left.
@@ -135,6 +160,9 @@ pub(crate) struct Prepared {
     maildir: Maildir,
     state: State,
     recovered: usize,
+    /// The Maildir's messages by size, when the state marks UIDs deleting (taken before this
+    /// run stores anything).
+    index: Option<ContentIndex>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -150,12 +178,22 @@ impl std::fmt::Debug for Prepared {
 pub(crate) fn prepare(job: &FetchJob) -> Result<Prepared, CliError> {
     let maildir =
         Maildir::open(&job.maildir).map_err(|e| CliError::local(job.maildir.display(), &e))?;
-    let mut state = State::open(&job.state)?;
+    let mut state = State::open_migrating(&job.state, job.legacy_state.as_deref())?;
     let recovered = recover(&maildir, &mut state)?;
+    let index = if state.any_deleting() {
+        Some(
+            maildir
+                .content_index()
+                .map_err(|e| CliError::local(maildir.root().display(), &e))?,
+        )
+    } else {
+        None
+    };
     Ok(Prepared {
         maildir,
         state,
         recovered,
+        index,
     })
 }
 
@@ -225,7 +263,8 @@ fn progress_bar(enabled: bool, messages: usize, bytes: u64) -> ProgressBar {
 }
 
 /// The network half of `fetch`, on a logged-in connection. QUITs at the end (or when an error
-/// leaves the connection usable, to commit the deletions of what was stored).
+/// leaves the connection usable, to commit the deletions of what was stored); once QUIT is
+/// answered `+OK`, the deleted UIDs leave the state.
 pub(crate) fn fetch(
     mut connection: Connection,
     prepared: Prepared,
@@ -236,25 +275,39 @@ pub(crate) fn fetch(
         mut maildir,
         mut state,
         recovered,
+        mut index,
     } = prepared;
     let mut summary = FetchSummary {
         recovered,
         ..FetchSummary::default()
     };
-    let result = run(&mut connection, &mut maildir, &mut state, job, &mut summary);
+    let result = run(
+        &mut connection,
+        &mut maildir,
+        &mut state,
+        &mut index,
+        job,
+        &mut summary,
+    );
     let result = match result {
-        Ok(()) => connection.quit().map(|_| ()).map_err(|e| {
-            let e = CliError::from(e);
-            if summary.deleted > 0 {
-                e.context("QUIT (the deletions were not committed; the next run deletes them)")
-            } else {
-                e.context("QUIT")
+        Ok(()) => match connection.quit() {
+            Ok(_) => settle(&mut state, &mut summary),
+            Err(e) => {
+                let e = CliError::from(e);
+                Err(if summary.deleted > 0 {
+                    e.context(
+                        "QUIT (the deletions were not committed; the next run compares those \
+                         messages with the Maildir and deletes them)",
+                    )
+                } else {
+                    e.context("QUIT")
+                })
             }
-        }),
+        },
         Err(error) => {
             // Commit the deletions of what was stored, if the session can still say QUIT.
-            if !connection.is_poisoned() {
-                let _ = connection.quit();
+            if !connection.is_poisoned() && connection.quit().is_ok() {
+                let _ = settle(&mut state, &mut summary);
             }
             Err(if summary.stored > 0 {
                 error.context(format!(
@@ -270,29 +323,144 @@ pub(crate) fn fetch(
     result.map(|()| summary)
 }
 
+/// After QUIT was answered `+OK`: the deleted UIDs leave the state (a message listed under one
+/// of them later is new), and the refused ones lose their deletion mark (those messages stay).
+fn settle(state: &mut State, summary: &mut FetchSummary) -> Result<(), CliError> {
+    if summary.deleted_uids.is_empty() && summary.refused_uids.is_empty() {
+        return Ok(());
+    }
+    state.forget(&summary.deleted_uids);
+    for uid in &summary.refused_uids {
+        state.clear_deleting(uid);
+    }
+    state.save().map_err(|e| {
+        CliError::local(state.path().display(), &e).context(
+            "the deletions were committed, but the state could not be updated (the next run \
+             compares any message listed under their UIDs with the Maildir)",
+        )
+    })
+}
+
+/// At most this many offending messages or UIDs are named in one error.
+const NAMED: usize = 10;
+
+/// `items` joined with ", ", at most [`NAMED`] of them.
+fn name_some<T: std::fmt::Display>(items: &[T]) -> String {
+    let mut text: Vec<String> = items.iter().take(NAMED).map(ToString::to_string).collect();
+    if items.len() > NAMED {
+        text.push(format!("and {} more", items.len() - NAMED));
+    }
+    text.join(", ")
+}
+
+/// Checks LIST and UIDL against each other before anything is fetched or deleted: no
+/// message number twice in either, no UID twice, the same messages in both. The library
+/// refuses repeats itself; this is the CLI's own guard, and the cross-check needs both.
+fn check_listings(list: &[ScanListing], uidl: Option<&[UniqueIdListing]>) -> Result<(), CliError> {
+    let mut problems = Vec::new();
+    let mut listed: BTreeMap<u32, usize> = BTreeMap::new();
+    for l in list {
+        *listed.entry(l.msg).or_default() += 1;
+    }
+    let repeated: Vec<u32> = listed
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(m, _)| *m)
+        .collect();
+    if !repeated.is_empty() {
+        problems.push(format!("LIST repeats message {}", name_some(&repeated)));
+    }
+    if let Some(uidl) = uidl {
+        let mut numbers: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut uids: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for u in uidl {
+            *numbers.entry(u.msg).or_default() += 1;
+            uids.entry(u.uid.as_str()).or_default().push(u.msg);
+        }
+        let repeated: Vec<u32> = numbers
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(m, _)| *m)
+            .collect();
+        if !repeated.is_empty() {
+            problems.push(format!("UIDL repeats message {}", name_some(&repeated)));
+        }
+        let repeated: Vec<String> = uids
+            .iter()
+            .filter(|(_, msgs)| msgs.len() > 1)
+            .map(|(uid, msgs)| format!("{uid:?} (messages {})", name_some(msgs)))
+            .collect();
+        if !repeated.is_empty() {
+            problems.push(format!("UIDL repeats UID {}", name_some(&repeated)));
+        }
+        let no_uid: Vec<u32> = listed
+            .keys()
+            .filter(|m| !numbers.contains_key(m))
+            .copied()
+            .collect();
+        if !no_uid.is_empty() {
+            problems.push(format!(
+                "UIDL leaves out message {} of LIST",
+                name_some(&no_uid)
+            ));
+        }
+        let unlisted: Vec<u32> = numbers
+            .keys()
+            .filter(|m| !listed.contains_key(m))
+            .copied()
+            .collect();
+        if !unlisted.is_empty() {
+            problems.push(format!(
+                "UIDL lists message {} that LIST does not",
+                name_some(&unlisted)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failure(format!(
+            "protocol violation: {}; nothing was fetched or deleted",
+            problems.join("; ")
+        )))
+    }
+}
+
 fn run(
     connection: &mut Connection,
     maildir: &mut Maildir,
     state: &mut State,
+    index: &mut Option<ContentIndex>,
     job: &FetchJob,
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
-    let sizes: HashMap<u32, u64> = connection
-        .list()?
-        .into_iter()
-        .map(|l| (l.msg, l.size))
-        .collect();
+    let list = connection.list()?;
     let uidl = match connection.uidl() {
         Ok(listing) => Some(listing),
         Err(pop3_blocking::Error::Server(e)) => {
+            // Only a server that never had UIDL may do without it: otherwise a -ERR is a
+            // failure, and fetching without UIDs would store everything a second time.
+            let announced = connection.capabilities().is_some_and(|c| c.uidl);
+            if announced || state.has_uids() {
+                let why = if announced {
+                    "the server announces UIDL"
+                } else {
+                    "the state file holds UIDs of this account"
+                };
+                return Err(CliError::Server(format!(
+                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
+                )));
+            }
             tracing::info!(target: "pop3", "no UIDL: {e}");
             None
         }
         Err(e) => return Err(e.into()),
     };
+    check_listings(&list, uidl.as_deref())?;
+    let sizes: HashMap<u32, u64> = list.iter().map(|l| (l.msg, l.size)).collect();
     summary.uidl = uidl.is_some();
     let mut items = Vec::new();
-    let mut already = Vec::new();
+    let mut already: Vec<(u32, Option<String>)> = Vec::new();
     let mut forgotten = 0;
     match &uidl {
         Some(listing) => {
@@ -300,14 +468,20 @@ fn run(
             let mut seen: HashSet<&str> = HashSet::new();
             for entry in listing {
                 if !seen.insert(entry.uid.as_str()) {
-                    summary.duplicates += 1;
-                } else if state.is_stored(&entry.uid) {
-                    already.push(entry.msg);
+                    // (check_listings refused repeats; never skip or delete on one.)
+                    return Err(CliError::failure(format!(
+                        "protocol violation: UIDL repeats UID {:?}; nothing was fetched or deleted",
+                        entry.uid
+                    )));
+                }
+                if state.is_stored(&entry.uid) && !state.is_deleting(&entry.uid) {
+                    already.push((entry.msg, Some(entry.uid.clone())));
                 } else {
                     items.push(Item {
                         msg: entry.msg,
                         uid: Some(entry.uid.clone()),
                         size: sizes.get(&entry.msg).copied().unwrap_or(0),
+                        verify: state.is_deleting(&entry.uid),
                     });
                 }
             }
@@ -324,6 +498,7 @@ fn run(
                     msg,
                     uid: None,
                     size,
+                    verify: false,
                 })
                 .collect();
         }
@@ -335,12 +510,17 @@ fn run(
         }
     }
     summary.skipped = already.len();
-
-    if job.delete && !already.is_empty() {
-        dele(connection, &already, summary)?;
+    let delete_already = job.delete && !already.is_empty();
+    if delete_already {
+        for (_, uid) in &already {
+            if let Some(uid) = uid {
+                state.mark_deleting(uid);
+            }
+        }
     }
 
-    let total_bytes: u64 = items.iter().map(|i| i.size).sum();
+    // (Sizes come from the server: saturate rather than overflow.)
+    let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
     let total_messages = items.len();
     let bar = progress_bar(job.progress, total_messages, total_bytes);
     let batches = plan(items, job.batch, job.batch_bytes);
@@ -364,13 +544,18 @@ fn run(
     };
     let use_state = uidl.is_some();
     // (Nothing to fetch and nothing forgotten: the state on disk is already right.)
-    if use_state && (!batches.is_empty() || forgotten > 0) {
+    if use_state && (!batches.is_empty() || forgotten > 0 || delete_already) {
         state.set_pending(pending_from(0));
         state
             .save()
             .map_err(|e| CliError::local(state.path().display(), &e))?;
     }
+    // The deletion marks are durable: now the DELEs.
+    if delete_already {
+        dele(connection, &already, summary)?;
+    }
     let maildir: &Maildir = maildir;
+    let delete = job.delete;
 
     // The durability work of batch k (fsync, rename, directory sync, state write) runs on a
     // committer thread while batch k+1 downloads; batch k is deleted (if asked) once its
@@ -380,7 +565,15 @@ fn run(
         let (acks, acked) = mpsc::channel::<Result<Committed, CliError>>();
         scope.spawn(move || {
             for (complete, next_pending) in jobs {
-                let result = commit(maildir, state, use_state, complete, next_pending);
+                let result = commit(
+                    maildir,
+                    state,
+                    index,
+                    use_state,
+                    delete,
+                    complete,
+                    next_pending,
+                );
                 let failed = result.is_err();
                 if acks.send(result).is_err() || failed {
                     break;
@@ -393,8 +586,9 @@ fn run(
                 let committed = acked
                     .recv()
                     .map_err(|_| CliError::failure("the committer thread stopped"))??;
-                summary.stored += committed.msgs.len();
-                summary.bytes += committed.octets;
+                summary.stored += committed.stored;
+                summary.verified += committed.msgs.len() - committed.stored;
+                summary.bytes = summary.bytes.saturating_add(committed.octets);
                 summary.batches += 1;
                 bar.set_message(format!("{}/{total_messages} messages", summary.stored));
                 if job.delete && !committed.msgs.is_empty() {
@@ -447,17 +641,25 @@ fn remove_tmp_files(maildir: &Maildir, complete: &[Complete]) {
     }
 }
 
-/// Marks `msgs` deleted (pipelined); refusals are noted, not fatal.
+/// Marks `msgs` deleted (pipelined); refusals are noted, not fatal. Their UIDs must be
+/// marked deleting in the state on disk already.
 fn dele(
     connection: &mut Connection,
-    msgs: &[u32],
+    msgs: &[(u32, Option<String>)],
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
-    let results = connection.dele_many(msgs)?;
-    for (msg, result) in msgs.iter().zip(results) {
+    let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
+    let results = connection.dele_many(&numbers)?;
+    for ((msg, uid), result) in msgs.iter().zip(results) {
         match result {
-            Ok(()) => summary.deleted += 1,
-            Err(e) => summary.refused.push(format!("message {msg}: {e}")),
+            Ok(()) => {
+                summary.deleted += 1;
+                summary.deleted_uids.extend(uid.clone());
+            }
+            Err(e) => {
+                summary.refused.push(format!("message {msg}: {e}"));
+                summary.refused_uids.extend(uid.clone());
+            }
         }
     }
     Ok(())
@@ -519,18 +721,30 @@ fn download(
                 RetrEvent::End { octets } => {
                     open(&mut current)?;
                     if let Some((_, writer)) = current.take() {
-                        let (buffered, _) = writer
+                        // The final flush can fail (a full disk, a file size limit): the
+                        // partial file goes.
+                        let flushed = writer
                             .finish()
-                            .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
-                        let file = buffered
-                            .into_inner()
-                            .map_err(|e| CliError::local(format!("tmp/{name}"), e.error()))?;
+                            .map_err(|e| CliError::local(format!("tmp/{name}"), &e))
+                            .and_then(|(buffered, _)| {
+                                buffered
+                                    .into_inner()
+                                    .map_err(|e| CliError::local(format!("tmp/{name}"), e.error()))
+                            });
+                        let file = match flushed {
+                            Ok(file) => file,
+                            Err(error) => {
+                                let _ = maildir.remove_tmp(name);
+                                return Err(error);
+                            }
+                        };
                         complete.push(Complete {
                             msg,
                             uid: item.uid.clone(),
                             name: name.clone(),
                             file,
                             octets,
+                            verify: item.verify,
                         });
                     }
                 }
@@ -566,7 +780,10 @@ fn download(
 /// What the committer made durable.
 #[derive(Debug)]
 struct Committed {
-    msgs: Vec<u32>,
+    /// The batch's messages, to be deleted if asked: those stored and those verified.
+    msgs: Vec<(u32, Option<String>)>,
+    /// How many of them were stored (the others were found identical in the Maildir).
+    stored: usize,
     octets: u64,
 }
 
@@ -575,13 +792,17 @@ struct Committed {
 const SYNC_THREADS: usize = 16;
 
 /// Makes a batch durable: fsync each file (concurrently), rename each into `new/`, fsync
-/// `new/` once, then one state write (the batch's UIDs stored, the names of the next two
-/// batches reserved). On failure the batch's unrenamed files are removed from `tmp/` (none of
-/// them is recorded, so the next run fetches them again).
+/// `new/` once, then one state write (the batch's UIDs stored, and marked deleting if they
+/// are to be deleted; the names of the next two batches reserved). A message listed under a
+/// UID marked deleting is not renamed when the Maildir already holds one with exactly its
+/// content. On failure the batch's unrenamed files are removed from `tmp/` (none of them is
+/// recorded, so the next run fetches them again).
 fn commit(
     maildir: &Maildir,
     state: &mut State,
+    index: &mut Option<ContentIndex>,
     use_state: bool,
+    delete: bool,
     complete: Vec<Complete>,
     next_pending: Vec<(String, String)>,
 ) -> Result<Committed, CliError> {
@@ -591,19 +812,38 @@ fn commit(
         return Err(CliError::local(format!("{root}/tmp/{name}"), &e));
     }
     let mut msgs = Vec::with_capacity(complete.len());
+    let mut stored = 0;
     let mut octets = 0;
-    for (index, c) in complete.iter().enumerate() {
-        if let Err(e) = maildir.deliver(&c.name) {
-            remove_tmp_files(maildir, &complete[index..]);
-            // What is in new/ already is reserved in the state: the next run records it.
-            return Err(CliError::local(format!("{root}/new/{}", c.name), &e));
+    for (position, c) in complete.iter().enumerate() {
+        let identical = match index.as_mut().filter(|_| c.verify) {
+            Some(index) => index
+                .take_identical(&maildir.tmp_path(&c.name))
+                .map_err(|e| CliError::local(format!("{root}/tmp/{}", c.name), &e))
+                .inspect_err(|_| remove_tmp_files(maildir, &complete[position..]))?,
+            None => None,
+        };
+        if let Some(existing) = identical {
+            let _ = maildir.remove_tmp(&c.name);
+            tracing::debug!(target: "pop3", "message {} is already stored as {}", c.msg, existing.display());
+        } else {
+            if let Err(e) = maildir.deliver(&c.name) {
+                remove_tmp_files(maildir, &complete[position..]);
+                // What is in new/ already is reserved in the state: the next run records it.
+                return Err(CliError::local(format!("{root}/new/{}", c.name), &e));
+            }
+            tracing::debug!(target: "pop3", "stored message {} ({} octets) as new/{}", c.msg, c.octets, c.name);
+            stored += 1;
+            octets += c.octets;
         }
         if let Some(uid) = &c.uid {
             state.add_stored(uid);
+            if delete {
+                state.mark_deleting(uid);
+            } else {
+                state.clear_deleting(uid);
+            }
         }
-        tracing::debug!(target: "pop3", "stored message {} ({} octets) as new/{}", c.msg, c.octets, c.name);
-        msgs.push(c.msg);
-        octets += c.octets;
+        msgs.push((c.msg, c.uid.clone()));
     }
     drop(complete);
     maildir
@@ -615,7 +855,11 @@ fn commit(
             .save()
             .map_err(|e| CliError::local(state.path().display(), &e))?;
     }
-    Ok(Committed { msgs, octets })
+    Ok(Committed {
+        msgs,
+        stored,
+        octets,
+    })
 }
 
 /// fdatasync every file, on up to [`SYNC_THREADS`] threads.
@@ -654,6 +898,7 @@ mod tests {
             msg,
             uid: None,
             size,
+            verify: false,
         }
     }
 

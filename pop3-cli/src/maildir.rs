@@ -4,9 +4,9 @@
 //! File names follow the Maildir convention (`TIME.M<usec>P<pid>Q<n>.HOST`); nothing the
 //! server sends ever becomes part of a path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -120,6 +120,26 @@ impl Maildir {
             .open(self.tmp.join(name))
     }
 
+    /// The path of `tmp/NAME`.
+    pub(crate) fn tmp_path(&self, name: &str) -> PathBuf {
+        self.tmp.join(name)
+    }
+
+    /// The messages now in `new/` and `cur/`, by size, for [`ContentIndex::take_identical`].
+    pub(crate) fn content_index(&self) -> io::Result<ContentIndex> {
+        let mut by_len: HashMap<u64, Vec<PathBuf>> = HashMap::new();
+        for dir in [&self.new, &self.cur] {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                let metadata = entry.metadata()?;
+                if metadata.is_file() {
+                    by_len.entry(metadata.len()).or_default().push(entry.path());
+                }
+            }
+        }
+        Ok(ContentIndex { by_len })
+    }
+
     /// Removes `tmp/NAME` if it exists.
     pub(crate) fn remove_tmp(&self, name: &str) -> io::Result<()> {
         match fs::remove_file(self.tmp.join(name)) {
@@ -177,6 +197,60 @@ impl Maildir {
         }
         Ok(found)
     }
+}
+
+/// The messages of a Maildir by size, to find a stored copy of a message by its content.
+#[derive(Debug, Default)]
+pub(crate) struct ContentIndex {
+    by_len: HashMap<u64, Vec<PathBuf>>,
+}
+
+impl ContentIndex {
+    /// Finds a message with exactly the content of `file` and takes it out of the index (each
+    /// stored message vouches for one download only); `None` if there is none.
+    pub(crate) fn take_identical(&mut self, file: &Path) -> io::Result<Option<PathBuf>> {
+        let len = fs::metadata(file)?.len();
+        let Some(candidates) = self.by_len.get_mut(&len) else {
+            return Ok(None);
+        };
+        for index in 0..candidates.len() {
+            // A file moved or removed since (a mail reader at work) is simply no match.
+            if same_content(file, &candidates[index]).unwrap_or(false) {
+                return Ok(Some(candidates.swap_remove(index)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Whether two files hold the same bytes.
+fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
+    let (mut a, mut b) = (File::open(a)?, File::open(b)?);
+    let (mut buf_a, mut buf_b) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = read_full(&mut a, &mut buf_a)?;
+        let m = read_full(&mut b, &mut buf_b)?;
+        if buf_a[..n] != buf_b[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the end of the file.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Writes a message with its CRLF line ends turned into LF (the Maildir convention; a lone
@@ -270,6 +344,31 @@ mod tests {
         assert!(dir.path().join("Mail/tmp").is_dir());
         assert!(dir.path().join("Mail/new").is_dir());
         assert!(dir.path().join("Mail/cur").is_dir());
+    }
+
+    #[test]
+    fn identical_content_is_found_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::open(dir.path()).expect("maildir");
+        fs::write(dir.path().join("new/one"), b"same text\n").expect("write");
+        fs::write(dir.path().join("cur/two:2,S"), b"same text\n").expect("write");
+        fs::write(dir.path().join("cur/three"), b"same size!\n").expect("write");
+        let mut index = md.content_index().expect("index");
+        fs::write(dir.path().join("tmp/x"), b"same text\n").expect("write");
+        fs::write(dir.path().join("tmp/y"), b"other size\n!").expect("write");
+        fs::write(dir.path().join("tmp/z"), b"same size?\n").expect("write");
+        let x = md.tmp_path("x");
+        assert!(index.take_identical(&x).expect("compare").is_some());
+        assert!(index.take_identical(&x).expect("compare").is_some());
+        assert_eq!(index.take_identical(&x).expect("compare"), None);
+        assert_eq!(
+            index.take_identical(&md.tmp_path("y")).expect("compare"),
+            None
+        );
+        assert_eq!(
+            index.take_identical(&md.tmp_path("z")).expect("compare"),
+            None
+        );
     }
 
     #[test]

@@ -13,12 +13,13 @@ mod commands;
 mod config;
 mod demo;
 mod error;
+mod escape;
 mod fetch;
+mod limits;
 mod maildir;
 mod session;
 mod state;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -37,14 +38,15 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("pop3: {error}");
+            eprintln!("pop3: {}", escape::escape(&error.to_string()));
             ExitCode::from(error.exit_code())
         }
     }
 }
 
 /// `-v`: the protocol trace of `pop3-blocking` (secrets redacted by the library); `-vv`: also
-/// the tool's own steps.
+/// the tool's own steps. Server text in it is escaped (no colours: their escape sequences
+/// would be escaped too).
 fn init_tracing(verbose: u8) {
     if verbose == 0 {
         return;
@@ -60,10 +62,10 @@ fn init_tracing(verbose: u8) {
             },
         );
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| escape::EscapingWriter(std::io::stderr()))
         .with_target(false)
         .without_time()
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(false);
     let _ = tracing_subscriber::registry()
         .with(layer)
         .with(targets)
@@ -94,16 +96,25 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         .ok_or_else(|| CliError::usage("fetch needs --maildir DIR (or an account's maildir)"))?;
     let host = settings.host()?;
     let user = settings.user()?;
-    let state = args
-        .state
-        .clone()
-        .or_else(|| settings.state.clone())
-        .unwrap_or_else(|| state::default_path(&maildir, user, host));
+    let explicit_state = args.state.clone().or_else(|| settings.state.clone());
+    let legacy_state = match explicit_state {
+        Some(_) => None,
+        None => Some(state::legacy_path(&maildir, user, host)),
+    };
+    let state = explicit_state
+        .unwrap_or_else(|| state::default_path(&maildir, user, host, settings.port()));
+    let soft_limit = limits::raise_nofile();
+    let wanted = usize::try_from(args.batch).unwrap_or(64);
+    let batch = limits::cap_batch(wanted, soft_limit);
+    if batch < wanted {
+        tracing::info!(target: "pop3", "--batch {wanted} capped to {batch} by the open-file limit ({soft_limit:?})");
+    }
     let job = FetchJob {
         maildir,
         delete: args.delete,
         state,
-        batch: usize::try_from(args.batch).unwrap_or(64),
+        legacy_state,
+        batch,
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
     };
@@ -112,7 +123,10 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     let (connection, method) = session::open(settings)?;
     let summary = fetch::fetch(connection, prepared, &job)?;
     if settings.json {
-        println!("{}", summary.to_json(&job.maildir, &job.state, method));
+        println!(
+            "{}",
+            escape::json_text(&summary.to_json(&job.maildir, &job.state, method))
+        );
     } else if !args.quiet {
         println!("{}", summary.line(&job.maildir));
     }
@@ -120,7 +134,7 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         Ok(EXIT_OK)
     } else {
         for refusal in &summary.refused {
-            eprintln!("pop3: {refusal}");
+            eprintln!("pop3: {}", escape::escape(refusal));
         }
         Ok(EXIT_SERVER)
     }
