@@ -88,7 +88,13 @@ pub(crate) fn serverinfo(settings: &Settings) -> Result<u8, CliError> {
             Err(None)
         }
         Err(error) if seen.greeting.is_some() => Err(Some(CliError::from(error))),
-        Err(error) => return Err(CliError::from(error).context(format!("{host}:{port}"))),
+        Err(error) => {
+            return Err(crate::session::at_address(
+                host,
+                port,
+                CliError::from(error),
+            ));
+        }
     };
     for der in recorder.certificates() {
         match CertificateInfo::parse(&der) {

@@ -520,3 +520,29 @@ fn serverinfo_against_dovecot() {
     ]);
     r.expect_code(0);
 }
+
+#[test]
+fn a_refused_connection_names_its_address_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    for command in ["capa", "serverinfo"] {
+        let r = run(&[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--tls",
+            "none",
+            command,
+        ]);
+        r.expect_code(3);
+        assert_eq!(
+            r.stderr,
+            format!(
+                "pop3: network error: connecting to 127.0.0.1:{port}: Connection refused (os error 111)\n"
+            )
+        );
+    }
+}

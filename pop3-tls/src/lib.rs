@@ -377,6 +377,18 @@ impl TlsOptions {
     }
 }
 
+/// A failure to reach `host:port` (name resolution or TCP connect), with the address in its
+/// message: `connecting to HOST:PORT: <error>`. The kind is kept, so a timeout is still a
+/// timeout. Both adapters' `connect` use it.
+pub fn connect_error(host: &str, port: u16, error: std::io::Error) -> std::io::Error {
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    std::io::Error::new(error.kind(), format!("connecting to {address}: {error}"))
+}
+
 fn invalid_data(message: String) -> Error {
     Error::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
