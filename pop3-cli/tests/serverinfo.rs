@@ -546,3 +546,42 @@ fn a_refused_connection_names_its_address_once() {
         );
     }
 }
+
+#[test]
+fn serverinfo_without_tls() {
+    let script = Script::parse(
+        r"
+        S: +OK plain
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\nSASL CRAM-MD5\r\n.\r\n
+        C: QUIT
+        S: +OK bye
+        ",
+    )
+    .unwrap();
+    let server = ScriptedServer::start(script).unwrap();
+    let port = server.port();
+    let r = run(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--tls",
+        "none",
+        "serverinfo",
+    ]);
+    r.expect_code(0);
+    server.finish().unwrap().assert_complete();
+    assert_eq!(
+        r.stdout_str(),
+        format!(
+            "server: 127.0.0.1:{port} (TLS: none)
+greeting: +OK plain
+capabilities:
+  USER
+  SASL CRAM-MD5
+SASL mechanisms: CRAM-MD5
+"
+        )
+    );
+}

@@ -309,7 +309,8 @@ impl TlsOptions {
     }
 
     /// Records the certificate chain the server presents in each handshake into `recorder`,
-    /// whether or not it is then trusted (for diagnostics: `pop3 serverinfo`).
+    /// whether or not it is then trusted (for diagnostics: `pop3 serverinfo`). Not with
+    /// [`client_config`](Self::client_config), whose verifier is yours.
     #[must_use]
     pub fn record_certificates(mut self, recorder: &CertificateRecorder) -> Self {
         self.recorder = Some(recorder.clone());
@@ -332,7 +333,8 @@ impl TlsOptions {
         self
     }
 
-    /// Uses this rustls config as it is; every other setting here is ignored.
+    /// Uses this rustls config as it is; every other setting here (pins and exact-match trust
+    /// included) is ignored.
     #[must_use]
     pub fn client_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.config = Some(config);

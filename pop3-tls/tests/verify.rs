@@ -468,3 +468,85 @@ fn a_real_openssl_req_x509_certificate() {
     handshake(client(&options), server, "localhost").unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- SNI and certificate files ----
+
+#[test]
+fn sni_is_sent_unless_disabled() {
+    let server_name_seen = |options: &TlsOptions, name: &str| {
+        let mut c = ClientConnection::new(
+            client(options),
+            ServerName::try_from(name.to_owned()).unwrap(),
+        )
+        .unwrap();
+        let mut s = ServerConnection::new(TestCa::shared().server_config()).unwrap();
+        let mut hello = Vec::new();
+        c.write_tls(&mut hello).unwrap();
+        s.read_tls(&mut &hello[..]).unwrap();
+        s.process_new_packets().unwrap();
+        s.server_name().map(str::to_owned)
+    };
+    let options = TlsOptions::new();
+    assert_eq!(
+        server_name_seen(&options, "localhost").as_deref(),
+        Some("localhost")
+    );
+    // Never for an IP address (RFC 6066 section 3).
+    assert_eq!(server_name_seen(&options, "127.0.0.1"), None);
+    assert_eq!(
+        server_name_seen(&options.clone().disable_sni(), "localhost"),
+        None
+    );
+}
+
+#[test]
+fn certificate_pem_is_checked() {
+    let text = |r: Result<TlsOptions, pop3_tls::Error>| r.unwrap_err().to_string();
+    assert_eq!(
+        text(TlsOptions::new().add_ca_pem(b"")),
+        "no certificate in the PEM data"
+    );
+    assert_eq!(
+        text(
+            TlsOptions::new()
+                .add_ca_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        ),
+        "no certificate in the PEM data"
+    );
+    assert!(
+        text(
+            TlsOptions::new()
+                .add_ca_pem(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+        )
+        .starts_with("invalid PEM: "),
+    );
+    // A file with two certificates: both are trusted, each by exact match too.
+    let dir = std::env::temp_dir().join(format!("pop3-tls-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (one, two) = (
+        TestCa::openssl_self_signed().unwrap(),
+        TestCa::openssl_self_signed().unwrap(),
+    );
+    let path = dir.join("both.pem");
+    std::fs::write(
+        &path,
+        format!("{}{}", one.certificate_pem(), two.certificate_pem()),
+    )
+    .unwrap();
+    let options = TlsOptions::new()
+        .without_webpki_roots()
+        .add_ca_file(&path)
+        .unwrap();
+    handshake(client(&options), one.server_config(), "localhost").unwrap();
+    handshake(client(&options), two.server_config(), "localhost").unwrap();
+    // An empty file is named in the error.
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(
+        text(TlsOptions::new().add_ca_file(&path)),
+        format!(
+            "certificate file {}: no certificate in the PEM data",
+            path.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
