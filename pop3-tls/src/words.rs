@@ -66,7 +66,7 @@ fn describe_certificate_error(error: &CertificateError) -> String {
             } else {
                 presented
                     .iter()
-                    .map(|name| presented_name(name))
+                    .map(|name| escape(presented_name(name)))
                     .collect::<Vec<_>>()
                     .join(", ")
             };
@@ -124,6 +124,19 @@ fn describe_certificate_error(error: &CertificateError) -> String {
         }
         other => format!("the server's certificate was rejected ({other})"),
     }
+}
+
+/// Certificate text for a terminal: control characters as `\xNN`, backslashes doubled.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// webpki lists the names as `DnsName("x")` / `IpAddress(1.2.3.4)`: keep the name.

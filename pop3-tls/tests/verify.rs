@@ -151,6 +151,23 @@ fn exact_match_without_alt_names_checks_the_common_name() {
         describe_error(&error),
         "the server's certificate is not valid for the host name \"example.org\": it names mail.example.org"
     );
+
+    // The certificate's text is escaped.
+    let ca = TestCa::generate_with(
+        &CertSpec::new()
+            .ca_true()
+            .names(&[])
+            .common_name("mail\x1b[31m.example.org"),
+    )
+    .unwrap();
+    let options = TlsOptions::new()
+        .add_ca_pem(ca.certificate_pem().as_bytes())
+        .unwrap();
+    let error = handshake(client(&options), ca.server_config(), "example.org").unwrap_err();
+    assert_eq!(
+        describe_error(&error),
+        "the server's certificate is not valid for the host name \"example.org\": it names mail\\x1b[31m.example.org"
+    );
 }
 
 #[test]
