@@ -122,6 +122,12 @@ fn describe_certificate_error(error: &CertificateError) -> String {
                 None => format!("the server's certificate was rejected: {inner}"),
             }
         }
+        CertificateError::UnhandledCriticalExtension => {
+            "the server's certificate has a critical extension we do not understand".to_owned()
+        }
+        CertificateError::ApplicationVerificationFailure => {
+            "the server's certificate was refused by the application's own check".to_owned()
+        }
         other => format!("the server's certificate was rejected ({other})"),
     }
 }

@@ -567,3 +567,82 @@ fn certificate_pem_is_checked() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_certificate_error_reads_as_words() {
+    use rustls::{CertificateError, OtherError};
+    let other = |e: webpki::Error| {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+    };
+    let cases = [
+        (
+            rustls::Error::InvalidCertificate(CertificateError::Expired),
+            "the server's certificate has expired",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::NotValidYet),
+            "the server's certificate is not valid yet",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::Revoked),
+            "the server's certificate has been revoked",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::BadSignature),
+            "the server's certificate has an invalid signature",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
+            "the server's certificate is malformed",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose),
+            "the server's certificate is not meant for TLS servers (extended key usage)",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+            "the server's certificate is not valid for this host name",
+        ),
+        (
+            rustls::Error::InvalidCertificate(CertificateError::UnhandledCriticalExtension),
+            "the server's certificate has a critical extension we do not understand",
+        ),
+        (
+            other(webpki::Error::EndEntityUsedAsCa),
+            "the server's certificate chain uses a server certificate as a CA",
+        ),
+        (
+            other(webpki::Error::NameConstraintViolation),
+            "the server's certificate violates its CA's name constraints",
+        ),
+        (
+            other(webpki::Error::MaximumPathDepthExceeded),
+            "the server's certificate chain is too long for its CAs",
+        ),
+        (
+            rustls::Error::NoCertificatesPresented,
+            "the server presented no certificate",
+        ),
+        (
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+            "the server aborted the TLS handshake: no TLS version or cipher suite in common",
+        ),
+        (
+            rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion),
+            "the server aborted the TLS handshake: it does not speak TLS 1.2 or 1.3",
+        ),
+        (
+            rustls::Error::DecryptError,
+            "a TLS record from the server did not decrypt (corrupted or tampered with)",
+        ),
+    ];
+    for (error, words) in cases {
+        assert_eq!(describe_error(&error), words, "{error:?}");
+    }
+    let text = describe_error(&other(webpki::Error::UnsupportedCertVersion));
+    assert!(
+        text.starts_with("the server's certificate was rejected ("),
+        "{text}"
+    );
+    assert!(!text.contains("Other"), "{text}");
+}
