@@ -78,7 +78,8 @@ pub(crate) struct Cli {
     #[arg(short, long, action = ArgAction::Count)]
     pub(crate) verbose: u8,
 
-    /// Machine-readable output (JSON) for capa, stat, list, uidl and the fetch summary.
+    /// Machine-readable output (JSON) for capa, stat, list, uidl, serverinfo and the fetch
+    /// summary.
     #[arg(long)]
     pub(crate) json: bool,
 
