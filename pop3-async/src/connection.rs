@@ -122,7 +122,7 @@ impl Connection<Stream> {
     ) -> Result<Self, Error> {
         let tcp =
             match tokio::time::timeout(options.timeout, TcpStream::connect((host, port))).await {
-                Ok(tcp) => tcp?,
+                Ok(tcp) => tcp.map_err(|e| pop3_tls::connect_error(host, port, e))?,
                 Err(_) => return Err(Error::Timeout),
             };
         let _ = tcp.set_nodelay(true);

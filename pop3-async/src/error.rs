@@ -22,7 +22,7 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
     /// The TLS handshake or a TLS record failed (certificate, name, protocol).
-    #[error("tls error: {0}")]
+    #[error("TLS error: {}", pop3_tls::describe_error(.0))]
     Tls(#[from] rustls::Error),
     /// Connecting, or one wait for the server, took longer than
     /// [`Options::timeout`](crate::Options::timeout). The connection is closed.

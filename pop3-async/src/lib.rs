@@ -70,7 +70,10 @@ pub use pop3_proto::login::{
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
-pub use pop3_tls::{Options, Security, TlsOptions};
+pub use pop3_tls::{
+    CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
+    Security, TlsOptions, describe_error as describe_tls_error,
+};
 pub use rustls;
 pub use stream::Stream;
 pub use {bytes, futures_core};

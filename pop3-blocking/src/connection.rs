@@ -825,7 +825,10 @@ fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
 /// read and write timeouts.
 fn connect_tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream, Error> {
     let mut last = None;
-    for addr in (host, port).to_socket_addrs()? {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| pop3_tls::connect_error(host, port, e))?;
+    for addr in addrs {
         match TcpStream::connect_timeout(&addr, options.timeout) {
             Ok(tcp) => {
                 tcp.set_read_timeout(Some(options.timeout))?;
@@ -837,7 +840,7 @@ fn connect_tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream, Er
         }
     }
     Err(match last {
-        Some(error) => Error::from_connection_io(error),
+        Some(error) => Error::from_connection_io(pop3_tls::connect_error(host, port, error)),
         None => Error::Io(io::Error::new(
             io::ErrorKind::NotFound,
             format!("{host} has no address"),

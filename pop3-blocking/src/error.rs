@@ -25,7 +25,7 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
     /// The TLS layer failed: handshake, certificate verification, or a bad record.
-    #[error("tls error: {0}")]
+    #[error("TLS error: {}", pop3_tls::describe_error(.0))]
     Tls(#[from] rustls::Error),
     /// The server did not answer (or accept data) within [`Options::timeout`](crate::Options::timeout).
     #[error("timed out waiting for the server")]

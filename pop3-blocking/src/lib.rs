@@ -69,7 +69,10 @@ pub use connection::{Connection, Greeting, RetrEvent};
 pub use error::Error;
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
-pub use pop3_tls::{Options, Security, TlsOptions};
+pub use pop3_tls::{
+    CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
+    Security, TlsOptions, describe_error as describe_tls_error,
+};
 pub use stream::Stream;
 
 pub use pop3_proto;

@@ -34,6 +34,12 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
 
+    /// Trust the server's certificate only if its SHA-256 fingerprint is this one
+    /// (`SHA256:` and 64 hex digits, colons optional; `pop3 serverinfo` shows it). It replaces
+    /// the CA, validity and host-name checks, for a self-signed certificate.
+    #[arg(long, value_name = "SHA256:HEX", value_parser = parse_fingerprint)]
+    pub(crate) tls_fingerprint: Option<pop3_blocking::Fingerprint>,
+
     /// The user name.
     #[arg(long, value_name = "NAME")]
     pub(crate) user: Option<String>,
@@ -72,7 +78,8 @@ pub(crate) struct Cli {
     #[arg(short, long, action = ArgAction::Count)]
     pub(crate) verbose: u8,
 
-    /// Machine-readable output (JSON) for capa, stat, list, uidl and the fetch summary.
+    /// Machine-readable output (JSON) for capa, stat, list, uidl, serverinfo and the fetch
+    /// summary.
     #[arg(long)]
     pub(crate) json: bool,
 
@@ -140,6 +147,11 @@ pub(crate) enum Command {
     },
     /// Store every message whose UID is not yet recorded into a Maildir, durably.
     Fetch(FetchArgs),
+    /// Print what the server shows before login: TLS version and cipher suite, each
+    /// certificate (subject, issuer, validity, SHA-256 fingerprint), the greeting, CAPA before
+    /// and after STLS, the SASL mechanisms. Needs no credentials; exit 3 if the certificate is
+    /// not trusted (after printing it).
+    Serverinfo,
     /// Start an embedded POP3 server with generated mail, fetch it, print a summary.
     Demo(DemoArgs),
 }
@@ -232,6 +244,10 @@ pub(crate) enum Pipelining {
     On,
     /// One command at a time.
     Off,
+}
+
+fn parse_fingerprint(text: &str) -> Result<pop3_blocking::Fingerprint, String> {
+    text.parse().map_err(|e| format!("{e}"))
 }
 
 fn parse_timeout(text: &str) -> Result<f64, String> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pop3_blocking::{Options, Secret, Security, TlsOptions};
+use pop3_blocking::{Fingerprint, Options, Secret, Security, TlsOptions};
 use serde::Deserialize;
 
 use crate::cli::{AuthMode, Cli, Pipelining, TlsMode};
@@ -34,6 +34,7 @@ pub(crate) struct Account {
     password_env: Option<String>,
     auth: Option<AuthMode>,
     ca_file: Option<PathBuf>,
+    tls_fingerprint: Option<String>,
     timeout: Option<f64>,
     pipelining: Option<Pipelining>,
     allow_plaintext_auth: Option<bool>,
@@ -58,6 +59,7 @@ pub(crate) struct Settings {
     pub(crate) port: Option<u16>,
     pub(crate) tls: TlsMode,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) tls_fingerprint: Option<Fingerprint>,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<PasswordSource>,
     pub(crate) auth: AuthMode,
@@ -108,7 +110,16 @@ impl Settings {
                 "the timeout must be more than 0 and at most 86400 seconds",
             ));
         }
+        let tls_fingerprint = match (&cli.tls_fingerprint, &account.tls_fingerprint) {
+            (Some(pin), _) => Some(*pin),
+            (None, Some(text)) => Some(
+                text.parse::<Fingerprint>()
+                    .map_err(|e| CliError::usage(format!("the account's tls-fingerprint: {e}")))?,
+            ),
+            (None, None) => None,
+        };
         Ok(Self {
+            tls_fingerprint,
             host: cli.host.clone().or(account.host),
             port: cli.port.or(account.port),
             tls: cli.tls.or(account.tls).unwrap_or(TlsMode::Implicit),
@@ -175,7 +186,10 @@ impl Settings {
         if let Some(path) = &self.ca_file {
             tls = tls
                 .add_ca_file(path)
-                .map_err(|e| CliError::usage(format!("--ca-file {}: {e}", path.display())))?;
+                .map_err(|e| CliError::usage(format!("--ca-file: {e}")))?;
+        }
+        if let Some(pin) = self.tls_fingerprint {
+            tls = tls.pin_fingerprint(pin);
         }
         let mut options = Options::default()
             .timeout(self.timeout)

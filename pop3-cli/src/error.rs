@@ -92,7 +92,10 @@ impl From<Error> for CliError {
                 Self::Usage(format!("{name:?} is not a valid host name for TLS"))
             }
             Error::Io(e) => Self::Failure(format!("network error: {e}")),
-            Error::Tls(e) => Self::Failure(format!("TLS error: {e}")),
+            Error::Tls(e) => Self::Failure(format!(
+                "TLS error: {}",
+                pop3_blocking::describe_tls_error(&e)
+            )),
             Error::Timeout => Self::Failure("timed out waiting for the server".to_owned()),
             Error::Protocol(e) => Self::Failure(format!("protocol violation: {e}")),
             Error::Closed => Self::Failure("the server closed the connection".to_owned()),

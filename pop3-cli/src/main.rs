@@ -17,6 +17,7 @@ mod escape;
 mod fetch;
 mod limits;
 mod maildir;
+mod serverinfo;
 mod session;
 mod state;
 
@@ -83,6 +84,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Retr { msg, output } => commands::retr(&settings, *msg, output.as_deref())?,
         Command::Dele { msgs } => commands::dele(&settings, msgs)?,
         Command::Fetch(args) => return run_fetch(&settings, args),
+        Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
     }
     Ok(EXIT_OK)

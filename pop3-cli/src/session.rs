@@ -15,7 +15,18 @@ pub(crate) fn connect(settings: &Settings) -> Result<Connection, CliError> {
     let options = settings.options()?;
     tracing::info!(target: "pop3", "connecting to {host}:{port} ({:?})", settings.tls);
     Connection::connect(host, port, settings.security(), &options)
-        .map_err(|e| CliError::from(e).context(format!("{host}:{port}")))
+        .map_err(|e| at_address(host, port, CliError::from(e)))
+}
+
+/// Prefixes `HOST:PORT: ` unless the message names the address already (the library's
+/// connect errors do).
+pub(crate) fn at_address(host: &str, port: u16, error: CliError) -> CliError {
+    let address = format!("{host}:{port}");
+    if error.to_string().contains(&address) {
+        error
+    } else {
+        error.context(address)
+    }
 }
 
 /// Connects and logs in; returns the connection and the name of the login method used.

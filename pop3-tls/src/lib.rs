@@ -6,8 +6,23 @@
 //! its options. Certificates and host names are verified by default, against the webpki roots
 //! plus any anchors added; turning verification off takes
 //! [`TlsOptions::dangerous_accept_any_certificate`].
+//!
+//! Two explicit exceptions serve self-hosted servers:
+//! - **Exact match**: a server certificate byte-identical to one added with
+//!   [`TlsOptions::add_ca_file`] (or `_pem`, `_der`) is trusted as it is, even when it is marked
+//!   `CA:TRUE` (as `openssl req -x509` makes it by default) and so unusable as a server
+//!   certificate for webpki. Its validity period and the host name are still checked (the
+//!   subjectAltNames, or the subject's common name when it has none).
+//! - **Pins**: [`TlsOptions::pin_fingerprint`] trusts exactly the certificates with these
+//!   SHA-256 [`Fingerprint`]s and no other: a pin replaces chain, validity and host-name
+//!   checks, as mpop's `--tls-fingerprint` does. A mismatch is a [`PinMismatch`].
+//!
+//! [`describe_error`] turns a rustls error into plain words for people.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod trust;
+mod words;
 
 use std::fmt;
 use std::path::Path;
@@ -16,11 +31,13 @@ use std::time::Duration;
 
 use pop3_proto::Config;
 use pop3_proto::login::LoginPolicy;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore};
+
+pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
+pub use words::{CertificateInfo, CertificateParseError, describe_error};
 
 /// Why TLS options could not be set up: an unreadable or malformed certificate file, an empty
 /// platform trust store, or a configuration rustls refuses.
@@ -31,7 +48,7 @@ pub enum Error {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
+    #[error("TLS configuration: {}", describe_error(.0))]
     Tls(#[from] rustls::Error),
 }
 
@@ -118,6 +135,14 @@ impl Options {
         self
     }
 
+    /// Trusts the server's certificate only if it has this SHA-256 fingerprint (see
+    /// [`TlsOptions::pin_fingerprint`]).
+    #[must_use]
+    pub fn pin_fingerprint(mut self, fingerprint: Fingerprint) -> Self {
+        self.tls = self.tls.pin_fingerprint(fingerprint);
+        self
+    }
+
     /// Sets [`Options::login`].
     #[must_use]
     pub fn login(mut self, login: LoginPolicy) -> Self {
@@ -153,6 +178,10 @@ impl Options {
 pub struct TlsOptions {
     webpki_roots: bool,
     anchors: RootCertStore,
+    /// The certificates added explicitly, for exact-match trust.
+    trusted: Vec<CertificateDer<'static>>,
+    pins: Vec<Fingerprint>,
+    recorder: Option<CertificateRecorder>,
     verify: bool,
     sni: bool,
     config: Option<Arc<ClientConfig>>,
@@ -163,6 +192,9 @@ impl Default for TlsOptions {
         Self {
             webpki_roots: true,
             anchors: RootCertStore::empty(),
+            trusted: Vec::new(),
+            pins: Vec::new(),
+            recorder: None,
             verify: true,
             sni: true,
             config: None,
@@ -175,6 +207,8 @@ impl fmt::Debug for TlsOptions {
         f.debug_struct("TlsOptions")
             .field("webpki_roots", &self.webpki_roots)
             .field("extra_anchors", &self.anchors.len())
+            .field("pins", &self.pins)
+            .field("recorder", &self.recorder.is_some())
             .field("verify", &self.verify)
             .field("sni", &self.sni)
             .field("custom_config", &self.config.is_some())
@@ -218,11 +252,15 @@ impl TlsOptions {
 
     /// Adds every certificate of a PEM text (`-----BEGIN CERTIFICATE-----` blocks) as a trust
     /// anchor. Fails if there is none or one is malformed.
+    ///
+    /// A server certificate byte-identical to one of them is trusted as it is, even if it is
+    /// marked `CA:TRUE` (see the crate docs: exact match).
     pub fn add_ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
         let mut count = 0;
         for der in CertificateDer::pem_slice_iter(pem) {
             let der = der.map_err(|e| invalid_data(format!("invalid PEM: {e}")))?;
-            self.anchors.add(der)?;
+            self.anchors.add(der.clone())?;
+            self.trusted.push(der);
             count += 1;
         }
         if count == 0 {
@@ -233,14 +271,50 @@ impl TlsOptions {
 
     /// Adds every certificate of a PEM file as a trust anchor (see [`add_ca_pem`](Self::add_ca_pem)).
     pub fn add_ca_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
-        let pem = std::fs::read(path)?;
-        self.add_ca_pem(&pem)
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("certificate file {}: {e}", path.display()),
+            ))
+        })?;
+        self.add_ca_pem(&pem).map_err(|e| match e {
+            Error::Io(e) => Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("certificate file {}: {e}", path.display()),
+            )),
+            other => other,
+        })
     }
 
-    /// Adds one DER-encoded certificate as a trust anchor.
+    /// Adds one DER-encoded certificate as a trust anchor (exact match included, as for
+    /// [`add_ca_pem`](Self::add_ca_pem)).
     pub fn add_ca_der(mut self, der: &[u8]) -> Result<Self, Error> {
-        self.anchors.add(CertificateDer::from(der.to_vec()))?;
+        let der = CertificateDer::from(der.to_vec());
+        self.anchors.add(der.clone())?;
+        self.trusted.push(der);
         Ok(self)
+    }
+
+    /// Trusts the server's certificate only if its SHA-256 fingerprint is this one (or
+    /// another pinned one). A pin replaces chain validation, the validity period and the
+    /// host-name check for that exact certificate (as mpop's `--tls-fingerprint` does); every
+    /// other certificate is refused with a [`PinMismatch`], even one the roots would accept.
+    #[must_use]
+    pub fn pin_fingerprint(mut self, fingerprint: Fingerprint) -> Self {
+        if !self.pins.contains(&fingerprint) {
+            self.pins.push(fingerprint);
+        }
+        self
+    }
+
+    /// Records the certificate chain the server presents in each handshake into `recorder`,
+    /// whether or not it is then trusted (for diagnostics: `pop3 serverinfo`). Not with
+    /// [`client_config`](Self::client_config), whose verifier is yours.
+    #[must_use]
+    pub fn record_certificates(mut self, recorder: &CertificateRecorder) -> Self {
+        self.recorder = Some(recorder.clone());
+        self
     }
 
     /// Turns SNI off (it is on by default; some servers pick their certificate by it).
@@ -259,7 +333,8 @@ impl TlsOptions {
         self
     }
 
-    /// Uses this rustls config as it is; every other setting here is ignored.
+    /// Uses this rustls config as it is; every other setting here (pins and exact-match trust
+    /// included) is ignored.
     #[must_use]
     pub fn client_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.config = Some(config);
@@ -274,22 +349,46 @@ impl TlsOptions {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()?;
-        let mut config = if self.verify {
-            let mut roots = self.anchors.clone();
-            if self.webpki_roots {
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
+        let mut roots = self.anchors.clone();
+        if self.webpki_roots {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        let webpki = if self.verify && !roots.is_empty() {
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                    .build()
+                    .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            Some(verifier)
         } else {
-            let verifier = AcceptAnyCertificate(provider.signature_verification_algorithms);
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth()
+            None
         };
+        let verifier = trust::Verifier {
+            webpki,
+            trusted: self.trusted.clone(),
+            pins: self.pins.clone(),
+            accept_any: !self.verify,
+            recorder: self.recorder.clone(),
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let mut config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
         config.enable_sni = self.sni;
         Ok(Arc::new(config))
     }
+}
+
+/// A failure to reach `host:port` (name resolution or TCP connect), with the address in its
+/// message: `connecting to HOST:PORT: <error>`. The kind is kept, so a timeout is still a
+/// timeout. Both adapters' `connect` use it.
+pub fn connect_error(host: &str, port: u16, error: std::io::Error) -> std::io::Error {
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    std::io::Error::new(error.kind(), format!("connecting to {address}: {error}"))
 }
 
 fn invalid_data(message: String) -> Error {
@@ -297,45 +396,4 @@ fn invalid_data(message: String) -> Error {
         std::io::ErrorKind::InvalidData,
         message,
     ))
-}
-
-/// The verifier behind [`TlsOptions::dangerous_accept_any_certificate`]: any certificate
-/// passes, but the handshake signatures are still checked (so the session keys are bound to
-/// the certificate presented, whoever that is).
-#[derive(Debug)]
-struct AcceptAnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }

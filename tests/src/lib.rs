@@ -43,8 +43,8 @@ pub use mailbox::{MailboxServer, MailboxServerBuilder};
 pub use script::{Expect, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
 pub use tls::{
-    TestCa, certificate_der, certificate_pem, client_config_trusting, crypto_provider,
-    load_certificates_pem,
+    CertSpec, TestCa, Ymd, certificate_der, certificate_pem, client_config_trusting,
+    crypto_provider, load_certificates_pem,
 };
 
 /// Re-exported so tests can name the kit's TLS types without their own

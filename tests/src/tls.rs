@@ -60,11 +60,31 @@ impl TestCa {
     /// Generates a fresh certificate and key (use [`TestCa::shared`] unless a
     /// test needs a certificate the client does *not* trust).
     pub fn generate() -> Result<TestCa, KitError> {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        TestCa::generate_with(&CertSpec::new())
+    }
+
+    /// A self-signed certificate as `openssl req -x509 -new -subj /CN=localhost -addext
+    /// subjectAltName=...` makes it with OpenSSL's defaults: marked `CA:TRUE` (basic
+    /// constraints critical, key identifiers), for `localhost` and `127.0.0.1`. webpki rejects
+    /// it as a server certificate (`CaUsedAsEndEntity`) even when it is a trust anchor.
+    pub fn openssl_self_signed() -> Result<TestCa, KitError> {
+        TestCa::generate_with(&CertSpec::new().ca_true())
+    }
+
+    /// Generates a certificate as `spec` says.
+    pub fn generate_with(spec: &CertSpec) -> Result<TestCa, KitError> {
+        let mut params = rcgen::CertificateParams::new(spec.names.clone())?;
         let mut name = rcgen::DistinguishedName::new();
-        name.push(rcgen::DnType::CommonName, "localhost");
+        name.push(rcgen::DnType::CommonName, spec.common_name.as_str());
         params.distinguished_name = name;
+        if spec.ca {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.use_authority_key_identifier_extension = true;
+        }
+        if let Some((from, to)) = spec.validity {
+            params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        }
         let key = rcgen::KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         let certificate_der = cert.der().clone();
@@ -138,6 +158,61 @@ impl TestCa {
     pub fn write_certificate_pem(&self, path: impl AsRef<Path>) -> Result<(), KitError> {
         std::fs::write(path, self.certificate_pem.as_bytes())?;
         Ok(())
+    }
+}
+
+/// A date: year, month, day.
+pub type Ymd = (i32, u8, u8);
+
+/// What [`TestCa::generate_with`] makes: by default an end-entity certificate for
+/// `localhost` and `127.0.0.1` with the subject `CN=localhost`, valid from 1975 to 4096.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    names: Vec<String>,
+    common_name: String,
+    ca: bool,
+    validity: Option<(Ymd, Ymd)>,
+}
+
+impl Default for CertSpec {
+    fn default() -> Self {
+        Self {
+            names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+            common_name: "localhost".to_owned(),
+            ca: false,
+            validity: None,
+        }
+    }
+}
+
+impl CertSpec {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The subjectAltNames (DNS names or IP addresses) instead of `localhost`, `127.0.0.1`.
+    pub fn names(mut self, names: &[&str]) -> Self {
+        self.names = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    /// The subject's common name instead of `localhost`.
+    pub fn common_name(mut self, name: &str) -> Self {
+        self.common_name = name.to_owned();
+        self
+    }
+
+    /// Marks the certificate `CA:TRUE`, as `openssl req -x509` does by default.
+    pub fn ca_true(mut self) -> Self {
+        self.ca = true;
+        self
+    }
+
+    /// Valid from `from` to `to` (year, month, day; midnight UTC), e.g. an expired one.
+    pub fn valid(mut self, from: Ymd, to: Ymd) -> Self {
+        self.validity = Some((from, to));
+        self
     }
 }
 
