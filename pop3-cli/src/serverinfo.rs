@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::config::Settings;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
+use crate::escape::{escape, json_text};
 
 /// What was seen, as far as the session got.
 #[derive(Debug, Default)]
@@ -109,7 +110,7 @@ pub(crate) fn serverinfo(settings: &Settings) -> Result<u8, CliError> {
         _ => "none",
     };
     let text = if settings.json {
-        format!("{}\n", to_json(&seen, host, port, mode))
+        format!("{}\n", json_text(&to_json(&seen, host, port, mode)))
     } else {
         to_text(&seen, host, port, mode)
     };
@@ -137,22 +138,6 @@ fn print(text: &str) -> Result<(), CliError> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| CliError::local("stdout", &e))
-}
-
-/// Server text for a terminal: control characters (C0, DEL, C1) as `\xNN`, and the
-/// backslash doubled so that the escapes are unambiguous.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn to_text(seen: &Seen, host: &str, port: u16, mode: &str) -> String {
@@ -252,19 +237,4 @@ fn to_json(seen: &Seen, host: &str, port: u16, mode: &str) -> Value {
         "capabilities": seen.capa,
         "sasl": seen.sasl,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn escape_control_characters() {
-        assert_eq!(
-            escape("+OK \x1b[31mred\x07\r\n"),
-            "+OK \\x1b[31mred\\x07\\x0d\\x0a"
-        );
-        assert_eq!(escape("a\\b \u{9b}c é"), "a\\\\b \\x9bc é");
-        assert_eq!(escape("plain text"), "plain text");
-    }
 }
