@@ -610,6 +610,93 @@ fn retr_to_a_file_leaves_no_file_after_a_drop_mid_transfer() {
     assert_eq!(count_files(dir.path()), 0);
 }
 
+#[test]
+fn retr_to_a_file_keeps_an_existing_file_after_a_drop_mid_transfer() {
+    // A failed download must not cost the user the file that was there.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("message.eml");
+    std::fs::write(&out, b"the user's earlier file\n").unwrap();
+    let (r, t) = scripted(
+        r"
+        C: RETR 1
+        S-RAW: +OK 5000 octets\r\nSubject: cut\r\n\r\nthe first line\r\nand half a
+        CLOSE-ABRUPT
+        ",
+        &[],
+        &["retr", "1", "-o", out.to_str().unwrap()],
+    );
+    t.assert_complete();
+    r.expect_code(3);
+    assert_eq!(std::fs::read(&out).unwrap(), b"the user's earlier file\n");
+    assert_eq!(count_files(dir.path()), 1, "a partial file is left");
+
+    // A complete download replaces it.
+    let (r, t) = scripted(
+        r"
+        C: RETR 1
+        S-RAW: +OK\r\nSubject: whole\r\n\r\n..body\r\n.\r\n
+        C: QUIT
+        S: +OK bye
+        ",
+        &[],
+        &["retr", "1", "-o", out.to_str().unwrap()],
+    );
+    t.assert_complete();
+    r.expect_code(0);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"Subject: whole\r\n\r\n.body\r\n"
+    );
+    assert_eq!(count_files(dir.path()), 1);
+}
+
+#[test]
+fn retr_to_a_fifo_writes_in_place_and_never_removes_it() {
+    // Not a regular file (a FIFO here; /dev/null, /dev/stdout alike): written in place, and
+    // a failed download must not remove it.
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            std::fs::File::open(fifo)
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
+            bytes
+        })
+    };
+    let (r, t) = scripted(
+        r"
+        C: RETR 1
+        S-RAW: +OK\r\nSubject: cut\r\n\r\nthe first line\r\nand half a
+        CLOSE-ABRUPT
+        ",
+        &[],
+        &["retr", "1", "-o", fifo.to_str().unwrap()],
+    );
+    t.assert_complete();
+    r.expect_code(3);
+    let received = reader.join().unwrap();
+    assert!(
+        b"Subject: cut\r\n\r\nthe first line\r\nand half a".starts_with(&received),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO is still there"
+    );
+    assert_eq!(count_files(dir.path()), 1);
+}
+
 // ---- a refused STLS ----
 
 #[test]
