@@ -506,7 +506,6 @@ fn nothing_follows_pass_before_its_reply_even_when_pipelining() {
         ("on", &b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"[..]),
         ("auto", &b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"[..]),
     ] {
-        let capa: &'static [u8] = capa;
         let (port, server) = raw_server(vec![
             Raw::Write(b"+OK ready\r\n"),
             Raw::Read(b"CAPA\r\n"),
