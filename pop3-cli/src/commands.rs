@@ -1,6 +1,7 @@
 //! The inspection commands: capa, stat, list, uidl, top, retr, dele.
 
-use std::fs::File;
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::escape;
+use crate::maildir::sync_dir;
 use crate::session;
 
 /// Writes `text` to stdout; a closed stdout is a local failure.
@@ -216,7 +218,10 @@ pub(crate) fn top(settings: &Settings, msg: u32, lines: u32) -> Result<(), CliEr
     })
 }
 
-/// `retr N [-o FILE]`. FILE is synced when complete, and removed if the download fails.
+/// `retr N [-o FILE]`. A regular FILE (or a new one) is written beside its final name, synced,
+/// and renamed over it only when complete: a failed download leaves the file that was there,
+/// or none. FILE that is not a regular file (a device, a FIFO) is written in place and never
+/// removed.
 pub(crate) fn retr(settings: &Settings, msg: u32, output: Option<&Path>) -> Result<(), CliError> {
     with_session(settings, true, |connection| match output {
         None => {
@@ -224,23 +229,66 @@ pub(crate) fn retr(settings: &Settings, msg: u32, output: Option<&Path>) -> Resu
             body_into(connection, stdout, "stdout", |c, sink| c.retr(msg, sink))?;
             Ok(())
         }
-        Some(path) => {
-            let what = path.display().to_string();
-            let file = File::create(path).map_err(|e| CliError::local(&what, &e))?;
-            let result = body_into(connection, BufWriter::new(file), &what, |c, sink| {
-                c.retr(msg, sink)
-            })
-            .and_then(|out| {
-                out.into_inner()
-                    .map_err(|e| CliError::local(&what, e.error()))
-                    .and_then(|f| f.sync_all().map_err(|e| CliError::local(&what, &e)))
-            });
-            if result.is_err() {
-                let _ = std::fs::remove_file(path);
-            }
-            result
-        }
+        Some(path) => retr_to_file(connection, msg, path),
     })
+}
+
+fn retr_to_file(connection: &mut Connection, msg: u32, path: &Path) -> Result<(), CliError> {
+    let what = path.display().to_string();
+    let local = |e: &io::Error| CliError::local(&what, e);
+    let (target, permissions) = match fs::metadata(path) {
+        Ok(metadata) if !metadata.is_file() => {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| local(&e))?;
+            let out = body_into(connection, BufWriter::new(file), &what, |c, sink| {
+                c.retr(msg, sink)
+            })?;
+            out.into_inner().map_err(|e| local(e.error()))?;
+            return Ok(());
+        }
+        // (A symbolic link: its target is replaced, not the link.)
+        Ok(metadata) => (
+            fs::canonicalize(path).map_err(|e| local(&e))?,
+            Some(metadata.permissions()),
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (path.to_owned(), None),
+        Err(e) => return Err(local(&e)),
+    };
+    let Some(name) = target.file_name() else {
+        return Err(CliError::usage(format!("{what} is not a file name")));
+    };
+    let dir = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut partial = OsString::from(".");
+    partial.push(name);
+    partial.push(format!(".pop3-{}.partial", std::process::id()));
+    let partial = dir.join(partial);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .map_err(|e| CliError::local(partial.display(), &e))?;
+    let result = body_into(connection, BufWriter::new(file), &what, |c, sink| {
+        c.retr(msg, sink)
+    })
+    .and_then(|out| {
+        let file = out.into_inner().map_err(|e| local(e.error()))?;
+        if let Some(permissions) = permissions {
+            file.set_permissions(permissions).map_err(|e| local(&e))?;
+        }
+        file.sync_all()
+            .and_then(|()| fs::rename(&partial, &target))
+            .and_then(|()| sync_dir(dir))
+            .map_err(|e| local(&e))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
 }
 
 /// `dele N...`: all or nothing.

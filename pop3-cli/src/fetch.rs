@@ -290,20 +290,23 @@ pub(crate) fn fetch(
         &mut summary,
     );
     let result = match result {
-        Ok(()) => match connection.quit() {
-            Ok(_) => settle(&mut state, &mut summary),
-            Err(e) => {
-                let e = CliError::from(e);
-                Err(if summary.deleted > 0 {
-                    e.context(
-                        "QUIT (the deletions were not committed; the next run compares those \
-                         messages with the Maildir and deletes them)",
-                    )
-                } else {
-                    e.context("QUIT")
-                })
+        Ok(()) => {
+            crate::test_hook::pause("quit");
+            match connection.quit() {
+                Ok(_) => settle(&mut state, &mut summary),
+                Err(e) => {
+                    let e = CliError::from(e);
+                    Err(if summary.deleted > 0 {
+                        e.context(
+                            "QUIT (the deletions were not committed; the next run compares \
+                             those messages with the Maildir and deletes them)",
+                        )
+                    } else {
+                        e.context("QUIT")
+                    })
+                }
             }
-        },
+        }
         Err(error) => {
             // Commit the deletions of what was stored, if the session can still say QUIT.
             if !connection.is_poisoned() && connection.quit().is_ok() {
@@ -649,6 +652,7 @@ fn dele(
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
     let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
+    crate::test_hook::pause("dele");
     let results = connection.dele_many(&numbers)?;
     for ((msg, uid), result) in msgs.iter().zip(results) {
         match result {
@@ -701,6 +705,7 @@ fn download(
                     let file = maildir
                         .create_tmp(name)
                         .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
+                    crate::test_hook::pause("opened");
                     *current = Some((
                         msg,
                         LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
@@ -811,6 +816,7 @@ fn commit(
         remove_tmp_files(maildir, &complete);
         return Err(CliError::local(format!("{root}/tmp/{name}"), &e));
     }
+    crate::test_hook::pause("synced");
     let mut msgs = Vec::with_capacity(complete.len());
     let mut stored = 0;
     let mut octets = 0;
@@ -849,11 +855,13 @@ fn commit(
     maildir
         .sync_new()
         .map_err(|e| CliError::local(format!("{root}/new"), &e))?;
+    crate::test_hook::pause("renamed");
     if use_state {
         state.set_pending(next_pending);
         state
             .save()
             .map_err(|e| CliError::local(state.path().display(), &e))?;
+        crate::test_hook::pause("recorded");
     }
     Ok(Committed {
         msgs,

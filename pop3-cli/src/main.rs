@@ -20,6 +20,7 @@ mod maildir;
 mod serverinfo;
 mod session;
 mod state;
+mod test_hook;
 
 use std::process::ExitCode;
 
@@ -122,6 +123,7 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     };
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;
+    test_hook::pause("prepared");
     let (connection, method) = session::open(settings)?;
     let summary = fetch::fetch(connection, prepared, &job)?;
     if settings.json {

@@ -124,17 +124,40 @@ fn closed_port_exit_3() {
 
 #[test]
 fn timeout_exit_3() {
-    let server = MailboxServer::builder(sample_mail(1, 500, 1))
-        .reply_delay(Duration::from_secs(3))
-        .start()
-        .unwrap();
+    // A server that greets, then never answers and never closes until the client is gone:
+    // the client's exit can only come from its own timeout (bounded by that event, not by a
+    // clock).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        stream.write_all(b"+OK ready\r\n").unwrap();
+        let mut received = Vec::new();
+        // Until the client closes the connection (EOF or a reset).
+        let _ = stream.read_to_end(&mut received);
+        received
+    });
     let started = Instant::now();
-    let mut args = plain_args(server.port());
+    let mut args = plain_args(port);
     args.extend(["--timeout".to_owned(), "0.5".to_owned()]);
     let r = run_with(&args, &["stat"]);
+    let elapsed = started.elapsed();
     r.expect_code(3);
     assert!(r.stderr.contains("timed out"), "{}", r.stderr);
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let received = server.join().unwrap();
+    assert!(
+        received.starts_with(b"CAPA\r\n"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    // Only to tell `--timeout 0.5` (given last) from plain_args's `--timeout 20`: 19.5 s of
+    // slack, so a loaded 2-core machine cannot make it fail.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
 }
 
 #[test]
