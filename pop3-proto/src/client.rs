@@ -171,8 +171,6 @@ pub struct Client {
     /// A `.` CR terminator was accepted; swallow the LF that may follow it.
     skip_lf: bool,
     quit_queued: bool,
-    /// A CAPA was pipelined right behind the login command in flight.
-    capa_follows_login: bool,
     quirks_seen: Vec<Quirk>,
     next_id: u64,
     queue: VecDeque<Queued>,
@@ -220,7 +218,6 @@ impl Client {
             lf_server: false,
             skip_lf: false,
             quit_queued: false,
-            capa_follows_login: false,
             quirks_seen: Vec::new(),
             next_id: 0,
             queue: VecDeque::new(),
@@ -460,11 +457,15 @@ impl Client {
     /// Appends the bytes to send to `out` and returns how many were appended. Releases queued
     /// commands as far as the pipelining rules allow: one at a time until CAPA lists
     /// PIPELINING, then up to [`Config::pipeline_window`]; STLS, AUTH, QUIT and UTF8 wait for
-    /// an empty pipe and hold everything behind them, and so do PASS/APOP (the phase changes)
-    /// and, without TLS, USER (so a refused USER cannot expose the password). The one
-    /// exception: with pipelining, the automatic CAPA after login rides right behind
-    /// PASS/APOP/RPOP (CAPA is valid in either phase), saving a round trip. Between login and
-    /// that CAPA's answer, the list seen before login decides whether to pipeline.
+    /// an empty pipe and hold everything behind them, and so do PASS/APOP/RPOP (the phase
+    /// changes) and, without TLS, USER (so a refused USER cannot expose the password).
+    ///
+    /// Nothing at all follows PASS, APOP, RPOP or AUTH on the wire before their reply: some
+    /// servers hand the connection to a new process when the login succeeds and drop every
+    /// byte that arrived before. The automatic CAPA after login is queued when the `+OK`
+    /// arrives, ahead of what the caller queues next, and goes out in the same write as those
+    /// commands: between login and that CAPA's answer, the list seen before login decides
+    /// whether to pipeline.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.error.is_some() {
             return 0;
@@ -650,20 +651,6 @@ impl Client {
                 break;
             };
             self.send(id, command)?;
-            if matches!(
-                kind,
-                CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop
-            ) && self.config.auto_capa
-                && self.pipelining()
-            {
-                // The CAPA asked after login goes right behind the login command instead of a
-                // round trip later: CAPA is valid in both phases, so whatever the login's
-                // outcome, its answer is the list of the phase the server is then in.
-                let capa = CommandId(self.next_id);
-                self.next_id += 1;
-                self.send(capa, Command::Capa)?;
-                self.capa_follows_login = true;
-            }
         }
         Ok(())
     }
@@ -1168,12 +1155,6 @@ impl Client {
         let Some(front) = self.pop_in_flight() else {
             return;
         };
-        if matches!(
-            front.kind,
-            CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop
-        ) {
-            self.capa_follows_login = false;
-        }
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
             CommandKind::User
@@ -1227,9 +1208,8 @@ impl Client {
                 self.phase = Phase::Transaction;
                 self.pre_login_capabilities = self.capabilities.take();
                 self.push(Event::LoggedIn { id });
-                if !std::mem::take(&mut self.capa_follows_login) {
-                    self.ask_capabilities();
-                }
+                // Only now: a byte sent before this reply may be dropped by the server.
+                self.ask_capabilities();
             }
             CommandKind::Stls => {
                 self.awaiting_tls = true;

@@ -248,8 +248,8 @@ fn user_and_pass_are_not_pipelined_without_tls() {
         C: USER alice
         S: +OK
         C: PASS secret
-        C: CAPA
         S: +OK
+        C: CAPA
         S: +OK
         S: .
     ";
@@ -273,8 +273,51 @@ fn user_and_pass_are_pipelined_over_tls() {
     drain(&mut c).unwrap();
     c.enqueue(Command::user("alice")).unwrap();
     c.enqueue(Command::pass("secret")).unwrap();
-    // The CAPA asked after login rides behind PASS.
-    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\nCAPA\r\n");
+    // Nothing rides behind PASS (issue 10 item 11).
+    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\n");
+}
+
+/// Some servers hand the connection to a new process when the login succeeds and drop every
+/// byte that arrived before (issue 10 item 11): nothing may follow PASS, APOP, RPOP or AUTH
+/// until their reply is in. The CAPA asked after login then goes with the caller's next
+/// commands, pipelined as the list seen before login allows.
+#[test]
+fn nothing_is_sent_behind_a_login_command_before_its_reply() {
+    type Login = (&'static str, fn() -> Command);
+    let logins: [Login; 4] = [
+        ("PASS secret\r\n", || Command::pass("secret")),
+        ("APOP alice c4c9334bac560ecc979e58001b3e22fb\r\n", || {
+            Command::apop("alice", "tanstaaf")
+        }),
+        ("RPOP alice\r\n", || Command::Rpop("alice".into())),
+        ("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", || {
+            Command::auth(Plain::new(None, "alice".into(), "secret".into()))
+        }),
+    ];
+    for (line, login) in logins {
+        let mut config = Config::default();
+        config.allow_plaintext_auth = true;
+        let mut c = Client::new(config);
+        c.handle_input(b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n");
+        drain(&mut c).unwrap();
+        assert_eq!(sent(&mut c), "CAPA\r\n");
+        c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\nSASL PLAIN\r\n.\r\n");
+        drain(&mut c).unwrap();
+        c.enqueue(login()).unwrap();
+        assert_eq!(sent(&mut c), line);
+        // Every poll before the reply sends nothing.
+        assert_eq!(sent(&mut c), "", "after {line}");
+        c.handle_input(b"+OK ");
+        drain(&mut c).unwrap();
+        assert_eq!(sent(&mut c), "", "after {line} and a partial reply");
+        c.handle_input(b"maildrop locked\r\n");
+        let events = drain(&mut c).unwrap();
+        assert!(events[0].starts_with("LoggedIn"), "{events:?}");
+        // The post-login CAPA waits for the caller's next commands and goes with them.
+        c.enqueue(Command::Stat).unwrap();
+        c.enqueue(Command::List(None)).unwrap();
+        assert_eq!(sent(&mut c), "CAPA\r\nSTAT\r\nLIST\r\n", "after {line}");
+    }
 }
 
 #[test]

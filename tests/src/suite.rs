@@ -231,6 +231,7 @@ macro_rules! adapter_suite {
             login_falls_back_to_user_pass_over_tls,
             login_refuses_plaintext_passwords,
             login_uses_apop_only_when_allowed,
+            login_hand_off_drops_early_bytes,
             utf8_and_lang,
             utf8_refused,
             stls_upgrades,
@@ -684,6 +685,56 @@ pub fn login_uses_apop_only_when_allowed<A: Adapter>() {
                 LoginMethod::UserPass
             );
         },
+    );
+}
+
+/// A server that hands the connection to a new process when the login succeeds drops every
+/// byte that arrived before its `+OK` (issue 10 item 11). Nothing is pipelined behind PASS, so
+/// nothing is lost; the CAPA asked after login goes out with the next command, in one write.
+pub fn login_hand_off_drops_early_bytes<A: Adapter>() {
+    let script = format!(
+        r"{GREETING}
+        {CAPA_PIPELINING}
+        C: USER alice
+        S: +OK
+        C: PASS secret
+        HANDOFF
+        S: +OK logged in
+        C: CAPA
+        C: STAT
+        S-RAW: +OK\r\nPIPELINING\r\nTOP\r\nRESP-CODES\r\n.\r\n+OK 2 320\r\n
+        C: QUIT
+        S: +OK bye
+        "
+    );
+    let transcript = scripted::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        |connected| {
+            let mut pop = connected.expect("connects");
+            assert_eq!(pop.login("alice", "secret").unwrap(), LoginMethod::UserPass);
+            assert_eq!(pop.phase(), Phase::Transaction);
+            assert_eq!(
+                pop.stat().unwrap(),
+                Stat {
+                    count: 2,
+                    size: 320
+                }
+            );
+            assert!(pop.capabilities().unwrap().top);
+            pop.quit().unwrap();
+        },
+    );
+    transcript.assert_complete();
+    assert_eq!(
+        transcript.dropped_at_hand_off(),
+        b"",
+        "nothing may follow PASS before its reply\n{transcript}"
+    );
+    assert_eq!(
+        transcript.received_str(),
+        "CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\nSTAT\r\nQUIT\r\n"
     );
 }
 
