@@ -1177,6 +1177,24 @@ impl Client {
                     return;
                 }
             }
+            CommandKind::Stls => {
+                // Everything queued behind STLS was meant for an encrypted connection: never
+                // send it in plaintext (issue 10 item 10). The caller decides what now.
+                self.push(Event::Err {
+                    id: front.id,
+                    command: front.kind,
+                    code: status.code,
+                    text: status.text,
+                });
+                for queued in std::mem::take(&mut self.queue) {
+                    self.push(Event::Cancelled {
+                        id: queued.id,
+                        command: queued.command.kind(),
+                    });
+                }
+                self.quit_queued = false;
+                return;
+            }
             CommandKind::Capa if self.config.quirks.missing_capa => {
                 self.capabilities = Some(Capabilities::default());
                 self.quirk(Quirk::MissingCapa);

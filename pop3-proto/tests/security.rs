@@ -573,3 +573,33 @@ fn stls_injection_is_caught_even_if_tls_is_reported_before_polling() {
     assert!(!c.is_tls());
     assert_eq!(sent(&mut c), "");
 }
+
+/// Issue 10 item 10: what was queued behind a refused STLS is cancelled, never sent in
+/// plaintext (the caller queued it for an encrypted connection).
+#[test]
+fn commands_queued_behind_a_refused_stls_are_cancelled() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    let stls = c.enqueue(Command::Stls).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("hunter2")).unwrap();
+    c.enqueue(Command::Capa).unwrap();
+    assert_eq!(sent(&mut c), "STLS\r\n");
+    c.handle_input(b"-ERR [SYS/PERM] no TLS here\r\n");
+    let events = drain(&mut c).unwrap();
+    assert_eq!(
+        events,
+        [
+            format!(
+                "Err {{ id: {stls:?}, command: Stls, code: Some(SysPerm), text: \"no TLS here\" }}"
+            ),
+            "Cancelled { id: CommandId(1), command: User }".to_owned(),
+            "Cancelled { id: CommandId(2), command: Pass }".to_owned(),
+            "Cancelled { id: CommandId(3), command: Capa }".to_owned(),
+        ]
+    );
+    assert_eq!(sent(&mut c), "", "nothing goes in plaintext");
+    assert!(c.is_idle());
+    // The session goes on: the caller decides what to do without TLS.
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(sent(&mut c), "QUIT\r\n");
+}
