@@ -333,9 +333,10 @@ impl<S: Read + Write> Connection<S> {
 
     /// Logs in with the best method the server offers (chosen by
     /// [`pop3_proto::login::choose_login`]): SCRAM-SHA-256 > CRAM-MD5 > APOP (only with
-    /// [`Options::allow_apop`]) > PLAIN > LOGIN > USER/PASS. Methods that send the password are
-    /// skipped without TLS unless [`Options::allow_plaintext`]; if nothing else is left, this
-    /// fails with [`Error::Login`] before sending anything. Returns the method used.
+    /// [`Options::allow_apop`]) > PLAIN > LOGIN > USER/PASS. Without TLS no method is chosen
+    /// unless [`Options::allow_plaintext`] (those that keep the password off the wire can be
+    /// cracked offline); then this fails with [`Error::Login`] before sending anything.
+    /// Returns the method used.
     pub fn login(&mut self, user: &str, password: impl Into<Secret>) -> Result<LoginMethod, Error> {
         self.check_usable()?;
         let password = password.into();

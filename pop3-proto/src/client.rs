@@ -388,8 +388,8 @@ impl Client {
     ///
     /// Refused: a command of another phase (the phase is that of the replies seen so far, so
     /// queue TRANSACTION commands after [`Event::LoggedIn`]), arguments with CR, LF or NUL,
-    /// lines over 255 octets, message number 0, a password or reusable token without TLS
-    /// (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp (so also
+    /// lines over 255 octets, message number 0, a password, reusable token or APOP digest
+    /// without TLS (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp (so also
     /// before the greeting has arrived: queue APOP after [`Event::Greeting`]), STLS on a
     /// TLS connection, anything after QUIT or a fatal error.
     pub fn enqueue(&mut self, command: Command) -> Result<CommandId, EnqueueError> {
@@ -419,8 +419,10 @@ impl Client {
             });
         }
         command.validate()?;
+        // APOP sends no password, but an MD5 digest of a predictable challenge that an observer
+        // can crack offline: it needs TLS (or the caller's consent) like PASS.
         let cleartext = match &command {
-            Command::Pass(_) => true,
+            Command::Pass(_) | Command::Apop { .. } => true,
             Command::Auth(mechanism) => mechanism.exposes_secret(),
             _ => false,
         };
@@ -664,6 +666,7 @@ impl Client {
         let before = self.tx.len();
         let auth = match command {
             Command::Auth(mut mechanism) => {
+                mechanism.configure(&self.config);
                 let initial =
                     mechanism
                         .initial_response()

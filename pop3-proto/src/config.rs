@@ -42,8 +42,15 @@ pub struct Config {
     /// [`Client::capabilities`](crate::Client::capabilities) is always current. Default `true`.
     pub auto_capa: bool,
     /// Allow credentials that an eavesdropper could reuse (USER/PASS, AUTH PLAIN, LOGIN,
-    /// XOAUTH2, OAUTHBEARER) over a connection without TLS. Default `false`.
+    /// XOAUTH2, OAUTHBEARER) or crack offline (APOP) over a connection without TLS. Default
+    /// `false`. ([`choose_login`](crate::login::choose_login) also keeps CRAM-MD5 and SCRAM
+    /// for TLS unless its policy allows plaintext; asked for explicitly, they are sent.)
     pub allow_plaintext_auth: bool,
+    /// The lowest SCRAM iteration count accepted from a server. Default 4096, the minimum of
+    /// RFC 7677 section 4: fewer makes a recorded exchange cheaper to crack offline. A lower
+    /// count fails the login with
+    /// [`SaslError::IterationCountTooLow`](crate::sasl::SaslError::IterationCountTooLow).
+    pub min_scram_iterations: u32,
     /// Emit [`Event::Trace`](crate::Event::Trace) lines for every command sent and every status
     /// line received, secrets redacted. Default `false`.
     pub trace: bool,
@@ -66,6 +73,7 @@ impl Default for Config {
             pipelining: Pipelining::Auto,
             auto_capa: true,
             allow_plaintext_auth: false,
+            min_scram_iterations: 4096,
             trace: false,
             quirks: Quirks::default(),
         }

@@ -44,7 +44,8 @@ pub enum EnqueueError {
     /// Message number 0: POP3 numbers messages from 1.
     #[error("message numbers start at 1")]
     MessageNumberZero,
-    /// The command would send a reusable password or token over a connection without TLS, and
+    /// The command would send a reusable password or token, or an APOP digest an observer can
+    /// crack offline, over a connection without TLS, and
     /// [`Config::allow_plaintext_auth`](crate::Config::allow_plaintext_auth) is off.
     #[error(
         "{command} would send credentials without TLS; allow plaintext authentication explicitly to do so"

@@ -603,3 +603,82 @@ fn commands_queued_behind_a_refused_stls_are_cancelled() {
     c.enqueue(Command::Quit).unwrap();
     assert_eq!(sent(&mut c), "QUIT\r\n");
 }
+
+/// Issue 10 item 9: a server asking for fewer SCRAM iterations than
+/// `Config::min_scram_iterations` (4096 by default, RFC 7677 section 4) fails the login
+/// before the client sends its proof.
+#[test]
+fn scram_below_the_iteration_floor_is_refused_unless_config_allows() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let first =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1024";
+    for (floor, refused) in [(None, true), (Some(1024), false)] {
+        let mut config = Config::default();
+        config.auto_capa = false;
+        if let Some(floor) = floor {
+            config.min_scram_iterations = floor;
+        }
+        let mut c = greeted(config, b"+OK hi\r\n");
+        let scram = ScramSha256::new(
+            "user".into(),
+            "pencil".into(),
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        );
+        c.enqueue(Command::auth(scram)).unwrap();
+        sent(&mut c);
+        c.handle_input(format!("+ {}\r\n", b64(first)).as_bytes());
+        let result = drain(&mut c);
+        if refused {
+            assert_eq!(
+                result,
+                Err(ProtocolError::Sasl {
+                    mechanism: "SCRAM-SHA-256".into(),
+                    error: pop3_proto::sasl::SaslError::IterationCountTooLow {
+                        count: 1024,
+                        minimum: 4096
+                    }
+                })
+            );
+            assert_eq!(sent(&mut c), "", "no proof is sent");
+        } else {
+            result.unwrap();
+            assert!(
+                sent(&mut c).starts_with("Yz1iaXdz"),
+                "the client-final message"
+            );
+        }
+    }
+}
+
+/// Issue 10 item 9: APOP's digest of a predictable challenge can be cracked offline by an
+/// observer, so APOP without TLS needs `allow_plaintext_auth` like every password method.
+#[test]
+fn apop_without_tls_needs_plaintext_auth_allowed() {
+    let greeting = b"+OK hi <1896.697170952@dbc.mtview.ca.us>\r\n";
+    let mut config = Config::default();
+    config.auto_capa = false;
+    let c = &mut greeted(config.clone(), greeting);
+    assert_eq!(
+        c.enqueue(Command::apop("mrose", "tanstaaf")),
+        Err(EnqueueError::CleartextCredentials {
+            command: CommandKind::Apop
+        })
+    );
+    assert_eq!(sent(c), "");
+    // Over TLS it goes.
+    let mut tls = Client::new(config.clone());
+    tls.handle_tls_established().unwrap();
+    tls.handle_input(greeting);
+    drain(&mut tls).unwrap();
+    tls.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
+    assert_eq!(
+        sent(&mut tls),
+        "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+    );
+    // And without TLS when allowed.
+    config.allow_plaintext_auth = true;
+    let c = &mut greeted(config, greeting);
+    c.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
+    assert_eq!(sent(c), "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+}

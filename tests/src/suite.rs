@@ -523,13 +523,16 @@ pub fn apop_and_rpop<A: Adapter>() {
         C: RPOP mrose
         S: +OK mrose's maildrop has 2 messages
         {CAPA}
+        C: NOOP
+        S: +OK
         "
     );
-    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nUSER mrose\r\nRPOP mrose\r\nCAPA\r\n";
+    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nUSER mrose\r\nRPOP mrose\r\nCAPA\r\nNOOP\r\n";
+    // APOP without TLS needs plaintext allowed (an observer can crack its digest offline).
     exact::<A>(
         &script,
         Security::None,
-        &ConnectOptions::default(),
+        &ConnectOptions::plaintext(),
         expected,
         |mut pop| {
             assert_eq!(
@@ -539,6 +542,7 @@ pub fn apop_and_rpop<A: Adapter>() {
             pop.user("mrose").unwrap();
             pop.rpop("mrose").unwrap();
             assert_eq!(pop.phase(), Phase::Transaction);
+            pop.noop().unwrap();
         },
     );
 }
@@ -551,23 +555,27 @@ pub fn auth_plain_over_tls<A: Adapter>() {
         C: AUTH PLAIN AGFsaWNlAHNlY3JldC1h
         S: +OK
         {CAPA}
+        C: NOOP
+        S: +OK
         "
     );
     exact::<A>(
         &script,
         Security::Implicit,
         &ConnectOptions::default(),
-        "CAPA\r\nAUTH PLAIN AGFsaWNlAHNlY3JldC1h\r\nCAPA\r\n",
+        "CAPA\r\nAUTH PLAIN AGFsaWNlAHNlY3JldC1h\r\nCAPA\r\nNOOP\r\n",
         |mut pop| {
             assert!(pop.is_tls());
             pop.auth(Plain::new(None, "alice".into(), "secret-a".into()))
                 .unwrap();
             assert_eq!(pop.phase(), Phase::Transaction);
+            pop.noop().unwrap();
         },
     );
 }
 
-/// Without TLS, `login` prefers CRAM-MD5 (RFC 2195's example exchange).
+/// Without TLS (plaintext allowed: an observer could crack CRAM-MD5 offline), `login` prefers
+/// CRAM-MD5 (RFC 2195's example exchange).
 pub fn login_prefers_cram_md5<A: Adapter>() {
     let script = r"S: +OK ready
         C: CAPA
@@ -578,19 +586,21 @@ pub fn login_prefers_cram_md5<A: Adapter>() {
         S: +OK
         C: CAPA
         S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: NOOP
+        S: +OK
         ";
-    let expected =
-        "CAPA\r\nAUTH CRAM-MD5\r\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\nCAPA\r\n";
+    let expected = "CAPA\r\nAUTH CRAM-MD5\r\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\nCAPA\r\nNOOP\r\n";
     exact::<A>(
         script,
         Security::None,
-        &ConnectOptions::default(),
+        &ConnectOptions::plaintext(),
         expected,
         |mut pop| {
             assert_eq!(
                 pop.login("tim", "tanstaaftanstaaf").unwrap(),
                 LoginMethod::CramMd5
             );
+            pop.noop().unwrap();
         },
     );
 }
@@ -603,7 +613,8 @@ pub fn login_prefers_scram<A: Adapter>() {
         C-PREFIX: AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9
         S: -ERR [AUTH] not today
         ";
-    let transcript = scripted::<A>(script, Security::None, &ConnectOptions::default(), |pop| {
+    let options = ConnectOptions::plaintext();
+    let transcript = scripted::<A>(script, Security::None, &options, |pop| {
         let e = server_error(pop.expect("connects").login("user", "pencil"));
         assert_eq!(
             (e.command, e.code),
@@ -615,24 +626,26 @@ pub fn login_prefers_scram<A: Adapter>() {
 
 /// Over TLS, a server offering only USER gets USER/PASS.
 pub fn login_falls_back_to_user_pass_over_tls<A: Adapter>() {
-    let script = login_script("C: CAPA\nS-RAW: +OK\\r\\nUSER\\r\\n.\\r\\n");
+    let script = login_script("C: CAPA\nS-RAW: +OK\\r\\nUSER\\r\\n.\\r\\n") + "C: NOOP\nS: +OK\n";
     exact::<A>(
         &script,
         Security::Implicit,
         &ConnectOptions::default(),
-        LOGIN_WIRE,
+        &format!("{LOGIN_WIRE}NOOP\r\n"),
         |mut pop| {
             assert_eq!(pop.login("alice", "secret").unwrap(), LoginMethod::UserPass);
             assert_eq!(pop.phase(), Phase::Transaction);
+            pop.noop().unwrap();
         },
     );
 }
 
-/// Without TLS and without permission, no password leaves the client.
+/// Without TLS and without permission, no password leaves the client, nor an exchange an
+/// observer could crack offline (CRAM-MD5, SCRAM: issue 10 item 9).
 pub fn login_refuses_plaintext_passwords<A: Adapter>() {
     let script = r"S: +OK ready
         C: CAPA
-        S-RAW: +OK\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n
+        S-RAW: +OK\r\nUSER\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n.\r\n
         ";
     exact::<A>(
         script,
@@ -661,19 +674,21 @@ pub fn login_refuses_plaintext_passwords<A: Adapter>() {
 /// APOP only when the caller allows it.
 pub fn login_uses_apop_only_when_allowed<A: Adapter>() {
     let script = format!(
-        "{GREETING}\n{CAPA}\nC: APOP mrose c4c9334bac560ecc979e58001b3e22fb\nS: +OK\n{CAPA}\n"
+        "{GREETING}\n{CAPA}\nC: APOP mrose c4c9334bac560ecc979e58001b3e22fb\nS: +OK\n{CAPA}\nC: NOOP\nS: +OK\n"
     );
     let options = ConnectOptions {
         allow_apop: true,
         ..ConnectOptions::plaintext()
     };
-    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nCAPA\r\n";
+    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nCAPA\r\nNOOP\r\n";
     exact::<A>(&script, Security::None, &options, expected, |mut pop| {
         assert_eq!(pop.login("mrose", "tanstaaf").unwrap(), LoginMethod::Apop);
+        pop.noop().unwrap();
     });
-    let script =
-        format!("{GREETING}\n{CAPA}\nC: USER mrose\nS: +OK\nC: PASS tanstaaf\nS: +OK\n{CAPA}\n");
-    let expected = "CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nCAPA\r\n";
+    let script = format!(
+        "{GREETING}\n{CAPA}\nC: USER mrose\nS: +OK\nC: PASS tanstaaf\nS: +OK\n{CAPA}\nC: NOOP\nS: +OK\n"
+    );
+    let expected = "CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nCAPA\r\nNOOP\r\n";
     exact::<A>(
         &script,
         Security::None,
@@ -684,6 +699,7 @@ pub fn login_uses_apop_only_when_allowed<A: Adapter>() {
                 pop.login("mrose", "tanstaaf").unwrap(),
                 LoginMethod::UserPass
             );
+            pop.noop().unwrap();
         },
     );
 }
