@@ -1,6 +1,6 @@
 //! The client state machine: every state transition of a POP3 session lives here.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 
 use base64::Engine as _;
@@ -12,7 +12,7 @@ use crate::body::{BodyDecoder, Decoded};
 use crate::capa::Capabilities;
 use crate::command::{Command, CommandId, CommandKind, Listing, MAX_COMMAND_LINE, ReplyShape};
 use crate::config::{Config, Pipelining};
-use crate::error::{EnqueueError, ProtocolError};
+use crate::error::{EnqueueError, MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
 use crate::response::{self, StatusLine};
 use crate::sasl::Mechanism;
@@ -100,6 +100,58 @@ enum Reply {
     },
 }
 
+/// What a LIST or UIDL listing has shown so far, to catch repeated message numbers and
+/// unique-ids (issue 10 item 2). Its size is bounded by [`Config::max_listing_entries`].
+#[derive(Debug, Default)]
+struct ListingCheck {
+    numbers: HashSet<u32>,
+    uids: HashSet<Box<[u8]>>,
+    repeated_numbers: Vec<u32>,
+    repeated_uids: Vec<String>,
+    repeated: usize,
+}
+
+impl ListingCheck {
+    /// Records one entry; `uid` for UIDL entries.
+    fn record(&mut self, msg: u32, uid: Option<&str>) {
+        let mut repeated = false;
+        if !self.numbers.insert(msg) {
+            repeated = true;
+            if self.repeated_numbers.len() < MAX_NAMED_DUPLICATES
+                && !self.repeated_numbers.contains(&msg)
+            {
+                self.repeated_numbers.push(msg);
+            }
+        }
+        if let Some(uid) = uid {
+            if !self.uids.insert(uid.as_bytes().into()) {
+                repeated = true;
+                if self.repeated_uids.len() < MAX_NAMED_DUPLICATES
+                    && !self.repeated_uids.iter().any(|u| u == uid)
+                {
+                    self.repeated_uids.push(uid.to_owned());
+                }
+            }
+        }
+        if repeated {
+            self.repeated += 1;
+        }
+    }
+
+    /// The error for a listing that repeated something, if it did.
+    fn verdict(self, listing: &'static str) -> Result<(), ProtocolError> {
+        if self.repeated == 0 {
+            return Ok(());
+        }
+        Err(ProtocolError::DuplicateEntries {
+            listing,
+            numbers: self.repeated_numbers,
+            uids: self.repeated_uids,
+            repeated: self.repeated,
+        })
+    }
+}
+
 /// An event waiting in the queue (owned, or a marker for a borrowed one).
 #[derive(Debug)]
 enum Pending {
@@ -162,6 +214,8 @@ pub struct Client {
     pre_login_capabilities: Option<Capabilities>,
     /// Capabilities being collected from a CAPA listing.
     collecting: Capabilities,
+    /// The entries of the LIST or UIDL listing in progress, for the repeat check.
+    listing_check: ListingCheck,
     timestamp: Option<Vec<u8>>,
     tls: bool,
     awaiting_tls: bool,
@@ -211,6 +265,7 @@ impl Client {
             capabilities: None,
             pre_login_capabilities: None,
             collecting: Capabilities::default(),
+            listing_check: ListingCheck::default(),
             timestamp: None,
             tls: false,
             awaiting_tls: false,
@@ -886,6 +941,12 @@ impl Client {
                 return Ok(Progress::Continue);
             };
             let id = self.front_id();
+            let check = std::mem::take(&mut self.listing_check);
+            match kind {
+                Listing::Scan => check.verdict("LIST")?,
+                Listing::UniqueId => check.verdict("UIDL")?,
+                _ => {}
+            }
             if kind == Listing::Capability {
                 let capabilities = std::mem::take(&mut self.collecting);
                 if let Some(before) = self.pre_login_capabilities.take() {
@@ -913,11 +974,26 @@ impl Client {
         }
         let id = self.front_id();
         let malformed = |what| move |error| ProtocolError::Malformed { what, error };
+        let listing = match kind {
+            Listing::Scan => Some("LIST"),
+            Listing::UniqueId => Some("UIDL"),
+            Listing::Language => Some("LANG"),
+            Listing::Capability => None,
+        };
+        if let Some(listing) = listing {
+            if count > self.config.max_listing_entries {
+                return Err(ProtocolError::TooManyEntries {
+                    listing,
+                    limit: self.config.max_listing_entries,
+                });
+            }
+        }
         match kind {
             Listing::Scan => {
                 let (msg, size) =
                     response::parse_scan_listing(line, self.config.max_message_number)
                         .map_err(malformed("LIST entry"))?;
+                self.listing_check.record(msg, None);
                 self.push(Event::ListEntry { id, msg, size });
             }
             Listing::UniqueId => {
@@ -927,6 +1003,7 @@ impl Client {
                     self.config.max_uid_len,
                 )
                 .map_err(malformed("UIDL entry"))?;
+                self.listing_check.record(msg, Some(uid));
                 let uid_start = offset + (uid.as_ptr() as usize - line.as_ptr() as usize);
                 return Ok(Progress::Step(Step::Uid {
                     id,
@@ -1037,8 +1114,9 @@ impl Client {
                 let line = &self.rx[start..end];
                 let text_at = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
                 let text = line.get(text_at..).unwrap_or_default().trim_ascii_start();
-                let (msg, uid) = response::parse_unique_id_listing(
+                let (msg, uid, number_missing) = response::parse_unique_id_one(
                     text,
+                    expected,
                     self.config.max_message_number,
                     self.config.max_uid_len,
                 )
@@ -1048,6 +1126,9 @@ impl Client {
                 }
                 let uid_start = start + (uid.as_ptr() as usize - line.as_ptr() as usize);
                 let uid_end = uid_start + uid.len();
+                if number_missing {
+                    self.quirk(Quirk::UidlWithoutMessageNumber);
+                }
                 self.complete_ok(status);
                 return Ok(Progress::Step(Step::Uid {
                     id,
@@ -1060,6 +1141,7 @@ impl Client {
                 if kind == Listing::Capability {
                     self.collecting = Capabilities::default();
                 }
+                self.listing_check = ListingCheck::default();
                 self.reply = Reply::Listing {
                     kind,
                     first: status,

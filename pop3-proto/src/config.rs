@@ -16,7 +16,13 @@ pub struct Config {
     /// the RFC 2449 response-line limit; real listings are a few dozen octets.
     pub max_listing_line: usize,
     /// The most capability lines one CAPA reply may carry. Default 256 (real servers send < 30).
+    /// (CAPA has its own, tighter limit; LIST, UIDL and LANG share
+    /// [`Config::max_listing_entries`].)
     pub max_capabilities: usize,
+    /// The most entries one LIST, UIDL or LANG reply may carry. Default 1,000,000, more than
+    /// real mailboxes hold. It also bounds the memory that checking a listing for repeated
+    /// message numbers and unique-ids takes.
+    pub max_listing_entries: usize,
     /// The longest unique-id accepted. Default 70, RFC 1939 §7's maximum.
     pub max_uid_len: usize,
     /// The highest message number accepted in a listing. Default `u32::MAX`; lower it to
@@ -65,6 +71,7 @@ impl Default for Config {
             max_continuation_line: 8 * 1024,
             max_listing_line: 512,
             max_capabilities: 256,
+            max_listing_entries: 1_000_000,
             max_uid_len: 70,
             max_message_number: u32::MAX,
             max_body_line: None,

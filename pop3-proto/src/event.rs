@@ -154,6 +154,10 @@ pub enum Quirk {
     CapabilitiesAfterLogin,
     /// The server's greeting has text in brackets that is not a response code (Office 365).
     BracketedGreetingText,
+    /// The server answered `UIDL n` with `+OK <uid>`, leaving the message number out (a
+    /// Python-based server). Accepted when unambiguous: see
+    /// [`parse_unique_id_one`](crate::response::parse_unique_id_one).
+    UidlWithoutMessageNumber,
 }
 
 /// One line of the protocol trace.

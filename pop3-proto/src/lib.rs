@@ -122,7 +122,7 @@ pub use capa::Capabilities;
 pub use client::{Client, Phase};
 pub use command::{Command, CommandId, CommandKind, MAX_COMMAND_LINE};
 pub use config::{Config, Pipelining, Quirks};
-pub use error::{EnqueueError, ProtocolError};
+pub use error::{EnqueueError, MAX_NAMED_DUPLICATES, ProtocolError};
 pub use event::{Event, Quirk, Trace};
 pub use response::ResponseCode;
 pub use secret::Secret;

@@ -247,6 +247,7 @@ macro_rules! adapter_suite {
             disconnect_mid_retr_under_tls,
             bare_lf_server,
             malformed_greeting,
+            repeated_uid_is_a_protocol_error,
             overlong_status_line,
             greeting_refused,
             retr_many_pipelined,
@@ -1117,6 +1118,37 @@ pub fn bare_lf_server<A: Adapter>() {
             pop.retr(1, &mut message).unwrap();
             assert_eq!(message, b"line\n.dot\n");
             pop.quit().unwrap();
+        },
+    );
+}
+
+/// A UIDL listing that repeats a unique-id is a protocol error that names it (issue 10 item
+/// 2): the caller never gets a listing on which it could skip or delete the wrong message.
+pub fn repeated_uid_is_a_protocol_error<A: Adapter>() {
+    let script = format!(
+        r"{}
+        C: UIDL
+        S-RAW: +OK\r\n1 same-uid\r\n2 other\r\n3 same-uid\r\n.\r\n
+        ",
+        login_script(CAPA)
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        &format!("{LOGIN_WIRE}UIDL\r\n"),
+        |pop| {
+            let mut pop = logged_in(pop);
+            assert_eq!(
+                pop.uidl().unwrap_err(),
+                Failure::Protocol(ProtocolError::DuplicateEntries {
+                    listing: "UIDL",
+                    numbers: vec![],
+                    uids: vec!["same-uid".into()],
+                    repeated: 1
+                })
+            );
+            assert!(pop.dele(3).is_err(), "the connection is unusable after it");
         },
     );
 }
