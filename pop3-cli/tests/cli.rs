@@ -754,14 +754,27 @@ fn fetch_duplicate_and_hostile_uids() {
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("Mail");
     let md = maildir.to_str().unwrap();
-    // Messages 1 and 3 share a UID: only the first is stored (and deleted). UIDs with path
-    // syntax never reach the file system.
+    // Messages 1 and 3 share a UID: a protocol violation (issue 10 item 2), exit 3, nothing
+    // fetched or deleted.
     let (r, transcript) = scripted_fetch(
         r"
         C: LIST
         S-RAW: +OK\r\n1 10\r\n2 10\r\n3 10\r\n4 10\r\n.\r\n
         C: UIDL
         S-RAW: +OK\r\n1 ../../evil\r\n2 a/b\r\n3 ../../evil\r\n4 .\r\n.\r\n
+        ",
+        &["--maildir", md, "--delete"],
+    );
+    r.expect_code(3);
+    transcript.assert_complete();
+    assert!(r.stderr.contains("\"../../evil\""), "{}", r.stderr);
+    // UIDs with path syntax never reach the file system.
+    let (r, transcript) = scripted_fetch(
+        r"
+        C: LIST
+        S-RAW: +OK\r\n1 10\r\n2 10\r\n4 10\r\n.\r\n
+        C: UIDL
+        S-RAW: +OK\r\n1 ../../evil\r\n2 a/b\r\n4 .\r\n.\r\n
         C: RETR 1
         S-RAW: +OK\r\nm1\r\n.\r\n
         C: RETR 2
@@ -783,7 +796,7 @@ fn fetch_duplicate_and_hostile_uids() {
     transcript.assert_complete();
     let json = r.json();
     assert_eq!(json["stored"], 3);
-    assert_eq!(json["duplicates"], 1);
+    assert_eq!(json["duplicates"], 0);
     let contents = maildir_contents(&maildir);
     assert_eq!(contents.len(), 3);
     assert!(contents.values().all(|&n| n == 1));
