@@ -272,7 +272,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// The server's capabilities from the latest CAPA, or `None` while unknown (no CAPA,
-    /// `auto_capa` off).
+    /// `auto_capa` off, or right after a login: the CAPA asked then goes out with the next
+    /// command, and its answer is known when that command returns).
     pub fn capabilities(&self) -> Option<&Capabilities> {
         self.client.capabilities()
     }
@@ -335,7 +336,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.exec(Command::user(name), |_| Ok(())).await
     }
 
-    /// `PASS password`; on success the capabilities are read again (with `auto_capa`).
+    /// `PASS password`; on success the capabilities are asked again (with `auto_capa`) together
+    /// with the next command, and unknown until then.
     pub async fn pass(&mut self, password: impl Into<Secret>) -> Result<Reply, Error> {
         self.exec_login(Command::pass(password)).await
     }
@@ -602,16 +604,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.finish(result)
     }
 
-    /// A login command, then the automatic CAPA that follows it.
+    /// A login command, up to its reply. The automatic CAPA that the core asks after a
+    /// successful login is not waited for: it goes out with the caller's next commands, in
+    /// the same write (issue 10 item 11).
     async fn exec_login(&mut self, command: Command) -> Result<Reply, Error> {
-        self.begin()?;
-        let mut result = self.exec_inner(command, |_| Ok(())).await;
-        if result.is_ok() {
-            if let Err(e) = self.settle().await {
-                result = Err(e);
-            }
-        }
-        self.finish(result)
+        self.exec(command, |_| Ok(())).await
     }
 
     async fn exec_inner(

@@ -65,7 +65,8 @@ async fn retr_many_and_dele_many_pipelined() {
     let messages: Vec<Vec<u8>> = (0..50).map(|i| message(i, 500 + 97 * i as usize)).collect();
     let (addr, server) = MailServer::start(vec![messages.clone()]).await;
     let mut pop = session(addr, 0).await;
-    assert!(pop.capabilities().unwrap().pipelining);
+    // The CAPA asked after login goes out with the next command: unknown until then.
+    assert!(pop.capabilities().is_none());
     let wanted: Vec<u32> = (1..=50).chain([99, 3]).collect();
     let mut bodies: Vec<(u32, Vec<u8>, Option<u64>)> = Vec::new();
     let mut refused = Vec::new();
@@ -86,6 +87,7 @@ async fn retr_many_and_dele_many_pipelined() {
     })
     .await
     .unwrap();
+    assert!(pop.capabilities().unwrap().pipelining);
     assert_eq!(refused, [(99, "no such message".to_owned())]);
     assert_eq!(bodies.len(), 51);
     for (msg, body, octets) in &bodies {

@@ -241,7 +241,9 @@ impl<S: Read + Write> Connection<S> {
     /// The capabilities from the latest CAPA, or `None` while unknown (the server has no CAPA
     /// and [`Quirks::missing_capa`](pop3_proto::Quirks::missing_capa) is off, or
     /// [`Config::auto_capa`](pop3_proto::Config::auto_capa) is off and [`capa`](Self::capa) was
-    /// not called since the last login or STLS).
+    /// not called since the last login or STLS). Right after a login it is `None` too: the
+    /// CAPA asked then goes out with the next command, and its answer is known when that
+    /// command returns.
     pub fn capabilities(&self) -> Option<&Capabilities> {
         self.client.capabilities()
     }
@@ -331,9 +333,10 @@ impl<S: Read + Write> Connection<S> {
 
     /// Logs in with the best method the server offers (chosen by
     /// [`pop3_proto::login::choose_login`]): SCRAM-SHA-256 > CRAM-MD5 > APOP (only with
-    /// [`Options::allow_apop`]) > PLAIN > LOGIN > USER/PASS. Methods that send the password are
-    /// skipped without TLS unless [`Options::allow_plaintext`]; if nothing else is left, this
-    /// fails with [`Error::Login`] before sending anything. Returns the method used.
+    /// [`Options::allow_apop`]) > PLAIN > LOGIN > USER/PASS. Without TLS no method is chosen
+    /// unless [`Options::allow_plaintext`] (those that keep the password off the wire can be
+    /// cracked offline); then this fails with [`Error::Login`] before sending anything.
+    /// Returns the method used.
     pub fn login(&mut self, user: &str, password: impl Into<Secret>) -> Result<LoginMethod, Error> {
         self.check_usable()?;
         let password = password.into();
@@ -592,10 +595,8 @@ impl<S: Read + Write> Connection<S> {
         mut on_event: impl FnMut(&Event<'_>) -> Result<(), Error>,
     ) -> Result<Result<Reply, ServerError>, Error> {
         let mut outcome = None;
-        let mut logged_in = false;
         self.drive(Until::Done(id), |event| {
             match event {
-                Event::LoggedIn { id: i } if *i == id => logged_in = true,
                 Event::Ok {
                     id: i, code, text, ..
                 } if *i == id => {
@@ -617,11 +618,8 @@ impl<S: Read + Write> Connection<S> {
             }
             on_event(event)
         })?;
-        if logged_in {
-            // The capabilities may change with the login (RFC 2449 §4): wait for the new CAPA
-            // the core asks for, so that `capabilities()` is current when login returns.
-            self.drive(Until::Idle, |_| Ok(()))?;
-        }
+        // After a login, the CAPA the core asks next is not waited for here: it goes out with
+        // the caller's next commands, in the same write (issue 10 item 11).
         outcome.ok_or(Error::Closed)
     }
 

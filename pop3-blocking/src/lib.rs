@@ -43,9 +43,11 @@
 //! - TLS verifies the certificate against the host name, with SNI, trusting the webpki roots
 //!   by default ([`TlsOptions`]). Turning verification off takes
 //!   [`TlsOptions::dangerous_accept_any_certificate`].
-//! - A password or reusable token is never sent without TLS unless
+//! - A password or reusable token, or an APOP digest, is never sent without TLS unless
 //!   [`Options::allow_plaintext`] is set; [`Connection::login`] prefers methods that never send
-//!   the password (SCRAM-SHA-256, CRAM-MD5) and uses APOP only with [`Options::allow_apop`].
+//!   the password (SCRAM-SHA-256, CRAM-MD5), chooses nothing without TLS unless plaintext is
+//!   allowed (an observer could crack SCRAM or CRAM-MD5 offline), and uses APOP only with
+//!   [`Options::allow_apop`].
 //! - After the `+OK` to STLS nothing is read before the handshake, and any byte the server sent
 //!   after the `+OK` is a fatal [`Error::Protocol`] (STARTTLS injection).
 //! - Secrets never appear in `Debug` output, errors or traces.

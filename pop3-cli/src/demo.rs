@@ -39,8 +39,9 @@ fn fetch_once(
             || "TLS".to_owned(),
             |v| format!("{v:?}").replace("TLSv1_", "TLS 1."),
         );
-    let method = method_name(connection.login(USER, PASSWORD)?);
+    // Asked before login: the CAPA after login goes out with the first command after it.
     let pipelined = connection.capabilities().is_some_and(|c| c.pipelining);
+    let method = method_name(connection.login(USER, PASSWORD)?);
     let summary = fetch::fetch(connection, prepared, job)?;
     Ok((summary, method, version, pipelined))
 }

@@ -82,7 +82,7 @@ impl From<Error> for CliError {
                 "refusing to send credentials ({command}) over a connection without TLS: {PLAINTEXT_HINT}"
             )),
             Error::Login(LoginChoiceError::WouldExposePassword) => Self::Usage(format!(
-                "the server offers no login method that keeps the password off the wire without TLS: {PLAINTEXT_HINT}"
+                "refusing to log in without TLS: every method the server offers sends the password or an exchange an observer can crack offline: {PLAINTEXT_HINT}"
             )),
             Error::Login(e) => {
                 Self::Usage(format!("cannot log in: {e}; choose a method with --auth"))

@@ -36,6 +36,8 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
     // The password first: a prompt or a slow password command must not hold a connection.
     let password = settings.password()?;
     let mut connection = connect(settings)?;
+    // Asked before login: the CAPA after login goes out with the first command after it.
+    let announced = connection.capabilities().is_some_and(|c| c.pipelining);
     let method = match login(&mut connection, settings, &user, password) {
         Ok(method) => method,
         Err(error) => {
@@ -47,9 +49,7 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
         }
     };
     tracing::info!(target: "pop3", "logged in as {user} with {method}");
-    if settings.pipelining == Pipelining::On
-        && !connection.capabilities().is_some_and(|c| c.pipelining)
-    {
+    if settings.pipelining == Pipelining::On && !announced {
         eprintln!(
             "pop3: warning: --pipelining on, but the server does not announce PIPELINING: pipelining anyway"
         );

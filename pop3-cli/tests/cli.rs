@@ -441,8 +441,9 @@ fn no_password_in_the_clear_unless_allowed() {
     let r = run(&[&base[..], &["--auth", "plain", "stat"]].concat());
     r.expect_code(2);
     assert_eq!(server.logins(), 0);
-    // APOP keeps the password off the wire.
-    run(&[&base[..], &["--auth", "apop", "stat"]].concat()).expect_code(0);
+    // APOP keeps the password off the wire, but its digest can be cracked offline: refused
+    // too (issue 10 item 9; see apop_without_tls_needs_allow_plaintext_auth).
+    run(&[&base[..], &["--auth", "apop", "stat"]].concat()).expect_code(2);
     // Allowed explicitly.
     run(&[&base[..], &["--allow-plaintext-auth", "stat"]].concat()).expect_code(0);
     run(&[
@@ -792,7 +793,7 @@ fn fetch_hostile_uids() {
     let maildir = dir.path().join("Mail");
     let md = maildir.to_str().unwrap();
     // UIDs with path syntax never reach the file system. (A repeated UID is a protocol
-    // violation: see cli_listings.rs.)
+    // violation: see cli_fetch_safety.rs.)
     let (r, transcript) = scripted_fetch(
         r"
         C: LIST
@@ -1250,4 +1251,38 @@ fn pipelining_on_warns_when_the_server_does_not_offer_it() {
     r.expect_code(0);
     t.assert_complete();
     assert!(r.stderr.contains("PIPELINING"), "{}", r.stderr);
+}
+
+/// Issue 10 item 9: `--auth apop` without TLS needs `--allow-plaintext-auth`, like every
+/// password method (an observer can crack the APOP digest offline); nothing is sent.
+#[test]
+fn apop_without_tls_needs_allow_plaintext_auth() {
+    let server = MailboxServer::start(sample_mail(1, 500, 1)).unwrap();
+    let port = server.port().to_string();
+    let base = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls",
+        "none",
+        "--user",
+        "alice",
+        "--password-env",
+        "POP3_TEST_PASSWORD",
+        "--auth",
+        "apop",
+    ];
+    let r = run(&[&base[..], &["stat"]].concat());
+    r.expect_code(2);
+    assert!(
+        r.stderr
+            .contains("refusing to send credentials (APOP) over a connection without TLS"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--allow-plaintext-auth"), "{}", r.stderr);
+    assert_eq!(server.logins(), 0);
+    run(&[&base[..], &["--allow-plaintext-auth", "stat"]].concat()).expect_code(0);
+    assert_eq!(server.logins(), 1);
 }

@@ -1,6 +1,6 @@
 //! The client state machine: every state transition of a POP3 session lives here.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 
 use base64::Engine as _;
@@ -12,7 +12,7 @@ use crate::body::{BodyDecoder, Decoded};
 use crate::capa::Capabilities;
 use crate::command::{Command, CommandId, CommandKind, Listing, MAX_COMMAND_LINE, ReplyShape};
 use crate::config::{Config, Pipelining};
-use crate::error::{EnqueueError, ProtocolError};
+use crate::error::{EnqueueError, MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
 use crate::response::{self, StatusLine};
 use crate::sasl::Mechanism;
@@ -100,6 +100,58 @@ enum Reply {
     },
 }
 
+/// What a LIST or UIDL listing has shown so far, to catch repeated message numbers and
+/// unique-ids (issue 10 item 2). Its size is bounded by [`Config::max_listing_entries`].
+#[derive(Debug, Default)]
+struct ListingCheck {
+    numbers: HashSet<u32>,
+    uids: HashSet<Box<[u8]>>,
+    repeated_numbers: Vec<u32>,
+    repeated_uids: Vec<String>,
+    repeated: usize,
+}
+
+impl ListingCheck {
+    /// Records one entry; `uid` for UIDL entries.
+    fn record(&mut self, msg: u32, uid: Option<&str>) {
+        let mut repeated = false;
+        if !self.numbers.insert(msg) {
+            repeated = true;
+            if self.repeated_numbers.len() < MAX_NAMED_DUPLICATES
+                && !self.repeated_numbers.contains(&msg)
+            {
+                self.repeated_numbers.push(msg);
+            }
+        }
+        if let Some(uid) = uid {
+            if !self.uids.insert(uid.as_bytes().into()) {
+                repeated = true;
+                if self.repeated_uids.len() < MAX_NAMED_DUPLICATES
+                    && !self.repeated_uids.iter().any(|u| u == uid)
+                {
+                    self.repeated_uids.push(uid.to_owned());
+                }
+            }
+        }
+        if repeated {
+            self.repeated += 1;
+        }
+    }
+
+    /// The error for a listing that repeated something, if it did.
+    fn verdict(self, listing: &'static str) -> Result<(), ProtocolError> {
+        if self.repeated == 0 {
+            return Ok(());
+        }
+        Err(ProtocolError::DuplicateEntries {
+            listing,
+            numbers: self.repeated_numbers,
+            uids: self.repeated_uids,
+            repeated: self.repeated,
+        })
+    }
+}
+
 /// An event waiting in the queue (owned, or a marker for a borrowed one).
 #[derive(Debug)]
 enum Pending {
@@ -163,6 +215,8 @@ pub struct Client {
     pre_login_capabilities: Option<Capabilities>,
     /// Capabilities being collected from a CAPA listing.
     collecting: Capabilities,
+    /// The entries of the LIST or UIDL listing in progress, for the repeat check.
+    listing_check: ListingCheck,
     timestamp: Option<Vec<u8>>,
     tls: bool,
     awaiting_tls: bool,
@@ -172,8 +226,6 @@ pub struct Client {
     /// A `.` CR terminator was accepted; swallow the LF that may follow it.
     skip_lf: bool,
     quit_queued: bool,
-    /// A CAPA was pipelined right behind the login command in flight.
-    capa_follows_login: bool,
     quirks_seen: Vec<Quirk>,
     next_id: u64,
     queue: VecDeque<Queued>,
@@ -214,6 +266,7 @@ impl Client {
             capabilities: None,
             pre_login_capabilities: None,
             collecting: Capabilities::default(),
+            listing_check: ListingCheck::default(),
             timestamp: None,
             tls: false,
             awaiting_tls: false,
@@ -221,7 +274,6 @@ impl Client {
             lf_server: false,
             skip_lf: false,
             quit_queued: false,
-            capa_follows_login: false,
             quirks_seen: Vec::new(),
             next_id: 0,
             queue: VecDeque::new(),
@@ -392,8 +444,8 @@ impl Client {
     ///
     /// Refused: a command of another phase (the phase is that of the replies seen so far, so
     /// queue TRANSACTION commands after [`Event::LoggedIn`]), arguments with CR, LF or NUL,
-    /// lines over 255 octets, message number 0, a password or reusable token without TLS
-    /// (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp (so also
+    /// lines over 255 octets, message number 0, a password, reusable token or APOP digest
+    /// without TLS (unless [`Config::allow_plaintext_auth`]), APOP without a greeting timestamp (so also
     /// before the greeting has arrived: queue APOP after [`Event::Greeting`]), STLS on a
     /// TLS connection, anything after QUIT or a fatal error.
     pub fn enqueue(&mut self, command: Command) -> Result<CommandId, EnqueueError> {
@@ -423,8 +475,10 @@ impl Client {
             });
         }
         command.validate()?;
+        // APOP sends no password, but an MD5 digest of a predictable challenge that an observer
+        // can crack offline: it needs TLS (or the caller's consent) like PASS.
         let cleartext = match &command {
-            Command::Pass(_) => true,
+            Command::Pass(_) | Command::Apop { .. } => true,
             Command::Auth(mechanism) => mechanism.exposes_secret(),
             _ => false,
         };
@@ -461,11 +515,15 @@ impl Client {
     /// Appends the bytes to send to `out` and returns how many were appended. Releases queued
     /// commands as far as the pipelining rules allow: one at a time until CAPA lists
     /// PIPELINING, then up to [`Config::pipeline_window`]; STLS, AUTH, QUIT and UTF8 wait for
-    /// an empty pipe and hold everything behind them, and so do PASS/APOP (the phase changes)
-    /// and, without TLS, USER (so a refused USER cannot expose the password). The one
-    /// exception: with pipelining, the automatic CAPA after login rides right behind
-    /// PASS/APOP/RPOP (CAPA is valid in either phase), saving a round trip. Between login and
-    /// that CAPA's answer, the list seen before login decides whether to pipeline.
+    /// an empty pipe and hold everything behind them, and so do PASS/APOP/RPOP (the phase
+    /// changes) and, without TLS, USER (so a refused USER cannot expose the password).
+    ///
+    /// Nothing at all follows PASS, APOP, RPOP or AUTH on the wire before their reply: some
+    /// servers hand the connection to a new process when the login succeeds and drop every
+    /// byte that arrived before. The automatic CAPA after login is queued when the `+OK`
+    /// arrives, ahead of what the caller queues next, and goes out in the same write as those
+    /// commands: between login and that CAPA's answer, the list seen before login decides
+    /// whether to pipeline.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.error.is_some() {
             return 0;
@@ -651,20 +709,6 @@ impl Client {
                 break;
             };
             self.send(id, command)?;
-            if matches!(
-                kind,
-                CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop
-            ) && self.config.auto_capa
-                && self.pipelining()
-            {
-                // The CAPA asked after login goes right behind the login command instead of a
-                // round trip later: CAPA is valid in both phases, so whatever the login's
-                // outcome, its answer is the list of the phase the server is then in.
-                let capa = CommandId(self.next_id);
-                self.next_id += 1;
-                self.send(capa, Command::Capa)?;
-                self.capa_follows_login = true;
-            }
         }
         Ok(())
     }
@@ -678,6 +722,7 @@ impl Client {
         let before = self.tx.len();
         let auth = match command {
             Command::Auth(mut mechanism) => {
+                mechanism.configure(&self.config);
                 let initial =
                     mechanism
                         .initial_response()
@@ -897,6 +942,12 @@ impl Client {
                 return Ok(Progress::Continue);
             };
             let id = self.front_id();
+            let check = std::mem::take(&mut self.listing_check);
+            match kind {
+                Listing::Scan => check.verdict("LIST")?,
+                Listing::UniqueId => check.verdict("UIDL")?,
+                _ => {}
+            }
             if kind == Listing::Capability {
                 let capabilities = std::mem::take(&mut self.collecting);
                 if let Some(before) = self.pre_login_capabilities.take() {
@@ -924,11 +975,26 @@ impl Client {
         }
         let id = self.front_id();
         let malformed = |what| move |error| ProtocolError::Malformed { what, error };
+        let listing = match kind {
+            Listing::Scan => Some("LIST"),
+            Listing::UniqueId => Some("UIDL"),
+            Listing::Language => Some("LANG"),
+            Listing::Capability => None,
+        };
+        if let Some(listing) = listing {
+            if count > self.config.max_listing_entries {
+                return Err(ProtocolError::TooManyEntries {
+                    listing,
+                    limit: self.config.max_listing_entries,
+                });
+            }
+        }
         match kind {
             Listing::Scan => {
                 let (msg, size) =
                     response::parse_scan_listing(line, self.config.max_message_number)
                         .map_err(malformed("LIST entry"))?;
+                self.listing_check.record(msg, None);
                 self.push(Event::ListEntry { id, msg, size });
             }
             Listing::UniqueId => {
@@ -938,6 +1004,7 @@ impl Client {
                     self.config.max_uid_len,
                 )
                 .map_err(malformed("UIDL entry"))?;
+                self.listing_check.record(msg, Some(uid));
                 let uid_start = offset + (uid.as_ptr() as usize - line.as_ptr() as usize);
                 return Ok(Progress::Step(Step::Uid {
                     id,
@@ -1048,8 +1115,9 @@ impl Client {
                 let line = &self.rx[start..end];
                 let text_at = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
                 let text = line.get(text_at..).unwrap_or_default().trim_ascii_start();
-                let (msg, uid) = response::parse_unique_id_listing(
+                let (msg, uid, number_missing) = response::parse_unique_id_one(
                     text,
+                    expected,
                     self.config.max_message_number,
                     self.config.max_uid_len,
                 )
@@ -1059,6 +1127,9 @@ impl Client {
                 }
                 let uid_start = start + (uid.as_ptr() as usize - line.as_ptr() as usize);
                 let uid_end = uid_start + uid.len();
+                if number_missing {
+                    self.quirk(Quirk::UidlWithoutMessageNumber);
+                }
                 self.complete_ok(status);
                 return Ok(Progress::Step(Step::Uid {
                     id,
@@ -1071,6 +1142,7 @@ impl Client {
                 if kind == Listing::Capability {
                     self.collecting = Capabilities::default();
                 }
+                self.listing_check = ListingCheck::default();
                 self.reply = Reply::Listing {
                     kind,
                     first: status,
@@ -1169,12 +1241,6 @@ impl Client {
         let Some(front) = self.pop_in_flight() else {
             return;
         };
-        if matches!(
-            front.kind,
-            CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop
-        ) {
-            self.capa_follows_login = false;
-        }
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
             CommandKind::User
@@ -1196,6 +1262,24 @@ impl Client {
                     });
                     return;
                 }
+            }
+            CommandKind::Stls => {
+                // Everything queued behind STLS was meant for an encrypted connection: never
+                // send it in plaintext (issue 10 item 10). The caller decides what now.
+                self.push(Event::Err {
+                    id: front.id,
+                    command: front.kind,
+                    code: status.code,
+                    text: status.text,
+                });
+                for queued in std::mem::take(&mut self.queue) {
+                    self.push(Event::Cancelled {
+                        id: queued.id,
+                        command: queued.command.kind(),
+                    });
+                }
+                self.quit_queued = false;
+                return;
             }
             CommandKind::Capa if self.config.quirks.missing_capa => {
                 self.capabilities = Some(Capabilities::default());
@@ -1228,9 +1312,8 @@ impl Client {
                 self.phase = Phase::Transaction;
                 self.pre_login_capabilities = self.capabilities.take();
                 self.push(Event::LoggedIn { id });
-                if !std::mem::take(&mut self.capa_follows_login) {
-                    self.ask_capabilities();
-                }
+                // Only now: a byte sent before this reply may be dropped by the server.
+                self.ask_capabilities();
             }
             CommandKind::Stls => {
                 self.awaiting_tls = true;

@@ -16,7 +16,13 @@ pub struct Config {
     /// the RFC 2449 response-line limit; real listings are a few dozen octets.
     pub max_listing_line: usize,
     /// The most capability lines one CAPA reply may carry. Default 256 (real servers send < 30).
+    /// (CAPA has its own, tighter limit; LIST, UIDL and LANG share
+    /// [`Config::max_listing_entries`].)
     pub max_capabilities: usize,
+    /// The most entries one LIST, UIDL or LANG reply may carry. Default 1,000,000, more than
+    /// real mailboxes hold. It also bounds the memory that checking a listing for repeated
+    /// message numbers and unique-ids takes.
+    pub max_listing_entries: usize,
     /// The longest unique-id accepted. Default 70, RFC 1939 §7's maximum.
     pub max_uid_len: usize,
     /// The highest message number accepted in a listing. Default `u32::MAX`; lower it to
@@ -42,8 +48,15 @@ pub struct Config {
     /// [`Client::capabilities`](crate::Client::capabilities) is always current. Default `true`.
     pub auto_capa: bool,
     /// Allow credentials that an eavesdropper could reuse (USER/PASS, AUTH PLAIN, LOGIN,
-    /// XOAUTH2, OAUTHBEARER) over a connection without TLS. Default `false`.
+    /// XOAUTH2, OAUTHBEARER) or crack offline (APOP) over a connection without TLS. Default
+    /// `false`. ([`choose_login`](crate::login::choose_login) also keeps CRAM-MD5 and SCRAM
+    /// for TLS unless its policy allows plaintext; asked for explicitly, they are sent.)
     pub allow_plaintext_auth: bool,
+    /// The lowest SCRAM iteration count accepted from a server. Default 4096, the minimum of
+    /// RFC 7677 section 4: fewer makes a recorded exchange cheaper to crack offline. A lower
+    /// count fails the login with
+    /// [`SaslError::IterationCountTooLow`](crate::sasl::SaslError::IterationCountTooLow).
+    pub min_scram_iterations: u32,
     /// Emit [`Event::Trace`](crate::Event::Trace) lines for every command sent and every status
     /// line received, secrets redacted. Default `false`.
     pub trace: bool,
@@ -58,6 +71,7 @@ impl Default for Config {
             max_continuation_line: 8 * 1024,
             max_listing_line: 512,
             max_capabilities: 256,
+            max_listing_entries: 1_000_000,
             max_uid_len: 70,
             max_message_number: u32::MAX,
             max_body_line: None,
@@ -66,6 +80,7 @@ impl Default for Config {
             pipelining: Pipelining::Auto,
             auto_capa: true,
             allow_plaintext_auth: false,
+            min_scram_iterations: 4096,
             trace: false,
             quirks: Quirks::default(),
         }

@@ -44,7 +44,8 @@ pub enum EnqueueError {
     /// Message number 0: POP3 numbers messages from 1.
     #[error("message numbers start at 1")]
     MessageNumberZero,
-    /// The command would send a reusable password or token over a connection without TLS, and
+    /// The command would send a reusable password or token, or an APOP digest an observer can
+    /// crack offline, over a connection without TLS, and
     /// [`Config::allow_plaintext_auth`](crate::Config::allow_plaintext_auth) is off.
     #[error(
         "{command} would send credentials without TLS; allow plaintext authentication explicitly to do so"
@@ -139,6 +140,32 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// A LIST, UIDL or LANG reply carried more entries than
+    /// [`Config::max_listing_entries`](crate::Config::max_listing_entries).
+    #[error(
+        "the {listing} reply exceeds the limit of {limit} entries (Config::max_listing_entries)"
+    )]
+    TooManyEntries {
+        /// Which listing: `"LIST"`, `"UIDL"` or `"LANG"`.
+        listing: &'static str,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A LIST or UIDL listing repeats a message number, or a UIDL listing repeats a
+    /// unique-id: the server's listing cannot be trusted, and nothing should be done with it
+    /// (deleting by it could delete mail that was never fetched). Reported when the listing
+    /// ends; the entries already reported must be discarded.
+    #[error("{}", describe_duplicates(listing, numbers, uids, *repeated))]
+    DuplicateEntries {
+        /// Which listing: `"LIST"` or `"UIDL"`.
+        listing: &'static str,
+        /// The repeated message numbers, at most [`MAX_NAMED_DUPLICATES`] of them, in order.
+        numbers: Vec<u32>,
+        /// The repeated unique-ids, at most [`MAX_NAMED_DUPLICATES`] of them, in order.
+        uids: Vec<String>,
+        /// How many entries repeated a number or a unique-id, named or not.
+        repeated: usize,
+    },
     /// The reply to `LIST n` or `UIDL n` named another message.
     #[error("the server answered for message {got} where message {expected} was asked")]
     WrongMessageNumber {
@@ -155,4 +182,25 @@ pub enum ProtocolError {
         /// What went wrong.
         error: SaslError,
     },
+}
+
+/// How many repeated message numbers, and how many repeated unique-ids,
+/// [`ProtocolError::DuplicateEntries`] names.
+pub const MAX_NAMED_DUPLICATES: usize = 10;
+
+fn describe_duplicates(listing: &str, numbers: &[u32], uids: &[String], repeated: usize) -> String {
+    let mut parts = Vec::new();
+    if !numbers.is_empty() {
+        let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
+        parts.push(format!("message number(s) {}", list.join(", ")));
+    }
+    if !uids.is_empty() {
+        let list: Vec<String> = uids.iter().map(|u| format!("{u:?}")).collect();
+        parts.push(format!("unique-id(s) {}", list.join(", ")));
+    }
+    let entries = if repeated == 1 { "entry" } else { "entries" };
+    format!(
+        "the {listing} listing repeats {} ({repeated} repeated {entries} in all)",
+        parts.join(" and ")
+    )
 }

@@ -9,8 +9,9 @@ use crate::response::ResponseCode;
 /// the next call on the client.
 ///
 /// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`], (for
-/// STLS) [`Event::StartTls`], or (for a PASS behind a refused USER) [`Event::Cancelled`]. Data events of a command (entries, body chunks) come before its
-/// terminal event.
+/// STLS) [`Event::StartTls`], or (for a PASS behind a refused USER, or anything queued behind
+/// a refused STLS) [`Event::Cancelled`]. Data events of a command (entries, body chunks) come
+/// before its terminal event.
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event<'a> {
@@ -124,7 +125,9 @@ pub enum Event<'a> {
     /// A server quirk was tolerated (reported once per session and kind).
     Quirk(Quirk),
     /// The command was dropped from the queue without being sent: a PASS queued behind a USER
-    /// that the server refused (sending it would expose the password for nothing). Terminal.
+    /// that the server refused (sending it would expose the password for nothing), or any
+    /// command queued behind an STLS that the server refused (it was meant for an encrypted
+    /// connection, and is never sent in plaintext). Terminal.
     Cancelled {
         /// The command.
         id: CommandId,
@@ -151,6 +154,10 @@ pub enum Quirk {
     CapabilitiesAfterLogin,
     /// The server's greeting has text in brackets that is not a response code (Office 365).
     BracketedGreetingText,
+    /// The server answered `UIDL n` with `+OK <uid>`, leaving the message number out (a
+    /// Python-based server). Accepted when unambiguous: see
+    /// [`parse_unique_id_one`](crate::response::parse_unique_id_one).
+    UidlWithoutMessageNumber,
 }
 
 /// One line of the protocol trace.
@@ -187,7 +194,7 @@ impl Event<'_> {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Self::Ok { .. } | Self::Err { .. } | Self::StartTls { .. }
+            Self::Ok { .. } | Self::Err { .. } | Self::StartTls { .. } | Self::Cancelled { .. }
         )
     }
 }

@@ -30,6 +30,8 @@
 //! .into_iter();
 //!
 //! let mut client = Client::new(Config::default());
+//! // Connected with implicit TLS (port 995): report it before any input.
+//! client.handle_tls_established().expect("right after connecting");
 //! let mut wire = Vec::new();
 //! let mut message = Vec::new();
 //! let mut todo = vec![Command::Quit, Command::retr(1)];
@@ -40,7 +42,8 @@
 //!     while let Some(event) = client.poll_event().expect("the server follows the protocol") {
 //!         match event {
 //!             Event::Greeting { apop: true, .. } => {
-//!                 // APOP keeps the secret off the wire; a password would need TLS.
+//!                 // APOP keeps the secret off the wire, but an observer could crack its
+//!                 // digest offline: without TLS it needs `Config::allow_plaintext_auth`.
 //!                 client.enqueue(Command::apop("mrose", "tanstaaf")).expect("valid");
 //!             }
 //!             Event::Body { chunk, .. } => message.extend_from_slice(chunk),
@@ -123,7 +126,7 @@ pub use capa::Capabilities;
 pub use client::{Client, Phase};
 pub use command::{Command, CommandId, CommandKind, MAX_COMMAND_LINE};
 pub use config::{Config, Pipelining, Quirks};
-pub use error::{EnqueueError, ProtocolError};
+pub use error::{EnqueueError, MAX_NAMED_DUPLICATES, ProtocolError};
 pub use event::{Event, Quirk, Trace};
 pub use response::ResponseCode;
 pub use secret::Secret;

@@ -10,8 +10,11 @@ use crate::response::ResponseCode;
 #[non_exhaustive]
 pub enum LoginMethod {
     /// AUTH SCRAM-SHA-256: the password never crosses the wire and the server proves it knows it.
+    /// An observer can still try passwords offline against a recorded exchange, so it is
+    /// chosen without TLS only when plaintext is allowed.
     ScramSha256,
-    /// AUTH CRAM-MD5: the password never crosses the wire.
+    /// AUTH CRAM-MD5: the password never crosses the wire, but an observer can crack a
+    /// recorded exchange offline, so it is chosen without TLS only when plaintext is allowed.
     CramMd5,
     /// APOP: the password never crosses the wire; only when asked for (MD5 of a predictable
     /// challenge is weak), and never chosen without TLS.
@@ -37,7 +40,9 @@ impl LoginMethod {
 pub struct LoginPolicy {
     /// Allow APOP (off by default: it must be asked for).
     pub allow_apop: bool,
-    /// Allow sending the password over a connection without TLS (off by default).
+    /// Allow logging in over a connection without TLS (off by default): sending the password
+    /// (PLAIN, LOGIN, USER/PASS), or an exchange an observer can crack offline (SCRAM,
+    /// CRAM-MD5, APOP).
     pub allow_plaintext: bool,
 }
 
@@ -45,9 +50,10 @@ pub struct LoginPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoginChoiceError {
-    /// Every method the server offers would send the password without TLS.
+    /// Every method the server offers would send the password, or an exchange an observer can
+    /// crack offline, without TLS.
     #[error(
-        "the server offers no way to log in without sending the password in the clear; use TLS or allow plaintext authentication"
+        "the server offers no way to log in without TLS that does not expose the password (sent in the clear, or crackable offline); use TLS or allow plaintext authentication"
     )]
     WouldExposePassword,
     /// The server offers no method this client knows.
@@ -56,8 +62,9 @@ pub enum LoginChoiceError {
 }
 
 /// Picks the best method the server offers: SCRAM-SHA-256 > CRAM-MD5 > APOP (only when
-/// allowed, and only over TLS or with plaintext allowed) > PLAIN > LOGIN > USER/PASS. Methods
-/// that send the password are skipped without TLS unless the policy allows plaintext.
+/// allowed) > PLAIN > LOGIN > USER/PASS. Without TLS nothing is chosen unless the policy
+/// allows plaintext: the methods that keep the password off the wire (SCRAM, CRAM-MD5, APOP)
+/// can still be cracked offline by an observer (issue 10 item 9).
 ///
 /// `capabilities` is `None` when the server has no CAPA (RFC 1939 only): then USER/PASS (and
 /// APOP when allowed and available) are assumed.
@@ -81,10 +88,10 @@ pub fn choose_login(
         // (RFC 2449 only says the server MAY announce it), so offer it as the last resort.
         (LoginMethod::UserPass, Some(_)) => true,
     };
-    let secure_enough = |m: LoginMethod| match m {
-        LoginMethod::Apop => policy.allow_apop && (tls || policy.allow_plaintext),
-        m if m.sends_password() => tls || policy.allow_plaintext,
-        _ => true,
+    // Every method exposes the password to an observer without TLS: sent (PLAIN, LOGIN,
+    // USER/PASS) or crackable offline from the recorded exchange (SCRAM, CRAM-MD5, APOP).
+    let secure_enough = |m: LoginMethod| {
+        (m != LoginMethod::Apop || policy.allow_apop) && (tls || policy.allow_plaintext)
     };
     let order = [
         LoginMethod::ScramSha256,
@@ -173,7 +180,10 @@ mod tests {
     #[test]
     fn prefers_scram_then_cram() {
         let dovecot = caps(&["USER", "SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"]);
-        let p = LoginPolicy::default();
+        let p = LoginPolicy {
+            allow_plaintext: true,
+            ..LoginPolicy::default()
+        };
         let expected = if cfg!(feature = "scram") {
             LoginMethod::ScramSha256
         } else {
@@ -183,6 +193,38 @@ mod tests {
         let cram = caps(&["USER", "SASL PLAIN CRAM-MD5"]);
         assert_eq!(
             choose_login(Some(&cram), false, false, p),
+            Ok(LoginMethod::CramMd5)
+        );
+    }
+
+    /// Issue 10 item 9: CRAM-MD5 and SCRAM keep the password off the wire, but an observer
+    /// can crack a recorded exchange offline: without TLS they too need plaintext allowed.
+    #[test]
+    fn cram_and_scram_are_not_chosen_without_tls_unless_allowed() {
+        let p = LoginPolicy::default();
+        for offered in [
+            caps(&["SASL CRAM-MD5"]),
+            caps(&["SASL SCRAM-SHA-256 CRAM-MD5"]),
+            caps(&["USER", "SASL CRAM-MD5 PLAIN"]),
+        ] {
+            assert_eq!(
+                choose_login(Some(&offered), false, false, p),
+                Err(LoginChoiceError::WouldExposePassword),
+                "{offered:?}"
+            );
+            assert!(choose_login(Some(&offered), false, true, p).is_ok());
+        }
+        let cram = caps(&["SASL CRAM-MD5"]);
+        assert_eq!(
+            choose_login(Some(&cram), false, true, p),
+            Ok(LoginMethod::CramMd5)
+        );
+        let allow = LoginPolicy {
+            allow_plaintext: true,
+            ..p
+        };
+        assert_eq!(
+            choose_login(Some(&cram), false, false, allow),
             Ok(LoginMethod::CramMd5)
         );
     }

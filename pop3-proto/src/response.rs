@@ -409,6 +409,41 @@ pub fn parse_unique_id_listing(
     Ok((n, uid))
 }
 
+/// The text of a `+OK` answer to `UIDL n`: `msg SP unique-id` (RFC 1939 §7), or, from a server
+/// that leaves the message number out (seen from a Python-based server), the unique-id alone.
+///
+/// Returns the message number, the unique-id, and whether the number was missing. A lone token
+/// is taken as the unique-id only when that is unambiguous: a lone decimal number equal to
+/// `expected` may as well be the message number with the unique-id missing, so it stays an
+/// error (the error [`parse_unique_id_listing`] gives). Any other lone token that is a valid
+/// unique-id is the unique-id of message `expected`.
+pub fn parse_unique_id_one(
+    text: &[u8],
+    expected: u32,
+    max_message_number: u32,
+    max_uid_len: usize,
+) -> Result<(u32, &str, bool), ParseError> {
+    let error = match parse_unique_id_listing(text, max_message_number, max_uid_len) {
+        Ok((n, uid)) => return Ok((n, uid, false)),
+        Err(e) => e,
+    };
+    let token = trim_spaces(text);
+    if token.is_empty() || token.contains(&b' ') {
+        return Err(error);
+    }
+    let as_number = std::str::from_utf8(token)
+        .ok()
+        .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok());
+    if as_number == Some(u64::from(expected)) {
+        return Err(error);
+    }
+    match unique_id(token, max_uid_len) {
+        Ok((_, uid)) => Ok((expected, uid, true)),
+        Err(_) => Err(error),
+    }
+}
+
 /// `language-tag = 1*(ALPHA / DIGIT / "-")` (a loose form of the RFC 5646 `Language-Tag`)
 fn language_tag(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-').parse(i)

@@ -225,15 +225,15 @@ fn rfc2449_response_codes_and_pipelining() {
         C: USER mrose
         S: +OK
         C: PASS secret
-        C: CAPA
         S: +OK
+        C: CAPA
+        C: RETR 1
+        C: RETR 2
+        C: DELE 1
         S: +OK
         S: PIPELINING
         S: RESP-CODES
         S: .
-        C: RETR 1
-        C: RETR 2
-        C: DELE 1
         S: +OK
         S: one
         S: .

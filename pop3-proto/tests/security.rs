@@ -248,8 +248,8 @@ fn user_and_pass_are_not_pipelined_without_tls() {
         C: USER alice
         S: +OK
         C: PASS secret
-        C: CAPA
         S: +OK
+        C: CAPA
         S: +OK
         S: .
     ";
@@ -273,8 +273,51 @@ fn user_and_pass_are_pipelined_over_tls() {
     drain(&mut c).unwrap();
     c.enqueue(Command::user("alice")).unwrap();
     c.enqueue(Command::pass("secret")).unwrap();
-    // The CAPA asked after login rides behind PASS.
-    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\nCAPA\r\n");
+    // Nothing rides behind PASS (issue 10 item 11).
+    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\n");
+}
+
+/// Some servers hand the connection to a new process when the login succeeds and drop every
+/// byte that arrived before (issue 10 item 11): nothing may follow PASS, APOP, RPOP or AUTH
+/// until their reply is in. The CAPA asked after login then goes with the caller's next
+/// commands, pipelined as the list seen before login allows.
+#[test]
+fn nothing_is_sent_behind_a_login_command_before_its_reply() {
+    type Login = (&'static str, fn() -> Command);
+    let logins: [Login; 4] = [
+        ("PASS secret\r\n", || Command::pass("secret")),
+        ("APOP alice c4c9334bac560ecc979e58001b3e22fb\r\n", || {
+            Command::apop("alice", "tanstaaf")
+        }),
+        ("RPOP alice\r\n", || Command::Rpop("alice".into())),
+        ("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", || {
+            Command::auth(Plain::new(None, "alice".into(), "secret".into()))
+        }),
+    ];
+    for (line, login) in logins {
+        let mut config = Config::default();
+        config.allow_plaintext_auth = true;
+        let mut c = Client::new(config);
+        c.handle_input(b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n");
+        drain(&mut c).unwrap();
+        assert_eq!(sent(&mut c), "CAPA\r\n");
+        c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\nSASL PLAIN\r\n.\r\n");
+        drain(&mut c).unwrap();
+        c.enqueue(login()).unwrap();
+        assert_eq!(sent(&mut c), line);
+        // Every poll before the reply sends nothing.
+        assert_eq!(sent(&mut c), "", "after {line}");
+        c.handle_input(b"+OK ");
+        drain(&mut c).unwrap();
+        assert_eq!(sent(&mut c), "", "after {line} and a partial reply");
+        c.handle_input(b"maildrop locked\r\n");
+        let events = drain(&mut c).unwrap();
+        assert!(events[0].starts_with("LoggedIn"), "{events:?}");
+        // The post-login CAPA waits for the caller's next commands and goes with them.
+        c.enqueue(Command::Stat).unwrap();
+        c.enqueue(Command::List(None)).unwrap();
+        assert_eq!(sent(&mut c), "CAPA\r\nSTAT\r\nLIST\r\n", "after {line}");
+    }
 }
 
 #[test]
@@ -529,4 +572,113 @@ fn stls_injection_is_caught_even_if_tls_is_reported_before_polling() {
     assert_eq!(c.error(), Some(&ProtocolError::StartTlsInjection));
     assert!(!c.is_tls());
     assert_eq!(sent(&mut c), "");
+}
+
+/// Issue 10 item 10: what was queued behind a refused STLS is cancelled, never sent in
+/// plaintext (the caller queued it for an encrypted connection).
+#[test]
+fn commands_queued_behind_a_refused_stls_are_cancelled() {
+    let mut c = greeted(rfc_config(), b"+OK hi\r\n");
+    let stls = c.enqueue(Command::Stls).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("hunter2")).unwrap();
+    c.enqueue(Command::Capa).unwrap();
+    assert_eq!(sent(&mut c), "STLS\r\n");
+    c.handle_input(b"-ERR [SYS/PERM] no TLS here\r\n");
+    let events = drain(&mut c).unwrap();
+    assert_eq!(
+        events,
+        [
+            format!(
+                "Err {{ id: {stls:?}, command: Stls, code: Some(SysPerm), text: \"no TLS here\" }}"
+            ),
+            "Cancelled { id: CommandId(1), command: User }".to_owned(),
+            "Cancelled { id: CommandId(2), command: Pass }".to_owned(),
+            "Cancelled { id: CommandId(3), command: Capa }".to_owned(),
+        ]
+    );
+    assert_eq!(sent(&mut c), "", "nothing goes in plaintext");
+    assert!(c.is_idle());
+    // The session goes on: the caller decides what to do without TLS.
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(sent(&mut c), "QUIT\r\n");
+}
+
+/// Issue 10 item 9: a server asking for fewer SCRAM iterations than
+/// `Config::min_scram_iterations` (4096 by default, RFC 7677 section 4) fails the login
+/// before the client sends its proof.
+#[test]
+fn scram_below_the_iteration_floor_is_refused_unless_config_allows() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let first =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1024";
+    for (floor, refused) in [(None, true), (Some(1024), false)] {
+        let mut config = Config::default();
+        config.auto_capa = false;
+        if let Some(floor) = floor {
+            config.min_scram_iterations = floor;
+        }
+        let mut c = greeted(config, b"+OK hi\r\n");
+        let scram = ScramSha256::new(
+            "user".into(),
+            "pencil".into(),
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        );
+        c.enqueue(Command::auth(scram)).unwrap();
+        sent(&mut c);
+        c.handle_input(format!("+ {}\r\n", b64(first)).as_bytes());
+        let result = drain(&mut c);
+        if refused {
+            assert_eq!(
+                result,
+                Err(ProtocolError::Sasl {
+                    mechanism: "SCRAM-SHA-256".into(),
+                    error: pop3_proto::sasl::SaslError::IterationCountTooLow {
+                        count: 1024,
+                        minimum: 4096
+                    }
+                })
+            );
+            assert_eq!(sent(&mut c), "", "no proof is sent");
+        } else {
+            result.unwrap();
+            assert!(
+                sent(&mut c).starts_with("Yz1iaXdz"),
+                "the client-final message"
+            );
+        }
+    }
+}
+
+/// Issue 10 item 9: APOP's digest of a predictable challenge can be cracked offline by an
+/// observer, so APOP without TLS needs `allow_plaintext_auth` like every password method.
+#[test]
+fn apop_without_tls_needs_plaintext_auth_allowed() {
+    let greeting = b"+OK hi <1896.697170952@dbc.mtview.ca.us>\r\n";
+    let mut config = Config::default();
+    config.auto_capa = false;
+    let c = &mut greeted(config.clone(), greeting);
+    assert_eq!(
+        c.enqueue(Command::apop("mrose", "tanstaaf")),
+        Err(EnqueueError::CleartextCredentials {
+            command: CommandKind::Apop
+        })
+    );
+    assert_eq!(sent(c), "");
+    // Over TLS it goes.
+    let mut tls = Client::new(config.clone());
+    tls.handle_tls_established().unwrap();
+    tls.handle_input(greeting);
+    drain(&mut tls).unwrap();
+    tls.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
+    assert_eq!(
+        sent(&mut tls),
+        "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+    );
+    // And without TLS when allowed.
+    config.allow_plaintext_auth = true;
+    let c = &mut greeted(config, greeting);
+    c.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
+    assert_eq!(sent(c), "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
 }

@@ -40,7 +40,7 @@ pub struct ReadmeDoctests;
 pub use interop::{DovecotPeer, InteropMode, SKIP_NOTE};
 pub use mail::{generate_mail, multiline_body, to_crlf};
 pub use mailbox::{MailboxServer, MailboxServerBuilder};
-pub use script::{Expect, Script, Step};
+pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
 pub use tls::{
     CertSpec, TestCa, Ymd, certificate_der, certificate_pem, client_config_trusting,

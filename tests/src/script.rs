@@ -27,7 +27,17 @@ pub enum Step {
     /// Close with a TCP FIN but without TLS close_notify (a truncation attack
     /// from TLS's point of view). Ends the script.
     CloseAbruptly,
+    /// The login hand-off of servers that pass the connection to a new process
+    /// once the login succeeds: wait [`HAND_OFF_SETTLE`] for bytes in transit,
+    /// then drop every byte the client sent that the script has not read yet.
+    /// Put it between the login command's `C:` line and its `+OK`. The dropped
+    /// bytes are in [`Transcript::dropped_at_hand_off`](crate::Transcript::dropped_at_hand_off).
+    HandOff,
 }
+
+/// How long [`Step::HandOff`] waits for client bytes still in transit before
+/// it drops what arrived.
+pub const HAND_OFF_SETTLE: Duration = Duration::from_millis(100);
 
 /// How an expected client line is compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +202,12 @@ impl Script {
         self.step(Step::CloseAbruptly)
     }
 
+    /// The login hand-off ([`Step::HandOff`]): drops every byte that arrived
+    /// before the login reply. Place it right before that reply.
+    pub fn hand_off(self) -> Script {
+        self.step(Step::HandOff)
+    }
+
     /// Parses the text form, one step per line:
     ///
     /// | line | step |
@@ -206,6 +222,7 @@ impl Script {
     /// | `SLEEP: ms` | stall for `ms` milliseconds |
     /// | `STARTTLS` | switch to TLS |
     /// | `CLOSE` / `CLOSE-ABRUPT` | close (with / without TLS close_notify) |
+    /// | `HANDOFF` | drop every byte received and not yet read (the login hand-off) |
     ///
     /// Leading whitespace is ignored (so scripts can be indented in Rust
     /// source), as are blank lines and lines starting with `#`. After `S: `
@@ -252,6 +269,7 @@ impl Script {
                 "STARTTLS" if arg.is_none() => Step::StartTls,
                 "CLOSE" if arg.is_none() => Step::Close,
                 "CLOSE-ABRUPT" if arg.is_none() => Step::CloseAbruptly,
+                "HANDOFF" if arg.is_none() => Step::HandOff,
                 _ => return Err(err(format!("unknown directive {:?}", line.trim_end()))),
             };
             if matches!(script.steps.last(), Some(Step::Close | Step::CloseAbruptly)) {
@@ -284,6 +302,7 @@ mod tests {
             SLEEP: 25
             STARTTLS
             C: PASS with: colon
+            HANDOFF
             EOF
             CLOSE-ABRUPT
             ",
@@ -300,6 +319,7 @@ mod tests {
             .sleep(Duration::from_millis(25))
             .start_tls()
             .expect("PASS with: colon")
+            .hand_off()
             .expect_eof()
             .close_abruptly();
         assert_eq!(script.steps(), expected.steps());

@@ -12,7 +12,7 @@ use rustls::ServerConfig;
 
 use crate::KitError;
 use crate::conn::{Conn, Line};
-use crate::script::{Expect, Script, Step};
+use crate::script::{Expect, HAND_OFF_SETTLE, Script, Step};
 use crate::tls::TestCa;
 use crate::util::escape_bytes;
 
@@ -356,6 +356,13 @@ fn run_connection(stream: TcpStream, options: &RunOptions) -> Transcript {
                     break;
                 }
             }
+            Step::HandOff => {
+                // Whatever is buffered or arrives within the settle time never reaches the
+                // "new process".
+                let mut dropped = conn.drain(HAND_OFF_SETTLE);
+                transcript.dropped.append(&mut dropped);
+                let _ = conn.set_read_timeout(Some(options.read_timeout));
+            }
             Step::Close => {
                 conn.shutdown_write();
                 closed = true;
@@ -465,6 +472,7 @@ pub struct Transcript {
     failure: Option<String>,
     tls_offset: Option<usize>,
     after_script_offset: Option<usize>,
+    dropped: Vec<u8>,
 }
 
 impl Transcript {
@@ -486,6 +494,12 @@ impl Transcript {
     /// Every byte the server sent (before TLS encryption).
     pub fn sent(&self) -> &[u8] {
         &self.sent
+    }
+
+    /// The bytes a [`Step::HandOff`] dropped (they are also in
+    /// [`received`](Self::received)).
+    pub fn dropped_at_hand_off(&self) -> &[u8] {
+        &self.dropped
     }
 
     /// Whether every step of the script ran and matched.

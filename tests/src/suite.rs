@@ -231,6 +231,7 @@ macro_rules! adapter_suite {
             login_falls_back_to_user_pass_over_tls,
             login_refuses_plaintext_passwords,
             login_uses_apop_only_when_allowed,
+            login_hand_off_drops_early_bytes,
             utf8_and_lang,
             utf8_refused,
             stls_upgrades,
@@ -246,6 +247,7 @@ macro_rules! adapter_suite {
             disconnect_mid_retr_under_tls,
             bare_lf_server,
             malformed_greeting,
+            repeated_uid_is_a_protocol_error,
             overlong_status_line,
             greeting_refused,
             retr_many_pipelined,
@@ -522,13 +524,16 @@ pub fn apop_and_rpop<A: Adapter>() {
         C: RPOP mrose
         S: +OK mrose's maildrop has 2 messages
         {CAPA}
+        C: NOOP
+        S: +OK
         "
     );
-    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nUSER mrose\r\nRPOP mrose\r\nCAPA\r\n";
+    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nUSER mrose\r\nRPOP mrose\r\nCAPA\r\nNOOP\r\n";
+    // APOP without TLS needs plaintext allowed (an observer can crack its digest offline).
     exact::<A>(
         &script,
         Security::None,
-        &ConnectOptions::default(),
+        &ConnectOptions::plaintext(),
         expected,
         |mut pop| {
             assert_eq!(
@@ -538,6 +543,7 @@ pub fn apop_and_rpop<A: Adapter>() {
             pop.user("mrose").unwrap();
             pop.rpop("mrose").unwrap();
             assert_eq!(pop.phase(), Phase::Transaction);
+            pop.noop().unwrap();
         },
     );
 }
@@ -550,23 +556,27 @@ pub fn auth_plain_over_tls<A: Adapter>() {
         C: AUTH PLAIN AGFsaWNlAHNlY3JldC1h
         S: +OK
         {CAPA}
+        C: NOOP
+        S: +OK
         "
     );
     exact::<A>(
         &script,
         Security::Implicit,
         &ConnectOptions::default(),
-        "CAPA\r\nAUTH PLAIN AGFsaWNlAHNlY3JldC1h\r\nCAPA\r\n",
+        "CAPA\r\nAUTH PLAIN AGFsaWNlAHNlY3JldC1h\r\nCAPA\r\nNOOP\r\n",
         |mut pop| {
             assert!(pop.is_tls());
             pop.auth(Plain::new(None, "alice".into(), "secret-a".into()))
                 .unwrap();
             assert_eq!(pop.phase(), Phase::Transaction);
+            pop.noop().unwrap();
         },
     );
 }
 
-/// Without TLS, `login` prefers CRAM-MD5 (RFC 2195's example exchange).
+/// Without TLS (plaintext allowed: an observer could crack CRAM-MD5 offline), `login` prefers
+/// CRAM-MD5 (RFC 2195's example exchange).
 pub fn login_prefers_cram_md5<A: Adapter>() {
     let script = r"S: +OK ready
         C: CAPA
@@ -577,19 +587,21 @@ pub fn login_prefers_cram_md5<A: Adapter>() {
         S: +OK
         C: CAPA
         S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: NOOP
+        S: +OK
         ";
-    let expected =
-        "CAPA\r\nAUTH CRAM-MD5\r\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\nCAPA\r\n";
+    let expected = "CAPA\r\nAUTH CRAM-MD5\r\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\nCAPA\r\nNOOP\r\n";
     exact::<A>(
         script,
         Security::None,
-        &ConnectOptions::default(),
+        &ConnectOptions::plaintext(),
         expected,
         |mut pop| {
             assert_eq!(
                 pop.login("tim", "tanstaaftanstaaf").unwrap(),
                 LoginMethod::CramMd5
             );
+            pop.noop().unwrap();
         },
     );
 }
@@ -602,7 +614,8 @@ pub fn login_prefers_scram<A: Adapter>() {
         C-PREFIX: AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9
         S: -ERR [AUTH] not today
         ";
-    let transcript = scripted::<A>(script, Security::None, &ConnectOptions::default(), |pop| {
+    let options = ConnectOptions::plaintext();
+    let transcript = scripted::<A>(script, Security::None, &options, |pop| {
         let e = server_error(pop.expect("connects").login("user", "pencil"));
         assert_eq!(
             (e.command, e.code),
@@ -614,24 +627,26 @@ pub fn login_prefers_scram<A: Adapter>() {
 
 /// Over TLS, a server offering only USER gets USER/PASS.
 pub fn login_falls_back_to_user_pass_over_tls<A: Adapter>() {
-    let script = login_script("C: CAPA\nS-RAW: +OK\\r\\nUSER\\r\\n.\\r\\n");
+    let script = login_script("C: CAPA\nS-RAW: +OK\\r\\nUSER\\r\\n.\\r\\n") + "C: NOOP\nS: +OK\n";
     exact::<A>(
         &script,
         Security::Implicit,
         &ConnectOptions::default(),
-        LOGIN_WIRE,
+        &format!("{LOGIN_WIRE}NOOP\r\n"),
         |mut pop| {
             assert_eq!(pop.login("alice", "secret").unwrap(), LoginMethod::UserPass);
             assert_eq!(pop.phase(), Phase::Transaction);
+            pop.noop().unwrap();
         },
     );
 }
 
-/// Without TLS and without permission, no password leaves the client.
+/// Without TLS and without permission, no password leaves the client, nor an exchange an
+/// observer could crack offline (CRAM-MD5, SCRAM: issue 10 item 9).
 pub fn login_refuses_plaintext_passwords<A: Adapter>() {
     let script = r"S: +OK ready
         C: CAPA
-        S-RAW: +OK\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n
+        S-RAW: +OK\r\nUSER\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n.\r\n
         ";
     exact::<A>(
         script,
@@ -660,19 +675,21 @@ pub fn login_refuses_plaintext_passwords<A: Adapter>() {
 /// APOP only when the caller allows it.
 pub fn login_uses_apop_only_when_allowed<A: Adapter>() {
     let script = format!(
-        "{GREETING}\n{CAPA}\nC: APOP mrose c4c9334bac560ecc979e58001b3e22fb\nS: +OK\n{CAPA}\n"
+        "{GREETING}\n{CAPA}\nC: APOP mrose c4c9334bac560ecc979e58001b3e22fb\nS: +OK\n{CAPA}\nC: NOOP\nS: +OK\n"
     );
     let options = ConnectOptions {
         allow_apop: true,
         ..ConnectOptions::plaintext()
     };
-    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nCAPA\r\n";
+    let expected = "CAPA\r\nAPOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nCAPA\r\nNOOP\r\n";
     exact::<A>(&script, Security::None, &options, expected, |mut pop| {
         assert_eq!(pop.login("mrose", "tanstaaf").unwrap(), LoginMethod::Apop);
+        pop.noop().unwrap();
     });
-    let script =
-        format!("{GREETING}\n{CAPA}\nC: USER mrose\nS: +OK\nC: PASS tanstaaf\nS: +OK\n{CAPA}\n");
-    let expected = "CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nCAPA\r\n";
+    let script = format!(
+        "{GREETING}\n{CAPA}\nC: USER mrose\nS: +OK\nC: PASS tanstaaf\nS: +OK\n{CAPA}\nC: NOOP\nS: +OK\n"
+    );
+    let expected = "CAPA\r\nUSER mrose\r\nPASS tanstaaf\r\nCAPA\r\nNOOP\r\n";
     exact::<A>(
         &script,
         Security::None,
@@ -683,7 +700,58 @@ pub fn login_uses_apop_only_when_allowed<A: Adapter>() {
                 pop.login("mrose", "tanstaaf").unwrap(),
                 LoginMethod::UserPass
             );
+            pop.noop().unwrap();
         },
+    );
+}
+
+/// A server that hands the connection to a new process when the login succeeds drops every
+/// byte that arrived before its `+OK` (issue 10 item 11). Nothing is pipelined behind PASS, so
+/// nothing is lost; the CAPA asked after login goes out with the next command, in one write.
+pub fn login_hand_off_drops_early_bytes<A: Adapter>() {
+    let script = format!(
+        r"{GREETING}
+        {CAPA_PIPELINING}
+        C: USER alice
+        S: +OK
+        C: PASS secret
+        HANDOFF
+        S: +OK logged in
+        C: CAPA
+        C: STAT
+        S-RAW: +OK\r\nPIPELINING\r\nTOP\r\nRESP-CODES\r\n.\r\n+OK 2 320\r\n
+        C: QUIT
+        S: +OK bye
+        "
+    );
+    let transcript = scripted::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        |connected| {
+            let mut pop = connected.expect("connects");
+            assert_eq!(pop.login("alice", "secret").unwrap(), LoginMethod::UserPass);
+            assert_eq!(pop.phase(), Phase::Transaction);
+            assert_eq!(
+                pop.stat().unwrap(),
+                Stat {
+                    count: 2,
+                    size: 320
+                }
+            );
+            assert!(pop.capabilities().unwrap().top);
+            pop.quit().unwrap();
+        },
+    );
+    transcript.assert_complete();
+    assert_eq!(
+        transcript.dropped_at_hand_off(),
+        b"",
+        "nothing may follow PASS before its reply\n{transcript}"
+    );
+    assert_eq!(
+        transcript.received_str(),
+        "CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\nSTAT\r\nQUIT\r\n"
     );
 }
 
@@ -1050,6 +1118,37 @@ pub fn bare_lf_server<A: Adapter>() {
             pop.retr(1, &mut message).unwrap();
             assert_eq!(message, b"line\n.dot\n");
             pop.quit().unwrap();
+        },
+    );
+}
+
+/// A UIDL listing that repeats a unique-id is a protocol error that names it (issue 10 item
+/// 2): the caller never gets a listing on which it could skip or delete the wrong message.
+pub fn repeated_uid_is_a_protocol_error<A: Adapter>() {
+    let script = format!(
+        r"{}
+        C: UIDL
+        S-RAW: +OK\r\n1 same-uid\r\n2 other\r\n3 same-uid\r\n.\r\n
+        ",
+        login_script(CAPA)
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        &format!("{LOGIN_WIRE}UIDL\r\n"),
+        |pop| {
+            let mut pop = logged_in(pop);
+            assert_eq!(
+                pop.uidl().unwrap_err(),
+                Failure::Protocol(ProtocolError::DuplicateEntries {
+                    listing: "UIDL",
+                    numbers: vec![],
+                    uids: vec!["same-uid".into()],
+                    repeated: 1
+                })
+            );
+            assert!(pop.dele(3).is_err(), "the connection is unusable after it");
         },
     );
 }

@@ -20,7 +20,7 @@ pub use login::Login;
 pub use oauthbearer::OAuthBearer;
 pub use plain::Plain;
 #[cfg(feature = "scram")]
-pub use scram::{MAX_SCRAM_ITERATIONS, ScramSha256};
+pub use scram::{MAX_SCRAM_ITERATIONS, MIN_SCRAM_ITERATIONS, ScramSha256};
 pub use xoauth2::XOAuth2;
 
 /// Why a SASL exchange could not go on. The server misbehaved (a malformed or forged
@@ -46,6 +46,17 @@ pub enum SaslError {
     /// The server refused with an error message inside the exchange (SCRAM `e=`).
     #[error("the server reported a SASL error: {0}")]
     ServerError(String),
+    /// The server asked for fewer SCRAM iterations than allowed (RFC 7677 section 4: at least
+    /// 4096), which makes a recorded exchange cheaper to crack offline.
+    #[error(
+        "the server asks for {count} SCRAM iterations, fewer than the {minimum} allowed (RFC 7677 section 4)"
+    )]
+    IterationCountTooLow {
+        /// The count the server asked for.
+        count: u32,
+        /// The lowest count allowed.
+        minimum: u32,
+    },
 }
 
 /// A client-side SASL mechanism.
@@ -64,6 +75,13 @@ pub trait Mechanism: Send {
     /// allowed plaintext authentication. Defaults to `true`, the safe answer.
     fn exposes_secret(&self) -> bool {
         true
+    }
+
+    /// Called by the [`Client`](crate::Client) before the exchange starts, with its
+    /// configuration (SCRAM takes [`Config::min_scram_iterations`](crate::Config::min_scram_iterations)
+    /// from it). The default does nothing.
+    fn configure(&mut self, config: &crate::Config) {
+        let _ = config;
     }
 
     /// The initial response (client-first data), or `None` if the mechanism waits for the
@@ -124,6 +142,9 @@ impl Mechanism for Box<dyn Mechanism> {
     }
     fn exposes_secret(&self) -> bool {
         (**self).exposes_secret()
+    }
+    fn configure(&mut self, config: &crate::Config) {
+        (**self).configure(config);
     }
     fn initial_response(&mut self) -> Result<Option<Secret>, SaslError> {
         (**self).initial_response()

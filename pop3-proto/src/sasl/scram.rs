@@ -17,6 +17,12 @@ type HmacSha256 = Hmac<Sha256>;
 /// Real servers use 4096 (the RFC 7677 minimum recommendation) up to a few hundred thousand.
 pub const MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 
+/// The lowest PBKDF2 iteration count [`ScramSha256`] accepts by default: RFC 7677 section 4
+/// says 4096 at least. A lower count makes the exchange an observer recorded cheaper to crack
+/// offline. Lower it with [`Config::min_scram_iterations`](crate::Config::min_scram_iterations)
+/// or [`ScramSha256::min_iterations`].
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+
 /// The SCRAM-SHA-256 mechanism (RFC 7677), without channel binding (GS2 header `n,,`).
 ///
 /// Both sides prove they know the password without sending it: the server's proof (its
@@ -35,6 +41,10 @@ pub struct ScramSha256 {
     user: String,
     password: Secret,
     client_nonce: String,
+    /// Set by [`ScramSha256::min_iterations`]; otherwise the client's configuration decides.
+    min_iterations: Option<u32>,
+    /// From [`Mechanism::configure`]: the configuration's minimum.
+    configured_min: u32,
     state: State,
 }
 
@@ -67,8 +77,19 @@ impl ScramSha256 {
             user,
             password,
             client_nonce,
+            min_iterations: None,
+            configured_min: MIN_SCRAM_ITERATIONS,
             state: State::Initial,
         }
+    }
+
+    /// Accepts iteration counts from `minimum` up (the default is
+    /// [`Config::min_scram_iterations`](crate::Config::min_scram_iterations), itself
+    /// [`MIN_SCRAM_ITERATIONS`] by default). Set on the mechanism, it wins over the
+    /// configuration.
+    pub fn min_iterations(mut self, minimum: u32) -> Self {
+        self.min_iterations = Some(minimum);
+        self
     }
 
     /// Whether the server has proven that it knows the password (its signature verified).
@@ -92,6 +113,13 @@ impl ScramSha256 {
             SaslError::MalformedChallenge("SCRAM server-first message is not UTF-8")
         })?;
         let first = parse_server_first(server_first, &self.client_nonce)?;
+        let minimum = self.min_iterations.unwrap_or(self.configured_min);
+        if first.iterations < minimum {
+            return Err(SaslError::IterationCountTooLow {
+                count: first.iterations,
+                minimum,
+            });
+        }
 
         let mut salted_password = [0u8; 32];
         pbkdf2::pbkdf2_hmac::<Sha256>(
@@ -236,6 +264,10 @@ impl Mechanism for ScramSha256 {
 
     fn exposes_secret(&self) -> bool {
         false
+    }
+
+    fn configure(&mut self, config: &crate::Config) {
+        self.configured_min = config.min_scram_iterations;
     }
 
     /// The client-first message `n,,n=USER,r=NONCE`. Calling it again starts the exchange over
@@ -465,12 +497,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.iterations, MAX_SCRAM_ITERATIONS);
-        let mut m = rfc();
+        let mut m = rfc().min_iterations(1);
         m.initial_response().unwrap();
         assert!(
             m.step(b"r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1")
                 .is_ok()
         );
+    }
+
+    /// Issue 10 item 9: RFC 7677 section 4 asks for 4096 iterations at least.
+    #[test]
+    fn fewer_than_4096_iterations_are_refused_unless_allowed() {
+        let low = b"r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095";
+        let mut m = rfc();
+        m.initial_response().unwrap();
+        assert_eq!(
+            m.step(low),
+            Err(SaslError::IterationCountTooLow {
+                count: 4095,
+                minimum: 4096
+            })
+        );
+        assert_eq!(m.finish(), Err(SaslError::IncompleteExchange));
+        // The configuration lowers the floor...
+        let config = crate::Config {
+            min_scram_iterations: 1000,
+            ..crate::Config::default()
+        };
+        let mut m = rfc();
+        m.configure(&config);
+        m.initial_response().unwrap();
+        assert!(m.step(low).is_ok());
+        // ...and the mechanism's own switch wins over it.
+        let mut m = rfc().min_iterations(5000);
+        m.configure(&config);
+        m.initial_response().unwrap();
+        assert_eq!(
+            m.step(SERVER_FIRST),
+            Err(SaslError::IterationCountTooLow {
+                count: 4096,
+                minimum: 5000
+            })
+        );
+        // 4096 itself is fine by default (the RFC's example).
+        after_server_first();
     }
 
     #[test]
