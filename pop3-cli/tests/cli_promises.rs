@@ -499,8 +499,6 @@ fn pipelining_on_sends_several_commands_in_one_write() {
 }
 
 #[test]
-#[ignore = "bug in pop3-proto: the CAPA after login is pipelined behind PASS (client.rs, \
-            capa_follows_login), against DEVELOPERS.md and QUIRKS.md 21"]
 fn nothing_follows_pass_before_its_reply_even_when_pipelining() {
     for (pipelining, capa) in [
         ("on", &b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"[..]),
