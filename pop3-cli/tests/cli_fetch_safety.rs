@@ -283,7 +283,12 @@ fn a_repeated_message_number_is_a_protocol_violation() {
             &["--delete"],
         );
         assert_nothing_fetched(&r, &t, &maildir);
-        assert!(r.stderr.contains("message 2"), "{}", r.stderr);
+        // The core's typed error names the repeated number.
+        assert!(
+            r.stderr.contains("repeats message number(s) 2 "),
+            "{}",
+            r.stderr
+        );
     }
 }
 
