@@ -706,7 +706,8 @@ impl Client {
                     || self.holds_pipe(last.kind)
                     || !self.pipelining()
                     || self.in_flight.len() >= self.config.pipeline_window
-                    || self.in_flight_bytes >= self.config.max_pipeline_bytes
+                    || self.in_flight_bytes + next.command.line_len_bound()
+                        > self.config.max_pipeline_bytes
                 {
                     break;
                 }
