@@ -423,7 +423,9 @@ impl Run {
         self.tls_due = false;
         let plaintext = buffered(&self.client);
         let r = self.client.handle_tls_established();
-        if plaintext > 0 {
+        // Closed: the injection was caught as the bytes arrived (a fatal error already), and
+        // the late handshake is refused.
+        if plaintext > 0 || r == Err(EnqueueError::Closed) {
             match self.client.poll_event() {
                 Err(ProtocolError::StartTlsInjection) => {
                     return Some(ProtocolError::StartTlsInjection);

@@ -381,8 +381,8 @@ fn login_prefers_cram_md5_without_tls() {
     );
 }
 
-#[test]
-fn login_uses_scram_with_a_random_nonce() {
+/// The client nonce of one `login()` by SCRAM-SHA-256 (RFC 5802 §5.1 `r=`).
+fn scram_login_nonce() -> String {
     let stream = Canned::new(GREETING)
         .then(1, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n")
         .then(1, "-ERR [AUTH] no\r\n");
@@ -400,8 +400,24 @@ fn login_uses_scram_with_a_random_nonce() {
         .decode(initial)
         .unwrap();
     let decoded = String::from_utf8(decoded).unwrap();
-    let nonce = decoded.strip_prefix("n,,n=user,r=").unwrap();
-    assert_eq!(nonce.len(), 24, "{decoded}");
+    decoded.strip_prefix("n,,n=user,r=").unwrap().to_owned()
+}
+
+#[test]
+fn login_uses_scram_with_a_fresh_random_nonce_each_time() {
+    let nonces: Vec<String> = (0..3).map(|_| scram_login_nonce()).collect();
+    for nonce in &nonces {
+        // 18 random bytes in base64, printable and without the ',' RFC 5802 forbids.
+        assert_eq!(nonce.len(), 24, "{nonce}");
+        assert!(
+            nonce
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        );
+    }
+    assert_ne!(nonces[0], nonces[1]);
+    assert_ne!(nonces[1], nonces[2]);
+    assert_ne!(nonces[0], nonces[2]);
 }
 
 #[test]

@@ -412,8 +412,14 @@ impl Client {
     /// connecting with implicit TLS (RFC 8314), before anything was received.
     ///
     /// After STLS the cached capabilities are discarded (RFC 2595 §4) and, with
-    /// [`Config::auto_capa`], asked again.
+    /// [`Config::auto_capa`], asked again. After a fatal error (a STARTTLS injection caught as
+    /// the bytes arrived, say) it changes nothing and answers [`EnqueueError::Closed`].
     pub fn handle_tls_established(&mut self) -> Result<(), EnqueueError> {
+        if self.error.is_some() {
+            // The session is over (a STARTTLS injection, say): a late handshake must not make
+            // it look encrypted, nor queue a CAPA.
+            return Err(EnqueueError::Closed);
+        }
         if self.tls {
             return Err(EnqueueError::TlsAlreadyActive);
         }
@@ -700,7 +706,8 @@ impl Client {
                     || self.holds_pipe(last.kind)
                     || !self.pipelining()
                     || self.in_flight.len() >= self.config.pipeline_window
-                    || self.in_flight_bytes >= self.config.max_pipeline_bytes
+                    || self.in_flight_bytes + next.command.line_len_bound()
+                        > self.config.max_pipeline_bytes
                 {
                     break;
                 }

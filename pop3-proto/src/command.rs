@@ -211,7 +211,7 @@ impl Command {
 
     /// The length of the command line, CRLF included (for APOP with its 32-digit digest; for
     /// AUTH without the initial response, which is sent only where it fits).
-    fn line_len_bound(&self) -> usize {
+    pub(crate) fn line_len_bound(&self) -> usize {
         let arg_len = match self {
             Self::User(s) | Self::Rpop(s) => 1 + s.len(),
             Self::Pass(s) => 1 + s.len(),

@@ -606,8 +606,33 @@ fn pipeline_bytes_bound_commands_in_flight() {
     }
     let mut out = Vec::new();
     c.poll_transmit(&mut out);
-    // "DELE n\r\n" is 8 bytes: the third goes while 16 < 20 are in flight, then no more.
-    assert_eq!(out, b"DELE 1\r\nDELE 2\r\nDELE 3\r\n");
+    // "DELE n\r\n" is 8 bytes. Config documents a hard bound on the bytes in flight: two are
+    // 16 <= 20, a third would make 24.
+    assert_eq!(out, b"DELE 1\r\nDELE 2\r\n");
+    // Each reply frees room for exactly one more.
+    c.handle_input(b"+OK\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    out.clear();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 3\r\n");
+}
+
+#[test]
+fn a_command_longer_than_the_pipeline_byte_bound_still_goes_alone() {
+    let mut config = rfc_config();
+    config.max_pipeline_bytes = 4;
+    let mut c = logged_in(config);
+    run(&mut c, Command::Capa, b"+OK\r\nPIPELINING\r\n.\r\n").unwrap();
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::dele(2)).unwrap();
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 1\r\n");
+    c.handle_input(b"+OK\r\n");
+    while c.poll_event().unwrap().is_some() {}
+    out.clear();
+    c.poll_transmit(&mut out);
+    assert_eq!(out, b"DELE 2\r\n");
 }
 
 #[test]

@@ -606,7 +606,8 @@ pub fn login_prefers_cram_md5<A: Adapter>() {
     );
 }
 
-/// SCRAM-SHA-256 comes first; its client-first message carries a fresh nonce.
+/// SCRAM-SHA-256 comes first; its client-first message carries a fresh nonce: two logins
+/// never send the same one (RFC 5802 §5.1, a replayed exchange would be accepted).
 pub fn login_prefers_scram<A: Adapter>() {
     let script = r"S: +OK ready
         C: CAPA
@@ -615,14 +616,30 @@ pub fn login_prefers_scram<A: Adapter>() {
         S: -ERR [AUTH] not today
         ";
     let options = ConnectOptions::plaintext();
-    let transcript = scripted::<A>(script, Security::None, &options, |pop| {
-        let e = server_error(pop.expect("connects").login("user", "pencil"));
-        assert_eq!(
-            (e.command, e.code),
-            (CommandKind::Auth, Some(ResponseCode::Auth))
-        );
-    });
-    transcript.assert_complete();
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let transcript = scripted::<A>(script, Security::None, &options, |pop| {
+            let e = server_error(pop.expect("connects").login("user", "pencil"));
+            assert_eq!(
+                (e.command, e.code),
+                (CommandKind::Auth, Some(ResponseCode::Auth))
+            );
+        });
+        transcript.assert_complete();
+        let auth = transcript.received_lines()[1].to_vec();
+        let b64 = auth
+            .strip_prefix(b"AUTH SCRAM-SHA-256 ")
+            .and_then(|rest| rest.strip_suffix(b"\r\n"))
+            .expect("an initial response");
+        let first = crate::util::base64_decode(b64).expect("base64");
+        let nonce = first
+            .strip_prefix(b"n,,n=user,r=")
+            .expect("client-first-message")
+            .to_vec();
+        assert!(nonce.len() >= 16, "{nonce:?}");
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "the same nonce twice");
 }
 
 /// Over TLS, a server offering only USER gets USER/PASS.
