@@ -104,9 +104,9 @@ pub fn unstuff(input: &[u8], rules: Rules) -> Unstuffed {
             return out;
         }
         at += line.len();
-        let complete = line.ends_with(b"\n");
-        // "." or "." CR at the very end: the next octets decide between data and the end.
-        if !complete && (line == b"." || line == b".\r") {
+        // "." or "." CR (only ever the partial last line): the octets still to come decide
+        // between a stuffed line and the final line.
+        if line == b"." || line == b".\r" {
             break;
         }
         let kept = if line.first() == Some(&b'.') {
