@@ -182,10 +182,7 @@ fn bare_lf_server_lines_start_after_any_lf() {
     let played = play(pipelining_config(), t, login_and_two_retrs);
     assert_eq!(
         bodies(&played.events),
-        vec![
-            (2, b"line\n.dot\n".to_vec()),
-            (3, b"a\r\n.\r\n".to_vec())
-        ],
+        vec![(2, b"line\n.dot\n".to_vec()), (3, b"a\r\n.\r\n".to_vec())],
         "{:?}",
         played.events
     );
@@ -431,7 +428,11 @@ fn fetch_two(
     reader: Reader,
 ) -> (Vec<Ev>, usize, usize) {
     let mut c = Client::new(config);
-    let eol: &[u8] = if greeting.ends_with(b"\r\n") { b"\r\n" } else { b"\n" };
+    let eol: &[u8] = if greeting.ends_with(b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
     let mut ok = b"+OK".to_vec();
     ok.extend_from_slice(eol);
     c.handle_input(greeting);
@@ -456,7 +457,11 @@ fn fetch_two(
         }
         events.push(ev);
     };
-    let mut points: Vec<usize> = splits.iter().copied().filter(|&s| s < replies.len()).collect();
+    let mut points: Vec<usize> = splits
+        .iter()
+        .copied()
+        .filter(|&s| s < replies.len())
+        .collect();
     points.sort_unstable();
     points.push(replies.len());
     let mut fed = 0;
@@ -503,11 +508,23 @@ fn fast_matches_slow(
     fast_config.quirks.dot_cr_terminator = dot_cr;
     let mut slow_config = fast_config.clone();
     slow_config.max_body_line = Some(usize::MAX);
-    let slow = fetch_two(slow_config.clone(), greeting, replies, splits, Reader::PollEvent);
+    let slow = fetch_two(
+        slow_config.clone(),
+        greeting,
+        replies,
+        splits,
+        Reader::PollEvent,
+    );
     let slow_body = fetch_two(slow_config, greeting, replies, splits, Reader::PollBody);
     prop_assert_eq!(slow_body.2, 0, "the fast path ran with a line limit");
     prop_assert_eq!(&slow_body.0, &slow.0);
-    let fast_event = fetch_two(fast_config.clone(), greeting, replies, splits, Reader::PollEvent);
+    let fast_event = fetch_two(
+        fast_config.clone(),
+        greeting,
+        replies,
+        splits,
+        Reader::PollEvent,
+    );
     let fast_body = fetch_two(fast_config, greeting, replies, splits, Reader::PollBody);
     prop_assert_eq!((&fast_event.0, fast_event.1), (&slow.0, slow.1));
     prop_assert_eq!((&fast_body.0, fast_body.1), (&slow.0, slow.1));
