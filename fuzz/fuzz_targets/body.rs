@@ -1,68 +1,42 @@
-//! The body framer fed arbitrary bytes in arbitrary chunks, compared with a plain line-by-line
-//! unstuffing of the whole input (`pop3_proto::body::reference_unstuff` for the RFC rule, and a
-//! local generalisation of it for the bare-LF and `.` CR terminators).
+//! The body framer fed arbitrary bytes in arbitrary chunks, checked against the reference in
+//! `pop3-proto/tests/common/reference.rs` (written from RFC 1939 section 3, sharing no code with
+//! the decoder; the property tests in `pop3-proto/tests/framing.rs` use the same file).
 //!
-//! Input: an 8-byte header (flags, chunk mode, line limit, chunk seed) and then the body bytes
-//! as the server sends them after the `+OK` line.
+//! Input: an 8-byte header (flags, chunk mode, line limit, chunk seed) and then the payload.
+//! Flags: 1 LF lines (a bare-LF server), 2 the `.` CR terminator, 4 a line limit, 8 round trip.
+//! Without the round-trip flag the payload is the reply as the server sends it after the `+OK`
+//! line, and the decoder must say what the reference says. With it the payload is a message:
+//! encoded the way a conformant server encodes it, it must decode to the same bytes.
 #![no_main]
+
+#[path = "../../pop3-proto/tests/common/reference.rs"]
+mod reference;
 
 use libfuzzer_sys::fuzz_target;
 use pop3_fuzz::{Header, chunks};
-use pop3_proto::body::{BodyDecoder, BodyError, Decoded, reference_unstuff};
+use pop3_proto::body::{BodyDecoder, BodyError, Decoded};
+use reference::{Rules, sent_body, stuff, stuff_lf, unstuff};
 
-/// What the reference found: the body, where the terminator starts, and its line.
-struct Reference {
+/// What the decoder did with the input.
+struct Outcome {
     body: Vec<u8>,
-    /// Every line before the terminator (or every line, unterminated), unstuffed, line end kept.
-    lines: Vec<Vec<u8>>,
-    /// Offset of the terminator line, if any.
-    end_at: Option<usize>,
+    consumed: usize,
+    /// The terminator: where it started and how long the decoder took it to be.
+    ended: Option<(usize, usize)>,
+    error: Option<BodyError>,
 }
 
-/// The RFC rule line by line, with the optional terminators: `.` LF (bare-LF servers) and `.` CR
-/// (Cyrus). Without a terminator the whole input is unstuffed, the last line maybe partial.
-fn reference(input: &[u8], lf: bool, dot_cr: bool) -> Reference {
-    let mut out = Reference {
-        body: Vec::new(),
-        lines: Vec::new(),
-        end_at: None,
-    };
-    let mut pos = 0;
-    while pos < input.len() {
-        let end = input[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(input.len(), |i| pos + i + 1);
-        let line = &input[pos..end];
-        if line == b".\r\n" || (lf && line == b".\n") || (dot_cr && line.starts_with(b".\r")) {
-            out.end_at = Some(pos);
-            return out;
-        }
-        let unstuffed = line.strip_prefix(b".").unwrap_or(line);
-        out.body.extend_from_slice(unstuffed);
-        out.lines.push(unstuffed.to_vec());
-        pos = end;
-    }
-    out
-}
-
-fuzz_target!(|data: &[u8]| {
-    let (mut h, input) = Header::split(data, 8);
-    let flags = h.u8();
-    let lf = flags & 1 != 0;
-    let dot_cr = flags & 2 != 0;
-    let mode = h.u8();
-    let limit = h.u16();
-    let max_line = (flags & 4 != 0).then_some(usize::from(limit));
-    let seed = h.u32();
-
-    // Feed the way the client does: unconsumed bytes stay at the front, new ones are appended.
-    let mut dec = BodyDecoder::new(lf, dot_cr, max_line);
+/// Feeds `input` the way the client does: unconsumed bytes stay at the front, new ones are
+/// appended.
+fn decode(input: &[u8], rules: Rules, max_line: Option<usize>, mode: u8, seed: u32) -> Outcome {
+    let mut dec = BodyDecoder::new(rules.lf_lines, rules.dot_cr, max_line);
     let mut buf: Vec<u8> = Vec::new();
-    let mut out = Vec::new();
-    let mut consumed = 0usize;
-    let mut ended = None;
-    let mut error = None;
+    let mut out = Outcome {
+        body: Vec::new(),
+        consumed: 0,
+        ended: None,
+        error: None,
+    };
     'feed: for piece in chunks(input, mode, seed) {
         buf.extend_from_slice(piece);
         loop {
@@ -70,85 +44,123 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Decoded::Data { start, end }) => {
                     assert!(start <= 1 && start <= end && end <= buf.len());
                     assert!(end > 0, "Data that consumes nothing would loop forever");
-                    out.extend_from_slice(&buf[start..end]);
+                    out.body.extend_from_slice(&buf[start..end]);
                     buf.drain(..end);
-                    consumed += end;
+                    out.consumed += end;
                 }
                 Ok(Decoded::End { consumed: n }) => {
                     assert!(n == 2 || n == 3);
-                    ended = Some((consumed, n));
+                    out.ended = Some((out.consumed, n));
                     break 'feed;
                 }
                 Ok(Decoded::NeedMore { consumed: n }) => {
                     assert!(n <= 1 && n <= buf.len());
                     buf.drain(..n);
-                    consumed += n;
+                    out.consumed += n;
                     // At most a dot and a CR wait for the next chunk.
                     assert!(buf.len() <= 2, "the decoder held back {} bytes", buf.len());
                     break;
                 }
                 Err(e) => {
-                    error = Some(e);
+                    out.error = Some(e);
                     break 'feed;
                 }
             }
         }
     }
-    assert_eq!(dec.octets(), out.len() as u64);
+    assert_eq!(dec.octets(), out.body.len() as u64);
+    out
+}
 
-    let r = reference(input, lf, dot_cr);
-    if let Some(BodyError::LineTooLong { limit }) = error {
-        // Only if some line really is longer than the limit.
+/// The terminator the decoder found against the reference's: the same place, and the same
+/// length, except that with the `.` CR quirk a `.` CR at the end of a chunk is taken at once
+/// (two octets) even if an LF follows in the next one (the client swallows it).
+fn same_end(input: &[u8], got: Option<(usize, usize)>, want: Option<(usize, usize)>, dot_cr: bool) {
+    match (got, want) {
+        (Some((at, n)), Some((ref_at, ref_n))) => {
+            assert_eq!(at, ref_at, "the terminator was found elsewhere");
+            assert!(
+                n == ref_n || (dot_cr && n == 2 && ref_n == 3 && input[at + 1] == b'\r'),
+                "terminator length {n}, the reference {ref_n}"
+            );
+        }
+        (None, None) => {}
+        (got, want) => panic!("decoder terminator {got:?}, reference {want:?}"),
+    }
+}
+
+/// The longest line of `body`, counted as the line limit counts: octets up to any LF.
+fn longest_line(body: &[u8]) -> usize {
+    body.split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (mut h, payload) = Header::split(data, 8);
+    let flags = h.u8();
+    let rules = Rules {
+        lf_lines: flags & 1 != 0,
+        dot_cr: flags & 2 != 0,
+    };
+    let mode = h.u8();
+    let limit = h.u16();
+    let max_line = (flags & 4 != 0).then_some(usize::from(limit));
+    let seed = h.u32();
+
+    if flags & 8 != 0 {
+        // Round trip: any message, encoded by a conformant server, decodes to itself (with the
+        // line end the server adds to a message that lacks one), however it is split.
+        let wire = if rules.lf_lines {
+            stuff_lf(payload)
+        } else {
+            stuff(payload)
+        };
+        let sent = sent_body(payload, rules.lf_lines);
+        let got = decode(&wire, rules, max_line, mode, seed);
+        match (got.error, max_line) {
+            (Some(BodyError::LineTooLong { limit }), Some(max)) => {
+                assert_eq!(limit, max);
+                assert!(longest_line(&sent) > limit, "LineTooLong without a long line");
+            }
+            (Some(e), _) => panic!("{e:?} without a limit"),
+            (None, _) => {
+                if let Some(max) = max_line {
+                    assert!(longest_line(&sent) <= max, "a long line went through");
+                }
+                assert_eq!(got.body, sent, "the message changed on its way");
+                let end = wire.len() - if rules.lf_lines { 2 } else { 3 };
+                same_end(&wire, got.ended, Some((end, wire.len() - end)), rules.dot_cr);
+            }
+        }
+        return;
+    }
+
+    // Any input: the decoder says what the reference says.
+    let got = decode(payload, rules, max_line, mode, seed);
+    let want = unstuff(payload, rules);
+    if let Some(BodyError::LineTooLong { limit }) = got.error {
+        // Only if some line of the body really is longer than the limit.
         assert_eq!(Some(limit), max_line);
         assert!(
-            r.lines.iter().any(|l| l.len() > limit),
+            longest_line(&want.body) > limit,
             "LineTooLong without a long line"
         );
+        assert!(want.body.starts_with(&got.body));
         return;
     }
     if let Some(limit) = max_line {
-        // Every complete line went through the decoder: none may be longer.
-        for l in r.lines.iter().filter(|l| l.ends_with(b"\n")) {
-            assert!(
-                l.len() <= limit,
-                "a line of {} octets went through a limit of {limit}",
-                l.len()
-            );
-        }
+        // Every line went through the decoder: none may be longer.
+        assert!(
+            longest_line(&want.body) <= limit,
+            "a line longer than {limit} went through"
+        );
     }
-    match (ended, r.end_at) {
-        (Some((at, n)), Some(ref_at)) => {
-            assert_eq!(at, ref_at, "the terminator was found elsewhere");
-            assert_eq!(out, r.body);
-            let term = &input[at..];
-            let expected_n: &[usize] = if term.starts_with(b".\r\n") {
-                // `.` CR LF is 3 bytes, unless `.` CR arrived alone and the Cyrus quirk took it.
-                if dot_cr { &[2, 3] } else { &[3] }
-            } else {
-                &[2]
-            };
-            assert!(
-                expected_n.contains(&n),
-                "terminator length {n} for {:?}",
-                &term[..term.len().min(3)]
-            );
-            if !lf && !dot_cr {
-                assert_eq!(reference_unstuff(input), Some((out.clone(), at + n)));
-            }
-        }
-        (None, None) => {
-            // Unterminated: all that was decoded is the unstuffed input, but for at most a
-            // dot and a CR held back at a line start.
-            assert!(
-                r.body.starts_with(&out),
-                "decoded bytes differ from the reference"
-            );
-            assert!(r.body.len() - out.len() <= 1);
-            assert!(input.len() - consumed <= 2);
-            if !lf && !dot_cr {
-                assert_eq!(reference_unstuff(input), None);
-            }
-        }
-        (got, want) => panic!("decoder terminator {got:?}, reference {want:?}"),
+    assert_eq!(got.body, want.body, "decoded bytes differ from the reference");
+    same_end(payload, got.ended, want.end, rules.dot_cr);
+    if got.ended.is_none() {
+        // Unterminated: everything is consumed but a held-back dot and CR.
+        assert!(payload.len() - got.consumed <= 2);
     }
 });

@@ -1157,9 +1157,11 @@ impl Client {
                 };
             }
             ReplyShape::Body => {
-                let lf_terminator = self.lf_server && self.config.quirks.bare_lf;
+                // LF framing (a line starts after any LF, `.` LF ends the body) only for a
+                // server whose greeting ended in a bare LF: decided once per connection.
+                let lf_lines = self.lf_server && self.config.quirks.bare_lf;
                 let decoder = BodyDecoder::new(
-                    lf_terminator,
+                    lf_lines,
                     self.config.quirks.dot_cr_terminator,
                     self.config.max_body_line,
                 );
