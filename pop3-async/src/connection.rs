@@ -357,11 +357,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Logs in with the best method the server offers and [`Options::login`] allows
     /// ([`pop3_proto::login::choose_login`]), and returns the method used.
+    ///
+    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
+    /// sends nothing.
     pub async fn login(
         &mut self,
         user: &str,
         password: impl Into<Secret>,
     ) -> Result<LoginMethod, Error> {
+        if self.client.phase() == Phase::Transaction {
+            return Err(Error::AlreadyLoggedIn);
+        }
         let password = password.into();
         let method = login::choose_login(
             self.client.capabilities(),

@@ -53,6 +53,10 @@ pub enum Error {
         /// The text after `-ERR`.
         text: String,
     },
+    /// [`Connection::login`](crate::Connection::login) was called on a session that is
+    /// already logged in (TRANSACTION phase). Nothing was sent; the session goes on.
+    #[error("already logged in: log in once per connection")]
+    AlreadyLoggedIn,
     /// The connection was closed by an earlier fatal error.
     #[error("the connection is closed")]
     Closed,

@@ -334,8 +334,14 @@ impl<S: Read + Write> Connection<S> {
     /// [`Options::allow_apop`]) > PLAIN > LOGIN > USER/PASS. Methods that send the password are
     /// skipped without TLS unless [`Options::allow_plaintext`]; if nothing else is left, this
     /// fails with [`Error::Login`] before sending anything. Returns the method used.
+    ///
+    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
+    /// sends nothing.
     pub fn login(&mut self, user: &str, password: impl Into<Secret>) -> Result<LoginMethod, Error> {
         self.check_usable()?;
+        if self.client.phase() == Phase::Transaction {
+            return Err(Error::AlreadyLoggedIn);
+        }
         let password = password.into();
         let method = choose_login(
             self.client.capabilities(),

@@ -54,6 +54,10 @@ pub enum Error {
         /// The greeting text.
         text: String,
     },
+    /// [`Connection::login`](crate::Connection::login) was called on a session that is
+    /// already logged in (TRANSACTION phase). Nothing was sent; the session goes on.
+    #[error("already logged in: log in once per connection")]
+    AlreadyLoggedIn,
     /// The connection is closed, or poisoned by an earlier fatal error.
     #[error("the connection is closed")]
     Closed,
