@@ -55,6 +55,24 @@ impl<S> std::fmt::Debug for BodyStream<'_, S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> BodyStream<'_, S> {
+    /// The next chunk of the body, or `None` after the last one (or after an error): the
+    /// stream consumed without `futures-util`'s `StreamExt`.
+    ///
+    /// ```no_run
+    /// # async fn run(pop: &mut pop3_async::Connection) -> Result<(), pop3_async::Error> {
+    /// let mut body = pop.retr_stream(1);
+    /// let mut octets = 0;
+    /// while let Some(chunk) = body.next().await {
+    ///     octets += chunk?.len();
+    /// }
+    /// println!("{octets} octets");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<Bytes, Error>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
     fn end(&mut self, item: Option<Result<Bytes, Error>>) -> Poll<Option<Result<Bytes, Error>>> {
         self.done = true;
         self.sleep = None;
@@ -156,11 +174,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for BodyStream<'_, S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `RETR n` as a [`Stream`] of chunks (see [`BodyStream`]). Nothing is sent until the
     /// stream is first polled; the stream borrows the connection until it ends.
+    ///
+    /// Consume it with [`BodyStream::next`] (no extra crate needed), or as a
+    /// [`futures_core::Stream`] with the combinators of your choice. Run it to its end
+    /// (`None`): a stream dropped early poisons the connection.
+    ///
+    /// ```no_run
+    /// use pop3_async::{Connection, Options, Security};
+    /// use tokio::io::AsyncWriteExt as _;
+    ///
+    /// # async fn run() -> Result<(), pop3_async::Error> {
+    /// let options = Options::default();
+    /// let mut pop = Connection::connect("pop.example.com", 995, Security::Implicit, &options).await?;
+    /// pop.login("alice", "hunter2").await?;
+    /// // Name the file by something you chose, never by the server's UID.
+    /// let mut file = tokio::fs::File::create("message-1.eml").await?;
+    /// let mut body = pop.retr_stream(1);
+    /// while let Some(chunk) = body.next().await {
+    ///     let chunk: pop3_async::bytes::Bytes = chunk?;
+    ///     file.write_all(&chunk).await?;
+    /// }
+    /// file.flush().await?;
+    /// pop.quit().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retr_stream(&mut self, msg: u32) -> BodyStream<'_, S> {
         self.body_stream(Command::retr(msg))
     }
 
-    /// `TOP n lines` as a [`Stream`] of chunks (see [`BodyStream`]).
+    /// `TOP n lines` as a [`Stream`] of chunks (see [`BodyStream`]), consumed like
+    /// [`retr_stream`](Self::retr_stream)'s:
+    ///
+    /// ```no_run
+    /// # async fn run(pop: &mut pop3_async::Connection) -> Result<(), pop3_async::Error> {
+    /// let mut headers = Vec::new();
+    /// let mut top = pop.top_stream(1, 0);
+    /// while let Some(chunk) = top.next().await {
+    ///     headers.extend_from_slice(&chunk?);
+    /// }
+    /// println!("{}", String::from_utf8_lossy(&headers));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn top_stream(&mut self, msg: u32, lines: u32) -> BodyStream<'_, S> {
         self.body_stream(Command::top(msg, lines))
     }
