@@ -49,9 +49,12 @@
 //!
 //! # Tracing
 //!
-//! With the `tracing` DEBUG level enabled (when the connection starts), every command sent and
-//! status line received is logged at DEBUG under the target `pop3`, secrets redacted by the
-//! core.
+//! With the `tracing` DEBUG level enabled for the target [`TRACE_TARGET`] (`"pop3"`, the one
+//! target of the pop3 family, the same in `pop3-blocking`) when the connection starts, every
+//! command sent and status line received is logged at DEBUG under that same target, secrets
+//! redacted by the core: `C: USER alice`, `C: PASS <redacted>`, `S: +OK`. Filter on it with
+//! `RUST_LOG=pop3=debug` or `Targets::new().with_target(pop3_async::TRACE_TARGET,
+//! LevelFilter::DEBUG)`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -70,7 +73,7 @@ pub use pop3_proto::login::{
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
-pub use pop3_tls::{Options, Security, TlsOptions};
+pub use pop3_tls::{Options, Security, TRACE_TARGET, TlsOptions};
 pub use rustls;
 pub use stream::Stream;
 pub use {bytes, futures_core};

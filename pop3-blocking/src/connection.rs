@@ -18,7 +18,7 @@ use pop3_proto::{
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::{Error, Options, Security, Stream};
+use crate::{Error, Options, Security, Stream, TRACE_TARGET};
 
 /// The size of the read buffer: one read's worth of input is all the memory a reply costs,
 /// whatever the size of the message.
@@ -207,7 +207,7 @@ impl<S: Read + Write> Connection<S> {
     fn start(stream: S, options: &Options, host: Option<String>, tls: bool) -> Result<Self, Error> {
         let mut options = options.clone();
         options.config.allow_plaintext_auth = options.login.allow_plaintext;
-        options.config.trace = tracing::enabled!(tracing::Level::DEBUG);
+        options.config.trace = tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG);
         let mut client = Client::new(options.config.clone());
         if tls {
             client.handle_tls_established()?;
@@ -683,9 +683,15 @@ impl<S: Read + Write> Connection<S> {
                     Err(error) => return Err(self.poison(Error::Protocol(error))),
                 };
                 match &event {
-                    Event::Trace(Trace::Sent(line)) => tracing::debug!("C: {line}"),
-                    Event::Trace(Trace::Received(line)) => tracing::debug!("S: {line}"),
-                    Event::Quirk(quirk) => tracing::debug!("tolerating a server quirk: {quirk:?}"),
+                    Event::Trace(Trace::Sent(line)) => {
+                        tracing::debug!(target: TRACE_TARGET, "C: {line}")
+                    }
+                    Event::Trace(Trace::Received(line)) => {
+                        tracing::debug!(target: TRACE_TARGET, "S: {line}")
+                    }
+                    Event::Quirk(quirk) => {
+                        tracing::debug!(target: TRACE_TARGET, "tolerating a server quirk: {quirk:?}")
+                    }
                     Event::Greeting {
                         code, text, apop, ..
                     } => {

@@ -55,9 +55,11 @@
 //! Where Python's `poplib` prints the dialogue after `set_debuglevel(1)`, this crate logs it
 //! with the [`tracing`] crate: one DEBUG event per command sent (`C: STAT`) and per status line
 //! received (`S: +OK 2 320`), with passwords, APOP digests and SASL data replaced by
-//! `<redacted>`. Message bodies and listing lines are not logged. The lines are produced only
-//! when DEBUG is enabled for this crate when the connection is made, for example with
-//! `tracing_subscriber` and `RUST_LOG=pop3_blocking=debug`.
+//! `<redacted>`. Message bodies and listing lines are not logged. Every line is logged under
+//! the one target of the pop3 family, [`TRACE_TARGET`] (`"pop3"`, the same in `pop3-async`),
+//! and the lines are produced only when DEBUG is enabled for that target when the connection
+//! is made, for example with `tracing_subscriber` and `RUST_LOG=pop3=debug`, or
+//! `Targets::new().with_target(pop3_blocking::TRACE_TARGET, LevelFilter::DEBUG)`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -69,7 +71,7 @@ pub use connection::{Connection, Greeting, RetrEvent};
 pub use error::Error;
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
-pub use pop3_tls::{Options, Security, TlsOptions};
+pub use pop3_tls::{Options, Security, TRACE_TARGET, TlsOptions};
 pub use stream::Stream;
 
 pub use pop3_proto;

@@ -13,7 +13,7 @@ pub(crate) fn connect(settings: &Settings) -> Result<Connection, CliError> {
     let host = settings.host()?;
     let port = settings.port();
     let options = settings.options()?;
-    tracing::info!(target: "pop3", "connecting to {host}:{port} ({:?})", settings.tls);
+    tracing::info!(target: "pop3_cli", "connecting to {host}:{port} ({:?})", settings.tls);
     Connection::connect(host, port, settings.security(), &options)
         .map_err(|e| CliError::from(e).context(format!("{host}:{port}")))
 }
@@ -35,7 +35,7 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
             return Err(error);
         }
     };
-    tracing::info!(target: "pop3", "logged in as {user} with {method}");
+    tracing::info!(target: "pop3_cli", "logged in as {user} with {method}");
     if settings.pipelining == Pipelining::On
         && !connection.capabilities().is_some_and(|c| c.pipelining)
     {

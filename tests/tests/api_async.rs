@@ -48,7 +48,10 @@ fn login_on_a_logged_in_connection_says_already_logged_in() -> TestResult {
         pop.login("alice", "secret-a").await?;
         let error = pop.login("alice", "secret-a").await.unwrap_err();
         assert!(matches!(error, Error::AlreadyLoggedIn), "{error:?}");
-        assert_eq!(error.to_string(), "already logged in: log in once per connection");
+        assert_eq!(
+            error.to_string(),
+            "already logged in: log in once per connection"
+        );
         assert_eq!(pop.stat().await?.count, 1);
         assert_eq!(server.logins(), 1);
         pop.quit().await?;
@@ -134,4 +137,98 @@ fn body_stream_next_yields_the_body_then_none() -> TestResult {
         pop.quit().await?;
         Ok(())
     })
+}
+
+// ---- one tracing target ----
+
+mod collect {
+    use std::fmt;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::{Context, SubscriberExt as _};
+
+    /// A subscriber that keeps `target message` of every event at DEBUG or above under
+    /// exactly `target`, and nothing else (so `enabled!` under another target is false).
+    pub(crate) fn subscriber(
+        target: &'static str,
+    ) -> (
+        impl tracing::Subscriber + Send + Sync,
+        Arc<Mutex<Vec<String>>>,
+    ) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        // Exactly this target: `Targets` would match any target that starts with it
+        // (`pop3_async::connection` starts with `pop3`).
+        let layer = Collect(lines.clone()).with_filter(filter_fn(move |meta| {
+            meta.target() == target && *meta.level() <= tracing::Level::DEBUG
+        }));
+        (tracing_subscriber::registry().with(layer), lines)
+    }
+
+    struct Collect(Arc<Mutex<Vec<String>>>);
+
+    struct Message(String);
+
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Collect {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            let line = format!("{} {}", event.metadata().target(), message.0);
+            self.0.lock().unwrap().push(line);
+        }
+    }
+}
+
+#[test]
+fn the_trace_arrives_under_the_one_documented_target_with_pass_redacted() -> TestResult {
+    assert_eq!(pop3_async::TRACE_TARGET, "pop3");
+    let server = mailbox(&[b"Subject: a\r\n\r\nhi\r\n"])?;
+    let (subscriber, lines) = collect::subscriber(pop3_async::TRACE_TARGET);
+    // `block_on` polls the future on this thread, so the scoped subscriber sees the
+    // connection's `enabled!` check and its events.
+    tracing::subscriber::with_default(subscriber, || {
+        block_on(async {
+            let mut pop = connect(&server).await?;
+            pop.user("alice").await?;
+            pop.pass("secret-a").await?;
+            pop.stat().await?;
+            pop.quit().await?;
+            Ok::<_, Error>(())
+        })
+    })?;
+    let lines = lines.lock().unwrap().clone();
+    let expected_in_order = [
+        "pop3 C: CAPA",
+        "pop3 C: USER alice",
+        "pop3 C: PASS <redacted>",
+        "pop3 C: STAT",
+        "pop3 S: +OK 1 18",
+        "pop3 C: QUIT",
+    ];
+    let mut at = 0;
+    for want in expected_in_order {
+        let found = lines[at..].iter().position(|l| l == want);
+        assert!(
+            found.is_some(),
+            "{want:?} missing (in order) from {lines:#?}"
+        );
+        at += found.unwrap_or(0) + 1;
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("pop3 S: +OK")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().all(|l| l.starts_with("pop3 ")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("secret-a")), "{lines:#?}");
+    Ok(())
 }
