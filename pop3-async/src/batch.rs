@@ -19,6 +19,11 @@ use crate::{Connection, Error};
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetrEvent<'a> {
+    /// The server accepted the message and its body begins: comes once per retrieved
+    /// message, before its first [`Chunk`](Self::Chunk), and also for an empty message (which
+    /// has no chunk), so this is where to create the message's file. Not sent for a
+    /// [`Refused`](Self::Refused) message.
+    Start,
     /// Message bytes, dot-unstuffed, line ends as sent.
     Chunk(&'a [u8]),
     /// The message is complete.
@@ -232,8 +237,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Retrieves `msgs` pipelined (when the server announces PIPELINING; the core bounds the
-    /// window). `on_event` gets each message's chunks, then its end, or its refusal; messages
-    /// come in the order given. An error from `on_event` stops the batch and is returned as
+    /// window). `on_event` gets each message's [`RetrEvent::Start`], its chunks (none for an
+    /// empty message), then its end, or only its refusal; messages come in the order given. An error from `on_event` stops the batch and is returned as
     /// [`Error::Io`]; the connection stays usable (what remains of the batch is still sent and
     /// its replies skipped by the next call).
     ///
@@ -251,10 +256,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Ok(());
             }
             let mut next = 0;
+            // Whether message `next` got its `Start`.
+            let mut started = false;
             self.pump(|event| {
                 let Some(&(id, msg)) = ids.get(next) else {
                     return Ok(Flow::Done);
                 };
+                if let Event::Body { id: of, .. } | Event::BodyEnd { id: of, .. } = event {
+                    if of == id && !started {
+                        started = true;
+                        on_event(msg, RetrEvent::Start)?;
+                    }
+                }
                 match event {
                     Event::Body { id: of, chunk } if of == id => {
                         on_event(msg, RetrEvent::Chunk(chunk))?
@@ -262,7 +275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Event::BodyEnd { id: of, octets } if of == id => {
                         on_event(msg, RetrEvent::End { octets })?
                     }
-                    Event::Ok { id: of, .. } if of == id => next += 1,
+                    Event::Ok { id: of, .. } if of == id => {
+                        next += 1;
+                        started = false;
+                    }
                     Event::Err {
                         id: of,
                         command,
@@ -278,6 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             }),
                         )?;
                         next += 1;
+                        started = false;
                     }
                     _ => {}
                 }

@@ -43,6 +43,11 @@ pub struct Greeting {
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetrEvent<'a> {
+    /// The server accepted the message and its body begins: comes once per retrieved
+    /// message, before its first [`Chunk`](Self::Chunk), and also for an empty message (which
+    /// has no chunk), so this is where to create the message's file. Not sent for a
+    /// [`Refused`](Self::Refused) message.
+    Start,
     /// The next piece of the message, dot-unstuffed, line ends as the server sent them.
     Chunk(&'a [u8]),
     /// The message is complete.
@@ -468,8 +473,8 @@ impl<S: Read + Write> Connection<S> {
 
     /// Retrieves many messages, pipelined when the server announces PIPELINING (the core keeps
     /// a bounded window in flight), one at a time otherwise. `on_event` sees each message as
-    /// [`RetrEvent::Chunk`]s and one [`RetrEvent::End`], or one [`RetrEvent::Refused`], in the
-    /// order of `msgs`.
+    /// one [`RetrEvent::Start`], [`RetrEvent::Chunk`]s (none for an empty message) and one
+    /// [`RetrEvent::End`], or as one [`RetrEvent::Refused`], in the order of `msgs`.
     ///
     /// If `on_event` fails, it is not called again, the remaining replies are read and
     /// discarded, and its error is returned as [`Error::Io`]; the connection stays usable.
@@ -482,14 +487,21 @@ impl<S: Read + Write> Connection<S> {
         let Some(&(last, _)) = ids.last() else {
             return Ok(());
         };
+        // The batch index of the last message that got its `Start`.
+        let mut started = None;
         self.drive(Until::Done(last), |event| {
-            let Some(msg) = event
+            let Some((index, msg)) = event
                 .id()
                 .and_then(|id| batch_index(&ids, id))
-                .map(|index| ids[index].1)
+                .map(|index| (index, ids[index].1))
             else {
                 return Ok(());
             };
+            if matches!(event, Event::Body { .. } | Event::BodyEnd { .. }) && started != Some(index)
+            {
+                started = Some(index);
+                on_event(msg, RetrEvent::Start)?;
+            }
             match event {
                 Event::Body { chunk, .. } => on_event(msg, RetrEvent::Chunk(chunk))?,
                 Event::BodyEnd { octets, .. } => on_event(msg, RetrEvent::End { octets: *octets })?,

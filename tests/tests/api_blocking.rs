@@ -171,3 +171,75 @@ fn the_trace_arrives_under_the_one_documented_target_with_pass_redacted() -> Tes
     assert!(!lines.iter().any(|l| l.contains("secret-a")), "{lines:#?}");
     Ok(())
 }
+
+// ---- RetrEvent::Start ----
+
+/// Records one event; consecutive chunks of a message are joined (read boundaries are not
+/// part of the contract).
+fn record(seen: &mut Vec<String>, msg: u32, event: &pop3_blocking::RetrEvent<'_>) {
+    use pop3_blocking::RetrEvent;
+    let line = match event {
+        RetrEvent::Start => format!("{msg} start"),
+        RetrEvent::Chunk(chunk) => {
+            let text = String::from_utf8_lossy(chunk);
+            let prefix = format!("{msg} chunk ");
+            if let Some(last) = seen.last_mut().filter(|l| l.starts_with(&prefix)) {
+                last.push_str(&text);
+                return;
+            }
+            format!("{prefix}{text}")
+        }
+        RetrEvent::End { octets } => format!("{msg} end {octets}"),
+        RetrEvent::Refused(e) => format!("{msg} refused {}", e.text),
+        other => format!("{msg} {other:?}"),
+    };
+    seen.push(line);
+}
+
+#[test]
+fn retr_many_starts_every_message_even_an_empty_one() -> TestResult {
+    let server = mailbox(&[b"a\r\n", b"", b"c\r\n"])?;
+    let mut pop = connect(&server)?;
+    pop.login("alice", "secret-a")?;
+    for pipelined in [true, false] {
+        let mut seen = Vec::new();
+        let msgs: &[u32] = if pipelined { &[1, 2, 4, 3] } else { &[2] };
+        pop.retr_many(msgs, |msg, event| {
+            record(&mut seen, msg, &event);
+            Ok(())
+        })?;
+        let expected: &[&str] = if pipelined {
+            &[
+                "1 start",
+                "1 chunk a\r\n",
+                "1 end 3",
+                "2 start",
+                "2 end 0",
+                "4 refused no such message",
+                "3 start",
+                "3 chunk c\r\n",
+                "3 end 3",
+            ]
+        } else {
+            &["2 start", "2 end 0"]
+        };
+        assert_eq!(seen, expected);
+    }
+    // A caller creates the file on Start: the empty message gets its (empty) file.
+    let dir = std::env::temp_dir().join(format!("pop3-api-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut files = Vec::new();
+    pop.retr_many(&[2], |msg, event| {
+        if let pop3_blocking::RetrEvent::Start = event {
+            let path = dir.join(format!("message-{msg}.eml"));
+            std::fs::File::create(&path)?;
+            files.push(path);
+        }
+        Ok(())
+    })?;
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(&files[0])?, b"");
+    std::fs::remove_dir_all(&dir)?;
+    pop.quit()?;
+    Ok(())
+}
