@@ -62,6 +62,7 @@ mod batch;
 mod connection;
 mod error;
 mod stream;
+mod uid;
 
 pub use batch::{BodyStream, RetrEvent};
 pub use connection::{Connection, Greeting};
@@ -70,6 +71,7 @@ pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
+pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;

@@ -58,6 +58,11 @@ pub enum Error {
     /// already logged in (TRANSACTION phase). Nothing was sent; the session goes on.
     #[error("already logged in: log in once per connection")]
     AlreadyLoggedIn,
+    /// A UID-safe call refused to go on: [`dele_uid`](crate::Connection::dele_uid) found
+    /// another message under that number, or [`fetch_new`](crate::Connection::fetch_new) got
+    /// a UIDL listing with a duplicate. Nothing was deleted or fetched; the session goes on.
+    #[error(transparent)]
+    Uid(#[from] pop3_proto::uid::UidError),
     /// The connection is closed, or poisoned by an earlier fatal error.
     #[error("the connection is closed")]
     Closed,

@@ -66,6 +66,7 @@
 mod connection;
 mod error;
 mod stream;
+mod uid;
 
 pub use connection::{Connection, Greeting, RetrEvent};
 pub use error::Error;
@@ -78,5 +79,6 @@ pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
+pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 pub use rustls;

@@ -30,6 +30,13 @@ fn options() -> Options {
         .allow_plaintext(true)
 }
 
+/// For scripted transcripts: no automatic CAPA, so the wire holds only what the test calls.
+fn scripted_options() -> Options {
+    let mut config = pop3_async::Config::default();
+    config.auto_capa = false;
+    options().config(config)
+}
+
 async fn connect(server: &MailboxServer) -> Result<Connection, Error> {
     Connection::connect("127.0.0.1", server.port(), Security::None, &options()).await
 }
@@ -64,25 +71,22 @@ fn second_login_sends_nothing() -> TestResult {
     let server = ScriptedServer::start(Script::parse(
         "
         S: +OK ready
-        C: CAPA
-        S: +OK
-        S: USER
-        S: .
         C: USER alice
         S: +OK
         C: PASS secret-a
         S: +OK in
-        C: CAPA
-        S: +OK
-        S: USER
-        S: .
         C: NOOP
         S: +OK
         ",
     )?)?;
     block_on(async {
-        let mut pop =
-            Connection::connect("127.0.0.1", server.port(), Security::None, &options()).await?;
+        let mut pop = Connection::connect(
+            "127.0.0.1",
+            server.port(),
+            Security::None,
+            &scripted_options(),
+        )
+        .await?;
         pop.login("alice", "secret-a").await?;
         assert!(matches!(
             pop.login("alice", "secret-a").await,
@@ -95,7 +99,7 @@ fn second_login_sends_nothing() -> TestResult {
     transcript.assert_complete();
     assert_eq!(
         transcript.received_str(),
-        "CAPA\r\nUSER alice\r\nPASS secret-a\r\nCAPA\r\nNOOP\r\n"
+        "USER alice\r\nPASS secret-a\r\nNOOP\r\n"
     );
     Ok(())
 }
@@ -208,7 +212,6 @@ fn the_trace_arrives_under_the_one_documented_target_with_pass_redacted() -> Tes
     })?;
     let lines = lines.lock().unwrap().clone();
     let expected_in_order = [
-        "pop3 C: CAPA",
         "pop3 C: USER alice",
         "pop3 C: PASS <redacted>",
         "pop3 C: STAT",
@@ -291,4 +294,248 @@ fn retr_many_starts_every_message_even_an_empty_one() -> TestResult {
         pop.quit().await?;
         Ok(())
     })
+}
+
+// ---- dele_uid and fetch_new ----
+
+#[test]
+fn dele_uid_deletes_only_the_message_the_caller_believes_in() -> TestResult {
+    let server = mailbox(&[b"one\r\n", b"two\r\n", b"three\r\n"])?;
+    let uids = server.uids();
+    block_on(async {
+        let mut pop = connect(&server).await?;
+        pop.login("alice", "secret-a").await?;
+        pop.dele_uid(2, &uids[1]).await?;
+        pop.quit().await?;
+        Ok::<_, Error>(())
+    })?;
+    assert_eq!(server.uids(), [uids[0].clone(), uids[2].clone()]);
+
+    // A later session with the stale belief "message 2 is uids[1]": number 2 is now uids[2].
+    block_on(async {
+        let mut pop = connect(&server).await?;
+        pop.login("alice", "secret-a").await?;
+        let error = pop.dele_uid(2, &uids[1]).await.unwrap_err();
+        let Error::Uid(pop3_async::UidError::Mismatch {
+            msg,
+            expected,
+            found,
+        }) = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!((*msg, expected, found), (2, &uids[1], &uids[2]));
+        assert!(error.to_string().contains("nothing was deleted"), "{error}");
+        assert!(matches!(
+            pop.dele_uid(7, &uids[0]).await,
+            Err(Error::Server(_))
+        ));
+        pop.quit().await?;
+        Ok::<_, Error>(())
+    })?;
+    assert_eq!(server.uids(), [uids[0].clone(), uids[2].clone()]);
+    Ok(())
+}
+
+#[test]
+fn dele_uid_sends_no_dele_on_a_mismatch() -> TestResult {
+    let server = ScriptedServer::start(Script::parse(
+        "
+        S: +OK ready
+        C: USER alice
+        S: +OK
+        C: PASS secret-a
+        S: +OK in
+        C: UIDL 2
+        S: +OK 2 zzz
+        C: UIDL 1
+        S: +OK 1 aaa
+        C: DELE 1
+        S: +OK marked
+        C: NOOP
+        S: +OK
+        ",
+    )?)?;
+    block_on(async {
+        let mut pop = Connection::connect(
+            "127.0.0.1",
+            server.port(),
+            Security::None,
+            &scripted_options(),
+        )
+        .await?;
+        pop.login("alice", "secret-a").await?;
+        assert!(matches!(
+            pop.dele_uid(2, "yyy").await,
+            Err(Error::Uid(pop3_async::UidError::Mismatch { .. }))
+        ));
+        pop.dele_uid(1, "aaa").await?;
+        pop.noop().await?;
+        Ok::<_, Error>(())
+    })?;
+    let transcript = server.finish()?;
+    transcript.assert_complete();
+    assert_eq!(
+        transcript.received_str(),
+        "USER alice\r\nPASS secret-a\r\nUIDL 2\r\nUIDL 1\r\nDELE 1\r\nNOOP\r\n"
+    );
+    Ok(())
+}
+
+/// A store that fails to record the n-th UID.
+#[derive(Default)]
+struct FailingStore {
+    seen: std::collections::HashSet<String>,
+    fail_at: usize,
+}
+
+impl pop3_async::SeenStore for FailingStore {
+    fn is_seen(&self, uid: &str) -> bool {
+        self.seen.contains(uid)
+    }
+
+    fn record(&mut self, uid: &str) -> std::io::Result<()> {
+        if self.seen.len() + 1 == self.fail_at {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.seen.insert(uid.to_owned());
+        Ok(())
+    }
+}
+
+async fn fetch(
+    server: &MailboxServer,
+    store: &mut std::collections::BTreeSet<String>,
+    stored: &mut Vec<(String, Vec<u8>)>,
+) -> Result<pop3_async::FetchReport, Error> {
+    use pop3_async::RetrEvent;
+    let mut pop = connect(server).await?;
+    pop.login("alice", "secret-a").await?;
+    let report = pop
+        .fetch_new(store, |entry, event| {
+            match event {
+                RetrEvent::Start => stored.push((entry.uid.clone(), Vec::new())),
+                RetrEvent::Chunk(chunk) => {
+                    let last = stored.last_mut().unwrap();
+                    assert_eq!(last.0, entry.uid);
+                    last.1.extend_from_slice(chunk);
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+    pop.quit().await?;
+    Ok(report)
+}
+
+#[test]
+fn fetch_new_fetches_only_what_is_not_recorded_and_never_deletes() -> TestResult {
+    let server = mailbox(&[b"one\r\n", b"", b"three\r\n"])?;
+    let uids = server.uids();
+    let mut store = std::collections::BTreeSet::new();
+    let mut stored: Vec<(String, Vec<u8>)> = Vec::new();
+    let report = block_on(fetch(&server, &mut store, &mut stored))?;
+    let fetched: Vec<&str> = report.fetched.iter().map(|e| e.uid.as_str()).collect();
+    assert_eq!(fetched, uids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(report.refused.is_empty());
+    assert_eq!(
+        stored,
+        [
+            (uids[0].clone(), b"one\r\n".to_vec()),
+            (uids[1].clone(), Vec::new()),
+            (uids[2].clone(), b"three\r\n".to_vec()),
+        ]
+    );
+    assert_eq!(store.len(), 3);
+
+    server.push_message(b"four\r\n");
+    stored.clear();
+    let report = block_on(fetch(&server, &mut store, &mut stored))?;
+    let new_uid = server.uids()[3].clone();
+    assert_eq!(report.fetched.len(), 1);
+    assert_eq!(report.fetched[0].uid, new_uid);
+    assert_eq!(stored, [(new_uid, b"four\r\n".to_vec())]);
+    stored.clear();
+    assert!(
+        block_on(fetch(&server, &mut store, &mut stored))?
+            .fetched
+            .is_empty()
+    );
+    assert!(stored.is_empty());
+    assert_eq!(server.messages().len(), 4);
+
+    let mut failing = FailingStore {
+        fail_at: 2,
+        ..FailingStore::default()
+    };
+    block_on(async {
+        let mut pop = connect(&server).await?;
+        pop.login("alice", "secret-a").await?;
+        let error = pop
+            .fetch_new(&mut failing, |_, _| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::Io(e) if e.to_string() == "disk full"),
+            "{error:?}"
+        );
+        assert_eq!(pop.stat().await?.count, 4);
+        pop.quit().await?;
+        Ok::<_, Error>(())
+    })?;
+    assert_eq!(failing.seen.len(), 1);
+    assert!(failing.seen.contains(&uids[0]));
+    Ok(())
+}
+
+#[test]
+fn fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching() -> TestResult {
+    let server = ScriptedServer::start(Script::parse(
+        "
+        S: +OK ready
+        C: USER alice
+        S: +OK
+        C: PASS secret-a
+        S: +OK in
+        C: UIDL
+        S: +OK
+        S: 1 same
+        S: 2 other
+        S: 3 same
+        S: .
+        C: NOOP
+        S: +OK
+        ",
+    )?)?;
+    let mut store = std::collections::HashSet::new();
+    block_on(async {
+        let mut pop = Connection::connect(
+            "127.0.0.1",
+            server.port(),
+            Security::None,
+            &scripted_options(),
+        )
+        .await?;
+        pop.login("alice", "secret-a").await?;
+        let error = pop.fetch_new(&mut store, |_, _| Ok(())).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                Error::Uid(pop3_async::UidError::DuplicateUid { uid, first: 1, second: 3 })
+                    if uid == "same"
+            ),
+            "{error:?}"
+        );
+        pop.noop().await?;
+        Ok::<_, Error>(())
+    })?;
+    let transcript = server.finish()?;
+    transcript.assert_complete();
+    assert_eq!(
+        transcript.received_str(),
+        "USER alice\r\nPASS secret-a\r\nUIDL\r\nNOOP\r\n"
+    );
+    assert!(store.is_empty());
+    Ok(())
 }
