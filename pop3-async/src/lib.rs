@@ -34,6 +34,22 @@
 //! # }
 //! ```
 //!
+//! # Events, helpers and views
+//!
+//! - A [`BodyStream`] is read with its inherent [`BodyStream::next`] (no `futures-util`
+//!   needed), or as a [`futures_core::Stream`].
+//! - [`Connection::retr_many`] hands each message over as [`RetrEvent::Start`] (also for an
+//!   empty message: create its file there), chunks and [`RetrEvent::End`], or as
+//!   [`RetrEvent::Refused`].
+//! - [`Connection::fetch_new`] fetches only the messages a [`SeenStore`] has not recorded (the
+//!   `pop3` command's logic, with your store) and never deletes; [`Connection::dele_uid`]
+//!   deletes a message only if `UIDL n` still gives it the UID you stored it under. The
+//!   decisions are in [`pop3_proto::uid`].
+//! - With the `mime` feature, `Connection::retr_parsed` returns the message parsed by
+//!   `mail_parser` (re-exported): headers, MIME parts, decoded bodies.
+//! - [`Connection::login`] on a session that is already logged in is
+//!   [`Error::AlreadyLoggedIn`] (nothing is sent).
+//!
 //! # Run loop
 //!
 //! Each method queues its command in the core, then loops: hand the core's events to the
@@ -61,12 +77,17 @@
 mod batch;
 mod connection;
 mod error;
+#[cfg(feature = "mime")]
+mod mime;
 mod stream;
 mod uid;
 
 pub use batch::{BodyStream, RetrEvent};
 pub use connection::{Connection, Greeting};
 pub use error::Error;
+/// The MIME parser behind `retr_parsed` (the `mime` feature).
+#[cfg(feature = "mime")]
+pub use mail_parser;
 pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,

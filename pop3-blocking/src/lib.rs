@@ -38,6 +38,20 @@
 //! # }
 //! ```
 //!
+//! # Events, helpers and views
+//!
+//! - [`Connection::retr_many`] hands each message over as [`RetrEvent::Start`] (also for an
+//!   empty message: create its file there), chunks and [`RetrEvent::End`], or as
+//!   [`RetrEvent::Refused`].
+//! - [`Connection::fetch_new`] fetches only the messages a [`SeenStore`] has not recorded (the
+//!   `pop3` command's logic, with your store) and never deletes; [`Connection::dele_uid`]
+//!   deletes a message only if `UIDL n` still gives it the UID you stored it under. The
+//!   decisions are in [`pop3_proto::uid`].
+//! - With the `mime` feature, `Connection::retr_parsed` returns the message parsed by
+//!   `mail_parser` (re-exported): headers, MIME parts, decoded bodies.
+//! - [`Connection::login`] on a session that is already logged in is
+//!   [`Error::AlreadyLoggedIn`] (nothing is sent).
+//!
 //! # Security
 //!
 //! - TLS verifies the certificate against the host name, with SNI, trusting the webpki roots
@@ -65,6 +79,8 @@
 
 mod connection;
 mod error;
+#[cfg(feature = "mime")]
+mod mime;
 mod stream;
 mod uid;
 
@@ -75,6 +91,9 @@ pub use pop3_tls::Error as TlsOptionsError;
 pub use pop3_tls::{Options, Security, TRACE_TARGET, TlsOptions};
 pub use stream::Stream;
 
+/// The MIME parser behind `retr_parsed` (the `mime` feature).
+#[cfg(feature = "mime")]
+pub use mail_parser;
 pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,

@@ -539,3 +539,88 @@ fn fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching() -> TestResu
     assert!(store.is_empty());
     Ok(())
 }
+
+// ---- the parsed view (feature `mime`) ----
+
+const MULTIPART: &[u8] = b"From: Alice <alice@example.com>\r\n\
+To: bob@example.com\r\n\
+Subject: =?utf-8?q?caf=C3=A9?= report\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"outer\"\r\n\
+\r\n\
+preamble\r\n\
+--outer\r\n\
+Content-Type: multipart/alternative; boundary=\"inner\"\r\n\
+\r\n\
+--inner\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Hello Bob.\r\n\
+.dotted line\r\n\
+--inner\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+\r\n\
+<p>Hello Bob.</p>\r\n\
+--inner--\r\n\
+--outer\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"data.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+AAECAw==\r\n\
+--outer--\r\n";
+
+fn check_parsed(message: &pop3_async::mail_parser::Message<'_>) {
+    use pop3_async::mail_parser::MimeHeaders as _;
+    assert_eq!(message.subject(), Some("café report"));
+    let from = message.from().and_then(|from| from.first()).unwrap();
+    assert_eq!(from.name(), Some("Alice"));
+    assert_eq!(from.address(), Some("alice@example.com"));
+    assert_eq!(
+        message.to().and_then(|to| to.first()).unwrap().address(),
+        Some("bob@example.com")
+    );
+    // The dot-stuffed line arrives unstuffed.
+    assert_eq!(
+        message.body_text(0).as_deref(),
+        Some("Hello Bob.\r\n.dotted line")
+    );
+    assert_eq!(message.body_html(0).as_deref(), Some("<p>Hello Bob.</p>"));
+    assert_eq!(message.attachment_count(), 1);
+    let attachment = message.attachment(0).unwrap();
+    assert_eq!(attachment.attachment_name(), Some("data.bin"));
+    assert_eq!(attachment.contents(), [0, 1, 2, 3]);
+    // multipart/mixed, multipart/alternative, text, html, attachment.
+    assert_eq!(message.parts.len(), 5);
+}
+
+#[test]
+fn retr_parsed_gives_headers_and_parts_of_a_multipart_message() -> TestResult {
+    let server = mailbox(&[
+        MULTIPART,
+        b"",
+        b"Subject: big\r\n\r\nxxxxxxxxxxxxxxxxxxxx\r\n",
+    ])?;
+    block_on(async {
+        let mut pop = connect(&server).await?;
+        pop.login("alice", "secret-a").await?;
+        let message = pop.retr_parsed(1, 1 << 20).await?;
+        check_parsed(&message);
+        assert!(matches!(
+            pop.retr_parsed(2, 1 << 20).await,
+            Err(Error::NotAMessage { msg: 2 })
+        ));
+        assert!(matches!(
+            pop.retr_parsed(3, 37).await,
+            Err(Error::MessageTooLarge { msg: 3, limit: 37 })
+        ));
+        assert_eq!(pop.retr_parsed(3, 38).await?.subject(), Some("big"));
+        assert!(matches!(
+            pop.retr_parsed(9, 100).await,
+            Err(Error::Server(_))
+        ));
+        assert_eq!(pop.stat().await?.count, 3);
+        pop.quit().await?;
+        Ok(())
+    })
+}
