@@ -217,12 +217,12 @@ pop3_tests::interop_suite!(Blocking);
 /// and output capture on, and looks for the skip line on its standard error.
 #[test]
 fn skipped_interop_tests_say_so_without_nocapture() {
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().expect("the test binary's path");
     let out = std::process::Command::new(exe)
         .args(["--exact", "dovecot_user_pass", "--test-threads", "1"])
         .env("POP3_INTEROP", "off")
         .output()
-        .unwrap();
+        .expect("the test binary runs");
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
