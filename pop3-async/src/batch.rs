@@ -19,6 +19,11 @@ use crate::{Connection, Error};
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetrEvent<'a> {
+    /// The server accepted the message and its body begins: comes once per retrieved
+    /// message, before its first [`Chunk`](Self::Chunk), and also for an empty message (which
+    /// has no chunk), so this is where to create the message's file. Not sent for a
+    /// [`Refused`](Self::Refused) message.
+    Start,
     /// Message bytes, dot-unstuffed, line ends as sent.
     Chunk(&'a [u8]),
     /// The message is complete.
@@ -55,6 +60,24 @@ impl<S> std::fmt::Debug for BodyStream<'_, S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> BodyStream<'_, S> {
+    /// The next chunk of the body, or `None` after the last one (or after an error): the
+    /// stream consumed without `futures-util`'s `StreamExt`.
+    ///
+    /// ```no_run
+    /// # async fn run(pop: &mut pop3_async::Connection) -> Result<(), pop3_async::Error> {
+    /// let mut body = pop.retr_stream(1);
+    /// let mut octets = 0;
+    /// while let Some(chunk) = body.next().await {
+    ///     octets += chunk?.len();
+    /// }
+    /// println!("{octets} octets");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<Bytes, Error>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
     fn end(&mut self, item: Option<Result<Bytes, Error>>) -> Poll<Option<Result<Bytes, Error>>> {
         self.done = true;
         self.sleep = None;
@@ -156,11 +179,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for BodyStream<'_, S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `RETR n` as a [`Stream`] of chunks (see [`BodyStream`]). Nothing is sent until the
     /// stream is first polled; the stream borrows the connection until it ends.
+    ///
+    /// Consume it with [`BodyStream::next`] (no extra crate needed), or as a
+    /// [`futures_core::Stream`] with the combinators of your choice. Run it to its end
+    /// (`None`): a stream dropped early poisons the connection.
+    ///
+    /// ```no_run
+    /// use pop3_async::{Connection, Options, Security};
+    /// use tokio::io::AsyncWriteExt as _;
+    ///
+    /// # async fn run() -> Result<(), pop3_async::Error> {
+    /// let options = Options::default();
+    /// let mut pop = Connection::connect("pop.example.com", 995, Security::Implicit, &options).await?;
+    /// pop.login("alice", "hunter2").await?;
+    /// // Name the file by something you chose, never by the server's UID.
+    /// let mut file = tokio::fs::File::create("message-1.eml").await?;
+    /// let mut body = pop.retr_stream(1);
+    /// while let Some(chunk) = body.next().await {
+    ///     let chunk: pop3_async::bytes::Bytes = chunk?;
+    ///     file.write_all(&chunk).await?;
+    /// }
+    /// file.flush().await?;
+    /// pop.quit().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retr_stream(&mut self, msg: u32) -> BodyStream<'_, S> {
         self.body_stream(Command::retr(msg))
     }
 
-    /// `TOP n lines` as a [`Stream`] of chunks (see [`BodyStream`]).
+    /// `TOP n lines` as a [`Stream`] of chunks (see [`BodyStream`]), consumed like
+    /// [`retr_stream`](Self::retr_stream)'s:
+    ///
+    /// ```no_run
+    /// # async fn run(pop: &mut pop3_async::Connection) -> Result<(), pop3_async::Error> {
+    /// let mut headers = Vec::new();
+    /// let mut top = pop.top_stream(1, 0);
+    /// while let Some(chunk) = top.next().await {
+    ///     headers.extend_from_slice(&chunk?);
+    /// }
+    /// println!("{}", String::from_utf8_lossy(&headers));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn top_stream(&mut self, msg: u32, lines: u32) -> BodyStream<'_, S> {
         self.body_stream(Command::top(msg, lines))
     }
@@ -176,8 +237,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Retrieves `msgs` pipelined (when the server announces PIPELINING; the core bounds the
-    /// window). `on_event` gets each message's chunks, then its end, or its refusal; messages
-    /// come in the order given. An error from `on_event` stops the batch and is returned as
+    /// window). `on_event` gets each message's [`RetrEvent::Start`], its chunks (none for an
+    /// empty message), then its end, or only its refusal; messages come in the order given. An error from `on_event` stops the batch and is returned as
     /// [`Error::Io`]; the connection stays usable (what remains of the batch is still sent and
     /// its replies skipped by the next call).
     ///
@@ -195,10 +256,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Ok(());
             }
             let mut next = 0;
+            // Whether message `next` got its `Start`.
+            let mut started = false;
             self.pump(|event| {
                 let Some(&(id, msg)) = ids.get(next) else {
                     return Ok(Flow::Done);
                 };
+                if let Event::Body { id: of, .. } | Event::BodyEnd { id: of, .. } = event {
+                    if of == id && !started {
+                        started = true;
+                        on_event(msg, RetrEvent::Start)?;
+                    }
+                }
                 match event {
                     Event::Body { id: of, chunk } if of == id => {
                         on_event(msg, RetrEvent::Chunk(chunk))?
@@ -206,7 +275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Event::BodyEnd { id: of, octets } if of == id => {
                         on_event(msg, RetrEvent::End { octets })?
                     }
-                    Event::Ok { id: of, .. } if of == id => next += 1,
+                    Event::Ok { id: of, .. } if of == id => {
+                        next += 1;
+                        started = false;
+                    }
                     Event::Err {
                         id: of,
                         command,
@@ -222,6 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             }),
                         )?;
                         next += 1;
+                        started = false;
                     }
                     _ => {}
                 }

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::TlsOptions;
-use crate::{Error, Options, Security, Stream};
+use crate::{Error, Options, Security, Stream, TRACE_TARGET};
 
 /// The size of the read buffer each connection keeps and reuses.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
@@ -213,7 +213,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     async fn start(stream: S, options: &Options, tls: bool) -> Result<Self, Error> {
         let mut config = options.config.clone();
-        config.trace = config.trace || tracing::enabled!(tracing::Level::DEBUG);
+        config.trace =
+            config.trace || tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG);
         config.allow_plaintext_auth = config.allow_plaintext_auth || options.login.allow_plaintext;
         let mut client = Client::new(config);
         if tls {
@@ -359,11 +360,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Logs in with the best method the server offers and [`Options::login`] allows
     /// ([`pop3_proto::login::choose_login`]), and returns the method used.
+    ///
+    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
+    /// sends nothing.
     pub async fn login(
         &mut self,
         user: &str,
         password: impl Into<Secret>,
     ) -> Result<LoginMethod, Error> {
+        if self.client.phase() == Phase::Transaction {
+            return Err(Error::AlreadyLoggedIn);
+        }
         let password = password.into();
         let method = login::choose_login(
             self.client.capabilities(),
@@ -845,10 +852,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 /// CAPA, replies of an abandoned call) is dropped.
 pub(crate) fn side_event(event: Event<'_>) {
     match event {
-        Event::Trace(Trace::Sent(line)) => tracing::debug!(target: "pop3", "C: {line}"),
-        Event::Trace(Trace::Received(line)) => tracing::debug!(target: "pop3", "S: {line}"),
-        Event::Trace(other) => tracing::debug!(target: "pop3", "{other:?}"),
-        Event::Quirk(quirk) => tracing::debug!(target: "pop3", ?quirk, "server quirk tolerated"),
+        Event::Trace(Trace::Sent(line)) => tracing::debug!(target: TRACE_TARGET, "C: {line}"),
+        Event::Trace(Trace::Received(line)) => tracing::debug!(target: TRACE_TARGET, "S: {line}"),
+        Event::Trace(other) => tracing::debug!(target: TRACE_TARGET, "{other:?}"),
+        Event::Quirk(quirk) => {
+            tracing::debug!(target: TRACE_TARGET, ?quirk, "server quirk tolerated")
+        }
         _ => {}
     }
 }

@@ -34,6 +34,22 @@
 //! # }
 //! ```
 //!
+//! # Events, helpers and views
+//!
+//! - A [`BodyStream`] is read with its inherent [`BodyStream::next`] (no `futures-util`
+//!   needed), or as a [`futures_core::Stream`].
+//! - [`Connection::retr_many`] hands each message over as [`RetrEvent::Start`] (also for an
+//!   empty message: create its file there), chunks and [`RetrEvent::End`], or as
+//!   [`RetrEvent::Refused`].
+//! - [`Connection::fetch_new`] fetches only the messages a [`SeenStore`] has not recorded (the
+//!   `pop3` command's logic, with your store) and never deletes; [`Connection::dele_uid`]
+//!   deletes a message only if `UIDL n` still gives it the UID you stored it under. The
+//!   decisions are in [`pop3_proto::uid`].
+//! - With the `mime` feature, `Connection::retr_parsed` returns the message parsed by
+//!   `mail_parser` (re-exported): headers, MIME parts, decoded bodies.
+//! - [`Connection::login`] on a session that is already logged in is
+//!   [`Error::AlreadyLoggedIn`] (nothing is sent).
+//!
 //! # Run loop
 //!
 //! Each method queues its command in the core, then loops: hand the core's events to the
@@ -49,30 +65,40 @@
 //!
 //! # Tracing
 //!
-//! With the `tracing` DEBUG level enabled (when the connection starts), every command sent and
-//! status line received is logged at DEBUG under the target `pop3`, secrets redacted by the
-//! core.
+//! With the `tracing` DEBUG level enabled for the target [`TRACE_TARGET`] (`"pop3"`, the one
+//! target of the pop3 family, the same in `pop3-blocking`) when the connection starts, every
+//! command sent and status line received is logged at DEBUG under that same target, secrets
+//! redacted by the core: `C: USER alice`, `C: PASS <redacted>`, `S: +OK`. Filter on it with
+//! `RUST_LOG=pop3=debug` or `Targets::new().with_target(pop3_async::TRACE_TARGET,
+//! LevelFilter::DEBUG)`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod batch;
 mod connection;
 mod error;
+#[cfg(feature = "mime")]
+mod mime;
 mod stream;
+mod uid;
 
 pub use batch::{BodyStream, RetrEvent};
 pub use connection::{Connection, Greeting};
 pub use error::Error;
+/// The MIME parser behind `retr_parsed` (the `mime` feature).
+#[cfg(feature = "mime")]
+pub use mail_parser;
 pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
+pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
 pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
-    Security, TlsOptions, describe_error as describe_tls_error,
+    Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
 pub use rustls;
 pub use stream::Stream;

@@ -81,6 +81,7 @@ async fn retr_many_and_dele_many_pipelined() {
                 _ => bodies.push((msg, Vec::new(), Some(octets))),
             },
             RetrEvent::Refused(e) => refused.push((msg, e.text)),
+            RetrEvent::Start => {}
             other => panic!("unexpected {other:?}"),
         }
         Ok(())
@@ -176,6 +177,7 @@ async fn fetch_all<S: AsyncRead + AsyncWrite + Unpin>(io: S, messages: &[Vec<u8>
     let mut done = 0;
     pop.retr_many(&all, |msg, event| {
         match event {
+            RetrEvent::Start => assert!(current.is_empty()),
             RetrEvent::Chunk(bytes) => current.extend_from_slice(bytes),
             RetrEvent::End { .. } => {
                 assert_eq!(current, messages[msg as usize - 1], "message {msg}");

@@ -52,6 +52,7 @@ async fn five_hundred_sessions_at_once() {
             let mut verified = 0;
             pop.retr_many(&all, |msg, event| {
                 match event {
+                    RetrEvent::Start => assert!(body.is_empty()),
                     RetrEvent::Chunk(bytes) => body.extend_from_slice(bytes),
                     RetrEvent::End { octets } => {
                         assert_eq!(

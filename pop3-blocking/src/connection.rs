@@ -18,7 +18,7 @@ use pop3_proto::{
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::{Error, Options, Security, Stream};
+use crate::{Error, Options, Security, Stream, TRACE_TARGET};
 
 /// The size of the read buffer: one read's worth of input is all the memory a reply costs,
 /// whatever the size of the message.
@@ -43,6 +43,11 @@ pub struct Greeting {
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetrEvent<'a> {
+    /// The server accepted the message and its body begins: comes once per retrieved
+    /// message, before its first [`Chunk`](Self::Chunk), and also for an empty message (which
+    /// has no chunk), so this is where to create the message's file. Not sent for a
+    /// [`Refused`](Self::Refused) message.
+    Start,
     /// The next piece of the message, dot-unstuffed, line ends as the server sent them.
     Chunk(&'a [u8]),
     /// The message is complete.
@@ -207,7 +212,7 @@ impl<S: Read + Write> Connection<S> {
     fn start(stream: S, options: &Options, host: Option<String>, tls: bool) -> Result<Self, Error> {
         let mut options = options.clone();
         options.config.allow_plaintext_auth = options.login.allow_plaintext;
-        options.config.trace = tracing::enabled!(tracing::Level::DEBUG);
+        options.config.trace = tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG);
         let mut client = Client::new(options.config.clone());
         if tls {
             client.handle_tls_established()?;
@@ -337,8 +342,14 @@ impl<S: Read + Write> Connection<S> {
     /// unless [`Options::allow_plaintext`] (those that keep the password off the wire can be
     /// cracked offline); then this fails with [`Error::Login`] before sending anything.
     /// Returns the method used.
+    ///
+    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
+    /// sends nothing.
     pub fn login(&mut self, user: &str, password: impl Into<Secret>) -> Result<LoginMethod, Error> {
         self.check_usable()?;
+        if self.client.phase() == Phase::Transaction {
+            return Err(Error::AlreadyLoggedIn);
+        }
         let password = password.into();
         let method = choose_login(
             self.client.capabilities(),
@@ -465,8 +476,8 @@ impl<S: Read + Write> Connection<S> {
 
     /// Retrieves many messages, pipelined when the server announces PIPELINING (the core keeps
     /// a bounded window in flight), one at a time otherwise. `on_event` sees each message as
-    /// [`RetrEvent::Chunk`]s and one [`RetrEvent::End`], or one [`RetrEvent::Refused`], in the
-    /// order of `msgs`.
+    /// one [`RetrEvent::Start`], [`RetrEvent::Chunk`]s (none for an empty message) and one
+    /// [`RetrEvent::End`], or as one [`RetrEvent::Refused`], in the order of `msgs`.
     ///
     /// If `on_event` fails, it is not called again, the remaining replies are read and
     /// discarded, and its error is returned as [`Error::Io`]; the connection stays usable.
@@ -479,14 +490,21 @@ impl<S: Read + Write> Connection<S> {
         let Some(&(last, _)) = ids.last() else {
             return Ok(());
         };
+        // The batch index of the last message that got its `Start`.
+        let mut started = None;
         self.drive(Until::Done(last), |event| {
-            let Some(msg) = event
+            let Some((index, msg)) = event
                 .id()
                 .and_then(|id| batch_index(&ids, id))
-                .map(|index| ids[index].1)
+                .map(|index| (index, ids[index].1))
             else {
                 return Ok(());
             };
+            if matches!(event, Event::Body { .. } | Event::BodyEnd { .. }) && started != Some(index)
+            {
+                started = Some(index);
+                on_event(msg, RetrEvent::Start)?;
+            }
             match event {
                 Event::Body { chunk, .. } => on_event(msg, RetrEvent::Chunk(chunk))?,
                 Event::BodyEnd { octets, .. } => on_event(msg, RetrEvent::End { octets: *octets })?,
@@ -675,9 +693,15 @@ impl<S: Read + Write> Connection<S> {
                     Err(error) => return Err(self.poison(Error::Protocol(error))),
                 };
                 match &event {
-                    Event::Trace(Trace::Sent(line)) => tracing::debug!("C: {line}"),
-                    Event::Trace(Trace::Received(line)) => tracing::debug!("S: {line}"),
-                    Event::Quirk(quirk) => tracing::debug!("tolerating a server quirk: {quirk:?}"),
+                    Event::Trace(Trace::Sent(line)) => {
+                        tracing::debug!(target: TRACE_TARGET, "C: {line}")
+                    }
+                    Event::Trace(Trace::Received(line)) => {
+                        tracing::debug!(target: TRACE_TARGET, "S: {line}")
+                    }
+                    Event::Quirk(quirk) => {
+                        tracing::debug!(target: TRACE_TARGET, "tolerating a server quirk: {quirk:?}")
+                    }
                     Event::Greeting {
                         code, text, apop, ..
                     } => {

@@ -54,6 +54,33 @@ pub enum Error {
         /// The greeting text.
         text: String,
     },
+    /// [`Connection::login`](crate::Connection::login) was called on a session that is
+    /// already logged in (TRANSACTION phase). Nothing was sent; the session goes on.
+    #[error("already logged in: log in once per connection")]
+    AlreadyLoggedIn,
+    /// A UID-safe call refused to go on: [`dele_uid`](crate::Connection::dele_uid) found
+    /// another message under that number, or [`fetch_new`](crate::Connection::fetch_new) got
+    /// a UIDL listing with a duplicate. Nothing was deleted or fetched; the session goes on.
+    #[error(transparent)]
+    Uid(#[from] pop3_proto::uid::UidError),
+    /// [`retr_parsed`](crate::Connection::retr_parsed): the message is larger than the
+    /// limit given. Its rest was read and discarded; the session goes on.
+    #[cfg(feature = "mime")]
+    #[error("message {msg} is larger than the {limit} octets allowed for parsing")]
+    MessageTooLarge {
+        /// The message number.
+        msg: u32,
+        /// The limit given, in octets.
+        limit: usize,
+    },
+    /// [`retr_parsed`](crate::Connection::retr_parsed): the message has no header the MIME
+    /// parser can read. The session goes on.
+    #[cfg(feature = "mime")]
+    #[error("message {msg} is not a message the MIME parser can read (no headers)")]
+    NotAMessage {
+        /// The message number.
+        msg: u32,
+    },
     /// The connection is closed, or poisoned by an earlier fatal error.
     #[error("the connection is closed")]
     Closed,

@@ -38,6 +38,20 @@
 //! # }
 //! ```
 //!
+//! # Events, helpers and views
+//!
+//! - [`Connection::retr_many`] hands each message over as [`RetrEvent::Start`] (also for an
+//!   empty message: create its file there), chunks and [`RetrEvent::End`], or as
+//!   [`RetrEvent::Refused`].
+//! - [`Connection::fetch_new`] fetches only the messages a [`SeenStore`] has not recorded (the
+//!   `pop3` command's logic, with your store) and never deletes; [`Connection::dele_uid`]
+//!   deletes a message only if `UIDL n` still gives it the UID you stored it under. The
+//!   decisions are in [`pop3_proto::uid`].
+//! - With the `mime` feature, `Connection::retr_parsed` returns the message parsed by
+//!   `mail_parser` (re-exported): headers, MIME parts, decoded bodies.
+//! - [`Connection::login`] on a session that is already logged in is
+//!   [`Error::AlreadyLoggedIn`] (nothing is sent).
+//!
 //! # Security
 //!
 //! - TLS verifies the certificate against the host name, with SNI, trusting the webpki roots
@@ -57,15 +71,20 @@
 //! Where Python's `poplib` prints the dialogue after `set_debuglevel(1)`, this crate logs it
 //! with the [`tracing`] crate: one DEBUG event per command sent (`C: STAT`) and per status line
 //! received (`S: +OK 2 320`), with passwords, APOP digests and SASL data replaced by
-//! `<redacted>`. Message bodies and listing lines are not logged. The lines are produced only
-//! when DEBUG is enabled for this crate when the connection is made, for example with
-//! `tracing_subscriber` and `RUST_LOG=pop3_blocking=debug`.
+//! `<redacted>`. Message bodies and listing lines are not logged. Every line is logged under
+//! the one target of the pop3 family, [`TRACE_TARGET`] (`"pop3"`, the same in `pop3-async`),
+//! and the lines are produced only when DEBUG is enabled for that target when the connection
+//! is made, for example with `tracing_subscriber` and `RUST_LOG=pop3=debug`, or
+//! `Targets::new().with_target(pop3_blocking::TRACE_TARGET, LevelFilter::DEBUG)`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod connection;
 mod error;
+#[cfg(feature = "mime")]
+mod mime;
 mod stream;
+mod uid;
 
 pub use connection::{Connection, Greeting, RetrEvent};
 pub use error::Error;
@@ -73,13 +92,17 @@ pub use error::Error;
 pub use pop3_tls::Error as TlsOptionsError;
 pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
-    Security, TlsOptions, describe_error as describe_tls_error,
+    Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
 pub use stream::Stream;
 
+/// The MIME parser behind `retr_parsed` (the `mime` feature).
+#[cfg(feature = "mime")]
+pub use mail_parser;
 pub use pop3_proto;
 pub use pop3_proto::login::{
     LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
+pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 pub use rustls;

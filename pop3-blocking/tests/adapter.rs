@@ -475,6 +475,7 @@ fn retr_many_pipelines_and_reports_refusals() {
     let mut body = Vec::new();
     pop.retr_many(&[1, 2, 3], |msg, event| {
         match event {
+            RetrEvent::Start => assert!(body.is_empty()),
             RetrEvent::Chunk(c) => body.extend_from_slice(c),
             RetrEvent::End { octets } => {
                 seen.push(format!(

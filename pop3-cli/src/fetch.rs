@@ -222,7 +222,7 @@ fn recover(maildir: &Maildir, state: &mut State) -> Result<usize, CliError> {
     state
         .save()
         .map_err(|e| CliError::local(state.path().display(), &e))?;
-    tracing::info!(target: "pop3", "recovered {recovered} of {} messages of an interrupted run", pending.len());
+    tracing::info!(target: "pop3_cli", "recovered {recovered} of {} messages of an interrupted run", pending.len());
     Ok(recovered)
 }
 
@@ -454,7 +454,7 @@ fn run(
                     "UIDL refused ({why}): {e}; nothing was fetched or deleted"
                 )));
             }
-            tracing::info!(target: "pop3", "no UIDL: {e}");
+            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
             None
         }
         Err(e) => return Err(e.into()),
@@ -489,7 +489,7 @@ fn run(
                 }
             }
             forgotten = state.retain_stored(&seen);
-            tracing::debug!(target: "pop3", "forgot {forgotten} UIDs the server no longer lists");
+            tracing::debug!(target: "pop3_cli", "forgot {forgotten} UIDs the server no longer lists");
         }
         None if job.delete => {
             summary.listed = sizes.len();
@@ -830,14 +830,14 @@ fn commit(
         };
         if let Some(existing) = identical {
             let _ = maildir.remove_tmp(&c.name);
-            tracing::debug!(target: "pop3", "message {} is already stored as {}", c.msg, existing.display());
+            tracing::debug!(target: "pop3_cli", "message {} is already stored as {}", c.msg, existing.display());
         } else {
             if let Err(e) = maildir.deliver(&c.name) {
                 remove_tmp_files(maildir, &complete[position..]);
                 // What is in new/ already is reserved in the state: the next run records it.
                 return Err(CliError::local(format!("{root}/new/{}", c.name), &e));
             }
-            tracing::debug!(target: "pop3", "stored message {} ({} octets) as new/{}", c.msg, c.octets, c.name);
+            tracing::debug!(target: "pop3_cli", "stored message {} ({} octets) as new/{}", c.msg, c.octets, c.name);
             stored += 1;
             octets += c.octets;
         }

@@ -27,11 +27,11 @@ pub(crate) fn raise_nofile() -> Option<u64> {
         };
         match setrlimit(Resource::Nofile, raised) {
             Ok(()) => {
-                tracing::debug!(target: "pop3", "raised the open-file limit from {soft} to {target}");
+                tracing::debug!(target: "pop3_cli", "raised the open-file limit from {soft} to {target}");
                 return Some(target);
             }
             Err(e) => {
-                tracing::debug!(target: "pop3", "could not raise the open-file limit from {soft}: {e}");
+                tracing::debug!(target: "pop3_cli", "could not raise the open-file limit from {soft}: {e}");
             }
         }
     }

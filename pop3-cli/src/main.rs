@@ -53,10 +53,12 @@ fn init_tracing(verbose: u8) {
     if verbose == 0 {
         return;
     }
+    // The library's trace is under `pop3_blocking::TRACE_TARGET` (`pop3`); the tool's own steps
+    // under `pop3_cli`, the more specific target, which wins for them.
     let targets = Targets::new()
-        .with_target("pop3_blocking", LevelFilter::DEBUG)
+        .with_target(pop3_blocking::TRACE_TARGET, LevelFilter::DEBUG)
         .with_target(
-            "pop3",
+            "pop3_cli",
             if verbose >= 2 {
                 LevelFilter::DEBUG
             } else {
@@ -110,7 +112,7 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     let wanted = usize::try_from(args.batch).unwrap_or(64);
     let batch = limits::cap_batch(wanted, soft_limit);
     if batch < wanted {
-        tracing::info!(target: "pop3", "--batch {wanted} capped to {batch} by the open-file limit ({soft_limit:?})");
+        tracing::info!(target: "pop3_cli", "--batch {wanted} capped to {batch} by the open-file limit ({soft_limit:?})");
     }
     let job = FetchJob {
         maildir,

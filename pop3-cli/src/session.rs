@@ -13,7 +13,7 @@ pub(crate) fn connect(settings: &Settings) -> Result<Connection, CliError> {
     let host = settings.host()?;
     let port = settings.port();
     let options = settings.options()?;
-    tracing::info!(target: "pop3", "connecting to {host}:{port} ({:?})", settings.tls);
+    tracing::info!(target: "pop3_cli", "connecting to {host}:{port} ({:?})", settings.tls);
     Connection::connect(host, port, settings.security(), &options)
         .map_err(|e| at_address(host, port, CliError::from(e)))
 }
@@ -48,7 +48,7 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
             return Err(error);
         }
     };
-    tracing::info!(target: "pop3", "logged in as {user} with {method}");
+    tracing::info!(target: "pop3_cli", "logged in as {user} with {method}");
     if settings.pipelining == Pipelining::On && !announced {
         eprintln!(
             "pop3: warning: --pipelining on, but the server does not announce PIPELINING: pipelining anyway"

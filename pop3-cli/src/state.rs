@@ -159,7 +159,7 @@ impl State {
                     fs::rename(legacy, path)
                         .and_then(|()| sync_dir(parent_dir(path)))
                         .map_err(|e| CliError::local(legacy.display(), &e))?;
-                    tracing::info!(target: "pop3", "renamed the state file {} to {shown}", legacy.display());
+                    tracing::info!(target: "pop3_cli", "renamed the state file {} to {shown}", legacy.display());
                 }
             }
         }

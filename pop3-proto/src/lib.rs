@@ -121,6 +121,7 @@ pub mod login;
 pub mod response;
 pub mod sasl;
 mod secret;
+pub mod uid;
 
 pub use capa::Capabilities;
 pub use client::{Client, Phase};

@@ -39,6 +39,14 @@ use rustls::{ClientConfig, RootCertStore};
 pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
 pub use words::{CertificateInfo, CertificateParseError, describe_error};
 
+/// The `tracing` target of the whole pop3 family: both adapters log the protocol dialogue
+/// (`C: STAT`, `S: +OK 2 320`, secrets redacted) under this target, at DEBUG, and decide whether
+/// to produce it by checking DEBUG for this same target when a connection starts.
+///
+/// Filter on it, for example with `tracing_subscriber`'s `Targets::new().with_target(TRACE_TARGET,
+/// LevelFilter::DEBUG)` or `RUST_LOG=pop3=debug`.
+pub const TRACE_TARGET: &str = "pop3";
+
 /// Why TLS options could not be set up: an unreadable or malformed certificate file, an empty
 /// platform trust store, or a configuration rustls refuses.
 #[derive(Debug, thiserror::Error)]

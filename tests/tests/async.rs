@@ -209,14 +209,26 @@ impl Adapter for Async {
     fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure> {
         let mut done: Vec<Retrieved> = Vec::new();
         let mut body = Vec::new();
+        let mut started = false;
         block_on(self.0.retr_many(msgs, |msg, event| {
             match event {
-                RetrEvent::Chunk(chunk) => body.extend_from_slice(chunk),
+                RetrEvent::Start => {
+                    assert!(!started && body.is_empty(), "Start twice, or after a chunk");
+                    started = true;
+                }
+                RetrEvent::Chunk(chunk) => {
+                    assert!(started, "a chunk before Start");
+                    body.extend_from_slice(chunk);
+                }
                 RetrEvent::End { octets } => {
+                    assert!(std::mem::take(&mut started), "End without Start");
                     assert_eq!(octets, body.len() as u64);
                     done.push((msg, Ok(std::mem::take(&mut body))));
                 }
-                RetrEvent::Refused(e) => done.push((msg, Err(e))),
+                RetrEvent::Refused(e) => {
+                    assert!(!started, "Start for a refused message");
+                    done.push((msg, Err(e)));
+                }
                 other => panic!("unexpected {other:?}"),
             }
             Ok(())

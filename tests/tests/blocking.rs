@@ -175,15 +175,27 @@ impl Adapter for Blocking {
     fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure> {
         let mut done: Vec<Retrieved> = Vec::new();
         let mut body = Vec::new();
+        let mut started = false;
         self.0
             .retr_many(msgs, |msg, event| {
                 match event {
-                    RetrEvent::Chunk(chunk) => body.extend_from_slice(chunk),
+                    RetrEvent::Start => {
+                        assert!(!started && body.is_empty(), "Start twice, or after a chunk");
+                        started = true;
+                    }
+                    RetrEvent::Chunk(chunk) => {
+                        assert!(started, "a chunk before Start");
+                        body.extend_from_slice(chunk);
+                    }
                     RetrEvent::End { octets } => {
+                        assert!(std::mem::take(&mut started), "End without Start");
                         assert_eq!(octets, body.len() as u64);
                         done.push((msg, Ok(std::mem::take(&mut body))));
                     }
-                    RetrEvent::Refused(e) => done.push((msg, Err(e))),
+                    RetrEvent::Refused(e) => {
+                        assert!(!started, "Start for a refused message");
+                        done.push((msg, Err(e)));
+                    }
                     other => panic!("unexpected {other:?}"),
                 }
                 Ok(())
@@ -205,12 +217,12 @@ pop3_tests::interop_suite!(Blocking);
 /// and output capture on, and looks for the skip line on its standard error.
 #[test]
 fn skipped_interop_tests_say_so_without_nocapture() {
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().expect("the test binary's path");
     let out = std::process::Command::new(exe)
         .args(["--exact", "dovecot_user_pass", "--test-threads", "1"])
         .env("POP3_INTEROP", "off")
         .output()
-        .unwrap();
+        .expect("the test binary runs");
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
