@@ -18,7 +18,7 @@
 //! CPython's `test_poplib.py` checks for `poplib`.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pop3_proto::login::{
     LoginChoiceError, LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
@@ -1023,19 +1023,17 @@ pub fn untrusted_certificate_is_refused<A: Adapter>() {
 // ---- stalls, cuts and broken servers ----
 
 /// A server that never greets ends in a timeout, not a hang (poplib: `TestTimeouts`).
+///
+/// Bounded by events, not by the clock: the server stays silent for 3 s and then closes, so
+/// a client without a working 300 ms timeout would see that close (a different failure)
+/// instead of [`Failure::Timeout`]. No wall-clock slack to tune on a loaded machine.
 pub fn silent_server_times_out<A: Adapter>() {
-    let started = Instant::now();
     scripted::<A>(
-        "SLEEP: 1500",
+        "SLEEP: 3000",
         Security::None,
         &ConnectOptions::short_timeout(),
         |pop| {
             assert_eq!(pop.err(), Some(Failure::Timeout));
-            assert!(
-                started.elapsed() < Duration::from_millis(1400),
-                "{:?}",
-                started.elapsed()
-            );
         },
     );
 }
