@@ -112,6 +112,7 @@ pub mod login;
 pub mod response;
 pub mod sasl;
 mod secret;
+pub mod timing;
 #[doc(hidden)]
 pub mod wire;
 
@@ -123,3 +124,4 @@ pub use error::{EnqueueError, ProtocolError};
 pub use event::{Event, Quirk, Trace};
 pub use response::ResponseCode;
 pub use secret::Secret;
+pub use timing::{Awaited, Awaiting, Expired, ReadClock};
