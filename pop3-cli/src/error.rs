@@ -93,7 +93,7 @@ impl From<Error> for CliError {
             }
             Error::Io(e) => Self::Failure(format!("network error: {e}")),
             Error::Tls(e) => Self::Failure(format!("TLS error: {e}")),
-            Error::Timeout => Self::Failure("timed out waiting for the server".to_owned()),
+            Error::Timeout(e) => Self::Failure(e.to_string()),
             Error::Protocol(e) => Self::Failure(format!("protocol violation: {e}")),
             Error::Closed => Self::Failure("the server closed the connection".to_owned()),
             other => Self::Failure(other.to_string()),
