@@ -2,6 +2,10 @@
 //! which write a few bytes at a time with pauses between them, for testing read deadlines
 //! and low-speed limits.
 //!
+//! With [`TrickleServer::start_tls`] it speaks implicit TLS (the kit's [`TestCa`]
+//! certificate): a drip's bytes then go into TLS records whose *ciphertext* is dripped, so the
+//! client gets no plaintext at all until a record is complete.
+//!
 //! It stops dripping as soon as a write fails (the client hung up), and reports how long the
 //! client kept it going, and every line the client sent (so that a test can check, say, that
 //! no QUIT followed a timeout).
@@ -21,12 +25,14 @@
 //! # Ok::<(), pop3_tests::KitError>(())
 //! ```
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::KitError;
+use rustls::{ServerConnection, StreamOwned};
+
+use crate::{KitError, TestCa};
 
 /// How long the server waits for a client to connect, and for each line it expects.
 const WAIT: Duration = Duration::from_secs(20);
@@ -96,9 +102,18 @@ pub struct TrickleServer {
 impl TrickleServer {
     /// Binds a port and plays `steps` to the first client, on a thread.
     pub fn start(steps: Vec<Trickle>) -> Result<Self, KitError> {
+        Self::spawn(steps, false)
+    }
+
+    /// Like [`start`](Self::start), over implicit TLS with the [`TestCa`] certificate.
+    pub fn start_tls(steps: Vec<Trickle>) -> Result<Self, KitError> {
+        Self::spawn(steps, true)
+    }
+
+    fn spawn(steps: Vec<Trickle>, tls: bool) -> Result<Self, KitError> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
-        let thread = std::thread::spawn(move || serve(&listener, steps));
+        let thread = std::thread::spawn(move || serve(&listener, steps, tls));
         Ok(Self { port, thread })
     }
 
@@ -116,7 +131,69 @@ impl TrickleServer {
     }
 }
 
-fn serve(listener: &TcpListener, steps: Vec<Trickle>) -> Result<TrickleReport, KitError> {
+/// The connection, plain or TLS, with a line reader over it.
+enum Peer {
+    Plain(BufReader<TcpStream>),
+    Tls(BufReader<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Peer {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(reader) => reader.get_mut().write_all(bytes),
+            Self::Tls(reader) => {
+                let tls = reader.get_mut();
+                tls.write_all(bytes)?;
+                tls.flush()
+            }
+        }
+    }
+
+    /// Writes `bytes` `chunk` bytes at a time, pausing `every` before each; over TLS the
+    /// pieces are of the records' ciphertext. Returns how many bytes went out before a write
+    /// failed, and whether one did.
+    fn drip(&mut self, bytes: &[u8], chunk: usize, every: Duration) -> (usize, bool) {
+        let (raw, tcp) = match self {
+            Self::Plain(reader) => (bytes.to_vec(), reader.get_mut()),
+            Self::Tls(reader) => {
+                let StreamOwned { conn, sock } = reader.get_mut();
+                let mut raw = Vec::new();
+                if conn.writer().write_all(bytes).is_err() {
+                    return (0, true);
+                }
+                while conn.wants_write() {
+                    if conn.write_tls(&mut raw).is_err() {
+                        return (0, true);
+                    }
+                }
+                (raw, sock)
+            }
+        };
+        let mut sent = 0;
+        for piece in raw.chunks(chunk) {
+            std::thread::sleep(every);
+            if tcp.write_all(piece).is_err() {
+                return (sent, true);
+            }
+            sent += piece.len();
+        }
+        (sent, false)
+    }
+
+    /// One line without its line end, or `None` at the end of input (or a reset).
+    fn read_line(&mut self) -> Result<Option<String>, KitError> {
+        match self {
+            Self::Plain(reader) => read_line(reader),
+            Self::Tls(reader) => read_line(reader),
+        }
+    }
+}
+
+fn serve(
+    listener: &TcpListener,
+    steps: Vec<Trickle>,
+    tls: bool,
+) -> Result<TrickleReport, KitError> {
     listener.set_nonblocking(true)?;
     let started = Instant::now();
     let tcp = loop {
@@ -134,18 +211,31 @@ fn serve(listener: &TcpListener, steps: Vec<Trickle>) -> Result<TrickleReport, K
     tcp.set_nonblocking(false)?;
     tcp.set_nodelay(true)?;
     tcp.set_read_timeout(Some(WAIT))?;
-    let mut writer = tcp.try_clone()?;
-    let mut reader = BufReader::new(tcp);
+    let mut peer = if tls {
+        let mut conn = ServerConnection::new(TestCa::shared().server_config())?;
+        let mut tcp = tcp;
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut tcp).is_err() {
+                return Ok(TrickleReport {
+                    hung_up: true,
+                    ..TrickleReport::default()
+                });
+            }
+        }
+        Peer::Tls(BufReader::new(StreamOwned::new(conn, tcp)))
+    } else {
+        Peer::Plain(BufReader::new(tcp))
+    };
     let mut report = TrickleReport::default();
     for step in steps {
         match step {
             Trickle::Send(bytes) => {
-                if writer.write_all(&bytes).is_err() {
+                if peer.send(&bytes).is_err() {
                     report.hung_up = true;
                     return Ok(report);
                 }
             }
-            Trickle::Expect(expected) => match read_line(&mut reader)? {
+            Trickle::Expect(expected) => match peer.read_line()? {
                 Some(line) if line == expected => report.received.push(line),
                 Some(line) => {
                     report.received.push(line.clone());
@@ -162,29 +252,25 @@ fn serve(listener: &TcpListener, steps: Vec<Trickle>) -> Result<TrickleReport, K
                 chunk,
                 every,
             } => {
-                for piece in bytes.chunks(chunk) {
-                    std::thread::sleep(every);
-                    if writer.write_all(piece).is_err() {
-                        report.hung_up = true;
-                        break;
-                    }
-                    report.dripped += piece.len();
-                }
-                if report.hung_up {
+                let (sent, hung_up) = peer.drip(&bytes, chunk, every);
+                report.dripped += sent;
+                if hung_up {
+                    report.hung_up = true;
                     break;
                 }
             }
         }
     }
     // Whatever the client still sends, up to its hang-up.
-    while let Some(line) = read_line(&mut reader).unwrap_or(None) {
+    while let Some(line) = peer.read_line().unwrap_or(None) {
         report.received.push(line);
     }
     Ok(report)
 }
 
-/// One line without its line end, or `None` at the end of input (or a reset).
-fn read_line(reader: &mut BufReader<TcpStream>) -> Result<Option<String>, KitError> {
+/// One line without its line end, or `None` at the end of input (or a reset, or a TLS
+/// connection closed without close_notify).
+fn read_line(reader: &mut BufReader<impl Read>) -> Result<Option<String>, KitError> {
     let mut line = Vec::new();
     match reader.read_until(b'\n', &mut line) {
         Ok(0) => Ok(None),
@@ -194,7 +280,14 @@ fn read_line(reader: &mut BufReader<TcpStream>) -> Result<Option<String>, KitErr
             }
             Ok(Some(String::from_utf8_lossy(&line).into_owned()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }

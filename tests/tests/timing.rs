@@ -50,6 +50,8 @@ impl From<pop3_async::Error> for Failure {
 /// The calls the tests make, in both adapters.
 trait Session: Sized {
     fn connect(port: u16, options: &Options) -> Result<Self, Failure>;
+    /// Implicit TLS to `localhost`.
+    fn connect_tls(port: u16, options: &Options) -> Result<Self, Failure>;
     fn login(&mut self) -> Result<(), Failure>;
     fn set_timeout(&mut self, timeout: Duration);
     fn stat(&mut self) -> Result<(u32, u64), Failure>;
@@ -67,6 +69,14 @@ impl Session for Blocking {
             "127.0.0.1",
             port,
             Security::None,
+            options,
+        )?))
+    }
+    fn connect_tls(port: u16, options: &Options) -> Result<Self, Failure> {
+        Ok(Self(pop3_blocking::Connection::connect(
+            "localhost",
+            port,
+            Security::Implicit,
             options,
         )?))
     }
@@ -115,6 +125,22 @@ impl Session for Async {
             "127.0.0.1",
             port,
             Security::None,
+            options,
+        ))?;
+        Ok(Self {
+            runtime,
+            connection,
+        })
+    }
+    fn connect_tls(port: u16, options: &Options) -> Result<Self, Failure> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let connection = runtime.block_on(pop3_async::Connection::connect(
+            "localhost",
+            port,
+            Security::Implicit,
             options,
         ))?;
         Ok(Self {
@@ -358,4 +384,41 @@ fn healthy_slow_body_completes_blocking() {
 #[test]
 fn healthy_slow_body_completes_async() {
     healthy_slow_body_completes::<Async>();
+}
+
+/// Over TLS the trickle is of a record's ciphertext: no plaintext at all reaches the client
+/// until the record is complete, which rustls's own blocking `read` would wait for however
+/// long it takes. The blocking adapter reads the socket once per call instead.
+fn tls_record_trickle_times_out<S: Session>() {
+    let server = TrickleServer::start_tls(vec![Trickle::drip(
+        // One record: 150 bytes of plaintext, some 170 of ciphertext, 34 s at 1 byte/200 ms.
+        [&b"+OK "[..], &[b'x'; 144], b"\r\n"].concat(),
+        1,
+        DRIP,
+    )])
+    .unwrap();
+    let tls = pop3_blocking::TlsOptions::default()
+        .add_ca_pem(pop3_tests::certificate_pem().as_bytes())
+        .unwrap();
+    let options = options(Duration::from_secs(1)).tls(tls);
+    let started = Instant::now();
+    let failure = S::connect_tls(server.port(), &options).err().unwrap();
+    assert_bounded(started, Duration::from_secs(1));
+    assert_eq!(
+        S::describe(&failure),
+        "timed out after 1 s waiting for the greeting"
+    );
+    let report = server.finish().unwrap();
+    assert!(report.hung_up, "{report:?}");
+    assert!(report.dripped < 75, "{report:?}");
+}
+
+#[test]
+fn tls_record_trickle_times_out_blocking() {
+    tls_record_trickle_times_out::<Blocking>();
+}
+
+#[test]
+fn tls_record_trickle_times_out_async() {
+    tls_record_trickle_times_out::<Async>();
 }
