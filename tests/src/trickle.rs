@@ -134,7 +134,7 @@ impl TrickleServer {
 /// The connection, plain or TLS, with a line reader over it.
 enum Peer {
     Plain(BufReader<TcpStream>),
-    Tls(BufReader<StreamOwned<ServerConnection, TcpStream>>),
+    Tls(Box<BufReader<StreamOwned<ServerConnection, TcpStream>>>),
 }
 
 impl Peer {
@@ -184,7 +184,7 @@ impl Peer {
     fn read_line(&mut self) -> Result<Option<String>, KitError> {
         match self {
             Self::Plain(reader) => read_line(reader),
-            Self::Tls(reader) => read_line(reader),
+            Self::Tls(reader) => read_line(&mut **reader),
         }
     }
 }
@@ -222,7 +222,7 @@ fn serve(
                 });
             }
         }
-        Peer::Tls(BufReader::new(StreamOwned::new(conn, tcp)))
+        Peer::Tls(Box::new(BufReader::new(StreamOwned::new(conn, tcp))))
     } else {
         Peer::Plain(BufReader::new(tcp))
     };
