@@ -422,3 +422,40 @@ fn tls_record_trickle_times_out_blocking() {
 fn tls_record_trickle_times_out_async() {
     tls_record_trickle_times_out::<Async>();
 }
+
+/// A stream the caller connected: the blocking adapter cannot set its socket's timeout, but
+/// checks the deadline after each read, so a trickle is cut at its first byte past it (and
+/// the async adapter's timer applies to any stream).
+#[test]
+fn a_stream_of_your_own_is_held_to_the_same_deadlines() {
+    let server = TrickleServer::start(vec![Trickle::send("+OK "), endless_drip()]).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let error = pop3_blocking::Connection::new(tcp, &options(Duration::from_secs(1))).unwrap_err();
+    assert_bounded(started, Duration::from_secs(1));
+    assert_eq!(
+        error.to_string(),
+        "timed out after 1 s waiting for the greeting"
+    );
+    assert!(server.finish().unwrap().hung_up);
+
+    let server = TrickleServer::start(vec![Trickle::send("+OK "), endless_drip()]).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = runtime
+        .block_on(async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port())).await?;
+            pop3_async::Connection::new(tcp, &options(Duration::from_secs(1))).await
+        })
+        .unwrap_err();
+    assert_bounded(started, Duration::from_secs(1));
+    assert_eq!(
+        error.to_string(),
+        "timed out after 1 s waiting for the greeting"
+    );
+    assert!(server.finish().unwrap().hung_up);
+}
