@@ -316,10 +316,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Changes the timeout from the next wait on: for the rest of the connection, or around
-    /// one call (set it before the call and back after). A zero timeout makes every wait
-    /// fail. What happens when one runs out: [`Error::Timeout`].
-    pub fn set_timeout(&mut self, timeout: Duration) {
+    /// one call (set it before the call and back after). A zero timeout is refused
+    /// ([`Error::Io`] of kind `InvalidInput`). What happens when one runs out:
+    /// [`Error::Timeout`].
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        if timeout.is_zero() {
+            return Err(Error::Io(io::ErrorKind::InvalidInput.into()));
+        }
         self.clock.set_timeout(timeout);
+        Ok(())
     }
 
     /// Changes the low-speed limit of multi-line replies (see

@@ -295,13 +295,15 @@ impl<S: Read + Write> Connection<S> {
     }
 
     /// Changes the timeout from the next wait on: for the rest of the connection, or around
-    /// one call (set it before the call and back after). A zero timeout is refused. What
-    /// happens when one runs out: [`Error::Timeout`].
+    /// one call (set it before the call and back after). A zero timeout is refused
+    /// ([`Error::Io`] of kind `InvalidInput`). What happens when one runs out:
+    /// [`Error::Timeout`].
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        if timeout.is_zero() {
+            return Err(Error::Io(io::ErrorKind::InvalidInput.into()));
+        }
         if let Some(socket) = &self.socket {
             socket.set_write_timeout(Some(timeout))?;
-        } else if timeout.is_zero() {
-            return Err(Error::Io(io::ErrorKind::InvalidInput.into()));
         }
         self.clock.set_timeout(timeout);
         self.options.timeout = timeout;

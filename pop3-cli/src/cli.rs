@@ -71,7 +71,7 @@ pub(crate) struct Cli {
     pub(crate) speed_limit: Option<u32>,
 
     /// The time over which --speed-limit is averaged, in seconds [default: 60].
-    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_speed_time)]
     pub(crate) speed_time: Option<f64>,
 
     /// Pipelining [default: auto: used when CAPA lists PIPELINING].
@@ -252,4 +252,8 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     } else {
         Err("the timeout must be more than 0 and at most 86400 seconds".to_owned())
     }
+}
+
+fn parse_speed_time(text: &str) -> Result<f64, String> {
+    parse_timeout(text).map_err(|e| e.replace("the timeout", "the speed time"))
 }

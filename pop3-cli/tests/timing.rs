@@ -121,4 +121,11 @@ fn speed_limit_usage_errors_exit_2() {
     ] {
         run(&[&["--host", "127.0.0.1"][..], &args, &["capa"]].concat()).expect_code(2);
     }
+    let r = run(&["--host", "127.0.0.1", "--speed-time", "0", "capa"]);
+    assert!(
+        r.stderr
+            .contains("the speed time must be more than 0 and at most 86400 seconds"),
+        "{}",
+        r.stderr
+    );
 }

@@ -54,6 +54,8 @@ trait Session: Sized {
     fn connect_tls(port: u16, options: &Options) -> Result<Self, Failure>;
     fn login(&mut self) -> Result<(), Failure>;
     fn set_timeout(&mut self, timeout: Duration);
+    /// Whether `set_timeout(0)` is refused as invalid input, leaving the connection usable.
+    fn refuses_zero_timeout(&mut self) -> bool;
     fn stat(&mut self) -> Result<(u32, u64), Failure>;
     fn retr(&mut self, msg: u32) -> Result<Vec<u8>, Failure>;
     fn quit(self) -> Result<(), Failure>;
@@ -87,6 +89,12 @@ impl Session for Blocking {
     }
     fn set_timeout(&mut self, timeout: Duration) {
         self.0.set_timeout(timeout).unwrap();
+    }
+    fn refuses_zero_timeout(&mut self) -> bool {
+        matches!(
+            self.0.set_timeout(Duration::ZERO),
+            Err(pop3_blocking::Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput
+        ) && self.0.timeout() == Duration::from_secs(10)
     }
     fn stat(&mut self) -> Result<(u32, u64), Failure> {
         let stat = self.0.stat()?;
@@ -156,7 +164,13 @@ impl Session for Async {
         })
     }
     fn set_timeout(&mut self, timeout: Duration) {
-        self.connection.set_timeout(timeout);
+        self.connection.set_timeout(timeout).unwrap();
+    }
+    fn refuses_zero_timeout(&mut self) -> bool {
+        matches!(
+            self.connection.set_timeout(Duration::ZERO),
+            Err(pop3_async::Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput
+        ) && self.connection.timeout() == Duration::from_secs(10)
     }
     fn stat(&mut self) -> Result<(u32, u64), Failure> {
         let stat = self.runtime.block_on(self.connection.stat())?;
@@ -256,6 +270,7 @@ fn reply_trickle_times_out_and_quit_sends_nothing<S: Session>() {
     let server = TrickleServer::start(steps).unwrap();
     let mut session = S::connect(server.port(), &options(Duration::from_secs(10))).unwrap();
     session.login().unwrap();
+    assert!(session.refuses_zero_timeout());
     session.set_timeout(Duration::from_millis(500));
     let started = Instant::now();
     let failure = session.stat().unwrap_err();
