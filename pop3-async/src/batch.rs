@@ -155,13 +155,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for BodyStream<'_, S> {
                         }
                         Poll::Pending => {}
                     }
-                    let timeout = this.connection.timeout();
-                    let sleep = this
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        this.connection.state = State::Broken;
-                        return this.fail(Error::Timeout);
+                    if this.sleep.is_none() {
+                        let now = tokio::time::Instant::now();
+                        match this.connection.read_wait(now) {
+                            Ok(left) => {
+                                this.sleep = Some(Box::pin(tokio::time::sleep_until(now + left)));
+                            }
+                            Err(expired) => {
+                                let error = this.connection.time_out(expired);
+                                return this.fail(error);
+                            }
+                        }
+                    }
+                    if let Some(sleep) = &mut this.sleep {
+                        if sleep.as_mut().poll(cx).is_ready() {
+                            let expired = this.connection.expired();
+                            let error = this.connection.time_out(expired);
+                            return this.fail(error);
+                        }
                     }
                     return Poll::Pending;
                 }

@@ -13,7 +13,8 @@ use pop3_proto::login::{
 };
 use pop3_proto::sasl::{self, Mechanism};
 use pop3_proto::{
-    Capabilities, Client, Command, CommandId, Event, Phase, ResponseCode, Secret, Trace,
+    Awaiting, Capabilities, Client, Command, CommandId, Event, Expired, Phase, ReadClock,
+    ResponseCode, Secret, Trace,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
@@ -83,7 +84,10 @@ pub struct Connection<S = Stream> {
     stream: S,
     client: Client,
     greeting: Greeting,
-    timeout: Duration,
+    /// The read deadlines (the core decides them; this loop only feeds it the time).
+    clock: ReadClock,
+    /// The timeout that broke the connection, for the error of every later call.
+    timed_out: Option<Expired>,
     login: LoginPolicy,
     /// Kept for STLS on a [`Connection<Stream>`].
     tls: TlsOptions,
@@ -120,10 +124,16 @@ impl Connection<Stream> {
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
+        let timed_out = |awaiting| {
+            Error::Timeout(Expired::Timeout {
+                after: options.timeout,
+                awaiting,
+            })
+        };
         let tcp =
             match tokio::time::timeout(options.timeout, TcpStream::connect((host, port))).await {
                 Ok(tcp) => tcp.map_err(|e| pop3_tls::connect_error(host, port, e))?,
-                Err(_) => return Err(Error::Timeout),
+                Err(_) => return Err(timed_out(Awaiting::Connect)),
             };
         let _ = tcp.set_nodelay(true);
         let mut connection = match security {
@@ -133,7 +143,7 @@ impl Connection<Stream> {
                 let handshake = TlsConnector::from(config).connect(name, tcp);
                 let tls = match tokio::time::timeout(options.timeout, handshake).await {
                     Ok(tls) => tls.map_err(Error::from_stream)?,
-                    Err(_) => return Err(Error::Timeout),
+                    Err(_) => return Err(timed_out(Awaiting::TlsHandshake)),
                 };
                 Self::start(Stream::Tls(Box::new(tls)), options, true).await?
             }
@@ -171,15 +181,22 @@ impl Connection<Stream> {
         };
         let config = self.tls.build()?;
         let handshake = TlsConnector::from(config).connect(name, tcp);
-        let tls = match tokio::time::timeout(self.timeout, handshake).await {
+        let timeout = self.clock.timeout();
+        let tls = match tokio::time::timeout(timeout, handshake).await {
             Ok(tls) => tls.map_err(Error::from_stream)?,
-            Err(_) => return Err(Error::Timeout),
+            Err(_) => {
+                return Err(Error::Timeout(Expired::Timeout {
+                    after: timeout,
+                    awaiting: Awaiting::TlsHandshake,
+                }));
+            }
         };
         let mut connection = Connection {
             stream: Stream::Tls(Box::new(tls)),
             client: self.client,
             greeting: self.greeting,
-            timeout: self.timeout,
+            clock: self.clock,
+            timed_out: self.timed_out,
             login: self.login,
             tls: self.tls,
             host: self.host,
@@ -228,7 +245,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 code: None,
                 apop: false,
             },
-            timeout: options.timeout,
+            clock: options.read_clock(),
+            timed_out: None,
             login: options.login,
             tls: options.tls.clone(),
             host: None,
@@ -292,6 +310,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Whether the server accepted `UTF8` (RFC 6856).
     pub fn is_utf8(&self) -> bool {
         self.client.is_utf8()
+    }
+
+    /// The timeout now in force (see [`set_timeout`](Self::set_timeout)).
+    pub fn timeout(&self) -> Duration {
+        self.clock.timeout()
+    }
+
+    /// Changes the timeout from the next wait on: for the rest of the connection, or around
+    /// one call (set it before the call and back after). A zero timeout is refused
+    /// ([`Error::Io`] of kind `InvalidInput`). What happens when one runs out:
+    /// [`Error::Timeout`].
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        if timeout.is_zero() {
+            return Err(Error::Io(io::ErrorKind::InvalidInput.into()));
+        }
+        self.clock.set_timeout(timeout);
+        Ok(())
+    }
+
+    /// Changes the low-speed limit of multi-line replies (see
+    /// [`Options::speed_limit`](crate::Options::speed_limit)); 0 turns it off.
+    pub fn set_speed_limit(&mut self, bytes_per_second: u32, time: Duration) {
+        self.clock.set_speed_limit(bytes_per_second, time);
     }
 
     /// Whether a previous call was cancelled mid-command (see the type's docs).
@@ -564,10 +605,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `QUIT`: ends the session. After login the server now deletes the messages marked with
     /// DELE (UPDATE state) and its answer says whether it did. The connection is then shut
     /// down.
+    ///
+    /// After a timeout (or any other fatal error) QUIT is not sent: it fails with
+    /// [`Error::Unusable`] (or [`Error::Closed`]), and nothing is committed.
     pub async fn quit(mut self) -> Result<Reply, Error> {
         let reply = self.exec(Command::Quit, |_| Ok(())).await?;
         // Best effort (TLS close_notify): the session is over whatever happens here.
-        let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
+        let _ = tokio::time::timeout(self.clock.timeout(), self.stream.shutdown()).await;
         Ok(reply)
     }
 
@@ -581,7 +625,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(())
             }
             State::Busy => Err(Error::Poisoned),
-            State::Broken => Err(Error::Closed),
+            State::Broken => Err(self.timed_out.map_or(Error::Closed, Error::Unusable)),
         }
     }
 
@@ -764,18 +808,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// One wait for the server, bounded by the timeout: writes what the core has to send and
-    /// reads what arrives, whichever is possible first. A failure breaks the connection.
+    /// One wait for the server, bounded by the deadline the core's [`ReadClock`] sets for what
+    /// the client awaits: writes what the core has to send and reads what arrives, whichever
+    /// is possible first. A failure breaks the connection.
     pub(crate) async fn io_step(&mut self) -> Result<(), Error> {
-        let timeout = self.timeout;
-        let result = match tokio::time::timeout(timeout, poll_fn(|cx| self.poll_io(cx))).await {
+        let now = tokio::time::Instant::now();
+        let left = match self.read_wait(now) {
+            Ok(left) => left,
+            Err(expired) => return Err(self.time_out(expired)),
+        };
+        let result = match tokio::time::timeout_at(now + left, poll_fn(|cx| self.poll_io(cx))).await
+        {
             Ok(result) => result,
-            Err(_) => Err(Error::Timeout),
+            Err(_) => return Err(self.time_out(self.clock.expired())),
         };
         if result.is_err() {
             self.state = State::Broken;
         }
         result
+    }
+
+    /// How long the next wait may last (the clock learns what the client awaits now).
+    pub(crate) fn read_wait(&mut self, now: tokio::time::Instant) -> Result<Duration, Expired> {
+        self.clock.observe(self.client.awaiting(), now.into_std());
+        self.clock.wait(now.into_std())
+    }
+
+    /// A read limit ran out: the connection is broken, and says why from now on.
+    pub(crate) fn time_out(&mut self, expired: Expired) -> Error {
+        self.state = State::Broken;
+        self.timed_out = Some(expired);
+        Error::Timeout(expired)
+    }
+
+    /// What ran out, when the wait from [`read_wait`](Self::read_wait) is over.
+    pub(crate) fn expired(&self) -> Expired {
+        self.clock.expired()
     }
 
     /// One I/O step without a timeout: write if there is something to send, else flush if a
@@ -823,6 +891,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     self.client.handle_eof();
                 } else {
                     self.client.commit_input(n);
+                    self.clock
+                        .on_input(n, tokio::time::Instant::now().into_std());
                     if n == self.read_size {
                         self.read_size = (self.read_size * 2).min(READ_BUFFER);
                     }
@@ -841,10 +911,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     pub(crate) fn enqueue(&mut self, command: Command) -> Result<CommandId, Error> {
         Ok(self.client.enqueue(command)?)
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io;
 
 use pop3_proto::login::{LoginChoiceError, ServerError};
-use pop3_proto::{EnqueueError, ProtocolError, ResponseCode};
+use pop3_proto::{EnqueueError, Expired, ProtocolError, ResponseCode};
 
 /// Everything an operation on a [`Connection`](crate::Connection) can fail with.
 ///
@@ -13,7 +13,8 @@ use pop3_proto::{EnqueueError, ProtocolError, ResponseCode};
 ///   [`Error::Login`] (nothing was sent), and an [`Error::Io`] raised by *your* writer or
 ///   callback (the rest of that reply is skipped by the next call);
 /// - closed: [`Error::Io`] and [`Error::Tls`] from the connection, [`Error::Timeout`] and
-///   [`Error::Protocol`]; every later call returns [`Error::Closed`];
+///   [`Error::Protocol`]; every later call, `quit` included, returns [`Error::Closed`]
+///   ([`Error::Unusable`] after a timeout) and sends nothing, so nothing is committed;
 /// - poisoned: a future dropped mid-command; every later call returns [`Error::Poisoned`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,10 +25,16 @@ pub enum Error {
     /// The TLS handshake or a TLS record failed (certificate, name, protocol).
     #[error("TLS error: {}", pop3_tls::describe_error(.0))]
     Tls(#[from] rustls::Error),
-    /// Connecting, or one wait for the server, took longer than
-    /// [`Options::timeout`](crate::Options::timeout). The connection is closed.
-    #[error("timed out waiting for the server")]
-    Timeout,
+    /// A read limit ran out: connecting, the TLS handshake, a write or a status line took
+    /// longer than [`Options::timeout`](crate::Options::timeout), or a multi-line reply came
+    /// slower than [`Options::speed_limit`](crate::Options::speed_limit). The error names what
+    /// was awaited ("timed out after 30 s waiting for the reply to RETR 3").
+    ///
+    /// The connection is closed: the reply may still be on its way, so the session is out of
+    /// step, and a server that trickles gets no more of our time. Every later call, `quit`
+    /// included, returns [`Error::Unusable`]; nothing was committed.
+    #[error("{0}")]
+    Timeout(Expired),
     /// The server broke the protocol. The connection is closed (without QUIT: nothing is
     /// committed).
     #[error("protocol error: {0}")]
@@ -83,6 +90,13 @@ pub enum Error {
     /// The connection was closed by an earlier fatal error.
     #[error("the connection is closed")]
     Closed,
+    /// The connection timed out earlier ([`Error::Timeout`], repeated here) and cannot be
+    /// used again: no command (QUIT included) is sent, so nothing was committed. Reconnect.
+    #[error(
+        "the connection is unusable after an earlier timeout ({0}); no QUIT was sent, so no \
+         deletion was committed: reconnect"
+    )]
+    Unusable(Expired),
     /// A previous operation's future was dropped mid-command (cancelled, or lost a
     /// `select!`): where its reply stands is unknown to the caller, so the connection is
     /// unusable. QUIT is never sent automatically, so nothing was committed: drop the

@@ -53,9 +53,10 @@
 //! # Run loop
 //!
 //! Each method queues its command in the core, then loops: hand the core's events to the
-//! method until its reply is complete; when the core needs input, wait (bounded by
-//! [`Options::timeout`]) until the stream can take the pending command bytes or has bytes to
-//! read. Reading while writing is what keeps a large pipelined batch from deadlocking.
+//! method until its reply is complete; when the core needs input, wait (until the deadline
+//! the core's [`ReadClock`](pop3_proto::ReadClock) sets from [`Options::timeout`] and
+//! [`Options::speed_limit`]) until the stream can take the pending command bytes or has bytes
+//! to read. Reading while writing is what keeps a large pipelined batch from deadlocking.
 //!
 //! # Cancellation
 //!

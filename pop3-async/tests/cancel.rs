@@ -45,9 +45,14 @@ async fn timeout_on_a_stalled_server_closes_the_connection() {
     let mut pop = Connection::new(tcp, &options).await.unwrap();
     login(&mut pop).await;
     let started = std::time::Instant::now();
-    assert!(matches!(pop.stat().await, Err(Error::Timeout)));
+    let error = pop.stat().await.unwrap_err();
+    assert!(matches!(error, Error::Timeout(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "timed out after 0.2 s waiting for the reply to STAT"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(matches!(pop.noop().await, Err(Error::Closed)));
+    assert!(matches!(pop.noop().await, Err(Error::Unusable(_))));
     drop(pop);
     let received = server.await.unwrap();
     assert!(
@@ -64,7 +69,10 @@ async fn stalled_greeting_times_out() {
     let tcp = TcpStream::connect(addr).await.unwrap();
     assert!(matches!(
         Connection::new(tcp, &options).await,
-        Err(Error::Timeout)
+        Err(Error::Timeout(pop3_async::pop3_proto::Expired::Timeout {
+            awaiting: pop3_async::pop3_proto::Awaiting::Greeting,
+            ..
+        }))
     ));
 }
 

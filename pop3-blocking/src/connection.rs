@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use pop3_proto::login::{
@@ -12,8 +13,8 @@ use pop3_proto::login::{
 };
 use pop3_proto::sasl::{CramMd5, Login, Mechanism, Plain, ScramSha256};
 use pop3_proto::{
-    Capabilities, Client, Command, CommandId, CommandKind, Event, Phase, ResponseCode, Secret,
-    Trace,
+    Awaiting, Capabilities, Client, Command, CommandId, CommandKind, Event, Expired, Phase,
+    ReadClock, ResponseCode, Secret, Trace,
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -86,6 +87,13 @@ pub struct Connection<S = Stream> {
     write_buf: Vec<u8>,
     eof: bool,
     poisoned: bool,
+    /// The timeout that poisoned the connection, for the error of every later call.
+    timed_out: Option<Expired>,
+    /// The read deadlines (the core decides them; this loop only feeds it the time).
+    clock: ReadClock,
+    /// The socket under a stream made by `connect` (a second handle to it), to set each
+    /// read's timeout to what the clock allows.
+    socket: Option<TcpStream>,
     /// The host name given to `connect`, for the certificate check after STLS.
     host: Option<String>,
     options: Options,
@@ -106,8 +114,10 @@ impl Connection<Stream> {
     /// Connects to `host:port`, sets up TLS as `security` says, reads the greeting and the
     /// capabilities.
     ///
-    /// [`Options::timeout`] bounds the TCP connect (per resolved address), the TLS handshake and
-    /// every later read and write. Name resolution uses the system resolver and is not bounded.
+    /// [`Options::timeout`] bounds the TCP connect (per resolved address), the TLS handshake,
+    /// each write and each status line; [`Options::speed_limit`] and the timeout bound
+    /// multi-line replies (see [`pop3_proto::timing`]). Name resolution uses the system
+    /// resolver and is not bounded.
     /// With [`Security::StartTls`], a `-ERR` to STLS is [`Error::Server`]: there is no fallback
     /// to plaintext.
     pub fn connect(
@@ -117,22 +127,17 @@ impl Connection<Stream> {
         options: &Options,
     ) -> Result<Self, Error> {
         let tcp = connect_tcp(host, port, options)?;
+        let socket = Some(tcp.try_clone()?);
+        let host = Some(host.to_owned());
         match security {
-            Security::None => {
-                Self::start(Stream::Plain(tcp), options, Some(host.to_owned()), false)
-            }
+            Security::None => Self::start(Stream::Plain(tcp), options, host, socket, false),
             Security::StartTls => {
-                Self::start(Stream::Plain(tcp), options, Some(host.to_owned()), false)?.stls()
+                Self::start(Stream::Plain(tcp), options, host, socket, false)?.stls()
             }
             Security::Implicit => {
                 let config = options.tls.build()?;
-                let tls = handshake(tcp, config, host)?;
-                Self::start(
-                    Stream::Tls(Box::new(tls)),
-                    options,
-                    Some(host.to_owned()),
-                    true,
-                )
+                let tls = handshake(tcp, config, host.as_deref().unwrap_or_default(), options)?;
+                Self::start(Stream::Tls(Box::new(tls)), options, host, socket, true)
             }
         }
     }
@@ -170,13 +175,16 @@ impl Connection<Stream> {
             write_buf,
             eof,
             poisoned,
+            timed_out,
+            clock,
+            socket,
             host,
             options,
         } = self;
         let Stream::Plain(tcp) = stream else {
             return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
         };
-        let tls = handshake_named(tcp, config, server_name)?;
+        let tls = handshake_named(tcp, config, server_name, clock.timeout())?;
         client.handle_tls_established()?;
         let mut upgraded = Connection {
             stream: Stream::Tls(Box::new(tls)),
@@ -185,6 +193,9 @@ impl Connection<Stream> {
             write_buf,
             eof,
             poisoned,
+            timed_out,
+            clock,
+            socket,
             host,
             options,
         };
@@ -197,19 +208,27 @@ impl<S: Read + Write> Connection<S> {
     /// Starts a session over a stream you connected yourself (treated as plaintext), reading
     /// the greeting and the capabilities.
     ///
-    /// Timeouts are the stream's business here: set them on it before (for a `TcpStream`,
-    /// `set_read_timeout` and `set_write_timeout`), or a stalled server blocks forever.
+    /// The adapter cannot set a timeout on a stream it does not know: set one on it before
+    /// (for a `TcpStream`, `set_read_timeout` and `set_write_timeout`), or a server that sends
+    /// nothing blocks forever. The deadlines of [`Options`] are still checked after each read,
+    /// so a server that trickles bytes is cut at its first byte past them.
     pub fn new(stream: S, options: &Options) -> Result<Self, Error> {
-        Self::start(stream, options, None, false)
+        Self::start(stream, options, None, None, false)
     }
 
     /// Like [`new`](Self::new), for a stream that is already encrypted (a TLS stream of your
     /// own): the client then allows passwords without [`Options::allow_plaintext`].
     pub fn new_tls(stream: S, options: &Options) -> Result<Self, Error> {
-        Self::start(stream, options, None, true)
+        Self::start(stream, options, None, None, true)
     }
 
-    fn start(stream: S, options: &Options, host: Option<String>, tls: bool) -> Result<Self, Error> {
+    fn start(
+        stream: S,
+        options: &Options,
+        host: Option<String>,
+        socket: Option<TcpStream>,
+        tls: bool,
+    ) -> Result<Self, Error> {
         let mut options = options.clone();
         options.config.allow_plaintext_auth = options.login.allow_plaintext;
         options.config.trace = tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG);
@@ -224,6 +243,9 @@ impl<S: Read + Write> Connection<S> {
             write_buf: Vec::new(),
             eof: false,
             poisoned: false,
+            timed_out: None,
+            clock: options.read_clock(),
+            socket,
             host,
             options,
         };
@@ -272,6 +294,35 @@ impl<S: Read + Write> Connection<S> {
     /// [`Error::Closed`]).
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// The timeout now in force (see [`set_timeout`](Self::set_timeout)).
+    pub fn timeout(&self) -> Duration {
+        self.clock.timeout()
+    }
+
+    /// Changes the timeout from the next wait on: for the rest of the connection, or around
+    /// one call (set it before the call and back after). A zero timeout is refused
+    /// ([`Error::Io`] of kind `InvalidInput`). What happens when one runs out:
+    /// [`Error::Timeout`].
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        if timeout.is_zero() {
+            return Err(Error::Io(io::ErrorKind::InvalidInput.into()));
+        }
+        if let Some(socket) = &self.socket {
+            socket.set_write_timeout(Some(timeout))?;
+        }
+        self.clock.set_timeout(timeout);
+        self.options.timeout = timeout;
+        Ok(())
+    }
+
+    /// Changes the low-speed limit of multi-line replies (see
+    /// [`Options::speed_limit`](crate::Options::speed_limit)); 0 turns it off.
+    pub fn set_speed_limit(&mut self, bytes_per_second: u32, time: Duration) {
+        self.clock.set_speed_limit(bytes_per_second, time);
+        self.options.speed_limit = bytes_per_second;
+        self.options.speed_time = time;
     }
 
     /// The stream.
@@ -555,6 +606,9 @@ impl<S: Read + Write> Connection<S> {
     /// `QUIT`: ends the session. After login the server now commits the deletions (UPDATE) and
     /// returns its verdict: `+OK` as `Ok`, and a `-ERR` as [`Error::Server`], which means the
     /// deletions were **not** committed.
+    ///
+    /// After a timeout (or any other fatal error) QUIT is not sent: it fails with
+    /// [`Error::Unusable`] (or [`Error::Closed`]), and nothing is committed.
     pub fn quit(mut self) -> Result<Reply, Error> {
         self.simple(Command::Quit)
     }
@@ -756,12 +810,28 @@ impl<S: Read + Write> Connection<S> {
             .and_then(|()| self.stream.flush());
         // The buffer may hold a password: do not keep it around.
         self.write_buf.clear();
-        result.map_err(|error| self.poison(Error::from_connection_io(error)))
+        let expired = Expired::Timeout {
+            after: self.clock.timeout(),
+            awaiting: Awaiting::Nothing,
+        };
+        result.map_err(|error| self.poison(Error::from_connection_io(error, expired)))
     }
 
-    /// One read, straight into the client's input buffer (no copy).
+    /// One read, straight into the client's input buffer (no copy), within the deadline the
+    /// core's [`ReadClock`] sets for what the client awaits.
     fn receive(&mut self) -> Result<(), Error> {
         loop {
+            let now = Instant::now();
+            self.clock.observe(self.client.awaiting(), now);
+            let left = match self.clock.wait(now) {
+                Ok(left) => left,
+                Err(expired) => return Err(self.poison(Error::Timeout(expired))),
+            };
+            if let Some(socket) = &self.socket {
+                if let Err(error) = socket.set_read_timeout(Some(left)) {
+                    return Err(self.poison(Error::Io(error)));
+                }
+            }
             match self.stream.read(self.client.input_buffer(READ_BUFFER)) {
                 Ok(0) => {
                     self.eof = true;
@@ -770,10 +840,15 @@ impl<S: Read + Write> Connection<S> {
                 }
                 Ok(n) => {
                     self.client.commit_input(n);
+                    self.clock.on_input(n, Instant::now());
                     return Ok(());
                 }
+                // A signal, or a TLS record not complete yet: check the deadline, read again.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(self.poison(Error::from_connection_io(error))),
+                Err(error) => {
+                    let expired = self.clock.expired();
+                    return Err(self.poison(Error::from_connection_io(error, expired)));
+                }
             }
         }
     }
@@ -781,7 +856,7 @@ impl<S: Read + Write> Connection<S> {
     /// Fails if the connection is poisoned, or poisons it if the client has a fatal error.
     fn check_usable(&mut self) -> Result<(), Error> {
         if self.poisoned {
-            return Err(Error::Closed);
+            return Err(self.timed_out.map_or(Error::Closed, Error::Unusable));
         }
         if let Some(error) = self.client.error() {
             let error = Error::Protocol(error.clone());
@@ -792,6 +867,9 @@ impl<S: Read + Write> Connection<S> {
 
     fn poison(&mut self, error: Error) -> Error {
         self.poisoned = true;
+        if let Error::Timeout(expired) = &error {
+            self.timed_out = Some(*expired);
+        }
         error
     }
 }
@@ -862,7 +940,13 @@ fn connect_tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream, Er
         }
     }
     Err(match last {
-        Some(error) => Error::from_connection_io(pop3_tls::connect_error(host, port, error)),
+        Some(error) => Error::from_connection_io(
+            pop3_tls::connect_error(host, port, error),
+            Expired::Timeout {
+                after: options.timeout,
+                awaiting: Awaiting::Connect,
+            },
+        ),
         None => Error::Io(io::Error::new(
             io::ErrorKind::NotFound,
             format!("{host} has no address"),
@@ -874,8 +958,9 @@ fn handshake(
     tcp: TcpStream,
     config: Arc<ClientConfig>,
     host: &str,
+    options: &Options,
 ) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
-    handshake_named(tcp, config, server_name(host)?)
+    handshake_named(tcp, config, server_name(host)?, options.timeout)
 }
 
 /// Runs the TLS handshake to its end, so that certificate errors show up here and not at the
@@ -884,11 +969,23 @@ fn handshake_named(
     mut tcp: TcpStream,
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
+    timeout: Duration,
 ) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
     let mut tls = ClientConnection::new(config, name)?;
+    // The whole handshake within the timeout: each socket read gets what is left of it.
+    let deadline = Instant::now().checked_add(timeout);
+    let expired = Expired::Timeout {
+        after: timeout,
+        awaiting: Awaiting::TlsHandshake,
+    };
     while tls.is_handshaking() {
+        let left = deadline
+            .map_or(Some(timeout), |d| d.checked_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+            .ok_or(Error::Timeout(expired))?;
+        tcp.set_read_timeout(Some(left))?;
         tls.complete_io(&mut tcp)
-            .map_err(Error::from_connection_io)?;
+            .map_err(|error| Error::from_connection_io(error, expired))?;
     }
     Ok(StreamOwned::new(tls, tcp))
 }

@@ -3,7 +3,7 @@
 use std::io;
 
 use pop3_proto::login::{LoginChoiceError, ServerError};
-use pop3_proto::{EnqueueError, ProtocolError, ResponseCode};
+use pop3_proto::{EnqueueError, Expired, ProtocolError, ResponseCode};
 
 /// Everything that can go wrong on a [`Connection`](crate::Connection).
 ///
@@ -17,7 +17,8 @@ use pop3_proto::{EnqueueError, ProtocolError, ResponseCode};
 ///   before the error is returned.
 /// - [`Error::Io`] from the connection, [`Error::Tls`], [`Error::Timeout`] and
 ///   [`Error::Protocol`] are fatal: the connection is *poisoned* and every later call returns
-///   [`Error::Closed`]. Drop it (no QUIT is sent, so no deletion is committed).
+///   [`Error::Closed`] ([`Error::Unusable`] after a timeout), `quit` included. Drop it (no
+///   QUIT is sent, so no deletion is committed) and reconnect.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -27,9 +28,16 @@ pub enum Error {
     /// The TLS layer failed: handshake, certificate verification, or a bad record.
     #[error("TLS error: {}", pop3_tls::describe_error(.0))]
     Tls(#[from] rustls::Error),
-    /// The server did not answer (or accept data) within [`Options::timeout`](crate::Options::timeout).
-    #[error("timed out waiting for the server")]
-    Timeout,
+    /// A read limit ran out: the server did not complete a status line (or accept data)
+    /// within [`Options::timeout`](crate::Options::timeout), or sent a multi-line reply slower
+    /// than [`Options::speed_limit`](crate::Options::speed_limit). The error names what was
+    /// awaited ("timed out after 30 s waiting for the reply to RETR 3").
+    ///
+    /// The connection is poisoned: the reply may still be on its way, so the session is out
+    /// of step, and a server that trickles gets no more of our time. Every later call,
+    /// `quit` included, returns [`Error::Unusable`]; nothing was committed.
+    #[error("{0}")]
+    Timeout(Expired),
     /// The server broke the POP3 protocol (or closed the connection mid-session).
     #[error("protocol violation: {0}")]
     Protocol(#[from] ProtocolError),
@@ -84,14 +92,21 @@ pub enum Error {
     /// The connection is closed, or poisoned by an earlier fatal error.
     #[error("the connection is closed")]
     Closed,
+    /// The connection timed out earlier ([`Error::Timeout`], repeated here) and cannot be
+    /// used again: no command (QUIT included) is sent, so nothing was committed. Reconnect.
+    #[error(
+        "the connection is unusable after an earlier timeout ({0}); no QUIT was sent, so no \
+         deletion was committed: reconnect"
+    )]
+    Unusable(Expired),
 }
 
 impl Error {
-    /// Maps an I/O error of the connection: timeouts become [`Error::Timeout`] and rustls
-    /// errors (which `StreamOwned` wraps in an `io::Error`) become [`Error::Tls`].
-    pub(crate) fn from_connection_io(error: io::Error) -> Self {
+    /// Maps an I/O error of the connection: timeouts become [`Error::Timeout`] with `expired`
+    /// and rustls errors (which `StreamOwned` wraps in an `io::Error`) become [`Error::Tls`].
+    pub(crate) fn from_connection_io(error: io::Error, expired: Expired) -> Self {
         match error.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Self::Timeout,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Self::Timeout(expired),
             _ => match error
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -38,11 +38,24 @@ impl Stream {
     }
 }
 
+/// Over TLS, one call reads the socket at most once. rustls's own `read` loops until a whole
+/// record is in, which a server trickling a record's bytes could stretch without end; here a
+/// call that received bytes but no complete record yet fails with
+/// [`io::ErrorKind::Interrupted`], so that the caller checks its deadline before reading again
+/// (`std::io` helpers such as `read_exact` retry on it).
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Plain(tcp) => tcp.read(buf),
-            Self::Tls(tls) => tls.read(buf),
+            Self::Tls(tls) => {
+                if tls.conn.wants_read() {
+                    let (read, written) = tls.conn.complete_io(&mut tls.sock)?;
+                    if (read > 0 || written > 0) && tls.conn.wants_read() {
+                        return Err(io::ErrorKind::Interrupted.into());
+                    }
+                }
+                tls.read(buf)
+            }
         }
     }
 }

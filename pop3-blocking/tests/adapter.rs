@@ -576,8 +576,12 @@ fn stalled_stream_times_out_and_poisons() {
     // is what a socket with a read timeout reports.
     let stream = Canned::new(GREETING).then(1, CAPA_USER).then(2, "+OK\r\n");
     let mut pop = Connection::new(stream, &Options::default()).unwrap();
-    assert!(matches!(pop.user("alice"), Err(Error::Timeout)));
-    assert!(matches!(pop.noop(), Err(Error::Closed)));
+    let error = pop.user("alice").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "timed out after 60 s waiting for the reply to USER"
+    );
+    assert!(matches!(pop.noop(), Err(Error::Unusable(_))));
 }
 
 #[test]
@@ -736,7 +740,7 @@ fn silent_server_times_out_at_the_greeting() {
     });
     let started = std::time::Instant::now();
     let result = Connection::connect("127.0.0.1", port, Security::None, &short_timeout());
-    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     server.join().unwrap();
 }
@@ -762,8 +766,13 @@ fn server_stalling_mid_session_times_out() {
     )
     .unwrap();
     pop.user("alice").unwrap();
-    assert!(matches!(pop.pass("x"), Err(Error::Timeout)));
-    assert!(matches!(pop.noop(), Err(Error::Closed)));
+    let error = pop.pass("x").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "timed out after 0.3 s waiting for the reply to PASS"
+    );
+    let error = pop.noop().unwrap_err();
+    assert!(matches!(error, Error::Unusable(_)), "{error:?}");
     drop(pop);
     server.join().unwrap();
 }

@@ -66,9 +66,19 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) allow_plaintext_auth: bool,
 
-    /// Connect and I/O timeout in seconds (fractions allowed) [default: 60].
+    /// Timeout in seconds (fractions allowed) for connecting, each write, and each status
+    /// line, counted from the start of the wait [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub(crate) timeout: Option<f64>,
+
+    /// Cut a message or listing that arrives slower than BYTES per second averaged over
+    /// --speed-time (0: never) [default: 10].
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) speed_limit: Option<u32>,
+
+    /// The time over which --speed-limit is averaged, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_speed_time)]
+    pub(crate) speed_time: Option<f64>,
 
     /// Pipelining [default: auto: used when CAPA lists PIPELINING].
     #[arg(long, value_enum, value_name = "MODE")]
@@ -259,4 +269,8 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     } else {
         Err("the timeout must be more than 0 and at most 86400 seconds".to_owned())
     }
+}
+
+fn parse_speed_time(text: &str) -> Result<f64, String> {
+    parse_timeout(text).map_err(|e| e.replace("the timeout", "the speed time"))
 }

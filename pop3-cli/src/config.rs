@@ -36,6 +36,8 @@ pub(crate) struct Account {
     ca_file: Option<PathBuf>,
     tls_fingerprint: Option<String>,
     timeout: Option<f64>,
+    speed_limit: Option<u32>,
+    speed_time: Option<f64>,
     pipelining: Option<Pipelining>,
     allow_plaintext_auth: Option<bool>,
     /// The default `fetch --maildir`.
@@ -65,6 +67,8 @@ pub(crate) struct Settings {
     pub(crate) auth: AuthMode,
     pub(crate) allow_plaintext_auth: bool,
     pub(crate) timeout: Duration,
+    /// The low-speed limit: bytes per second, and the time they are averaged over.
+    pub(crate) speed: (u32, Duration),
     pub(crate) pipelining: Pipelining,
     pub(crate) json: bool,
     pub(crate) maildir: Option<PathBuf>,
@@ -105,10 +109,13 @@ impl Settings {
             first
         };
         let timeout = cli.timeout.or(account.timeout).unwrap_or(60.0);
-        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
-            return Err(CliError::usage(
-                "the timeout must be more than 0 and at most 86400 seconds",
-            ));
+        let speed_time = cli.speed_time.or(account.speed_time).unwrap_or(60.0);
+        for (name, seconds) in [("timeout", timeout), ("speed-time", speed_time)] {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+                return Err(CliError::usage(format!(
+                    "the {name} must be more than 0 and at most 86400 seconds"
+                )));
+            }
         }
         let tls_fingerprint = match (&cli.tls_fingerprint, &account.tls_fingerprint) {
             (Some(pin), _) => Some(*pin),
@@ -133,6 +140,10 @@ impl Settings {
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs_f64(timeout),
+            speed: (
+                cli.speed_limit.or(account.speed_limit).unwrap_or(10),
+                Duration::from_secs_f64(speed_time),
+            ),
             pipelining: cli
                 .pipelining
                 .or(account.pipelining)
@@ -193,6 +204,7 @@ impl Settings {
         }
         let mut options = Options::default()
             .timeout(self.timeout)
+            .speed_limit(self.speed.0, self.speed.1)
             .tls(tls)
             .allow_plaintext(self.allow_plaintext_auth);
         options.config.pipelining = match self.pipelining {

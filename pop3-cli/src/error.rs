@@ -96,7 +96,7 @@ impl From<Error> for CliError {
                 "TLS error: {}",
                 pop3_blocking::describe_tls_error(&e)
             )),
-            Error::Timeout => Self::Failure("timed out waiting for the server".to_owned()),
+            Error::Timeout(e) => Self::Failure(e.to_string()),
             Error::Protocol(e) => Self::Failure(format!("protocol violation: {e}")),
             Error::Closed => Self::Failure("the server closed the connection".to_owned()),
             other => Self::Failure(other.to_string()),

@@ -16,6 +16,7 @@ use crate::error::{EnqueueError, MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
 use crate::response::{self, StatusLine};
 use crate::sasl::Mechanism;
+use crate::timing::{Awaited, Awaiting};
 
 /// The phases of a POP3 session (RFC 1939 §3), plus the wait for the greeting.
 ///
@@ -69,6 +70,8 @@ struct InFlight {
     auth: Option<AuthExchange>,
     /// The length of its command line.
     len: usize,
+    /// Its message number, to name it in a timeout.
+    msg: Option<u32>,
 }
 
 /// The client side of an AUTH exchange in progress.
@@ -332,6 +335,24 @@ impl Client {
     /// How many commands are on the wire, waiting for their replies.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// What the client waits for from the server now, which sets the read deadline (see
+    /// [`ReadClock`](crate::ReadClock)).
+    pub fn awaiting(&self) -> Awaiting {
+        let front = self.in_flight.front().map(|f| Awaited {
+            id: f.id,
+            kind: f.kind,
+            msg: f.msg,
+        });
+        match (self.phase, front, &self.reply) {
+            _ if self.error.is_some() || self.eof => Awaiting::Nothing,
+            _ if self.awaiting_tls => Awaiting::TlsHandshake,
+            (Phase::Greeting, ..) => Awaiting::Greeting,
+            (_, None, _) => Awaiting::Nothing,
+            (_, Some(f), Reply::Status) => Awaiting::Status(f),
+            (_, Some(f), _) => Awaiting::MultiLine(f),
+        }
     }
 
     /// How many commands are queued and not yet sent.
@@ -723,6 +744,7 @@ impl Client {
     fn send(&mut self, id: CommandId, command: Command) -> Result<(), ProtocolError> {
         let kind = command.kind();
         let shape = command.reply_shape();
+        let msg = Awaited::message_number(&command);
         if self.config.trace {
             self.trace(Trace::Sent(command.redacted()));
         }
@@ -775,6 +797,7 @@ impl Client {
             shape,
             auth,
             len,
+            msg,
         });
         Ok(())
     }

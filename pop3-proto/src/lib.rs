@@ -121,6 +121,7 @@ pub mod login;
 pub mod response;
 pub mod sasl;
 mod secret;
+pub mod timing;
 pub mod uid;
 
 pub use capa::Capabilities;
@@ -131,3 +132,4 @@ pub use error::{EnqueueError, MAX_NAMED_DUPLICATES, ProtocolError};
 pub use event::{Event, Quirk, Trace};
 pub use response::ResponseCode;
 pub use secret::Secret;
+pub use timing::{Awaited, Awaiting, Expired, ReadClock};

@@ -87,12 +87,23 @@ pub enum Security {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The limit for connecting, the TLS handshake and every single read and write (default
-    /// 60 s). A server that stalls for longer ends the connection with the adapter's timeout
-    /// error. It bounds each
-    /// operation, not the whole session: a server trickling a byte every 59 s keeps it alive.
-    /// Must not be zero.
+    /// The limit for connecting, the TLS handshake, each write, and each wait for a status
+    /// line (default 60 s). A status line (the greeting, a reply's first line) must be
+    /// complete within it, counted from when the wait began: a server trickling bytes cannot
+    /// stretch it. Within a multi-line reply it bounds a complete stall; the pace is the
+    /// business of [`speed_limit`](Self::speed_limit). Must not be zero. See
+    /// [`pop3_proto::timing`].
     pub timeout: Duration,
+    /// The low-speed limit of a multi-line reply (a body or a listing), in bytes per second
+    /// averaged over [`speed_time`](Self::speed_time), as curl's `--speed-limit`: fewer bytes
+    /// than `speed_limit × speed_time` within `speed_time` end the connection. Default 10
+    /// bytes/s (0 turns it off): a tenth of what a 1200 bit/s modem carries and a third of a
+    /// 300 bit/s one, so no link anyone still uses is cut, while a server trickling a byte a
+    /// second is cut within `speed_time`.
+    pub speed_limit: u32,
+    /// The time over which [`speed_limit`](Self::speed_limit) is averaged (default 60 s: long
+    /// enough for a congested link's stalls and retransmissions to average out).
+    pub speed_time: Duration,
     /// The core's configuration (limits, pipelining window, quirks). Two fields are set by
     /// the connection itself: `allow_plaintext_auth` from [`Options::login`], and `trace`
     /// when `tracing` has DEBUG enabled.
@@ -108,6 +119,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(60),
+            speed_limit: 10,
+            speed_time: Duration::from_secs(60),
             config: Config::default(),
             tls: TlsOptions::default(),
             login: LoginPolicy::default(),
@@ -116,7 +129,7 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults: 60 s timeout, default core config, webpki roots, no plaintext passwords,
+    /// The defaults: 60 s timeout, 10 bytes/s over 60 s speed limit, default core config, webpki roots, no plaintext passwords,
     /// no APOP.
     pub fn new() -> Self {
         Self::default()
@@ -127,6 +140,20 @@ impl Options {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Sets the low-speed limit of multi-line replies: fewer than `bytes_per_second` averaged
+    /// over `time` end the connection ([`Options::speed_limit`], [`Options::speed_time`]).
+    #[must_use]
+    pub fn speed_limit(mut self, bytes_per_second: u32, time: Duration) -> Self {
+        self.speed_limit = bytes_per_second;
+        self.speed_time = time;
+        self
+    }
+
+    /// The read deadlines these options set, for an adapter's run loop.
+    pub fn read_clock(&self) -> pop3_proto::ReadClock {
+        pop3_proto::ReadClock::new(self.timeout, self.speed_limit, self.speed_time)
     }
 
     /// Sets [`Options::config`].

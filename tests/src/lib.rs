@@ -30,6 +30,7 @@ mod script;
 mod scripted;
 pub mod suite;
 mod tls;
+mod trickle;
 mod util;
 
 /// The workspace README's examples, compiled as doctests (`cargo test -p pop3-tests --doc`).
@@ -46,6 +47,7 @@ pub use tls::{
     CertSpec, TestCa, Ymd, certificate_der, certificate_pem, client_config_trusting,
     crypto_provider, load_certificates_pem,
 };
+pub use trickle::{Trickle, TrickleReport, TrickleServer};
 
 /// Re-exported so tests can name the kit's TLS types without their own
 /// rustls dependency.

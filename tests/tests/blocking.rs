@@ -16,14 +16,14 @@ fn failure(error: Error) -> Failure {
     match error {
         Error::Io(e) => Failure::Io(e.to_string()),
         Error::Tls(e) => Failure::Tls(e.to_string()),
-        Error::Timeout => Failure::Timeout,
+        Error::Timeout(_) => Failure::Timeout,
         Error::Protocol(e) => Failure::Protocol(e),
         Error::Server(e) => Failure::Server(e),
         Error::Usage(e) => Failure::Usage(e),
         Error::Login(e) => Failure::Login(e),
         Error::InvalidServerName(name) => Failure::InvalidServerName(name),
         Error::GreetingRefused { code, text } => Failure::GreetingRefused { code, text },
-        Error::Closed => Failure::Closed,
+        Error::Closed | Error::Unusable(_) => Failure::Closed,
         other => Failure::Other(other.to_string()),
     }
 }
