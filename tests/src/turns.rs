@@ -126,7 +126,11 @@ impl Turns {
     }
 }
 
-fn serve(listener: &TcpListener, messages: &[Vec<u8>], settle: Duration) -> Result<Turns, KitError> {
+fn serve(
+    listener: &TcpListener,
+    messages: &[Vec<u8>],
+    settle: Duration,
+) -> Result<Turns, KitError> {
     let mut socket = accept(listener)?;
     socket.set_nodelay(true)?;
     let bodies: Vec<Vec<u8>> = messages.iter().map(|m| multiline_body(m)).collect();
@@ -201,17 +205,28 @@ fn read_turn(
             Ok(n) => pending.extend_from_slice(&buf[..n]),
             Err(e)
                 if !waiting_long
-                    && matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
             {
                 break;
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(KitError::Timeout("the client sent nothing for 30 s".into()));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    let complete = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let complete = pending
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let lines = pending[..complete]
         .split_inclusive(|&b| b == b'\n')
         .map(|line| {

@@ -91,8 +91,8 @@ fn check(turns: &Turns, expected: &[&str], budget: usize) {
 fn blocking_session(stat_first: bool) -> Turns {
     use pop3_blocking::{Connection, RetrEvent, Security};
     let server = TurnServer::start(messages()).unwrap();
-    let mut pop = Connection::connect("127.0.0.1", server.port(), Security::None, &options())
-        .unwrap();
+    let mut pop =
+        Connection::connect("127.0.0.1", server.port(), Security::None, &options()).unwrap();
     pop.login(TurnServer::USER, TurnServer::PASSWORD).unwrap();
     let count = if stat_first {
         pop.stat().unwrap().count
@@ -106,7 +106,7 @@ fn blocking_session(stat_first: bool) -> Turns {
             RetrEvent::Chunk(chunk) => bytes += chunk.len() as u64,
             RetrEvent::End { .. } => ended += 1,
             RetrEvent::Refused(e) => panic!("refused: {e}"),
-                _ => {}
+            _ => {}
         }
         Ok(())
     })
@@ -176,4 +176,40 @@ fn async_with_stat_takes_five_turns_plus_one_per_window() {
 fn async_without_stat_does_not_pay_for_the_capa_after_login() {
     let turns = async_session(false);
     check(&turns, &without_stat_expected(), BASE_TURNS - 1 + WINDOWS);
+}
+
+/// The counter itself: commands written in pieces without waiting for a reply are one turn,
+/// each command that waits for the previous reply is one more.
+#[test]
+fn the_server_counts_waits_not_writes() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+
+    let server = TurnServer::start(messages()).unwrap();
+    let mut socket = TcpStream::connect(server.addr()).unwrap();
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    let mut line = String::new();
+    let mut reply = |reader: &mut BufReader<TcpStream>| {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "{line:?}");
+    };
+    reply(&mut reader); // greeting
+    socket.write_all(b"USER alice\r\n").unwrap();
+    reply(&mut reader);
+    socket.write_all(b"PASS secret-a\r\n").unwrap();
+    reply(&mut reader);
+    // Three writes, 20 ms apart, no wait for a reply: one turn.
+    for piece in [&b"NOOP\r\nNO"[..], b"OP\r\n", b"STAT\r\n"] {
+        socket.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..3 {
+        reply(&mut reader);
+    }
+    socket.write_all(b"QUIT\r\n").unwrap();
+    reply(&mut reader);
+    let turns = server.finish().unwrap();
+    assert_eq!(turns.shape(), ["USER", "PASS", "NOOP x2, STAT", "QUIT"]);
+    assert_eq!(turns.count(), 4);
 }
