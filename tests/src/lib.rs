@@ -12,6 +12,8 @@
 //!   DER form or use [`TestCa::client_config`].
 //! - [`generate_mail`] makes deterministic sample messages, and
 //!   [`multiline_body`] puts a message on the wire as a RETR body.
+//! - [`TurnServer`] counts a session's round trips (turns) and records the
+//!   commands of each, for round-trip budgets.
 //! - [`DovecotPeer`] finds the real Dovecot that `scripts/dovecot/start.sh`
 //!   runs, honouring `POP3_INTEROP` (see the module table in [`interop`]).
 //!
@@ -31,6 +33,7 @@ mod scripted;
 pub mod suite;
 mod tls;
 mod trickle;
+mod turns;
 mod util;
 
 /// The workspace README's examples, compiled as doctests (`cargo test -p pop3-tests --doc`).
@@ -48,6 +51,7 @@ pub use tls::{
     crypto_provider, load_certificates_pem,
 };
 pub use trickle::{Trickle, TrickleReport, TrickleServer};
+pub use turns::{TurnServer, Turns};
 
 /// Re-exported so tests can name the kit's TLS types without their own
 /// rustls dependency.
