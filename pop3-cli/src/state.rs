@@ -144,9 +144,10 @@ impl State {
         Self::open_migrating(path, None)
     }
 
-    /// [`open`](Self::open), but when `path` does not exist and `legacy` (the default name of
-    /// an earlier version) does, `legacy` is renamed to `path` first, under both locks: the
-    /// record of what was stored is carried over, never dropped.
+    /// Locks (`FILE.lock`) and reads the state file (a missing file is an empty state); but
+    /// when `path` does not exist and `legacy` (the default name of an earlier version) does,
+    /// `legacy` is renamed to `path` first, under both locks: the record of what was stored is
+    /// carried over, never dropped.
     pub(crate) fn open_migrating(path: &Path, legacy: Option<&Path>) -> Result<Self, CliError> {
         let shown = path.display().to_string();
         fs::create_dir_all(parent_dir(path)).map_err(|e| CliError::local(&shown, &e))?;
