@@ -6,7 +6,9 @@
 //!   [`Mismatch`]: exact wire transcripts for blocking and async clients.
 //! - [`MailboxServer`] is a stateful in-memory POP3 server (USER/PASS, APOP,
 //!   AUTH PLAIN, STLS, pipelining, UPDATE on QUIT) with switches for server
-//!   faults: cut connections, slow replies, no CAPA, bare LF.
+//!   faults: cut connections, slow replies, no CAPA, bare LF. It lives in the
+//!   `pop3-demo-server` crate (which `pop3 demo` runs) and is re-exported
+//!   here, with the rest of that crate:
 //! - [`TestCa`] is the self-signed certificate (for `localhost` and
 //!   `127.0.0.1`) both servers use for TLS; clients trust it by its PEM or
 //!   DER form or use [`TestCa::client_config`].
@@ -21,15 +23,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod conn;
 pub mod interop;
 pub mod interop_suite;
-mod mail;
-mod mailbox;
 mod script;
 mod scripted;
 pub mod suite;
-mod tls;
 mod trickle;
 mod util;
 
@@ -39,14 +37,13 @@ mod util;
 pub struct ReadmeDoctests;
 
 pub use interop::{DovecotPeer, InteropMode, SKIP_NOTE};
-pub use mail::{generate_mail, multiline_body, to_crlf};
-pub use mailbox::{MailboxServer, MailboxServerBuilder};
+pub use pop3_demo_server::{
+    CertSpec, MailboxServer, MailboxServerBuilder, TestCa, Ymd, certificate_der, certificate_pem,
+    client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
+    to_crlf,
+};
 pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
-pub use tls::{
-    CertSpec, TestCa, Ymd, certificate_der, certificate_pem, client_config_trusting,
-    crypto_provider, load_certificates_pem,
-};
 pub use trickle::{Trickle, TrickleReport, TrickleServer};
 
 /// Re-exported so tests can name the kit's TLS types without their own
@@ -58,6 +55,10 @@ pub use rustls;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KitError {
+    /// An error of the `pop3-demo-server` part (the mailbox server, the test
+    /// CA).
+    #[error(transparent)]
+    Server(#[from] pop3_demo_server::Error),
     /// Socket trouble on the server side.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

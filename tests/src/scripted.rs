@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use rustls::ServerConfig;
 
 use crate::KitError;
-use crate::conn::{Conn, Line};
+use crate::TestCa;
 use crate::script::{Expect, HAND_OFF_SETTLE, Script, Step};
-use crate::tls::TestCa;
 use crate::util::escape_bytes;
+use pop3_demo_server::conn::{Conn, Line};
 
 /// Longest client line the scripted server reads before reporting a
 /// mismatch (generous: RFC 2449 allows 255 octets, SASL lines are longer).

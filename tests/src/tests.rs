@@ -8,8 +8,10 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::util::{base64_encode, hex, md5};
 use crate::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::{Digest as _, Md5};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -513,7 +515,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
 
     let mut client = Client::connect(server.addr())?;
     client.line()?;
-    let ir = base64_encode(b"\0mrose\0tanstaaf");
+    let ir = BASE64.encode(b"\0mrose\0tanstaaf");
     assert!(
         client
             .command(&format!("AUTH PLAIN {ir}"))?
@@ -525,7 +527,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
     assert_eq!(client.command("AUTH PLAIN")?, "+ \r\n");
     assert!(
         client
-            .command(&base64_encode(b"\0mrose\0wrong"))?
+            .command(&BASE64.encode(b"\0mrose\0wrong"))?
             .starts_with("-ERR [AUTH]")
     );
     assert_eq!(client.command("AUTH PLAIN")?, "+ \r\n");
@@ -533,7 +535,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
     assert_eq!(client.command("AUTH PLAIN")?, "+ \r\n");
     assert!(
         client
-            .command(&base64_encode(b"mrose\0mrose\0tanstaaf"))?
+            .command(&BASE64.encode(b"mrose\0mrose\0tanstaaf"))?
             .starts_with("+OK")
     );
 
@@ -543,7 +545,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
     let greeting = client.line()?;
     let ts =
         &greeting[greeting.find('<').ok_or("no timestamp")?..greeting.find('>').ok_or("no >")? + 1];
-    let digest = hex(&md5(format!("{ts}secret-a").as_bytes()));
+    let digest = format!("{:x}", Md5::digest(format!("{ts}secret-a").as_bytes()));
     assert!(
         client
             .command(&format!("APOP alice {digest}"))?
