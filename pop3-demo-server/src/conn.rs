@@ -107,8 +107,10 @@ impl Conn {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
     }
 
-    /// One read from the socket into the buffer; returns 0 at EOF.
-    fn fill(&mut self) -> io::Result<usize> {
+    /// One read from the socket (at most 16 KiB) appended to the buffer
+    /// ([`Conn::buffered`]); returns 0 at EOF. Errors as the socket's read
+    /// (`WouldBlock` or `TimedOut` after the read timeout).
+    pub fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
         let n = loop {
             let result = match self.stream()? {

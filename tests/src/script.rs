@@ -14,6 +14,16 @@ pub enum Step {
     Send(Vec<u8>),
     /// Read one line from the client (up to LF) and compare it.
     Expect(Expect),
+    /// One read must return exactly these bytes, with nothing received
+    /// before it that the script has not read: the client sent them in one
+    /// write (for example a pipelined batch). Without a TLS record boundary
+    /// or a TCP segment split in between, which the loopback interface does
+    /// not make for a few hundred bytes.
+    ExpectOneRead(Vec<u8>),
+    /// Nothing may arrive for this long (and nothing may be waiting unread):
+    /// the client waits for the reply before it sends more. A slow client can
+    /// only make this pass, never fail.
+    Quiet(Duration),
     /// Read until the client closes its sending side (EOF).
     ExpectEof,
     /// Stall for this long.
@@ -181,6 +191,16 @@ impl Script {
         self.step(Step::ExpectEof)
     }
 
+    /// One read must return exactly `bytes` ([`Step::ExpectOneRead`]).
+    pub fn expect_one_read(self, bytes: &[u8]) -> Script {
+        self.step(Step::ExpectOneRead(bytes.to_vec()))
+    }
+
+    /// Nothing may arrive for `duration` ([`Step::Quiet`]).
+    pub fn quiet(self, duration: Duration) -> Script {
+        self.step(Step::Quiet(duration))
+    }
+
     /// Stalls for `duration` before the next step.
     pub fn sleep(self, duration: Duration) -> Script {
         self.step(Step::Sleep(duration))
@@ -218,6 +238,8 @@ impl Script {
     /// | `C-RAW: text` | the same, with the escapes of `S-RAW` |
     /// | `C-PREFIX: text` | expect a CRLF line starting with `text` |
     /// | `C-ANY` | expect any CRLF line |
+    /// | `C-ONCE: text` | one read returns exactly `text` (escapes of `S-RAW`): sent in one write |
+    /// | `QUIET: ms` | nothing arrives for `ms` milliseconds |
     /// | `EOF` | expect the client to close |
     /// | `SLEEP: ms` | stall for `ms` milliseconds |
     /// | `STARTTLS` | switch to TLS |
@@ -258,6 +280,14 @@ impl Script {
                 "C-RAW" => Step::Expect(Expect::Exact(unescape(need_arg()?).map_err(err)?)),
                 "C-PREFIX" => Step::Expect(Expect::Prefix(need_arg()?.as_bytes().to_vec())),
                 "C-ANY" if arg.is_none() => Step::Expect(Expect::AnyLine),
+                "C-ONCE" => Step::ExpectOneRead(unescape(need_arg()?).map_err(err)?),
+                "QUIET" => {
+                    let ms: u64 = need_arg()?
+                        .trim()
+                        .parse()
+                        .map_err(|e| err(format!("QUIET wants milliseconds: {e}")))?;
+                    Step::Quiet(Duration::from_millis(ms))
+                }
                 "EOF" if arg.is_none() => Step::ExpectEof,
                 "SLEEP" => {
                     let ms: u64 = need_arg()?
@@ -299,6 +329,8 @@ mod tests {
             C-RAW: caf\\xc3\\xa9
             C-PREFIX: AUTH SCRAM-SHA-256 
             C-ANY
+            C-ONCE: CAPA\\r\\nLIST\\r\\n
+            QUIET: 300
             SLEEP: 25
             STARTTLS
             C: PASS with: colon
@@ -316,6 +348,8 @@ mod tests {
             .expect_bytes("café".as_bytes())
             .expect_prefix("AUTH SCRAM-SHA-256 ")
             .expect_any()
+            .expect_one_read(b"CAPA\r\nLIST\r\n")
+            .quiet(Duration::from_millis(300))
             .sleep(Duration::from_millis(25))
             .start_tls()
             .expect("PASS with: colon")

@@ -337,6 +337,64 @@ fn run_connection(stream: TcpStream, options: &RunOptions) -> Transcript {
                     break;
                 }
             },
+            Step::ExpectOneRead(expected) => {
+                let expected_text = format!("{} in one read", escape_bytes(expected));
+                if !conn.buffered().is_empty() {
+                    let got = conn.discard_buffered();
+                    fail(
+                        &mut transcript,
+                        expected_text,
+                        got,
+                        "these bytes arrived before, unread".to_owned(),
+                    );
+                    completed = false;
+                    break;
+                }
+                let note = match conn.fill() {
+                    Ok(_) if conn.buffered() == expected.as_slice() => None,
+                    Ok(0) => Some("the client closed the connection".to_owned()),
+                    Ok(_) => Some(String::new()),
+                    Err(e) => Some(format!("read error: {e}")),
+                };
+                let got = conn.discard_buffered();
+                if let Some(note) = note {
+                    fail(&mut transcript, expected_text, got, note);
+                    completed = false;
+                    break;
+                }
+            }
+            Step::Quiet(duration) => {
+                let _ = conn.set_read_timeout(Some(*duration));
+                let note = if conn.buffered().is_empty() {
+                    match conn.fill() {
+                        Ok(0) => Some("the client closed the connection".to_owned()),
+                        Ok(_) => Some("sent before the reply".to_owned()),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            None
+                        }
+                        Err(e) => Some(format!("read error: {e}")),
+                    }
+                } else {
+                    Some("sent before the reply".to_owned())
+                };
+                let _ = conn.set_read_timeout(Some(options.read_timeout));
+                if let Some(note) = note {
+                    let got = conn.discard_buffered();
+                    fail(
+                        &mut transcript,
+                        format!("<nothing for {duration:?}>"),
+                        got,
+                        note,
+                    );
+                    completed = false;
+                    break;
+                }
+            }
             Step::Sleep(duration) => thread::sleep(*duration),
             Step::StartTls => {
                 if !conn.buffered().is_empty() {

@@ -242,6 +242,60 @@ fn scripted_raw_sleep_close_and_eof() -> TestResult {
 }
 
 #[test]
+fn scripted_one_read_and_quiet() -> TestResult {
+    let script = Script::parse(
+        r"
+        S: +OK ready
+        C-ONCE: CAPA\r\nLIST\r\n
+        QUIET: 200
+        S: +OK
+        C: QUIT
+        ",
+    )?;
+    // One write: passes.
+    let server = ScriptedServer::start(script.clone())?;
+    let mut client = Client::connect(server.addr())?;
+    client.line()?;
+    client.send(b"CAPA\r\nLIST\r\n")?;
+    client.line()?;
+    client.send(b"QUIT\r\n")?;
+    drop(client);
+    server.finish()?.assert_complete();
+
+    // Two writes with a pause: the first read has only the first line.
+    let server = ScriptedServer::start(script.clone())?;
+    let mut client = Client::connect(server.addr())?;
+    client.line()?;
+    client.send(b"CAPA\r\n")?;
+    std::thread::sleep(Duration::from_millis(100));
+    client.send(b"LIST\r\n")?;
+    drop(client);
+    let transcript = server.finish()?;
+    let mismatch = transcript.mismatch().ok_or("no mismatch")?;
+    assert_eq!(
+        (mismatch.step, mismatch.got.as_slice()),
+        (1, &b"CAPA\r\n"[..])
+    );
+
+    // A byte sent before the reply breaks the quiet.
+    let server = ScriptedServer::start(script)?;
+    let mut client = Client::connect(server.addr())?;
+    client.line()?;
+    client.send(b"CAPA\r\nLIST\r\n")?;
+    std::thread::sleep(Duration::from_millis(50));
+    client.send(b"QUIT\r\n")?;
+    drop(client);
+    let transcript = server.finish()?;
+    let mismatch = transcript.mismatch().ok_or("no mismatch")?;
+    assert_eq!(
+        (mismatch.step, mismatch.got.as_slice()),
+        (2, &b"QUIT\r\n"[..])
+    );
+    assert_eq!(mismatch.note, "sent before the reply");
+    Ok(())
+}
+
+#[test]
 fn scripted_without_client_times_out() -> TestResult {
     let server = ScriptedServer::builder(Script::new().send("+OK"))
         .accept_timeout(Duration::from_millis(100))
