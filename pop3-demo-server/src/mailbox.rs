@@ -164,6 +164,7 @@ impl MailboxServerBuilder {
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             logins: AtomicUsize::new(0),
+            quits: AtomicUsize::new(0),
         });
         let for_thread = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -284,6 +285,12 @@ impl MailboxServer {
         self.shared.logins.load(Ordering::Relaxed)
     }
 
+    /// Sessions that ended with QUIT so far (counted before the `+OK` goes out, so a client
+    /// sees its own QUIT counted once it has the reply).
+    pub fn quits(&self) -> usize {
+        self.shared.quits.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting connections. Running sessions go on until their
     /// client quits or their read timeout expires. Also done on drop.
     pub fn shutdown(&mut self) {
@@ -337,6 +344,7 @@ struct Shared {
     stop: AtomicBool,
     connections: AtomicUsize,
     logins: AtomicUsize,
+    quits: AtomicUsize,
 }
 
 impl Shared {
@@ -535,11 +543,13 @@ impl<'a> Session<'a> {
             (_, "CAPA") => self.capa()?,
             (_, "NOOP") if self.phase == Phase::Transaction => self.reply("+OK")?,
             (Phase::Authorization, "QUIT") => {
+                self.shared.quits.fetch_add(1, Ordering::Relaxed);
                 self.reply("+OK pop3-tests signing off")?;
                 return Ok(self.close_gracefully());
             }
             (Phase::Transaction, "QUIT") => {
                 let removed = self.update();
+                self.shared.quits.fetch_add(1, Ordering::Relaxed);
                 let left = {
                     let mut store = self.shared.lock();
                     if self.holds_lock {

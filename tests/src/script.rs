@@ -26,6 +26,11 @@ pub enum Step {
     Quiet(Duration),
     /// Read until the client closes its sending side (EOF).
     ExpectEof,
+    /// Like [`Step::ExpectEof`], but a connection reset counts as the close
+    /// too: what a client does when it drops a connection with unread input
+    /// (a cancelled transfer). The kernel may discard bytes that arrive with
+    /// the reset, so this proves less than `ExpectEof`.
+    ExpectEofOrReset,
     /// Stall for this long.
     Sleep(Duration),
     /// Switch to TLS here: the client must not have sent anything after the
@@ -191,6 +196,12 @@ impl Script {
         self.step(Step::ExpectEof)
     }
 
+    /// Expects the client to close, by a FIN or a reset
+    /// ([`Step::ExpectEofOrReset`]).
+    pub fn expect_eof_or_reset(self) -> Script {
+        self.step(Step::ExpectEofOrReset)
+    }
+
     /// One read must return exactly `bytes` ([`Step::ExpectOneRead`]).
     pub fn expect_one_read(self, bytes: &[u8]) -> Script {
         self.step(Step::ExpectOneRead(bytes.to_vec()))
@@ -241,6 +252,7 @@ impl Script {
     /// | `C-ONCE: text` | one read returns exactly `text` (escapes of `S-RAW`): sent in one write |
     /// | `QUIET: ms` | nothing arrives for `ms` milliseconds |
     /// | `EOF` | expect the client to close |
+    /// | `EOF-OR-RESET` | expect the client to close, a reset counting as a close |
     /// | `SLEEP: ms` | stall for `ms` milliseconds |
     /// | `STARTTLS` | switch to TLS |
     /// | `CLOSE` / `CLOSE-ABRUPT` | close (with / without TLS close_notify) |
@@ -289,6 +301,7 @@ impl Script {
                     Step::Quiet(Duration::from_millis(ms))
                 }
                 "EOF" if arg.is_none() => Step::ExpectEof,
+                "EOF-OR-RESET" if arg.is_none() => Step::ExpectEofOrReset,
                 "SLEEP" => {
                     let ms: u64 = need_arg()?
                         .trim()
@@ -336,6 +349,7 @@ mod tests {
             C: PASS with: colon
             HANDOFF
             EOF
+            EOF-OR-RESET
             CLOSE-ABRUPT
             ",
         )?;
@@ -355,6 +369,7 @@ mod tests {
             .expect("PASS with: colon")
             .hand_off()
             .expect_eof()
+            .expect_eof_or_reset()
             .close_abruptly();
         assert_eq!(script.steps(), expected.steps());
         assert_eq!(script.source_line(0), Some(3));

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -210,6 +211,47 @@ impl ScriptedServer {
             .ok_or_else(|| KitError::Usage("no transcript".to_owned()))
     }
 
+    /// [`finish`](Self::finish) for async tests: the wait runs on a thread of
+    /// its own, so the future does not block the runtime (whose tasks may be
+    /// the very client the server waits for). Works with any executor.
+    ///
+    /// ```
+    /// # async fn demo(server: pop3_tests::ScriptedServer) -> Result<(), pop3_tests::KitError> {
+    /// // ... the client under test runs on the same runtime, then:
+    /// server.finish_async().await?.assert_complete();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn finish_async(
+        self,
+    ) -> impl std::future::Future<Output = Result<Transcript, KitError>> + Send + 'static {
+        let slot = Arc::new(Mutex::new(Waiting::default()));
+        let for_thread = Arc::clone(&slot);
+        let spawned = thread::Builder::new()
+            .name(format!("scripted-finish-{}", self.addr.port()))
+            .spawn(move || {
+                let result = self.finish();
+                let mut waiting = for_thread.lock().unwrap_or_else(PoisonError::into_inner);
+                waiting.result = Some(result);
+                if let Some(waker) = waiting.waker.take() {
+                    waker.wake();
+                }
+            });
+        if let Err(e) = spawned {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).result = Some(Err(e.into()));
+        }
+        std::future::poll_fn(move |cx| {
+            let mut waiting = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match waiting.result.take() {
+                Some(result) => Poll::Ready(result),
+                None => {
+                    waiting.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
     /// Waits for all connections to finish; transcripts in accept order.
     pub fn finish_all(mut self) -> Result<Vec<Transcript>, KitError> {
         let acceptor = self
@@ -224,6 +266,14 @@ impl Drop for ScriptedServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The hand-over between [`ScriptedServer::finish_async`]'s thread and its
+/// future.
+#[derive(Default)]
+struct Waiting {
+    result: Option<Result<Transcript, KitError>>,
+    waker: Option<Waker>,
 }
 
 fn accept_loop(
@@ -318,8 +368,12 @@ fn run_connection(stream: TcpStream, options: &RunOptions) -> Transcript {
                     break;
                 }
             },
-            Step::ExpectEof => match conn.read_line(MAX_LINE) {
+            Step::ExpectEof | Step::ExpectEofOrReset => match conn.read_line(MAX_LINE) {
                 Ok(Line::Eof(rest)) if rest.is_empty() => {}
+                Err(e)
+                    if *step == Step::ExpectEofOrReset
+                        && e.kind() == io::ErrorKind::ConnectionReset
+                        && conn.buffered().is_empty() => {}
                 Ok(Line::Eof(rest) | Line::Complete(rest) | Line::TooLong(rest)) => {
                     fail(&mut transcript, "<EOF>".to_owned(), rest, String::new());
                     completed = false;

@@ -523,6 +523,8 @@ fn mailbox_listings_top_dele_and_update() -> TestResult {
     );
     assert_eq!(third.command("UIDL 1")?, "+OK 1 uid-2\r\n");
     assert_eq!(server.logins(), 3);
+    // only `other` has ended with QUIT
+    assert_eq!(server.quits(), 1);
     Ok(())
 }
 
