@@ -142,8 +142,9 @@ async fn retr_many_callback_error_stops_the_batch_but_not_the_session() {
     assert_eq!(pop.stat().await.unwrap().count, 20);
 }
 
-/// A server that, after each read, writes the replies to every complete command in it before
-/// it reads again: with a small pipe, a client that does not read while it writes deadlocks.
+/// The far end of an in-memory pipe (so not a TCP server like the kit's): after each read, it
+/// writes the replies to every complete command in it before it reads again. With a small
+/// pipe, a client that does not read while it writes deadlocks.
 async fn greedy_server<S: AsyncRead + AsyncWrite + Unpin>(io: S, messages: Arc<Vec<Vec<u8>>>) {
     let (mut reader, mut writer) = tokio::io::split(io);
     writer.write_all(b"+OK greedy\r\n").await.unwrap();
@@ -224,24 +225,21 @@ async fn no_deadlock_over_a_small_duplex_pipe() {
 
 #[tokio::test]
 async fn no_deadlock_over_tcp() {
-    let messages: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..2000)
-            .map(|i| message(i, 4000 + (i as usize % 5) * 1000))
-            .collect(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let m = messages.clone();
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        greedy_server(tcp, m).await;
-    });
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let messages: Vec<Vec<u8>> = (0..2000)
+        .map(|i| message(i, 4000 + (i as usize % 5) * 1000))
+        .collect();
+    // The kit's mailbox server answers each command as it reads it, so it stops reading while
+    // a reply does not fit: a client that does not read while it writes deadlocks.
+    let server = MailboxServer::builder(messages.clone())
+        .credentials("u", "p")
+        .start()
+        .unwrap();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     tokio::time::timeout(
         std::time::Duration::from_secs(60),
         fetch_all(tcp, &messages),
     )
     .await
     .expect("deadlock: the batch did not finish");
-    server.await.unwrap();
+    assert_eq!(server.quits(), 1);
 }
