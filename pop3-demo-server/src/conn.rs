@@ -189,6 +189,47 @@ impl Conn {
         Ok(())
     }
 
+    /// Writes `bytes` `chunk` bytes at a time (at least 1), pausing `every` before each
+    /// piece: a server that trickles. Over TLS the pieces are of the records' *ciphertext*, so
+    /// the client gets no plaintext at all until a record is complete. Stops at the first
+    /// failed write (the client hung up). Returns how many bytes went out (of the ciphertext
+    /// over TLS) and whether a write failed. The plaintext is recorded whole.
+    pub fn drip(&mut self, bytes: &[u8], chunk: usize, every: Duration) -> (usize, bool) {
+        let raw = match self.stream.as_mut() {
+            None => return (0, true),
+            Some(Stream::Plain(_)) => bytes.to_vec(),
+            Some(Stream::Tls(s)) => {
+                let mut raw = Vec::new();
+                if s.conn.writer().write_all(bytes).is_err() {
+                    return (0, true);
+                }
+                while s.conn.wants_write() {
+                    if s.conn.write_tls(&mut raw).is_err() {
+                        return (0, true);
+                    }
+                }
+                raw
+            }
+        };
+        if let Some(log) = self.sent.as_mut() {
+            log.extend_from_slice(bytes);
+        }
+        let mut sent = 0;
+        for piece in raw.chunks(chunk.max(1)) {
+            std::thread::sleep(every);
+            if self
+                .tcp
+                .write_all(piece)
+                .and_then(|()| self.tcp.flush())
+                .is_err()
+            {
+                return (sent, true);
+            }
+            sent += piece.len();
+        }
+        (sent, false)
+    }
+
     /// Switches to TLS and completes the handshake. The caller must have
     /// dealt with [`Conn::buffered`] bytes: they are cleartext.
     pub fn start_tls(&mut self, config: Arc<ServerConfig>) -> io::Result<()> {

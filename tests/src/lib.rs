@@ -1,9 +1,12 @@
 //! Test kit for the pop3 crates: POP3 *servers* to test clients against.
 //!
 //! - [`ScriptedServer`] plays a [`Script`] (`S:` lines it sends, `C:` lines it
-//!   expects, stalls, a switch to TLS, a close) on 127.0.0.1 and returns a
+//!   expects, bytes that must come in one read, silences, stalls, trickled
+//!   replies, a switch to TLS, a close) on 127.0.0.1 and returns a
 //!   [`Transcript`] of every byte the client sent, with the first
-//!   [`Mismatch`]: exact wire transcripts for blocking and async clients.
+//!   [`Mismatch`]: exact wire transcripts for blocking and async clients
+//!   (the adapters' own tests, the CLI's and the shared suites all use it;
+//!   [`ScriptedServer::finish_async`] for async tests).
 //! - [`MailboxServer`] is a stateful in-memory POP3 server (USER/PASS, APOP,
 //!   AUTH PLAIN, STLS, pipelining, UPDATE on QUIT) with switches for server
 //!   faults: cut connections, slow replies, no CAPA, bare LF. It lives in the
@@ -28,7 +31,6 @@ pub mod interop_suite;
 mod script;
 mod scripted;
 pub mod suite;
-mod trickle;
 mod util;
 
 /// The workspace README's examples, compiled as doctests (`cargo test -p pop3-tests --doc`).
@@ -44,7 +46,6 @@ pub use pop3_demo_server::{
 };
 pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
-pub use trickle::{Trickle, TrickleReport, TrickleServer};
 
 /// Re-exported so tests can name the kit's TLS types without their own
 /// rustls dependency.

@@ -31,6 +31,20 @@ pub enum Step {
     /// (a cancelled transfer). The kernel may discard bytes that arrive with
     /// the reset, so this proves less than `ExpectEof`.
     ExpectEofOrReset,
+    /// Send these bytes `chunk` bytes at a time, pausing `every` before each
+    /// piece (a server that trickles, for read deadlines and speed limits).
+    /// Over TLS the pieces are of the records' ciphertext. If the client hangs
+    /// up meanwhile (a write fails), the script ends there, without a
+    /// mismatch: see [`Transcript::hung_up`](crate::Transcript::hung_up) and
+    /// [`Transcript::dripped`](crate::Transcript::dripped).
+    Drip {
+        /// The bytes (plaintext).
+        bytes: Vec<u8>,
+        /// Bytes per piece (at least 1).
+        chunk: usize,
+        /// The pause before each piece.
+        every: Duration,
+    },
     /// Stall for this long.
     Sleep(Duration),
     /// Switch to TLS here: the client must not have sent anything after the
@@ -212,6 +226,15 @@ impl Script {
         self.step(Step::Quiet(duration))
     }
 
+    /// Sends `bytes` `chunk` bytes at a time, `every` apart ([`Step::Drip`]).
+    pub fn drip(self, bytes: &[u8], chunk: usize, every: Duration) -> Script {
+        self.step(Step::Drip {
+            bytes: bytes.to_vec(),
+            chunk,
+            every,
+        })
+    }
+
     /// Stalls for `duration` before the next step.
     pub fn sleep(self, duration: Duration) -> Script {
         self.step(Step::Sleep(duration))
@@ -254,6 +277,7 @@ impl Script {
     /// | `EOF` | expect the client to close |
     /// | `EOF-OR-RESET` | expect the client to close, a reset counting as a close |
     /// | `SLEEP: ms` | stall for `ms` milliseconds |
+    /// | `S-DRIP: n ms text` | send `text` (escapes of `S-RAW`) `n` bytes at a time, `ms` milliseconds apart |
     /// | `STARTTLS` | switch to TLS |
     /// | `CLOSE` / `CLOSE-ABRUPT` | close (with / without TLS close_notify) |
     /// | `HANDOFF` | drop every byte received and not yet read (the login hand-off) |
@@ -302,6 +326,29 @@ impl Script {
                 }
                 "EOF" if arg.is_none() => Step::ExpectEof,
                 "EOF-OR-RESET" if arg.is_none() => Step::ExpectEofOrReset,
+                "S-DRIP" => {
+                    let arg = need_arg()?;
+                    let mut parts = arg.splitn(3, ' ');
+                    let (Some(chunk), Some(ms), Some(text)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        return Err(err("S-DRIP wants: bytes-per-piece ms text".to_owned()));
+                    };
+                    let chunk: usize = chunk
+                        .parse()
+                        .map_err(|e| err(format!("S-DRIP wants bytes per piece: {e}")))?;
+                    let ms: u64 = ms
+                        .parse()
+                        .map_err(|e| err(format!("S-DRIP wants milliseconds: {e}")))?;
+                    if chunk == 0 {
+                        return Err(err("S-DRIP: at least 1 byte per piece".to_owned()));
+                    }
+                    Step::Drip {
+                        bytes: unescape(text).map_err(err)?,
+                        chunk,
+                        every: Duration::from_millis(ms),
+                    }
+                }
                 "SLEEP" => {
                     let ms: u64 = need_arg()?
                         .trim()
@@ -345,6 +392,7 @@ mod tests {
             C-ONCE: CAPA\\r\\nLIST\\r\\n
             QUIET: 300
             SLEEP: 25
+            S-DRIP: 2 10 +OK\\r\\n
             STARTTLS
             C: PASS with: colon
             HANDOFF
@@ -365,6 +413,7 @@ mod tests {
             .expect_one_read(b"CAPA\r\nLIST\r\n")
             .quiet(Duration::from_millis(300))
             .sleep(Duration::from_millis(25))
+            .drip(b"+OK\r\n", 2, Duration::from_millis(10))
             .start_tls()
             .expect("PASS with: colon")
             .hand_off()

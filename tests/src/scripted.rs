@@ -449,6 +449,21 @@ fn run_connection(stream: TcpStream, options: &RunOptions) -> Transcript {
                     break;
                 }
             }
+            Step::Drip {
+                bytes,
+                chunk,
+                every,
+            } => {
+                let (sent, hung_up) = conn.drip(bytes, *chunk, *every);
+                transcript.dripped += sent;
+                if hung_up {
+                    // Record what the client sent up to its hang-up.
+                    transcript.hung_up = true;
+                    conn.drain(options.linger);
+                    completed = false;
+                    break;
+                }
+            }
             Step::Sleep(duration) => thread::sleep(*duration),
             Step::StartTls => {
                 if !conn.buffered().is_empty() {
@@ -585,9 +600,23 @@ pub struct Transcript {
     tls_offset: Option<usize>,
     after_script_offset: Option<usize>,
     dropped: Vec<u8>,
+    dripped: usize,
+    hung_up: bool,
 }
 
 impl Transcript {
+    /// Whether the client hung up during a [`Step::Drip`] (a write failed),
+    /// which ended the script there.
+    pub fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// How many bytes the [`Step::Drip`] steps put on the wire (of the
+    /// ciphertext over TLS).
+    pub fn dripped(&self) -> usize {
+        self.dripped
+    }
+
     /// Every byte the client sent, in order (decrypted after a TLS switch).
     pub fn received(&self) -> &[u8] {
         &self.received
@@ -675,6 +704,13 @@ impl fmt::Display for Transcript {
         }
         if let Some(e) = &self.failure {
             write!(f, "; failure: {e}")?;
+        }
+        if self.hung_up {
+            write!(
+                f,
+                "; the client hung up after {} dripped bytes",
+                self.dripped
+            )?;
         }
         write!(
             f,

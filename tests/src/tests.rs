@@ -296,6 +296,41 @@ fn scripted_one_read_and_quiet() -> TestResult {
 }
 
 #[test]
+fn scripted_drip_and_hang_up() -> TestResult {
+    let server = ScriptedServer::start(
+        Script::new()
+            .drip(b"+OK hello\r\n", 3, Duration::from_millis(10))
+            .expect("QUIT"),
+    )?;
+    let mut client = Client::connect(server.addr())?;
+    assert_eq!(client.line()?, "+OK hello\r\n");
+    client.send(b"QUIT\r\n")?;
+    drop(client);
+    let transcript = server.finish()?;
+    transcript.assert_complete();
+    assert_eq!((transcript.dripped(), transcript.hung_up()), (11, false));
+
+    // A client that hangs up ends an endless drip, and the script, without a mismatch.
+    let server = ScriptedServer::start(
+        Script::new()
+            .send_raw(b"+OK ")
+            .drip(&[b'x'; 1000], 1, Duration::from_millis(10))
+            .expect("NEVER"),
+    )?;
+    let mut client = Client::connect(server.addr())?;
+    let mut first = [0u8; 5];
+    client.reader.read_exact(&mut first)?;
+    assert_eq!(&first, b"+OK x");
+    drop(client);
+    let transcript = server.finish()?;
+    assert!(transcript.hung_up(), "{transcript}");
+    assert!(!transcript.is_complete());
+    assert_eq!(transcript.mismatch(), None);
+    assert!(transcript.dripped() < 1000, "{transcript}");
+    Ok(())
+}
+
+#[test]
 fn scripted_without_client_times_out() -> TestResult {
     let server = ScriptedServer::builder(Script::new().send("+OK"))
         .accept_timeout(Duration::from_millis(100))
