@@ -331,6 +331,33 @@ fn scripted_drip_and_hang_up() -> TestResult {
 }
 
 #[test]
+fn scripted_finish_async_does_not_block_the_runtime() -> TestResult {
+    use std::future::Future as _;
+    use std::task::{Context, Waker};
+
+    let server = ScriptedServer::start(Script::parse("S: +OK hi\nC: QUIT\nS: +OK bye")?)?;
+    let addr = server.addr();
+    let mut waiting = Box::pin(server.finish_async());
+    // No client yet: polling returns at once, pending (a blocking wait would hang here).
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    let client = std::thread::spawn(move || -> io::Result<String> {
+        let mut client = Client::connect(addr)?;
+        client.line()?;
+        client.command("QUIT")
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let transcript = runtime.block_on(waiting)?;
+    assert_eq!(
+        client.join().map_err(|_| "client panicked")??,
+        "+OK bye\r\n"
+    );
+    transcript.assert_complete();
+    assert_eq!(transcript.received(), b"QUIT\r\n");
+    Ok(())
+}
+
+#[test]
 fn scripted_without_client_times_out() -> TestResult {
     let server = ScriptedServer::builder(Script::new().send("+OK"))
         .accept_timeout(Duration::from_millis(100))
