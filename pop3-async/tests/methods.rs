@@ -35,7 +35,8 @@ async fn every_method_on_canned_bytes() {
     let body = b"Subject: hi\r\n\r\n.leading dot\r\nline two\r\n".to_vec();
     let mut script = Script::parse(&greet(
         CAPA,
-        r"
+        &format!(
+            r"
         C: UTF8
         S: +OK UTF8 enabled
         C: LANG
@@ -59,8 +60,7 @@ async fn every_method_on_canned_bytes() {
         C: UIDL 1
         S: +OK 1 whqtswO00WBw418f9t5JxYwZ
         "
-        .replace("{CAPA}", CAPA)
-        .as_str(),
+        ),
     ))
     .unwrap();
     for command in ["RETR 1", "RETR 1", "TOP 1 0"] {
