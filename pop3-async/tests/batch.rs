@@ -6,9 +6,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{MailServer, message, multiline, options};
+use common::{message, multiline, options};
 use futures_core::Stream;
 use pop3_async::{Connection, Error, RetrEvent};
+use pop3_tests::MailboxServer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -16,19 +17,24 @@ async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
 }
 
-async fn session(addr: std::net::SocketAddr, user: usize) -> Connection<TcpStream> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
+/// The kit's stateful mailbox server with `messages` (account alice / secret-a).
+fn mailbox(messages: Vec<Vec<u8>>) -> MailboxServer {
+    MailboxServer::start(messages).unwrap()
+}
+
+async fn session(server: &MailboxServer) -> Connection<TcpStream> {
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &options()).await.unwrap();
-    pop.user(&format!("user{user}")).await.unwrap();
-    pop.pass(format!("pass{user}")).await.unwrap();
+    pop.user("alice").await.unwrap();
+    pop.pass("secret-a").await.unwrap();
     pop
 }
 
 #[tokio::test]
 async fn retr_stream_yields_bounded_chunks() {
     let big = message(7, 5_000_000);
-    let (addr, _server) = MailServer::start(vec![vec![big.clone(), message(8, 100)]]).await;
-    let mut pop = session(addr, 0).await;
+    let server = mailbox(vec![big.clone(), message(8, 100)]);
+    let mut pop = session(&server).await;
     let mut got = Vec::new();
     let mut chunks = 0;
     {
@@ -63,8 +69,8 @@ async fn retr_stream_yields_bounded_chunks() {
 #[tokio::test]
 async fn retr_many_and_dele_many_pipelined() {
     let messages: Vec<Vec<u8>> = (0..50).map(|i| message(i, 500 + 97 * i as usize)).collect();
-    let (addr, server) = MailServer::start(vec![messages.clone()]).await;
-    let mut pop = session(addr, 0).await;
+    let server = mailbox(messages.clone());
+    let mut pop = session(&server).await;
     // The CAPA asked after login goes out with the next command: unknown until then.
     assert!(pop.capabilities().is_none());
     let wanted: Vec<u32> = (1..=50).chain([99, 3]).collect();
@@ -105,19 +111,23 @@ async fn retr_many_and_dele_many_pipelined() {
     );
     assert!(pop.retr_many(&[], |_, _| Ok(())).await.is_ok());
     pop.quit().await.unwrap();
-    assert_eq!(server.committed.lock().unwrap()[&0], [1, 2, 4]);
-    let log = server.log.lock().unwrap();
-    assert!(
-        !log[0].iter().any(|l| l == "DELE 5"),
-        "the refused batch sent nothing"
-    );
+    // QUIT removed 1, 2 and 4, and only those: the refused batch sent nothing (the server
+    // would have taken DELE 5).
+    let left: Vec<Vec<u8>> = messages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![0, 1, 3].contains(i))
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(server.messages(), left);
+    assert_eq!(server.quits(), 1);
 }
 
 #[tokio::test]
 async fn retr_many_callback_error_stops_the_batch_but_not_the_session() {
     let messages: Vec<Vec<u8>> = (0..20).map(|i| message(i, 3000)).collect();
-    let (addr, _server) = MailServer::start(vec![messages]).await;
-    let mut pop = session(addr, 0).await;
+    let server = mailbox(messages);
+    let mut pop = session(&server).await;
     let all: Vec<u32> = (1..=20).collect();
     let result = pop
         .retr_many(&all, |msg, _| {
@@ -132,8 +142,9 @@ async fn retr_many_callback_error_stops_the_batch_but_not_the_session() {
     assert_eq!(pop.stat().await.unwrap().count, 20);
 }
 
-/// A server that, after each read, writes the replies to every complete command in it before
-/// it reads again: with a small pipe, a client that does not read while it writes deadlocks.
+/// The far end of an in-memory pipe (so not a TCP server like the kit's): after each read, it
+/// writes the replies to every complete command in it before it reads again. With a small
+/// pipe, a client that does not read while it writes deadlocks.
 async fn greedy_server<S: AsyncRead + AsyncWrite + Unpin>(io: S, messages: Arc<Vec<Vec<u8>>>) {
     let (mut reader, mut writer) = tokio::io::split(io);
     writer.write_all(b"+OK greedy\r\n").await.unwrap();
@@ -214,24 +225,21 @@ async fn no_deadlock_over_a_small_duplex_pipe() {
 
 #[tokio::test]
 async fn no_deadlock_over_tcp() {
-    let messages: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..2000)
-            .map(|i| message(i, 4000 + (i as usize % 5) * 1000))
-            .collect(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let m = messages.clone();
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        greedy_server(tcp, m).await;
-    });
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let messages: Vec<Vec<u8>> = (0..2000)
+        .map(|i| message(i, 4000 + (i as usize % 5) * 1000))
+        .collect();
+    // The kit's mailbox server answers each command as it reads it, so it stops reading while
+    // a reply does not fit: a client that does not read while it writes deadlocks.
+    let server = MailboxServer::builder(messages.clone())
+        .credentials("u", "p")
+        .start()
+        .unwrap();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     tokio::time::timeout(
         std::time::Duration::from_secs(60),
         fetch_all(tcp, &messages),
     )
     .await
     .expect("deadlock: the batch did not finish");
-    server.await.unwrap();
+    assert_eq!(server.quits(), 1);
 }

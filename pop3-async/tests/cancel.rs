@@ -6,24 +6,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Peer, message, multiline, options, serve_one};
+use common::{complete, message, multiline, options, serve, serve_script};
 use futures_core::Stream;
 use pop3_async::{Connection, Error};
+use pop3_tests::{Script, ScriptedServer};
 use tokio::net::TcpStream;
 
-const CAPA: &str = "+OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n";
-
-async fn logged_in(p: &mut Peer<TcpStream>) {
-    p.send("+OK ready\r\n").await;
-    p.expect("CAPA").await;
-    p.send(CAPA).await;
-    p.expect("USER u").await;
-    p.send("+OK\r\n").await;
-    p.expect("PASS p").await;
-    p.send("+OK\r\n").await;
-    p.expect("CAPA").await;
-    p.send(CAPA).await;
-}
+/// Greeting, CAPA, USER u, PASS p and the CAPA after login.
+const LOGGED_IN: &str = r"
+S: +OK ready
+C: CAPA
+S-RAW: +OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n
+C: USER u
+S: +OK
+C: PASS p
+S: +OK
+C: CAPA
+S-RAW: +OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n
+";
 
 async fn login(pop: &mut Connection<TcpStream>) {
     pop.user("u").await.unwrap();
@@ -32,16 +32,11 @@ async fn login(pop: &mut Connection<TcpStream>) {
 
 #[tokio::test]
 async fn timeout_on_a_stalled_server_closes_the_connection() {
-    let (addr, server) = serve_one(|mut p| async move {
-        logged_in(&mut p).await;
-        p.expect("STAT").await;
-        // Stall: no answer.
-        p.drain().await
-    })
-    .await;
+    // Stall: no answer to STAT.
+    let server = serve(&format!("{LOGGED_IN}\nC: STAT\nEOF"));
     let mut options = options();
     options.timeout = Duration::from_millis(200);
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &options).await.unwrap();
     login(&mut pop).await;
     let started = std::time::Instant::now();
@@ -54,19 +49,16 @@ async fn timeout_on_a_stalled_server_closes_the_connection() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(matches!(pop.noop().await, Err(Error::Unusable(_))));
     drop(pop);
-    let received = server.await.unwrap();
-    assert!(
-        !received.iter().any(|l| l == "QUIT" || l == "NOOP"),
-        "{received:?}"
-    );
+    // Nothing after STAT: no NOOP, no QUIT.
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn stalled_greeting_times_out() {
-    let (addr, _server) = serve_one(|p| async move { p.drain().await }).await;
+    let server = serve("EOF");
     let mut options = options();
     options.timeout = Duration::from_millis(100);
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     assert!(matches!(
         Connection::new(tcp, &options).await,
         Err(Error::Timeout(pop3_async::pop3_proto::Expired::Timeout {
@@ -74,27 +66,31 @@ async fn stalled_greeting_times_out() {
             ..
         }))
     ));
+    // The client sent nothing.
+    complete(server).await;
 }
 
-/// A server that sends half of message 1 and then stalls, logging everything it receives.
-async fn half_message_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
-    serve_one(|mut p| async move {
-        logged_in(&mut p).await;
-        p.expect("DELE 2").await;
-        p.send("+OK deleted\r\n").await;
-        p.expect("RETR 1").await;
-        let body = multiline(&message(1, 200_000));
-        p.send("+OK\r\n").await;
-        p.send_raw(&body[..body.len() / 2]).await;
-        p.drain().await
-    })
-    .await
+/// A server that sends half of message 1 and then stalls until the client closes: nothing
+/// may follow RETR 1 (no QUIT, nothing after the cancelled RETR). The client drops the
+/// connection with the rest of the body unread, so it may close with a reset.
+fn half_message_server() -> ScriptedServer {
+    let body = multiline(&message(1, 200_000));
+    serve_script(
+        Script::parse(LOGGED_IN)
+            .unwrap()
+            .expect("DELE 2")
+            .send("+OK deleted")
+            .expect("RETR 1")
+            .send("+OK")
+            .send_raw(&body[..body.len() / 2])
+            .expect_eof_or_reset(),
+    )
 }
 
 #[tokio::test]
 async fn dropped_retr_poisons_and_commits_nothing() {
-    let (addr, server) = half_message_server().await;
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let server = half_message_server();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &options()).await.unwrap();
     login(&mut pop).await;
     pop.dele(2).await.unwrap();
@@ -106,19 +102,14 @@ async fn dropped_retr_poisons_and_commits_nothing() {
     assert!(matches!(pop.dele(1).await, Err(Error::Poisoned)));
     // QUIT would commit DELE 2: a poisoned connection refuses it.
     assert!(matches!(pop.quit().await, Err(Error::Poisoned)));
-    let received = server.await.unwrap();
-    assert_eq!(
-        received.last().map(String::as_str),
-        Some("RETR 1"),
-        "{received:?}"
-    );
-    assert!(!received.iter().any(|l| l == "QUIT"));
+    // RETR 1 was the last command.
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn dropped_body_stream_poisons() {
-    let (addr, server) = half_message_server().await;
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let server = half_message_server();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &options()).await.unwrap();
     login(&mut pop).await;
     pop.dele(2).await.unwrap();
@@ -129,18 +120,15 @@ async fn dropped_body_stream_poisons() {
     }
     assert!(matches!(pop.noop().await, Err(Error::Poisoned)));
     assert!(matches!(pop.quit().await, Err(Error::Poisoned)));
-    let received = server.await.unwrap();
-    assert!(
-        !received.iter().any(|l| l == "QUIT" || l == "NOOP"),
-        "{received:?}"
-    );
+    // No NOOP, no QUIT.
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn select_cancellation_in_a_loop() {
     // The common pattern: a shutdown signal racing an operation.
-    let (addr, server) = half_message_server().await;
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let server = half_message_server();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &options()).await.unwrap();
     login(&mut pop).await;
     pop.dele(2).await.unwrap();
@@ -155,23 +143,22 @@ async fn select_cancellation_in_a_loop() {
     }
     assert!(matches!(pop.list().await, Err(Error::Poisoned)));
     drop(pop);
-    let received = server.await.unwrap();
-    assert!(!received.iter().any(|l| l == "QUIT"));
+    // No QUIT.
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn writer_error_keeps_the_connection_usable() {
-    let (addr, server) = serve_one(|mut p| async move {
-        logged_in(&mut p).await;
-        p.expect("RETR 1").await;
-        p.send("+OK\r\n").await;
-        p.send_raw(&multiline(&message(1, 300_000))).await;
-        p.expect("NOOP").await;
-        p.send("+OK still here\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let server = serve_script(
+        Script::parse(LOGGED_IN)
+            .unwrap()
+            .expect("RETR 1")
+            .send("+OK")
+            .send_raw(&multiline(&message(1, 300_000)))
+            .expect("NOOP")
+            .send("+OK still here"),
+    );
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &options()).await.unwrap();
     login(&mut pop).await;
     let mut out = FullDisk(1000);
@@ -179,7 +166,7 @@ async fn writer_error_keeps_the_connection_usable() {
     // The rest of the message is skipped; the session goes on.
     assert_eq!(pop.noop().await.unwrap().text, "still here");
     drop(pop);
-    server.await.unwrap();
+    complete(server).await;
 }
 
 /// A writer that fails once it has taken its capacity.

@@ -3,20 +3,26 @@
 
 mod common;
 
-use common::{Peer, multiline, options, serve_one};
+use common::{complete, multiline, options, serve, serve_script};
 use pop3_async::pop3_proto::sasl::Plain;
 use pop3_async::pop3_proto::{CommandKind, ResponseCode};
 use pop3_async::{Connection, Error, LoginMethod, ScanListing, Security, Stat, UniqueIdListing};
-use tokio::io::{AsyncRead, AsyncWrite};
+use pop3_tests::Script;
 use tokio::net::TcpStream;
 
-const CAPA: &str = "+OK\r\nUSER\r\nTOP\r\nUIDL\r\nSASL PLAIN\r\nLANG\r\nUTF8\r\n.\r\n";
+/// The CAPA reply, escaped for `S-RAW`.
+const CAPA: &str = r"+OK\r\nUSER\r\nTOP\r\nUIDL\r\nSASL PLAIN\r\nLANG\r\nUTF8\r\n.\r\n";
 
-async fn greet<S: AsyncRead + AsyncWrite + Unpin>(peer: &mut Peer<S>, capa: &str) {
-    peer.send("+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n")
-        .await;
-    peer.expect("CAPA").await;
-    peer.send(capa).await;
+/// The greeting, the automatic CAPA and its reply (`capa`, escaped for `S-RAW`), then `rest`.
+fn greet(capa: &str, rest: &str) -> String {
+    format!(
+        r"
+        S: +OK POP3 ready <1896.697170952@dbc.mtview.ca.us>
+        C: CAPA
+        S-RAW: {capa}
+        {rest}
+        "
+    )
 }
 
 async fn connect(addr: std::net::SocketAddr) -> Connection<TcpStream> {
@@ -27,50 +33,56 @@ async fn connect(addr: std::net::SocketAddr) -> Connection<TcpStream> {
 #[tokio::test]
 async fn every_method_on_canned_bytes() {
     let body = b"Subject: hi\r\n\r\n.leading dot\r\nline two\r\n".to_vec();
-    let body2 = body.clone();
-    let (addr, server) = serve_one(move |mut p| async move {
-        greet(&mut p, CAPA).await;
-        p.expect("UTF8").await;
-        p.send("+OK UTF8 enabled\r\n").await;
-        p.expect("LANG").await;
-        p.send("+OK\r\nen English\r\nde Deutsch\r\n.\r\n").await;
-        p.expect("LANG de").await;
-        p.send("+OK Sprache geaendert\r\n").await;
-        p.expect("USER alice").await;
-        p.send("+OK\r\n").await;
-        p.expect("PASS secret word").await;
-        p.send("+OK maildrop locked\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA).await;
-        p.expect("STAT").await;
-        p.send("+OK 2 320\r\n").await;
-        p.expect("LIST").await;
-        p.send("+OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n").await;
-        p.expect("LIST 2").await;
-        p.send("+OK 2 200\r\n").await;
-        p.expect("UIDL").await;
-        p.send("+OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n.\r\n")
-            .await;
-        p.expect("UIDL 1").await;
-        p.send("+OK 1 whqtswO00WBw418f9t5JxYwZ\r\n").await;
-        for command in ["RETR 1", "RETR 1", "TOP 1 0"] {
-            p.expect(command).await;
-            p.send("+OK\r\n").await;
-            p.send_raw(&multiline(&body2)).await;
-        }
-        p.expect("RETR 9").await;
-        p.send("-ERR [SYS/PERM] no such message\r\n").await;
-        p.expect("DELE 1").await;
-        p.send("+OK message 1 deleted\r\n").await;
-        p.expect("RSET").await;
-        p.send("+OK\r\n").await;
-        p.expect("NOOP").await;
-        p.send("+OK\r\n").await;
-        p.expect("QUIT").await;
-        p.send("+OK dewey POP3 server signing off\r\n").await;
-        p.drain().await
-    })
-    .await;
+    let mut script = Script::parse(&greet(
+        CAPA,
+        &format!(
+            r"
+        C: UTF8
+        S: +OK UTF8 enabled
+        C: LANG
+        S-RAW: +OK\r\nen English\r\nde Deutsch\r\n.\r\n
+        C: LANG de
+        S: +OK Sprache geaendert
+        C: USER alice
+        S: +OK
+        C: PASS secret word
+        S: +OK maildrop locked
+        C: CAPA
+        S-RAW: {CAPA}
+        C: STAT
+        S: +OK 2 320
+        C: LIST
+        S-RAW: +OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n
+        C: LIST 2
+        S: +OK 2 200
+        C: UIDL
+        S-RAW: +OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n.\r\n
+        C: UIDL 1
+        S: +OK 1 whqtswO00WBw418f9t5JxYwZ
+        "
+        ),
+    ))
+    .unwrap();
+    for command in ["RETR 1", "RETR 1", "TOP 1 0"] {
+        script = script
+            .expect(command)
+            .send("+OK")
+            .send_raw(&multiline(&body));
+    }
+    let script = script
+        .expect("RETR 9")
+        .send("-ERR [SYS/PERM] no such message")
+        .expect("DELE 1")
+        .send("+OK message 1 deleted")
+        .expect("RSET")
+        .send("+OK")
+        .expect("NOOP")
+        .send("+OK")
+        .expect("QUIT")
+        .send("+OK dewey POP3 server signing off")
+        .expect_eof();
+    let server = serve_script(script);
+    let addr = server.addr();
     let mut pop = connect(addr).await;
     assert!(pop.greeting().apop);
     assert_eq!(
@@ -146,18 +158,13 @@ async fn every_method_on_canned_bytes() {
         pop.quit().await.unwrap().text,
         "dewey POP3 server signing off"
     );
-    let received = server.await.unwrap();
-    assert!(!received.is_empty());
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn usage_errors_send_nothing_and_keep_the_session() {
-    let (addr, server) = serve_one(|mut p| async move {
-        greet(&mut p, "-ERR no CAPA\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let mut pop = connect(addr).await;
+    let server = serve(&greet(r"-ERR no CAPA\r\n", "EOF"));
+    let mut pop = connect(server.addr()).await;
     // RETR before login: wrong phase; an argument with CR LF: refused before anything is sent.
     assert!(matches!(pop.retr_vec(1).await, Err(Error::Usage(_))));
     assert!(matches!(
@@ -166,17 +173,13 @@ async fn usage_errors_send_nothing_and_keep_the_session() {
     ));
     drop(pop);
     // Exactly the automatic CAPA reached the server: no RETR, no USER, no smuggled DELE.
-    assert_eq!(server.await.unwrap(), ["CAPA"]);
+    assert_eq!(complete(server).await.received(), b"CAPA\r\n");
 }
 
 #[tokio::test]
 async fn password_refused_without_tls_by_default() {
-    let (addr, server) = serve_one(|mut p| async move {
-        greet(&mut p, CAPA).await;
-        p.drain().await
-    })
-    .await;
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let server = serve(&greet(CAPA, "EOF"));
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let mut pop = Connection::new(tcp, &pop3_async::Options::default())
         .await
         .unwrap();
@@ -187,17 +190,13 @@ async fn password_refused_without_tls_by_default() {
     ));
     drop(pop);
     // Neither call put a credential (nor a USER) on the wire.
-    assert_eq!(server.await.unwrap(), ["CAPA"]);
+    assert_eq!(complete(server).await.received(), b"CAPA\r\n");
 }
 
 #[tokio::test]
 async fn refused_greeting() {
-    let (addr, _server) = serve_one(|mut p| async move {
-        p.send("-ERR [IN-USE] go away\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let server = serve("S: -ERR [IN-USE] go away");
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     match Connection::new(tcp, &options()).await {
         Err(Error::GreetingRefused { code, text }) => {
             assert_eq!(code, Some(ResponseCode::InUse));
@@ -209,31 +208,33 @@ async fn refused_greeting() {
 
 #[tokio::test]
 async fn auth_plain_and_login_choice() {
-    let (addr, server) = serve_one(|mut p| async move {
-        greet(&mut p, CAPA).await;
-        // login(): PLAIN is preferred over USER/PASS.
-        p.expect("AUTH PLAIN AGFsaWNlAHNlY3JldA==").await;
-        p.send("+OK\r\n").await;
-        // Nothing follows the login until the next command.
-        p.drain().await
-    })
-    .await;
-    let mut pop = connect(addr).await;
+    let server = serve(&greet(
+        CAPA,
+        r"
+        # login(): PLAIN is preferred over USER/PASS.
+        C: AUTH PLAIN AGFsaWNlAHNlY3JldA==
+        S: +OK
+        # Nothing follows the login until the next command.
+        EOF
+        ",
+    ));
+    let mut pop = connect(server.addr()).await;
     assert_eq!(
         pop.login("alice", "secret").await.unwrap(),
         LoginMethod::Plain
     );
     drop(pop);
-    server.await.unwrap();
+    complete(server).await;
 
-    let (addr, server) = serve_one(|mut p| async move {
-        greet(&mut p, CAPA).await;
-        p.expect("AUTH PLAIN AGJvYgBodW50ZXIy").await;
-        p.send("-ERR [AUTH] invalid\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let mut pop = connect(addr).await;
+    let server = serve(&greet(
+        CAPA,
+        r"
+        C: AUTH PLAIN AGJvYgBodW50ZXIy
+        S: -ERR [AUTH] invalid
+        EOF
+        ",
+    ));
+    let mut pop = connect(server.addr()).await;
     let refused = pop
         .auth(Plain::new(None, "bob".into(), "hunter2".into()))
         .await;
@@ -246,46 +247,45 @@ async fn auth_plain_and_login_choice() {
     drop(pop);
     // The refused NOOP never reached the server.
     assert_eq!(
-        server.await.unwrap(),
-        ["CAPA", "AUTH PLAIN AGJvYgBodW50ZXIy"]
+        complete(server).await.received(),
+        b"CAPA\r\nAUTH PLAIN AGJvYgBodW50ZXIy\r\n"
     );
 }
 
 #[tokio::test]
 async fn apop_digest() {
-    let (addr, server) = serve_one(|mut p| async move {
-        greet(&mut p, "-ERR\r\n").await;
-        // RFC 1939 §7's example.
-        p.expect("APOP mrose c4c9334bac560ecc979e58001b3e22fb")
-            .await;
-        p.send("+OK maildrop has 1 message (369 octets)\r\n").await;
-        p.expect("CAPA").await;
-        p.send("-ERR\r\n").await;
-        p.expect("STAT").await;
-        p.send("+OK 1 369\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let mut pop = connect(addr).await;
+    let server = serve(&greet(
+        r"-ERR\r\n",
+        r"
+        # RFC 1939 §7's example.
+        C: APOP mrose c4c9334bac560ecc979e58001b3e22fb
+        S: +OK maildrop has 1 message (369 octets)
+        C: CAPA
+        S: -ERR
+        C: STAT
+        S: +OK 1 369
+        ",
+    ));
+    let mut pop = connect(server.addr()).await;
     pop.apop("mrose", "tanstaaf").await.unwrap();
     assert_eq!(pop.stat().await.unwrap().count, 1);
     drop(pop);
-    server.await.unwrap();
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn connect_helper_plain() {
-    let (addr, server) = serve_one(|mut p| async move {
-        greet(&mut p, CAPA).await;
-        p.expect("QUIT").await;
-        p.send("+OK bye\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let pop = Connection::connect("127.0.0.1", addr.port(), Security::None, &options())
+    let server = serve(&greet(
+        CAPA,
+        r"
+        C: QUIT
+        S: +OK bye
+        ",
+    ));
+    let pop = Connection::connect("127.0.0.1", server.port(), Security::None, &options())
         .await
         .unwrap();
     assert!(!pop.is_tls());
     pop.quit().await.unwrap();
-    server.await.unwrap();
+    complete(server).await;
 }

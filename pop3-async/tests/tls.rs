@@ -3,13 +3,33 @@
 
 mod common;
 
-use common::{Peer, options, serve_one, tls_server};
+use common::{complete, localhost_ca, options, serve};
 use pop3_async::pop3_proto::ProtocolError;
 use pop3_async::{Connection, Error, LoginMethod, Options, Security, TlsOptions};
-use tokio_rustls::TlsAcceptor;
+use pop3_tests::{Script, ScriptedServer, TestCa};
 
-const CAPA_STLS: &str = "+OK\r\nUSER\r\nSTLS\r\nSASL PLAIN\r\n.\r\n";
-const CAPA_TLS: &str = "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n";
+/// The CAPA replies, escaped for `S-RAW`.
+const CAPA_STLS: &str = r"+OK\r\nUSER\r\nSTLS\r\nSASL PLAIN\r\n.\r\n";
+const CAPA_TLS: &str = r"+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n";
+
+/// The kit's scripted server with `ca`'s certificate, for one connection of `script`.
+fn serve_tls(ca: &TestCa, implicit: bool, script: &str) -> ScriptedServer {
+    let builder =
+        ScriptedServer::builder(Script::parse(script).unwrap()).tls_config(ca.server_config());
+    if implicit {
+        builder.implicit_tls().start().unwrap()
+    } else {
+        builder.start().unwrap()
+    }
+}
+
+/// The server's side of a connection whose client refused the certificate: the handshake
+/// failed, and the client sent nothing over TLS.
+async fn assert_refused(server: ScriptedServer) {
+    let transcript = server.finish_async().await.unwrap();
+    assert!(!transcript.is_complete(), "{transcript}");
+    assert!(transcript.received().is_empty(), "{transcript}");
+}
 
 fn trusting(pem: &str) -> Options {
     Options::default()
@@ -19,37 +39,34 @@ fn trusting(pem: &str) -> Options {
 
 #[tokio::test]
 async fn stls_upgrade_then_login_over_tls() {
-    let (config, pem) = tls_server();
-    let (addr, server) = serve_one(move |mut p| async move {
-        p.send("+OK ready\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_STLS).await;
-        p.expect("STLS").await;
-        p.send("+OK begin TLS\r\n").await;
-        let tls = TlsAcceptor::from(config)
-            .accept(p.into_inner())
-            .await
-            .unwrap();
-        let mut p = Peer::new(tls);
-        p.expect("CAPA").await;
-        p.send(CAPA_TLS).await;
-        p.expect("AUTH PLAIN AGFsaWNlAHNlY3JldA==").await;
-        p.send("+OK\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_TLS).await;
-        p.expect("QUIT").await;
-        p.send("+OK bye\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let mut pop = Connection::connect(
-        "localhost",
-        addr.port(),
-        Security::StartTls,
-        &trusting(&pem),
-    )
-    .await
-    .unwrap();
+    let ca = localhost_ca();
+    let pem = ca.certificate_pem();
+    let server = serve_tls(
+        &ca,
+        false,
+        &format!(
+            r"
+            S: +OK ready
+            C: CAPA
+            S-RAW: {CAPA_STLS}
+            C: STLS
+            S: +OK begin TLS
+            STARTTLS
+            C: CAPA
+            S-RAW: {CAPA_TLS}
+            C: AUTH PLAIN AGFsaWNlAHNlY3JldA==
+            S: +OK
+            C: CAPA
+            S-RAW: {CAPA_TLS}
+            C: QUIT
+            S: +OK bye
+            "
+        ),
+    );
+    let addr = server.addr();
+    let mut pop = Connection::connect("localhost", addr.port(), Security::StartTls, &trusting(pem))
+        .await
+        .unwrap();
     assert!(pop.is_tls());
     assert!(
         !pop.capabilities().unwrap().stls,
@@ -61,119 +78,114 @@ async fn stls_upgrade_then_login_over_tls() {
         LoginMethod::Plain
     );
     pop.quit().await.unwrap();
-    server.await.unwrap();
+    let transcript = complete(server).await;
+    assert_eq!(transcript.received_before_tls(), b"CAPA\r\nSTLS\r\n");
 }
 
 #[tokio::test]
 async fn implicit_tls() {
-    let (config, pem) = tls_server();
-    let (addr, server) = serve_one(move |p| async move {
-        let tls = TlsAcceptor::from(config)
-            .accept(p.into_inner())
-            .await
-            .unwrap();
-        let mut p = Peer::new(tls);
-        p.send("+OK ready\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_TLS).await;
-        p.expect("USER alice").await;
-        p.send("+OK\r\n").await;
-        p.expect("PASS secret").await;
-        p.send("+OK\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_TLS).await;
-        p.expect("QUIT").await;
-        p.send("+OK bye\r\n").await;
-        p.drain().await
-    })
-    .await;
-    let mut pop = Connection::connect(
-        "localhost",
-        addr.port(),
-        Security::Implicit,
-        &trusting(&pem),
-    )
-    .await
-    .unwrap();
+    let ca = localhost_ca();
+    let pem = ca.certificate_pem();
+    let server = serve_tls(
+        &ca,
+        true,
+        &format!(
+            r"
+            S: +OK ready
+            C: CAPA
+            S-RAW: {CAPA_TLS}
+            C: USER alice
+            S: +OK
+            C: PASS secret
+            S: +OK
+            C: CAPA
+            S-RAW: {CAPA_TLS}
+            C: QUIT
+            S: +OK bye
+            "
+        ),
+    );
+    let addr = server.addr();
+    let mut pop = Connection::connect("localhost", addr.port(), Security::Implicit, &trusting(pem))
+        .await
+        .unwrap();
     assert!(pop.is_tls());
     // USER/PASS is allowed over TLS without any option.
     pop.user("alice").await.unwrap();
     pop.pass("secret").await.unwrap();
     pop.quit().await.unwrap();
-    server.await.unwrap();
+    complete(server).await;
 }
 
 #[tokio::test]
 async fn unknown_ca_and_wrong_name_fail_verification() {
-    let (config, pem) = tls_server();
-    let c = config.clone();
-    let (addr, _server) = serve_one(move |p| async move {
-        let _ = TlsAcceptor::from(c).accept(p.into_inner()).await;
-    })
-    .await;
+    let ca = localhost_ca();
+    let server = serve_tls(&ca, true, "S: +OK ready");
     let untrusted = Connection::connect(
         "localhost",
-        addr.port(),
+        server.port(),
         Security::Implicit,
         &Options::default(),
     )
     .await;
     assert!(matches!(untrusted, Err(Error::Tls(_))), "{untrusted:?}");
+    assert_refused(server).await;
 
-    let (addr, _server) = serve_one(move |p| async move {
-        let _ = TlsAcceptor::from(config).accept(p.into_inner()).await;
-    })
-    .await;
+    let server = serve_tls(&ca, true, "S: +OK ready");
     // The certificate names localhost, not 127.0.0.1.
     let wrong_name = Connection::connect(
         "127.0.0.1",
-        addr.port(),
+        server.port(),
         Security::Implicit,
-        &trusting(&pem),
+        &trusting(ca.certificate_pem()),
     )
     .await;
     assert!(matches!(wrong_name, Err(Error::Tls(_))), "{wrong_name:?}");
+    assert_refused(server).await;
 }
 
 #[tokio::test]
 async fn dangerous_accept_any_certificate() {
-    let (config, _) = tls_server();
-    let (addr, server) = serve_one(move |p| async move {
-        let tls = TlsAcceptor::from(config)
-            .accept(p.into_inner())
-            .await
-            .unwrap();
-        let mut p = Peer::new(tls);
-        p.send("+OK ready\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_TLS).await;
-        p.drain().await
-    })
-    .await;
+    let ca = localhost_ca();
+    let server = serve_tls(
+        &ca,
+        true,
+        &format!(
+            r"
+            S: +OK ready
+            C: CAPA
+            S-RAW: {CAPA_TLS}
+            EOF
+            "
+        ),
+    );
     let options = Options::default().tls(TlsOptions::default().dangerous_accept_any_certificate());
-    let pop = Connection::connect("127.0.0.1", addr.port(), Security::Implicit, &options)
+    let pop = Connection::connect("127.0.0.1", server.port(), Security::Implicit, &options)
         .await
         .unwrap();
     assert!(pop.is_tls());
     drop(pop);
     // The whole exchange ran over the TLS session the server accepted.
-    assert_eq!(server.await.unwrap(), ["CAPA"]);
+    let transcript = complete(server).await;
+    assert_eq!(transcript.tls_offset(), Some(0));
+    assert_eq!(transcript.received(), b"CAPA\r\n");
 }
 
 #[tokio::test]
 async fn stls_injection_fails() {
-    let (addr, server) = serve_one(|mut p| async move {
-        p.send("+OK ready\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_STLS).await;
-        p.expect("STLS").await;
-        // A man in the middle appends a plaintext reply to be read as if it came over TLS.
-        p.send("+OK begin TLS\r\n+OK injected\r\n").await;
-        p.drain().await
-    })
-    .await;
+    let server = serve(&format!(
+        r"
+        S: +OK ready
+        C: CAPA
+        S-RAW: {CAPA_STLS}
+        C: STLS
+        # A man in the middle appends a plaintext reply to be read as if it came over TLS.
+        S-RAW: +OK begin TLS\r\n+OK injected\r\n
+        EOF
+        "
+    ));
     let result =
-        Connection::connect("localhost", addr.port(), Security::StartTls, &options()).await;
+        Connection::connect("localhost", server.port(), Security::StartTls, &options()).await;
     assert!(
         matches!(
             result,
@@ -181,31 +193,28 @@ async fn stls_injection_fails() {
         ),
         "{result:?}"
     );
-    let received = server.await.unwrap();
-    assert_eq!(
-        received,
-        ["CAPA", "STLS"],
-        "nothing sent after the injection"
-    );
+    // Nothing sent after the injection.
+    assert_eq!(complete(server).await.received(), b"CAPA\r\nSTLS\r\n");
 }
 
 #[tokio::test]
 async fn stls_refused() {
-    let (addr, server) = serve_one(|mut p| async move {
-        p.send("+OK ready\r\n").await;
-        p.expect("CAPA").await;
-        p.send(CAPA_TLS).await;
-        p.expect("STLS").await;
-        p.send("-ERR not here\r\n").await;
-        p.drain().await
-    })
-    .await;
+    let server = serve(&format!(
+        r"
+        S: +OK ready
+        C: CAPA
+        S-RAW: {CAPA_TLS}
+        C: STLS
+        S: -ERR not here
+        EOF
+        "
+    ));
     let result =
-        Connection::connect("localhost", addr.port(), Security::StartTls, &options()).await;
+        Connection::connect("localhost", server.port(), Security::StartTls, &options()).await;
     assert!(matches!(result, Err(Error::Server(_))), "{result:?}");
     drop(result);
     // Nothing followed the refused STLS in plaintext.
-    assert_eq!(server.await.unwrap(), ["CAPA", "STLS"]);
+    assert_eq!(complete(server).await.received(), b"CAPA\r\nSTLS\r\n");
 }
 
 #[test]

@@ -1,11 +1,9 @@
-//! The adapter against canned server bytes (an in-memory stream) and tiny local TCP servers.
+//! The adapter against the test kit's scripted server: canned replies, byte-exact transcripts.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use pop3_blocking::pop3_proto::{CommandKind, EnqueueError, Phase, ProtocolError};
@@ -13,44 +11,33 @@ use pop3_blocking::{
     Connection, Error, LoginMethod, Options, ResponseCode, RetrEvent, ScanListing, Security, Stat,
     TlsOptions, UniqueIdListing,
 };
+use pop3_tests::{CertSpec, Script, ScriptedServer, TestCa};
 
-// ---- an in-memory server: each reply is released once the client has sent the lines before it ----
+// ---- a canned conversation, played by the kit's ScriptedServer ----
 
-#[derive(Clone, Default)]
-struct Wire(Arc<Mutex<Vec<u8>>>);
-
-impl Wire {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// A canned conversation: `greeting`, then for each step the client lines it expects and the
-/// reply it gives once they arrived. Running out of steps reads as EOF; waiting for lines that
-/// never come reads as a timeout (a stalled server).
+/// A canned conversation: `greeting`, then for each step the number of client lines the
+/// server reads (each must end with CRLF) and the reply it sends once they arrived. After
+/// the last step the server closes its side (the client reads EOF).
 struct Canned {
-    steps: VecDeque<(usize, Vec<u8>)>,
-    lines_needed: usize,
-    pending: Vec<u8>,
-    wire: Wire,
-    /// How many bytes at most one read returns (to exercise splits).
+    script: Script,
+    /// How many bytes at most one read of the client's stream returns (to exercise splits).
     max_read: usize,
 }
 
 impl Canned {
     fn new(greeting: &str) -> Self {
         Self {
-            steps: VecDeque::new(),
-            lines_needed: 0,
-            pending: greeting.as_bytes().to_vec(),
-            wire: Wire::default(),
+            script: Script::new().send_raw(greeting.as_bytes()),
             max_read: usize::MAX,
         }
     }
 
     /// After `lines` more client lines, send `reply`.
     fn then(mut self, lines: usize, reply: &str) -> Self {
-        self.steps.push_back((lines, reply.as_bytes().to_vec()));
+        for _ in 0..lines {
+            self.script = self.script.expect_any();
+        }
+        self.script = self.script.send_raw(reply.as_bytes());
         self
     }
 
@@ -59,46 +46,64 @@ impl Canned {
         self
     }
 
-    fn wire(&self) -> Wire {
-        self.wire.clone()
+    /// Starts the server and connects to it.
+    fn start(self) -> (Tcp, Wire) {
+        let server = ScriptedServer::start(self.script).unwrap();
+        let tcp = TcpStream::connect(server.addr()).unwrap();
+        // A test that goes wrong fails instead of hanging.
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (
+            Tcp {
+                tcp,
+                max_read: self.max_read,
+            },
+            Wire(server),
+        )
     }
 }
 
-impl Read for Canned {
+/// The client's side of a [`Canned`] conversation: a TCP stream whose reads return at most
+/// `max_read` bytes.
+struct Tcp {
+    tcp: TcpStream,
+    max_read: usize,
+}
+
+impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pending.is_empty() {
-            let Some((lines, _)) = self.steps.front() else {
-                return Ok(0);
-            };
-            let sent = self
-                .wire
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            if sent < self.lines_needed + lines {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.lines_needed += lines;
-            self.pending = self.steps.pop_front().unwrap().1;
-        }
-        let n = self.pending.len().min(buf.len()).min(self.max_read);
-        buf[..n].copy_from_slice(&self.pending[..n]);
-        self.pending.drain(..n);
-        Ok(n)
+        let n = buf.len().min(self.max_read);
+        self.tcp.read(&mut buf[..n])
     }
 }
 
-impl Write for Canned {
+impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.wire.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
+        self.tcp.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.tcp.flush()
+    }
+}
+
+/// The server of a [`Canned`] conversation.
+struct Wire(ScriptedServer);
+
+impl Wire {
+    /// Everything the client sent, once it closed the connection. Every line it sent was
+    /// CRLF-terminated and read by a step; steps left over (replies the client never asked
+    /// for, like the CAPA after a login that nothing followed) are fine.
+    fn text(self) -> String {
+        let transcript = self.0.finish().unwrap();
+        if let Some(mismatch) = transcript.mismatch() {
+            assert!(
+                mismatch.got.is_empty() && mismatch.note == "the client closed the connection",
+                "{transcript}"
+            );
+        } else {
+            transcript.assert_complete();
+        }
+        transcript.received_str()
     }
 }
 
@@ -111,7 +116,7 @@ fn plaintext() -> Options {
 }
 
 /// Greeting, CAPA, USER, PASS, CAPA: a logged-in session over `stream`.
-fn logged_in(stream: Canned) -> Connection<Canned> {
+fn logged_in(stream: Tcp) -> Connection<Tcp> {
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     pop.user("alice").unwrap();
     pop.pass("hunter2").unwrap();
@@ -134,7 +139,7 @@ const LOGIN_ONLY_WIRE: &str = "CAPA\r\nUSER alice\r\nPASS hunter2\r\n";
 
 #[test]
 fn every_method_against_canned_replies() {
-    let stream = session(CAPA_USER)
+    let (stream, wire) = session(CAPA_USER)
         .then(1, "+OK 2 320\r\n")
         .then(1, "+OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n")
         .then(1, "+OK 2 200\r\n")
@@ -151,8 +156,8 @@ fn every_method_against_canned_replies() {
         .then(1, "+OK marked\r\n")
         .then(1, "+OK reset\r\n")
         .then(1, "+OK\r\n")
-        .then(1, "+OK bye\r\n");
-    let wire = stream.wire();
+        .then(1, "+OK bye\r\n")
+        .start();
     let mut pop = logged_in(stream);
     assert_eq!(
         pop.greeting().text,
@@ -211,10 +216,11 @@ fn every_method_against_canned_replies() {
 
 #[test]
 fn replies_split_into_single_bytes() {
-    let stream = session(CAPA_USER)
+    let (stream, _server) = session(CAPA_USER)
         .then(1, "+OK 120 octets\r\nSubject: hi\r\n\r\n..dot\r\n.\r\n")
         .then(1, "+OK bye\r\n")
-        .max_read(1);
+        .max_read(1)
+        .start();
     let mut pop = logged_in(stream);
     assert_eq!(pop.retr_vec(1).unwrap(), b"Subject: hi\r\n\r\n.dot\r\n");
     pop.quit().unwrap();
@@ -222,7 +228,7 @@ fn replies_split_into_single_bytes() {
 
 #[test]
 fn authorization_commands() {
-    let stream = Canned::new(GREETING)
+    let (stream, wire) = Canned::new(GREETING)
         .then(1, "-ERR\r\n")
         .then(
             1,
@@ -232,8 +238,8 @@ fn authorization_commands() {
         .then(1, "+OK Sprache geaendert\r\n")
         .then(1, "+OK UTF8 enabled\r\n")
         .then(1, "+OK mrose's maildrop has 2 messages\r\n")
-        .then(1, "-ERR [SYS/TEMP] no CAPA now\r\n");
-    let wire = stream.wire();
+        .then(1, "-ERR [SYS/TEMP] no CAPA now\r\n")
+        .start();
     // APOP without TLS needs plaintext allowed (its digest can be cracked offline).
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     // -ERR to the automatic CAPA: treated as "no extensions" (the missing_capa quirk).
@@ -262,12 +268,12 @@ fn authorization_commands() {
 
 #[test]
 fn rpop_after_user() {
-    let stream = Canned::new("+OK\r\n")
+    let (stream, wire) = Canned::new("+OK\r\n")
         .then(1, CAPA_USER)
         .then(1, "+OK\r\n")
         .then(1, "+OK\r\n")
-        .then(1, CAPA_USER);
-    let wire = stream.wire();
+        .then(1, CAPA_USER)
+        .start();
     let mut pop = Connection::new(stream, &Options::default()).unwrap();
     pop.user("bob").unwrap();
     pop.rpop("bob").unwrap();
@@ -280,10 +286,11 @@ fn rpop_after_user() {
 
 #[test]
 fn err_replies_are_typed_and_not_fatal() {
-    let stream = session(CAPA_PIPELINING)
+    let (stream, _server) = session(CAPA_PIPELINING)
         .then(1, "-ERR [SYS/TEMP] try later\r\n")
         .then(1, "-ERR no such message\r\n")
-        .then(1, "+OK\r\n");
+        .then(1, "+OK\r\n")
+        .start();
     let mut pop = logged_in(stream);
     match pop.list_one(7) {
         Err(Error::Server(e)) => {
@@ -303,10 +310,11 @@ fn err_replies_are_typed_and_not_fatal() {
 
 #[test]
 fn refused_password_is_a_server_error() {
-    let stream = Canned::new(GREETING)
+    let (stream, _server) = Canned::new(GREETING)
         .then(1, CAPA_USER)
         .then(1, "+OK\r\n")
-        .then(1, "-ERR [AUTH] wrong\r\n");
+        .then(1, "-ERR [AUTH] wrong\r\n")
+        .start();
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     pop.user("alice").unwrap();
     assert!(
@@ -317,7 +325,7 @@ fn refused_password_is_a_server_error() {
 
 #[test]
 fn greeting_err_is_refused() {
-    let stream = Canned::new("-ERR [IN-USE] go away\r\n");
+    let (stream, _server) = Canned::new("-ERR [IN-USE] go away\r\n").start();
     match Connection::new(stream, &Options::default()) {
         Err(Error::GreetingRefused { code, text }) => {
             assert_eq!(code, Some(ResponseCode::InUse));
@@ -329,8 +337,7 @@ fn greeting_err_is_refused() {
 
 #[test]
 fn misuse_sends_nothing() {
-    let stream = Canned::new(GREETING).then(1, CAPA_USER);
-    let wire = stream.wire();
+    let (stream, wire) = Canned::new(GREETING).then(1, CAPA_USER).start();
     let mut pop = Connection::new(stream, &Options::default()).unwrap();
     // No password without TLS unless allowed.
     assert!(matches!(
@@ -358,15 +365,15 @@ fn misuse_sends_nothing() {
 
 #[test]
 fn login_prefers_cram_md5_without_tls() {
-    let stream = Canned::new(GREETING)
+    let (stream, wire) = Canned::new(GREETING)
         .then(1, "+OK\r\nUSER\r\nSASL PLAIN CRAM-MD5\r\n.\r\n")
         .then(
             1,
             "+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n",
         )
         .then(1, "+OK\r\n")
-        .then(1, CAPA_USER);
-    let wire = stream.wire();
+        .then(1, CAPA_USER)
+        .start();
     // Without TLS, CRAM-MD5 needs plaintext allowed (an exchange can be cracked offline).
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     assert_eq!(
@@ -383,10 +390,10 @@ fn login_prefers_cram_md5_without_tls() {
 
 /// The client nonce of one `login()` by SCRAM-SHA-256 (RFC 5802 §5.1 `r=`).
 fn scram_login_nonce() -> String {
-    let stream = Canned::new(GREETING)
+    let (stream, wire) = Canned::new(GREETING)
         .then(1, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n")
-        .then(1, "-ERR [AUTH] no\r\n");
-    let wire = stream.wire();
+        .then(1, "-ERR [AUTH] no\r\n")
+        .start();
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     assert!(
         matches!(pop.login("user", "pencil"), Err(Error::Server(e)) if e.command == CommandKind::Auth)
@@ -422,8 +429,7 @@ fn login_uses_scram_with_a_fresh_random_nonce_each_time() {
 
 #[test]
 fn login_falls_back_to_user_pass_when_allowed() {
-    let stream = session(CAPA_USER);
-    let wire = stream.wire();
+    let (stream, wire) = session(CAPA_USER).start();
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     assert_eq!(
         pop.login("alice", "hunter2").unwrap(),
@@ -435,11 +441,11 @@ fn login_falls_back_to_user_pass_when_allowed() {
 
 #[test]
 fn login_uses_apop_only_when_asked() {
-    let stream = Canned::new(GREETING)
+    let (stream, wire) = Canned::new(GREETING)
         .then(1, CAPA_USER)
         .then(1, "+OK\r\n")
-        .then(1, CAPA_USER);
-    let wire = stream.wire();
+        .then(1, CAPA_USER)
+        .start();
     let options = Options::default().allow_apop(true).allow_plaintext(true);
     let mut pop = Connection::new(stream, &options).unwrap();
     assert_eq!(pop.login("mrose", "tanstaaf").unwrap(), LoginMethod::Apop);
@@ -448,8 +454,7 @@ fn login_uses_apop_only_when_asked() {
         wire.text()
             .contains("APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n")
     );
-    let stream = session(CAPA_USER);
-    let wire = stream.wire();
+    let (stream, wire) = session(CAPA_USER).start();
     let mut pop = Connection::new(stream, &plaintext()).unwrap();
     assert_eq!(
         pop.login("alice", "hunter2").unwrap(),
@@ -463,13 +468,13 @@ fn login_uses_apop_only_when_asked() {
 
 #[test]
 fn retr_many_pipelines_and_reports_refusals() {
-    let stream = session(CAPA_PIPELINING)
+    let (stream, wire) = session(CAPA_PIPELINING)
         .then(
             3,
             "+OK\r\none\r\n.\r\n-ERR [SYS/TEMP] locked\r\n+OK\r\nthree\r\n..\r\n.\r\n",
         )
-        .then(3, "+OK\r\n-ERR no such message\r\n+OK\r\n");
-    let wire = stream.wire();
+        .then(3, "+OK\r\n-ERR no such message\r\n+OK\r\n")
+        .start();
     let mut pop = logged_in(stream);
     let mut seen: Vec<String> = Vec::new();
     let mut body = Vec::new();
@@ -511,8 +516,7 @@ fn retr_many_pipelines_and_reports_refusals() {
 
 #[test]
 fn batches_validate_before_sending() {
-    let stream = session(CAPA_PIPELINING);
-    let wire = stream.wire();
+    let (stream, wire) = session(CAPA_PIPELINING).start();
     let mut pop = logged_in(stream);
     assert!(matches!(
         pop.dele_many(&[1, 0]),
@@ -535,10 +539,11 @@ fn a_failing_sink_leaves_the_session_in_step() {
             Ok(())
         }
     }
-    let stream = session(CAPA_USER)
+    let (stream, _server) = session(CAPA_USER)
         .then(1, "+OK\r\nline 1\r\nline 2\r\n.\r\n")
         .then(1, "+OK\r\nnext\r\n.\r\n")
-        .then(1, "+OK\r\n");
+        .then(1, "+OK\r\n")
+        .start();
     let mut pop = logged_in(stream);
     assert!(matches!(pop.retr(1, &mut Broken), Err(Error::Io(e)) if e.to_string() == "disk full"));
     assert!(!pop.is_poisoned());
@@ -556,7 +561,9 @@ fn a_failing_sink_leaves_the_session_in_step() {
 
 #[test]
 fn disconnect_in_the_middle_of_retr_poisons() {
-    let stream = session(CAPA_USER).then(1, "+OK\r\nSubject: cut\r\n");
+    let (stream, _server) = session(CAPA_USER)
+        .then(1, "+OK\r\nSubject: cut\r\n")
+        .start();
     let mut pop = logged_in(stream);
     let mut sink = Vec::new();
     match pop.retr(1, &mut sink) {
@@ -572,9 +579,26 @@ fn disconnect_in_the_middle_of_retr_poisons() {
 
 #[test]
 fn stalled_stream_times_out_and_poisons() {
-    // The canned server waits for a line that never comes: its read says WouldBlock, which
-    // is what a socket with a read timeout reports.
-    let stream = Canned::new(GREETING).then(1, CAPA_USER).then(2, "+OK\r\n");
+    // The server reads USER and never answers: the client's read times out (the socket's
+    // read timeout, as a caller's own stream would have it).
+    let (stream, wire) = Canned {
+        script: Script::parse(
+            r"
+            S-RAW: +OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n
+            C: CAPA
+            S-RAW: +OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n
+            C: USER alice
+            EOF
+            ",
+        )
+        .unwrap(),
+        max_read: usize::MAX,
+    }
+    .start();
+    stream
+        .tcp
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut pop = Connection::new(stream, &Options::default()).unwrap();
     let error = pop.user("alice").unwrap_err();
     assert_eq!(
@@ -582,11 +606,14 @@ fn stalled_stream_times_out_and_poisons() {
         "timed out after 60 s waiting for the reply to USER"
     );
     assert!(matches!(pop.noop(), Err(Error::Unusable(_))));
+    drop(pop);
+    // Nothing after USER: NOOP on the poisoned connection sent nothing.
+    assert_eq!(wire.text(), "CAPA\r\nUSER alice\r\n");
 }
 
 #[test]
 fn protocol_violation_poisons() {
-    let stream = session(CAPA_USER).then(1, "+OK two\r\n");
+    let (stream, _server) = session(CAPA_USER).then(1, "+OK two\r\n").start();
     let mut pop = logged_in(stream);
     assert!(matches!(
         pop.stat(),
@@ -599,8 +626,7 @@ fn protocol_violation_poisons() {
 
 #[test]
 fn drop_without_quit_sends_no_quit() {
-    let stream = session(CAPA_USER).then(1, "+OK marked\r\n");
-    let wire = stream.wire();
+    let (stream, wire) = session(CAPA_USER).then(1, "+OK marked\r\n").start();
     let mut pop = logged_in(stream);
     pop.dele(1).unwrap();
     drop(pop);
@@ -609,9 +635,10 @@ fn drop_without_quit_sends_no_quit() {
 
 #[test]
 fn quit_err_means_not_committed() {
-    let stream = session(CAPA_USER)
+    let (stream, _server) = session(CAPA_USER)
         .then(1, "+OK\r\n")
-        .then(1, "-ERR [SYS/PERM] some deleted messages not removed\r\n");
+        .then(1, "-ERR [SYS/PERM] some deleted messages not removed\r\n")
+        .start();
     let mut pop = logged_in(stream);
     pop.dele(1).unwrap();
     match pop.quit() {
@@ -625,10 +652,10 @@ fn quit_err_means_not_committed() {
 
 #[test]
 fn quit_before_login() {
-    let stream = Canned::new(GREETING)
+    let (stream, wire) = Canned::new(GREETING)
         .then(1, CAPA_USER)
-        .then(1, "+OK bye\r\n");
-    let wire = stream.wire();
+        .then(1, "+OK bye\r\n")
+        .start();
     let pop = Connection::new(stream, &Options::default()).unwrap();
     assert_eq!(pop.quit().unwrap().text, "bye");
     assert_eq!(wire.text(), "CAPA\r\nQUIT\r\n");
@@ -636,12 +663,13 @@ fn quit_before_login() {
 
 #[test]
 fn bare_lf_server() {
-    let stream = Canned::new("+OK hi\n")
+    let (stream, _server) = Canned::new("+OK hi\n")
         .then(1, "+OK\nUSER\n.\n")
         .then(1, "+OK\n")
         .then(1, "+OK\n")
         .then(1, "+OK\nUSER\n.\n")
-        .then(1, "+OK\nline\n..dot\n.\n");
+        .then(1, "+OK\nline\n..dot\n.\n")
+        .start();
     let mut pop = logged_in(stream);
     assert_eq!(pop.retr_vec(1).unwrap(), b"line\n.dot\n");
 }
@@ -677,7 +705,7 @@ fn tracing_logs_one_line_per_command_and_reply_with_secrets_redacted() {
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        let stream = session(CAPA_USER).then(1, "+OK 1 5\r\n");
+        let (stream, _server) = session(CAPA_USER).then(1, "+OK 1 5\r\n").start();
         let mut pop = logged_in(stream);
         pop.stat().unwrap();
     });
@@ -697,7 +725,7 @@ fn tracing_logs_one_line_per_command_and_reply_with_secrets_redacted() {
 
 #[test]
 fn debug_output_has_no_secret() {
-    let stream = session(CAPA_USER);
+    let (stream, _server) = session(CAPA_USER).start();
     let pop = logged_in(stream);
     let debug = format!("{pop:?} {:?}", Options::default());
     assert!(!debug.contains("hunter2"), "{debug}");
@@ -705,27 +733,9 @@ fn debug_output_has_no_secret() {
 
 // ---- TCP: timeouts, STLS ----
 
-fn read_line(stream: &mut impl Read) -> String {
-    let mut line = Vec::new();
-    let mut byte = [0];
-    while stream.read(&mut byte).unwrap_or(0) == 1 {
-        line.push(byte[0]);
-        if byte[0] == b'\n' {
-            break;
-        }
-    }
-    String::from_utf8(line).unwrap()
-}
-
-/// A one-connection server on 127.0.0.1 running `serve` on its thread.
-fn serve(serve: impl FnOnce(TcpStream) + Send + 'static) -> (u16, thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        serve(stream);
-    });
-    (port, handle)
+/// The kit's scripted server for one connection of `script`.
+fn serve(script: &str) -> ScriptedServer {
+    ScriptedServer::start(Script::parse(script).unwrap()).unwrap()
 }
 
 fn short_timeout() -> Options {
@@ -734,33 +744,34 @@ fn short_timeout() -> Options {
 
 #[test]
 fn silent_server_times_out_at_the_greeting() {
-    let (port, server) = serve(|mut s| {
-        // Hold the connection open, silent, until the client gives up.
-        let _ = s.read(&mut [0; 16]);
-    });
+    // Holds the connection open, silent, until the client gives up.
+    let server = serve("EOF");
     let started = std::time::Instant::now();
-    let result = Connection::connect("127.0.0.1", port, Security::None, &short_timeout());
+    let result = Connection::connect("127.0.0.1", server.port(), Security::None, &short_timeout());
     assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    server.join().unwrap();
+    // The client sent nothing.
+    server.finish().unwrap().assert_complete();
 }
 
 #[test]
 fn server_stalling_mid_session_times_out() {
-    let (port, server) = serve(|mut s| {
-        s.write_all(b"+OK\r\n").unwrap();
-        assert_eq!(read_line(&mut s), "CAPA\r\n");
-        s.write_all(CAPA_USER.as_bytes()).unwrap();
-        assert_eq!(read_line(&mut s), "USER alice\r\n");
-        s.write_all(b"+OK\r\n").unwrap();
-        assert_eq!(read_line(&mut s), "PASS x\r\n");
-        // Stall: half a reply, then nothing.
-        s.write_all(b"+OK ").unwrap();
-        let _ = read_line(&mut s);
-    });
+    let server = serve(
+        r"
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n
+        C: USER alice
+        S: +OK
+        C: PASS x
+        # Stall: half a reply, then nothing.
+        S-RAW: +OK\x20
+        EOF
+        ",
+    );
     let mut pop = Connection::connect(
         "127.0.0.1",
-        port,
+        server.port(),
         Security::None,
         &short_timeout().allow_plaintext(true),
     )
@@ -774,21 +785,28 @@ fn server_stalling_mid_session_times_out() {
     let error = pop.noop().unwrap_err();
     assert!(matches!(error, Error::Unusable(_)), "{error:?}");
     drop(pop);
-    server.join().unwrap();
+    server.finish().unwrap().assert_complete();
 }
 
 #[test]
 fn stls_injection_is_fatal() {
-    let (port, server) = serve(|mut s| {
-        s.write_all(b"+OK\r\n").unwrap();
-        assert_eq!(read_line(&mut s), "CAPA\r\n");
-        s.write_all(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n").unwrap();
-        assert_eq!(read_line(&mut s), "STLS\r\n");
-        // The attacker's bytes ride along with the +OK, to be read as if they came over TLS.
-        s.write_all(b"+OK begin TLS\r\n+OK injected\r\n").unwrap();
-        let _ = read_line(&mut s);
-    });
-    let result = Connection::connect("localhost", port, Security::StartTls, &short_timeout());
+    let server = serve(
+        r"
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nSTLS\r\nUSER\r\n.\r\n
+        C: STLS
+        # The attacker's bytes ride along with the +OK, to be read as if they came over TLS.
+        S-RAW: +OK begin TLS\r\n+OK injected\r\n
+        EOF
+        ",
+    );
+    let result = Connection::connect(
+        "localhost",
+        server.port(),
+        Security::StartTls,
+        &short_timeout(),
+    );
     assert!(
         matches!(
             result,
@@ -796,145 +814,160 @@ fn stls_injection_is_fatal() {
         ),
         "{result:?}"
     );
-    server.join().unwrap();
+    // Not a byte more (no TLS handshake) after STLS.
+    server.finish().unwrap().assert_complete();
 }
 
 #[test]
 fn stls_refused_is_a_server_error() {
-    let (port, server) = serve(|mut s| {
-        s.write_all(b"+OK\r\n").unwrap();
-        assert_eq!(read_line(&mut s), "CAPA\r\n");
-        s.write_all(CAPA_USER.as_bytes()).unwrap();
-        assert_eq!(read_line(&mut s), "STLS\r\n");
-        s.write_all(b"-ERR not here\r\n").unwrap();
-        let _ = read_line(&mut s);
-    });
-    let result = Connection::connect("localhost", port, Security::StartTls, &short_timeout());
+    let server = serve(
+        r"
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n
+        C: STLS
+        S: -ERR not here
+        EOF
+        ",
+    );
+    let result = Connection::connect(
+        "localhost",
+        server.port(),
+        Security::StartTls,
+        &short_timeout(),
+    );
     assert!(
         matches!(result, Err(Error::Server(ref e)) if e.command == CommandKind::Stls),
         "{result:?}"
     );
-    server.join().unwrap();
+    server.finish().unwrap().assert_complete();
 }
 
 // ---- TCP + TLS ----
 
-struct TestCert {
-    pem: String,
-    server: Arc<rustls::ServerConfig>,
-}
-
-fn test_cert() -> TestCert {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
-    .unwrap();
-    TestCert {
-        pem: certified.cert.pem(),
-        server: Arc::new(server),
-    }
+/// A certificate for `localhost` only (not 127.0.0.1).
+fn localhost_ca() -> TestCa {
+    TestCa::generate_with(&CertSpec::new().names(&["localhost"])).unwrap()
 }
 
 /// Speaks POP3 over TLS after STLS (or from the start with `implicit`): CAPA, USER, PASS,
 /// CAPA, QUIT.
-fn tls_server(config: Arc<rustls::ServerConfig>, implicit: bool) -> (u16, thread::JoinHandle<()>) {
-    serve(move |mut tcp| {
-        if !implicit {
-            tcp.write_all(b"+OK\r\n").unwrap();
-            assert_eq!(read_line(&mut tcp), "CAPA\r\n");
-            tcp.write_all(b"+OK\r\nSTLS\r\n.\r\n").unwrap();
-            assert_eq!(read_line(&mut tcp), "STLS\r\n");
-            tcp.write_all(b"+OK go ahead\r\n").unwrap();
-        }
-        let conn = rustls::ServerConnection::new(config).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        if implicit && tls.write_all(b"+OK tls\r\n").is_err() {
-            return; // the client refused the certificate
-        }
-        for (expect, reply) in [
-            ("CAPA\r\n", "+OK\r\nUSER\r\n.\r\n"),
-            ("USER alice\r\n", "+OK\r\n"),
-            ("PASS secret\r\n", "+OK\r\n"),
-            ("CAPA\r\n", "+OK\r\nUSER\r\n.\r\n"),
-            ("QUIT\r\n", "+OK bye\r\n"),
-        ] {
-            let line = read_line(&mut tls);
-            if line.is_empty() {
-                return; // the client gave up (certificate rejected)
-            }
-            assert_eq!(line, expect);
-            tls.write_all(reply.as_bytes()).unwrap();
-        }
-    })
+fn tls_server(ca: &TestCa, implicit: bool) -> ScriptedServer {
+    let before = if implicit {
+        "S: +OK tls"
+    } else {
+        r"
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nSTLS\r\n.\r\n
+        C: STLS
+        S: +OK go ahead
+        STARTTLS
+        "
+    };
+    let script = Script::parse(&format!(
+        r"
+        {before}
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: USER alice
+        S: +OK
+        C: PASS secret
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: QUIT
+        S: +OK bye
+        "
+    ))
+    .unwrap();
+    let builder = ScriptedServer::builder(script).tls_config(ca.server_config());
+    if implicit {
+        builder.implicit_tls().start().unwrap()
+    } else {
+        builder.start().unwrap()
+    }
+}
+
+/// The server's side of a connection whose client refused the certificate: the handshake
+/// failed and the client sent nothing over TLS.
+fn assert_refused(server: ScriptedServer) {
+    let transcript = server.finish().unwrap();
+    assert!(!transcript.is_complete(), "{transcript}");
+    assert!(transcript.received().is_empty(), "{transcript}");
 }
 
 #[test]
 fn stls_upgrades_and_allows_the_password() {
-    let cert = test_cert();
-    let (port, server) = tls_server(cert.server.clone(), false);
+    let ca = localhost_ca();
+    let server = tls_server(&ca, false);
     let options = short_timeout().tls(
         TlsOptions::default()
-            .add_ca_pem(cert.pem.as_bytes())
+            .add_ca_pem(ca.certificate_pem().as_bytes())
             .unwrap(),
     );
-    let mut pop = Connection::connect("localhost", port, Security::StartTls, &options).unwrap();
+    let mut pop =
+        Connection::connect("localhost", server.port(), Security::StartTls, &options).unwrap();
     assert!(pop.is_tls() && pop.get_ref().is_tls());
     assert_eq!(pop.capabilities().map(|c| c.stls), Some(false));
     assert_eq!(pop.login("alice", "secret").unwrap(), LoginMethod::UserPass);
     assert_eq!(pop.quit().unwrap().text, "bye");
-    server.join().unwrap();
+    let transcript = server.finish().unwrap();
+    transcript.assert_complete();
+    assert_eq!(transcript.received_before_tls(), b"CAPA\r\nSTLS\r\n");
 }
 
 #[test]
 fn implicit_tls() {
-    let cert = test_cert();
-    let (port, server) = tls_server(cert.server.clone(), true);
+    let ca = localhost_ca();
+    let server = tls_server(&ca, true);
     let options = short_timeout().tls(
         TlsOptions::default()
-            .add_ca_pem(cert.pem.as_bytes())
+            .add_ca_pem(ca.certificate_pem().as_bytes())
             .unwrap(),
     );
-    let mut pop = Connection::connect("localhost", port, Security::Implicit, &options).unwrap();
+    let mut pop =
+        Connection::connect("localhost", server.port(), Security::Implicit, &options).unwrap();
     assert_eq!(pop.greeting().text, "tls");
     pop.login("alice", "secret").unwrap();
     pop.quit().unwrap();
-    server.join().unwrap();
+    server.finish().unwrap().assert_complete();
 }
 
 #[test]
 fn untrusted_certificate_is_refused_unless_dangerously_accepted() {
-    let cert = test_cert();
-    let (port, server) = tls_server(cert.server.clone(), true);
-    let result = Connection::connect("localhost", port, Security::Implicit, &short_timeout());
+    let ca = localhost_ca();
+    let server = tls_server(&ca, true);
+    let result = Connection::connect(
+        "localhost",
+        server.port(),
+        Security::Implicit,
+        &short_timeout(),
+    );
     assert!(matches!(result, Err(Error::Tls(_))), "{result:?}");
-    server.join().unwrap();
+    assert_refused(server);
 
-    let (port, server) = tls_server(cert.server.clone(), true);
+    let server = tls_server(&ca, true);
     // The certificate names localhost, not 127.0.0.1: only the dangerous switch gets through.
     let trusted = TlsOptions::default()
-        .add_ca_pem(cert.pem.as_bytes())
+        .add_ca_pem(ca.certificate_pem().as_bytes())
         .unwrap();
     let result = Connection::connect(
         "127.0.0.1",
-        port,
+        server.port(),
         Security::Implicit,
         &short_timeout().tls(trusted),
     );
     assert!(matches!(result, Err(Error::Tls(_))), "{result:?}");
-    server.join().unwrap();
+    assert_refused(server);
 
-    let (port, server) = tls_server(cert.server, true);
+    let server = tls_server(&ca, true);
     let options = short_timeout().tls(TlsOptions::default().dangerous_accept_any_certificate());
-    let mut pop = Connection::connect("127.0.0.1", port, Security::Implicit, &options).unwrap();
+    let mut pop =
+        Connection::connect("127.0.0.1", server.port(), Security::Implicit, &options).unwrap();
     pop.login("alice", "secret").unwrap();
     pop.quit().unwrap();
-    server.join().unwrap();
+    server.finish().unwrap().assert_complete();
 }
 
 #[test]

@@ -1,11 +1,12 @@
-//! `demo`: an embedded POP3 server (the test kit's `MailboxServer`, implicit TLS with the
-//! kit's test CA) serving generated mail; `fetch` it into a fresh Maildir, twice.
+//! `demo`: an embedded POP3 server (`pop3-demo-server`'s in-memory `MailboxServer`, implicit
+//! TLS with its self-signed test CA) serving generated mail; `fetch` it into a fresh Maildir,
+//! twice.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pop3_blocking::{Connection, Options, Security, TlsOptions};
-use pop3_tests::{MailboxServer, TestCa};
+use pop3_demo_server::{MailboxServer, TestCa};
 use serde_json::json;
 
 use crate::cli::DemoArgs;

@@ -127,20 +127,20 @@ fn timeout_exit_3() {
     // A server that greets, then never answers and never closes until the client is gone:
     // the client's exit can only come from its own timeout (bounded by that event, not by a
     // clock).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(120)))
-            .unwrap();
-        stream.write_all(b"+OK ready\r\n").unwrap();
-        let mut received = Vec::new();
-        // Until the client closes the connection (EOF or a reset).
-        let _ = stream.read_to_end(&mut received);
-        received
-    });
+    let server = ScriptedServer::builder(
+        Script::parse(
+            "
+            S: +OK ready
+            C: CAPA
+            EOF
+            ",
+        )
+        .unwrap(),
+    )
+    .read_timeout(Duration::from_secs(120))
+    .start()
+    .unwrap();
+    let port = server.port();
     let started = Instant::now();
     let mut args = plain_args(port);
     args.extend(["--timeout".to_owned(), "0.5".to_owned()]);
@@ -148,12 +148,8 @@ fn timeout_exit_3() {
     let elapsed = started.elapsed();
     r.expect_code(3);
     assert!(r.stderr.contains("timed out"), "{}", r.stderr);
-    let received = server.join().unwrap();
-    assert!(
-        received.starts_with(b"CAPA\r\n"),
-        "{}",
-        String::from_utf8_lossy(&received)
-    );
+    // The client sent its CAPA, then nothing until it closed the connection.
+    server.finish().unwrap().assert_complete();
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
     // Only to tell `--timeout 0.5` (given last) from plain_args's `--timeout 20`: 19.5 s of
     // slack, so a loaded 2-core machine cannot make it fail.

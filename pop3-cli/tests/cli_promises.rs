@@ -12,11 +12,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use pop3_tests::{MailboxServer, Script, ScriptedServer};
@@ -340,154 +339,63 @@ fn maildir_names_follow_the_convention_and_escape_the_host() {
 
 // ---- --pipelining on ----
 
-/// One step of a [`RawServer`] conversation.
-enum Raw {
-    /// Read until exactly these bytes arrived (in any number of reads).
-    Read(&'static [u8]),
-    /// One read must return exactly these bytes: the client sent them in one write.
-    ReadOnce(&'static [u8]),
-    Write(&'static [u8]),
-    /// Nothing more arrives for this long.
-    Quiet(Duration),
-}
-
-/// A one-connection server that sees the client's writes as they arrive (the kit's
-/// ScriptedServer reads line by line). Returns the first difference, if any.
-fn raw_server(steps: Vec<Raw>) -> (u16, std::thread::JoinHandle<Result<(), String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut buffer = vec![0u8; 65536];
-        // Received and not yet consumed by a step.
-        let mut pending: Vec<u8> = Vec::new();
-        for (index, step) in steps.iter().enumerate() {
-            match step {
-                Raw::Write(bytes) => stream.write_all(bytes).map_err(|e| e.to_string())?,
-                Raw::Read(expected) => {
-                    while pending.len() < expected.len() {
-                        let n = stream.read(&mut buffer).map_err(|e| e.to_string())?;
-                        if n == 0 {
-                            break;
-                        }
-                        pending.extend_from_slice(&buffer[..n]);
-                    }
-                    if !pending.starts_with(expected) {
-                        return Err(format!(
-                            "step {index}: expected {:?}, got {:?}",
-                            String::from_utf8_lossy(expected),
-                            String::from_utf8_lossy(&pending)
-                        ));
-                    }
-                    pending.drain(..expected.len());
-                }
-                Raw::ReadOnce(expected) => {
-                    if !pending.is_empty() {
-                        return Err(format!(
-                            "step {index}: {:?} arrived early",
-                            String::from_utf8_lossy(&pending)
-                        ));
-                    }
-                    let n = stream.read(&mut buffer).map_err(|e| e.to_string())?;
-                    if buffer[..n] != **expected {
-                        return Err(format!(
-                            "step {index}: expected {:?} in one read, got {:?}",
-                            String::from_utf8_lossy(expected),
-                            String::from_utf8_lossy(&buffer[..n])
-                        ));
-                    }
-                }
-                Raw::Quiet(wait) => {
-                    // A client that waits for the reply sends nothing now: any byte is one
-                    // sent too early (a slow client can only make this pass, never fail).
-                    stream.set_read_timeout(Some(*wait)).unwrap();
-                    let early = match stream.read(&mut buffer) {
-                        Ok(n) => n,
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            0
-                        }
-                        Err(e) => return Err(e.to_string()),
-                    };
-                    pending.extend_from_slice(&buffer[..early]);
-                    if !pending.is_empty() {
-                        return Err(format!(
-                            "step {index}: {:?} sent before the reply",
-                            String::from_utf8_lossy(&pending)
-                        ));
-                    }
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(20)))
-                        .unwrap();
-                }
-            }
-        }
-        Ok(())
-    });
-    (port, handle)
-}
-
 /// Greeting, CAPA without PIPELINING, USER/PASS. The CAPA after login goes out with the
 /// next commands (issue 10 item 11), so each test reads it with them.
-fn raw_login() -> Vec<Raw> {
-    vec![
-        Raw::Write(b"+OK ready\r\n"),
-        Raw::Read(b"CAPA\r\n"),
-        Raw::Write(b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
-        Raw::Read(b"USER alice\r\n"),
-        Raw::Write(b"+OK\r\n"),
-        Raw::Read(b"PASS secret-a\r\n"),
-        Raw::Write(b"+OK logged in\r\n"),
-    ]
-}
+const RAW_LOGIN: &str = r"
+S: +OK ready
+C: CAPA
+S-RAW: +OK\r\nUSER\r\nUIDL\r\n.\r\n
+C: USER alice
+S: +OK
+C: PASS secret-a
+S: +OK logged in
+";
 
 #[test]
 fn pipelining_on_sends_several_commands_in_one_write() {
-    // dele: the DELEs go out together, although the server does not announce PIPELINING.
-    let mut steps = raw_login();
-    steps.extend([
-        Raw::ReadOnce(b"CAPA\r\nDELE 1\r\nDELE 2\r\nDELE 3\r\n"),
-        Raw::Write(b"+OK\r\nUIDL\r\n.\r\n+OK\r\n+OK\r\n+OK\r\n"),
-        Raw::Read(b"QUIT\r\n"),
-        Raw::Write(b"+OK bye\r\n"),
-    ]);
-    let (port, server) = raw_server(steps);
-    let mut args = plain_args(port);
+    // dele: the DELEs go out together (one read), although the server does not announce
+    // PIPELINING.
+    let script = Script::parse(&format!(
+        r"{RAW_LOGIN}
+        C-ONCE: CAPA\r\nDELE 1\r\nDELE 2\r\nDELE 3\r\n
+        S-RAW: +OK\r\nUIDL\r\n.\r\n+OK\r\n+OK\r\n+OK\r\n
+        C: QUIT
+        S: +OK bye
+        "
+    ))
+    .unwrap();
+    let server = ScriptedServer::start(script).unwrap();
+    let mut args = plain_args(server.port());
     args.extend(["--auth", "user", "--pipelining", "on"].map(str::to_owned));
     let r = run_with(&args, &["dele", "1", "2", "3"]);
-    server.join().unwrap().unwrap();
+    server.finish().unwrap().assert_complete();
     r.expect_code(0);
     assert!(r.stderr.contains("PIPELINING"), "the warning: {}", r.stderr);
 
     // fetch: the batch's RETRs go out together.
-    let mut steps = raw_login();
-    steps.extend([
-        Raw::ReadOnce(b"CAPA\r\nLIST\r\n"),
-        Raw::Write(b"+OK\r\nUIDL\r\n.\r\n+OK\r\n1 4\r\n2 4\r\n3 4\r\n.\r\n"),
-        Raw::Read(b"UIDL\r\n"),
-        Raw::Write(b"+OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n"),
-        Raw::ReadOnce(b"RETR 1\r\nRETR 2\r\nRETR 3\r\n"),
-        Raw::Write(b"+OK\r\nm1\r\n.\r\n+OK\r\nm2\r\n.\r\n+OK\r\nm3\r\n.\r\n"),
-        Raw::Read(b"QUIT\r\n"),
-        Raw::Write(b"+OK bye\r\n"),
-    ]);
-    let (port, server) = raw_server(steps);
+    let script = Script::parse(&format!(
+        r"{RAW_LOGIN}
+        C-ONCE: CAPA\r\nLIST\r\n
+        S-RAW: +OK\r\nUIDL\r\n.\r\n+OK\r\n1 4\r\n2 4\r\n3 4\r\n.\r\n
+        C: UIDL
+        S-RAW: +OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n
+        C-ONCE: RETR 1\r\nRETR 2\r\nRETR 3\r\n
+        S-RAW: +OK\r\nm1\r\n.\r\n+OK\r\nm2\r\n.\r\n+OK\r\nm3\r\n.\r\n
+        C: QUIT
+        S: +OK bye
+        "
+    ))
+    .unwrap();
+    let server = ScriptedServer::start(script).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("Mail");
-    let mut args = plain_args(port);
+    let mut args = plain_args(server.port());
     args.extend(["--auth", "user", "--pipelining", "on"].map(str::to_owned));
     let r = run_with(
         &args,
         &["fetch", "--maildir", maildir.to_str().unwrap(), "-q"],
     );
-    server.join().unwrap().unwrap();
+    server.finish().unwrap().assert_complete();
     r.expect_code(0);
     let stored: BTreeMap<Vec<u8>, usize> = maildir_contents(&maildir);
     let expected: BTreeMap<Vec<u8>, usize> = [b"m1\n", b"m2\n", b"m3\n"]
@@ -500,34 +408,39 @@ fn pipelining_on_sends_several_commands_in_one_write() {
 #[test]
 fn nothing_follows_pass_before_its_reply_even_when_pipelining() {
     for (pipelining, capa) in [
-        ("on", &b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"[..]),
-        ("auto", &b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"[..]),
+        ("on", r"+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
+        ("auto", r"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"),
     ] {
-        let (port, server) = raw_server(vec![
-            Raw::Write(b"+OK ready\r\n"),
-            Raw::Read(b"CAPA\r\n"),
-            Raw::Write(capa),
-            Raw::Read(b"USER alice\r\n"),
-            Raw::Write(b"+OK\r\n"),
-            Raw::Read(b"PASS secret-a\r\n"),
-            // A server that hands the connection to a new process at login drops what
-            // arrives before its reply.
-            Raw::Quiet(Duration::from_millis(300)),
-            Raw::Write(b"+OK logged in\r\n"),
-            Raw::Read(b"CAPA\r\n"),
-            Raw::Write(capa),
-            Raw::Read(b"STAT\r\n"),
-            Raw::Write(b"+OK 0 0\r\n"),
-            Raw::Read(b"QUIT\r\n"),
-            Raw::Write(b"+OK bye\r\n"),
-        ]);
-        let mut args = plain_args(port);
+        // A server that hands the connection to a new process at login drops what arrives
+        // before its reply: nothing may arrive for 300 ms after PASS.
+        let script = Script::parse(&format!(
+            r"
+            S: +OK ready
+            C: CAPA
+            S-RAW: {capa}
+            C: USER alice
+            S: +OK
+            C: PASS secret-a
+            QUIET: 300
+            S: +OK logged in
+            C: CAPA
+            S-RAW: {capa}
+            C: STAT
+            S: +OK 0 0
+            C: QUIT
+            S: +OK bye
+            "
+        ))
+        .unwrap();
+        let server = ScriptedServer::start(script).unwrap();
+        let mut args = plain_args(server.port());
         args.extend(["--auth", "user", "--pipelining", pipelining].map(str::to_owned));
         let r = run_with(&args, &["stat"]);
-        server
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("--pipelining {pipelining}: {e}"));
+        let transcript = server.finish().unwrap();
+        assert!(
+            transcript.is_complete(),
+            "--pipelining {pipelining}: {transcript}"
+        );
         r.expect_code(0);
     }
 }

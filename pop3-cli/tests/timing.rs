@@ -10,37 +10,45 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::{Trickle, TrickleServer};
+use pop3_tests::{Script, ScriptedServer};
 
 const SLACK: Duration = Duration::from_secs(10);
 
 /// Thirty seconds of one byte every 200 ms, never a line end.
-fn endless_drip() -> Trickle {
-    Trickle::drip(vec![b'1'; 150], 1, Duration::from_millis(200))
+fn endless_drip(script: Script) -> Script {
+    script.drip(&[b'1'; 150], 1, Duration::from_millis(200))
+}
+
+/// `+OK ` and then the endless drip: a greeting that never ends.
+fn trickled_greeting() -> ScriptedServer {
+    ScriptedServer::start(endless_drip(Script::new().send_raw(b"+OK "))).unwrap()
 }
 
 /// The greeting, the automatic CAPA, USER/PASS and the CAPA after login, then RETR 1 whose
 /// body trickles.
-fn trickled_body() -> Vec<Trickle> {
-    vec![
-        Trickle::send("+OK ready\r\n"),
-        Trickle::expect("CAPA"),
-        Trickle::send("+OK\r\nUSER\r\n.\r\n"),
-        Trickle::expect("USER alice"),
-        Trickle::send("+OK\r\n"),
-        Trickle::expect("PASS secret-a"),
-        Trickle::send("+OK\r\n"),
-        Trickle::expect("CAPA"),
-        Trickle::send("+OK\r\nUSER\r\n.\r\n"),
-        Trickle::expect("RETR 1"),
-        Trickle::send("+OK\r\n"),
-        endless_drip(),
-    ]
+fn trickled_body() -> ScriptedServer {
+    let script = Script::parse(
+        r"
+        S: +OK ready
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: USER alice
+        S: +OK
+        C: PASS secret-a
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: RETR 1
+        S: +OK
+        ",
+    )
+    .unwrap();
+    ScriptedServer::start(endless_drip(script)).unwrap()
 }
 
 #[test]
 fn trickled_greeting_times_out_exit_3() {
-    let server = TrickleServer::start(vec![Trickle::send("+OK "), endless_drip()]).unwrap();
+    let server = trickled_greeting();
     let mut args = plain_args(server.port());
     args.extend(["--timeout".to_owned(), "1".to_owned()]);
     let started = Instant::now();
@@ -55,12 +63,14 @@ fn trickled_greeting_times_out_exit_3() {
     );
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(1) + SLACK, "{elapsed:?}");
-    assert!(server.finish().unwrap().hung_up);
+    let transcript = server.finish().unwrap();
+    assert!(transcript.hung_up(), "{transcript}");
+    assert_eq!(transcript.received(), b"");
 }
 
 #[test]
 fn speed_limit_flags_cut_a_trickled_body_exit_3() {
-    let server = TrickleServer::start(trickled_body()).unwrap();
+    let server = trickled_body();
     let mut args = plain_args(server.port());
     args.extend(["--speed-limit", "100", "--speed-time", "1.5"].map(str::to_owned));
     let started = Instant::now();
@@ -77,16 +87,19 @@ fn speed_limit_flags_cut_a_trickled_body_exit_3() {
     );
     assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(1500) + SLACK, "{elapsed:?}");
-    let report = server.finish().unwrap();
-    assert!(report.hung_up, "{report:?}");
-    assert_eq!(report.mismatch, None);
+    let transcript = server.finish().unwrap();
+    assert!(transcript.hung_up(), "{transcript}");
+    assert_eq!(transcript.mismatch(), None);
     // No QUIT after the cut: nothing is committed.
-    assert_eq!(report.received.last().map(String::as_str), Some("RETR 1"));
+    assert_eq!(
+        transcript.received(),
+        b"CAPA\r\nUSER alice\r\nPASS secret-a\r\nCAPA\r\nRETR 1\r\n"
+    );
 }
 
 #[test]
 fn speed_limit_config_keys() {
-    let server = TrickleServer::start(trickled_body()).unwrap();
+    let server = trickled_body();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -108,7 +121,12 @@ fn speed_limit_config_keys() {
         "{}",
         r.stderr
     );
-    assert!(server.finish().unwrap().hung_up);
+    let transcript = server.finish().unwrap();
+    assert!(transcript.hung_up(), "{transcript}");
+    assert!(
+        transcript.received().ends_with(b"RETR 1\r\n"),
+        "{transcript}"
+    );
 }
 
 #[test]

@@ -151,7 +151,7 @@ impl DovecotPeer {
 
     /// A client config (*ring*) trusting only the peer's certificate.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, KitError> {
-        crate::tls::client_config_trusting(self.certificate_path())
+        Ok(crate::client_config_trusting(self.certificate_path())?)
     }
 
     /// The Maildir of `user` (files there are LF-terminated; Dovecot sends

@@ -1,12 +1,17 @@
 //! Test kit for the pop3 crates: POP3 *servers* to test clients against.
 //!
 //! - [`ScriptedServer`] plays a [`Script`] (`S:` lines it sends, `C:` lines it
-//!   expects, stalls, a switch to TLS, a close) on 127.0.0.1 and returns a
+//!   expects, bytes that must come in one read, silences, stalls, trickled
+//!   replies, a switch to TLS, a close) on 127.0.0.1 and returns a
 //!   [`Transcript`] of every byte the client sent, with the first
-//!   [`Mismatch`]: exact wire transcripts for blocking and async clients.
+//!   [`Mismatch`]: exact wire transcripts for blocking and async clients
+//!   (the adapters' own tests, the CLI's and the shared suites all use it;
+//!   [`ScriptedServer::finish_async`] for async tests).
 //! - [`MailboxServer`] is a stateful in-memory POP3 server (USER/PASS, APOP,
 //!   AUTH PLAIN, STLS, pipelining, UPDATE on QUIT) with switches for server
-//!   faults: cut connections, slow replies, no CAPA, bare LF.
+//!   faults: cut connections, slow replies, no CAPA, bare LF. It lives in the
+//!   `pop3-demo-server` crate (which `pop3 demo` runs) and is re-exported
+//!   here, with the rest of that crate:
 //! - [`TestCa`] is the self-signed certificate (for `localhost` and
 //!   `127.0.0.1`) both servers use for TLS; clients trust it by its PEM or
 //!   DER form or use [`TestCa::client_config`].
@@ -23,16 +28,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod conn;
 pub mod interop;
 pub mod interop_suite;
-mod mail;
-mod mailbox;
 mod script;
 mod scripted;
 pub mod suite;
-mod tls;
-mod trickle;
 mod turns;
 mod util;
 
@@ -42,15 +42,13 @@ mod util;
 pub struct ReadmeDoctests;
 
 pub use interop::{DovecotPeer, InteropMode, SKIP_NOTE};
-pub use mail::{generate_mail, multiline_body, to_crlf};
-pub use mailbox::{MailboxServer, MailboxServerBuilder};
+pub use pop3_demo_server::{
+    CertSpec, MailboxServer, MailboxServerBuilder, TestCa, Ymd, certificate_der, certificate_pem,
+    client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
+    to_crlf,
+};
 pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
-pub use tls::{
-    CertSpec, TestCa, Ymd, certificate_der, certificate_pem, client_config_trusting,
-    crypto_provider, load_certificates_pem,
-};
-pub use trickle::{Trickle, TrickleReport, TrickleServer};
 pub use turns::{TurnServer, Turns};
 
 /// Re-exported so tests can name the kit's TLS types without their own
@@ -62,6 +60,10 @@ pub use rustls;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KitError {
+    /// An error of the `pop3-demo-server` part (the mailbox server, the test
+    /// CA).
+    #[error(transparent)]
+    Server(#[from] pop3_demo_server::Error),
     /// Socket trouble on the server side.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

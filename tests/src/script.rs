@@ -14,8 +14,37 @@ pub enum Step {
     Send(Vec<u8>),
     /// Read one line from the client (up to LF) and compare it.
     Expect(Expect),
+    /// One read must return exactly these bytes, with nothing received
+    /// before it that the script has not read: the client sent them in one
+    /// write (for example a pipelined batch). Without a TLS record boundary
+    /// or a TCP segment split in between, which the loopback interface does
+    /// not make for a few hundred bytes.
+    ExpectOneRead(Vec<u8>),
+    /// Nothing may arrive for this long (and nothing may be waiting unread):
+    /// the client waits for the reply before it sends more. A slow client can
+    /// only make this pass, never fail.
+    Quiet(Duration),
     /// Read until the client closes its sending side (EOF).
     ExpectEof,
+    /// Like [`Step::ExpectEof`], but a connection reset counts as the close
+    /// too: what a client does when it drops a connection with unread input
+    /// (a cancelled transfer). The kernel may discard bytes that arrive with
+    /// the reset, so this proves less than `ExpectEof`.
+    ExpectEofOrReset,
+    /// Send these bytes `chunk` bytes at a time, pausing `every` before each
+    /// piece (a server that trickles, for read deadlines and speed limits).
+    /// Over TLS the pieces are of the records' ciphertext. If the client hangs
+    /// up meanwhile (a write fails), the script ends there, without a
+    /// mismatch: see [`Transcript::hung_up`](crate::Transcript::hung_up) and
+    /// [`Transcript::dripped`](crate::Transcript::dripped).
+    Drip {
+        /// The bytes (plaintext).
+        bytes: Vec<u8>,
+        /// Bytes per piece (at least 1).
+        chunk: usize,
+        /// The pause before each piece.
+        every: Duration,
+    },
     /// Stall for this long.
     Sleep(Duration),
     /// Switch to TLS here: the client must not have sent anything after the
@@ -181,6 +210,31 @@ impl Script {
         self.step(Step::ExpectEof)
     }
 
+    /// Expects the client to close, by a FIN or a reset
+    /// ([`Step::ExpectEofOrReset`]).
+    pub fn expect_eof_or_reset(self) -> Script {
+        self.step(Step::ExpectEofOrReset)
+    }
+
+    /// One read must return exactly `bytes` ([`Step::ExpectOneRead`]).
+    pub fn expect_one_read(self, bytes: &[u8]) -> Script {
+        self.step(Step::ExpectOneRead(bytes.to_vec()))
+    }
+
+    /// Nothing may arrive for `duration` ([`Step::Quiet`]).
+    pub fn quiet(self, duration: Duration) -> Script {
+        self.step(Step::Quiet(duration))
+    }
+
+    /// Sends `bytes` `chunk` bytes at a time, `every` apart ([`Step::Drip`]).
+    pub fn drip(self, bytes: &[u8], chunk: usize, every: Duration) -> Script {
+        self.step(Step::Drip {
+            bytes: bytes.to_vec(),
+            chunk,
+            every,
+        })
+    }
+
     /// Stalls for `duration` before the next step.
     pub fn sleep(self, duration: Duration) -> Script {
         self.step(Step::Sleep(duration))
@@ -218,8 +272,12 @@ impl Script {
     /// | `C-RAW: text` | the same, with the escapes of `S-RAW` |
     /// | `C-PREFIX: text` | expect a CRLF line starting with `text` |
     /// | `C-ANY` | expect any CRLF line |
+    /// | `C-ONCE: text` | one read returns exactly `text` (escapes of `S-RAW`): sent in one write |
+    /// | `QUIET: ms` | nothing arrives for `ms` milliseconds |
     /// | `EOF` | expect the client to close |
+    /// | `EOF-OR-RESET` | expect the client to close, a reset counting as a close |
     /// | `SLEEP: ms` | stall for `ms` milliseconds |
+    /// | `S-DRIP: n ms text` | send `text` (escapes of `S-RAW`) `n` bytes at a time, `ms` milliseconds apart |
     /// | `STARTTLS` | switch to TLS |
     /// | `CLOSE` / `CLOSE-ABRUPT` | close (with / without TLS close_notify) |
     /// | `HANDOFF` | drop every byte received and not yet read (the login hand-off) |
@@ -258,7 +316,39 @@ impl Script {
                 "C-RAW" => Step::Expect(Expect::Exact(unescape(need_arg()?).map_err(err)?)),
                 "C-PREFIX" => Step::Expect(Expect::Prefix(need_arg()?.as_bytes().to_vec())),
                 "C-ANY" if arg.is_none() => Step::Expect(Expect::AnyLine),
+                "C-ONCE" => Step::ExpectOneRead(unescape(need_arg()?).map_err(err)?),
+                "QUIET" => {
+                    let ms: u64 = need_arg()?
+                        .trim()
+                        .parse()
+                        .map_err(|e| err(format!("QUIET wants milliseconds: {e}")))?;
+                    Step::Quiet(Duration::from_millis(ms))
+                }
                 "EOF" if arg.is_none() => Step::ExpectEof,
+                "EOF-OR-RESET" if arg.is_none() => Step::ExpectEofOrReset,
+                "S-DRIP" => {
+                    let arg = need_arg()?;
+                    let mut parts = arg.splitn(3, ' ');
+                    let (Some(chunk), Some(ms), Some(text)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        return Err(err("S-DRIP wants: bytes-per-piece ms text".to_owned()));
+                    };
+                    let chunk: usize = chunk
+                        .parse()
+                        .map_err(|e| err(format!("S-DRIP wants bytes per piece: {e}")))?;
+                    let ms: u64 = ms
+                        .parse()
+                        .map_err(|e| err(format!("S-DRIP wants milliseconds: {e}")))?;
+                    if chunk == 0 {
+                        return Err(err("S-DRIP: at least 1 byte per piece".to_owned()));
+                    }
+                    Step::Drip {
+                        bytes: unescape(text).map_err(err)?,
+                        chunk,
+                        every: Duration::from_millis(ms),
+                    }
+                }
                 "SLEEP" => {
                     let ms: u64 = need_arg()?
                         .trim()
@@ -299,11 +389,15 @@ mod tests {
             C-RAW: caf\\xc3\\xa9
             C-PREFIX: AUTH SCRAM-SHA-256 
             C-ANY
+            C-ONCE: CAPA\\r\\nLIST\\r\\n
+            QUIET: 300
             SLEEP: 25
+            S-DRIP: 2 10 +OK\\r\\n
             STARTTLS
             C: PASS with: colon
             HANDOFF
             EOF
+            EOF-OR-RESET
             CLOSE-ABRUPT
             ",
         )?;
@@ -316,11 +410,15 @@ mod tests {
             .expect_bytes("café".as_bytes())
             .expect_prefix("AUTH SCRAM-SHA-256 ")
             .expect_any()
+            .expect_one_read(b"CAPA\r\nLIST\r\n")
+            .quiet(Duration::from_millis(300))
             .sleep(Duration::from_millis(25))
+            .drip(b"+OK\r\n", 2, Duration::from_millis(10))
             .start_tls()
             .expect("PASS with: colon")
             .hand_off()
             .expect_eof()
+            .expect_eof_or_reset()
             .close_abruptly();
         assert_eq!(script.steps(), expected.steps());
         assert_eq!(script.source_line(0), Some(3));

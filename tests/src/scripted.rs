@@ -3,18 +3,19 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 
 use crate::KitError;
-use crate::conn::{Conn, Line};
+use crate::TestCa;
 use crate::script::{Expect, HAND_OFF_SETTLE, Script, Step};
-use crate::tls::TestCa;
 use crate::util::escape_bytes;
+use pop3_demo_server::conn::{Conn, Line};
 
 /// Longest client line the scripted server reads before reporting a
 /// mismatch (generous: RFC 2449 allows 255 octets, SASL lines are longer).
@@ -210,6 +211,47 @@ impl ScriptedServer {
             .ok_or_else(|| KitError::Usage("no transcript".to_owned()))
     }
 
+    /// [`finish`](Self::finish) for async tests: the wait runs on a thread of
+    /// its own, so the future does not block the runtime (whose tasks may be
+    /// the very client the server waits for). Works with any executor.
+    ///
+    /// ```
+    /// # async fn demo(server: pop3_tests::ScriptedServer) -> Result<(), pop3_tests::KitError> {
+    /// // ... the client under test runs on the same runtime, then:
+    /// server.finish_async().await?.assert_complete();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn finish_async(
+        self,
+    ) -> impl std::future::Future<Output = Result<Transcript, KitError>> + Send + 'static {
+        let slot = Arc::new(Mutex::new(Waiting::default()));
+        let for_thread = Arc::clone(&slot);
+        let spawned = thread::Builder::new()
+            .name(format!("scripted-finish-{}", self.addr.port()))
+            .spawn(move || {
+                let result = self.finish();
+                let mut waiting = for_thread.lock().unwrap_or_else(PoisonError::into_inner);
+                waiting.result = Some(result);
+                if let Some(waker) = waiting.waker.take() {
+                    waker.wake();
+                }
+            });
+        if let Err(e) = spawned {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).result = Some(Err(e.into()));
+        }
+        std::future::poll_fn(move |cx| {
+            let mut waiting = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match waiting.result.take() {
+                Some(result) => Poll::Ready(result),
+                None => {
+                    waiting.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
     /// Waits for all connections to finish; transcripts in accept order.
     pub fn finish_all(mut self) -> Result<Vec<Transcript>, KitError> {
         let acceptor = self
@@ -224,6 +266,14 @@ impl Drop for ScriptedServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The hand-over between [`ScriptedServer::finish_async`]'s thread and its
+/// future.
+#[derive(Default)]
+struct Waiting {
+    result: Option<Result<Transcript, KitError>>,
+    waker: Option<Waker>,
 }
 
 fn accept_loop(
@@ -318,8 +368,12 @@ fn run_connection(stream: TcpStream, options: &RunOptions) -> Transcript {
                     break;
                 }
             },
-            Step::ExpectEof => match conn.read_line(MAX_LINE) {
+            Step::ExpectEof | Step::ExpectEofOrReset => match conn.read_line(MAX_LINE) {
                 Ok(Line::Eof(rest)) if rest.is_empty() => {}
+                Err(e)
+                    if *step == Step::ExpectEofOrReset
+                        && e.kind() == io::ErrorKind::ConnectionReset
+                        && conn.buffered().is_empty() => {}
                 Ok(Line::Eof(rest) | Line::Complete(rest) | Line::TooLong(rest)) => {
                     fail(&mut transcript, "<EOF>".to_owned(), rest, String::new());
                     completed = false;
@@ -337,6 +391,79 @@ fn run_connection(stream: TcpStream, options: &RunOptions) -> Transcript {
                     break;
                 }
             },
+            Step::ExpectOneRead(expected) => {
+                let expected_text = format!("{} in one read", escape_bytes(expected));
+                if !conn.buffered().is_empty() {
+                    let got = conn.discard_buffered();
+                    fail(
+                        &mut transcript,
+                        expected_text,
+                        got,
+                        "these bytes arrived before, unread".to_owned(),
+                    );
+                    completed = false;
+                    break;
+                }
+                let note = match conn.fill() {
+                    Ok(_) if conn.buffered() == expected.as_slice() => None,
+                    Ok(0) => Some("the client closed the connection".to_owned()),
+                    Ok(_) => Some(String::new()),
+                    Err(e) => Some(format!("read error: {e}")),
+                };
+                let got = conn.discard_buffered();
+                if let Some(note) = note {
+                    fail(&mut transcript, expected_text, got, note);
+                    completed = false;
+                    break;
+                }
+            }
+            Step::Quiet(duration) => {
+                let _ = conn.set_read_timeout(Some(*duration));
+                let note = if conn.buffered().is_empty() {
+                    match conn.fill() {
+                        Ok(0) => Some("the client closed the connection".to_owned()),
+                        Ok(_) => Some("sent before the reply".to_owned()),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            None
+                        }
+                        Err(e) => Some(format!("read error: {e}")),
+                    }
+                } else {
+                    Some("sent before the reply".to_owned())
+                };
+                let _ = conn.set_read_timeout(Some(options.read_timeout));
+                if let Some(note) = note {
+                    let got = conn.discard_buffered();
+                    fail(
+                        &mut transcript,
+                        format!("<nothing for {duration:?}>"),
+                        got,
+                        note,
+                    );
+                    completed = false;
+                    break;
+                }
+            }
+            Step::Drip {
+                bytes,
+                chunk,
+                every,
+            } => {
+                let (sent, hung_up) = conn.drip(bytes, *chunk, *every);
+                transcript.dripped += sent;
+                if hung_up {
+                    // Record what the client sent up to its hang-up.
+                    transcript.hung_up = true;
+                    conn.drain(options.linger);
+                    completed = false;
+                    break;
+                }
+            }
             Step::Sleep(duration) => thread::sleep(*duration),
             Step::StartTls => {
                 if !conn.buffered().is_empty() {
@@ -473,9 +600,23 @@ pub struct Transcript {
     tls_offset: Option<usize>,
     after_script_offset: Option<usize>,
     dropped: Vec<u8>,
+    dripped: usize,
+    hung_up: bool,
 }
 
 impl Transcript {
+    /// Whether the client hung up during a [`Step::Drip`] (a write failed),
+    /// which ended the script there.
+    pub fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// How many bytes the [`Step::Drip`] steps put on the wire (of the
+    /// ciphertext over TLS).
+    pub fn dripped(&self) -> usize {
+        self.dripped
+    }
+
     /// Every byte the client sent, in order (decrypted after a TLS switch).
     pub fn received(&self) -> &[u8] {
         &self.received
@@ -563,6 +704,13 @@ impl fmt::Display for Transcript {
         }
         if let Some(e) = &self.failure {
             write!(f, "; failure: {e}")?;
+        }
+        if self.hung_up {
+            write!(
+                f,
+                "; the client hung up after {} dripped bytes",
+                self.dripped
+            )?;
         }
         write!(
             f,

@@ -631,7 +631,8 @@ pub fn login_prefers_scram<A: Adapter>() {
             .strip_prefix(b"AUTH SCRAM-SHA-256 ")
             .and_then(|rest| rest.strip_suffix(b"\r\n"))
             .expect("an initial response");
-        let first = crate::util::base64_decode(b64).expect("base64");
+        let first = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+            .expect("base64");
         let nonce = first
             .strip_prefix(b"n,,n=user,r=")
             .expect("client-first-message")

@@ -8,8 +8,10 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::util::{base64_encode, hex, md5};
 use crate::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::{Digest as _, Md5};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -236,6 +238,122 @@ fn scripted_raw_sleep_close_and_eof() -> TestResult {
     assert_eq!(client.command("STAT")?, "");
     drop(client);
     server.finish()?.assert_complete();
+    Ok(())
+}
+
+#[test]
+fn scripted_one_read_and_quiet() -> TestResult {
+    let script = Script::parse(
+        r"
+        S: +OK ready
+        C-ONCE: CAPA\r\nLIST\r\n
+        QUIET: 200
+        S: +OK
+        C: QUIT
+        ",
+    )?;
+    // One write: passes.
+    let server = ScriptedServer::start(script.clone())?;
+    let mut client = Client::connect(server.addr())?;
+    client.line()?;
+    client.send(b"CAPA\r\nLIST\r\n")?;
+    client.line()?;
+    client.send(b"QUIT\r\n")?;
+    drop(client);
+    server.finish()?.assert_complete();
+
+    // Two writes with a pause: the first read has only the first line.
+    let server = ScriptedServer::start(script.clone())?;
+    let mut client = Client::connect(server.addr())?;
+    client.line()?;
+    client.send(b"CAPA\r\n")?;
+    std::thread::sleep(Duration::from_millis(100));
+    client.send(b"LIST\r\n")?;
+    drop(client);
+    let transcript = server.finish()?;
+    let mismatch = transcript.mismatch().ok_or("no mismatch")?;
+    assert_eq!(
+        (mismatch.step, mismatch.got.as_slice()),
+        (1, &b"CAPA\r\n"[..])
+    );
+
+    // A byte sent before the reply breaks the quiet.
+    let server = ScriptedServer::start(script)?;
+    let mut client = Client::connect(server.addr())?;
+    client.line()?;
+    client.send(b"CAPA\r\nLIST\r\n")?;
+    std::thread::sleep(Duration::from_millis(50));
+    client.send(b"QUIT\r\n")?;
+    drop(client);
+    let transcript = server.finish()?;
+    let mismatch = transcript.mismatch().ok_or("no mismatch")?;
+    assert_eq!(
+        (mismatch.step, mismatch.got.as_slice()),
+        (2, &b"QUIT\r\n"[..])
+    );
+    assert_eq!(mismatch.note, "sent before the reply");
+    Ok(())
+}
+
+#[test]
+fn scripted_drip_and_hang_up() -> TestResult {
+    let server = ScriptedServer::start(
+        Script::new()
+            .drip(b"+OK hello\r\n", 3, Duration::from_millis(10))
+            .expect("QUIT"),
+    )?;
+    let mut client = Client::connect(server.addr())?;
+    assert_eq!(client.line()?, "+OK hello\r\n");
+    client.send(b"QUIT\r\n")?;
+    drop(client);
+    let transcript = server.finish()?;
+    transcript.assert_complete();
+    assert_eq!((transcript.dripped(), transcript.hung_up()), (11, false));
+
+    // A client that hangs up ends an endless drip, and the script, without a mismatch.
+    let server = ScriptedServer::start(
+        Script::new()
+            .send_raw(b"+OK ")
+            .drip(&[b'x'; 1000], 1, Duration::from_millis(10))
+            .expect("NEVER"),
+    )?;
+    let mut client = Client::connect(server.addr())?;
+    let mut first = [0u8; 5];
+    client.reader.read_exact(&mut first)?;
+    assert_eq!(&first, b"+OK x");
+    drop(client);
+    let transcript = server.finish()?;
+    assert!(transcript.hung_up(), "{transcript}");
+    assert!(!transcript.is_complete());
+    assert_eq!(transcript.mismatch(), None);
+    assert!(transcript.dripped() < 1000, "{transcript}");
+    Ok(())
+}
+
+#[test]
+fn scripted_finish_async_does_not_block_the_runtime() -> TestResult {
+    use std::future::Future as _;
+    use std::task::{Context, Waker};
+
+    let server = ScriptedServer::start(Script::parse("S: +OK hi\nC: QUIT\nS: +OK bye")?)?;
+    let addr = server.addr();
+    let mut waiting = Box::pin(server.finish_async());
+    // No client yet: polling returns at once, pending (a blocking wait would hang here).
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    let client = std::thread::spawn(move || -> io::Result<String> {
+        let mut client = Client::connect(addr)?;
+        client.line()?;
+        client.command("QUIT")
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let transcript = runtime.block_on(waiting)?;
+    assert_eq!(
+        client.join().map_err(|_| "client panicked")??,
+        "+OK bye\r\n"
+    );
+    transcript.assert_complete();
+    assert_eq!(transcript.received(), b"QUIT\r\n");
     Ok(())
 }
 
@@ -467,6 +585,8 @@ fn mailbox_listings_top_dele_and_update() -> TestResult {
     );
     assert_eq!(third.command("UIDL 1")?, "+OK 1 uid-2\r\n");
     assert_eq!(server.logins(), 3);
+    // only `other` has ended with QUIT
+    assert_eq!(server.quits(), 1);
     Ok(())
 }
 
@@ -513,7 +633,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
 
     let mut client = Client::connect(server.addr())?;
     client.line()?;
-    let ir = base64_encode(b"\0mrose\0tanstaaf");
+    let ir = BASE64.encode(b"\0mrose\0tanstaaf");
     assert!(
         client
             .command(&format!("AUTH PLAIN {ir}"))?
@@ -525,7 +645,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
     assert_eq!(client.command("AUTH PLAIN")?, "+ \r\n");
     assert!(
         client
-            .command(&base64_encode(b"\0mrose\0wrong"))?
+            .command(&BASE64.encode(b"\0mrose\0wrong"))?
             .starts_with("-ERR [AUTH]")
     );
     assert_eq!(client.command("AUTH PLAIN")?, "+ \r\n");
@@ -533,7 +653,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
     assert_eq!(client.command("AUTH PLAIN")?, "+ \r\n");
     assert!(
         client
-            .command(&base64_encode(b"mrose\0mrose\0tanstaaf"))?
+            .command(&BASE64.encode(b"mrose\0mrose\0tanstaaf"))?
             .starts_with("+OK")
     );
 
@@ -543,7 +663,7 @@ fn mailbox_apop_and_auth_plain() -> TestResult {
     let greeting = client.line()?;
     let ts =
         &greeting[greeting.find('<').ok_or("no timestamp")?..greeting.find('>').ok_or("no >")? + 1];
-    let digest = hex(&md5(format!("{ts}secret-a").as_bytes()));
+    let digest = format!("{:x}", Md5::digest(format!("{ts}secret-a").as_bytes()));
     assert!(
         client
             .command(&format!("APOP alice {digest}"))?

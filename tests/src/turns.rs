@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::KitError;
-use crate::mail::multiline_body;
+use pop3_demo_server::multiline_body;
 
 /// How long the server waits for a client to connect, and for the first byte of a turn.
 const PATIENCE: Duration = Duration::from_secs(30);

@@ -42,7 +42,9 @@ async fn connect(server: &MailboxServer) -> Result<Connection, Error> {
 }
 
 fn mailbox(messages: &[&[u8]]) -> Result<MailboxServer, pop3_tests::KitError> {
-    MailboxServer::start(messages.iter().map(|m| m.to_vec()).collect())
+    Ok(MailboxServer::start(
+        messages.iter().map(|m| m.to_vec()).collect(),
+    )?)
 }
 
 // ---- login() twice ----

@@ -28,7 +28,9 @@ fn connect(server: &MailboxServer) -> Result<Connection, Error> {
 }
 
 fn mailbox(messages: &[&[u8]]) -> Result<MailboxServer, pop3_tests::KitError> {
-    MailboxServer::start(messages.iter().map(|m| m.to_vec()).collect())
+    Ok(MailboxServer::start(
+        messages.iter().map(|m| m.to_vec()).collect(),
+    )?)
 }
 
 // ---- login() twice ----

@@ -1,4 +1,5 @@
-//! Read deadlines in both adapters, against the kit's trickling server: a trickled status
+//! Read deadlines in both adapters, against the kit's scripted server with trickled replies
+//! (its drip step): a trickled status
 //! line times out, a body below the speed limit is cut, a healthy slow body completes, and a
 //! connection that timed out sends nothing more (no QUIT).
 //!
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pop3_blocking::pop3_proto::{Awaiting, CommandKind, Expired};
 use pop3_blocking::{Options, Security};
-use pop3_tests::{Trickle, TrickleServer};
+use pop3_tests::{Script, ScriptedServer, Transcript};
 
 const SLACK: Duration = Duration::from_secs(10);
 const DRIP: Duration = Duration::from_millis(200);
@@ -199,23 +200,42 @@ fn options(timeout: Duration) -> Options {
 }
 
 /// The greeting, the automatic CAPA, USER/PASS and the CAPA after login.
-fn login_steps() -> Vec<Trickle> {
-    vec![
-        Trickle::send("+OK ready\r\n"),
-        Trickle::expect("CAPA"),
-        Trickle::send("+OK\r\nUSER\r\n.\r\n"),
-        Trickle::expect("USER alice"),
-        Trickle::send("+OK\r\n"),
-        Trickle::expect("PASS secret"),
-        Trickle::send("+OK\r\n"),
-        Trickle::expect("CAPA"),
-        Trickle::send("+OK\r\nUSER\r\n.\r\n"),
-    ]
+fn login_steps() -> Script {
+    Script::parse(
+        r"
+        S: +OK ready
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\n.\r\n
+        C: USER alice
+        S: +OK
+        C: PASS secret
+        S: +OK
+        C: CAPA
+        S-RAW: +OK\r\nUSER\r\n.\r\n
+        ",
+    )
+    .unwrap()
 }
 
+/// What the client sends in [`login_steps`].
+const LOGIN_SENT: &[u8] = b"CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\n";
+
 /// Thirty seconds of one byte every 200 ms, never a line end.
-fn endless_drip() -> Trickle {
-    Trickle::drip(vec![b'1'; 150], 1, DRIP)
+fn endless_drip(script: Script) -> Script {
+    script.drip(&[b'1'; 150], 1, DRIP)
+}
+
+/// `+OK ` and then the endless drip: a greeting that never ends.
+fn trickled_greeting() -> ScriptedServer {
+    ScriptedServer::start(endless_drip(Script::new().send_raw(b"+OK "))).unwrap()
+}
+
+/// The client hung up during a drip, having sent exactly `sent`.
+#[track_caller]
+fn assert_hung_up(transcript: &Transcript, sent: &[u8]) {
+    assert!(transcript.hung_up(), "{transcript}");
+    assert_eq!(transcript.mismatch(), None, "{transcript}");
+    assert_eq!(transcript.received(), sent, "{transcript}");
 }
 
 #[track_caller]
@@ -226,7 +246,7 @@ fn assert_bounded(started: Instant, limit: Duration) {
 }
 
 fn greeting_trickle_times_out<S: Session>() {
-    let server = TrickleServer::start(vec![Trickle::send("+OK "), endless_drip()]).unwrap();
+    let server = trickled_greeting();
     let started = Instant::now();
     let failure = S::connect(server.port(), &options(Duration::from_secs(1)))
         .err()
@@ -243,9 +263,9 @@ fn greeting_trickle_times_out<S: Session>() {
         S::describe(&failure),
         "timed out after 1 s waiting for the greeting"
     );
-    let report = server.finish().unwrap();
-    assert!(report.hung_up, "{report:?}");
-    assert!(report.dripped < 75, "{report:?}");
+    let transcript = server.finish().unwrap();
+    assert_hung_up(&transcript, b"");
+    assert!(transcript.dripped() < 75, "{transcript}");
 }
 
 #[test]
@@ -261,13 +281,9 @@ fn greeting_trickle_times_out_async() {
 /// `set_timeout` for one call; the timeout names the command; after it nothing is sent, and
 /// `quit` says why.
 fn reply_trickle_times_out_and_quit_sends_nothing<S: Session>() {
-    let mut steps = login_steps();
-    steps.extend([
-        Trickle::expect("STAT"),
-        Trickle::send("+OK "),
-        endless_drip(),
-    ]);
-    let server = TrickleServer::start(steps).unwrap();
+    let server =
+        ScriptedServer::start(endless_drip(login_steps().expect("STAT").send_raw(b"+OK ")))
+            .unwrap();
     let mut session = S::connect(server.port(), &options(Duration::from_secs(10))).unwrap();
     session.login().unwrap();
     assert!(session.refuses_zero_timeout());
@@ -293,10 +309,10 @@ fn reply_trickle_times_out_and_quit_sends_nothing<S: Session>() {
         "the connection is unusable after an earlier timeout (timed out after 0.5 s waiting \
          for the reply to STAT); no QUIT was sent, so no deletion was committed: reconnect"
     );
-    let report = server.finish().unwrap();
-    assert!(report.hung_up, "{report:?}");
-    assert_eq!(report.mismatch, None);
-    assert_eq!(report.received.last().map(String::as_str), Some("STAT"));
+    assert_hung_up(
+        &server.finish().unwrap(),
+        &[LOGIN_SENT, b"STAT\r\n"].concat(),
+    );
 }
 
 #[test]
@@ -311,13 +327,8 @@ fn reply_trickle_times_out_and_quit_sends_nothing_async() {
 
 /// 5 bytes/s where 100 are required: cut after the 1 s window, with the limit named.
 fn body_below_the_speed_limit_is_cut<S: Session>() {
-    let mut steps = login_steps();
-    steps.extend([
-        Trickle::expect("RETR 1"),
-        Trickle::send("+OK\r\n"),
-        endless_drip(),
-    ]);
-    let server = TrickleServer::start(steps).unwrap();
+    let server =
+        ScriptedServer::start(endless_drip(login_steps().expect("RETR 1").send("+OK"))).unwrap();
     let options = options(Duration::from_secs(1)).speed_limit(100, Duration::from_secs(1));
     let mut session = S::connect(server.port(), &options).unwrap();
     session.login().unwrap();
@@ -347,9 +358,10 @@ fn body_below_the_speed_limit_is_cut<S: Session>() {
         )
     );
     assert_eq!(session.quit().unwrap_err(), Failure::Unusable(expired));
-    let report = server.finish().unwrap();
-    assert!(report.hung_up, "{report:?}");
-    assert_eq!(report.received.last().map(String::as_str), Some("RETR 1"));
+    assert_hung_up(
+        &server.finish().unwrap(),
+        &[LOGIN_SENT, b"RETR 1\r\n"].concat(),
+    );
 }
 
 #[test]
@@ -368,16 +380,14 @@ fn body_below_the_speed_limit_is_cut_async() {
 fn healthy_slow_body_completes<S: Session>() {
     let line = b"0123456789abcdefghijklmnopqrstuvwxyz01\r\n";
     let body: Vec<u8> = line.iter().copied().cycle().take(line.len() * 40).collect();
-    let mut steps = login_steps();
-    steps.extend([
-        Trickle::expect("RETR 1"),
-        Trickle::send("+OK 1600 octets\r\n"),
-        Trickle::drip(body.clone(), line.len(), Duration::from_millis(100)),
-        Trickle::send(".\r\n"),
-        Trickle::expect("QUIT"),
-        Trickle::send("+OK bye\r\n"),
-    ]);
-    let server = TrickleServer::start(steps).unwrap();
+    let script = login_steps()
+        .expect("RETR 1")
+        .send("+OK 1600 octets")
+        .drip(&body, line.len(), Duration::from_millis(100))
+        .send(".")
+        .expect("QUIT")
+        .send("+OK bye");
+    let server = ScriptedServer::start(script).unwrap();
     let options = options(Duration::from_secs(2)).speed_limit(50, Duration::from_secs(2));
     let mut session = S::connect(server.port(), &options).unwrap();
     session.login().unwrap();
@@ -385,10 +395,14 @@ fn healthy_slow_body_completes<S: Session>() {
     assert_eq!(session.retr(1).unwrap(), body);
     assert!(started.elapsed() >= Duration::from_secs(4));
     session.quit().unwrap();
-    let report = server.finish().unwrap();
-    assert!(!report.hung_up, "{report:?}");
-    assert_eq!(report.mismatch, None);
-    assert_eq!(report.dripped, body.len());
+    let transcript = server.finish().unwrap();
+    transcript.assert_complete();
+    assert!(!transcript.hung_up(), "{transcript}");
+    assert_eq!(transcript.dripped(), body.len());
+    assert_eq!(
+        transcript.received(),
+        [LOGIN_SENT, b"RETR 1\r\nQUIT\r\n"].concat()
+    );
 }
 
 #[test]
@@ -405,12 +419,12 @@ fn healthy_slow_body_completes_async() {
 /// until the record is complete, which rustls's own blocking `read` would wait for however
 /// long it takes. The blocking adapter reads the socket once per call instead.
 fn tls_record_trickle_times_out<S: Session>() {
-    let server = TrickleServer::start_tls(vec![Trickle::drip(
+    let server = ScriptedServer::start_tls(Script::new().drip(
         // One record: 150 bytes of plaintext, some 170 of ciphertext, 34 s at 1 byte/200 ms.
-        [&b"+OK "[..], &[b'x'; 144], b"\r\n"].concat(),
+        &[&b"+OK "[..], &[b'x'; 144], b"\r\n"].concat(),
         1,
         DRIP,
-    )])
+    ))
     .unwrap();
     let tls = pop3_blocking::TlsOptions::default()
         .add_ca_pem(pop3_tests::certificate_pem().as_bytes())
@@ -423,9 +437,9 @@ fn tls_record_trickle_times_out<S: Session>() {
         S::describe(&failure),
         "timed out after 1 s waiting for the greeting"
     );
-    let report = server.finish().unwrap();
-    assert!(report.hung_up, "{report:?}");
-    assert!(report.dripped < 75, "{report:?}");
+    let transcript = server.finish().unwrap();
+    assert_hung_up(&transcript, b"");
+    assert!(transcript.dripped() < 75, "{transcript}");
 }
 
 #[test]
@@ -443,7 +457,7 @@ fn tls_record_trickle_times_out_async() {
 /// the async adapter's timer applies to any stream).
 #[test]
 fn a_stream_of_your_own_is_held_to_the_same_deadlines() {
-    let server = TrickleServer::start(vec![Trickle::send("+OK "), endless_drip()]).unwrap();
+    let server = trickled_greeting();
     let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let started = Instant::now();
@@ -453,9 +467,9 @@ fn a_stream_of_your_own_is_held_to_the_same_deadlines() {
         error.to_string(),
         "timed out after 1 s waiting for the greeting"
     );
-    assert!(server.finish().unwrap().hung_up);
+    assert_hung_up(&server.finish().unwrap(), b"");
 
-    let server = TrickleServer::start(vec![Trickle::send("+OK "), endless_drip()]).unwrap();
+    let server = trickled_greeting();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -472,5 +486,5 @@ fn a_stream_of_your_own_is_held_to_the_same_deadlines() {
         error.to_string(),
         "timed out after 1 s waiting for the greeting"
     );
-    assert!(server.finish().unwrap().hung_up);
+    assert_hung_up(&server.finish().unwrap(), b"");
 }

@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::KitError;
+use crate::Error;
 
 /// The rustls crypto provider the kit uses everywhere: *ring*.
 ///
@@ -59,7 +59,7 @@ impl TestCa {
 
     /// Generates a fresh certificate and key (use [`TestCa::shared`] unless a
     /// test needs a certificate the client does *not* trust).
-    pub fn generate() -> Result<TestCa, KitError> {
+    pub fn generate() -> Result<TestCa, Error> {
         TestCa::generate_with(&CertSpec::new())
     }
 
@@ -67,12 +67,12 @@ impl TestCa {
     /// subjectAltName=...` makes it with OpenSSL's defaults: marked `CA:TRUE` (basic
     /// constraints critical, key identifiers), for `localhost` and `127.0.0.1`. webpki rejects
     /// it as a server certificate (`CaUsedAsEndEntity`) even when it is a trust anchor.
-    pub fn openssl_self_signed() -> Result<TestCa, KitError> {
+    pub fn openssl_self_signed() -> Result<TestCa, Error> {
         TestCa::generate_with(&CertSpec::new().ca_true())
     }
 
     /// Generates a certificate as `spec` says.
-    pub fn generate_with(spec: &CertSpec) -> Result<TestCa, KitError> {
+    pub fn generate_with(spec: &CertSpec) -> Result<TestCa, Error> {
         let mut params = rcgen::CertificateParams::new(spec.names.clone())?;
         let mut name = rcgen::DistinguishedName::new();
         name.push(rcgen::DnType::CommonName, spec.common_name.as_str());
@@ -155,7 +155,7 @@ impl TestCa {
 
     /// Writes the certificate as PEM to `path` (for clients configured by a
     /// file name, such as a CLI's `--ca-file`).
-    pub fn write_certificate_pem(&self, path: impl AsRef<Path>) -> Result<(), KitError> {
+    pub fn write_certificate_pem(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         std::fs::write(path, self.certificate_pem.as_bytes())?;
         Ok(())
     }
@@ -230,20 +230,20 @@ pub fn certificate_der() -> &'static CertificateDer<'static> {
 /// `tls/cert.pem`).
 pub fn load_certificates_pem(
     path: impl AsRef<Path>,
-) -> Result<Vec<CertificateDer<'static>>, KitError> {
+) -> Result<Vec<CertificateDer<'static>>, Error> {
     let path = path.as_ref();
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| KitError::Pem(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::Pem(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(KitError::Pem(format!("{}: no certificate", path.display())));
+        return Err(Error::Pem(format!("{}: no certificate", path.display())));
     }
     Ok(certs)
 }
 
 /// A client config (*ring*) that trusts exactly the certificates in the PEM
 /// file at `path`.
-pub fn client_config_trusting(path: impl AsRef<Path>) -> Result<Arc<ClientConfig>, KitError> {
+pub fn client_config_trusting(path: impl AsRef<Path>) -> Result<Arc<ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     for cert in load_certificates_pem(path)? {
         roots.add(cert)?;

@@ -9,15 +9,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::ServerConfig;
 
-use crate::KitError;
+use crate::Error;
 use crate::conn::{Conn, Line};
 use crate::mail::{multiline_body, to_crlf};
 use crate::tls::TestCa;
-use crate::util::{base64_decode, hex, md5};
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
 
 /// Longest command line accepted (RFC 2449 says 255 octets; SASL initial
 /// responses can be longer, so be generous).
 const MAX_COMMAND: usize = 8 * 1024;
+
+/// Standard base64 that accepts a missing `=` padding, as lenient servers do.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TlsMode {
@@ -130,7 +138,7 @@ impl MailboxServerBuilder {
 
     /// Binds 127.0.0.1 on a random port and starts serving, one thread per
     /// connection.
-    pub fn start(self) -> Result<MailboxServer, KitError> {
+    pub fn start(self) -> Result<MailboxServer, Error> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let mut store = Store {
@@ -156,6 +164,7 @@ impl MailboxServerBuilder {
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             logins: AtomicUsize::new(0),
+            quits: AtomicUsize::new(0),
         });
         let for_thread = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -180,14 +189,14 @@ impl MailboxServerBuilder {
 /// the server's life. Sizes are those of the CRLF form of each message.
 ///
 /// ```
-/// use pop3_tests::{MailboxServer, generate_mail};
+/// use pop3_demo_server::{MailboxServer, generate_mail};
 ///
 /// let server = MailboxServer::builder(generate_mail(3, 1000, 1))
 ///     .credentials("bob", "secret-b")
 ///     .start()?;
 /// println!("POP3 server on {}", server.addr());
 /// assert_eq!(server.messages().len(), 3);
-/// # Ok::<(), pop3_tests::KitError>(())
+/// # Ok::<(), pop3_demo_server::Error>(())
 /// ```
 pub struct MailboxServer {
     addr: SocketAddr,
@@ -207,7 +216,7 @@ impl fmt::Debug for MailboxServer {
 impl MailboxServer {
     /// Serves `messages` with the default options (cleartext, alice /
     /// secret-a, APOP on, CAPA on).
-    pub fn start(messages: Vec<Vec<u8>>) -> Result<MailboxServer, KitError> {
+    pub fn start(messages: Vec<Vec<u8>>) -> Result<MailboxServer, Error> {
         MailboxServer::builder(messages).start()
     }
 
@@ -276,6 +285,12 @@ impl MailboxServer {
         self.shared.logins.load(Ordering::Relaxed)
     }
 
+    /// Sessions that ended with QUIT so far (counted before the `+OK` goes out, so a client
+    /// sees its own QUIT counted once it has the reply).
+    pub fn quits(&self) -> usize {
+        self.shared.quits.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting connections. Running sessions go on until their
     /// client quits or their read timeout expires. Also done on drop.
     pub fn shutdown(&mut self) {
@@ -329,6 +344,7 @@ struct Shared {
     stop: AtomicBool,
     connections: AtomicUsize,
     logins: AtomicUsize,
+    quits: AtomicUsize,
 }
 
 impl Shared {
@@ -527,11 +543,13 @@ impl<'a> Session<'a> {
             (_, "CAPA") => self.capa()?,
             (_, "NOOP") if self.phase == Phase::Transaction => self.reply("+OK")?,
             (Phase::Authorization, "QUIT") => {
+                self.shared.quits.fetch_add(1, Ordering::Relaxed);
                 self.reply("+OK pop3-tests signing off")?;
                 return Ok(self.close_gracefully());
             }
             (Phase::Transaction, "QUIT") => {
                 let removed = self.update();
+                self.shared.quits.fetch_add(1, Ordering::Relaxed);
                 let left = {
                     let mut store = self.shared.lock();
                     if self.holds_lock {
@@ -562,7 +580,10 @@ impl<'a> Session<'a> {
             }
             (Phase::Authorization, "APOP") if args.len() == 2 => {
                 let ok = self.timestamp.as_ref().is_some_and(|ts| {
-                    let digest = hex(&md5(format!("{ts}{}", self.opts.password).as_bytes()));
+                    let digest = format!(
+                        "{:x}",
+                        Md5::digest(format!("{ts}{}", self.opts.password).as_bytes())
+                    );
                     args[0] == self.opts.user && args[1] == digest
                 });
                 if ok {
@@ -682,7 +703,7 @@ impl<'a> Session<'a> {
             self.reply("-ERR authentication cancelled")?;
             return Ok(Flow::Continue);
         }
-        let ok = base64_decode(&response).is_some_and(|decoded| {
+        let ok = BASE64.decode(&response).is_ok_and(|decoded| {
             let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
             matches!(parts.as_slice(), [authz, user, pass]
                 if (authz.is_empty() || *authz == self.opts.user.as_bytes())
