@@ -80,14 +80,15 @@
 #![deny(missing_docs)]
 
 mod connection;
-mod error;
 #[cfg(feature = "mime")]
 mod mime;
 mod stream;
 mod uid;
 
-pub use connection::{Connection, Greeting, RetrEvent};
-pub use error::Error;
+pub use connection::Connection;
+/// Everything a call can fail with: the same type as `pop3-async`'s `Error`.
+pub use pop3_tls::ConnectionError as Error;
+pub use pop3_tls::{Session, scram_nonce};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
 pub use pop3_tls::{
@@ -100,9 +101,9 @@ pub use stream::Stream;
 #[cfg(feature = "mime")]
 pub use mail_parser;
 pub use pop3_proto;
-pub use pop3_proto::login::{
-    LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
-};
+pub use pop3_proto::login::{LoginMethod, LoginPolicy};
+pub use pop3_proto::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+pub use pop3_proto::request::RetrEvent;
 pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 pub use rustls;

@@ -1,35 +1,11 @@
 //! The parsed view of a message (the `mime` feature), through `mail-parser`.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 
 use mail_parser::{Message, MessageParser};
+use pop3_proto::request;
 
 use crate::{Connection, Error};
-
-/// A sink that keeps at most `limit` octets and refuses the rest.
-struct Limited {
-    body: Vec<u8>,
-    limit: usize,
-    exceeded: bool,
-}
-
-impl Write for Limited {
-    fn write(&mut self, chunk: &[u8]) -> io::Result<usize> {
-        if self.body.len().saturating_add(chunk.len()) > self.limit {
-            self.exceeded = true;
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                "the message is larger than the limit",
-            ));
-        }
-        self.body.extend_from_slice(chunk);
-        Ok(chunk.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 impl<S: Read + Write> Connection<S> {
     /// `RETR msg`, parsed (RFC 5322 headers, MIME parts, decoded bodies) by
@@ -56,23 +32,9 @@ impl<S: Read + Write> Connection<S> {
     /// # }
     /// ```
     pub fn retr_parsed(&mut self, msg: u32, max_octets: usize) -> Result<Message<'static>, Error> {
-        let mut sink = Limited {
-            body: Vec::new(),
-            limit: max_octets,
-            exceeded: false,
-        };
-        match self.retr(msg, &mut sink) {
-            Ok(_) => {}
-            Err(Error::Io(_)) if sink.exceeded => {
-                return Err(Error::MessageTooLarge {
-                    msg,
-                    limit: max_octets,
-                });
-            }
-            Err(error) => return Err(error),
-        }
+        let body = self.run(request::retr_limited(msg, max_octets))?;
         MessageParser::default()
-            .parse(&sink.body)
+            .parse(&body)
             .map(Message::into_owned)
             .ok_or(Error::NotAMessage { msg })
     }

@@ -101,6 +101,9 @@ pub enum Failure {
         /// The limit, in octets.
         limit: usize,
     },
+    /// The server's greeting was `-ERR`: it refuses the session.
+    #[error("the server refused the session")]
+    GreetingRefused(Greeting),
     /// The session ended (or the command was cancelled) before the reply came.
     #[error("the connection is closed")]
     Closed,
@@ -515,23 +518,26 @@ impl Request for RetrLimited {
     }
 }
 
-/// The greeting: its result is [`Greeting`], or [`Failure::Closed`] when the server
-/// refused the session (`-ERR`; the greeting is then in the adapter's error).
+/// The opening of a session: the greeting, then (after a `+OK` greeting) whatever the core
+/// asks by itself (the automatic CAPA), until the client is idle. A `-ERR` greeting is
+/// [`Failure::GreetingRefused`].
 #[derive(Debug, Default)]
-pub struct AwaitGreeting {
+pub struct Open {
     greeting: Option<(bool, Greeting)>,
 }
 
-/// See [`AwaitGreeting`].
-pub fn greeting() -> AwaitGreeting {
-    AwaitGreeting::default()
+/// See [`Open`].
+pub fn open() -> Open {
+    Open::default()
 }
 
-impl Request for AwaitGreeting {
-    type Output = Result<Greeting, Greeting>;
-    fn poll(&mut self, _: &mut Client) -> Option<Result<Self::Output, Failure>> {
-        let (ok, greeting) = self.greeting.take()?;
-        Some(Ok(if ok { Ok(greeting) } else { Err(greeting) }))
+impl Request for Open {
+    type Output = Greeting;
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Greeting, Failure>> {
+        match self.greeting.as_ref()? {
+            (false, _) => self.greeting.take().map(|(_, g)| Err(Failure::GreetingRefused(g))),
+            (true, _) => Settle.poll(client)?.ok().and_then(|()| self.greeting.take()).map(|(_, g)| Ok(g)),
+        }
     }
     fn on_event(&mut self, event: &Event<'_>) {
         if let Event::Greeting {

@@ -151,6 +151,10 @@ impl From<Failure> for ConnectionError {
             Failure::AlreadyLoggedIn => Self::AlreadyLoggedIn,
             Failure::Uid(error) => Self::Uid(error),
             Failure::TooLarge { msg, limit } => Self::MessageTooLarge { msg, limit },
+            Failure::GreetingRefused(greeting) => Self::GreetingRefused {
+                code: greeting.code,
+                text: greeting.text,
+            },
             _ => Self::Closed,
         }
     }
