@@ -77,22 +77,23 @@
 
 mod batch;
 mod connection;
-mod error;
 #[cfg(feature = "mime")]
 mod mime;
 mod stream;
 mod uid;
 
-pub use batch::{BodyStream, RetrEvent};
-pub use connection::{Connection, Greeting};
-pub use error::Error;
+pub use batch::BodyStream;
+pub use connection::Connection;
+/// Everything a call can fail with: the same type as `pop3-blocking`'s `Error`.
+pub use pop3_tls::ConnectionError as Error;
+pub use pop3_tls::{Session, scram_nonce};
 /// The MIME parser behind `retr_parsed` (the `mime` feature).
 #[cfg(feature = "mime")]
 pub use mail_parser;
 pub use pop3_proto;
-pub use pop3_proto::login::{
-    LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
-};
+pub use pop3_proto::login::{LoginMethod, LoginPolicy};
+pub use pop3_proto::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+pub use pop3_proto::request::RetrEvent;
 pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).

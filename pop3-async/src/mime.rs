@@ -1,6 +1,7 @@
 //! The parsed view of a message (the `mime` feature), through `mail-parser`.
 
 use mail_parser::{Message, MessageParser};
+use pop3_proto::request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{Connection, Error};
@@ -34,28 +35,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         msg: u32,
         max_octets: usize,
     ) -> Result<Message<'static>, Error> {
-        let mut body = Vec::new();
-        let mut exceeded = false;
-        let mut stream = self.retr_stream(msg);
-        // Read to the end even past the limit, so that the session stays in step.
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            if exceeded {
-                continue;
-            }
-            if body.len().saturating_add(chunk.len()) > max_octets {
-                exceeded = true;
-                body = Vec::new();
-                continue;
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if exceeded {
-            return Err(Error::MessageTooLarge {
-                msg,
-                limit: max_octets,
-            });
-        }
+        let body = self.run(request::retr_limited(msg, max_octets)).await?;
         MessageParser::default()
             .parse(&body)
             .map(Message::into_owned)

@@ -1,14 +1,14 @@
-//! UID-safe helpers: `dele_uid` and `fetch_new`, on the I/O-free decisions of
-//! [`pop3_proto::uid`].
+//! UID-safe helpers: `dele_uid` and `fetch_new`, the requests [`pop3_proto::request::dele_uid`]
+//! and [`pop3_proto::request::fetch_new`] on the decisions of [`pop3_proto::uid`].
 
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use pop3_proto::login::{Reply, UniqueIdListing};
-use pop3_proto::uid::{FetchReport, SeenStore, check_uid, select_new};
+use pop3_proto::request::{self, RetrEvent};
+use pop3_proto::uid::{FetchReport, SeenStore};
 
-use crate::{Connection, Error, RetrEvent};
+use crate::{Connection, Error, Reply, UniqueIdListing};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `DELE msg`, but only if message `msg` is still the one with unique id `uid`: first
@@ -24,9 +24,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// As with [`dele`](Self::dele), the server deletes only when [`quit`](Self::quit)
     /// succeeds: delete only what you have durably stored.
     pub async fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Error> {
-        let answer = self.uidl_one(msg).await?;
-        check_uid(&answer, msg, uid)?;
-        self.dele(msg).await
+        self.run(request::dele_uid(msg, uid)).await
     }
 
     /// Fetches the messages that `store` has not recorded yet (the `pop3` command's "only
@@ -50,37 +48,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn fetch_new<St: SeenStore + ?Sized>(
         &mut self,
         store: &mut St,
-        mut on_event: impl FnMut(&UniqueIdListing, RetrEvent<'_>) -> io::Result<()>,
+        on_event: impl FnMut(&UniqueIdListing, RetrEvent<'_>) -> io::Result<()>,
     ) -> Result<FetchReport, Error> {
-        let listing = self.uidl().await?;
-        let wanted = select_new(&listing, &*store)?;
-        let msgs: Vec<u32> = wanted.iter().map(|entry| entry.msg).collect();
-        let mut report = FetchReport::default();
-        // `retr_many` reports the messages in the order given, each to its end or refusal.
-        let mut next = 0;
-        self.retr_many(&msgs, |msg, event| {
-            let Some(entry) = wanted.get(next).filter(|entry| entry.msg == msg) else {
-                return Err(io::Error::other(format!(
-                    "fetch_new: an event for message {msg} out of order"
-                )));
-            };
-            match event {
-                RetrEvent::End { octets } => {
-                    on_event(entry, RetrEvent::End { octets })?;
-                    store.record(&entry.uid)?;
-                    report.fetched.push(entry.clone());
-                    next += 1;
-                }
-                RetrEvent::Refused(error) => {
-                    on_event(entry, RetrEvent::Refused(error.clone()))?;
-                    report.refused.push((entry.clone(), error));
-                    next += 1;
-                }
-                other => on_event(entry, other)?,
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(report)
+        self.run(request::fetch_new(store, on_event)).await
     }
 }

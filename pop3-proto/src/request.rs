@@ -437,6 +437,13 @@ impl<S: Sink> Collect for Body<S> {
     }
 }
 
+impl<S> Single<Body<S>> {
+    /// The sink, for a caller that hands its contents over as they come (a body stream).
+    pub fn sink(&mut self) -> &mut S {
+        &mut self.collect.sink
+    }
+}
+
 /// `RETR n` into `sink`.
 pub fn retr<S: Sink>(msg: u32, sink: S) -> Single<Body<S>> {
     body(Command::retr(msg), sink)

@@ -84,6 +84,11 @@ impl Session {
         self.client.capabilities()
     }
 
+    /// The protocol core, to read its state.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The session phase.
     pub fn phase(&self) -> Phase {
         self.client.phase()
