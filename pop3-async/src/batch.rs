@@ -1,7 +1,6 @@
 //! Bodies: as a [`Stream`](futures_core::Stream) of chunks, and into an `AsyncWrite`.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -69,7 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BodyStream<'_, S> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
-    /// The same drive loop as [`Connection::run`], one poll at a time.
+    /// The drive loop of [`Connection::run`], handing each chunk over as it comes.
     fn step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         loop {
             if let Some(chunk) = self.request.sink().0.pop_front() {
@@ -80,34 +79,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BodyStream<'_, S> {
                 self.connection.busy = false;
                 return Poll::Ready(end.err().map(Err));
             }
-            if let Some(end) = self.connection.session.advance(&mut self.request) {
-                self.end = Some(end);
-                continue;
-            }
-            match self.connection.poll_io(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.sleep = None;
-                    continue;
-                }
-                Poll::Ready(Err(e)) => self.end = Some(Err(self.connection.session.io_error(e))),
-                Poll::Pending => {
-                    if self.sleep.is_none() {
-                        let now = tokio::time::Instant::now();
-                        match self.connection.session.read_wait(now.into_std()) {
-                            Ok(left) => self.sleep = Some(Box::pin(tokio::time::sleep_until(now + left))),
-                            Err(error) => self.end = Some(Err(error)),
-                        }
-                    }
-                    if let Some(sleep) = &mut self.sleep {
-                        if sleep.as_mut().poll(cx).is_ready() {
-                            self.end = Some(Err(self.connection.session.timed_out()));
-                        }
-                    }
-                    if self.end.is_none() {
-                        return Poll::Pending;
-                    }
-                }
-            }
+            let step = self
+                .connection
+                .poll_step(cx, &mut self.request, &mut self.sleep);
+            self.end = std::task::ready!(step);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The connection: one drive loop around the core's requests ([`pop3_proto::request`]) over an
 //! async stream, and the method set as thin wrappers over them.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::ops::Deref;
 use std::pin::Pin;
@@ -14,7 +14,7 @@ use pop3_proto::{Awaiting, Capabilities, Command, Expired};
 use pop3_tls::{Session, scram_nonce, server_name};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsConnector;
 
 use crate::{Error, LoginMethod, Options, Reply, ScanListing, Secret, Security, ServerError};
@@ -73,13 +73,6 @@ impl<S> std::fmt::Debug for Connection<S> {
     }
 }
 
-impl<S> Deref for Connection<S> {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self.session
-    }
-}
-
 impl Connection<Stream> {
     /// Connects to `host:port` with the given security, reads the greeting and (with
     /// `auto_capa`) the capabilities, and for [`Security::StartTls`] upgrades with STLS.
@@ -128,6 +121,13 @@ impl Connection<Stream> {
         };
         let tls = handshake(tcp, &session).await?;
         Self::from_parts(Stream::Tls(Box::new(tls)), session).await
+    }
+}
+
+impl<S> Deref for Connection<S> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
     }
 }
 
@@ -379,30 +379,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// wait for the server, and round again. Dropped before its end, it leaves `busy` set.
     pub(crate) async fn run<R: Request>(&mut self, mut request: R) -> Result<R::Output, Error> {
         self.begin()?;
+        let mut sleep = None;
         let result = loop {
-            match self.session.advance(&mut request) {
-                Some(result) => break result,
-                None => {
-                    if let Err(error) = self.io_step().await {
-                        break Err(error);
-                    }
-                }
+            let step = poll_fn(|cx| self.poll_step(cx, &mut request, &mut sleep)).await;
+            if let Some(result) = step {
+                break result;
             }
         };
         self.busy = false;
         result
     }
 
-    /// One wait for the server, bounded by the deadline the core's read clock sets for what
-    /// the client awaits: writes what the core has to send and reads what arrives, whichever
-    /// is possible first. A failure closes the connection.
-    async fn io_step(&mut self) -> Result<(), Error> {
-        let now = Instant::now();
-        let left = self.session.read_wait(now.into_std())?;
-        match tokio::time::timeout_at(now + left, poll_fn(|cx| self.poll_io(cx))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(self.session.io_error(error)),
-            Err(_) => Err(self.session.timed_out()),
+    /// One turn of the drive loop: the request's result if the input so far gives it, else
+    /// one I/O step (`Ready(None)`: call again), bounded by the deadline the core's read clock
+    /// sets for what the client awaits (`sleep` holds it while nothing moves). A failure or
+    /// an expired deadline closes the connection.
+    pub(crate) fn poll_step<R: Request>(
+        &mut self,
+        cx: &mut Context<'_>,
+        request: &mut R,
+        sleep: &mut Option<Pin<Box<Sleep>>>,
+    ) -> Poll<Option<Result<R::Output, Error>>> {
+        if let Some(result) = self.session.advance(request) {
+            return Poll::Ready(Some(result));
+        }
+        match self.poll_io(cx) {
+            Poll::Ready(Ok(())) => {
+                *sleep = None;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(self.session.io_error(error)))),
+            Poll::Pending => {}
+        }
+        if sleep.is_none() {
+            let now = Instant::now();
+            match self.session.read_wait(now.into_std()) {
+                Ok(left) => *sleep = Some(Box::pin(tokio::time::sleep_until(now + left))),
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+        }
+        match sleep.as_mut().map(|sleep| sleep.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Some(Err(self.session.timed_out()))),
+            _ => Poll::Pending,
         }
     }
 
@@ -410,7 +428,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// write is unflushed, and (in the same poll) read. Reading while a write is blocked is
     /// what keeps a large pipelined batch from deadlocking against a server that writes
     /// replies before it reads more commands.
-    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.tx_pos == self.tx.len() {
             self.tx.clear();
             self.tx_pos = 0;
