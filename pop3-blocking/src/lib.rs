@@ -88,13 +88,13 @@ mod uid;
 pub use connection::Connection;
 /// Everything a call can fail with: the same type as `pop3-async`'s `Error`.
 pub use pop3_tls::ConnectionError as Error;
-pub use pop3_tls::{Session, scram_nonce};
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
 pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
+pub use pop3_tls::{Session, scram_nonce};
 pub use stream::Stream;
 
 /// The MIME parser behind `retr_parsed` (the `mime` feature).

@@ -63,4 +63,3 @@ pub struct ServerError {
     /// The text after `-ERR`.
     pub text: String,
 }
-

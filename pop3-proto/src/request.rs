@@ -433,7 +433,9 @@ impl<S: Sink> Collect for Body<S> {
         }
     }
     fn finish(&mut self, _: Reply) -> Result<u64, Failure> {
-        self.failed.take().map_or(Ok(self.octets), |e| Err(Failure::Sink(e)))
+        self.failed
+            .take()
+            .map_or(Ok(self.octets), |e| Err(Failure::Sink(e)))
     }
 }
 
@@ -542,8 +544,15 @@ impl Request for Open {
     type Output = Greeting;
     fn poll(&mut self, client: &mut Client) -> Option<Result<Greeting, Failure>> {
         match self.greeting.as_ref()? {
-            (false, _) => self.greeting.take().map(|(_, g)| Err(Failure::GreetingRefused(g))),
-            (true, _) => Settle.poll(client)?.ok().and_then(|()| self.greeting.take()).map(|(_, g)| Ok(g)),
+            (false, _) => self
+                .greeting
+                .take()
+                .map(|(_, g)| Err(Failure::GreetingRefused(g))),
+            (true, _) => Settle
+                .poll(client)?
+                .ok()
+                .and_then(|()| self.greeting.take())
+                .map(|(_, g)| Ok(g)),
         }
     }
     fn on_event(&mut self, event: &Event<'_>) {
@@ -861,7 +870,9 @@ impl Request for DeleUid {
         if let Err(error) = check_uid(&answer, self.msg, &self.uid) {
             return Some(Err(error.into()));
         }
-        self.dele.insert(simple(Command::dele(self.msg))).poll(client)
+        self.dele
+            .insert(simple(Command::dele(self.msg)))
+            .poll(client)
     }
     fn on_event(&mut self, event: &Event<'_>) {
         match &mut self.dele {

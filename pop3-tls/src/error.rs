@@ -4,8 +4,8 @@
 use std::io;
 
 use pop3_proto::login::LoginChoiceError;
-use pop3_proto::request::Failure;
 use pop3_proto::reply::ServerError;
+use pop3_proto::request::Failure;
 use pop3_proto::{EnqueueError, Expired, ProtocolError, ResponseCode};
 
 /// Everything an operation on an adapter's `Connection` can fail with.

@@ -204,7 +204,9 @@ impl Session {
     /// past closes the connection with [`Error::Timeout`].
     pub fn read_wait(&mut self, now: Instant) -> Result<Duration, Error> {
         self.clock.observe(self.client.awaiting(), now);
-        self.clock.wait(now).map_err(|expired| self.fail(Error::Timeout(expired)))
+        self.clock
+            .wait(now)
+            .map_err(|expired| self.fail(Error::Timeout(expired)))
     }
 
     /// The read limit that ran out, when the wait [`read_wait`](Self::read_wait) gave is over:
