@@ -8,17 +8,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pop3_proto::request::{self, Request, RetrEvent, Settle};
-use pop3_proto::sasl::Mechanism;
-use pop3_proto::{Awaiting, Capabilities, Command, Expired};
-use pop3_tls::{Session, scram_nonce, server_name};
+use pop3_proto::request::{self, Request, Settle};
+use pop3_proto::{Awaiting, Command, Expired};
+use pop3_tls::{Session, server_name};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsConnector;
 
-use crate::{Error, LoginMethod, Options, Reply, ScanListing, Secret, Security, ServerError};
-use crate::{Stat, Stream, UniqueIdListing};
+use crate::{Error, Options, Reply, Security, Stream};
 
 /// The most a read asks for: one read's worth of input is all the memory a reply costs.
 const READ_BUFFER: usize = 64 * 1024;
@@ -221,134 +219,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream
     }
 
-    // ---- the method set: each one request of `pop3_proto::request` ----
+    // ---- the method set: each one request of `pop3_proto::request`, shared with
+    // pop3-blocking (see `pop3_tls::methods!`) ----
 
-    /// `CAPA`: the capabilities, also kept for [`capabilities`](Session::capabilities). A
-    /// closed connection is [`Error::Closed`].
-    pub async fn capa(&mut self) -> Result<Capabilities, Error> {
-        self.run(request::capa()).await
-    }
-
-    /// `USER name`.
-    pub async fn user(&mut self, name: &str) -> Result<Reply, Error> {
-        self.run(request::simple(Command::user(name))).await
-    }
-
-    /// `PASS password`; on success the capabilities are asked again (with `auto_capa`) together
-    /// with the next command, and unknown until then.
-    pub async fn pass(&mut self, password: impl Into<Secret>) -> Result<Reply, Error> {
-        self.run(request::simple(Command::pass(password))).await
-    }
-
-    /// `APOP name digest`, the digest made from the greeting timestamp and `secret`.
-    pub async fn apop(&mut self, name: &str, secret: impl Into<Secret>) -> Result<Reply, Error> {
-        self.run(request::simple(Command::apop(name, secret))).await
-    }
-
-    /// `RPOP user` (RFC 1081, obsolete).
-    pub async fn rpop(&mut self, user: &str) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Rpop(user.to_owned())))
-            .await
-    }
-
-    /// `AUTH` with a SASL mechanism (RFC 5034).
-    pub async fn auth(&mut self, mechanism: impl Mechanism + 'static) -> Result<Reply, Error> {
-        self.run(request::simple(Command::auth(mechanism))).await
-    }
-
-    /// Logs in with the best method the server offers and [`Options::login`] allows
-    /// ([`pop3_proto::login::choose_login`], carried out by [`pop3_proto::request::login`]),
-    /// and returns the method used.
-    ///
-    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
-    /// sends nothing.
-    pub async fn login(
-        &mut self,
-        user: &str,
-        password: impl Into<Secret>,
-    ) -> Result<LoginMethod, Error> {
-        let policy = self.session.options().login;
-        let plan = request::login(user, password, policy, scram_nonce()?);
-        self.run(plan).await
-    }
-
-    /// `UTF8` (RFC 6856).
-    pub async fn utf8(&mut self) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Utf8)).await
-    }
-
-    /// `LANG`: the languages the server offers, as (tag, description).
-    pub async fn lang(&mut self) -> Result<Vec<(String, String)>, Error> {
-        self.run(request::lang()).await
-    }
-
-    /// `LANG tag` (`*` lets the server pick).
-    pub async fn set_lang(&mut self, tag: &str) -> Result<Reply, Error> {
-        let command = Command::Lang(Some(tag.to_owned()));
-        self.run(request::simple(command)).await
-    }
-
-    /// `STAT`.
-    pub async fn stat(&mut self) -> Result<Stat, Error> {
-        self.run(request::stat()).await
-    }
-
-    /// `LIST`: every message's size.
-    pub async fn list(&mut self) -> Result<Vec<ScanListing>, Error> {
-        self.run(request::list()).await
-    }
-
-    /// `LIST n`.
-    pub async fn list_one(&mut self, msg: u32) -> Result<ScanListing, Error> {
-        self.run(request::list_one(msg)).await
-    }
-
-    /// `UIDL`: every message's unique id.
-    pub async fn uidl(&mut self) -> Result<Vec<UniqueIdListing>, Error> {
-        self.run(request::uidl()).await
-    }
-
-    /// `UIDL n`.
-    pub async fn uidl_one(&mut self, msg: u32) -> Result<UniqueIdListing, Error> {
-        self.run(request::uidl_one(msg)).await
-    }
-
-    /// `DELE n`: marks the message deleted; the server deletes it at [`quit`](Self::quit).
-    pub async fn dele(&mut self, msg: u32) -> Result<Reply, Error> {
-        self.run(request::simple(Command::dele(msg))).await
-    }
-
-    /// `RSET`: unmarks every deleted message.
-    pub async fn rset(&mut self) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Rset)).await
-    }
-
-    /// `NOOP`.
-    pub async fn noop(&mut self) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Noop)).await
-    }
-
-    /// Retrieves `msgs` pipelined (when the server announces PIPELINING; the core bounds the
-    /// window). `on_event` gets each message's [`RetrEvent::Start`], its chunks (none for an
-    /// empty message), then its end, or only its refusal; messages come in the order given.
-    /// If `on_event` fails, it is not called again, the remaining replies are read and
-    /// discarded, and its error is returned as [`Error::Io`]; the connection stays usable.
-    ///
-    /// While commands are being written the connection also reads, so a server that answers
-    /// before it reads the rest of the batch cannot deadlock it.
-    pub async fn retr_many(
-        &mut self,
-        msgs: &[u32],
-        on_event: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
-    ) -> Result<(), Error> {
-        self.run(request::retr_many(msgs, on_event)).await
-    }
-
-    /// Marks `msgs` deleted, pipelined; one result per message, in order. The server deletes
-    /// them at [`quit`](Self::quit).
-    pub async fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Error> {
-        self.run(request::dele_many(msgs)).await
-    }
+    pop3_tls::methods!(async await);
 
     /// `QUIT`: ends the session. After login the server now deletes the messages marked with
     /// DELE (UPDATE state) and its answer says whether it did. The connection is then shut

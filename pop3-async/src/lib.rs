@@ -77,10 +77,7 @@
 
 mod batch;
 mod connection;
-#[cfg(feature = "mime")]
-mod mime;
 mod stream;
-mod uid;
 
 pub use batch::BodyStream;
 pub use connection::Connection;

@@ -8,15 +8,13 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pop3_proto::request::{self, Request, RetrEvent, Settle};
-use pop3_proto::sasl::Mechanism;
-use pop3_proto::{Awaiting, Capabilities, Command, Expired};
-use pop3_tls::{Session, scram_nonce, server_name};
+use pop3_proto::request::{self, Request, Settle};
+use pop3_proto::{Awaiting, Command, Expired};
+use pop3_tls::{Session, server_name};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::{Error, LoginMethod, Options, Reply, ScanListing, Secret, Security, ServerError};
-use crate::{Stat, Stream, UniqueIdListing};
+use crate::{Error, Options, Reply, Security, Stream};
 
 /// The size of the read buffer: one read's worth of input is all the memory a reply costs,
 /// whatever the size of the message.
@@ -215,95 +213,10 @@ impl<S: Read + Write> Connection<S> {
         self.stream
     }
 
-    // ---- the method set: each one request of `pop3_proto::request` ----
+    // ---- the method set: each one request of `pop3_proto::request`, shared with pop3-async
+    // (see `pop3_tls::methods!`) ----
 
-    /// `CAPA`: asks for the capabilities (also kept for
-    /// [`capabilities`](Session::capabilities)). A closed connection is [`Error::Closed`].
-    pub fn capa(&mut self) -> Result<Capabilities, Error> {
-        self.run(request::capa())
-    }
-
-    /// `USER name`. Without TLS it waits for its reply before anything else is sent, so that a
-    /// refused USER never exposes the password.
-    pub fn user(&mut self, name: &str) -> Result<Reply, Error> {
-        self.run(request::simple(Command::user(name)))
-    }
-
-    /// `PASS password`. Refused ([`Error::Usage`]) without TLS unless
-    /// [`Options::allow_plaintext`].
-    pub fn pass(&mut self, password: impl Into<Secret>) -> Result<Reply, Error> {
-        self.run(request::simple(Command::pass(password)))
-    }
-
-    /// `APOP name digest`: needs a greeting timestamp; the secret itself never crosses the wire.
-    pub fn apop(&mut self, name: &str, secret: impl Into<Secret>) -> Result<Reply, Error> {
-        self.run(request::simple(Command::apop(name, secret)))
-    }
-
-    /// `RPOP user` (RFC 1081, obsolete trusted-host login; after [`user`](Self::user)).
-    pub fn rpop(&mut self, user: &str) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Rpop(user.to_owned())))
-    }
-
-    /// `AUTH` with any SASL mechanism (see [`pop3_proto::sasl`]); the core runs the
-    /// challenge/response exchange. Mechanisms that expose a reusable secret are refused
-    /// without TLS unless [`Options::allow_plaintext`].
-    pub fn auth(&mut self, mechanism: impl Mechanism + 'static) -> Result<Reply, Error> {
-        self.run(request::simple(Command::auth(mechanism)))
-    }
-
-    /// Logs in with the best method the server offers (chosen by
-    /// [`pop3_proto::login::choose_login`], carried out by [`pop3_proto::request::login`]):
-    /// SCRAM-SHA-256 > CRAM-MD5 > APOP (only with [`Options::allow_apop`]) > PLAIN > LOGIN >
-    /// USER/PASS. Without TLS no method is chosen unless [`Options::allow_plaintext`]; then
-    /// this fails with [`Error::Login`] before sending anything. Returns the method used.
-    ///
-    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
-    /// sends nothing.
-    pub fn login(&mut self, user: &str, password: impl Into<Secret>) -> Result<LoginMethod, Error> {
-        let policy = self.session.options().login;
-        self.run(request::login(user, password, policy, scram_nonce()?))
-    }
-
-    /// `UTF8` (RFC 6856): asks for UTF-8 mode, before login.
-    pub fn utf8(&mut self) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Utf8))
-    }
-
-    /// `LANG`: the languages the server offers, as (tag, description) pairs (RFC 6856).
-    pub fn lang(&mut self) -> Result<Vec<(String, String)>, Error> {
-        self.run(request::lang())
-    }
-
-    /// `LANG tag`: switches the language of the server's texts (`*` lets the server choose).
-    pub fn set_lang(&mut self, tag: &str) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Lang(Some(tag.to_owned()))))
-    }
-
-    /// `STAT`: the number of messages and their total size.
-    pub fn stat(&mut self) -> Result<Stat, Error> {
-        self.run(request::stat())
-    }
-
-    /// `LIST`: every message's number and size.
-    pub fn list(&mut self) -> Result<Vec<ScanListing>, Error> {
-        self.run(request::list())
-    }
-
-    /// `LIST n`: one message's size.
-    pub fn list_one(&mut self, msg: u32) -> Result<ScanListing, Error> {
-        self.run(request::list_one(msg))
-    }
-
-    /// `UIDL`: every message's unique id.
-    pub fn uidl(&mut self) -> Result<Vec<UniqueIdListing>, Error> {
-        self.run(request::uidl())
-    }
-
-    /// `UIDL n`: one message's unique id.
-    pub fn uidl_one(&mut self, msg: u32) -> Result<UniqueIdListing, Error> {
-        self.run(request::uidl_one(msg))
-    }
+    pop3_tls::methods!();
 
     /// `RETR n`: streams the message (dot-unstuffed, line ends as sent) into `out` and returns
     /// its size. Memory stays bounded by the read buffer whatever the message size. If `out`
@@ -331,43 +244,6 @@ impl<S: Read + Write> Connection<S> {
         let mut out = Vec::new();
         self.top(msg, lines, &mut out)?;
         Ok(out)
-    }
-
-    /// `DELE n`: marks the message deleted; the server deletes it only when [`quit`](Self::quit)
-    /// succeeds.
-    pub fn dele(&mut self, msg: u32) -> Result<Reply, Error> {
-        self.run(request::simple(Command::dele(msg)))
-    }
-
-    /// `RSET`: unmarks every deleted message.
-    pub fn rset(&mut self) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Rset))
-    }
-
-    /// `NOOP`.
-    pub fn noop(&mut self) -> Result<Reply, Error> {
-        self.run(request::simple(Command::Noop))
-    }
-
-    /// Retrieves many messages, pipelined when the server announces PIPELINING (the core keeps
-    /// a bounded window in flight), one at a time otherwise. `on_event` sees each message as
-    /// one [`RetrEvent::Start`], [`RetrEvent::Chunk`]s (none for an empty message) and one
-    /// [`RetrEvent::End`], or as one [`RetrEvent::Refused`], in the order of `msgs`.
-    ///
-    /// If `on_event` fails, it is not called again, the remaining replies are read and
-    /// discarded, and its error is returned as [`Error::Io`]; the connection stays usable.
-    pub fn retr_many(
-        &mut self,
-        msgs: &[u32],
-        on_event: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
-    ) -> Result<(), Error> {
-        self.run(request::retr_many(msgs, on_event))
-    }
-
-    /// Deletes many messages, pipelined when the server allows; one result per message, in
-    /// the order of `msgs`.
-    pub fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Error> {
-        self.run(request::dele_many(msgs))
     }
 
     /// `QUIT`: ends the session. After login the server now commits the deletions (UPDATE) and

@@ -80,10 +80,7 @@
 #![deny(missing_docs)]
 
 mod connection;
-#[cfg(feature = "mime")]
-mod mime;
 mod stream;
-mod uid;
 
 pub use connection::Connection;
 /// Everything a call can fail with: the same type as `pop3-async`'s `Error`.

@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod methods;
 mod session;
 mod trust;
 mod words;
@@ -39,6 +40,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
 pub use error::{ConnectionError, scram_nonce, server_name};
+pub use pop3_proto;
 pub use session::Session;
 pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
 pub use words::{CertificateInfo, CertificateParseError, describe_error};
