@@ -51,10 +51,12 @@
 //!   [`choose_login`](crate::login::choose_login) can return: there is no catch-all. A server
 //!   that offers only mechanisms this crate does not know gets USER/PASS (RFC 2449 servers
 //!   need not announce USER), which `choose_login` decides.
-//! - [`capa`] answers the capabilities of the reply; a `+OK` without a list (a `-ERR` made
-//!   "no extensions" by [`Quirks::missing_capa`](crate::Quirks::missing_capa)) is the empty
-//!   list. A session that is closed fails before anything is sent (the adapters say
-//!   `Error::Closed`).
+//! - [`capa`] answers the capabilities of the reply, and a `-ERR` as [`Failure::Server`]. On a
+//!   session that is closed the adapters fail before running any request (`Error::Closed`),
+//!   never with an empty answer.
+//! - The adapters build the core's [`Config`](crate::Config) by ORing
+//!   `allow_plaintext_auth` and `trace` with what they know (`pop3_tls::Options::client_config`),
+//!   never overwriting them.
 
 use std::io;
 

@@ -10,10 +10,11 @@
 macro_rules! methods {
     ($($asyncness:ident $aw:ident)?) => {
         /// `CAPA`: asks for the capabilities (also kept for
-        /// [`capabilities`](pop3_tls::Session::capabilities)). A `+OK` without a list (a
-        /// `-ERR` made "no extensions" by the `missing_capa` quirk) is the empty list. On a
-        /// closed connection it is [`Error::Closed`](pop3_tls::ConnectionError::Closed)
-        /// (or `Unusable` after a timeout), the same in both adapters.
+        /// [`capabilities`](pop3_tls::Session::capabilities)). A `-ERR` is `Error::Server`
+        /// (with the `missing_capa` quirk the session then takes the server to have no
+        /// extensions). On a closed connection it is
+        /// [`Error::Closed`](pop3_tls::ConnectionError::Closed) (or `Unusable` after a
+        /// timeout) and nothing is sent, the same in both adapters: never an empty answer.
         pub $($asyncness)? fn capa(&mut self) -> ::std::result::Result<$crate::pop3_proto::Capabilities, $crate::ConnectionError> {
             self.run($crate::pop3_proto::request::capa())$(.$aw)?
         }
