@@ -48,7 +48,7 @@
 //!   discarded, so the session's framing stays intact, and the request then ends with
 //!   [`Failure::Sink`]. The session goes on.
 //! - [`LoginPlan`] has a plan for every [`LoginMethod`] that
-//!   [`choose_login`](crate::login::choose_login) can return: there is no catch-all. A server
+//!   [`choose_login`] can return: there is no catch-all. A server
 //!   that offers only mechanisms this crate does not know gets USER/PASS (RFC 2449 servers
 //!   need not announce USER), which `choose_login` decides.
 //! - [`capa`] answers the capabilities of the reply, and a `-ERR` as [`Failure::Server`]. On a

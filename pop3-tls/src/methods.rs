@@ -3,7 +3,11 @@
 //! `pop3-async`. An adapter expands it inside `impl Connection<S>` with
 //! `pop3_tls::methods!();` (blocking) or `pop3_tls::methods!(async await);`.
 
-/// Expands the shared method set in an adapter's `impl` block (see the [module docs](self)).
+/// Expands the method set both adapters share in an adapter's `impl` block, written once:
+/// each method is one request of [`pop3_proto::request`] run by the adapter's drive loop
+/// (`self.run`), `async` in `pop3-async`: `pop3_tls::methods!();` (blocking) or
+/// `pop3_tls::methods!(async await);`.
+///
 /// The adapter provides `fn run<R: Request>(&mut self, request: R) -> Result<R::Output,
 /// ConnectionError>` (`async` in an async adapter) and a `session: Session` field.
 #[macro_export]

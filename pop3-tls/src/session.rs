@@ -21,11 +21,10 @@ use pop3_proto::{Capabilities, Client, Event, Expired, Phase, ReadClock, Trace};
 
 use crate::{ConnectionError as Error, Options, TRACE_TARGET};
 
-/// A POP3 session without its stream: what [`into_parts`] of an adapter's `Connection` gives
+/// A POP3 session without its stream: what `into_parts` of an adapter's `Connection` gives
 /// (with the stream), and what its `from_parts` takes back, for example after a TLS handshake
-/// of your own on that stream (see the adapters' `stls_start`).
-///
-/// [`into_parts`]: #into-parts
+/// of your own on that stream (see the adapters' `stls_start`). An adapter's `Connection`
+/// dereferences to its session, for the getters below.
 pub struct Session {
     client: Client,
     greeting: Greeting,
