@@ -984,3 +984,218 @@ impl<St: SeenStore + ?Sized> Request for FetchNew<'_, St> {
         self.failed = result.err();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Config;
+
+    /// Runs `request` against a server that answers each write with the next of `replies`;
+    /// returns the result and what the client wrote.
+    fn drive<R: Request>(
+        client: &mut Client,
+        mut request: R,
+        replies: &[&str],
+    ) -> (Result<R::Output, Failure>, String) {
+        let mut replies = replies.iter();
+        let mut wire = Vec::new();
+        loop {
+            if let Some(result) = request.poll(client) {
+                return (result, String::from_utf8(wire).unwrap());
+            }
+            match client.poll_event().unwrap() {
+                Some(event) => request.on_event(&event),
+                None => {
+                    assert!(
+                        client.poll_transmit(&mut wire) > 0,
+                        "waiting with nothing sent"
+                    );
+                    client.handle_input(replies.next().unwrap().as_bytes());
+                }
+            }
+        }
+    }
+
+    /// A session after the greeting, without automatic CAPA, over TLS when `tls`.
+    fn session(tls: bool) -> Client {
+        let mut config = Config::default();
+        config.auto_capa = false;
+        let mut client = Client::new(config);
+        if tls {
+            client.handle_tls_established().unwrap();
+        }
+        client.handle_input(b"+OK ready\r\n");
+        let (greeting, wire) = drive(&mut client, open(), &[]);
+        assert_eq!(greeting.unwrap().text, "ready");
+        assert_eq!(wire, "");
+        client
+    }
+
+    fn logged_in() -> Client {
+        let mut client = session(true);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (method, wire) = drive(&mut client, plan, &["+OK\r\n", "+OK in\r\n"]);
+        assert_eq!(method.unwrap(), LoginMethod::UserPass);
+        assert_eq!(wire, "USER alice\r\nPASS secret\r\n");
+        client
+    }
+
+    #[test]
+    fn login_by_user_pass_waits_for_user_then_for_logged_in() {
+        let mut client = logged_in();
+        assert_eq!(client.phase(), Phase::Transaction);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (again, wire) = drive(&mut client, plan, &[]);
+        assert!(matches!(again, Err(Failure::AlreadyLoggedIn)), "{again:?}");
+        assert_eq!(wire, "");
+    }
+
+    #[test]
+    fn a_refused_user_ends_the_login_without_pass() {
+        let mut client = session(true);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (result, wire) = drive(&mut client, plan, &["-ERR who?\r\n"]);
+        assert!(
+            matches!(result, Err(Failure::Server(ServerError { ref text, .. })) if text == "who?")
+        );
+        assert_eq!(wire, "USER alice\r\n");
+    }
+
+    #[test]
+    fn no_login_without_tls_unless_allowed() {
+        let mut client = session(false);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (result, wire) = drive(&mut client, plan, &[]);
+        assert!(matches!(
+            result,
+            Err(Failure::Login(LoginChoiceError::WouldExposePassword))
+        ));
+        assert_eq!(wire, "");
+    }
+
+    #[test]
+    fn stat_list_uidl() {
+        let mut client = logged_in();
+        let (stat_result, wire) = drive(&mut client, stat(), &["+OK 2 320\r\n"]);
+        assert_eq!(
+            stat_result.unwrap(),
+            Stat {
+                count: 2,
+                size: 320
+            }
+        );
+        assert_eq!(wire, "STAT\r\n");
+        let (listing, _) = drive(&mut client, list(), &["+OK\r\n1 120\r\n2 200\r\n.\r\n"]);
+        assert_eq!(listing.unwrap()[1], ScanListing { msg: 2, size: 200 });
+        let (one, wire) = drive(&mut client, uidl_one(2), &["+OK 2 abc\r\n"]);
+        assert_eq!(one.unwrap().uid, "abc");
+        assert_eq!(wire, "UIDL 2\r\n");
+    }
+
+    /// A sink that fails at its first chunk.
+    struct Failing(usize);
+
+    impl Sink for Failing {
+        fn chunk(&mut self, _: &[u8]) -> io::Result<()> {
+            self.0 += 1;
+            Err(io::ErrorKind::StorageFull.into())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_not_called_again_and_the_body_is_drained() {
+        let mut client = logged_in();
+        let body = "+OK\r\none\r\n";
+        let rest = "two\r\n..three\r\n.\r\n";
+        let mut request = retr(1, Failing(0));
+        // The body comes in two reads: the request ends only after the second.
+        let (result, wire) = {
+            let mut wire = Vec::new();
+            let mut replies = [body, rest].into_iter();
+            loop {
+                if let Some(result) = request.poll(&mut client) {
+                    break (result, String::from_utf8(wire).unwrap());
+                }
+                match client.poll_event().unwrap() {
+                    Some(event) => request.on_event(&event),
+                    None => {
+                        client.poll_transmit(&mut wire);
+                        client.handle_input(replies.next().unwrap().as_bytes());
+                    }
+                }
+            }
+        };
+        assert!(
+            matches!(result, Err(Failure::Sink(ref e)) if e.kind() == io::ErrorKind::StorageFull)
+        );
+        assert_eq!(wire, "RETR 1\r\n");
+        assert_eq!(request.sink().0, 1);
+        // The framing is intact: the next reply is the next command's.
+        let (reply, _) = drive(&mut client, simple(Command::Noop), &["+OK fine\r\n"]);
+        assert_eq!(reply.unwrap().text, "fine");
+    }
+
+    #[test]
+    fn retr_many_hands_over_start_chunks_end_and_refusals_in_order() {
+        let mut client = logged_in();
+        let mut seen = Vec::new();
+        let request = retr_many(&[1, 2, 3], |msg, event| {
+            seen.push(format!("{msg}:{event:?}"));
+            Ok(())
+        });
+        let (result, wire) = drive(
+            &mut client,
+            request,
+            &["+OK\r\na\r\n.\r\n", "-ERR gone\r\n", "+OK\r\n.\r\n"],
+        );
+        result.unwrap();
+        assert_eq!(wire, "RETR 1\r\nRETR 2\r\nRETR 3\r\n");
+        assert_eq!(seen[0], "1:Start");
+        assert_eq!(seen[1], "1:Chunk([97, 13, 10])");
+        assert_eq!(seen[2], "1:End { octets: 3 }");
+        assert!(seen[3].starts_with("2:Refused"), "{seen:?}");
+        assert_eq!(seen[4..], ["3:Start", "3:End { octets: 0 }"]);
+    }
+
+    #[test]
+    fn dele_uid_deletes_nothing_on_a_mismatch() {
+        let mut client = logged_in();
+        let (result, wire) = drive(&mut client, dele_uid(1, "old"), &["+OK 1 new\r\n"]);
+        assert!(matches!(
+            result,
+            Err(Failure::Uid(UidError::Mismatch { .. }))
+        ));
+        assert_eq!(wire, "UIDL 1\r\n");
+        let (reply, wire) = drive(
+            &mut client,
+            dele_uid(1, "new"),
+            &["+OK 1 new\r\n", "+OK\r\n"],
+        );
+        reply.unwrap();
+        assert_eq!(wire, "UIDL 1\r\nDELE 1\r\n");
+    }
+
+    #[test]
+    fn fetch_new_fetches_and_records_only_the_new() {
+        let mut client = logged_in();
+        let mut store = std::collections::BTreeSet::from(["a".to_owned()]);
+        let mut bodies = Vec::new();
+        let request = fetch_new(&mut store, |entry, event| {
+            if let RetrEvent::Chunk(chunk) = event {
+                bodies.push((entry.uid.clone(), chunk.to_vec()));
+            }
+            Ok(())
+        });
+        let (report, wire) = drive(
+            &mut client,
+            request,
+            &["+OK\r\n1 a\r\n2 b\r\n.\r\n", "+OK\r\nhi\r\n.\r\n"],
+        );
+        assert_eq!(report.unwrap().fetched[0].uid, "b");
+        assert_eq!(wire, "UIDL\r\nRETR 2\r\n");
+        assert_eq!(bodies, [("b".to_owned(), b"hi\r\n".to_vec())]);
+        assert!(store.contains("b"));
+    }
+}
