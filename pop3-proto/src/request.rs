@@ -1020,9 +1020,10 @@ mod tests {
 
     /// A session after the greeting, without automatic CAPA, over TLS when `tls`.
     fn session(tls: bool) -> Client {
-        let mut config = Config::default();
-        config.auto_capa = false;
-        let mut client = Client::new(config);
+        let mut client = Client::new(Config {
+            auto_capa: false,
+            ..Config::default()
+        });
         if tls {
             client.handle_tls_established().unwrap();
         }
