@@ -34,6 +34,20 @@
 //! # }
 //! ```
 //!
+//! # One request layer, one drive loop
+//!
+//! Every method is one request of [`pop3_proto::request`] (what "a STAT" or "a login by
+//! SCRAM" means is written there once), run by this crate's drive loop; the method set, the
+//! [`Error`] type and the [`Session`] (whose getters `Connection` reaches through `Deref`) are
+//! the same in `pop3-blocking` and `pop3-async`, and so is each behaviour: `login` has a plan
+//! for every method `choose_login` picks (a server with only unknown SASL mechanisms gets
+//! USER/PASS), `capa()` on a closed connection is [`Error::Closed`], the `Config` in
+//! [`Options`] is ORed with the login policy and `tracing` (never overwritten), and a writer or
+//! callback that fails is not called again while the rest of the body is read and discarded.
+//!
+//! STLS works on any stream you bring (a proxy, your own TLS stack): `stls_start`, then
+//! `into_parts`, your handshake, and `Connection::from_parts` with the encrypted stream.
+//!
 //! # Events, helpers and views
 //!
 //! - A [`BodyStream`] is read with its inherent [`BodyStream::next`] (no `futures-util`
