@@ -21,7 +21,9 @@
 //! use pop3_proto::request::{self, Request};
 //! use pop3_proto::{Client, Config};
 //!
-//! let mut client = Client::new(Config { auto_capa: false, ..Config::default() });
+//! let mut config = Config::default();
+//! config.auto_capa = false;
+//! let mut client = Client::new(config);
 //! client.handle_input(b"+OK ready\r\n");
 //! let mut wire = Vec::new();
 //! let mut stat = request::stat();
