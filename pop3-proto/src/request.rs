@@ -18,30 +18,52 @@
 //! Below, the same loop against a simulated server:
 //!
 //! ```
-//! use pop3_proto::request::{self, Request};
+//! use pop3_proto::login::{LoginMethod, LoginPolicy};
+//! use pop3_proto::request::{self, Failure, Request};
 //! use pop3_proto::{Client, Config};
+//!
+//! /// The drive loop; `server` answers each write.
+//! fn run<R: Request>(
+//!     client: &mut Client,
+//!     mut request: R,
+//!     server: &mut impl Iterator<Item = &'static [u8]>,
+//!     wire: &mut Vec<u8>,
+//! ) -> Result<R::Output, Failure> {
+//!     loop {
+//!         if let Some(result) = request.poll(client) {
+//!             return result;
+//!         }
+//!         match client.poll_event().expect("the server follows the protocol") {
+//!             Some(event) => request.on_event(&event),
+//!             None => {
+//!                 client.poll_transmit(wire);
+//!                 client.handle_input(server.next().expect("a reply"));
+//!             }
+//!         }
+//!     }
+//! }
 //!
 //! let mut config = Config::default();
 //! config.auto_capa = false;
 //! let mut client = Client::new(config);
-//! client.handle_input(b"+OK ready\r\n");
+//! client.handle_tls_established().expect("right after connecting");
+//! let mut server = [
+//!     &b"+OK ready\r\n"[..],
+//!     b"+OK\r\n",        // USER
+//!     b"+OK in\r\n",     // PASS
+//!     b"+OK 2 320\r\n",  // STAT
+//! ]
+//! .into_iter();
 //! let mut wire = Vec::new();
-//! let mut stat = request::stat();
-//! let mut replies = [&b"+OK 2 320\r\n"[..]].into_iter();
-//! let result = loop {
-//!     if let Some(result) = stat.poll(&mut client) {
-//!         break result;
-//!     }
-//!     match client.poll_event().expect("valid") {
-//!         Some(event) => stat.on_event(&event),
-//!         None => {
-//!             client.poll_transmit(&mut wire);
-//!             client.handle_input(replies.next().expect("a reply"));
-//!         }
-//!     }
-//! };
-//! assert_eq!(result.expect("+OK").count, 2);
-//! assert_eq!(wire, b"STAT\r\n");
+//! let greeting = run(&mut client, request::open(), &mut server, &mut wire)?;
+//! assert_eq!(greeting.text, "ready");
+//! let plan = request::login("alice", "secret", LoginPolicy::default(), "nonce".into());
+//! let method = run(&mut client, plan, &mut server, &mut wire)?;
+//! assert_eq!(method, LoginMethod::UserPass);
+//! let stat = run(&mut client, request::stat(), &mut server, &mut wire)?;
+//! assert_eq!((stat.count, stat.size), (2, 320));
+//! assert_eq!(wire, b"USER alice\r\nPASS secret\r\nSTAT\r\n");
+//! # Ok::<(), Failure>(())
 //! ```
 //!
 //! # One answer for each of the adapters' old differences
