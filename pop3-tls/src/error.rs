@@ -187,3 +187,52 @@ pub fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>,
     rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|_| Error::InvalidServerName(host.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Options;
+
+    #[test]
+    fn scram_nonces_are_24_base64_characters_and_differ() {
+        let (a, b) = (scram_nonce().unwrap(), scram_nonce().unwrap());
+        assert_eq!(a.len(), 24);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+        );
+        assert_ne!(a, b);
+    }
+
+    /// The config is ORed with the login policy and the tracing check, never overwritten.
+    #[test]
+    fn client_config_ors_plaintext_and_trace() {
+        let mut options = Options::default();
+        assert!(!options.client_config(false).allow_plaintext_auth);
+        assert!(!options.client_config(false).trace);
+        assert!(options.client_config(true).trace);
+        options.config.allow_plaintext_auth = true;
+        options.config.trace = true;
+        let config = options.client_config(false);
+        assert!(config.allow_plaintext_auth && config.trace);
+        let config = Options::default()
+            .allow_plaintext(true)
+            .client_config(false);
+        assert!(config.allow_plaintext_auth);
+    }
+
+    #[test]
+    fn request_failures_keep_their_meaning() {
+        let error = ConnectionError::from(Failure::TooLarge { msg: 3, limit: 10 });
+        assert!(matches!(
+            error,
+            Error::MessageTooLarge { msg: 3, limit: 10 }
+        ));
+        let error = ConnectionError::from(Failure::Sink(io::ErrorKind::StorageFull.into()));
+        assert!(matches!(error, Error::Io(ref e) if e.kind() == io::ErrorKind::StorageFull));
+        assert!(!error.is_fatal());
+        assert!(ConnectionError::from(Failure::Closed).is_fatal());
+    }
+}
