@@ -1,38 +1,27 @@
-//! Streamed bodies and pipelined batches.
+//! Bodies: as a [`Stream`](futures_core::Stream) of chunks, and into an `AsyncWrite`.
 
-use std::future::Future;
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use pop3_proto::login::ServerError;
-use pop3_proto::{Command, CommandId, Event};
-use tokio::io::{AsyncRead, AsyncWrite};
+use pop3_proto::request::{self, Body, Single, Sink};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Sleep;
 
-use crate::connection::{Flow, State, side_event};
 use crate::{Connection, Error};
 
-/// One step of a message in [`Connection::retr_many`].
-#[derive(Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RetrEvent<'a> {
-    /// The server accepted the message and its body begins: comes once per retrieved
-    /// message, before its first [`Chunk`](Self::Chunk), and also for an empty message (which
-    /// has no chunk), so this is where to create the message's file. Not sent for a
-    /// [`Refused`](Self::Refused) message.
-    Start,
-    /// Message bytes, dot-unstuffed, line ends as sent.
-    Chunk(&'a [u8]),
-    /// The message is complete.
-    End {
-        /// The number of octets delivered.
-        octets: u64,
-    },
-    /// The server answered `-ERR` for this message; the batch goes on.
-    Refused(ServerError),
+/// The chunks of a body not handed over yet: at most what one read brought.
+#[derive(Debug, Default)]
+struct Chunks(VecDeque<Bytes>);
+
+impl Sink for Chunks {
+    fn chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.0.push_back(Bytes::copy_from_slice(chunk));
+        Ok(())
+    }
 }
 
 /// The body of one RETR or TOP as a [`Stream`](futures_core::Stream) of [`Bytes`] chunks, from
@@ -44,8 +33,10 @@ pub enum RetrEvent<'a> {
 #[must_use = "streams do nothing unless polled"]
 pub struct BodyStream<'a, S> {
     connection: &'a mut Connection<S>,
-    command: Option<Command>,
-    id: Option<CommandId>,
+    request: Single<Body<Chunks>>,
+    started: bool,
+    /// The result of the request, once in: handed over after the chunks before it.
+    end: Option<Result<u64, Error>>,
     sleep: Option<Pin<Box<Sleep>>>,
     done: bool,
 }
@@ -53,7 +44,6 @@ pub struct BodyStream<'a, S> {
 impl<S> std::fmt::Debug for BodyStream<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BodyStream")
-            .field("id", &self.id)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -78,18 +68,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BodyStream<'_, S> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
-    fn end(&mut self, item: Option<Result<Bytes, Error>>) -> Poll<Option<Result<Bytes, Error>>> {
-        self.done = true;
-        self.sleep = None;
-        let state = &mut self.connection.state;
-        if *state == State::Busy {
-            *state = State::Ready;
+    /// The drive loop of [`Connection::run`], handing each chunk over as it comes.
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        loop {
+            if let Some(chunk) = self.request.sink().0.pop_front() {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            if let Some(end) = self.end.take() {
+                self.done = true;
+                self.connection.busy = false;
+                return Poll::Ready(end.err().map(Err));
+            }
+            let step = self
+                .connection
+                .poll_step(cx, &mut self.request, &mut self.sleep);
+            self.end = std::task::ready!(step);
         }
-        Poll::Ready(item)
-    }
-
-    fn fail(&mut self, error: Error) -> Poll<Option<Result<Bytes, Error>>> {
-        self.end(Some(Err(error)))
     }
 }
 
@@ -101,89 +95,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for BodyStream<'_, S> {
         if this.done {
             return Poll::Ready(None);
         }
-        let id = match (this.id, this.command.take()) {
-            (Some(id), _) => id,
-            (None, Some(command)) => {
-                if let Err(e) = this.connection.begin() {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                match this.connection.enqueue(command) {
-                    Ok(id) => {
-                        this.id = Some(id);
-                        id
-                    }
-                    Err(e) => return this.fail(e),
-                }
+        if !this.started {
+            this.started = true;
+            if let Err(error) = this.connection.begin() {
+                this.done = true;
+                return Poll::Ready(Some(Err(error)));
             }
-            (None, None) => return Poll::Ready(None),
-        };
-        loop {
-            let chunk = match this.connection.poll_event() {
-                Ok(Some(Event::Body { id: of, chunk })) if of == id => {
-                    Bytes::copy_from_slice(chunk)
-                }
-                Ok(Some(Event::Ok { id: of, .. })) if of == id => return this.end(None),
-                Ok(Some(Event::Err {
-                    id: of,
-                    command,
-                    code,
-                    text,
-                })) if of == id => {
-                    return this.fail(
-                        ServerError {
-                            command,
-                            code,
-                            text,
-                        }
-                        .into(),
-                    );
-                }
-                Ok(Some(event)) => {
-                    side_event(event);
-                    continue;
-                }
-                Ok(None) => {
-                    match this.connection.poll_io(cx) {
-                        Poll::Ready(Ok(())) => {
-                            this.sleep = None;
-                            continue;
-                        }
-                        Poll::Ready(Err(e)) => {
-                            this.connection.state = State::Broken;
-                            return this.fail(e);
-                        }
-                        Poll::Pending => {}
-                    }
-                    if this.sleep.is_none() {
-                        let now = tokio::time::Instant::now();
-                        match this.connection.read_wait(now) {
-                            Ok(left) => {
-                                this.sleep = Some(Box::pin(tokio::time::sleep_until(now + left)));
-                            }
-                            Err(expired) => {
-                                let error = this.connection.time_out(expired);
-                                return this.fail(error);
-                            }
-                        }
-                    }
-                    if let Some(sleep) = &mut this.sleep {
-                        if sleep.as_mut().poll(cx).is_ready() {
-                            let expired = this.connection.expired();
-                            let error = this.connection.time_out(expired);
-                            return this.fail(error);
-                        }
-                    }
-                    return Poll::Pending;
-                }
-                Err(e) => {
-                    this.connection.state = State::Broken;
-                    return this.fail(e.into());
-                }
-            };
-            this.sleep = None;
-            return Poll::Ready(Some(Ok(chunk)));
         }
+        this.step(cx)
     }
 }
 
@@ -216,7 +135,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// # }
     /// ```
     pub fn retr_stream(&mut self, msg: u32) -> BodyStream<'_, S> {
-        self.body_stream(Command::retr(msg))
+        self.body_stream(request::retr(msg, Chunks::default()))
     }
 
     /// `TOP n lines` as a [`Stream`] of chunks (see [`BodyStream`]), consumed like
@@ -234,148 +153,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// # }
     /// ```
     pub fn top_stream(&mut self, msg: u32, lines: u32) -> BodyStream<'_, S> {
-        self.body_stream(Command::top(msg, lines))
+        self.body_stream(request::top(msg, lines, Chunks::default()))
     }
 
-    fn body_stream(&mut self, command: Command) -> BodyStream<'_, S> {
+    fn body_stream(&mut self, request: Single<Body<Chunks>>) -> BodyStream<'_, S> {
         BodyStream {
             connection: self,
-            command: Some(command),
-            id: None,
+            request,
+            started: false,
+            end: None,
             sleep: None,
             done: false,
         }
     }
 
-    /// Retrieves `msgs` pipelined (when the server announces PIPELINING; the core bounds the
-    /// window). `on_event` gets each message's [`RetrEvent::Start`], its chunks (none for an
-    /// empty message), then its end, or only its refusal; messages come in the order given. An error from `on_event` stops the batch and is returned as
-    /// [`Error::Io`]; the connection stays usable (what remains of the batch is still sent and
-    /// its replies skipped by the next call).
+    /// `RETR n`, the message written to `out` as it arrives (dot-unstuffed, line ends as
+    /// sent). Returns the number of octets written.
     ///
-    /// While commands are being written the connection also reads, so a server that answers
-    /// before it reads the rest of the batch cannot deadlock it.
-    pub async fn retr_many(
+    /// If `out` fails, it is not written again, the rest of the message is read and
+    /// discarded, and its error is returned as [`Error::Io`]; the session goes on.
+    pub async fn retr<W: AsyncWrite + Unpin + ?Sized>(
         &mut self,
-        msgs: &[u32],
-        mut on_event: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
-    ) -> Result<(), Error> {
-        self.begin()?;
-        let result = async {
-            let ids = self.enqueue_all(msgs, Command::retr)?;
-            if ids.is_empty() {
-                return Ok(());
-            }
-            let mut next = 0;
-            // Whether message `next` got its `Start`.
-            let mut started = false;
-            self.pump(|event| {
-                let Some(&(id, msg)) = ids.get(next) else {
-                    return Ok(Flow::Done);
-                };
-                if let Event::Body { id: of, .. } | Event::BodyEnd { id: of, .. } = event {
-                    if of == id && !started {
-                        started = true;
-                        on_event(msg, RetrEvent::Start)?;
-                    }
-                }
-                match event {
-                    Event::Body { id: of, chunk } if of == id => {
-                        on_event(msg, RetrEvent::Chunk(chunk))?
-                    }
-                    Event::BodyEnd { id: of, octets } if of == id => {
-                        on_event(msg, RetrEvent::End { octets })?
-                    }
-                    Event::Ok { id: of, .. } if of == id => {
-                        next += 1;
-                        started = false;
-                    }
-                    Event::Err {
-                        id: of,
-                        command,
-                        code,
-                        text,
-                    } if of == id => {
-                        on_event(
-                            msg,
-                            RetrEvent::Refused(ServerError {
-                                command,
-                                code,
-                                text,
-                            }),
-                        )?;
-                        next += 1;
-                        started = false;
-                    }
-                    _ => {}
-                }
-                Ok(if next == ids.len() {
-                    Flow::Done
-                } else {
-                    Flow::Continue
-                })
-            })
-            .await
-        }
-        .await;
-        self.finish(result)
+        msg: u32,
+        out: &mut W,
+    ) -> Result<u64, Error> {
+        write_body(self.retr_stream(msg), out).await
     }
 
-    /// Marks `msgs` deleted, pipelined; one result per message, in order. The server deletes
-    /// them at [`quit`](Self::quit).
-    pub async fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Error> {
-        self.begin()?;
-        let result = async {
-            let ids = self.enqueue_all(msgs, Command::dele)?;
-            let mut results = Vec::with_capacity(ids.len());
-            if ids.is_empty() {
-                return Ok(results);
-            }
-            self.pump(|event| {
-                let Some(&(id, _)) = ids.get(results.len()) else {
-                    return Ok(Flow::Done);
-                };
-                match event {
-                    Event::Ok { id: of, .. } if of == id => results.push(Ok(())),
-                    Event::Err {
-                        id: of,
-                        command,
-                        code,
-                        text,
-                    } if of == id => {
-                        results.push(Err(ServerError {
-                            command,
-                            code,
-                            text,
-                        }));
-                    }
-                    _ => {}
-                }
-                Ok(if results.len() == ids.len() {
-                    Flow::Done
-                } else {
-                    Flow::Continue
-                })
-            })
-            .await?;
-            Ok(results)
-        }
-        .await;
-        self.finish(result)
+    /// `RETR n`, collected into a `Vec`.
+    pub async fn retr_vec(&mut self, msg: u32) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::new();
+        self.retr(msg, &mut body).await?;
+        Ok(body)
     }
 
-    /// Queues one command per message, after checking them all (so that a bad number queues
-    /// nothing).
-    fn enqueue_all(
+    /// `TOP n lines`: the headers and the first `lines` lines of the body, written to `out`
+    /// as [`retr`](Self::retr) does.
+    pub async fn top<W: AsyncWrite + Unpin + ?Sized>(
         &mut self,
-        msgs: &[u32],
-        make: fn(u32) -> Command,
-    ) -> Result<Vec<(CommandId, u32)>, Error> {
-        for &msg in msgs {
-            make(msg).validate()?;
+        msg: u32,
+        lines: u32,
+        out: &mut W,
+    ) -> Result<u64, Error> {
+        write_body(self.top_stream(msg, lines), out).await
+    }
+
+    /// `TOP n lines`, collected into a `Vec`.
+    pub async fn top_vec(&mut self, msg: u32, lines: u32) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::new();
+        self.top(msg, lines, &mut body).await?;
+        Ok(body)
+    }
+}
+
+/// Writes a body to `out`; after a failed write the rest is read and discarded (the one
+/// behaviour of both adapters for a failing sink), then the write's error is returned.
+async fn write_body<S, W>(mut body: BodyStream<'_, S>, out: &mut W) -> Result<u64, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut octets = 0;
+    let mut failed = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        octets += chunk.len() as u64;
+        if failed.is_none() {
+            failed = out.write_all(&chunk).await.err();
         }
-        msgs.iter()
-            .map(|&msg| Ok((self.enqueue(make(msg))?, msg)))
-            .collect()
+    }
+    match failed {
+        Some(error) => Err(Error::Io(error)),
+        None => Ok(out.flush().await.map(|()| octets)?),
     }
 }

@@ -1,65 +1,34 @@
-//! The connection: the run loop of pop3-proto's `Client` over an async stream, and the typed
-//! methods built on it.
+//! The connection: one drive loop around the core's requests ([`pop3_proto::request`]) over an
+//! async stream, and the method set as thin wrappers over them.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use base64::Engine as _;
-use pop3_proto::login::{
-    self, LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
-};
-use pop3_proto::sasl::{self, Mechanism};
-use pop3_proto::{
-    Awaiting, Capabilities, Client, Command, CommandId, Event, Expired, Phase, ReadClock,
-    ResponseCode, Secret, Trace,
-};
+use pop3_proto::request::{self, Request, Settle};
+use pop3_proto::{Awaiting, Command, Expired};
+use pop3_tls::{Session, server_name};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsConnector;
 
-use crate::TlsOptions;
-use crate::{Error, Options, Security, Stream, TRACE_TARGET};
+use crate::{Error, Options, Reply, Security, Stream};
 
-/// The size of the read buffer each connection keeps and reuses.
-pub(crate) const READ_BUFFER: usize = 64 * 1024;
+/// The most a read asks for: one read's worth of input is all the memory a reply costs.
+const READ_BUFFER: usize = 64 * 1024;
 /// The first read size of a connection.
 const MIN_READ: usize = 4 * 1024;
-
-/// The server's greeting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Greeting {
-    /// The text after `+OK`.
-    pub text: String,
-    /// The response code, if any.
-    pub code: Option<ResponseCode>,
-    /// Whether the greeting carries an APOP timestamp.
-    pub apop: bool,
-}
-
-/// Whether a method is running, and whether the connection can still be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
-    Ready,
-    /// A method is running. Still set when a method returns means its future was dropped.
-    Busy,
-    /// A fatal error happened.
-    Broken,
-}
-
-/// What an event handler tells the loop.
-pub(crate) enum Flow {
-    Continue,
-    Done,
-}
 
 /// A POP3 session over any `AsyncRead + AsyncWrite + Unpin` stream.
 ///
 /// Every method waits for the reply it needs and returns it typed. `-ERR` comes back as
-/// [`Error::Server`] and the session goes on.
+/// [`Error::Server`] and the session goes on. The getters of the session
+/// ([`Session::greeting`], [`Session::capabilities`], [`Session::phase`],
+/// [`Session::is_tls`], ...) are reached through `Deref`.
 ///
 /// # Cancel safety
 ///
@@ -77,37 +46,27 @@ pub(crate) enum Flow {
 ///
 /// # Memory
 ///
-/// A connection holds one reused 64 KiB read buffer, the core's buffer (at most one read plus a
-/// partial line, or a partial status line up to its configured limit) and the command bytes of
-/// the pipelining window: memory is bounded whatever the size of a message or a batch.
+/// A connection holds the core's buffer (at most one read of up to 64 KiB plus a partial
+/// line, or a partial status line up to its configured limit) and the command bytes of the
+/// pipelining window: memory is bounded whatever the size of a message or a batch.
 pub struct Connection<S = Stream> {
     stream: S,
-    client: Client,
-    greeting: Greeting,
-    /// The read deadlines (the core decides them; this loop only feeds it the time).
-    clock: ReadClock,
-    /// The timeout that broke the connection, for the error of every later call.
-    timed_out: Option<Expired>,
-    login: LoginPolicy,
-    /// Kept for STLS on a [`Connection<Stream>`].
-    tls: TlsOptions,
-    host: Option<Box<str>>,
+    pub(crate) session: Session,
     /// How much the next read asks for: small while replies are short, doubled (up to
-    /// [`READ_BUFFER`]) whenever a read fills it. Reads go straight into the core's buffer,
-    /// which therefore stays small for an idle session.
+    /// [`READ_BUFFER`]) whenever a read fills it.
     read_size: usize,
     tx: Vec<u8>,
     tx_pos: usize,
     flush_pending: bool,
-    pub(crate) state: State,
+    /// A method is running; still set when a method starts means its future was dropped.
+    pub(crate) busy: bool,
 }
 
 impl<S> std::fmt::Debug for Connection<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("client", &self.client)
-            .field("greeting", &self.greeting)
-            .field("state", &self.state)
+            .field("session", &self.session)
+            .field("busy", &self.busy)
             .finish_non_exhaustive()
     }
 }
@@ -124,38 +83,23 @@ impl Connection<Stream> {
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
-        let timed_out = |awaiting| {
-            Error::Timeout(Expired::Timeout {
-                after: options.timeout,
-                awaiting,
-            })
+        let connecting = TcpStream::connect((host, port));
+        let tcp = match tokio::time::timeout(options.timeout, connecting).await {
+            Ok(tcp) => tcp.map_err(|e| pop3_tls::connect_error(host, port, e))?,
+            Err(_) => return Err(timed_out(options.timeout, Awaiting::Connect)),
         };
-        let tcp =
-            match tokio::time::timeout(options.timeout, TcpStream::connect((host, port))).await {
-                Ok(tcp) => tcp.map_err(|e| pop3_tls::connect_error(host, port, e))?,
-                Err(_) => return Err(timed_out(Awaiting::Connect)),
-            };
         let _ = tcp.set_nodelay(true);
-        let mut connection = match security {
-            Security::Implicit => {
-                let name = server_name(host)?;
-                let config = options.tls.build()?;
-                let handshake = TlsConnector::from(config).connect(name, tcp);
-                let tls = match tokio::time::timeout(options.timeout, handshake).await {
-                    Ok(tls) => tls.map_err(Error::from_stream)?,
-                    Err(_) => return Err(timed_out(Awaiting::TlsHandshake)),
-                };
-                Self::start(Stream::Tls(Box::new(tls)), options, true).await?
-            }
-            Security::StartTls | Security::None => {
-                Self::start(Stream::Plain(tcp), options, false).await?
-            }
+        let tls = security == Security::Implicit;
+        let session = Session::new(options, Some(host.to_owned()), tls)?;
+        let stream = match tls {
+            true => Stream::Tls(Box::new(handshake(tcp, &session).await?)),
+            false => Stream::Plain(tcp),
         };
-        connection.host = Some(host.into());
-        if security == Security::StartTls {
-            connection = connection.stls().await?;
+        let connection = Self::open(stream, session).await?;
+        match security {
+            Security::StartTls => connection.stls().await,
+            _ => Ok(connection),
         }
-        Ok(connection)
     }
 
     /// Upgrades the connection with STLS (RFC 2595), then asks CAPA again (with
@@ -166,50 +110,22 @@ impl Connection<Stream> {
     /// Nothing after the server's `+OK` is read before the handshake: bytes that arrived with
     /// it are a STARTTLS injection and fail with
     /// [`ProtocolError::StartTlsInjection`](pop3_proto::ProtocolError::StartTlsInjection).
+    /// For a stream of your own, see [`stls_start`](Self::stls_start).
     pub async fn stls(mut self) -> Result<Connection<Stream>, Error> {
-        self.begin()?;
-        let upgraded = self.stls_exchange().await;
-        if let Err(e) = upgraded {
-            return Err(self.finish_err(e));
-        }
-        let Stream::Plain(tcp) = self.stream else {
+        self.stls_start().await?;
+        let (stream, session) = self.into_parts();
+        let Stream::Plain(tcp) = stream else {
             return Err(pop3_proto::EnqueueError::TlsAlreadyActive.into());
         };
-        let name = match &self.host {
-            Some(host) => server_name(host)?,
-            None => rustls::pki_types::ServerName::from(tcp.peer_addr()?.ip()),
-        };
-        let config = self.tls.build()?;
-        let handshake = TlsConnector::from(config).connect(name, tcp);
-        let timeout = self.clock.timeout();
-        let tls = match tokio::time::timeout(timeout, handshake).await {
-            Ok(tls) => tls.map_err(Error::from_stream)?,
-            Err(_) => {
-                return Err(Error::Timeout(Expired::Timeout {
-                    after: timeout,
-                    awaiting: Awaiting::TlsHandshake,
-                }));
-            }
-        };
-        let mut connection = Connection {
-            stream: Stream::Tls(Box::new(tls)),
-            client: self.client,
-            greeting: self.greeting,
-            clock: self.clock,
-            timed_out: self.timed_out,
-            login: self.login,
-            tls: self.tls,
-            host: self.host,
-            read_size: self.read_size,
-            tx: self.tx,
-            tx_pos: self.tx_pos,
-            flush_pending: false,
-            state: self.state,
-        };
-        connection.client.handle_tls_established()?;
-        let settled = connection.settle().await;
-        connection.finish(settled)?;
-        Ok(connection)
+        let tls = handshake(tcp, &session).await?;
+        Self::from_parts(Stream::Tls(Box::new(tls)), session).await
+    }
+}
+
+impl<S> Deref for Connection<S> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
     }
 }
 
@@ -219,102 +135,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// cannot tell, so use [`Connection::connect`] to have TLS recorded (or
     /// [`new_tls`](Self::new_tls)).
     pub async fn new(stream: S, options: &Options) -> Result<Self, Error> {
-        Self::start(stream, options, false).await
+        Self::open(stream, Session::new(options, None, false)?).await
     }
 
     /// Like [`new`](Self::new), for a stream that is already encrypted (implicit TLS): the core
     /// then allows passwords.
     pub async fn new_tls(stream: S, options: &Options) -> Result<Self, Error> {
-        Self::start(stream, options, true).await
+        Self::open(stream, Session::new(options, None, true)?).await
     }
 
-    async fn start(stream: S, options: &Options, tls: bool) -> Result<Self, Error> {
-        let mut config = options.config.clone();
-        config.trace =
-            config.trace || tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG);
-        config.allow_plaintext_auth = config.allow_plaintext_auth || options.login.allow_plaintext;
-        let mut client = Client::new(config);
-        if tls {
-            client.handle_tls_established()?;
-        }
-        let mut connection = Self {
+    fn with(stream: S, session: Session) -> Self {
+        Self {
             stream,
-            client,
-            greeting: Greeting {
-                text: String::new(),
-                code: None,
-                apop: false,
-            },
-            clock: options.read_clock(),
-            timed_out: None,
-            login: options.login,
-            tls: options.tls.clone(),
-            host: None,
+            session,
             read_size: MIN_READ,
             tx: Vec::new(),
             tx_pos: 0,
             flush_pending: false,
-            state: State::Busy,
-        };
-        let mut greeting = None;
-        connection
-            .pump(|event| match event {
-                Event::Greeting {
-                    ok,
-                    code,
-                    text,
-                    apop,
-                } => {
-                    greeting = Some((ok, code, text, apop));
-                    Ok(Flow::Done)
-                }
-                _ => Ok(Flow::Continue),
-            })
-            .await?;
-        let Some((ok, code, text, apop)) = greeting else {
-            return Err(Error::Closed);
-        };
-        if !ok {
-            return Err(Error::GreetingRefused { code, text });
+            busy: false,
         }
-        connection.greeting = Greeting { text, code, apop };
-        connection.settle().await?;
-        connection.state = State::Ready;
+    }
+
+    async fn open(stream: S, session: Session) -> Result<Self, Error> {
+        let mut connection = Self::with(stream, session);
+        let greeting = connection.run(request::open()).await?;
+        connection.session.set_greeting(greeting);
         Ok(connection)
     }
 
-    // ---- getters ----
-
-    /// The server's greeting.
-    pub fn greeting(&self) -> &Greeting {
-        &self.greeting
+    /// The first half of STLS on any stream: sends STLS, reads its `+OK` and checks that the
+    /// server sent nothing after it (else [`Error::Protocol`]). Then run your own TLS
+    /// handshake on the stream from [`into_parts`](Self::into_parts) and give the encrypted
+    /// stream to [`from_parts`](Self::from_parts), which asks CAPA again.
+    pub async fn stls_start(&mut self) -> Result<Reply, Error> {
+        let reply = self.run(request::simple(Command::Stls)).await?;
+        self.session.check_awaiting_tls()?;
+        Ok(reply)
     }
 
-    /// The server's capabilities from the latest CAPA, or `None` while unknown (no CAPA,
-    /// `auto_capa` off, or right after a login: the CAPA asked then goes out with the next
-    /// command, and its answer is known when that command returns).
-    pub fn capabilities(&self) -> Option<&Capabilities> {
-        self.client.capabilities()
+    /// The stream and the session, without QUIT; unread input stays in the session.
+    pub fn into_parts(self) -> (S, Session) {
+        (self.stream, self.session)
     }
 
-    /// The session phase.
-    pub fn phase(&self) -> Phase {
-        self.client.phase()
-    }
-
-    /// Whether the connection is encrypted.
-    pub fn is_tls(&self) -> bool {
-        self.client.is_tls()
-    }
-
-    /// Whether the server accepted `UTF8` (RFC 6856).
-    pub fn is_utf8(&self) -> bool {
-        self.client.is_utf8()
-    }
-
-    /// The timeout now in force (see [`set_timeout`](Self::set_timeout)).
-    pub fn timeout(&self) -> Duration {
-        self.clock.timeout()
+    /// A connection from a stream and a session taken apart by [`into_parts`](Self::into_parts).
+    /// After [`stls_start`](Self::stls_start), `stream` must be the encrypted one: the session
+    /// records TLS and reads the capabilities again.
+    pub async fn from_parts(stream: S, session: Session) -> Result<Self, Error> {
+        let mut connection = Self::with(stream, session);
+        if connection.session.is_awaiting_tls() {
+            connection.session.tls_established()?;
+            connection.run(Settle).await?;
+        }
+        Ok(connection)
     }
 
     /// Changes the timeout from the next wait on: for the rest of the connection, or around
@@ -322,27 +195,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// ([`Error::Io`] of kind `InvalidInput`). What happens when one runs out:
     /// [`Error::Timeout`].
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
-        if timeout.is_zero() {
-            return Err(Error::Io(io::ErrorKind::InvalidInput.into()));
-        }
-        self.clock.set_timeout(timeout);
-        Ok(())
+        self.session.set_timeout(timeout)
     }
 
     /// Changes the low-speed limit of multi-line replies (see
     /// [`Options::speed_limit`](crate::Options::speed_limit)); 0 turns it off.
     pub fn set_speed_limit(&mut self, bytes_per_second: u32, time: Duration) {
-        self.clock.set_speed_limit(bytes_per_second, time);
+        self.session.set_speed_limit(bytes_per_second, time);
     }
 
     /// Whether a previous call was cancelled mid-command (see the type's docs).
     pub fn is_poisoned(&self) -> bool {
-        self.state == State::Busy
-    }
-
-    /// The protocol core, to read its state.
-    pub fn client(&self) -> &Client {
-        &self.client
+        self.busy
     }
 
     /// The stream.
@@ -355,252 +219,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream
     }
 
-    // ---- authorization ----
+    // ---- the method set: each one request of `pop3_proto::request`, shared with
+    // pop3-blocking (see `pop3_tls::methods!`) ----
 
-    /// `CAPA`: the capabilities, also kept for [`capabilities`](Self::capabilities).
-    pub async fn capa(&mut self) -> Result<Capabilities, Error> {
-        let mut capabilities = None;
-        self.exec(Command::Capa, |event| {
-            if let Event::Capabilities {
-                capabilities: c, ..
-            } = event
-            {
-                capabilities = Some(c.clone());
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(capabilities.unwrap_or_default())
-    }
-
-    /// `USER name`.
-    pub async fn user(&mut self, name: &str) -> Result<Reply, Error> {
-        self.exec(Command::user(name), |_| Ok(())).await
-    }
-
-    /// `PASS password`; on success the capabilities are asked again (with `auto_capa`) together
-    /// with the next command, and unknown until then.
-    pub async fn pass(&mut self, password: impl Into<Secret>) -> Result<Reply, Error> {
-        self.exec_login(Command::pass(password)).await
-    }
-
-    /// `APOP name digest`, the digest made from the greeting timestamp and `secret`.
-    pub async fn apop(&mut self, name: &str, secret: impl Into<Secret>) -> Result<Reply, Error> {
-        self.exec_login(Command::apop(name, secret)).await
-    }
-
-    /// `RPOP user` (RFC 1081, obsolete).
-    pub async fn rpop(&mut self, user: &str) -> Result<Reply, Error> {
-        self.exec_login(Command::Rpop(user.to_owned())).await
-    }
-
-    /// `AUTH` with a SASL mechanism (RFC 5034).
-    pub async fn auth(&mut self, mechanism: impl Mechanism + 'static) -> Result<Reply, Error> {
-        self.exec_login(Command::auth(mechanism)).await
-    }
-
-    /// Logs in with the best method the server offers and [`Options::login`] allows
-    /// ([`pop3_proto::login::choose_login`]), and returns the method used.
-    ///
-    /// On a session that is already logged in it fails with [`Error::AlreadyLoggedIn`] and
-    /// sends nothing.
-    pub async fn login(
-        &mut self,
-        user: &str,
-        password: impl Into<Secret>,
-    ) -> Result<LoginMethod, Error> {
-        if self.client.phase() == Phase::Transaction {
-            return Err(Error::AlreadyLoggedIn);
-        }
-        let password = password.into();
-        let method = login::choose_login(
-            self.client.capabilities(),
-            self.client.apop_available(),
-            self.client.is_tls(),
-            self.login,
-        )?;
-        let user_owned = user.to_owned();
-        match method {
-            LoginMethod::ScramSha256 => {
-                self.auth(sasl::ScramSha256::new(user_owned, password, scram_nonce()?))
-                    .await?;
-            }
-            LoginMethod::CramMd5 => {
-                self.auth(sasl::CramMd5::new(user_owned, password)).await?;
-            }
-            LoginMethod::Apop => {
-                self.apop(user, password).await?;
-            }
-            LoginMethod::Plain => {
-                self.auth(sasl::Plain::new(None, user_owned, password))
-                    .await?;
-            }
-            LoginMethod::Login => {
-                self.auth(sasl::Login::new(user_owned, password)).await?;
-            }
-            _ => {
-                self.user(user).await?;
-                self.pass(password).await?;
-            }
-        }
-        Ok(method)
-    }
-
-    /// `UTF8` (RFC 6856).
-    pub async fn utf8(&mut self) -> Result<Reply, Error> {
-        self.exec(Command::Utf8, |_| Ok(())).await
-    }
-
-    /// `LANG`: the languages the server offers, as (tag, description).
-    pub async fn lang(&mut self) -> Result<Vec<(String, String)>, Error> {
-        let mut languages = Vec::new();
-        self.exec(Command::Lang(None), |event| {
-            if let Event::LangEntry {
-                tag, description, ..
-            } = event
-            {
-                languages.push((tag, description));
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(languages)
-    }
-
-    /// `LANG tag` (`*` lets the server pick).
-    pub async fn set_lang(&mut self, tag: &str) -> Result<Reply, Error> {
-        self.exec(Command::Lang(Some(tag.to_owned())), |_| Ok(()))
-            .await
-    }
-
-    // ---- transaction ----
-
-    /// `STAT`.
-    pub async fn stat(&mut self) -> Result<Stat, Error> {
-        let mut stat = None;
-        self.exec(Command::Stat, |event| {
-            if let Event::Stat { count, size, .. } = event {
-                stat = Some(Stat { count, size });
-            }
-            Ok(())
-        })
-        .await?;
-        stat.ok_or(Error::Closed)
-    }
-
-    /// `LIST`: every message's size.
-    pub async fn list(&mut self) -> Result<Vec<ScanListing>, Error> {
-        let mut listings = Vec::new();
-        self.exec(Command::List(None), |event| {
-            if let Event::ListEntry { msg, size, .. } = event {
-                listings.push(ScanListing { msg, size });
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(listings)
-    }
-
-    /// `LIST n`.
-    pub async fn list_one(&mut self, msg: u32) -> Result<ScanListing, Error> {
-        let mut listing = None;
-        self.exec(Command::List(Some(msg)), |event| {
-            if let Event::ListEntry { msg, size, .. } = event {
-                listing = Some(ScanListing { msg, size });
-            }
-            Ok(())
-        })
-        .await?;
-        listing.ok_or(Error::Closed)
-    }
-
-    /// `UIDL`: every message's unique id.
-    pub async fn uidl(&mut self) -> Result<Vec<UniqueIdListing>, Error> {
-        let mut listings = Vec::new();
-        self.exec(Command::Uidl(None), |event| {
-            if let Event::UidlEntry { msg, uid, .. } = event {
-                listings.push(UniqueIdListing {
-                    msg,
-                    uid: uid.to_owned(),
-                });
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(listings)
-    }
-
-    /// `UIDL n`.
-    pub async fn uidl_one(&mut self, msg: u32) -> Result<UniqueIdListing, Error> {
-        let mut listing = None;
-        self.exec(Command::Uidl(Some(msg)), |event| {
-            if let Event::UidlEntry { msg, uid, .. } = event {
-                listing = Some(UniqueIdListing {
-                    msg,
-                    uid: uid.to_owned(),
-                });
-            }
-            Ok(())
-        })
-        .await?;
-        listing.ok_or(Error::Closed)
-    }
-
-    /// `RETR n`, the message written to `out` as it arrives (dot-unstuffed, line ends as
-    /// sent). Returns the number of octets written.
-    ///
-    /// An error from `out` is returned as [`Error::Io`]; the connection stays usable (the rest
-    /// of the message is skipped by the next call).
-    pub async fn retr<W: AsyncWrite + Unpin + ?Sized>(
-        &mut self,
-        msg: u32,
-        out: &mut W,
-    ) -> Result<u64, Error> {
-        self.begin()?;
-        let result = self.body_to(Command::retr(msg), out).await;
-        self.finish(result)
-    }
-
-    /// `RETR n`, collected into a `Vec`.
-    pub async fn retr_vec(&mut self, msg: u32) -> Result<Vec<u8>, Error> {
-        let mut body = Vec::new();
-        self.retr(msg, &mut body).await?;
-        Ok(body)
-    }
-
-    /// `TOP n lines`: the headers and the first `lines` lines of the body, written to `out`.
-    pub async fn top<W: AsyncWrite + Unpin + ?Sized>(
-        &mut self,
-        msg: u32,
-        lines: u32,
-        out: &mut W,
-    ) -> Result<u64, Error> {
-        self.begin()?;
-        let result = self.body_to(Command::top(msg, lines), out).await;
-        self.finish(result)
-    }
-
-    /// `TOP n lines`, collected into a `Vec`.
-    pub async fn top_vec(&mut self, msg: u32, lines: u32) -> Result<Vec<u8>, Error> {
-        let mut body = Vec::new();
-        self.top(msg, lines, &mut body).await?;
-        Ok(body)
-    }
-
-    /// `DELE n`: marks the message deleted; the server deletes it at [`quit`](Self::quit).
-    pub async fn dele(&mut self, msg: u32) -> Result<Reply, Error> {
-        self.exec(Command::dele(msg), |_| Ok(())).await
-    }
-
-    /// `RSET`: unmarks every deleted message.
-    pub async fn rset(&mut self) -> Result<Reply, Error> {
-        self.exec(Command::Rset, |_| Ok(())).await
-    }
-
-    /// `NOOP`.
-    pub async fn noop(&mut self) -> Result<Reply, Error> {
-        self.exec(Command::Noop, |_| Ok(())).await
-    }
+    pop3_tls::methods!(async await);
 
     /// `QUIT`: ends the session. After login the server now deletes the messages marked with
     /// DELE (UPDATE state) and its answer says whether it did. The connection is then shut
@@ -609,334 +231,138 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// After a timeout (or any other fatal error) QUIT is not sent: it fails with
     /// [`Error::Unusable`] (or [`Error::Closed`]), and nothing is committed.
     pub async fn quit(mut self) -> Result<Reply, Error> {
-        let reply = self.exec(Command::Quit, |_| Ok(())).await?;
+        let reply = self.run(request::simple(Command::Quit)).await?;
         // Best effort (TLS close_notify): the session is over whatever happens here.
-        let _ = tokio::time::timeout(self.clock.timeout(), self.stream.shutdown()).await;
+        let _ = tokio::time::timeout(self.session.timeout(), self.stream.shutdown()).await;
         Ok(reply)
     }
 
-    // ---- the run loop ----
+    // ---- the drive loop ----
 
     /// Marks the connection busy, or says why it cannot be used.
     pub(crate) fn begin(&mut self) -> Result<(), Error> {
-        match self.state {
-            State::Ready => {
-                self.state = State::Busy;
-                Ok(())
-            }
-            State::Busy => Err(Error::Poisoned),
-            State::Broken => Err(self.timed_out.map_or(Error::Closed, Error::Unusable)),
+        if self.busy {
+            return Err(Error::Poisoned);
         }
-    }
-
-    /// Ends a call: the connection is ready again unless a fatal error broke it.
-    pub(crate) fn finish<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if self.state == State::Busy {
-            self.state = State::Ready;
-        }
-        result
-    }
-
-    fn finish_err(&mut self, error: Error) -> Error {
-        match self.finish::<()>(Err(error)) {
-            Err(e) => e,
-            Ok(()) => Error::Closed,
-        }
-    }
-
-    /// Runs one command to its terminal event, giving its data events to `on_data`.
-    pub(crate) async fn exec(
-        &mut self,
-        command: Command,
-        on_data: impl FnMut(Event<'_>) -> Result<(), Error>,
-    ) -> Result<Reply, Error> {
-        self.begin()?;
-        let result = self.exec_inner(command, on_data).await;
-        self.finish(result)
-    }
-
-    /// A login command, up to its reply. The automatic CAPA that the core asks after a
-    /// successful login is not waited for: it goes out with the caller's next commands, in
-    /// the same write (issue 10 item 11).
-    async fn exec_login(&mut self, command: Command) -> Result<Reply, Error> {
-        self.exec(command, |_| Ok(())).await
-    }
-
-    async fn exec_inner(
-        &mut self,
-        command: Command,
-        mut on_data: impl FnMut(Event<'_>) -> Result<(), Error>,
-    ) -> Result<Reply, Error> {
-        let id = self.client.enqueue(command)?;
-        let mut reply = None;
-        self.pump(|event| {
-            if event.id() != Some(id) {
-                return Ok(Flow::Continue);
-            }
-            match event {
-                Event::Ok { code, text, .. } => {
-                    reply = Some(Reply { code, text });
-                    Ok(Flow::Done)
-                }
-                Event::StartTls { .. } => {
-                    reply = Some(Reply::default());
-                    Ok(Flow::Done)
-                }
-                Event::Err {
-                    command,
-                    code,
-                    text,
-                    ..
-                } => Err(ServerError {
-                    command,
-                    code,
-                    text,
-                }
-                .into()),
-                event => on_data(event).map(|()| Flow::Continue),
-            }
-        })
-        .await?;
-        reply.ok_or(Error::Closed)
-    }
-
-    /// STLS up to the `+OK`, and the check that nothing came after it.
-    async fn stls_exchange(&mut self) -> Result<(), Error> {
-        self.exec_inner(Command::Stls, |_| Ok(())).await?;
-        // The core refuses any byte buffered after the +OK (STARTTLS injection).
-        self.drain_side_events()?;
-        if !self.client.is_awaiting_tls() {
-            return Err(Error::Closed);
-        }
+        self.session.check()?;
+        self.busy = true;
         Ok(())
     }
 
-    /// Processes buffered events that no caller waits for (traces, quirks, stale replies).
-    fn drain_side_events(&mut self) -> Result<(), Error> {
-        loop {
-            match self.client.poll_event() {
-                Ok(Some(event)) => side_event(event),
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    self.state = State::Broken;
-                    return Err(e.into());
-                }
+    /// Runs `request` to its result: what the session can do with the input it has, then one
+    /// wait for the server, and round again. Dropped before its end, it leaves `busy` set.
+    pub(crate) async fn run<R: Request>(&mut self, mut request: R) -> Result<R::Output, Error> {
+        self.begin()?;
+        let mut sleep = None;
+        let result = loop {
+            let step = poll_fn(|cx| self.poll_step(cx, &mut request, &mut sleep)).await;
+            if let Some(result) = step {
+                break result;
             }
-        }
-    }
-
-    /// Drives the connection until nothing is queued, in flight or unreported (the automatic
-    /// CAPA after the greeting, TLS or login).
-    async fn settle(&mut self) -> Result<(), Error> {
-        loop {
-            self.drain_side_events()?;
-            if self.client.is_idle() || self.client.phase() == Phase::Closed {
-                return Ok(());
-            }
-            self.io_step().await?;
-        }
-    }
-
-    /// The run loop: hands each event to `handle` until it says [`Flow::Done`], reading and
-    /// writing as needed. Traces and quirks go to `tracing`.
-    pub(crate) async fn pump(
-        &mut self,
-        mut handle: impl FnMut(Event<'_>) -> Result<Flow, Error>,
-    ) -> Result<(), Error> {
-        loop {
-            loop {
-                // Body chunks first, through the core's fast path.
-                while let Some((id, chunk)) = self.client.poll_body() {
-                    if let Flow::Done = handle(Event::Body { id, chunk })? {
-                        return Ok(());
-                    }
-                }
-                match self.client.poll_event() {
-                    Ok(Some(event @ (Event::Trace(_) | Event::Quirk(_)))) => side_event(event),
-                    Ok(Some(event)) => {
-                        if let Flow::Done = handle(event)? {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.state = State::Broken;
-                        return Err(e.into());
-                    }
-                }
-            }
-            self.io_step().await?;
-        }
-    }
-
-    /// A body (RETR/TOP) written to `out`.
-    async fn body_to<W: AsyncWrite + Unpin + ?Sized>(
-        &mut self,
-        command: Command,
-        out: &mut W,
-    ) -> Result<u64, Error> {
-        let id = self.client.enqueue(command)?;
-        let mut octets = 0;
-        loop {
-            match self.client.poll_event() {
-                Ok(Some(Event::Body { id: of, chunk })) if of == id => out.write_all(chunk).await?,
-                Ok(Some(Event::BodyEnd { id: of, octets: n })) if of == id => octets = n,
-                Ok(Some(Event::Ok { id: of, .. })) if of == id => {
-                    out.flush().await?;
-                    return Ok(octets);
-                }
-                Ok(Some(Event::Err {
-                    id: of,
-                    command,
-                    code,
-                    text,
-                })) if of == id => {
-                    return Err(ServerError {
-                        command,
-                        code,
-                        text,
-                    }
-                    .into());
-                }
-                Ok(Some(event)) => side_event(event),
-                Ok(None) => self.io_step().await?,
-                Err(e) => {
-                    self.state = State::Broken;
-                    return Err(e.into());
-                }
-            }
-        }
-    }
-
-    /// One wait for the server, bounded by the deadline the core's [`ReadClock`] sets for what
-    /// the client awaits: writes what the core has to send and reads what arrives, whichever
-    /// is possible first. A failure breaks the connection.
-    pub(crate) async fn io_step(&mut self) -> Result<(), Error> {
-        let now = tokio::time::Instant::now();
-        let left = match self.read_wait(now) {
-            Ok(left) => left,
-            Err(expired) => return Err(self.time_out(expired)),
         };
-        let result = match tokio::time::timeout_at(now + left, poll_fn(|cx| self.poll_io(cx))).await
-        {
-            Ok(result) => result,
-            Err(_) => return Err(self.time_out(self.clock.expired())),
-        };
-        if result.is_err() {
-            self.state = State::Broken;
-        }
+        self.busy = false;
         result
     }
 
-    /// How long the next wait may last (the clock learns what the client awaits now).
-    pub(crate) fn read_wait(&mut self, now: tokio::time::Instant) -> Result<Duration, Expired> {
-        self.clock.observe(self.client.awaiting(), now.into_std());
-        self.clock.wait(now.into_std())
-    }
-
-    /// A read limit ran out: the connection is broken, and says why from now on.
-    pub(crate) fn time_out(&mut self, expired: Expired) -> Error {
-        self.state = State::Broken;
-        self.timed_out = Some(expired);
-        Error::Timeout(expired)
-    }
-
-    /// What ran out, when the wait from [`read_wait`](Self::read_wait) is over.
-    pub(crate) fn expired(&self) -> Expired {
-        self.clock.expired()
+    /// One turn of the drive loop: the request's result if the input so far gives it, else
+    /// one I/O step (`Ready(None)`: call again), bounded by the deadline the core's read clock
+    /// sets for what the client awaits (`sleep` holds it while nothing moves). A failure or
+    /// an expired deadline closes the connection.
+    pub(crate) fn poll_step<R: Request>(
+        &mut self,
+        cx: &mut Context<'_>,
+        request: &mut R,
+        sleep: &mut Option<Pin<Box<Sleep>>>,
+    ) -> Poll<Option<Result<R::Output, Error>>> {
+        if let Some(result) = self.session.advance(request) {
+            return Poll::Ready(Some(result));
+        }
+        match self.poll_io(cx) {
+            Poll::Ready(Ok(())) => {
+                *sleep = None;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(self.session.io_error(error)))),
+            Poll::Pending => {}
+        }
+        if sleep.is_none() {
+            let now = Instant::now();
+            match self.session.read_wait(now.into_std()) {
+                Ok(left) => *sleep = Some(Box::pin(tokio::time::sleep_until(now + left))),
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+        }
+        match sleep.as_mut().map(|sleep| sleep.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Some(Err(self.session.timed_out()))),
+            _ => Poll::Pending,
+        }
     }
 
     /// One I/O step without a timeout: write if there is something to send, else flush if a
     /// write is unflushed, and (in the same poll) read. Reading while a write is blocked is
     /// what keeps a large pipelined batch from deadlocking against a server that writes
     /// replies before it reads more commands.
-    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.tx_pos == self.tx.len() {
             self.tx.clear();
             self.tx_pos = 0;
         }
-        self.client.poll_transmit(&mut self.tx);
+        self.session.transmit(&mut self.tx);
         if self.tx_pos < self.tx.len() {
             match Pin::new(&mut self.stream).poll_write(cx, &self.tx[self.tx_pos..]) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
-                }
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     self.tx_pos += n;
                     self.flush_pending = true;
                     return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from_stream(e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
         } else if self.flush_pending {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.flush_pending = false;
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from_stream(e))),
-                Poll::Pending => {}
+            if let Poll::Ready(result) = Pin::new(&mut self.stream).poll_flush(cx) {
+                self.flush_pending = false;
+                return Poll::Ready(result);
             }
         }
-        if self.client.is_awaiting_tls() {
+        if self.session.is_awaiting_tls() {
             // Never read past the +OK to STLS: the next bytes belong to the TLS handshake.
             return Poll::Pending;
         }
-        let mut buf = ReadBuf::new(self.client.input_buffer(self.read_size));
+        let mut buf = ReadBuf::new(self.session.input_buffer(self.read_size));
         match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 let n = buf.filled().len();
-                if n == 0 {
-                    self.client.handle_eof();
-                } else {
-                    self.client.commit_input(n);
-                    self.clock
-                        .on_input(n, tokio::time::Instant::now().into_std());
-                    if n == self.read_size {
-                        self.read_size = (self.read_size * 2).min(READ_BUFFER);
-                    }
+                self.session.received(n, Instant::now().into_std());
+                if n == self.read_size {
+                    self.read_size = (self.read_size * 2).min(READ_BUFFER);
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::from_stream(e))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
     }
-
-    /// Splits the borrow for the body stream.
-    pub(crate) fn poll_event(&mut self) -> Result<Option<Event<'_>>, pop3_proto::ProtocolError> {
-        self.client.poll_event()
-    }
-
-    pub(crate) fn enqueue(&mut self, command: Command) -> Result<CommandId, Error> {
-        Ok(self.client.enqueue(command)?)
-    }
 }
 
-/// Handles an event nobody waits for: traces and quirks go to `tracing`, the rest (automatic
-/// CAPA, replies of an abandoned call) is dropped.
-pub(crate) fn side_event(event: Event<'_>) {
-    match event {
-        Event::Trace(Trace::Sent(line)) => tracing::debug!(target: TRACE_TARGET, "C: {line}"),
-        Event::Trace(Trace::Received(line)) => tracing::debug!(target: TRACE_TARGET, "S: {line}"),
-        Event::Trace(other) => tracing::debug!(target: TRACE_TARGET, "{other:?}"),
-        Event::Quirk(quirk) => {
-            tracing::debug!(target: TRACE_TARGET, ?quirk, "server quirk tolerated")
-        }
-        _ => {}
+fn timed_out(after: Duration, awaiting: Awaiting) -> Error {
+    Error::Timeout(Expired::Timeout { after, awaiting })
+}
+
+/// The TLS handshake, against the session's host name or else the peer's IP address, within
+/// the session's timeout.
+async fn handshake(
+    tcp: TcpStream,
+    session: &Session,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+    let name = match session.host() {
+        Some(host) => server_name(host)?,
+        None => rustls::pki_types::ServerName::from(tcp.peer_addr()?.ip()),
+    };
+    let config = session.options().tls.build()?;
+    let handshake = TlsConnector::from(config).connect(name, tcp);
+    match tokio::time::timeout(session.timeout(), handshake).await {
+        Ok(tls) => tls.map_err(Error::from_stream),
+        Err(_) => Err(timed_out(session.timeout(), Awaiting::TlsHandshake)),
     }
-}
-
-/// A SCRAM client nonce: 18 random bytes, base64 (24 characters).
-fn scram_nonce() -> Result<String, Error> {
-    let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// The TLS server name for `host` (a DNS name or an IP address).
-fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, Error> {
-    rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|_| Error::InvalidServerName(host.to_owned()))
 }

@@ -38,6 +38,20 @@
 //! # }
 //! ```
 //!
+//! # One request layer, one drive loop
+//!
+//! Every method is one request of [`pop3_proto::request`] (what "a STAT" or "a login by
+//! SCRAM" means is written there once), run by this crate's drive loop; the method set, the
+//! [`Error`] type and the [`Session`] (whose getters `Connection` reaches through `Deref`) are
+//! the same in `pop3-blocking` and `pop3-async`, and so is each behaviour: `login` has a plan
+//! for every method `choose_login` picks (a server with only unknown SASL mechanisms gets
+//! USER/PASS), `capa()` on a closed connection is [`Error::Closed`], the `Config` in
+//! [`Options`] is ORed with the login policy and `tracing` (never overwritten), and a writer or
+//! callback that fails is not called again while the rest of the body is read and discarded.
+//!
+//! STLS works on any stream you bring (a proxy, your own TLS stack): `stls_start`, then
+//! `into_parts`, your handshake, and `Connection::from_parts` with the encrypted stream.
+//!
 //! # Events, helpers and views
 //!
 //! - [`Connection::retr_many`] hands each message over as [`RetrEvent::Start`] (also for an
@@ -80,29 +94,27 @@
 #![deny(missing_docs)]
 
 mod connection;
-mod error;
-#[cfg(feature = "mime")]
-mod mime;
 mod stream;
-mod uid;
 
-pub use connection::{Connection, Greeting, RetrEvent};
-pub use error::Error;
+pub use connection::Connection;
+/// Everything a call can fail with: the same type as `pop3-async`'s `Error`.
+pub use pop3_tls::ConnectionError as Error;
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
 pub use pop3_tls::Error as TlsOptionsError;
 pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
+pub use pop3_tls::{Session, scram_nonce};
 pub use stream::Stream;
 
 /// The MIME parser behind `retr_parsed` (the `mime` feature).
 #[cfg(feature = "mime")]
 pub use mail_parser;
 pub use pop3_proto;
-pub use pop3_proto::login::{
-    LoginMethod, LoginPolicy, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
-};
+pub use pop3_proto::login::{LoginMethod, LoginPolicy};
+pub use pop3_proto::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+pub use pop3_proto::request::RetrEvent;
 pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 pub use rustls;

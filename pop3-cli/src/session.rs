@@ -1,6 +1,5 @@
 //! Connecting and logging in as the settings say.
 
-use base64::Engine as _;
 use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 use pop3_blocking::{Connection, LoginMethod, Secret};
 
@@ -126,11 +125,8 @@ pub(crate) fn method_name(method: LoginMethod) -> &'static str {
     }
 }
 
-/// A SCRAM client nonce: 18 random bytes from the operating system, base64 (the same recipe
-/// as `pop3-blocking`'s `login`, which does not export its nonce maker).
+/// A SCRAM client nonce: the adapters' one helper ([`pop3_blocking::scram_nonce`]).
 fn scram_nonce() -> Result<String, CliError> {
-    let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| CliError::failure(format!("no random bytes for the SCRAM nonce: {e}")))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    pop3_blocking::scram_nonce()
+        .map_err(|e| CliError::failure(format!("no random bytes for the SCRAM nonce: {e}")))
 }

@@ -118,6 +118,8 @@ mod config;
 mod error;
 mod event;
 pub mod login;
+pub mod reply;
+pub mod request;
 pub mod response;
 pub mod sasl;
 mod secret;

@@ -1,9 +1,11 @@
-//! Choosing how to log in, and the typed results adapters hand to their callers.
+//! Choosing how to log in: the methods, the caller's policy and the choice.
 //!
-//! The choice is a protocol decision, so it lives here and every adapter makes it the same way.
+//! The choice is a protocol decision, so it lives here and every adapter makes it the same way;
+//! the login *plan* that carries it out is [`crate::request::LoginPlan`]. The typed results
+//! that used to live here are in [`crate::reply`] (re-exported here so old paths keep working).
 
 use crate::capa::Capabilities;
-use crate::response::ResponseCode;
+pub use crate::reply::{Reply, ScanListing, ServerError, Stat, UniqueIdListing};
 
 /// A way to authenticate, in the order [`choose_login`] prefers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,54 +117,6 @@ pub fn choose_login(
     } else {
         Err(LoginChoiceError::NoSupportedMethod)
     }
-}
-
-/// The `+OK` line of a reply.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Reply {
-    /// The response code, if any.
-    pub code: Option<ResponseCode>,
-    /// The text after `+OK`.
-    pub text: String,
-}
-
-/// The STAT drop listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    /// The number of messages.
-    pub count: u32,
-    /// Their total size in octets.
-    pub size: u64,
-}
-
-/// A scan listing (LIST).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanListing {
-    /// The message number.
-    pub msg: u32,
-    /// Its size in octets as the server counts them.
-    pub size: u64,
-}
-
-/// A unique-id listing (UIDL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UniqueIdListing {
-    /// The message number.
-    pub msg: u32,
-    /// The unique id: 1-70 printable ASCII characters, never a path component.
-    pub uid: String,
-}
-
-/// A `-ERR` reply, as adapters report it in their error types.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the server refused {command}: -ERR {}{text}", code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default())]
-pub struct ServerError {
-    /// The refused command.
-    pub command: crate::CommandKind,
-    /// The response code, if any.
-    pub code: Option<ResponseCode>,
-    /// The text after `-ERR`.
-    pub text: String,
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod error;
+mod methods;
+mod session;
 mod trust;
 mod words;
 
@@ -36,6 +39,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
+pub use error::{ConnectionError, scram_nonce, server_name};
+pub use pop3_proto;
+pub use session::Session;
 pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
 pub use words::{CertificateInfo, CertificateParseError, describe_error};
 
@@ -104,9 +110,11 @@ pub struct Options {
     /// The time over which [`speed_limit`](Self::speed_limit) is averaged (default 60 s: long
     /// enough for a congested link's stalls and retransmissions to average out).
     pub speed_time: Duration,
-    /// The core's configuration (limits, pipelining window, quirks). Two fields are set by
-    /// the connection itself: `allow_plaintext_auth` from [`Options::login`], and `trace`
-    /// when `tracing` has DEBUG enabled.
+    /// The core's configuration (limits, pipelining window, quirks). Two fields are
+    /// *combined* with what the connection knows, never overwritten (the same in both
+    /// adapters; see [`Options::client_config`]): `allow_plaintext_auth` is on when it is set
+    /// here **or** in [`Options::login`], and `trace` is on when it is set here **or**
+    /// `tracing` has DEBUG enabled for [`TRACE_TARGET`].
     pub config: Config,
     /// TLS trust settings.
     pub tls: TlsOptions,
@@ -149,6 +157,17 @@ impl Options {
         self.speed_limit = bytes_per_second;
         self.speed_time = time;
         self
+    }
+
+    /// The core's configuration for a new connection: [`Options::config`], with
+    /// `allow_plaintext_auth` ORed with [`LoginPolicy::allow_plaintext`] and `trace` ORed with
+    /// `trace_enabled` (whether `tracing` has DEBUG on for [`TRACE_TARGET`]). Setting either
+    /// in `config` is never undone.
+    pub fn client_config(&self, trace_enabled: bool) -> Config {
+        let mut config = self.config.clone();
+        config.allow_plaintext_auth |= self.login.allow_plaintext;
+        config.trace |= trace_enabled;
+        config
     }
 
     /// The read deadlines these options set, for an adapter's run loop.

@@ -214,6 +214,12 @@ pub trait Adapter: Sized + std::fmt::Debug {
     fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure>;
     /// Many DELEs (pipelined where allowed).
     fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Failure>;
+    /// `retr` into a writer that fails at its first write.
+    fn retr_into_failing_writer(&mut self, msg: u32) -> Result<u64, Failure>;
+    /// STLS through `stls_start`, `into_parts` and `from_parts`, with the adapter's own
+    /// rustls handshake (as a caller's TLS stack would do it), trusting `ca_pem` for
+    /// `localhost`.
+    fn stls_by_parts(self, ca_pem: &str) -> Result<Self, Failure>;
 }
 
 /// Expands into one `#[test]` per suite for the given [`Adapter`] type.
@@ -261,6 +267,11 @@ macro_rules! adapter_suite {
             mailbox_stls_login,
             mailbox_without_capa,
             mailbox_bare_lf,
+            parity_login_with_unknown_mechanisms_uses_user_pass,
+            parity_capa_on_a_closed_connection_is_closed,
+            parity_config_is_ored_with_the_login_policy,
+            parity_failing_sink_drains_the_body,
+            stls_on_a_callers_own_stream,
         );
     };
     (@tests $adapter:ty; $($name:ident),* $(,)?) => {
@@ -1458,4 +1469,137 @@ pub fn mailbox_bare_lf<A: Adapter>() {
         .join(&b'\n');
     assert_eq!(body, expected);
     pop.quit().unwrap();
+}
+
+// ---- parity: one documented answer, the same in both adapters (issue 11) ----
+
+/// `login`'s choice has no catch-all: a server that offers only SASL mechanisms the client
+/// does not know gets USER/PASS (the last resort of `choose_login`), in both adapters (async
+/// used to fall back, blocking to fail).
+pub fn parity_login_with_unknown_mechanisms_uses_user_pass<A: Adapter>() {
+    let capa = r"C: CAPA
+    S-RAW: +OK\r\nSASL GSSAPI X-UNKNOWN\r\n.\r\n";
+    let script = format!(
+        "{GREETING}\n{capa}\nC: USER alice\nS: +OK\nC: PASS secret\nS: +OK in\n{capa}\nC: NOOP\nS: +OK\n"
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        "CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\nNOOP\r\n",
+        |mut pop| {
+            assert_eq!(pop.login("alice", "secret"), Ok(LoginMethod::UserPass));
+            pop.noop().unwrap();
+        },
+    );
+}
+
+/// `capa()` on a connection that is closed (here: the server hung up) is `Error::Closed` in
+/// both adapters, never an empty answer, and sends nothing.
+pub fn parity_capa_on_a_closed_connection_is_closed<A: Adapter>() {
+    let script = format!("{GREETING}\n{CAPA}\nC: USER alice\nCLOSE\n");
+    let transcript = scripted::<A>(&script, Security::None, &ConnectOptions::default(), |pop| {
+        let mut pop = pop.expect("connects");
+        let cut = pop.user("alice").unwrap_err();
+        assert!(
+            cut.is_connection_failure() || cut == Failure::Closed,
+            "{cut:?}"
+        );
+        assert_eq!(pop.capa().unwrap_err(), Failure::Closed);
+    });
+    assert_eq!(
+        transcript.received_str(),
+        "CAPA\r\nUSER alice\r\n",
+        "{transcript}"
+    );
+}
+
+/// `Config::allow_plaintext_auth` set in the options is ORed with the login policy, never
+/// overwritten by it (blocking used to overwrite it): PASS goes out without TLS.
+pub fn parity_config_is_ored_with_the_login_policy<A: Adapter>() {
+    let mut config = pop3_proto::Config::default();
+    config.allow_plaintext_auth = true;
+    let options = ConnectOptions {
+        config,
+        allow_plaintext: false,
+        ..ConnectOptions::default()
+    };
+    exact::<A>(
+        &format!("{}C: NOOP\nS: +OK\n", login_script(CAPA)),
+        Security::None,
+        &options,
+        &format!("{LOGIN_WIRE}NOOP\r\n"),
+        |pop| {
+            let mut pop = logged_in(pop);
+            pop.noop().unwrap();
+        },
+    );
+}
+
+/// A failing sink: the writer is not called again, the rest of the body is read and
+/// discarded (the framing stays intact), the writer's error is returned as `Error::Io`, and
+/// the session goes on, in both adapters (async used to leave the rest unread).
+pub fn parity_failing_sink_drains_the_body<A: Adapter>() {
+    let script = format!(
+        r"{}C: RETR 1
+        S-RAW: +OK\r\nline one\r\nline two\r\n..dot\r\n.\r\n
+        C: NOOP
+        S: +OK still here
+        ",
+        login_script(CAPA)
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        &format!("{LOGIN_WIRE}RETR 1\r\nNOOP\r\n"),
+        |pop| {
+            let mut pop = logged_in(pop);
+            let error = pop.retr_into_failing_writer(1).unwrap_err();
+            assert!(matches!(error, Failure::Io(_)), "{error:?}");
+            let reply = pop.noop().unwrap();
+            assert_eq!(reply.text, "still here");
+        },
+    );
+    // The rest is really read: a body cut after the sink failed is reported as the cut (the
+    // reader went on), not as the sink's error returned at once.
+    let script = format!(
+        r"{}C: RETR 1
+        S-RAW: +OK\r\nline one\r\n
+        CLOSE
+        ",
+        login_script(CAPA)
+    );
+    let transcript = scripted::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        |pop| {
+            let mut pop = logged_in(pop.expect("connects"));
+            let error = pop.retr_into_failing_writer(1).unwrap_err();
+            assert!(error.is_connection_failure(), "{error:?}");
+        },
+    );
+    assert_eq!(transcript.received_str(), format!("{LOGIN_WIRE}RETR 1\r\n"));
+}
+
+/// STLS on a caller's own stream: `stls_start` up to the `+OK`, `into_parts`, the caller's
+/// TLS handshake, `from_parts` (which asks CAPA again), then the session goes on encrypted.
+pub fn stls_on_a_callers_own_stream<A: Adapter>() {
+    let script = format!(
+        "{GREETING}\n{CAPA_STLS}\nC: STLS\nS: +OK begin TLS\nSTARTTLS\n{CAPA}\nC: USER alice\nS: +OK\n"
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::default(),
+        "CAPA\r\nSTLS\r\nCAPA\r\nUSER alice\r\n",
+        |pop| {
+            assert!(pop.capabilities().unwrap().stls);
+            let mut pop = pop.stls_by_parts(certificate_pem()).unwrap();
+            assert!(pop.is_tls());
+            assert!(!pop.capabilities().unwrap().stls);
+            pop.user("alice").unwrap();
+        },
+    );
 }

@@ -240,6 +240,37 @@ impl Adapter for Async {
     fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Failure> {
         block_on(self.0.dele_many(msgs)).map_err(failure)
     }
+
+    fn retr_into_failing_writer(&mut self, msg: u32) -> Result<u64, Failure> {
+        // A pipe whose reader is gone: its first write fails (`BrokenPipe`).
+        let (mut writer, reader) = tokio::io::duplex(64);
+        drop(reader);
+        block_on(self.0.retr(msg, &mut writer)).map_err(failure)
+    }
+
+    fn stls_by_parts(mut self, ca_pem: &str) -> Result<Self, Failure> {
+        block_on(async {
+            self.0.stls_start().await.map_err(failure)?;
+            let (stream, session) = self.0.into_parts();
+            let pop3_async::Stream::Plain(tcp) = stream else {
+                return Err(Failure::Other("not plaintext".into()));
+            };
+            let config = TlsOptions::default()
+                .add_ca_pem(ca_pem.as_bytes())
+                .and_then(|tls| tls.build())
+                .map_err(|e| failure(e.into()))?;
+            let name = pop3_async::rustls::pki_types::ServerName::try_from("127.0.0.1")
+                .map_err(|e| Failure::Other(e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Failure::Tls(e.to_string()))?;
+            Connection::from_parts(pop3_async::Stream::Tls(Box::new(tls)), session)
+                .await
+                .map(Async)
+                .map_err(failure)
+        })
+    }
 }
 
 pop3_tests::adapter_suite!(Async);

@@ -207,6 +207,32 @@ impl Adapter for Blocking {
     fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Failure> {
         self.0.dele_many(msgs).map_err(failure)
     }
+
+    fn retr_into_failing_writer(&mut self, msg: u32) -> Result<u64, Failure> {
+        // A full buffer: its first write fails (`WriteZero`).
+        let mut full: &mut [u8] = &mut [];
+        self.0.retr(msg, &mut full).map_err(failure)
+    }
+
+    fn stls_by_parts(mut self, ca_pem: &str) -> Result<Self, Failure> {
+        self.0.stls_start().map_err(failure)?;
+        let (stream, session) = self.0.into_parts();
+        let pop3_blocking::Stream::Plain(tcp) = stream else {
+            return Err(Failure::Other("not plaintext".into()));
+        };
+        let config = TlsOptions::default()
+            .add_ca_pem(ca_pem.as_bytes())
+            .and_then(|tls| tls.build())
+            .map_err(|e| failure(e.into()))?;
+        let name = pop3_blocking::rustls::pki_types::ServerName::try_from("127.0.0.1")
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        let tls = pop3_blocking::rustls::ClientConnection::new(config, name)
+            .map_err(|e| failure(e.into()))?;
+        let stream = pop3_blocking::rustls::StreamOwned::new(tls, tcp);
+        Connection::from_parts(pop3_blocking::Stream::Tls(Box::new(stream)), session)
+            .map(Blocking)
+            .map_err(failure)
+    }
 }
 
 pop3_tests::adapter_suite!(Blocking);

@@ -28,21 +28,12 @@ enum Failure {
     Other(String),
 }
 
+/// Both adapters fail with the one `pop3_tls::ConnectionError`.
 impl From<pop3_blocking::Error> for Failure {
     fn from(error: pop3_blocking::Error) -> Self {
         match error {
             pop3_blocking::Error::Timeout(e) => Self::Timeout(e),
             pop3_blocking::Error::Unusable(e) => Self::Unusable(e),
-            other => Self::Other(format!("{other:?}")),
-        }
-    }
-}
-
-impl From<pop3_async::Error> for Failure {
-    fn from(error: pop3_async::Error) -> Self {
-        match error {
-            pop3_async::Error::Timeout(e) => Self::Timeout(e),
-            pop3_async::Error::Unusable(e) => Self::Unusable(e),
             other => Self::Other(format!("{other:?}")),
         }
     }

@@ -1,0 +1,1226 @@
+//! The request layer: what one POP3 operation means, written once for every adapter.
+//!
+//! A [`Request`] is a sans-IO operation object built on [`Client`]'s public API: it queues its
+//! command(s), consumes the events of their replies and yields a typed result (a [`Reply`],
+//! [`Stat`], a listing, a body delivered to a [`Sink`], a login method) or a [`Failure`]. An
+//! adapter runs any request with one drive loop:
+//!
+//! ```text
+//! loop {
+//!     if let Some(result) = request.poll(&mut client) { return result }
+//!     match client.poll_event()? {
+//!         Some(event) => request.on_event(&event),   // (and traces to the log)
+//!         None => write what poll_transmit gives, read once (within the ReadClock's deadline),
+//!     }
+//! }
+//! ```
+//!
+//! Below, the same loop against a simulated server:
+//!
+//! ```
+//! use pop3_proto::login::{LoginMethod, LoginPolicy};
+//! use pop3_proto::request::{self, Failure, Request};
+//! use pop3_proto::{Client, Config};
+//!
+//! /// The drive loop; `server` answers each write.
+//! fn run<R: Request>(
+//!     client: &mut Client,
+//!     mut request: R,
+//!     server: &mut impl Iterator<Item = &'static [u8]>,
+//!     wire: &mut Vec<u8>,
+//! ) -> Result<R::Output, Failure> {
+//!     loop {
+//!         if let Some(result) = request.poll(client) {
+//!             return result;
+//!         }
+//!         match client.poll_event().expect("the server follows the protocol") {
+//!             Some(event) => request.on_event(&event),
+//!             None => {
+//!                 client.poll_transmit(wire);
+//!                 client.handle_input(server.next().expect("a reply"));
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let mut config = Config::default();
+//! config.auto_capa = false;
+//! let mut client = Client::new(config);
+//! client.handle_tls_established().expect("right after connecting");
+//! let mut server = [
+//!     &b"+OK ready\r\n"[..],
+//!     b"+OK\r\n",        // USER
+//!     b"+OK in\r\n",     // PASS
+//!     b"+OK 2 320\r\n",  // STAT
+//! ]
+//! .into_iter();
+//! let mut wire = Vec::new();
+//! let greeting = run(&mut client, request::open(), &mut server, &mut wire)?;
+//! assert_eq!(greeting.text, "ready");
+//! let plan = request::login("alice", "secret", LoginPolicy::default(), "nonce".into());
+//! let method = run(&mut client, plan, &mut server, &mut wire)?;
+//! assert_eq!(method, LoginMethod::UserPass);
+//! let stat = run(&mut client, request::stat(), &mut server, &mut wire)?;
+//! assert_eq!((stat.count, stat.size), (2, 320));
+//! assert_eq!(wire, b"USER alice\r\nPASS secret\r\nSTAT\r\n");
+//! # Ok::<(), Failure>(())
+//! ```
+//!
+//! # One answer for each of the adapters' old differences
+//!
+//! - A failing [`Sink`] is not called again; the rest of the body (and of a batch) is read and
+//!   discarded, so the session's framing stays intact, and the request then ends with
+//!   [`Failure::Sink`]. The session goes on.
+//! - [`LoginPlan`] has a plan for every [`LoginMethod`] that
+//!   [`choose_login`] can return: there is no catch-all. A server
+//!   that offers only mechanisms this crate does not know gets USER/PASS (RFC 2449 servers
+//!   need not announce USER), which `choose_login` decides.
+//! - [`capa`] answers the capabilities of the reply, and a `-ERR` as [`Failure::Server`]. On a
+//!   session that is closed the adapters fail before running any request (`Error::Closed`),
+//!   never with an empty answer.
+//! - The adapters build the core's [`Config`](crate::Config) by ORing
+//!   `allow_plaintext_auth` and `trace` with what they know (`pop3_tls::Options::client_config`),
+//!   never overwriting them.
+
+use std::io;
+
+use crate::capa::Capabilities;
+use crate::client::{Client, Phase};
+use crate::command::{Command, CommandId};
+use crate::error::EnqueueError;
+use crate::event::Event;
+use crate::login::{LoginChoiceError, LoginMethod, LoginPolicy, choose_login};
+use crate::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+use crate::sasl::{CramMd5, Login, Plain, ScramSha256};
+use crate::secret::Secret;
+use crate::uid::{FetchReport, SeenStore, UidError, check_uid, select_new};
+
+/// Why a request ended without its result. The session goes on after each of these, except
+/// [`Failure::Closed`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The server answered `-ERR`.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The caller's sink failed: it was not called again, and the rest of the reply was read
+    /// and discarded.
+    #[error("the sink failed: {0}")]
+    Sink(#[source] io::Error),
+    /// The call is not valid now; nothing was sent.
+    #[error(transparent)]
+    Usage(#[from] EnqueueError),
+    /// No acceptable login method; nothing was sent.
+    #[error(transparent)]
+    Login(#[from] LoginChoiceError),
+    /// A login on a session that is already logged in; nothing was sent.
+    #[error("already logged in")]
+    AlreadyLoggedIn,
+    /// A UID-safe request refused to go on (nothing was deleted or fetched).
+    #[error(transparent)]
+    Uid(#[from] UidError),
+    /// [`retr_limited`]: the message is larger than the limit (its rest was discarded).
+    #[error("message {msg} is larger than the {limit} octets allowed")]
+    TooLarge {
+        /// The message number.
+        msg: u32,
+        /// The limit, in octets.
+        limit: usize,
+    },
+    /// The server's greeting was `-ERR`: it refuses the session.
+    #[error("the server refused the session")]
+    GreetingRefused(Greeting),
+    /// The session ended (or the command was cancelled) before the reply came.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// A sans-IO operation: see the [module docs](self) for the loop that runs it.
+pub trait Request {
+    /// What the request yields.
+    type Output;
+    /// Called before the first event and after each one: queues what the request sends next,
+    /// and returns its result once it has one. Once it returned `Some`, do not call it again.
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Self::Output, Failure>>;
+    /// Every event [`Client::poll_event`] yields while the request runs; a request ignores the
+    /// events of other commands.
+    fn on_event(&mut self, event: &Event<'_>);
+}
+
+/// Where a RETR or TOP body goes. An error stops the delivery: see the [module docs](self).
+pub trait Sink {
+    /// The server accepted the command and the body begins (also for an empty body).
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The next piece of the body, dot-unstuffed, line ends as the server sent them.
+    fn chunk(&mut self, chunk: &[u8]) -> io::Result<()>;
+    /// The body is complete: `octets` after unstuffing.
+    fn end(&mut self, octets: u64) -> io::Result<()> {
+        let _ = octets;
+        Ok(())
+    }
+}
+
+/// Any `std::io::Write` is a sink (flushed at the end).
+impl<W: io::Write + ?Sized> Sink for W {
+    fn chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.write_all(chunk)
+    }
+    fn end(&mut self, _octets: u64) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+/// One step of a message in [`retr_many`] (and the adapters' `retr_many` and `fetch_new`).
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetrEvent<'a> {
+    /// The server accepted the message and its body begins: comes once per retrieved
+    /// message, before its first [`Chunk`](Self::Chunk), and also for an empty message (which
+    /// has no chunk), so this is where to create the message's file. Not sent for a
+    /// [`Refused`](Self::Refused) message.
+    Start,
+    /// The next piece of the message, dot-unstuffed, line ends as the server sent them.
+    Chunk(&'a [u8]),
+    /// The message is complete.
+    End {
+        /// Its size in octets (after unstuffing).
+        octets: u64,
+    },
+    /// The server refused to send it (`-ERR`); the batch goes on with the next message.
+    Refused(ServerError),
+}
+
+fn server_error(event: &Event<'_>) -> Option<ServerError> {
+    match event {
+        Event::Err {
+            command,
+            code,
+            text,
+            ..
+        } => Some(ServerError {
+            command: *command,
+            code: code.clone(),
+            text: text.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// What one command's reply carries besides its status line.
+pub trait Collect {
+    /// The typed result.
+    type Output;
+    /// A data event of the command (entries, body chunks, capabilities).
+    fn data(&mut self, event: &Event<'_>);
+    /// The `+OK` came: the result.
+    fn finish(&mut self, reply: Reply) -> Result<Self::Output, Failure>;
+}
+
+/// One command and its reply, the data collected by `C`.
+#[derive(Debug)]
+pub struct Single<C> {
+    command: Option<Command>,
+    id: Option<CommandId>,
+    end: Option<Result<Reply, Failure>>,
+    collect: C,
+}
+
+impl<C: Collect> Single<C> {
+    /// The request of `command`, its data collected by `collect`.
+    pub fn new(command: Command, collect: C) -> Self {
+        Self {
+            command: Some(command),
+            id: None,
+            end: None,
+            collect,
+        }
+    }
+}
+
+impl<C: Collect> Request for Single<C> {
+    type Output = C::Output;
+
+    fn poll(&mut self, client: &mut Client) -> Option<Result<C::Output, Failure>> {
+        if let Some(command) = self.command.take() {
+            match client.enqueue(command) {
+                Ok(id) => self.id = Some(id),
+                Err(error) => return Some(Err(error.into())),
+            }
+        }
+        match self.end.take()? {
+            Ok(reply) => Some(self.collect.finish(reply)),
+            Err(failure) => Some(Err(failure)),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>) {
+        if event.id().is_none() || event.id() != self.id {
+            return;
+        }
+        self.end = match event {
+            Event::Ok { code, text, .. } => Some(Ok(Reply {
+                code: code.clone(),
+                text: text.clone(),
+            })),
+            Event::StartTls { .. } => Some(Ok(Reply::default())),
+            Event::Cancelled { .. } => Some(Err(Failure::Closed)),
+            Event::Err { .. } => server_error(event).map(|e| Err(e.into())),
+            data => {
+                self.collect.data(data);
+                None
+            }
+        };
+    }
+}
+
+/// The `+OK` line only.
+#[derive(Debug, Default)]
+pub struct Status;
+
+impl Collect for Status {
+    type Output = Reply;
+    fn data(&mut self, _: &Event<'_>) {}
+    fn finish(&mut self, reply: Reply) -> Result<Reply, Failure> {
+        Ok(reply)
+    }
+}
+
+/// The items `extract` takes from the data events, all of them or (with `one`) exactly one.
+#[derive(Debug)]
+pub struct Items<T> {
+    items: Vec<T>,
+    extract: fn(&Event<'_>) -> Option<T>,
+}
+
+impl<T> Collect for Items<T> {
+    type Output = Vec<T>;
+    fn data(&mut self, event: &Event<'_>) {
+        self.items.extend((self.extract)(event));
+    }
+    fn finish(&mut self, _: Reply) -> Result<Vec<T>, Failure> {
+        Ok(std::mem::take(&mut self.items))
+    }
+}
+
+/// The single item of a one-line answer (`STAT`, `LIST n`, `UIDL n`).
+#[derive(Debug)]
+pub struct One<T>(Items<T>);
+
+impl<T> Collect for One<T> {
+    type Output = T;
+    fn data(&mut self, event: &Event<'_>) {
+        self.0.data(event);
+    }
+    fn finish(&mut self, reply: Reply) -> Result<T, Failure> {
+        self.0.finish(reply)?.pop().ok_or(Failure::Closed)
+    }
+}
+
+fn items<T>(command: Command, extract: fn(&Event<'_>) -> Option<T>) -> Single<Items<T>> {
+    Single::new(
+        command,
+        Items {
+            items: Vec::new(),
+            extract,
+        },
+    )
+}
+
+fn one<T>(command: Command, extract: fn(&Event<'_>) -> Option<T>) -> Single<One<T>> {
+    Single::new(
+        command,
+        One(Items {
+            items: Vec::new(),
+            extract,
+        }),
+    )
+}
+
+fn scan(event: &Event<'_>) -> Option<ScanListing> {
+    match event {
+        Event::ListEntry { msg, size, .. } => Some(ScanListing {
+            msg: *msg,
+            size: *size,
+        }),
+        _ => None,
+    }
+}
+
+fn unique_id(event: &Event<'_>) -> Option<UniqueIdListing> {
+    match event {
+        Event::UidlEntry { msg, uid, .. } => Some(UniqueIdListing {
+            msg: *msg,
+            uid: (*uid).to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// A command whose answer is its status line: DELE, RSET, NOOP, QUIT, USER, PASS, APOP,
+/// RPOP, AUTH, UTF8, `LANG tag`, STLS (whose `+OK` is the [`Event::StartTls`]).
+pub fn simple(command: Command) -> Single<Status> {
+    Single::new(command, Status)
+}
+
+/// `STAT`.
+pub fn stat() -> Single<One<Stat>> {
+    one(Command::Stat, |event| match event {
+        Event::Stat { count, size, .. } => Some(Stat {
+            count: *count,
+            size: *size,
+        }),
+        _ => None,
+    })
+}
+
+/// `LIST`: every message's number and size.
+pub fn list() -> Single<Items<ScanListing>> {
+    items(Command::List(None), scan)
+}
+
+/// `LIST n`.
+pub fn list_one(msg: u32) -> Single<One<ScanListing>> {
+    one(Command::List(Some(msg)), scan)
+}
+
+/// `UIDL`: every message's unique id.
+pub fn uidl() -> Single<Items<UniqueIdListing>> {
+    items(Command::Uidl(None), unique_id)
+}
+
+/// `UIDL n`.
+pub fn uidl_one(msg: u32) -> Single<One<UniqueIdListing>> {
+    one(Command::Uidl(Some(msg)), unique_id)
+}
+
+/// `LANG`: (tag, description) pairs.
+pub fn lang() -> Single<Items<(String, String)>> {
+    items(Command::Lang(None), |event| match event {
+        Event::LangEntry {
+            tag, description, ..
+        } => Some((tag.clone(), description.clone())),
+        _ => None,
+    })
+}
+
+/// `CAPA`: the capability list (empty for a `+OK` without one; see the [module docs](self)).
+pub fn capa() -> Single<One<Capabilities>> {
+    Single::new(
+        Command::Capa,
+        One(Items {
+            items: vec![Capabilities::default()],
+            extract: |event| match event {
+                Event::Capabilities { capabilities, .. } => Some((*capabilities).clone()),
+                _ => None,
+            },
+        }),
+    )
+}
+
+/// A body into a [`Sink`]: the number of octets.
+#[derive(Debug)]
+pub struct Body<S> {
+    sink: S,
+    started: bool,
+    octets: u64,
+    failed: Option<io::Error>,
+}
+
+impl<S: Sink> Body<S> {
+    fn feed(&mut self, event: &Event<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let result = (|| {
+            if !self.started {
+                self.started = true;
+                self.sink.start()?;
+            }
+            match event {
+                Event::Body { chunk, .. } => self.sink.chunk(chunk),
+                Event::BodyEnd { octets, .. } => {
+                    self.octets = *octets;
+                    self.sink.end(*octets)
+                }
+                _ => Ok(()),
+            }
+        })();
+        self.failed = result.err();
+    }
+}
+
+impl<S: Sink> Collect for Body<S> {
+    type Output = u64;
+    fn data(&mut self, event: &Event<'_>) {
+        if matches!(event, Event::Body { .. } | Event::BodyEnd { .. }) {
+            self.feed(event);
+        }
+    }
+    fn finish(&mut self, _: Reply) -> Result<u64, Failure> {
+        self.failed
+            .take()
+            .map_or(Ok(self.octets), |e| Err(Failure::Sink(e)))
+    }
+}
+
+impl<S> Single<Body<S>> {
+    /// The sink, for a caller that hands its contents over as they come (a body stream).
+    pub fn sink(&mut self) -> &mut S {
+        &mut self.collect.sink
+    }
+}
+
+/// `RETR n` into `sink`.
+pub fn retr<S: Sink>(msg: u32, sink: S) -> Single<Body<S>> {
+    body(Command::retr(msg), sink)
+}
+
+/// `TOP n lines` into `sink`.
+pub fn top<S: Sink>(msg: u32, lines: u32, sink: S) -> Single<Body<S>> {
+    body(Command::top(msg, lines), sink)
+}
+
+fn body<S: Sink>(command: Command, sink: S) -> Single<Body<S>> {
+    Single::new(
+        command,
+        Body {
+            sink,
+            started: false,
+            octets: 0,
+            failed: None,
+        },
+    )
+}
+
+/// A sink that keeps at most `limit` octets, for [`retr_limited`].
+#[derive(Debug)]
+pub struct Limited {
+    body: Vec<u8>,
+    limit: usize,
+}
+
+impl Sink for Limited {
+    fn chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if self.body.len().saturating_add(chunk.len()) > self.limit {
+            self.body = Vec::new();
+            return Err(io::ErrorKind::FileTooLarge.into());
+        }
+        self.body.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// `RETR n` into memory, at most `limit` octets: a larger message is [`Failure::TooLarge`]
+/// (its rest read and discarded). For the adapters' `retr_parsed`.
+#[derive(Debug)]
+pub struct RetrLimited {
+    inner: Single<Body<Limited>>,
+    msg: u32,
+}
+
+/// See [`RetrLimited`].
+pub fn retr_limited(msg: u32, limit: usize) -> RetrLimited {
+    RetrLimited {
+        inner: retr(
+            msg,
+            Limited {
+                body: Vec::new(),
+                limit,
+            },
+        ),
+        msg,
+    }
+}
+
+impl Request for RetrLimited {
+    type Output = Vec<u8>;
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Vec<u8>, Failure>> {
+        let result = self.inner.poll(client)?;
+        let sink = &mut self.inner.collect.sink;
+        Some(match result {
+            Ok(_) => Ok(std::mem::take(&mut sink.body)),
+            Err(Failure::Sink(_)) => Err(Failure::TooLarge {
+                msg: self.msg,
+                limit: sink.limit,
+            }),
+            Err(other) => Err(other),
+        })
+    }
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.inner.on_event(event);
+    }
+}
+
+/// The opening of a session: the greeting, then (after a `+OK` greeting) whatever the core
+/// asks by itself (the automatic CAPA), until the client is idle. A `-ERR` greeting is
+/// [`Failure::GreetingRefused`].
+#[derive(Debug, Default)]
+pub struct Open {
+    greeting: Option<(bool, Greeting)>,
+}
+
+/// See [`Open`].
+pub fn open() -> Open {
+    Open::default()
+}
+
+impl Request for Open {
+    type Output = Greeting;
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Greeting, Failure>> {
+        match self.greeting.as_ref()? {
+            (false, _) => self
+                .greeting
+                .take()
+                .map(|(_, g)| Err(Failure::GreetingRefused(g))),
+            (true, _) => Settle
+                .poll(client)?
+                .ok()
+                .and_then(|()| self.greeting.take())
+                .map(|(_, g)| Ok(g)),
+        }
+    }
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let Event::Greeting {
+            ok,
+            code,
+            text,
+            apop,
+        } = event
+        {
+            let greeting = Greeting {
+                text: text.clone(),
+                code: code.clone(),
+                apop: *apop,
+            };
+            self.greeting = Some((*ok, greeting));
+        }
+    }
+}
+
+/// Runs until the client has nothing queued, in flight or unreported (the automatic CAPA after
+/// the greeting or TLS is answered), or the session is closed.
+#[derive(Debug, Default)]
+pub struct Settle;
+
+impl Request for Settle {
+    type Output = ();
+    fn poll(&mut self, client: &mut Client) -> Option<Result<(), Failure>> {
+        (client.is_idle() || client.phase() == Phase::Closed).then_some(Ok(()))
+    }
+    fn on_event(&mut self, _: &Event<'_>) {}
+}
+
+/// How to log in, and the plan that does it: one of [`LoginMethod`]'s commands (USER then
+/// PASS for [`LoginMethod::UserPass`]) up to [`Event::LoggedIn`] and its `+OK`. The CAPA the
+/// core asks after login is not waited for: it goes out with the caller's next command.
+#[derive(Debug)]
+pub struct LoginPlan {
+    user: String,
+    password: Option<Secret>,
+    nonce: Option<String>,
+    policy: LoginPolicy,
+    method: Option<LoginMethod>,
+    step: Option<Single<Status>>,
+    logged_in: bool,
+}
+
+/// `login`: the best method the server offers ([`choose_login`]) that `policy` allows, with a
+/// SCRAM client nonce given by the caller (the core has no randomness; the adapters use
+/// `pop3_tls::scram_nonce`). Its result is the method used.
+pub fn login(
+    user: &str,
+    password: impl Into<Secret>,
+    policy: LoginPolicy,
+    scram_nonce: String,
+) -> LoginPlan {
+    LoginPlan {
+        user: user.to_owned(),
+        password: Some(password.into()),
+        nonce: Some(scram_nonce),
+        policy,
+        method: None,
+        step: None,
+        logged_in: false,
+    }
+}
+
+impl LoginPlan {
+    fn first(&mut self, client: &Client) -> Result<Command, Failure> {
+        if client.phase() == Phase::Transaction {
+            return Err(Failure::AlreadyLoggedIn);
+        }
+        let method = choose_login(
+            client.capabilities(),
+            client.apop_available(),
+            client.is_tls(),
+            self.policy,
+        )?;
+        self.method = Some(method);
+        let (user, password) = (self.user.clone(), self.password.take().unwrap_or_default());
+        let nonce = self.nonce.take().unwrap_or_default();
+        Ok(match method {
+            LoginMethod::ScramSha256 => Command::auth(ScramSha256::new(user, password, nonce)),
+            LoginMethod::CramMd5 => Command::auth(CramMd5::new(user, password)),
+            LoginMethod::Apop => Command::apop(user, password),
+            LoginMethod::Plain => Command::auth(Plain::new(None, user, password)),
+            LoginMethod::Login => Command::auth(Login::new(user, password)),
+            LoginMethod::UserPass => {
+                self.password = Some(password);
+                Command::user(user)
+            }
+        })
+    }
+}
+
+impl Request for LoginPlan {
+    type Output = LoginMethod;
+
+    fn poll(&mut self, client: &mut Client) -> Option<Result<LoginMethod, Failure>> {
+        if self.method.is_none() {
+            match self.first(client) {
+                Ok(command) => self.step = Some(simple(command)),
+                Err(failure) => return Some(Err(failure)),
+            }
+        }
+        let step = self.step.as_mut()?;
+        match step.poll(client)? {
+            Err(failure) => Some(Err(failure)),
+            // USER accepted: now PASS (the core holds it back while USER is unanswered).
+            Ok(_) if self.password.is_some() => {
+                let password = self.password.take().unwrap_or_default();
+                self.step = Some(simple(Command::pass(password)));
+                self.poll(client)
+            }
+            Ok(_) if self.logged_in => self.method.map(Ok),
+            Ok(_) => Some(Err(Failure::Closed)),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>) {
+        if let Some(step) = &mut self.step {
+            if matches!(event, Event::LoggedIn { id } if Some(*id) == step.id) {
+                self.logged_in = true;
+            }
+            step.on_event(event);
+        }
+    }
+}
+
+/// Many commands, one per message, pipelined as the core allows; the events of each go to
+/// `on` with the message's index in the batch.
+#[derive(Debug)]
+struct Batch {
+    msgs: Vec<u32>,
+    make: fn(u32) -> Command,
+    first: Option<u64>,
+    /// Commands answered so far.
+    done: usize,
+}
+
+impl Batch {
+    fn new(msgs: &[u32], make: fn(u32) -> Command) -> Self {
+        Self {
+            msgs: msgs.to_vec(),
+            make,
+            first: None,
+            done: 0,
+        }
+    }
+
+    /// Queues the batch (after checking every command, so that a bad one queues nothing), or
+    /// says whether it is complete.
+    fn poll(&mut self, client: &mut Client) -> Option<Result<(), Failure>> {
+        if self.first.is_none() && !self.msgs.is_empty() {
+            let queued = (|| {
+                for &msg in &self.msgs {
+                    (self.make)(msg).validate()?;
+                }
+                let mut first = None;
+                for &msg in &self.msgs {
+                    let id = client.enqueue((self.make)(msg))?;
+                    first.get_or_insert(id.get());
+                }
+                Ok::<_, EnqueueError>(first)
+            })();
+            match queued {
+                Ok(first) => self.first = first,
+                Err(error) => return Some(Err(error.into())),
+            }
+        }
+        (self.done == self.msgs.len()).then_some(Ok(()))
+    }
+
+    /// The index in the batch of the event's command (ids are consecutive), counting terminal
+    /// events.
+    fn index(&mut self, event: &Event<'_>) -> Option<usize> {
+        let index = usize::try_from(event.id()?.get().checked_sub(self.first?)?).ok()?;
+        if index >= self.msgs.len() {
+            return None;
+        }
+        if event.is_terminal() {
+            self.done += 1;
+        }
+        Some(index)
+    }
+}
+
+/// [`retr_many`]'s request.
+#[derive(Debug)]
+pub struct RetrMany<F> {
+    batch: Batch,
+    on_event: F,
+    started: Option<usize>,
+    failed: Option<io::Error>,
+}
+
+/// Retrieves many messages, pipelined when the server allows (the core bounds the window).
+/// `on_event` sees each message as one [`RetrEvent::Start`], [`RetrEvent::Chunk`]s and one
+/// [`RetrEvent::End`], or as one [`RetrEvent::Refused`], in the order of `msgs`. An error from
+/// `on_event` stops the handing over; the rest of the batch is read and discarded and the
+/// request ends with [`Failure::Sink`].
+pub fn retr_many<F: FnMut(u32, RetrEvent<'_>) -> io::Result<()>>(
+    msgs: &[u32],
+    on_event: F,
+) -> RetrMany<F> {
+    RetrMany {
+        batch: Batch::new(msgs, Command::retr),
+        on_event,
+        started: None,
+        failed: None,
+    }
+}
+
+impl<F: FnMut(u32, RetrEvent<'_>) -> io::Result<()>> Request for RetrMany<F> {
+    type Output = ();
+    fn poll(&mut self, client: &mut Client) -> Option<Result<(), Failure>> {
+        if let Err(failure) = self.batch.poll(client)? {
+            return Some(Err(failure));
+        }
+        Some(self.failed.take().map_or(Ok(()), |e| Err(Failure::Sink(e))))
+    }
+    fn on_event(&mut self, event: &Event<'_>) {
+        let Some(index) = self.batch.index(event) else {
+            return;
+        };
+        if self.failed.is_some() {
+            return;
+        }
+        let msg = self.batch.msgs[index];
+        let on = &mut self.on_event;
+        self.failed = retr_step(&mut self.started, index, event, |step| on(msg, step)).err();
+    }
+}
+
+/// Hands one event of message `index` of a RETR batch over as [`RetrEvent`]s: a `Start`
+/// before its first body event, then its chunks and end, or its refusal.
+fn retr_step(
+    started: &mut Option<usize>,
+    index: usize,
+    event: &Event<'_>,
+    mut on: impl FnMut(RetrEvent<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    if matches!(event, Event::Body { .. } | Event::BodyEnd { .. }) && *started != Some(index) {
+        *started = Some(index);
+        on(RetrEvent::Start)?;
+    }
+    match event {
+        Event::Body { chunk, .. } => on(RetrEvent::Chunk(chunk)),
+        Event::BodyEnd { octets, .. } => on(RetrEvent::End { octets: *octets }),
+        Event::Err { .. } => server_error(event).map_or(Ok(()), |e| on(RetrEvent::Refused(e))),
+        _ => Ok(()),
+    }
+}
+
+/// [`dele_many`]'s request.
+#[derive(Debug)]
+pub struct DeleMany {
+    batch: Batch,
+    results: Vec<Result<(), ServerError>>,
+}
+
+/// Marks many messages deleted, pipelined; one result per message, in the order of `msgs`.
+pub fn dele_many(msgs: &[u32]) -> DeleMany {
+    DeleMany {
+        batch: Batch::new(msgs, Command::dele),
+        results: Vec::with_capacity(msgs.len()),
+    }
+}
+
+impl Request for DeleMany {
+    type Output = Vec<Result<(), ServerError>>;
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Self::Output, Failure>> {
+        if let Err(failure) = self.batch.poll(client)? {
+            return Some(Err(failure));
+        }
+        Some(Ok(std::mem::take(&mut self.results)))
+    }
+    fn on_event(&mut self, event: &Event<'_>) {
+        if self.batch.index(event).is_some() && event.is_terminal() {
+            self.results.push(server_error(event).map_or(Ok(()), Err));
+        }
+    }
+}
+
+/// [`dele_uid`]'s request.
+#[derive(Debug)]
+pub struct DeleUid {
+    check: Single<One<UniqueIdListing>>,
+    dele: Option<Single<Status>>,
+    msg: u32,
+    uid: String,
+}
+
+/// `DELE msg`, but only if `UIDL msg` still gives it `uid` ([`check_uid`]); otherwise
+/// [`Failure::Uid`] and nothing is deleted.
+pub fn dele_uid(msg: u32, uid: &str) -> DeleUid {
+    DeleUid {
+        check: uidl_one(msg),
+        dele: None,
+        msg,
+        uid: uid.to_owned(),
+    }
+}
+
+impl Request for DeleUid {
+    type Output = Reply;
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Reply, Failure>> {
+        if let Some(dele) = &mut self.dele {
+            return dele.poll(client);
+        }
+        let answer = match self.check.poll(client)? {
+            Ok(answer) => answer,
+            Err(failure) => return Some(Err(failure)),
+        };
+        if let Err(error) = check_uid(&answer, self.msg, &self.uid) {
+            return Some(Err(error.into()));
+        }
+        self.dele
+            .insert(simple(Command::dele(self.msg)))
+            .poll(client)
+    }
+    fn on_event(&mut self, event: &Event<'_>) {
+        match &mut self.dele {
+            Some(dele) => dele.on_event(event),
+            None => self.check.on_event(event),
+        }
+    }
+}
+
+/// The caller's `on_event` of [`fetch_new`], with the store.
+type OnFetch<'a> = dyn FnMut(&UniqueIdListing, RetrEvent<'_>) -> io::Result<()> + 'a;
+
+/// [`fetch_new`]'s request.
+pub struct FetchNew<'a, St: ?Sized> {
+    store: &'a mut St,
+    on_event: Box<OnFetch<'a>>,
+    listing: Single<Items<UniqueIdListing>>,
+    wanted: Option<Vec<UniqueIdListing>>,
+    batch: Option<Batch>,
+    report: FetchReport,
+    started: Option<usize>,
+    failed: Option<io::Error>,
+}
+
+impl<St: ?Sized> std::fmt::Debug for FetchNew<'_, St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchNew")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fetches what `store` has not recorded: `UIDL`, then [`select_new`]'s messages with a
+/// pipelined RETR batch. `on_event` sees each message as in [`retr_many`], with its UIDL
+/// entry; after its `End` returned `Ok`, the UID is recorded with [`SeenStore::record`]. A
+/// refused message is not recorded. Never deletes. An error from `on_event` or the store ends
+/// the request with [`Failure::Sink`] (the rest of the batch is read and discarded; what was
+/// recorded stays recorded).
+pub fn fetch_new<'a, St: SeenStore + ?Sized>(
+    store: &'a mut St,
+    on_event: impl FnMut(&UniqueIdListing, RetrEvent<'_>) -> io::Result<()> + 'a,
+) -> FetchNew<'a, St> {
+    FetchNew {
+        store,
+        on_event: Box::new(on_event),
+        listing: uidl(),
+        wanted: None,
+        batch: None,
+        report: FetchReport::default(),
+        started: None,
+        failed: None,
+    }
+}
+
+impl<St: SeenStore + ?Sized> Request for FetchNew<'_, St> {
+    type Output = FetchReport;
+    fn poll(&mut self, client: &mut Client) -> Option<Result<FetchReport, Failure>> {
+        if self.wanted.is_none() {
+            let listing = match self.listing.poll(client)? {
+                Ok(listing) => listing,
+                Err(failure) => return Some(Err(failure)),
+            };
+            let wanted = match select_new(&listing, &*self.store) {
+                Ok(wanted) => wanted,
+                Err(error) => return Some(Err(error.into())),
+            };
+            let msgs: Vec<u32> = wanted.iter().map(|entry| entry.msg).collect();
+            self.batch = Some(Batch::new(&msgs, Command::retr));
+            self.wanted = Some(wanted);
+        }
+        if let Err(failure) = self.batch.as_mut()?.poll(client)? {
+            return Some(Err(failure));
+        }
+        Some(match self.failed.take() {
+            Some(error) => Err(Failure::Sink(error)),
+            None => Ok(std::mem::take(&mut self.report)),
+        })
+    }
+
+    fn on_event(&mut self, event: &Event<'_>) {
+        let (Some(batch), Some(wanted)) = (&mut self.batch, &self.wanted) else {
+            self.listing.on_event(event);
+            return;
+        };
+        let Some(index) = batch.index(event) else {
+            return;
+        };
+        if self.failed.is_some() {
+            return;
+        }
+        let entry = &wanted[index];
+        let (on, store, report) = (&mut self.on_event, &mut *self.store, &mut self.report);
+        let result = retr_step(&mut self.started, index, event, |step| match step {
+            RetrEvent::End { octets } => {
+                on(entry, RetrEvent::End { octets })?;
+                store.record(&entry.uid)?;
+                report.fetched.push(entry.clone());
+                Ok(())
+            }
+            RetrEvent::Refused(error) => {
+                on(entry, RetrEvent::Refused(error.clone()))?;
+                report.refused.push((entry.clone(), error));
+                Ok(())
+            }
+            other => on(entry, other),
+        });
+        self.failed = result.err();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Config;
+
+    /// Runs `request` against a server that answers each write with the next of `replies`;
+    /// returns the result and what the client wrote.
+    fn drive<R: Request>(
+        client: &mut Client,
+        mut request: R,
+        replies: &[&str],
+    ) -> (Result<R::Output, Failure>, String) {
+        let mut replies = replies.iter();
+        let mut wire = Vec::new();
+        loop {
+            if let Some(result) = request.poll(client) {
+                return (result, String::from_utf8(wire).unwrap());
+            }
+            match client.poll_event().unwrap() {
+                Some(event) => request.on_event(&event),
+                None => {
+                    assert!(
+                        client.poll_transmit(&mut wire) > 0,
+                        "waiting with nothing sent"
+                    );
+                    client.handle_input(replies.next().unwrap().as_bytes());
+                }
+            }
+        }
+    }
+
+    /// A session after the greeting, without automatic CAPA, over TLS when `tls`.
+    fn session(tls: bool) -> Client {
+        let mut client = Client::new(Config {
+            auto_capa: false,
+            ..Config::default()
+        });
+        if tls {
+            client.handle_tls_established().unwrap();
+        }
+        client.handle_input(b"+OK ready\r\n");
+        let (greeting, wire) = drive(&mut client, open(), &[]);
+        assert_eq!(greeting.unwrap().text, "ready");
+        assert_eq!(wire, "");
+        client
+    }
+
+    fn logged_in() -> Client {
+        let mut client = session(true);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (method, wire) = drive(&mut client, plan, &["+OK\r\n", "+OK in\r\n"]);
+        assert_eq!(method.unwrap(), LoginMethod::UserPass);
+        assert_eq!(wire, "USER alice\r\nPASS secret\r\n");
+        client
+    }
+
+    #[test]
+    fn login_by_user_pass_waits_for_user_then_for_logged_in() {
+        let mut client = logged_in();
+        assert_eq!(client.phase(), Phase::Transaction);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (again, wire) = drive(&mut client, plan, &[]);
+        assert!(matches!(again, Err(Failure::AlreadyLoggedIn)), "{again:?}");
+        assert_eq!(wire, "");
+    }
+
+    #[test]
+    fn a_refused_user_ends_the_login_without_pass() {
+        let mut client = session(true);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (result, wire) = drive(&mut client, plan, &["-ERR who?\r\n"]);
+        assert!(
+            matches!(result, Err(Failure::Server(ServerError { ref text, .. })) if text == "who?")
+        );
+        assert_eq!(wire, "USER alice\r\n");
+    }
+
+    #[test]
+    fn no_login_without_tls_unless_allowed() {
+        let mut client = session(false);
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (result, wire) = drive(&mut client, plan, &[]);
+        assert!(matches!(
+            result,
+            Err(Failure::Login(LoginChoiceError::WouldExposePassword))
+        ));
+        assert_eq!(wire, "");
+    }
+
+    #[test]
+    fn stat_list_uidl() {
+        let mut client = logged_in();
+        let (stat_result, wire) = drive(&mut client, stat(), &["+OK 2 320\r\n"]);
+        assert_eq!(
+            stat_result.unwrap(),
+            Stat {
+                count: 2,
+                size: 320
+            }
+        );
+        assert_eq!(wire, "STAT\r\n");
+        let (listing, _) = drive(&mut client, list(), &["+OK\r\n1 120\r\n2 200\r\n.\r\n"]);
+        assert_eq!(listing.unwrap()[1], ScanListing { msg: 2, size: 200 });
+        let (one, wire) = drive(&mut client, uidl_one(2), &["+OK 2 abc\r\n"]);
+        assert_eq!(one.unwrap().uid, "abc");
+        assert_eq!(wire, "UIDL 2\r\n");
+    }
+
+    /// A sink that fails at its first chunk.
+    struct Failing(usize);
+
+    impl Sink for Failing {
+        fn chunk(&mut self, _: &[u8]) -> io::Result<()> {
+            self.0 += 1;
+            Err(io::ErrorKind::StorageFull.into())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_not_called_again_and_the_body_is_drained() {
+        let mut client = logged_in();
+        let body = "+OK\r\none\r\n";
+        let rest = "two\r\n..three\r\n.\r\n";
+        let mut request = retr(1, Failing(0));
+        // The body comes in two reads: the request ends only after the second.
+        let (result, wire) = {
+            let mut wire = Vec::new();
+            let mut replies = [body, rest].into_iter();
+            loop {
+                if let Some(result) = request.poll(&mut client) {
+                    break (result, String::from_utf8(wire).unwrap());
+                }
+                match client.poll_event().unwrap() {
+                    Some(event) => request.on_event(&event),
+                    None => {
+                        client.poll_transmit(&mut wire);
+                        client.handle_input(replies.next().unwrap().as_bytes());
+                    }
+                }
+            }
+        };
+        assert!(
+            matches!(result, Err(Failure::Sink(ref e)) if e.kind() == io::ErrorKind::StorageFull)
+        );
+        assert_eq!(wire, "RETR 1\r\n");
+        assert_eq!(request.sink().0, 1);
+        // The framing is intact: the next reply is the next command's.
+        let (reply, _) = drive(&mut client, simple(Command::Noop), &["+OK fine\r\n"]);
+        assert_eq!(reply.unwrap().text, "fine");
+    }
+
+    #[test]
+    fn retr_many_hands_over_start_chunks_end_and_refusals_in_order() {
+        let mut client = logged_in();
+        let mut seen = Vec::new();
+        let request = retr_many(&[1, 2, 3], |msg, event| {
+            seen.push(format!("{msg}:{event:?}"));
+            Ok(())
+        });
+        let (result, wire) = drive(
+            &mut client,
+            request,
+            &["+OK\r\na\r\n.\r\n", "-ERR gone\r\n", "+OK\r\n.\r\n"],
+        );
+        result.unwrap();
+        assert_eq!(wire, "RETR 1\r\nRETR 2\r\nRETR 3\r\n");
+        assert_eq!(seen[0], "1:Start");
+        assert_eq!(seen[1], "1:Chunk([97, 13, 10])");
+        assert_eq!(seen[2], "1:End { octets: 3 }");
+        assert!(seen[3].starts_with("2:Refused"), "{seen:?}");
+        assert_eq!(seen[4..], ["3:Start", "3:End { octets: 0 }"]);
+    }
+
+    #[test]
+    fn dele_uid_deletes_nothing_on_a_mismatch() {
+        let mut client = logged_in();
+        let (result, wire) = drive(&mut client, dele_uid(1, "old"), &["+OK 1 new\r\n"]);
+        assert!(matches!(
+            result,
+            Err(Failure::Uid(UidError::Mismatch { .. }))
+        ));
+        assert_eq!(wire, "UIDL 1\r\n");
+        let (reply, wire) = drive(
+            &mut client,
+            dele_uid(1, "new"),
+            &["+OK 1 new\r\n", "+OK\r\n"],
+        );
+        reply.unwrap();
+        assert_eq!(wire, "UIDL 1\r\nDELE 1\r\n");
+    }
+
+    #[test]
+    fn fetch_new_fetches_and_records_only_the_new() {
+        let mut client = logged_in();
+        let mut store = std::collections::BTreeSet::from(["a".to_owned()]);
+        let mut bodies = Vec::new();
+        let request = fetch_new(&mut store, |entry, event| {
+            if let RetrEvent::Chunk(chunk) = event {
+                bodies.push((entry.uid.clone(), chunk.to_vec()));
+            }
+            Ok(())
+        });
+        let (report, wire) = drive(
+            &mut client,
+            request,
+            &["+OK\r\n1 a\r\n2 b\r\n.\r\n", "+OK\r\nhi\r\n.\r\n"],
+        );
+        assert_eq!(report.unwrap().fetched[0].uid, "b");
+        assert_eq!(wire, "UIDL\r\nRETR 2\r\n");
+        assert_eq!(bodies, [("b".to_owned(), b"hi\r\n".to_vec())]);
+        assert!(store.contains("b"));
+    }
+}
