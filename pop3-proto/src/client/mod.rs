@@ -22,14 +22,17 @@ use crate::response::StatusLine;
 use crate::sasl::Mechanism;
 use crate::timing::{Awaited, Awaiting};
 
-/// The phases of a POP3 session (RFC 1939 §3), plus the wait for the greeting.
+/// The phases of a POP3 session (RFC 1939 §3), plus the wait for the greeting and the wait
+/// for the TLS handshake after STLS.
 ///
 /// ```text
 ///            greeting +OK             PASS/APOP/AUTH/RPOP +OK          QUIT
 /// Greeting ───────────────> Authorization ─────────────────> Transaction ─────> Update
-///    │ -ERR greeting            │  │ STLS +OK: paused until          │             │ +OK/-ERR
-///    │                          │  │ handle_tls_established          │             v
-///    └──────────────> Closed <──┘ QUIT                               └─ EOF ──> Closed
+///    │ -ERR greeting          │  │   ^                               │             │ +OK/-ERR
+///    │              STLS +OK  │  │   │ handle_tls_established        │             v
+///    │                        │  v   │                               └─ EOF ──> Closed
+///    │                        │ TlsHandshake
+///    └──────────────> Closed <┘ QUIT
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -38,6 +41,10 @@ pub enum Phase {
     Greeting,
     /// AUTHORIZATION: identify and authenticate (USER/PASS, APOP, AUTH), STLS, CAPA, UTF8.
     Authorization,
+    /// The server accepted STLS ([`Event::StartTls`]): the client is paused until
+    /// [`Client::handle_tls_established`], sends nothing, and takes any byte received as an
+    /// injection ([`ProtocolError::StartTlsInjection`]). Then AUTHORIZATION again.
+    TlsHandshake,
     /// TRANSACTION: the maildrop is locked and open.
     Transaction,
     /// UPDATE: QUIT was sent after login; the server commits deletions when it answers.
@@ -51,6 +58,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Self::Greeting => "GREETING",
             Self::Authorization => "AUTHORIZATION",
+            Self::TlsHandshake => "TLS HANDSHAKE",
             Self::Transaction => "TRANSACTION",
             Self::Update => "UPDATE",
             Self::Closed => "CLOSED",
@@ -99,6 +107,9 @@ enum Reply {
         first: StatusLine,
         lines: usize,
     },
+    /// A `.` CR ended the body (the Cyrus quirk, [`Quirk::DotCrTerminator`]): the LF that
+    /// may follow is swallowed, then a status line is expected.
+    AfterDotCr,
     /// Inside a RETR/TOP body.
     Body {
         id: CommandId,
@@ -158,12 +169,9 @@ pub struct Client {
     listing_check: ListingCheck,
     timestamp: Option<Vec<u8>>,
     tls: bool,
-    awaiting_tls: bool,
     utf8: bool,
     /// The greeting ended in a bare LF: the server speaks LF throughout.
     lf_server: bool,
-    /// A `.` CR terminator was accepted; swallow the LF that may follow it.
-    skip_lf: bool,
     quit_queued: bool,
     quirks_seen: Vec<Quirk>,
     next_id: u64,
@@ -176,7 +184,6 @@ pub struct Client {
     rx: Vec<u8>,
     rx_pos: usize,
     rx_end: usize,
-    received: bool,
     eof: bool,
     tx: Vec<u8>,
     events: VecDeque<Pending>,
@@ -208,10 +215,8 @@ impl Client {
             listing_check: ListingCheck::default(),
             timestamp: None,
             tls: false,
-            awaiting_tls: false,
             utf8: false,
             lf_server: false,
-            skip_lf: false,
             quit_queued: false,
             quirks_seen: Vec::new(),
             next_id: 0,
@@ -222,7 +227,6 @@ impl Client {
             rx: Vec::new(),
             rx_pos: 0,
             rx_end: 0,
-            received: false,
             eof: false,
             tx: Vec::new(),
             events: VecDeque::new(),
@@ -253,9 +257,10 @@ impl Client {
         self.tls
     }
 
-    /// Whether the client is paused after the `+OK` to STLS, waiting for the TLS handshake.
+    /// Whether the client is paused after the `+OK` to STLS, waiting for the TLS handshake
+    /// (the phase is [`Phase::TlsHandshake`]).
     pub fn is_awaiting_tls(&self) -> bool {
-        self.awaiting_tls
+        self.phase == Phase::TlsHandshake
     }
 
     /// Whether APOP is possible: the greeting carried a well-formed timestamp.
@@ -283,10 +288,10 @@ impl Client {
         });
         match (self.phase, front, &self.reply) {
             _ if self.error.is_some() || self.eof => Awaiting::Nothing,
-            _ if self.awaiting_tls => Awaiting::TlsHandshake,
+            (Phase::TlsHandshake, ..) => Awaiting::TlsHandshake,
             (Phase::Greeting, ..) => Awaiting::Greeting,
             (_, None, _) => Awaiting::Nothing,
-            (_, Some(f), Reply::Status) => Awaiting::Status(f),
+            (_, Some(f), Reply::Status | Reply::AfterDotCr) => Awaiting::Status(f),
             (_, Some(f), _) => Awaiting::MultiLine(f),
         }
     }
@@ -335,19 +340,20 @@ impl Client {
         if self.tls {
             return Err(EnqueueError::TlsAlreadyActive);
         }
-        if self.awaiting_tls {
+        if self.phase == Phase::TlsHandshake {
             if self.rx_pos < self.rx_end {
                 // Bytes read in plaintext after the +OK to STLS, before the handshake: injected
                 // (RFC 2595 §4, CVE-2011-0411 class). Never take them as TLS data.
                 self.fail(ProtocolError::StartTlsInjection);
                 return Ok(());
             }
-            self.awaiting_tls = false;
+            self.phase = Phase::Authorization;
             self.tls = true;
             self.capabilities = None;
             self.ask_capabilities();
             Ok(())
-        } else if self.phase == Phase::Greeting && !self.received && self.error.is_none() {
+        } else if self.phase == Phase::Greeting && self.rx_end == 0 {
+            // Nothing received yet (in this phase nothing is consumed but the greeting).
             self.tls = true;
             Ok(())
         } else {

@@ -118,8 +118,7 @@ impl Client {
         if len == 0 {
             return;
         }
-        self.received = true;
-        if self.awaiting_tls {
+        if self.phase == Phase::TlsHandshake {
             self.fail(ProtocolError::StartTlsInjection);
         }
         if self.error.is_none() {
@@ -139,7 +138,7 @@ impl Client {
     pub fn poll_event(&mut self) -> Result<Option<Event<'_>>, ProtocolError> {
         // The hot path: the next chunk of a body, straight from the decoder.
         if let Reply::Body { id, decoder, .. } = &mut self.reply {
-            if self.events.is_empty() && !self.skip_lf && self.error.is_none() {
+            if self.events.is_empty() && self.error.is_none() {
                 let base = self.rx_pos;
                 if let Some((start, end)) = decoder.fast_data(&self.rx[base..self.rx_end]) {
                     self.rx_pos = base + end;
@@ -178,7 +177,7 @@ impl Client {
     #[inline]
     pub fn poll_body(&mut self) -> Option<(CommandId, &[u8])> {
         if let Reply::Body { id, decoder, .. } = &mut self.reply {
-            if self.events.is_empty() && !self.skip_lf && self.error.is_none() {
+            if self.events.is_empty() && self.error.is_none() {
                 let base = self.rx_pos;
                 if let Some((start, end)) = decoder.fast_data(&self.rx[base..self.rx_end]) {
                     self.rx_pos = base + end;
@@ -281,19 +280,11 @@ impl Client {
             if !self.events.is_empty() {
                 return Ok(Some(Step::Queued));
             }
-            if self.awaiting_tls {
+            if self.phase == Phase::TlsHandshake {
                 if self.rx_pos < self.rx_end {
                     return Err(ProtocolError::StartTlsInjection);
                 }
                 return Ok(None);
-            }
-            if self.skip_lf {
-                match self.rx[..self.rx_end].get(self.rx_pos) {
-                    None => return self.at_eof(),
-                    Some(b'\n') => self.rx_pos += 1,
-                    Some(_) => {}
-                }
-                self.skip_lf = false;
             }
             let step = match &mut self.reply {
                 Reply::Body { decoder, .. } => {
@@ -306,6 +297,16 @@ impl Client {
                 }
                 Reply::Listing { .. } => self.listing_step()?,
                 Reply::Status => self.status_step()?,
+                Reply::AfterDotCr => match self.rx[..self.rx_end].get(self.rx_pos) {
+                    None => Progress::NeedInput,
+                    Some(&byte) => {
+                        if byte == b'\n' {
+                            self.rx_pos += 1;
+                        }
+                        self.reply = Reply::Status;
+                        Progress::Continue
+                    }
+                },
             };
             match step {
                 Progress::Continue => {}
@@ -340,13 +341,17 @@ impl Client {
                 Ok(Progress::NeedInput)
             }
             Decoded::End { consumed } => {
-                if consumed == 2 && self.rx.get(self.rx_pos + 1) == Some(&b'\r') {
-                    self.skip_lf = true;
+                let dot_cr = consumed == 2 && self.rx.get(self.rx_pos + 1) == Some(&b'\r');
+                if dot_cr {
                     self.quirk(Quirk::DotCrTerminator);
                 }
                 self.rx_pos += consumed;
-                let Reply::Body { decoder, first, .. } =
-                    std::mem::replace(&mut self.reply, Reply::Status)
+                let next = if dot_cr {
+                    Reply::AfterDotCr
+                } else {
+                    Reply::Status
+                };
+                let Reply::Body { decoder, first, .. } = std::mem::replace(&mut self.reply, next)
                 else {
                     return Ok(Progress::Continue);
                 };
@@ -678,8 +683,8 @@ impl Client {
         };
         match front.kind {
             CommandKind::Quit => self.phase = Phase::Closed,
-            CommandKind::User
-                if self
+            kind if kind.props().precedes_secret
+                && self
                     .queue
                     .front()
                     .is_some_and(|q| q.command.kind() == CommandKind::Pass) =>
@@ -736,7 +741,7 @@ impl Client {
         };
         let id = front.id;
         match front.kind {
-            CommandKind::Pass | CommandKind::Apop | CommandKind::Rpop | CommandKind::Auth => {
+            kind if kind.props().login => {
                 if let Some(exchange) = front.auth.as_mut() {
                     if let Err(error) = exchange.mechanism.finish() {
                         let mechanism = exchange.mechanism.name().to_owned();
@@ -751,7 +756,7 @@ impl Client {
                 self.ask_capabilities();
             }
             CommandKind::Stls => {
-                self.awaiting_tls = true;
+                self.phase = Phase::TlsHandshake;
                 self.capabilities = None;
                 self.push(Event::StartTls { id });
                 return;

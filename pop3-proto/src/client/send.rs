@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::Secret;
-use crate::command::{Command, CommandId, CommandKind, MAX_COMMAND_LINE};
+use crate::command::{Command, CommandId, CommandKind, Exposure, MAX_COMMAND_LINE};
 use crate::config::Pipelining;
 use crate::error::{EnqueueError, ProtocolError};
 use crate::event::Trace;
@@ -34,19 +34,8 @@ impl Client {
         {
             return Err(EnqueueError::Closed);
         }
-        let before_login = matches!(self.phase, Phase::Greeting | Phase::Authorization);
-        let allowed = match kind {
-            CommandKind::User
-            | CommandKind::Pass
-            | CommandKind::Apop
-            | CommandKind::Rpop
-            | CommandKind::Auth
-            | CommandKind::Stls
-            | CommandKind::Utf8 => before_login,
-            CommandKind::Capa | CommandKind::Lang | CommandKind::Quit => true,
-            _ => self.phase == Phase::Transaction,
-        };
-        if !allowed {
+        let props = kind.props();
+        if !props.allowed_in(self.phase) {
             return Err(EnqueueError::WrongPhase {
                 command: kind,
                 phase: self.phase,
@@ -55,10 +44,11 @@ impl Client {
         command.validate()?;
         // APOP sends no password, but an MD5 digest of a predictable challenge that an observer
         // can crack offline: it needs TLS (or the caller's consent) like PASS.
-        let cleartext = match &command {
-            Command::Pass(_) | Command::Apop { .. } => true,
-            Command::Auth(mechanism) => mechanism.exposes_secret(),
-            _ => false,
+        let cleartext = match (props.exposure, &command) {
+            (Exposure::None, _) => false,
+            (Exposure::Always, _) => true,
+            (Exposure::Mechanism, Command::Auth(mechanism)) => mechanism.exposes_secret(),
+            (Exposure::Mechanism, _) => true,
         };
         if cleartext && !self.tls && !self.config.allow_plaintext_auth {
             return Err(EnqueueError::CleartextCredentials { command: kind });
@@ -154,34 +144,18 @@ impl Client {
             }
     }
 
-    /// Whether nothing may follow this command until its reply is in.
-    fn holds_pipe(&self, kind: CommandKind) -> bool {
-        match kind {
-            CommandKind::Stls
-            | CommandKind::Auth
-            | CommandKind::Quit
-            | CommandKind::Utf8
-            | CommandKind::Pass
-            | CommandKind::Apop
-            | CommandKind::Rpop => true,
-            CommandKind::User => !self.tls,
-            _ => false,
-        }
-    }
-
     fn schedule(&mut self) -> Result<(), ProtocolError> {
-        if self.awaiting_tls || matches!(self.phase, Phase::Greeting | Phase::Closed) {
+        if matches!(
+            self.phase,
+            Phase::Greeting | Phase::TlsHandshake | Phase::Closed
+        ) {
             return Ok(());
         }
         while let Some(next) = self.queue.front() {
             let kind = next.command.kind();
             if let Some(last) = self.in_flight.back() {
-                let barrier = matches!(
-                    kind,
-                    CommandKind::Stls | CommandKind::Auth | CommandKind::Quit | CommandKind::Utf8
-                );
-                if barrier
-                    || self.holds_pipe(last.kind)
+                if kind.props().barrier
+                    || last.kind.props().holds_pipe(self.tls)
                     || !self.pipelining()
                     || self.in_flight.len() >= self.config.pipeline_window
                     || self.in_flight_bytes + next.command.line_len_bound()
