@@ -254,7 +254,14 @@ mod tests {
                 },
                 false,
             ),
-            (Event::UidlEntry { id, msg: 1, uid: "a" }, false),
+            (
+                Event::UidlEntry {
+                    id,
+                    msg: 1,
+                    uid: "a",
+                },
+                false,
+            ),
             (
                 Event::LangEntry {
                     id,

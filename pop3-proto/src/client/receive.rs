@@ -6,13 +6,12 @@ use std::collections::HashSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::apop;
 use crate::body::{BodyDecoder, Decoded};
 use crate::capa::Capabilities;
 use crate::command::{CommandId, CommandKind, Listing, ReplyShape};
 use crate::error::{MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
-use crate::response::{self, StatusLine};
+use crate::response::{self, GreetingLine, StatusLine};
 use crate::sasl::Mechanism;
 
 use super::send::encode_response;
@@ -551,10 +550,8 @@ impl Client {
             ReplyShape::UniqueIdOne(expected) => {
                 // Parse the raw line, so that the uid can be lent out of the buffer.
                 let line = &self.rx[start..end];
-                let text_at = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-                let text = line.get(text_at..).unwrap_or_default().trim_ascii_start();
-                let (msg, uid, number_missing) = response::parse_unique_id_one(
-                    text,
+                let (msg, uid, number_missing) = response::parse_unique_id_reply(
+                    line,
                     expected,
                     self.config.max_message_number,
                     self.config.max_uid_len,
@@ -608,19 +605,22 @@ impl Client {
 
     fn greeting(&mut self, start: usize, end: usize) -> Result<(), ProtocolError> {
         let line = &self.rx[start..end];
-        let status =
-            response::parse_status_line(line, false).map_err(|error| ProtocolError::Malformed {
-                what: "greeting",
-                error,
-            })?;
-        let text_bytes = line.get(3..).unwrap_or_default();
-        self.timestamp = apop::greeting_timestamp(text_bytes).map(<[u8]>::to_vec);
+        let GreetingLine {
+            status,
+            timestamp,
+            bracketed_text,
+            ..
+        } = response::parse_greeting(line).map_err(|error| ProtocolError::Malformed {
+            what: "greeting",
+            error,
+        })?;
+        self.timestamp = timestamp.map(<[u8]>::to_vec);
         self.lf_server = self.rx.get(end) == Some(&b'\n');
         if self.config.trace {
-            let text = String::from_utf8_lossy(line).into_owned();
+            let text = String::from_utf8_lossy(&self.rx[start..end]).into_owned();
             self.trace(Trace::Received(text));
         }
-        if status.code.is_none() && status.text.contains('[') {
+        if bracketed_text {
             self.quirk(Quirk::BracketedGreetingText);
         }
         let ok = status.ok;
