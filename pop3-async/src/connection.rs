@@ -745,12 +745,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Result<(), Error> {
         loop {
             loop {
-                // Body chunks first, through the core's fast path.
-                while let Some((id, chunk)) = self.client.poll_body() {
-                    if let Flow::Done = handle(Event::Body { id, chunk })? {
-                        return Ok(());
-                    }
-                }
                 match self.client.poll_event() {
                     Ok(Some(event @ (Event::Trace(_) | Event::Quirk(_)))) => side_event(event),
                     Ok(Some(event)) => {

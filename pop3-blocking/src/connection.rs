@@ -729,15 +729,6 @@ impl<S: Read + Write> Connection<S> {
             // Drain every event the buffered input yields. Events after `until` (an automatic
             // CAPA's, say) are consumed here too: only traces and the greeting matter for them.
             loop {
-                // Body chunks first, through the core's fast path.
-                if !done && deferred.is_none() {
-                    while let Some((id, chunk)) = self.client.poll_body() {
-                        if let Err(error) = on_event(&Event::Body { id, chunk }) {
-                            deferred = Some(error);
-                            break;
-                        }
-                    }
-                }
                 let event = match self.client.poll_event() {
                     Ok(Some(event)) => event,
                     Ok(None) => break,
