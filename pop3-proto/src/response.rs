@@ -530,6 +530,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn greeting_timestamp_code_and_brackets() {
         let line = b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>";
         let g = parse_greeting(line).unwrap();
@@ -568,6 +569,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn unique_id_reply_from_the_whole_line() {
         let line = b"+OK 2 QhdPYR:00WBw1Ph7x7";
         let (msg, uid, missing) = parse_unique_id_reply(line, 2, 1000, 70).unwrap();

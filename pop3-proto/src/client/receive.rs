@@ -780,6 +780,7 @@ static EMPTY_CAPABILITIES: std::sync::LazyLock<Capabilities> =
     std::sync::LazyLock::new(Capabilities::default);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::{Client, Command, Config, Event};
 
@@ -788,9 +789,11 @@ mod tests {
     /// line); each stuffed line after it starts a chunk of its own for the fast path.
     #[test]
     fn fast_path_serves_plain_bodies() {
-        let mut config = Config::default();
-        config.allow_plaintext_auth = true;
-        config.auto_capa = false;
+        let config = Config {
+            allow_plaintext_auth: true,
+            auto_capa: false,
+            ..Config::default()
+        };
         let mut c = Client::new(config);
         c.handle_input(b"+OK hi\r\n");
         while c.poll_event().unwrap().is_some() {}
