@@ -113,7 +113,7 @@ impl BodyDecoder {
     /// next line that starts with a dot. `None` (and no change) for everything else: a
     /// terminator or a stuffing dot that needs a closer look, too little input, a CR handed
     /// out last (the next LF may complete a CRLF), or a line-length limit to check.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn fast_data(&mut self, input: &[u8]) -> Option<(usize, usize)> {
         if self.max_line.is_some() || self.after_cr {
             return None;

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::Secret;
+use crate::client::Phase;
 use crate::error::EnqueueError;
 use crate::sasl::Mechanism;
 
@@ -303,6 +304,146 @@ impl CommandKind {
     }
 }
 
+/// Where a command kind's secret stands (the cleartext-credential rule of
+/// [`Client::enqueue`](crate::Client::enqueue)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exposure {
+    /// Nothing an observer could reuse.
+    None,
+    /// Always: PASS sends the password; APOP an MD5 digest of a predictable challenge that an
+    /// observer can crack offline.
+    Always,
+    /// AUTH: as its mechanism says ([`Mechanism::exposes_secret`]).
+    Mechanism,
+}
+
+/// Whether a kind's reply is multi-line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lines {
+    /// Always a single status line.
+    Single,
+    /// Always multi-line (RETR, TOP, CAPA).
+    Multi,
+    /// Multi-line without an argument, a single line with one (LIST, UIDL, LANG).
+    MultiWithoutArgument,
+}
+
+/// The phases before login: AUTHORIZATION, the wait for the greeting (commands may be queued
+/// early) and the wait for the TLS handshake after STLS.
+const BEFORE_LOGIN: &[Phase] = &[Phase::Greeting, Phase::Authorization, Phase::TlsHandshake];
+/// TRANSACTION only.
+const TRANSACTION: &[Phase] = &[Phase::Transaction];
+/// Every phase in which anything may be queued.
+const ANY: &[Phase] = &[
+    Phase::Greeting,
+    Phase::Authorization,
+    Phase::TlsHandshake,
+    Phase::Transaction,
+];
+
+/// What a command kind is allowed and does: the one table the client consults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Props {
+    /// The phases in which it may be queued.
+    pub(crate) phases: &'static [Phase],
+    /// It waits for an empty pipe before it is sent (nothing may be in flight ahead of it).
+    pub(crate) barrier: bool,
+    /// Its `+OK` logs in (the session enters TRANSACTION).
+    pub(crate) login: bool,
+    /// A secret usually follows it (USER, then PASS): without TLS nothing follows it on the
+    /// wire until its reply, and a `-ERR` cancels the PASS queued behind it.
+    pub(crate) precedes_secret: bool,
+    /// Whether its line exposes a reusable secret.
+    pub(crate) exposure: Exposure,
+    /// Single- or multi-line reply.
+    pub(crate) lines: Lines,
+}
+
+impl Props {
+    const fn new(phases: &'static [Phase], lines: Lines) -> Self {
+        Self {
+            phases,
+            barrier: false,
+            login: false,
+            precedes_secret: false,
+            exposure: Exposure::None,
+            lines,
+        }
+    }
+    const fn barrier(mut self) -> Self {
+        self.barrier = true;
+        self
+    }
+    const fn login(mut self, exposure: Exposure) -> Self {
+        self.login = true;
+        self.exposure = exposure;
+        self
+    }
+
+    const fn precedes_secret(mut self) -> Self {
+        self.precedes_secret = true;
+        self
+    }
+
+    /// Whether nothing may follow a command of this kind on the wire until its reply is in:
+    /// a barrier (STLS, AUTH, QUIT, UTF8 change the connection), a login (some servers drop
+    /// every byte that arrived before the login's reply), and, without TLS, USER (so that a
+    /// refused USER cannot expose the PASS behind it).
+    pub(crate) fn holds_pipe(self, tls: bool) -> bool {
+        self.barrier || self.login || (self.precedes_secret && !tls)
+    }
+
+    /// Whether it may be queued in `phase`.
+    pub(crate) fn allowed_in(self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
+}
+
+impl CommandKind {
+    /// Every kind, in declaration order.
+    #[cfg(test)]
+    pub(crate) const ALL: [CommandKind; 18] = [
+        Self::User,
+        Self::Pass,
+        Self::Apop,
+        Self::Rpop,
+        Self::Stat,
+        Self::List,
+        Self::Retr,
+        Self::Dele,
+        Self::Noop,
+        Self::Rset,
+        Self::Quit,
+        Self::Top,
+        Self::Uidl,
+        Self::Capa,
+        Self::Stls,
+        Self::Auth,
+        Self::Utf8,
+        Self::Lang,
+    ];
+
+    /// The kind's properties (the single table; pinned by a test).
+    pub(crate) const fn props(self) -> Props {
+        use Lines::{Multi, MultiWithoutArgument, Single};
+        match self {
+            Self::User => Props::new(BEFORE_LOGIN, Single).precedes_secret(),
+            Self::Pass | Self::Apop => Props::new(BEFORE_LOGIN, Single).login(Exposure::Always),
+            Self::Rpop => Props::new(BEFORE_LOGIN, Single).login(Exposure::None),
+            Self::Auth => Props::new(BEFORE_LOGIN, Single)
+                .barrier()
+                .login(Exposure::Mechanism),
+            Self::Stls | Self::Utf8 => Props::new(BEFORE_LOGIN, Single).barrier(),
+            Self::Quit => Props::new(ANY, Single).barrier(),
+            Self::Capa => Props::new(ANY, Multi),
+            Self::Lang => Props::new(ANY, MultiWithoutArgument),
+            Self::Stat | Self::Dele | Self::Noop | Self::Rset => Props::new(TRANSACTION, Single),
+            Self::List | Self::Uidl => Props::new(TRANSACTION, MultiWithoutArgument),
+            Self::Retr | Self::Top => Props::new(TRANSACTION, Multi),
+        }
+    }
+}
+
 impl fmt::Display for CommandKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.keyword())
@@ -370,6 +511,273 @@ impl Command {
                 line.truncate(line.len() - 2);
                 String::from_utf8_lossy(&line).into_owned()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table, pinned: a change to what a kind is allowed or does must show up here.
+    #[test]
+    fn props_table_is_pinned() {
+        // kind, allowed in (G)reeting (A)uthorization (H)andshake (T)ransaction, barrier,
+        // login, precedes a secret, exposure, lines.
+        use Exposure as E;
+        use Lines as L;
+        let expected = [
+            (
+                CommandKind::User,
+                "GAH-",
+                false,
+                false,
+                true,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Pass,
+                "GAH-",
+                false,
+                true,
+                false,
+                E::Always,
+                L::Single,
+            ),
+            (
+                CommandKind::Apop,
+                "GAH-",
+                false,
+                true,
+                false,
+                E::Always,
+                L::Single,
+            ),
+            (
+                CommandKind::Rpop,
+                "GAH-",
+                false,
+                true,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Stat,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::List,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::MultiWithoutArgument,
+            ),
+            (
+                CommandKind::Retr,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::Multi,
+            ),
+            (
+                CommandKind::Dele,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Noop,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Rset,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Quit,
+                "GAHT",
+                true,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Top,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::Multi,
+            ),
+            (
+                CommandKind::Uidl,
+                "---T",
+                false,
+                false,
+                false,
+                E::None,
+                L::MultiWithoutArgument,
+            ),
+            (
+                CommandKind::Capa,
+                "GAHT",
+                false,
+                false,
+                false,
+                E::None,
+                L::Multi,
+            ),
+            (
+                CommandKind::Stls,
+                "GAH-",
+                true,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Auth,
+                "GAH-",
+                true,
+                true,
+                false,
+                E::Mechanism,
+                L::Single,
+            ),
+            (
+                CommandKind::Utf8,
+                "GAH-",
+                true,
+                false,
+                false,
+                E::None,
+                L::Single,
+            ),
+            (
+                CommandKind::Lang,
+                "GAHT",
+                false,
+                false,
+                false,
+                E::None,
+                L::MultiWithoutArgument,
+            ),
+        ];
+        assert_eq!(expected.len(), CommandKind::ALL.len());
+        let phases = [
+            ('G', Phase::Greeting),
+            ('A', Phase::Authorization),
+            ('H', Phase::TlsHandshake),
+            ('T', Phase::Transaction),
+        ];
+        for (row, kind) in expected.iter().zip(CommandKind::ALL) {
+            let (k, allowed, barrier, login, precedes_secret, exposure, lines) = *row;
+            assert_eq!(k, kind, "the rows follow CommandKind::ALL");
+            let props = kind.props();
+            let got: String = phases
+                .iter()
+                .map(|&(c, phase)| if props.allowed_in(phase) { c } else { '-' })
+                .collect();
+            assert_eq!(got, allowed, "{kind}: phases");
+            // Nothing is ever queued once QUIT is sent after login or the session is over.
+            assert!(!props.allowed_in(Phase::Update), "{kind}: UPDATE");
+            assert!(!props.allowed_in(Phase::Closed), "{kind}: CLOSED");
+            assert_eq!(props.barrier, barrier, "{kind}: barrier");
+            assert_eq!(props.login, login, "{kind}: login");
+            assert_eq!(
+                props.precedes_secret, precedes_secret,
+                "{kind}: precedes a secret"
+            );
+            assert_eq!(props.exposure, exposure, "{kind}: exposure");
+            assert_eq!(props.lines, lines, "{kind}: lines");
+        }
+    }
+
+    /// What holds the pipe: barriers, logins, and USER without TLS only.
+    #[test]
+    fn holds_pipe_follows_the_table() {
+        let held = |tls| -> Vec<CommandKind> {
+            CommandKind::ALL
+                .into_iter()
+                .filter(|k| k.props().holds_pipe(tls))
+                .collect()
+        };
+        use CommandKind::*;
+        assert_eq!(held(true), [Pass, Apop, Rpop, Quit, Stls, Auth, Utf8]);
+        assert_eq!(
+            held(false),
+            [User, Pass, Apop, Rpop, Quit, Stls, Auth, Utf8]
+        );
+    }
+
+    /// The reply shape of each command agrees with the table's single- or multi-line.
+    #[test]
+    fn reply_shapes_agree_with_the_table() {
+        let commands = [
+            Command::user("u"),
+            Command::pass("p"),
+            Command::apop("u", "s"),
+            Command::Rpop("u".into()),
+            Command::Stat,
+            Command::List(None),
+            Command::List(Some(1)),
+            Command::retr(1),
+            Command::dele(1),
+            Command::Noop,
+            Command::Rset,
+            Command::Quit,
+            Command::top(1, 0),
+            Command::Uidl(None),
+            Command::Uidl(Some(1)),
+            Command::Capa,
+            Command::Stls,
+            Command::auth(crate::sasl::Plain::new(None, "u".into(), "p".into())),
+            Command::Utf8,
+            Command::Lang(None),
+            Command::Lang(Some("en".into())),
+        ];
+        for command in commands {
+            let multi = matches!(
+                command.reply_shape(),
+                ReplyShape::Listing(_) | ReplyShape::Body
+            );
+            let has_argument = !matches!(
+                command,
+                Command::List(None) | Command::Uidl(None) | Command::Lang(None)
+            );
+            let expected = match command.kind().props().lines {
+                Lines::Single => false,
+                Lines::Multi => true,
+                Lines::MultiWithoutArgument => !has_argument,
+            };
+            assert_eq!(multi, expected, "{:?}", command.kind());
         }
     }
 }

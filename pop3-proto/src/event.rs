@@ -198,3 +198,99 @@ impl Event<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `is_terminal` agrees with the documented terminal events: `Ok`, `Err`, `StartTls` and
+    /// `Cancelled` (issue 11), and no other.
+    #[test]
+    fn terminal_events_are_the_documented_ones() {
+        let id = CommandId(7);
+        let capabilities = Capabilities::default();
+        let command = CommandKind::Pass;
+        let events = [
+            (
+                Event::Greeting {
+                    ok: true,
+                    code: None,
+                    text: String::new(),
+                    apop: false,
+                },
+                false,
+            ),
+            (
+                Event::Ok {
+                    id,
+                    command,
+                    code: None,
+                    text: String::new(),
+                },
+                true,
+            ),
+            (
+                Event::Err {
+                    id,
+                    command,
+                    code: None,
+                    text: String::new(),
+                },
+                true,
+            ),
+            (
+                Event::Stat {
+                    id,
+                    count: 0,
+                    size: 0,
+                },
+                false,
+            ),
+            (
+                Event::ListEntry {
+                    id,
+                    msg: 1,
+                    size: 0,
+                },
+                false,
+            ),
+            (
+                Event::UidlEntry {
+                    id,
+                    msg: 1,
+                    uid: "a",
+                },
+                false,
+            ),
+            (
+                Event::LangEntry {
+                    id,
+                    tag: String::new(),
+                    description: String::new(),
+                },
+                false,
+            ),
+            (
+                Event::Capabilities {
+                    id,
+                    capabilities: &capabilities,
+                },
+                false,
+            ),
+            (Event::Body { id, chunk: b"x" }, false),
+            (Event::BodyEnd { id, octets: 1 }, false),
+            (Event::StartTls { id }, true),
+            (Event::LoggedIn { id }, false),
+            (Event::Quirk(Quirk::BareLineFeed), false),
+            (Event::Cancelled { id, command }, true),
+            (Event::Trace(Trace::Sent(String::new())), false),
+        ];
+        for (event, terminal) in &events {
+            assert_eq!(event.is_terminal(), *terminal, "{event:?}");
+            // Every terminal event names its command.
+            if *terminal {
+                assert_eq!(event.id(), Some(id), "{event:?}");
+            }
+        }
+    }
+}

@@ -74,9 +74,11 @@
 //! ```text
 //!            greeting +OK             PASS/APOP/AUTH/RPOP +OK          QUIT
 //! Greeting ───────────────> Authorization ─────────────────> Transaction ─────> Update
-//!    │ -ERR greeting            │  │ STLS +OK: paused until          │             │ +OK/-ERR
-//!    │                          │  │ handle_tls_established          │             v
-//!    └──────────────> Closed <──┘ QUIT                               └─ EOF ──> Closed
+//!    │ -ERR greeting          │  │   ^                               │             │ +OK/-ERR
+//!    │              STLS +OK  │  │   │ handle_tls_established        │             v
+//!    │                        │  v   │                               └─ EOF ──> Closed
+//!    │                        │ TlsHandshake
+//!    └──────────────> Closed <┘ QUIT
 //! ```
 //!
 //! [`Client::enqueue`] refuses a command of another phase with [`EnqueueError::WrongPhase`],

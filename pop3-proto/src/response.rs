@@ -273,6 +273,51 @@ pub fn parse_status_line(
     })
 }
 
+/// The raw text of a status line: what follows the indicator (`+OK`, `-ERR`) and the spaces
+/// after it, as bytes of the line itself (no response code taken off, no UTF-8 decoding), so
+/// that a caller can lend parts of it out of its buffer. Empty without text.
+pub fn status_text(line: &[u8]) -> &[u8] {
+    let text_at = memchr::memchr(b' ', line).unwrap_or(line.len());
+    line.get(text_at..).unwrap_or_default().trim_ascii_start()
+}
+
+/// A parsed greeting (RFC 1939 §4): its status line, and what the client learns from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GreetingLine<'a> {
+    /// The status line (response codes: only the known ones, since CAPA has not been seen).
+    pub status: StatusLine,
+    /// The APOP timestamp, angle brackets included, if the text carries a well-formed one
+    /// (see [`greeting_timestamp`](crate::apop::greeting_timestamp)).
+    pub timestamp: Option<&'a [u8]>,
+    /// The text has brackets that are not a response code (Office 365 ends its greeting with
+    /// a bracketed blob): the quirk [`BracketedGreetingText`](crate::Quirk::BracketedGreetingText).
+    pub bracketed_text: bool,
+}
+
+/// Parses the server greeting: a status line whose text may carry an APOP timestamp.
+pub fn parse_greeting(line: &[u8]) -> Result<GreetingLine<'_>, ParseError> {
+    let status = parse_status_line(line, false)?;
+    let timestamp = crate::apop::greeting_timestamp(status_text(line));
+    let bracketed_text = status.code.is_none() && status.text.contains('[');
+    Ok(GreetingLine {
+        status,
+        timestamp,
+        bracketed_text,
+    })
+}
+
+/// The `+OK` answer to `UIDL n`, the whole status line: [`parse_unique_id_one`] on its raw
+/// [`status_text`], so that the unique-id borrows from `line`.
+pub fn parse_unique_id_reply(
+    line: &[u8],
+    expected: u32,
+    max_message_number: u32,
+    max_uid_len: usize,
+) -> Result<(u32, &str, bool), ParseError> {
+    parse_unique_id_one(status_text(line), expected, max_message_number, max_uid_len)
+}
+
 /// `continue-req = "+" [SP [base64]]` (RFC 5034 §4, tolerating extra and trailing spaces)
 ///
 /// Returns the base64 part (possibly empty, trailing spaces trimmed) if `line` is a SASL
@@ -473,6 +518,76 @@ mod tests {
 
     fn st(line: &str, unknown: bool) -> StatusLine {
         parse_status_line(line.as_bytes(), unknown).expect("status line")
+    }
+
+    #[test]
+    fn status_text_is_the_raw_text_after_the_indicator() {
+        assert_eq!(status_text(b"+OK 1 abc"), b"1 abc");
+        assert_eq!(status_text(b"+OK"), b"");
+        assert_eq!(status_text(b"-ERR   x y "), b"x y ");
+        // No response code taken off, no decoding.
+        assert_eq!(status_text(b"+OK [IN-USE] \xff"), b"[IN-USE] \xff");
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn greeting_timestamp_code_and_brackets() {
+        let line = b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>";
+        let g = parse_greeting(line).unwrap();
+        assert!(g.status.ok);
+        assert_eq!(g.timestamp, Some(&b"<1896.697170952@dbc.mtview.ca.us>"[..]));
+        assert!(!g.bracketed_text);
+        // The timestamp borrows from the line.
+        let ts = g.timestamp.unwrap();
+        assert!(line.as_ptr_range().contains(&ts.as_ptr()));
+
+        // Office 365: a bracketed blob that is not a response code.
+        let g = parse_greeting(b"+OK The Microsoft Exchange POP3 service is ready. [QQBNAFMA]")
+            .unwrap();
+        assert_eq!(g.timestamp, None);
+        assert!(g.bracketed_text);
+        assert_eq!(g.status.code, None);
+
+        // A known response code is a code, not bracketed text; unknown codes are not taken
+        // before CAPA.
+        let g = parse_greeting(b"-ERR [SYS/TEMP] try later").unwrap();
+        assert!(!g.status.ok);
+        assert_eq!(g.status.code, Some(ResponseCode::SysTemp));
+        assert!(!g.bracketed_text);
+        assert!(parse_greeting(b"+OK [X-NEW] hi").unwrap().bracketed_text);
+
+        // A malformed timestamp offers no APOP.
+        assert_eq!(
+            parse_greeting(b"+OK hi <no-at-sign>").unwrap().timestamp,
+            None
+        );
+        assert_eq!(
+            parse_greeting(b"OK hi"),
+            Err(ParseError::NotAStatusLine),
+            "not a status line"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn unique_id_reply_from_the_whole_line() {
+        let line = b"+OK 2 QhdPYR:00WBw1Ph7x7";
+        let (msg, uid, missing) = parse_unique_id_reply(line, 2, 1000, 70).unwrap();
+        assert_eq!((msg, uid, missing), (2, "QhdPYR:00WBw1Ph7x7", false));
+        assert!(line.as_ptr_range().contains(&uid.as_ptr()), "borrowed");
+        // Several spaces after the indicator.
+        assert_eq!(
+            parse_unique_id_reply(b"+OK   7 abc", 7, 1000, 70).unwrap(),
+            (7, "abc", false)
+        );
+        // The number left out (a Python-based server): unambiguous, so accepted.
+        assert_eq!(
+            parse_unique_id_reply(b"+OK abc", 3, 1000, 70).unwrap(),
+            (3, "abc", true)
+        );
+        // The number alone: the uid is missing.
+        assert!(parse_unique_id_reply(b"+OK 3", 3, 1000, 70).is_err());
+        assert!(parse_unique_id_reply(b"+OK", 3, 1000, 70).is_err());
     }
 
     #[test]

@@ -83,12 +83,26 @@ fn nothing_is_released_across_stls_and_capabilities_are_forgotten() {
     assert_eq!(sent(&mut c), "STLS\r\n", "nothing pipelined behind STLS");
     c.handle_input(b"+OK go\r\n");
     drain(&mut c).unwrap();
+    // The wait for the handshake is a phase of its own; what AUTHORIZATION allows may still
+    // be queued, and waits.
+    assert_eq!(c.phase(), Phase::TlsHandshake);
+    assert!(c.is_awaiting_tls());
+    assert_eq!(c.phase().to_string(), "TLS HANDSHAKE");
+    assert_eq!(
+        c.enqueue(Command::Stat),
+        Err(EnqueueError::WrongPhase {
+            command: CommandKind::Stat,
+            phase: Phase::TlsHandshake
+        })
+    );
     assert_eq!(sent(&mut c), "", "nothing sent before the handshake");
     assert!(
         c.capabilities().is_none(),
         "capabilities forgotten after STLS"
     );
     c.handle_tls_established().unwrap();
+    assert_eq!(c.phase(), Phase::Authorization);
+    assert!(!c.is_awaiting_tls());
     assert_eq!(
         sent(&mut c),
         "CAPA\r\n",
