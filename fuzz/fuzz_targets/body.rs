@@ -122,7 +122,10 @@ fuzz_target!(|data: &[u8]| {
         match (got.error, max_line) {
             (Some(BodyError::LineTooLong { limit }), Some(max)) => {
                 assert_eq!(limit, max);
-                assert!(longest_line(&sent) > limit, "LineTooLong without a long line");
+                assert!(
+                    longest_line(&sent) > limit,
+                    "LineTooLong without a long line"
+                );
             }
             (Some(e), _) => panic!("{e:?} without a limit"),
             (None, _) => {
@@ -131,7 +134,12 @@ fuzz_target!(|data: &[u8]| {
                 }
                 assert_eq!(got.body, sent, "the message changed on its way");
                 let end = wire.len() - if rules.lf_lines { 2 } else { 3 };
-                same_end(&wire, got.ended, Some((end, wire.len() - end)), rules.dot_cr);
+                same_end(
+                    &wire,
+                    got.ended,
+                    Some((end, wire.len() - end)),
+                    rules.dot_cr,
+                );
             }
         }
         return;
@@ -157,7 +165,10 @@ fuzz_target!(|data: &[u8]| {
             "a line longer than {limit} went through"
         );
     }
-    assert_eq!(got.body, want.body, "decoded bytes differ from the reference");
+    assert_eq!(
+        got.body, want.body,
+        "decoded bytes differ from the reference"
+    );
     same_end(payload, got.ended, want.end, rules.dot_cr);
     if got.ended.is_none() {
         // Unterminated: everything is consumed but a held-back dot and CR.

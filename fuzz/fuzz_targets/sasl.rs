@@ -305,7 +305,9 @@ fn scram_arbitrary(
     challenges: &[&[u8]],
 ) {
     let client_nonce = nonce(nonce_field, "rOprNGfwEbeRWgbNEkqO");
-    let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone());
+    // Low counts keep runs fast; the floor itself is checked in `scram_structured`.
+    let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone())
+        .min_iterations(1);
     let client_first_bare = format!("n={},r={client_nonce}", saslname(user));
     let mut stage = 0; // 0 nothing sent, 1 client-first sent, 2 client-final sent, 3 verified, 4 failed
     let mut expected_signature = [0u8; 32];
@@ -459,7 +461,22 @@ fn scram_structured(
     }
 
     if !via_client {
-        let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone());
+        if mode & 0x80 != 0 {
+            // The default floor (RFC 7677 §4): a count below 4096 is refused, whatever else the
+            // server-first says.
+            let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone());
+            m.initial_response().expect("starts");
+            assert_eq!(
+                m.step(server_first.as_bytes()).map(|_| ()),
+                Err(SaslError::IterationCountTooLow {
+                    count: i,
+                    minimum: 4096
+                })
+            );
+            return;
+        }
+        let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone())
+            .min_iterations(1);
         let ir = m.initial_response().expect("starts").expect("with data");
         assert_eq!(ir.expose(), format!("n,,{client_first_bare}").as_bytes());
         let cf = m
@@ -483,6 +500,8 @@ fn scram_structured(
     // Through the client: AUTH, the continuations, and +OK.
     let mut config = Config::default();
     config.auto_capa = false;
+    // Low counts keep runs fast (the floor is checked above).
+    config.min_scram_iterations = 1;
     let mut client = Client::new(config);
     client.handle_input(b"+OK ready\r\n");
     while let Ok(Some(_)) = client.poll_event() {}
