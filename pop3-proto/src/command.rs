@@ -493,7 +493,7 @@ impl Command {
                 arg(lines.to_string().as_bytes());
             }
             Self::Lang(Some(tag)) => arg(tag.as_bytes()),
-            Self::Auth(mech) => arg(mech.name().as_bytes()),
+            // AUTH is written by the client itself (see above); the rest take no argument.
             _ => {}
         }
         out.extend_from_slice(b"\r\n");
@@ -518,6 +518,12 @@ impl Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_ids_display_with_a_hash() {
+        assert_eq!(CommandId(0).to_string(), "#0");
+        assert_eq!(CommandId(42).to_string(), "#42");
+    }
 
     /// The table, pinned: a change to what a kind is allowed or does must show up here.
     #[test]

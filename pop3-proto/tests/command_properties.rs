@@ -255,3 +255,41 @@ fn the_255_octet_boundary() {
         assert_eq!(got, expected, "APOP name of {name_len}");
     }
 }
+
+/// A SASL mechanism's name goes on the command line as it is: only letters, digits, `-` and
+/// `_` (RFC 4422 §3.1), checked for any mechanism, including the caller's own.
+#[test]
+fn mechanism_names_are_checked() {
+    use pop3_proto::sasl::{Mechanism, SaslError};
+    struct Named(&'static str);
+    impl Mechanism for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn initial_response(&mut self) -> Result<Option<pop3_proto::Secret>, SaslError> {
+            Ok(None)
+        }
+        fn step(&mut self, _: &[u8]) -> Result<pop3_proto::Secret, SaslError> {
+            Ok(pop3_proto::Secret::default())
+        }
+    }
+    for (name, ok) in [
+        ("X-OAUTH_2", true),
+        ("GS2-KRB5", true),
+        ("SCRAM-SHA-256", true),
+        ("BAD/NAME", false),
+        ("BAD NAME", false),
+        ("BAD=", false),
+        ("", false),
+        ("X\r\nDELE 1", false),
+    ] {
+        let mut c = client(false);
+        let got = c.enqueue(Command::auth(Named(name)));
+        assert_eq!(got.is_ok(), ok, "{name:?}: {got:?}");
+        if ok {
+            let mut out = Vec::new();
+            c.poll_transmit(&mut out);
+            assert_eq!(out, format!("AUTH {name}\r\n").as_bytes());
+        }
+    }
+}

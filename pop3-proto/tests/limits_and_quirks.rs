@@ -752,3 +752,48 @@ fn pipelining_goes_on_across_login_while_the_new_capa_is_asked() {
         "the new list rules"
     );
 }
+
+/// The byte bound is exact for every command with arguments: with room for exactly two lines
+/// both go, with one byte less only the first (so the client's idea of each line's length is
+/// the length it really sends).
+#[test]
+fn the_pipeline_byte_bound_is_exact_for_every_command_shape() {
+    let commands: [fn() -> Command; 7] = [
+        || Command::retr(4_000_000_000),
+        || Command::dele(12),
+        || Command::top(123_456, 7_890),
+        || Command::List(Some(99_999)),
+        || Command::Uidl(Some(1)),
+        || Command::Lang(Some("pt-BR".into())),
+        || Command::Noop,
+    ];
+    for make in commands {
+        let line = |c: Command| {
+            let mut config = rfc_config();
+            config.pipelining = pop3_proto::Pipelining::Always;
+            let mut c1 = logged_in(config);
+            c1.enqueue(c).unwrap();
+            let mut out = Vec::new();
+            c1.poll_transmit(&mut out);
+            out.len()
+        };
+        let one = line(make());
+        for (bound, expected) in [(one + one, 2), (one + one - 1, 1)] {
+            let mut config = rfc_config();
+            config.pipelining = pop3_proto::Pipelining::Always;
+            config.max_pipeline_bytes = bound;
+            let mut c = logged_in(config);
+            c.enqueue(make()).unwrap();
+            c.enqueue(make()).unwrap();
+            c.enqueue(make()).unwrap();
+            let mut out = Vec::new();
+            c.poll_transmit(&mut out);
+            assert_eq!(
+                out.len(),
+                one * expected,
+                "{:?} with a bound of {bound}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+}

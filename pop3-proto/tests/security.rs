@@ -770,3 +770,56 @@ fn apop_without_tls_needs_plaintext_auth_allowed() {
     c.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
     assert_eq!(sent(c), "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
 }
+
+/// Every command's trace line, exactly: the line as sent without its CRLF, secrets replaced
+/// (the APOP digest of a predictable challenge is crackable offline, so it is a secret too).
+#[test]
+fn trace_lines_are_the_commands_without_crlf_and_without_secrets() {
+    let mut config = rfc_config();
+    config.trace = true;
+    config.pipelining = pop3_proto::Pipelining::Always;
+    let mut c = greeted(
+        config,
+        b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n",
+    );
+    c.enqueue(Command::apop("mrose", "tanstaaf")).unwrap();
+    assert_eq!(
+        sent(&mut c),
+        "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+    );
+    c.handle_input(b"+OK\r\n");
+    let mut traces = drain(&mut c).unwrap();
+    for command in [
+        Command::Stat,
+        Command::retr(12),
+        Command::top(3, 10),
+        Command::List(Some(7)),
+        Command::Uidl(None),
+        Command::Lang(Some("de".into())),
+    ] {
+        c.enqueue(command).unwrap();
+    }
+    sent(&mut c);
+    traces.extend(drain(&mut c).unwrap());
+    let sent_lines: Vec<&str> = traces
+        .iter()
+        .filter_map(|t| t.strip_prefix("Trace(Sent(\"")?.strip_suffix("\"))"))
+        .collect();
+    assert_eq!(
+        sent_lines,
+        [
+            "APOP mrose <redacted>",
+            "STAT",
+            "RETR 12",
+            "TOP 3 10",
+            "LIST 7",
+            "UIDL",
+            "LANG de"
+        ]
+    );
+    assert!(
+        !traces
+            .join("\n")
+            .contains("c4c9334bac560ecc979e58001b3e22fb")
+    );
+}
