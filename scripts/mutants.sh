@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 command -v cargo-mutants >/dev/null 2>&1 || cargo install --locked cargo-mutants
 
-files=${MUTANTS_FILES:-"pop3-proto/src/body.rs pop3-proto/src/response.rs pop3-proto/src/capa.rs pop3-proto/src/command.rs pop3-proto/src/client.rs"}
+files=${MUTANTS_FILES:-"pop3-proto/src/body.rs pop3-proto/src/response.rs pop3-proto/src/capa.rs pop3-proto/src/command.rs pop3-proto/src/client/mod.rs pop3-proto/src/client/send.rs pop3-proto/src/client/receive.rs"}
 args=(--package pop3-proto --jobs "${MUTANTS_JOBS:-1}" --timeout "${MUTANTS_TIMEOUT:-300}"
       --output "${MUTANTS_OUT:-target/mutants}")
 for f in $files; do
