@@ -504,6 +504,32 @@ mod tests {
         assert!(err.to_string().len() < 200);
     }
 
+    #[test]
+    fn numbers_are_plain_digits() {
+        // `+5` parses as 5 in Rust's `str::parse`, but is no `1*DIGIT`.
+        for line in [
+            "LOGIN-DELAY +5",
+            "LOGIN-DELAY 5x",
+            "LOGIN-DELAY ",
+            "EXPIRE +1",
+        ] {
+            let c = capa(&[line]);
+            assert_eq!((c.login_delay, c.expire), (None, None), "{line:?}");
+        }
+        assert_eq!(
+            capa(&["LOGIN-DELAY 900"]).login_delay.map(|d| d.seconds),
+            Some(900)
+        );
+    }
+
+    #[test]
+    fn response_codes_are_accepted_only_when_announced() {
+        assert!(!capa(&["TOP", "UIDL", "SASL PLAIN"]).accepts_response_codes());
+        assert!(!Capabilities::default().accepts_response_codes());
+        assert!(capa(&["RESP-CODES"]).accepts_response_codes());
+        assert!(capa(&["AUTH-RESP-CODE"]).accepts_response_codes());
+    }
+
     proptest! {
         #[test]
         fn a_line_is_kept_whole_or_changes_nothing(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..10)) {
