@@ -1086,6 +1086,21 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn echo_keeps_max_echo_characters_whatever_their_width() {
+        let ascii = "a".repeat(200);
+        assert_eq!(echo(ascii.as_bytes()), format!("{}…", "a".repeat(MAX_ECHO)));
+        // Two-byte characters: MAX_ECHO of them fit, nothing is cut.
+        let wide = "é".repeat(MAX_ECHO);
+        assert_eq!(echo(wide.as_bytes()), wide);
+        // Four-byte characters filling the byte window exactly, then one byte more: every
+        // character fits, but the input was cut, and the ellipsis says so.
+        let mut emoji = "🦀".repeat(MAX_ECHO).into_bytes();
+        emoji.push(b'!');
+        assert_eq!(echo(&emoji), format!("{}…", "🦀".repeat(MAX_ECHO)));
+        assert_eq!(echo(b"short"), "short");
+    }
+
     proptest! {
         #[test]
         fn agrees_with_the_reference_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), max in any::<u32>(), uid_len in 0usize..100, unknown in any::<bool>()) {
