@@ -1,0 +1,182 @@
+//! The `Client`'s getters, each against a state built for it: the adapters decide from them
+//! (`is_idle`, `awaiting` for the read deadline, `buffered`), so a getter that lies would
+//! make a driver hang or time out wrongly.
+#![allow(clippy::unwrap_used)]
+
+use pop3_proto::{
+    Awaiting, Client, Command, CommandKind, Config, EnqueueError, Event, Phase, ProtocolError,
+};
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.auto_capa = false;
+    config.allow_plaintext_auth = true;
+    config
+}
+
+fn drain(c: &mut Client) {
+    while c.poll_event().unwrap().is_some() {}
+}
+
+fn greeted() -> Client {
+    let mut c = Client::new(config());
+    c.handle_input(b"+OK hi\r\n");
+    drain(&mut c);
+    c
+}
+
+fn send(c: &mut Client) -> Vec<u8> {
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    out
+}
+
+#[test]
+fn debug_shows_the_state_and_nothing_else() {
+    let mut c = greeted();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("hunter2")).unwrap();
+    assert_eq!(send(&mut c), b"USER alice\r\n");
+    c.handle_input(b"+OK");
+    assert_eq!(
+        format!("{c:?}"),
+        "Client { phase: Authorization, tls: false, queued: 1, in_flight: 1, buffered: 3, \
+         error: None, .. }"
+    );
+}
+
+#[test]
+fn config_is_the_one_given() {
+    let mut config = config();
+    config.max_listing_entries = 1234;
+    let c = Client::new(config);
+    assert_eq!(c.config().max_listing_entries, 1234);
+    assert!(!c.config().auto_capa);
+}
+
+#[test]
+fn utf8_only_after_the_server_accepted_it() {
+    let mut c = greeted();
+    assert!(!c.is_utf8());
+    c.enqueue(Command::Utf8).unwrap();
+    send(&mut c);
+    c.handle_input(b"-ERR no\r\n");
+    drain(&mut c);
+    assert!(!c.is_utf8());
+    c.enqueue(Command::Utf8).unwrap();
+    send(&mut c);
+    c.handle_input(b"+OK UTF8 enabled\r\n");
+    drain(&mut c);
+    assert!(c.is_utf8());
+}
+
+#[test]
+fn awaiting_follows_the_session() {
+    let mut c = Client::new(config());
+    assert_eq!(c.awaiting(), Awaiting::Greeting);
+    c.handle_input(b"+OK hi\r\n");
+    drain(&mut c);
+    assert_eq!(c.awaiting(), Awaiting::Nothing);
+    c.enqueue(Command::Stls).unwrap();
+    send(&mut c);
+    match c.awaiting() {
+        Awaiting::Status(f) => assert_eq!((f.kind, f.msg), (CommandKind::Stls, None)),
+        other => panic!("{other:?}"),
+    }
+    c.handle_input(b"+OK begin\r\n");
+    drain(&mut c);
+    assert_eq!(c.phase(), Phase::TlsHandshake);
+    assert_eq!(c.awaiting(), Awaiting::TlsHandshake);
+    c.handle_tls_established().unwrap();
+    c.enqueue(Command::pass("x")).unwrap();
+    send(&mut c);
+    c.handle_input(b"+OK in\r\n");
+    drain(&mut c);
+    c.enqueue(Command::retr(7)).unwrap();
+    send(&mut c);
+    match c.awaiting() {
+        Awaiting::Status(f) => assert_eq!((f.kind, f.msg), (CommandKind::Retr, Some(7))),
+        other => panic!("{other:?}"),
+    }
+    c.handle_input(b"+OK 10 octets\r\nSubject");
+    drain(&mut c);
+    match c.awaiting() {
+        Awaiting::MultiLine(f) => assert_eq!((f.kind, f.msg), (CommandKind::Retr, Some(7))),
+        other => panic!("{other:?}"),
+    }
+    // The server hangs up mid-body: nothing more to wait for.
+    c.handle_eof();
+    assert_eq!(c.awaiting(), Awaiting::Nothing);
+}
+
+#[test]
+fn awaiting_nothing_after_a_fatal_error_even_with_commands_in_flight() {
+    let mut c = greeted();
+    c.enqueue(Command::user("a")).unwrap();
+    send(&mut c);
+    c.handle_input(b"garbage\r\n");
+    assert!(c.poll_event().is_err());
+    assert_eq!(c.in_flight(), 1);
+    assert_eq!(c.awaiting(), Awaiting::Nothing);
+}
+
+#[test]
+fn queued_in_flight_and_idle_count_each_part() {
+    // Queued before the greeting: not idle, nothing in flight.
+    let mut c = Client::new(config());
+    assert!(c.is_idle());
+    c.enqueue(Command::Capa).unwrap();
+    assert_eq!((c.queued(), c.in_flight()), (1, 0));
+    assert!(!c.is_idle());
+    c.handle_input(b"+OK hi\r\n");
+    drain(&mut c);
+    assert_eq!(send(&mut c), b"CAPA\r\n");
+    // Only in flight.
+    assert_eq!((c.queued(), c.in_flight()), (0, 1));
+    assert!(!c.is_idle());
+    c.handle_input(b"+OK\r\nTOP\r\n.\r\n");
+    drain(&mut c);
+    assert!(c.is_idle());
+    // Only an event waiting to be reported.
+    let mut traced = config();
+    traced.trace = true;
+    let mut c = Client::new(traced);
+    c.handle_input(b"+OK hi\r\n");
+    assert!(matches!(c.poll_event().unwrap(), Some(Event::Trace(_))));
+    assert_eq!((c.queued(), c.in_flight()), (0, 0));
+    assert!(!c.is_idle(), "the Greeting event is still to come");
+    drain(&mut c);
+    assert!(c.is_idle());
+}
+
+#[test]
+fn buffered_counts_unconsumed_bytes() {
+    let mut c = Client::new(config());
+    assert_eq!(c.buffered(), 0);
+    c.handle_input(b"+OK h");
+    drain(&mut c);
+    assert_eq!(c.buffered(), 5, "a partial line stays buffered");
+    c.handle_input(b"i\r\n+O");
+    drain(&mut c);
+    assert_eq!(
+        c.buffered(),
+        2,
+        "the greeting consumed, the next partial line kept"
+    );
+}
+
+#[test]
+fn implicit_tls_only_before_anything_was_received() {
+    let mut c = Client::new(config());
+    c.handle_input(b"+OK h");
+    assert_eq!(c.handle_tls_established(), Err(EnqueueError::UnexpectedTls));
+    assert!(!c.is_tls());
+    let mut fresh = Client::new(config());
+    fresh.handle_tls_established().unwrap();
+    assert!(fresh.is_tls());
+    assert_eq!(
+        fresh.handle_tls_established(),
+        Err(EnqueueError::TlsAlreadyActive)
+    );
+    assert_eq!(fresh.error(), None::<&ProtocolError>);
+}
