@@ -282,6 +282,9 @@ fn mechanism_names_are_checked() {
         ("BAD=", false),
         ("", false),
         ("X\r\nDELE 1", false),
+        // "AUTH " + name + CRLF: 248 characters make 255 octets, 249 too many.
+        (&*"A".repeat(248).leak(), true),
+        (&*"A".repeat(249).leak(), false),
     ] {
         let mut c = client(false);
         let got = c.enqueue(Command::auth(Named(name)));
