@@ -131,3 +131,18 @@ fn the_initial_response_goes_on_the_line_up_to_exactly_255_octets() {
         }
     }
 }
+
+#[test]
+fn quit_enters_update_only_from_transaction() {
+    let mut c = logged_in(config());
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(send(&mut c), "QUIT\r\n");
+    assert_eq!(c.phase(), pop3_proto::Phase::Update);
+    // Before login, QUIT commits nothing: no UPDATE phase (RFC 1939 §6).
+    let mut c = Client::new(config());
+    c.handle_input(b"+OK hi\r\n");
+    drain(&mut c);
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(send(&mut c), "QUIT\r\n");
+    assert_eq!(c.phase(), pop3_proto::Phase::Authorization);
+}
