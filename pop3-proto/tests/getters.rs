@@ -182,3 +182,61 @@ fn implicit_tls_only_before_anything_was_received() {
     );
     assert_eq!(fresh.error(), None::<&ProtocolError>);
 }
+
+#[test]
+fn the_input_buffer_is_reused_when_events_are_drained_between_reads() {
+    // A long session of replies, each read whole and drained: the buffer never has to grow
+    // past its first size, so it is never reallocated (memory is one read plus a partial line).
+    let mut c = greeted();
+    let first = c.input_buffer(4096).as_ptr();
+    c.commit_input(0);
+    for i in 0..2000 {
+        c.enqueue(Command::Capa).unwrap();
+        send(&mut c);
+        let reply = format!("+OK {i}\r\nTOP\r\nUIDL\r\n.\r\n");
+        let buf = c.input_buffer(4096);
+        assert_eq!(buf.as_ptr(), first, "reallocated after {i} replies");
+        buf[..reply.len()].copy_from_slice(reply.as_bytes());
+        c.commit_input(reply.len());
+        drain(&mut c);
+        assert_eq!(c.buffered(), 0);
+    }
+}
+
+#[test]
+fn events_queued_before_a_body_come_before_its_chunks() {
+    // A bare-LF server with tracing on: the RETR status line queues a quirk and a trace line
+    // at once; every one of them comes out before the first body chunk.
+    let mut config = config();
+    config.trace = true;
+    config.quirks.bare_lf = true;
+    let mut c = Client::new(config);
+    c.handle_input(b"+OK hi\n");
+    drain(&mut c);
+    c.enqueue(Command::pass("x")).unwrap();
+    send(&mut c);
+    c.handle_input(b"+OK\n");
+    drain(&mut c);
+    c.enqueue(Command::retr(1)).unwrap();
+    send(&mut c);
+    c.handle_input(b"+OK 5 octets\nhello\n.\n");
+    let mut order = Vec::new();
+    while let Some(event) = c.poll_event().unwrap() {
+        order.push(match event {
+            Event::Body { .. } => "body",
+            Event::BodyEnd { .. } => "end",
+            Event::Trace(_) => "trace",
+            Event::Quirk(_) => "quirk",
+            Event::Ok { .. } => "ok",
+            _ => "other",
+        });
+    }
+    let first_body = order.iter().position(|e| *e == "body").unwrap();
+    assert!(
+        order[first_body..]
+            .iter()
+            .all(|e| matches!(*e, "body" | "end" | "ok")),
+        "{order:?}"
+    );
+    assert!(order[..first_body].contains(&"trace"), "{order:?}");
+}
