@@ -797,3 +797,29 @@ fn the_pipeline_byte_bound_is_exact_for_every_command_shape() {
         }
     }
 }
+
+/// `max_status_line` counts the line end: a 512-octet status line passes, 513 octets are
+/// refused, also when the whole line is already buffered.
+#[test]
+fn the_status_line_limit_is_exact() {
+    for (len, ok) in [(512, true), (513, false)] {
+        let mut c = Client::new(rfc_config());
+        let mut greeting = b"+OK ".to_vec();
+        greeting.resize(len - 2, b'x');
+        greeting.extend_from_slice(b"\r\n");
+        c.handle_input(&greeting);
+        let got = c.poll_event().map(|e| e.is_some());
+        if ok {
+            assert_eq!(got, Ok(true), "{len}");
+        } else {
+            assert_eq!(
+                got,
+                Err(ProtocolError::LineTooLong {
+                    what: "status",
+                    limit: 512
+                }),
+                "{len}"
+            );
+        }
+    }
+}
