@@ -61,21 +61,12 @@ pub use rustls;
 #[non_exhaustive]
 pub enum KitError {
     /// An error of the `pop3-demo-server` part (the mailbox server, the test
-    /// CA).
+    /// CA, certificates and PEM files).
     #[error(transparent)]
     Server(#[from] pop3_demo_server::Error),
     /// Socket trouble on the server side.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// rustls rejected a config or certificate.
-    #[error("tls error: {0}")]
-    Tls(#[from] rustls::Error),
-    /// rcgen could not make the certificate.
-    #[error("certificate generation failed: {0}")]
-    Certificate(#[from] rcgen::Error),
-    /// A PEM file could not be read.
-    #[error("pem error: {0}")]
-    Pem(String),
     /// The text form of a script is malformed.
     #[error("script line {line}: {message}")]
     ScriptParse {
