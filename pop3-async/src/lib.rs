@@ -115,7 +115,7 @@ pub use pop3_tls::{
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
 pub use pop3_tls::{Session, scram_nonce};
-pub use pop3_tls::{Proxy, ProxyError, ProxyKind, TrustStore};
+pub use pop3_tls::{Proxy, ProxyError, ProxyKind, ProxyUrlError, TrustStore, TrustStoreError};
 pub use rustls;
 pub use stream::Stream;
 pub use {bytes, futures_core};
