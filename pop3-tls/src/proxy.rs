@@ -280,8 +280,8 @@ pub enum ProxyError {
         /// What was offered, in words.
         offered: &'static str,
     },
-    /// The proxy rejected the user name or password (SOCKS5 status ≠ 0, HTTP 407 after
-    /// credentials were sent).
+    /// The proxy rejected the user name or password (SOCKS5 status ≠ 0, HTTP 407 or 401
+    /// after credentials were sent).
     #[error("the proxy rejected the user name or password")]
     AuthenticationFailed,
     /// The HTTP proxy wants credentials (407) and none were given.
@@ -671,7 +671,9 @@ impl ProxyHandshake {
                 self.state = State::Done;
                 Ok(())
             }
-            407 if self.credentials.is_some() => Err(ProxyError::AuthenticationFailed),
+            // 407 is the proxy's "authentication required"; tinyproxy (1.11) answers wrong
+            // credentials with 401, which, in reply to CONNECT, can only be about them too.
+            401 | 407 if self.credentials.is_some() => Err(ProxyError::AuthenticationFailed),
             407 => Err(ProxyError::AuthenticationRequired),
             100..=199 => Err(ProxyError::Malformed("an interim 1xx reply to CONNECT")),
             _ => Err(ProxyError::HttpRefused { status, reason }),
