@@ -227,3 +227,89 @@ impl BlackHole {
         self.addr
     }
 }
+
+/// A CA that issued two server certificates for `localhost` and `127.0.0.1` and revoked one
+/// of them in a CRL: for `--crl-file` and `TlsOptions::add_crl_pem`.
+#[derive(Debug)]
+pub struct RevokingCa {
+    /// The CA certificate (PEM), to trust.
+    pub ca_pem: String,
+    /// The CRL (PEM) listing [`RevokingCa::revoked`]'s certificate.
+    pub crl_pem: String,
+    /// A CRL (PEM) of the same CA that lists nothing.
+    pub empty_crl_pem: String,
+    /// A server config presenting the revoked certificate (and the CA).
+    pub revoked: Arc<rustls::ServerConfig>,
+    /// A server config presenting a certificate that is not revoked.
+    pub good: Arc<rustls::ServerConfig>,
+}
+
+impl RevokingCa {
+    /// Generates it all.
+    pub fn generate() -> Result<RevokingCa, KitError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertificateRevocationListParams, IsCa, KeyIdMethod,
+            KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+            date_time_ymd,
+        };
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let rc = |e: rcgen::Error| KitError::Usage(format!("rcgen: {e}"));
+        let tls = |e: rustls::Error| KitError::Usage(format!("rustls: {e}"));
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pop3 test revoking CA");
+        let ca_key = KeyPair::generate().map_err(rc)?;
+        let ca = ca_params.self_signed(&ca_key).map_err(rc)?;
+        let leaf = |serial: u64| -> Result<Arc<rustls::ServerConfig>, KitError> {
+            let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .map_err(rc)?;
+            params.serial_number = Some(SerialNumber::from(serial));
+            params.use_authority_key_identifier_extension = true;
+            let key = KeyPair::generate().map_err(rc)?;
+            let cert = params.signed_by(&key, &ca, &ca_key).map_err(rc)?;
+            let config = rustls::ServerConfig::builder_with_provider(pop3_demo_server::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .map_err(tls)?
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone(), ca.der().clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                )
+                .map_err(tls)?;
+            Ok(Arc::new(config))
+        };
+        let crl = |revoked: Vec<u64>| -> Result<String, KitError> {
+            let params = CertificateRevocationListParams {
+                this_update: date_time_ymd(2024, 1, 1),
+                next_update: date_time_ymd(2099, 1, 1),
+                crl_number: SerialNumber::from(1u64),
+                issuing_distribution_point: None,
+                revoked_certs: revoked
+                    .into_iter()
+                    .map(|serial| RevokedCertParams {
+                        serial_number: SerialNumber::from(serial),
+                        revocation_time: date_time_ymd(2024, 1, 1),
+                        reason_code: Some(RevocationReason::KeyCompromise),
+                        invalidity_date: None,
+                    })
+                    .collect(),
+                key_identifier_method: KeyIdMethod::Sha256,
+            };
+            params.signed_by(&ca, &ca_key).map_err(rc)?.pem().map_err(rc)
+        };
+        Ok(RevokingCa {
+            ca_pem: ca.pem(),
+            crl_pem: crl(vec![42])?,
+            empty_crl_pem: crl(Vec::new())?,
+            revoked: leaf(42)?,
+            good: leaf(43)?,
+        })
+    }
+}
