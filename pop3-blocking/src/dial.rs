@@ -26,8 +26,9 @@ pub(crate) fn dial(host: &str, port: u16, options: &Options) -> Result<TcpStream
     };
     let Some(proxy) = &options.proxy else {
         let addrs = resolve(host, port)?;
-        return connect_addrs(addrs, options)
-            .map_err(|e| Error::from_connection_io(pop3_tls::connect_error(host, port, e), expired));
+        return connect_addrs(addrs, options).map_err(|e| {
+            Error::from_connection_io(pop3_tls::connect_error(host, port, e), expired)
+        });
     };
     let proxy_host = pop3_tls::ascii_host(proxy.host())?;
     let addrs = resolve(&proxy_host, proxy.port())?;
@@ -90,13 +91,11 @@ pub fn connect_addrs(addrs: Vec<SocketAddr>, options: &Options) -> io::Result<Tc
                     let _ = done.send((addr, attempt(addr, bind, left)));
                 });
             }
-            Step::Wait(until) => {
-                match results.recv_timeout(until.saturating_duration_since(now)) {
-                    Ok((_, Ok(stream))) => return Ok(stream),
-                    Ok((addr, Err(error))) => race.failed(addr, error, Instant::now()),
-                    Err(_) => {}
-                }
-            }
+            Step::Wait(until) => match results.recv_timeout(until.saturating_duration_since(now)) {
+                Ok((_, Ok(stream))) => return Ok(stream),
+                Ok((addr, Err(error))) => race.failed(addr, error, Instant::now()),
+                Err(_) => {}
+            },
             Step::Failed(error) => return Err(error),
             _ => return Err(io::Error::other("unknown connect step")),
         }

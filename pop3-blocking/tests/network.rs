@@ -10,11 +10,17 @@ use std::time::Duration;
 use pop3_blocking::pop3_proto::{Awaiting, Expired};
 use pop3_blocking::{Connection, Error, Options, Proxy, ProxyError, Secret, Security, TlsOptions};
 use pop3_tests::interop::DovecotPeer;
-use pop3_tests::network::{BlackHole, FakeProxy, PROXY_PASSWORD, PROXY_USER, ProxyStep, RealProxies};
+use pop3_tests::network::{
+    BlackHole, FakeProxy, PROXY_PASSWORD, PROXY_USER, ProxyStep, RealProxies,
+};
 use pop3_tests::{CertSpec, Script, ScriptedServer, TestCa};
 
 fn loopback(v6: bool) -> SocketAddr {
-    if v6 { "[::1]:0".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() }
+    if v6 {
+        "[::1]:0".parse().unwrap()
+    } else {
+        "127.0.0.1:0".parse().unwrap()
+    }
 }
 
 /// A listener on one family and a black hole on the other: the connect reaches the listener
@@ -25,9 +31,16 @@ fn happy_eyeballs_reaches_the_family_that_answers_in_either_order() {
         let live = TcpListener::bind(loopback(live_v6)).unwrap();
         let hole = BlackHole::bind(loopback(!live_v6)).unwrap();
         let options = Options::default().connect_timeout(Duration::from_secs(20));
-        for order in [[hole.addr(), live.local_addr().unwrap()], [live.local_addr().unwrap(), hole.addr()]] {
+        for order in [
+            [hole.addr(), live.local_addr().unwrap()],
+            [live.local_addr().unwrap(), hole.addr()],
+        ] {
             let stream = pop3_blocking::connect_addrs(order.to_vec(), &options).unwrap();
-            assert_eq!(stream.peer_addr().unwrap(), live.local_addr().unwrap(), "{order:?}");
+            assert_eq!(
+                stream.peer_addr().unwrap(),
+                live.local_addr().unwrap(),
+                "{order:?}"
+            );
             let (accepted, _) = live.accept().unwrap();
             assert_eq!(accepted.peer_addr().unwrap(), stream.local_addr().unwrap());
         }
@@ -42,8 +55,13 @@ fn the_connect_timeout_is_separate_from_the_io_timeout() {
     let options = Options::default()
         .timeout(Duration::from_secs(120))
         .connect_timeout(Duration::from_millis(800));
-    let error = Connection::connect("127.0.0.1", hole.addr().port(), Security::None, &options).unwrap_err();
-    let Error::Timeout(Expired::Timeout { after, awaiting: Awaiting::Connect }) = error else {
+    let error =
+        Connection::connect("127.0.0.1", hole.addr().port(), Security::None, &options).unwrap_err();
+    let Error::Timeout(Expired::Timeout {
+        after,
+        awaiting: Awaiting::Connect,
+    }) = error
+    else {
         panic!("{error:?}");
     };
     assert_eq!(after, Duration::from_millis(800));
@@ -61,13 +79,16 @@ fn the_source_address_is_used_and_restricts_the_family() {
     let (_, peer) = live.accept().unwrap();
     assert_eq!(peer.ip(), source);
     let v6_only = Options::default().bind("::1".parse().unwrap());
-    let error = pop3_blocking::connect_addrs(vec![live.local_addr().unwrap()], &v6_only).unwrap_err();
+    let error =
+        pop3_blocking::connect_addrs(vec![live.local_addr().unwrap()], &v6_only).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
 }
 
 fn through(proxy: &FakeProxy, url_start: &str) -> Options {
     let proxy: Proxy = format!("{url_start}{}", proxy.addr()).parse().unwrap();
-    Options::default().timeout(Duration::from_secs(10)).proxy(proxy)
+    Options::default()
+        .timeout(Duration::from_secs(10))
+        .proxy(proxy)
 }
 
 fn socks_connect_name(host: &str, port: u16) -> Vec<u8> {
@@ -86,20 +107,89 @@ fn scripted_proxies_that_refuse_lie_or_reject_credentials() {
     let hello_auth = vec![5, 2, 0, 2];
     let auth = [&[1, 4][..], b"user", &[5], b"wrong"].concat();
     let cases: Vec<(&str, Vec<ProxyStep>, ProxyError)> = vec![
-        ("socks5h://", vec![Expect(hello.clone()), Send(vec![5, 0]), Expect(socks_connect_name("pop.example", 110)), Send(vec![5, 5, 0, 1, 0, 0, 0, 0, 0, 0])], ProxyError::Socks5Refused { code: 5 }),
-        ("socks5h://", vec![Expect(hello.clone()), Send(vec![4, 90])], ProxyError::Malformed("not a SOCKS5 method selection")),
-        ("socks5h://", vec![Expect(hello.clone()), Send(vec![5, 0]), Expect(socks_connect_name("pop.example", 110)), Send(vec![5, 0, 0, 1, 127]), ProxyStep::Close], ProxyError::Closed),
-        ("socks5h://user:wrong@", vec![Expect(hello_auth), Send(vec![5, 2]), Expect(auth), Send(vec![1, 1])], ProxyError::AuthenticationFailed),
-        ("socks5h://", vec![Expect(hello), Send(vec![5, 0xFF])], ProxyError::NoAcceptableMethod { offered: "none" }),
-        ("http://", vec![Expect(b"CONNECT pop.example:110 HTTP/1.1\r\nHost: pop.example:110\r\n\r\n".to_vec()), Send(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n".to_vec())], ProxyError::AuthenticationRequired),
-        ("http://", vec![Expect(b"CONNECT pop.example:110 HTTP/1.1\r\nHost: pop.example:110\r\n\r\n".to_vec()), Send(b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec())], ProxyError::HttpRefused { status: 403, reason: "Forbidden".to_owned() }),
-        ("http://", vec![Expect(b"CONNECT pop.example:110 HTTP/1.1\r\nHost: pop.example:110\r\n\r\n".to_vec()), Send(b"+OK I am no proxy\r\n\r\n".to_vec())], ProxyError::Malformed("the reply is not HTTP/1.x")),
+        (
+            "socks5h://",
+            vec![
+                Expect(hello.clone()),
+                Send(vec![5, 0]),
+                Expect(socks_connect_name("pop.example", 110)),
+                Send(vec![5, 5, 0, 1, 0, 0, 0, 0, 0, 0]),
+            ],
+            ProxyError::Socks5Refused { code: 5 },
+        ),
+        (
+            "socks5h://",
+            vec![Expect(hello.clone()), Send(vec![4, 90])],
+            ProxyError::Malformed("not a SOCKS5 method selection"),
+        ),
+        (
+            "socks5h://",
+            vec![
+                Expect(hello.clone()),
+                Send(vec![5, 0]),
+                Expect(socks_connect_name("pop.example", 110)),
+                Send(vec![5, 0, 0, 1, 127]),
+                ProxyStep::Close,
+            ],
+            ProxyError::Closed,
+        ),
+        (
+            "socks5h://user:wrong@",
+            vec![
+                Expect(hello_auth),
+                Send(vec![5, 2]),
+                Expect(auth),
+                Send(vec![1, 1]),
+            ],
+            ProxyError::AuthenticationFailed,
+        ),
+        (
+            "socks5h://",
+            vec![Expect(hello), Send(vec![5, 0xFF])],
+            ProxyError::NoAcceptableMethod { offered: "none" },
+        ),
+        (
+            "http://",
+            vec![
+                Expect(
+                    b"CONNECT pop.example:110 HTTP/1.1\r\nHost: pop.example:110\r\n\r\n".to_vec(),
+                ),
+                Send(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n".to_vec()),
+            ],
+            ProxyError::AuthenticationRequired,
+        ),
+        (
+            "http://",
+            vec![
+                Expect(
+                    b"CONNECT pop.example:110 HTTP/1.1\r\nHost: pop.example:110\r\n\r\n".to_vec(),
+                ),
+                Send(b"HTTP/1.1 403 Forbidden\r\n\r\n".to_vec()),
+            ],
+            ProxyError::HttpRefused {
+                status: 403,
+                reason: "Forbidden".to_owned(),
+            },
+        ),
+        (
+            "http://",
+            vec![
+                Expect(
+                    b"CONNECT pop.example:110 HTTP/1.1\r\nHost: pop.example:110\r\n\r\n".to_vec(),
+                ),
+                Send(b"+OK I am no proxy\r\n\r\n".to_vec()),
+            ],
+            ProxyError::Malformed("the reply is not HTTP/1.x"),
+        ),
     ];
     for (scheme, steps, expected) in cases {
         let proxy = FakeProxy::start(steps).unwrap();
         let options = through(&proxy, scheme);
         let error = Connection::connect("pop.example", 110, Security::None, &options).unwrap_err();
-        assert!(matches!(&error, Error::Proxy(e) if *e == expected), "{scheme}: {error:?}");
+        assert!(
+            matches!(&error, Error::Proxy(e) if *e == expected),
+            "{scheme}: {error:?}"
+        );
         drop(proxy.finish().unwrap());
     }
 }
@@ -120,7 +210,11 @@ fn an_idn_host_goes_to_the_proxy_and_to_tls_as_a_labels() {
         ",
     )
     .unwrap();
-    let server = ScriptedServer::builder(script).tls_config(ca.server_config()).implicit_tls().start().unwrap();
+    let server = ScriptedServer::builder(script)
+        .tls_config(ca.server_config())
+        .implicit_tls()
+        .start()
+        .unwrap();
     let proxy = FakeProxy::start(vec![
         ProxyStep::Expect(vec![5, 1, 0]),
         ProxyStep::Send(vec![5, 0]),
@@ -129,8 +223,11 @@ fn an_idn_host_goes_to_the_proxy_and_to_tls_as_a_labels() {
         ProxyStep::Tunnel(server.addr()),
     ])
     .unwrap();
-    let options = through(&proxy, "socks5h://")
-        .tls(TlsOptions::default().add_ca_pem(ca.certificate_pem().as_bytes()).unwrap());
+    let options = through(&proxy, "socks5h://").tls(
+        TlsOptions::default()
+            .add_ca_pem(ca.certificate_pem().as_bytes())
+            .unwrap(),
+    );
     let pop = Connection::connect("Bücher.example", 995, Security::Implicit, &options).unwrap();
     assert_eq!(pop.host(), Some(a_label));
     assert_eq!(pop.greeting().text, "tls");
@@ -145,7 +242,9 @@ fn real_proxies_reach_dovecot() {
     let (Some(proxies), Some(dovecot)) = (RealProxies::from_env(), DovecotPeer::from_env()) else {
         return;
     };
-    let tls = TlsOptions::default().add_ca_file(dovecot.certificate_path()).unwrap();
+    let tls = TlsOptions::default()
+        .add_ca_file(dovecot.certificate_path())
+        .unwrap();
     let auth = format!("{PROXY_USER}:{PROXY_PASSWORD}@");
     let urls = [
         format!("socks5://{}", proxies.socks),
@@ -155,7 +254,10 @@ fn real_proxies_reach_dovecot() {
         format!("http://{auth}{}", proxies.http_auth),
     ];
     for url in &urls {
-        for (security, addr) in [(Security::StartTls, dovecot.addr()), (Security::Implicit, dovecot.tls_addr())] {
+        for (security, addr) in [
+            (Security::StartTls, dovecot.addr()),
+            (Security::Implicit, dovecot.tls_addr()),
+        ] {
             let options = Options::default()
                 .timeout(Duration::from_secs(20))
                 .tls(tls.clone())
@@ -176,15 +278,34 @@ fn real_proxies_reject_bad_credentials() {
         return;
     };
     let cases = [
-        (format!("socks5h://{PROXY_USER}:wrong@{}", proxies.socks_auth), ProxyError::AuthenticationFailed),
-        (format!("socks5h://{}", proxies.socks_auth), ProxyError::NoAcceptableMethod { offered: "none" }),
-        (format!("http://{PROXY_USER}:wrong@{}", proxies.http_auth), ProxyError::AuthenticationFailed),
-        (format!("http://{}", proxies.http_auth), ProxyError::AuthenticationRequired),
+        (
+            format!("socks5h://{PROXY_USER}:wrong@{}", proxies.socks_auth),
+            ProxyError::AuthenticationFailed,
+        ),
+        (
+            format!("socks5h://{}", proxies.socks_auth),
+            ProxyError::NoAcceptableMethod { offered: "none" },
+        ),
+        (
+            format!("http://{PROXY_USER}:wrong@{}", proxies.http_auth),
+            ProxyError::AuthenticationFailed,
+        ),
+        (
+            format!("http://{}", proxies.http_auth),
+            ProxyError::AuthenticationRequired,
+        ),
     ];
     for (url, expected) in cases {
-        let options = Options::default().timeout(Duration::from_secs(20)).proxy(url.parse().unwrap());
-        let error = Connection::connect("localhost", dovecot.addr().port(), Security::None, &options).unwrap_err();
-        assert!(matches!(&error, Error::Proxy(e) if *e == expected), "{url}: {error:?}");
+        let options = Options::default()
+            .timeout(Duration::from_secs(20))
+            .proxy(url.parse().unwrap());
+        let error =
+            Connection::connect("localhost", dovecot.addr().port(), Security::None, &options)
+                .unwrap_err();
+        assert!(
+            matches!(&error, Error::Proxy(e) if *e == expected),
+            "{url}: {error:?}"
+        );
     }
 }
 
@@ -193,7 +314,9 @@ fn real_proxies_reject_bad_credentials() {
 #[test]
 fn the_greeting_right_behind_the_proxy_reply_is_not_lost() {
     let proxy = FakeProxy::start(vec![
-        ProxyStep::Expect(b"CONNECT h.example:110 HTTP/1.1\r\nHost: h.example:110\r\n\r\n".to_vec()),
+        ProxyStep::Expect(
+            b"CONNECT h.example:110 HTTP/1.1\r\nHost: h.example:110\r\n\r\n".to_vec(),
+        ),
         ProxyStep::Send(b"HTTP/1.1 200 OK\r\n\r\n+OK hello\r\n".to_vec()),
         ProxyStep::Expect(b"CAPA\r\n".to_vec()),
         ProxyStep::Send(b"+OK\r\nUSER\r\n.\r\n".to_vec()),
@@ -204,5 +327,8 @@ fn the_greeting_right_behind_the_proxy_reply_is_not_lost() {
     assert_eq!(pop.greeting().text, "hello");
     drop(pop);
     let received = proxy.finish().unwrap();
-    assert_eq!(received, b"CONNECT h.example:110 HTTP/1.1\r\nHost: h.example:110\r\n\r\nCAPA\r\n");
+    assert_eq!(
+        received,
+        b"CONNECT h.example:110 HTTP/1.1\r\nHost: h.example:110\r\n\r\nCAPA\r\n"
+    );
 }

@@ -298,11 +298,13 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
 }
 
 fn parse_proxy(text: &str) -> Result<pop3_blocking::Proxy, String> {
-    text.parse().map_err(|e: pop3_blocking::ProxyUrlError| e.to_string())
+    text.parse()
+        .map_err(|e: pop3_blocking::ProxyUrlError| e.to_string())
 }
 
 fn parse_trust(text: &str) -> Result<pop3_blocking::TrustStore, String> {
-    text.parse().map_err(|e: pop3_blocking::TrustStoreError| e.to_string())
+    text.parse()
+        .map_err(|e: pop3_blocking::TrustStoreError| e.to_string())
 }
 
 fn parse_connect_timeout(text: &str) -> Result<f64, String> {

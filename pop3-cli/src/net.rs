@@ -66,7 +66,11 @@ impl NetSettings {
             proxy,
             connect_timeout,
             bind: cli.bind.or(account.bind),
-            crl_file: cli.crl_file.clone().or(account.crl_file.clone()).map(expand_home),
+            crl_file: cli
+                .crl_file
+                .clone()
+                .or(account.crl_file.clone())
+                .map(expand_home),
             trust,
         })
     }

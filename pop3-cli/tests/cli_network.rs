@@ -16,7 +16,10 @@ use pop3_tests::{DovecotPeer, Script, ScriptedServer};
 
 fn pop3_hermetic() -> Command {
     let mut command = pop3();
-    command.env_remove("POP3_PROXY").env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    command
+        .env_remove("POP3_PROXY")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
     command
 }
 
@@ -32,11 +35,26 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// alice on Dovecot: `--tls implicit` on the POP3S port or `starttls` on the POP3 port.
 fn alice(peer: &DovecotPeer, implicit: bool) -> Vec<String> {
-    let (mode, addr) = if implicit { ("implicit", peer.tls_addr()) } else { ("starttls", peer.addr()) };
+    let (mode, addr) = if implicit {
+        ("implicit", peer.tls_addr())
+    } else {
+        ("starttls", peer.addr())
+    };
     [
-        "--host", "localhost", "--port", &addr.port().to_string(), "--tls", mode,
-        "--ca-file", peer.certificate_path().to_str().unwrap(),
-        "--user", "alice", "--password-env", "POP3_TEST_PASSWORD", "--timeout", "30",
+        "--host",
+        "localhost",
+        "--port",
+        &addr.port().to_string(),
+        "--tls",
+        mode,
+        "--ca-file",
+        peer.certificate_path().to_str().unwrap(),
+        "--user",
+        "alice",
+        "--password-env",
+        "POP3_TEST_PASSWORD",
+        "--timeout",
+        "30",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -55,20 +73,51 @@ fn stat_through_each_real_proxy_over_pop3_and_pop3s() {
         return;
     };
     let dir = temp_dir("proxies");
-    let with_auth = |scheme: &str, addr| format!("{scheme}://{PROXY_USER}:{}@{addr}", PROXY_PASSWORD.replace('-', "%2D"));
+    let with_auth = |scheme: &str, addr| {
+        format!(
+            "{scheme}://{PROXY_USER}:{}@{addr}",
+            PROXY_PASSWORD.replace('-', "%2D")
+        )
+    };
     for implicit in [true, false] {
         // On the command line, without credentials.
-        for url in [format!("socks5://{}", proxies.socks), format!("socks5h://{}", proxies.socks), format!("http://{}", proxies.http)] {
-            let run = run_cmd(pop3_hermetic().args(alice(&peer, implicit)).args(["--proxy", &url, "stat"]));
+        for url in [
+            format!("socks5://{}", proxies.socks),
+            format!("socks5h://{}", proxies.socks),
+            format!("http://{}", proxies.http),
+        ] {
+            let run = run_cmd(
+                pop3_hermetic()
+                    .args(alice(&peer, implicit))
+                    .args(["--proxy", &url, "stat"]),
+            );
             run.expect_code(0);
-            assert!(run.stdout_str().starts_with("1000 "), "{url}: {}", run.stdout_str());
+            assert!(
+                run.stdout_str().starts_with("1000 "),
+                "{url}: {}",
+                run.stdout_str()
+            );
         }
         // With credentials: from the config file's `proxy` key, and from POP3_PROXY.
-        for url in [with_auth("socks5h", proxies.socks_auth), with_auth("http", proxies.http_auth)] {
+        for url in [
+            with_auth("socks5h", proxies.socks_auth),
+            with_auth("http", proxies.http_auth),
+        ] {
             let config = write_config(&dir, &format!("[accounts.a]\nproxy = \"{url}\"\n"));
-            let run = run_cmd(pop3_hermetic().args(alice(&peer, implicit)).args(["--config", config.to_str().unwrap(), "--account", "a", "stat"]));
+            let run = run_cmd(pop3_hermetic().args(alice(&peer, implicit)).args([
+                "--config",
+                config.to_str().unwrap(),
+                "--account",
+                "a",
+                "stat",
+            ]));
             run.expect_code(0);
-            let run = run_cmd(pop3_hermetic().env("POP3_PROXY", &url).args(alice(&peer, implicit)).arg("stat"));
+            let run = run_cmd(
+                pop3_hermetic()
+                    .env("POP3_PROXY", &url)
+                    .args(alice(&peer, implicit))
+                    .arg("stat"),
+            );
             run.expect_code(0);
             assert!(run.stdout_str().starts_with("1000 "), "{url}");
         }
@@ -82,14 +131,28 @@ fn proxy_refusals_are_network_errors_with_the_reason() {
         return;
     };
     let cases = [
-        (format!("socks5://{PROXY_USER}:wrong@{}", proxies.socks_auth), "rejected the user name or password"),
-        (format!("http://{}", proxies.http_auth), "requires authentication"),
+        (
+            format!("socks5://{PROXY_USER}:wrong@{}", proxies.socks_auth),
+            "rejected the user name or password",
+        ),
+        (
+            format!("http://{}", proxies.http_auth),
+            "requires authentication",
+        ),
     ];
     for (url, message) in cases {
-        let run = run_cmd(pop3_hermetic().args(alice(&peer, true)).args(["--proxy", &url, "stat"]));
+        let run = run_cmd(
+            pop3_hermetic()
+                .args(alice(&peer, true))
+                .args(["--proxy", &url, "stat"]),
+        );
         run.expect_code(3);
         assert!(run.stderr.contains(message), "{url}: {}", run.stderr);
-        assert!(!run.stderr.contains("wrong"), "the proxy password is not shown: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("wrong"),
+            "the proxy password is not shown: {}",
+            run.stderr
+        );
     }
     let run = run(&["--host", "h", "--proxy", "socks4://h", "stat"]);
     run.expect_code(2);
@@ -103,7 +166,12 @@ fn the_connect_timeout_ends_a_connect_to_an_address_that_never_answers() {
     args.extend(["--timeout", "300", "--connect-timeout", "0.5"].map(str::to_owned));
     let run = run_cmd(pop3_hermetic().args(&args).arg("stat"));
     run.expect_code(3);
-    assert!(run.stderr.contains("timed out after 0.5 s waiting for the connection"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("timed out after 0.5 s waiting for the connection"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A server that answers CAPA and QUIT: what `pop3 capa` needs.
@@ -135,8 +203,22 @@ fn crl_file_refuses_a_revoked_certificate() {
     std::fs::write(&crl_file, &ca.crl_pem).unwrap();
     for (config, revoked) in [(ca.revoked.clone(), true), (ca.good.clone(), false)] {
         let script = capa_script();
-        let server = ScriptedServer::builder(script).tls_config(config).implicit_tls().start().unwrap();
-        let args = ["--host", "localhost", "--port", &server.port().to_string(), "--ca-file", ca_file.to_str().unwrap(), "--crl-file", crl_file.to_str().unwrap(), "capa"];
+        let server = ScriptedServer::builder(script)
+            .tls_config(config)
+            .implicit_tls()
+            .start()
+            .unwrap();
+        let args = [
+            "--host",
+            "localhost",
+            "--port",
+            &server.port().to_string(),
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+            "--crl-file",
+            crl_file.to_str().unwrap(),
+            "capa",
+        ];
         let run = run_cmd(pop3_hermetic().args(args));
         if revoked {
             run.expect_code(3);
@@ -146,7 +228,13 @@ fn crl_file_refuses_a_revoked_certificate() {
         }
         drop(server.finish());
     }
-    let run = run(&["--host", "h", "--crl-file", ca_file.to_str().unwrap(), "capa"]);
+    let run = run(&[
+        "--host",
+        "h",
+        "--crl-file",
+        ca_file.to_str().unwrap(),
+        "capa",
+    ]);
     run.expect_code(2);
     assert!(run.stderr.contains("no CRL"), "{}", run.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -161,7 +249,13 @@ fn trust_chooses_the_root_store() {
     };
     let cert = peer.certificate_path();
     let base = [
-        "--host", "localhost", "--port", &peer.tls_addr().port().to_string(), "--timeout", "30", "capa",
+        "--host",
+        "localhost",
+        "--port",
+        &peer.tls_addr().port().to_string(),
+        "--timeout",
+        "30",
+        "capa",
     ];
     let with_store = |trust: Option<&str>| {
         let mut command = pop3_hermetic();

@@ -128,7 +128,10 @@ impl HappyEyeballs {
         }
         if self.running == 0 {
             return Step::Failed(self.last_error.take().unwrap_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "the host name has no usable address")
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the host name has no usable address",
+                )
             }));
         }
         let wake = match (more, self.deadline) {
@@ -169,17 +172,26 @@ mod tests {
     fn starts_are_staggered_and_a_failure_starts_the_next_at_once() {
         let t0 = Instant::now();
         let addrs = vec![addr("[::1]:1"), addr("127.0.0.1:1"), addr("[::2]:1")];
-        let mut race = HappyEyeballs::new(addrs, CONNECTION_ATTEMPT_DELAY, Duration::from_secs(5), t0);
+        let mut race =
+            HappyEyeballs::new(addrs, CONNECTION_ATTEMPT_DELAY, Duration::from_secs(5), t0);
         assert!(matches!(race.poll(t0), Step::Start(a) if a == addr("[::1]:1")));
-        let Step::Wait(until) = race.poll(t0) else { panic!() };
+        let Step::Wait(until) = race.poll(t0) else {
+            panic!()
+        };
         assert_eq!(until, t0 + CONNECTION_ATTEMPT_DELAY);
         let t1 = t0 + CONNECTION_ATTEMPT_DELAY;
         assert!(matches!(race.poll(t1), Step::Start(a) if a == addr("127.0.0.1:1")));
         let t2 = t1 + Duration::from_millis(10);
-        race.failed(addr("127.0.0.1:1"), io::ErrorKind::ConnectionRefused.into(), t2);
+        race.failed(
+            addr("127.0.0.1:1"),
+            io::ErrorKind::ConnectionRefused.into(),
+            t2,
+        );
         assert!(matches!(race.poll(t2), Step::Start(a) if a == addr("[::2]:1")));
         assert_eq!(race.running(), 2);
-        let Step::Wait(until) = race.poll(t2) else { panic!() };
+        let Step::Wait(until) = race.poll(t2) else {
+            panic!()
+        };
         assert_eq!(until, t0 + Duration::from_secs(5));
         let end = t0 + Duration::from_secs(5);
         assert!(matches!(race.poll(end), Step::Failed(e) if e.kind() == io::ErrorKind::TimedOut));
@@ -188,11 +200,27 @@ mod tests {
     #[test]
     fn all_failed_reports_the_last_failure() {
         let t0 = Instant::now();
-        let mut race = HappyEyeballs::new(vec![addr("127.0.0.1:1")], CONNECTION_ATTEMPT_DELAY, Duration::from_secs(5), t0);
+        let mut race = HappyEyeballs::new(
+            vec![addr("127.0.0.1:1")],
+            CONNECTION_ATTEMPT_DELAY,
+            Duration::from_secs(5),
+            t0,
+        );
         assert!(matches!(race.poll(t0), Step::Start(_)));
-        race.failed(addr("127.0.0.1:1"), io::ErrorKind::ConnectionRefused.into(), t0);
-        assert!(matches!(race.poll(t0), Step::Failed(e) if e.kind() == io::ErrorKind::ConnectionRefused));
-        let mut empty = HappyEyeballs::new(Vec::new(), CONNECTION_ATTEMPT_DELAY, Duration::from_secs(5), t0);
+        race.failed(
+            addr("127.0.0.1:1"),
+            io::ErrorKind::ConnectionRefused.into(),
+            t0,
+        );
+        assert!(
+            matches!(race.poll(t0), Step::Failed(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+        );
+        let mut empty = HappyEyeballs::new(
+            Vec::new(),
+            CONNECTION_ATTEMPT_DELAY,
+            Duration::from_secs(5),
+            t0,
+        );
         assert!(matches!(empty.poll(t0), Step::Failed(e) if e.kind() == io::ErrorKind::NotFound));
     }
 
@@ -201,7 +229,10 @@ mod tests {
         let v4 = [addr("10.0.0.1:1"), addr("10.0.0.2:1")];
         let v6 = [addr("[fe80::1]:1"), addr("[fe80::2]:1")];
         let mixed = vec![v4[0], v4[1], v6[0], v6[1], v4[0]];
-        assert_eq!(interleave(mixed.clone(), None), vec![v4[0], v6[0], v4[1], v6[1]]);
+        assert_eq!(
+            interleave(mixed.clone(), None),
+            vec![v4[0], v6[0], v4[1], v6[1]]
+        );
         let bind: IpAddr = "::1".parse().unwrap();
         assert_eq!(interleave(mixed, Some(bind)), vec![v6[0], v6[1]]);
     }

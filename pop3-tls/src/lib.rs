@@ -47,9 +47,9 @@ use rustls::{ClientConfig, RootCertStore};
 
 pub use error::{ConnectionError, scram_nonce, server_name};
 pub use idn::ascii_host;
+pub use pop3_proto;
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyUrlError};
 pub use roots::{TrustStore, TrustStoreError};
-pub use pop3_proto;
 pub use session::Session;
 pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
 pub use words::{CertificateInfo, CertificateParseError, describe_error};
@@ -447,8 +447,8 @@ impl TlsOptions {
                     .allow_unknown_revocation_status();
             }
             let verifier = builder
-                    .build()
-                    .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+                .build()
+                .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
             Some(verifier)
         } else {
             None

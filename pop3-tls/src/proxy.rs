@@ -169,7 +169,9 @@ pub enum ProxyUrlError {
     #[error("the proxy URL's user name or password has a bad %-escape")]
     Escape,
     /// A path, query or fragment after the authority.
-    #[error("the proxy URL has a path, query or fragment; only scheme://[user[:password]@]host[:port]")]
+    #[error(
+        "the proxy URL has a path, query or fragment; only scheme://[user[:password]@]host[:port]"
+    )]
     Path,
 }
 
@@ -407,7 +409,9 @@ impl ProxyHandshake {
             }
             if !socks && user.contains(':') {
                 // RFC 7617: the user-id of basic authentication cannot contain a colon.
-                return Err(ProxyError::ControlCharacter("the proxy user name (a colon)"));
+                return Err(ProxyError::ControlCharacter(
+                    "the proxy user name (a colon)",
+                ));
             }
         }
         let mut handshake = Self {
@@ -568,10 +572,14 @@ impl ProxyHandshake {
                     return Err(ProxyError::Socks5Refused { code });
                 }
                 if input.get(2).is_some_and(|&r| r != 0) {
-                    return Err(ProxyError::Malformed("the reserved byte of the reply is set"));
+                    return Err(ProxyError::Malformed(
+                        "the reserved byte of the reply is set",
+                    ));
                 }
                 if input.get(3).is_some_and(|t| ![1, 3, 4].contains(t)) {
-                    return Err(ProxyError::Malformed("an unknown address type in the reply"));
+                    return Err(ProxyError::Malformed(
+                        "an unknown address type in the reply",
+                    ));
                 }
                 if input.len() >= 5 && input.len() == self.socks_reply_len() {
                     self.input.clear();
@@ -654,7 +662,9 @@ impl ProxyHandshake {
             .get(1..5)
             .filter(|s| s[0] == b' ' && s[1..].iter().all(u8::is_ascii_digit))
             .filter(|_| rest.get(5).is_none_or(|&b| b == b' '))
-            .ok_or(ProxyError::Malformed("the status line has no 3-digit status"))?;
+            .ok_or(ProxyError::Malformed(
+                "the status line has no 3-digit status",
+            ))?;
         let status: u16 = status[1..]
             .iter()
             .fold(0, |n, d| n * 10 + u16::from(d - b'0'));

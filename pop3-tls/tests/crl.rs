@@ -22,13 +22,18 @@ fn server(config: Arc<ServerConfig>) -> ScriptedServer {
         ",
     )
     .unwrap();
-    ScriptedServer::builder(script).tls_config(config).implicit_tls().start().unwrap()
+    ScriptedServer::builder(script)
+        .tls_config(config)
+        .implicit_tls()
+        .start()
+        .unwrap()
 }
 
 fn connect(config: Arc<ServerConfig>, tls: TlsOptions) -> Result<(), Error> {
     let server = server(config);
     let options = Options::default().timeout(Duration::from_secs(10)).tls(tls);
-    let result = Connection::connect("localhost", server.port(), Security::Implicit, &options).map(drop);
+    let result =
+        Connection::connect("localhost", server.port(), Security::Implicit, &options).map(drop);
     drop(server.finish());
     result
 }
@@ -36,13 +41,20 @@ fn connect(config: Arc<ServerConfig>, tls: TlsOptions) -> Result<(), Error> {
 #[test]
 fn a_revoked_certificate_is_refused_and_the_others_are_not() {
     let ca = RevokingCa::generate().unwrap();
-    let trusting = TlsOptions::default().add_ca_pem(ca.ca_pem.as_bytes()).unwrap();
+    let trusting = TlsOptions::default()
+        .add_ca_pem(ca.ca_pem.as_bytes())
+        .unwrap();
     let with_crl = trusting.clone().add_crl_pem(ca.crl_pem.as_bytes()).unwrap();
 
     connect(ca.revoked.clone(), trusting.clone()).expect("without the CRL the certificate is fine");
     let error = connect(ca.revoked.clone(), with_crl.clone()).unwrap_err();
     assert!(
-        matches!(&error, Error::Tls(pop3_tests::rustls::Error::InvalidCertificate(CertificateError::Revoked))),
+        matches!(
+            &error,
+            Error::Tls(pop3_tests::rustls::Error::InvalidCertificate(
+                CertificateError::Revoked
+            ))
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("revoked"), "{error}");
@@ -71,7 +83,9 @@ fn crl_files_are_checked_when_added() {
     std::fs::write(&not_pem, "hello").unwrap();
     let error = TlsOptions::default().add_crl_file(&not_pem).unwrap_err();
     assert!(error.to_string().contains("no CRL"), "{error}");
-    let error = TlsOptions::default().add_crl_file(dir.join("missing.pem")).unwrap_err();
+    let error = TlsOptions::default()
+        .add_crl_file(dir.join("missing.pem"))
+        .unwrap_err();
     assert!(error.to_string().contains("missing.pem"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

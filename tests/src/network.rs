@@ -153,7 +153,9 @@ impl RealProxies {
         }
         let get = |var: &str| -> Result<SocketAddr, String> {
             let text = std::env::var(var).map_err(|_| format!("{var} is not set"))?;
-            let addr: SocketAddr = text.parse().map_err(|_| format!("{var}={text:?} is not an address"))?;
+            let addr: SocketAddr = text
+                .parse()
+                .map_err(|_| format!("{var}={text:?} is not an address"))?;
             TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 .map_err(|e| format!("{var}={addr}: {e}"))?;
             Ok(addr)
@@ -248,9 +250,9 @@ impl RevokingCa {
     /// Generates it all.
     pub fn generate() -> Result<RevokingCa, KitError> {
         use rcgen::{
-            BasicConstraints, CertificateParams, CertificateRevocationListParams, IsCa, KeyIdMethod,
-            KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
-            date_time_ymd,
+            BasicConstraints, CertificateParams, CertificateRevocationListParams, IsCa,
+            KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
+            SerialNumber, date_time_ymd,
         };
         use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
         let rc = |e: rcgen::Error| KitError::Usage(format!("rcgen: {e}"));
@@ -268,21 +270,23 @@ impl RevokingCa {
         let ca_key = KeyPair::generate().map_err(rc)?;
         let ca = ca_params.self_signed(&ca_key).map_err(rc)?;
         let leaf = |serial: u64| -> Result<Arc<rustls::ServerConfig>, KitError> {
-            let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .map_err(rc)?;
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .map_err(rc)?;
             params.serial_number = Some(SerialNumber::from(serial));
             params.use_authority_key_identifier_extension = true;
             let key = KeyPair::generate().map_err(rc)?;
             let cert = params.signed_by(&key, &ca, &ca_key).map_err(rc)?;
-            let config = rustls::ServerConfig::builder_with_provider(pop3_demo_server::crypto_provider())
-                .with_safe_default_protocol_versions()
-                .map_err(tls)?
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone(), ca.der().clone()],
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-                )
-                .map_err(tls)?;
+            let config =
+                rustls::ServerConfig::builder_with_provider(pop3_demo_server::crypto_provider())
+                    .with_safe_default_protocol_versions()
+                    .map_err(tls)?
+                    .with_no_client_auth()
+                    .with_single_cert(
+                        vec![cert.der().clone(), ca.der().clone()],
+                        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                    )
+                    .map_err(tls)?;
             Ok(Arc::new(config))
         };
         let crl = |revoked: Vec<u64>| -> Result<String, KitError> {
@@ -302,7 +306,11 @@ impl RevokingCa {
                     .collect(),
                 key_identifier_method: KeyIdMethod::Sha256,
             };
-            params.signed_by(&ca, &ca_key).map_err(rc)?.pem().map_err(rc)
+            params
+                .signed_by(&ca, &ca_key)
+                .map_err(rc)?
+                .pem()
+                .map_err(rc)
         };
         Ok(RevokingCa {
             ca_pem: ca.pem(),
