@@ -145,11 +145,14 @@ impl HappyEyeballs {
         Step::Wait(wake)
     }
 
-    /// The attempt to `addr` failed: the next address is tried at once (RFC 8305 §5).
+    /// The attempt to `addr` failed: the next address is tried at once (RFC 8305 §5). When
+    /// all fail, [`poll`](Self::poll) returns the last error as it is (the adapters add the
+    /// host and port).
     pub fn failed(&mut self, addr: SocketAddr, error: io::Error, now: Instant) {
         self.running = self.running.saturating_sub(1);
         self.next_start = now;
-        self.last_error = Some(io::Error::new(error.kind(), format!("{addr}: {error}")));
+        tracing::debug!(target: crate::TRACE_TARGET, "connecting to {addr}: {error}");
+        self.last_error = Some(error);
     }
 
     /// How many attempts are running.
