@@ -124,7 +124,7 @@ pub(crate) struct Cli {
     pub(crate) crl_file: Option<PathBuf>,
 
     /// The root certificates to trust: the Mozilla roots built in, the system's store, or
-    /// both [default: both].
+    /// both [default: mozilla].
     #[arg(long, value_name = "STORE", value_parser = parse_trust)]
     pub(crate) trust: Option<pop3_blocking::TrustStore>,
 

@@ -16,8 +16,8 @@ use crate::error::CliError;
 /// `proxy` is set: a way to keep a proxy password out of the process list and the config.
 pub(crate) const PROXY_ENV: &str = "POP3_PROXY";
 
-/// The CLI's default trust store: both the Mozilla roots and the system's (see the README).
-pub(crate) const DEFAULT_TRUST: TrustStore = TrustStore::Both;
+/// The CLI's default trust store: the Mozilla roots built in (see the README for why).
+pub(crate) const DEFAULT_TRUST: TrustStore = TrustStore::Mozilla;
 
 #[derive(Debug, Default)]
 pub(crate) struct NetSettings {
