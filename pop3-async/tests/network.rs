@@ -256,3 +256,44 @@ async fn real_proxies_reject_bad_credentials() {
         );
     }
 }
+
+/// dante refuses a destination its rules forbid (reply 2), tinyproxy a port it does not allow
+/// (403).
+#[tokio::test]
+async fn real_proxies_refuse_what_their_rules_forbid() {
+    let Some(proxies) = RealProxies::from_env() else {
+        return;
+    };
+    let through = |url: String| {
+        Options::default()
+            .timeout(Duration::from_secs(20))
+            .proxy(url.parse().unwrap())
+    };
+    let error = Connection::connect(
+        "192.0.2.7",
+        995,
+        Security::Implicit,
+        &through(format!("socks5h://{}", proxies.socks)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::Proxy(ProxyError::Socks5Refused { code: 2 })),
+        "{error:?}"
+    );
+    let error = Connection::connect(
+        "localhost",
+        22,
+        Security::None,
+        &through(format!("http://{}", proxies.http)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Proxy(ProxyError::HttpRefused { status: 403, .. })
+        ),
+        "{error:?}"
+    );
+}

@@ -332,3 +332,65 @@ fn the_greeting_right_behind_the_proxy_reply_is_not_lost() {
         b"CONNECT h.example:110 HTTP/1.1\r\nHost: h.example:110\r\n\r\nCAPA\r\n"
     );
 }
+
+/// The real proxies refuse what their rules forbid: dante a destination outside 127.0.0.0/8
+/// (SOCKS5 reply 2, "not allowed by ruleset"), tinyproxy a CONNECT to a port it does not
+/// allow (403). And a proxy that is not there is an I/O error that names it.
+#[test]
+fn real_proxies_refuse_what_their_rules_forbid() {
+    let Some(proxies) = RealProxies::from_env() else {
+        return;
+    };
+    let options = |url: String| {
+        Options::default()
+            .timeout(Duration::from_secs(20))
+            .proxy(url.parse().unwrap())
+    };
+    let error = Connection::connect(
+        "192.0.2.1",
+        110,
+        Security::None,
+        &options(format!("socks5://{}", proxies.socks)),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::Proxy(ProxyError::Socks5Refused { code: 2 })),
+        "{error:?}"
+    );
+    let error = Connection::connect(
+        "127.0.0.1",
+        25,
+        Security::None,
+        &options(format!("http://{}", proxies.http)),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Proxy(ProxyError::HttpRefused { status: 403, .. })
+        ),
+        "{error:?}"
+    );
+
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let error = Connection::connect(
+        "pop.example",
+        995,
+        Security::Implicit,
+        &options(format!("socks5h://{closed}")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("proxy socks5h://{closed}")),
+        "{error}"
+    );
+}

@@ -270,7 +270,11 @@ fn trust_chooses_the_root_store() {
     for default_or_mozilla in [None, Some("mozilla")] {
         let run = with_store(default_or_mozilla);
         run.expect_code(3);
-        assert!(run.stderr.contains("not signed by an authority we trust"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("not signed by an authority we trust"),
+            "{}",
+            run.stderr
+        );
     }
     run_cmd(pop3_hermetic().args(["--trust", "nss"]).args(base)).expect_code(2);
 }

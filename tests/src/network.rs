@@ -29,8 +29,9 @@ pub const PROXY_PASSWORD: &str = "proxy-secret";
 /// One step of a [`FakeProxy`].
 #[derive(Debug, Clone)]
 pub enum ProxyStep {
-    /// Read exactly these bytes (the test compares them afterwards: see
-    /// [`FakeProxy::finish`]).
+    /// Read exactly these bytes: anything else ends the script with an error (from
+    /// [`FakeProxy::finish`]); the client closing before all came ends it quietly (the bytes
+    /// that came are in what `finish` returns).
     Expect(Vec<u8>),
     /// Send these bytes.
     Send(Vec<u8>),
@@ -70,8 +71,16 @@ impl FakeProxy {
                             }
                             got += n;
                         }
-                        let mut log = record.lock().unwrap_or_else(PoisonError::into_inner);
-                        log.extend_from_slice(&buf[..got]);
+                        record
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .extend_from_slice(&buf[..got]);
+                        if buf[..got] != bytes[..got] {
+                            return Err(KitError::Usage(format!(
+                                "the fake proxy expected {bytes:?}, got {:?}",
+                                &buf[..got]
+                            )));
+                        }
                         if got < buf.len() {
                             return Ok(());
                         }
