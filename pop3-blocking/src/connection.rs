@@ -315,8 +315,8 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
-/// Connects to the first address of `host` that answers within the timeout, and sets the
-/// read and write timeouts.
+/// Connects to `host` as the options say (see [`crate::dial`]: Happy Eyeballs, source
+/// address, proxy), and sets the read and write timeouts.
 fn connect_tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream, Error> {
     let tcp = crate::dial::dial(host, port, options)?;
     tcp.set_read_timeout(Some(options.timeout))?;

@@ -18,6 +18,11 @@
 //!   checks, as mpop's `--tls-fingerprint` does. A mismatch is a [`PinMismatch`].
 //!
 //! [`describe_error`] turns a rustls error into plain words for people.
+//!
+//! The network path is decided here too, sans-IO, for both adapters to drive: [`proxy`]
+//! (SOCKS5 and HTTP CONNECT handshakes), [`connect`] (the Happy Eyeballs schedule),
+//! [`ascii_host`] (IDN host names to A-labels), CRLs ([`TlsOptions::add_crl_file`]) and the
+//! choice of root store ([`TrustStore`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -102,8 +107,8 @@ pub enum Security {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The limit for connecting, the TLS handshake, each write, and each wait for a status
-    /// line (default 60 s). A status line (the greeting, a reply's first line) must be
+    /// The limit for connecting (unless [`connect_timeout`](Self::connect_timeout) is set),
+    /// the TLS handshake, each write, and each wait for a status line (default 60 s). A status line (the greeting, a reply's first line) must be
     /// complete within it, counted from when the wait began: a server trickling bytes cannot
     /// stretch it. Within a multi-line reply it bounds a complete stall; the pace is the
     /// business of [`speed_limit`](Self::speed_limit). Must not be zero. See
