@@ -110,9 +110,9 @@ pub struct Options {
     /// The limit for connecting (unless [`connect_timeout`](Self::connect_timeout) is set),
     /// the TLS handshake, each write, and each wait for a status line (default 60 s). A
     /// status line (the greeting, a reply's first line) must be complete within it, counted
-    /// from when the wait began: a server trickling bytes cannot stretch it. Within a multi-line reply it bounds a complete stall; the pace is the
-    /// business of [`speed_limit`](Self::speed_limit). Must not be zero. See
-    /// [`pop3_proto::timing`].
+    /// from when the wait began: a server trickling bytes cannot stretch it. Within a
+    /// multi-line reply it bounds a complete stall; the pace is the business of
+    /// [`speed_limit`](Self::speed_limit). Must not be zero. See [`pop3_proto::timing`].
     pub timeout: Duration,
     /// The low-speed limit of a multi-line reply (a body or a listing), in bytes per second
     /// averaged over [`speed_time`](Self::speed_time), as curl's `--speed-limit`: fewer bytes
