@@ -278,3 +278,110 @@ fn trust_chooses_the_root_store() {
     }
     run_cmd(pop3_hermetic().args(["--trust", "nss"]).args(base)).expect_code(2);
 }
+
+/// The config keys `connect-timeout`, `bind`, `trust` and `crl-file` do what their flags do.
+#[test]
+fn the_network_config_keys() {
+    let dir = temp_dir("keys");
+    let hole = BlackHole::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let config = write_config(
+        &dir,
+        "[accounts.a]\nconnect-timeout = 0.5\nbind = \"127.0.0.1\"\n",
+    );
+    let mut args = plain_args(hole.addr().port());
+    args.extend(["--config", config.to_str().unwrap(), "--account", "a"].map(str::to_owned));
+    let run = run_cmd(pop3_hermetic().args(&args).arg("stat"));
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("timed out after 0.5 s waiting for the connection"),
+        "{}",
+        run.stderr
+    );
+
+    let ca = RevokingCa::generate().unwrap();
+    let (ca_file, crl_file) = (dir.join("ca.pem"), dir.join("crl.pem"));
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    std::fs::write(&crl_file, &ca.crl_pem).unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "[accounts.a]\nhost = \"localhost\"\ntrust = \"system\"\ncrl-file = {:?}\n",
+            crl_file.to_str().unwrap()
+        ),
+    );
+    for (server_config, expected) in [(ca.good.clone(), 0), (ca.revoked.clone(), 3)] {
+        let server = ScriptedServer::builder(capa_script())
+            .tls_config(server_config)
+            .implicit_tls()
+            .start()
+            .unwrap();
+        let port = server.port().to_string();
+        let run = run_cmd(pop3_hermetic().env("SSL_CERT_FILE", &ca_file).args([
+            "--config",
+            config.to_str().unwrap(),
+            "--account",
+            "a",
+            "--port",
+            &port,
+            "capa",
+        ]));
+        run.expect_code(expected);
+        if expected == 3 {
+            assert!(run.stderr.contains("revoked"), "{}", run.stderr);
+        }
+        drop(server.finish());
+    }
+    let config = write_config(&dir, "[accounts.a]\nhost = \"h\"\ntrust = \"nss\"\n");
+    common::run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--account",
+        "a",
+        "capa",
+    ])
+    .expect_code(2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A Unicode `--host` reaches the proxy and TLS as A-labels: the fake SOCKS5 proxy checks
+/// the name it is sent, and the certificate names only the A-label.
+#[test]
+fn an_idn_host_on_the_command_line() {
+    use pop3_tests::network::{FakeProxy, ProxyStep};
+    use pop3_tests::{CertSpec, TestCa};
+    let a_label = "xn--caf-dma.example";
+    let ca = TestCa::generate_with(&CertSpec::new().names(&[a_label])).unwrap();
+    let dir = temp_dir("idn");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.certificate_pem()).unwrap();
+    let server = ScriptedServer::builder(capa_script())
+        .tls_config(ca.server_config())
+        .implicit_tls()
+        .start()
+        .unwrap();
+    let mut request = vec![5, 1, 0, 3, u8::try_from(a_label.len()).unwrap()];
+    request.extend_from_slice(a_label.as_bytes());
+    request.extend_from_slice(&995u16.to_be_bytes());
+    let proxy = FakeProxy::start(vec![
+        ProxyStep::Expect(vec![5, 1, 0]),
+        ProxyStep::Send(vec![5, 0]),
+        ProxyStep::Expect(request),
+        ProxyStep::Send(vec![5, 0, 0, 1, 127, 0, 0, 1, 0, 0]),
+        ProxyStep::Tunnel(server.addr()),
+    ])
+    .unwrap();
+    let run = run_cmd(pop3_hermetic().args([
+        "--host",
+        "café.example",
+        "--proxy",
+        &format!("socks5h://{}", proxy.addr()),
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+        "capa",
+    ]));
+    run.expect_code(0);
+    server.finish().unwrap().assert_complete();
+    proxy.finish().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -317,8 +317,9 @@ pub enum ProxyError {
     /// name longer than 255 bytes: nothing was sent.
     #[error("{0} is too long (or empty) for a SOCKS5 request")]
     TooLong(&'static str),
-    /// A host name or credential containing CR, LF or NUL: nothing was sent.
-    #[error("{0} contains a control character")]
+    /// A host name with a control character or space, a credential with CR, LF or NUL, or an
+    /// HTTP basic-authentication user name with a colon (RFC 7617): nothing was sent.
+    #[error("{0} contains a character the proxy protocol cannot carry")]
     ControlCharacter(&'static str),
 }
 
