@@ -363,3 +363,74 @@ fn proxy_urls_parse_decode_and_redact() {
         assert_eq!(url.parse::<Proxy>(), Err(error), "{url}");
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_proxy() -> impl Strategy<Value = Proxy> {
+        prop_oneof![
+            Just("socks5h://proxy"),
+            Just("socks5h://u:p@proxy"),
+            Just("http://proxy"),
+            Just("http://u:p@proxy"),
+        ]
+        .prop_map(|url| url.parse().unwrap())
+    }
+
+    proptest! {
+        /// Whatever a proxy answers, in whatever pieces: no panic, never a byte accepted
+        /// beyond `read_size`, and a tunnel only after a reply the protocol allows.
+        #[test]
+        fn any_reply_is_handled_within_bounds(
+            proxy in any_proxy(),
+            reply in proptest::collection::vec(any::<u8>(), 0..64),
+            chunks in proptest::collection::vec(1usize..8, 1..16),
+        ) {
+            let mut handshake = ProxyHandshake::new(&proxy, name("pop.example", 995)).unwrap();
+            let mut rest = &reply[..];
+            let mut sent = Vec::new();
+            for chunk in chunks.iter().cycle().take(200) {
+                handshake.poll_transmit(&mut sent);
+                if handshake.is_done() || rest.is_empty() {
+                    break;
+                }
+                let n = handshake.read_size().min(*chunk).min(rest.len());
+                prop_assert!(n > 0);
+                if handshake.handle_input(&rest[..n]).is_err() {
+                    prop_assert_eq!(handshake.read_size(), 0);
+                    break;
+                }
+                rest = &rest[n..];
+            }
+            if handshake.is_done() {
+                let consumed = &reply[..reply.len() - rest.len()];
+                match proxy.kind() {
+                    ProxyKind::HttpConnect => {
+                        prop_assert!(consumed.starts_with(b"HTTP/1.") && consumed.ends_with(b"\r\n\r\n"));
+                    }
+                    _ => prop_assert_eq!(consumed.first(), Some(&5)),
+                }
+            }
+        }
+
+        /// A well-formed SOCKS5 reply with any bound address is consumed exactly, and what
+        /// follows it is left for the server's session.
+        #[test]
+        fn socks_replies_are_consumed_exactly(
+            host in "[a-z]{1,40}",
+            tail in proptest::collection::vec(any::<u8>(), 0..32),
+            chunk in 1usize..12,
+        ) {
+            let proxy: Proxy = "socks5h://proxy".parse().unwrap();
+            let mut reply = vec![5, 0, 5, 0, 0, 3, u8::try_from(host.len()).unwrap()];
+            reply.extend_from_slice(host.as_bytes());
+            reply.extend_from_slice(&[0, 110]);
+            reply.extend_from_slice(&tail);
+            let (_, result, rest) = drive(ProxyHandshake::new(&proxy, name("h", 1)).unwrap(), &reply, chunk);
+            prop_assert_eq!(result, Ok(()));
+            prop_assert_eq!(rest, tail);
+        }
+    }
+}
