@@ -63,10 +63,9 @@ impl Connection<Stream> {
     /// proxy, SNI and certificate verification. The addresses are raced (Happy Eyeballs, see
     /// [`connect_addrs`](crate::connect_addrs)) from [`Options::bind`], through
     /// [`Options::proxy`] when set; [`Options::effective_connect_timeout`] bounds that whole
-    /// step (TCP and proxy handshake), [`Options::timeout`] the TLS handshake, each write and
-    /// each status line; [`Options::speed_limit`] and the timeout bound multi-line replies
-    /// (see [`pop3_proto::timing`]). Name resolution uses the system resolver and is not
-    /// bounded.
+    /// step (name resolution, TCP and the proxy handshake), [`Options::timeout`] the TLS
+    /// handshake, each write and each status line; [`Options::speed_limit`] and the timeout
+    /// bound multi-line replies (see [`pop3_proto::timing`]).
     /// With [`Security::StartTls`], a `-ERR` to STLS is [`Error::Server`]: there is no fallback
     /// to plaintext.
     pub fn connect(

@@ -24,15 +24,16 @@ pub(crate) fn dial(host: &str, port: u16, options: &Options) -> Result<TcpStream
         after: timeout,
         awaiting: Awaiting::Connect,
     };
+    let resolve = |host: &str, port| resolve(host, port, deadline, expired);
     let Some(proxy) = &options.proxy else {
         let addrs = resolve(host, port)?;
-        return connect_addrs(addrs, options).map_err(|e| {
+        return race(addrs, options, remaining(deadline, timeout)).map_err(|e| {
             Error::from_connection_io(pop3_tls::connect_error(host, port, e), expired)
         });
     };
     let proxy_host = pop3_tls::ascii_host(proxy.host())?;
     let addrs = resolve(&proxy_host, proxy.port())?;
-    let mut tcp = connect_addrs(addrs, options).map_err(|e| {
+    let mut tcp = race(addrs, options, remaining(deadline, timeout)).map_err(|e| {
         let e = io::Error::new(e.kind(), format!("proxy {proxy}: {e}"));
         Error::from_connection_io(pop3_tls::connect_error(host, port, e), expired)
     })?;
@@ -45,11 +46,27 @@ pub(crate) fn dial(host: &str, port: u16, options: &Options) -> Result<TcpStream
     Ok(tcp)
 }
 
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| pop3_tls::connect_error(host, port, e))?
-        .collect();
+/// Resolves with the system resolver within the connect deadline: the lookup runs on a
+/// thread of its own, which is left to finish alone if the deadline passes first
+/// (`getaddrinfo` cannot be cancelled).
+fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Option<Instant>,
+    expired: Expired,
+) -> Result<Vec<SocketAddr>, Error> {
+    let (done, result) = mpsc::channel();
+    let name = host.to_owned();
+    std::thread::spawn(move || {
+        let _ = done.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+    });
+    let left = deadline.map_or(Duration::from_secs(3600), |d| {
+        d.saturating_duration_since(Instant::now())
+    });
+    let addrs = match result.recv_timeout(left) {
+        Ok(resolved) => resolved.map_err(|e| pop3_tls::connect_error(host, port, e))?,
+        Err(_) => return Err(Error::Timeout(expired)),
+    };
     if addrs.is_empty() {
         return Err(Error::Io(io::Error::new(
             io::ErrorKind::NotFound,
@@ -69,7 +86,16 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
 /// `Connection::connect` uses it after resolving the host name; call it yourself to connect
 /// to addresses you resolved, then hand the stream to [`Connection::new`](crate::Connection::new).
 pub fn connect_addrs(addrs: Vec<SocketAddr>, options: &Options) -> io::Result<TcpStream> {
-    let timeout = options.effective_connect_timeout();
+    race(addrs, options, options.effective_connect_timeout())
+}
+
+/// What is left of the connect timeout (all of it when the deadline overflowed).
+fn remaining(deadline: Option<Instant>, timeout: Duration) -> Duration {
+    deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()))
+}
+
+/// [`connect_addrs`] within `timeout`.
+fn race(addrs: Vec<SocketAddr>, options: &Options, timeout: Duration) -> io::Result<TcpStream> {
     let start = Instant::now();
     let deadline = start.checked_add(timeout);
     let mut race = HappyEyeballs::new(

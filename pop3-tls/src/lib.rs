@@ -135,10 +135,10 @@ pub struct Options {
     /// What `Connection::login` may use, and whether a password may
     /// go over a connection without TLS at all.
     pub login: LoginPolicy,
-    /// The limit for establishing the connection: name resolution (in `pop3-async`), the
-    /// TCP connect over every address raced (Happy Eyeballs), and the proxy handshake, if
-    /// any. `None` (the default): [`timeout`](Self::timeout) is used. The TLS handshake and
-    /// everything after it are bounded by `timeout`.
+    /// The limit for establishing the connection: name resolution, the TCP connect over
+    /// every address raced (Happy Eyeballs), and the proxy handshake, if any. `None` (the
+    /// default): [`timeout`](Self::timeout) is used. The TLS handshake and everything after
+    /// it are bounded by `timeout`.
     pub connect_timeout: Option<Duration>,
     /// The delay between the start of one connection attempt and the next, when the host
     /// has several addresses (RFC 8305 "Connection Attempt Delay"; default 250 ms, at least
