@@ -30,7 +30,7 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, value_name = "MODE")]
     pub(crate) tls: Option<TlsMode>,
 
-    /// Extra trust anchors (PEM) for the server certificate, on top of the webpki roots.
+    /// Extra trust anchors (PEM) for the server certificate, on top of the roots of --trust.
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
 
