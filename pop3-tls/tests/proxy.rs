@@ -348,6 +348,8 @@ fn proxy_urls_parse_decode_and_redact() {
     );
     assert_eq!(proxy.to_string(), "socks5h://me@proxy.example:9050");
     assert!(!format!("{proxy:?}").contains("secret"));
+    let options = pop3_tls::Options::default().proxy(proxy.clone());
+    assert!(!format!("{options:?}").contains("secret"), "{options:?}");
     assert_eq!("http://[::1]".parse::<Proxy>().unwrap().port(), 8080);
     let bad: [(&str, ProxyUrlError); 8] = [
         ("socks4://h", ProxyUrlError::Scheme),
