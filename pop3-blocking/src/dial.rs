@@ -55,6 +55,9 @@ fn resolve(
     deadline: Option<Instant>,
     expired: Expired,
 ) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
     let (done, result) = mpsc::channel();
     let name = host.to_owned();
     std::thread::spawn(move || {
