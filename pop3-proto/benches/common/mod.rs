@@ -78,8 +78,9 @@ pub(crate) fn client_for(messages: u32) -> Client {
     c
 }
 
-/// The whole client through `handle_input`: 64 KiB reads (one copy each), every event drained, body bytes counted.
-pub(crate) fn decode(mut c: Client, wire: &[u8]) -> usize {
+/// The whole client through `handle_input`: 64 KiB reads (one copy each), every event drained,
+/// body bytes counted. The client is borrowed, so that a timer can leave its drop out.
+pub(crate) fn decode(c: &mut Client, wire: &[u8]) -> usize {
     let mut body = 0;
     for read in wire.chunks(READ) {
         c.handle_input(read);
@@ -97,8 +98,8 @@ pub(crate) fn decode(mut c: Client, wire: &[u8]) -> usize {
 }
 
 /// Decodes what is already in the client's buffer through `poll_event`, matching each result
-/// in place (the loop `poll_event`'s documentation recommends).
-pub(crate) fn drain(mut c: Client) -> usize {
+/// in place.
+pub(crate) fn drain(c: &mut Client) -> usize {
     let mut body = 0;
     loop {
         match c.poll_event() {
@@ -113,7 +114,7 @@ pub(crate) fn drain(mut c: Client) -> usize {
 }
 
 /// The same through `poll_event().unwrap()`, which moves each event out of the `Result` first.
-pub(crate) fn drain_unwrap(mut c: Client) -> usize {
+pub(crate) fn drain_unwrap(c: &mut Client) -> usize {
     let mut body = 0;
     while let Some(event) = c.poll_event().unwrap() {
         if let Event::Body { chunk, .. } = event {
