@@ -829,23 +829,32 @@ static EMPTY_CAPABILITIES: std::sync::LazyLock<Capabilities> =
 mod tests {
     use crate::{Client, Command, Config, Event};
 
+    /// A client in TRANSACTION (USER/PASS without TLS allowed, no automatic CAPA), after one
+    /// exchange of `command` and `reply` for each pair of `exchanges`.
+    fn logged_in(config: Config, exchanges: Vec<(Command, &[u8])>) -> Client {
+        let mut c = Client::new(Config {
+            allow_plaintext_auth: true,
+            auto_capa: false,
+            ..config
+        });
+        c.handle_input(b"+OK hi\r\n");
+        while c.poll_event().unwrap().is_some() {}
+        let login = (Command::pass("p"), &b"+OK\r\n"[..]);
+        for (command, reply) in std::iter::once(login).chain(exchanges) {
+            c.enqueue(command).unwrap();
+            c.poll_transmit(&mut Vec::new());
+            c.handle_input(reply);
+            while c.poll_event().unwrap().is_some() {}
+        }
+        c
+    }
+
     /// The ordinary case goes through the fast path, or the fast path is never exercised:
     /// the first chunk after a status line comes from the slow path (it parsed the status
     /// line); each stuffed line after it starts a chunk of its own for the fast path.
     #[test]
     fn fast_path_serves_plain_bodies() {
-        let config = Config {
-            allow_plaintext_auth: true,
-            auto_capa: false,
-            ..Config::default()
-        };
-        let mut c = Client::new(config);
-        c.handle_input(b"+OK hi\r\n");
-        while c.poll_event().unwrap().is_some() {}
-        c.enqueue(Command::pass("p")).unwrap();
-        c.poll_transmit(&mut Vec::new());
-        c.handle_input(b"+OK\r\n");
-        while c.poll_event().unwrap().is_some() {}
+        let mut c = logged_in(Config::default(), Vec::new());
         c.enqueue(Command::retr(1)).unwrap();
         c.poll_transmit(&mut Vec::new());
         c.handle_input(b"+OK\r\nline one\r\n..b\r\n..c\r\nline four\r\n..d\r\n.\r\n");
@@ -879,25 +888,14 @@ mod tests {
     #[test]
     fn lent_texts_and_the_order_at_a_body_end() {
         let config = Config {
-            allow_plaintext_auth: true,
-            auto_capa: false,
             quirks: crate::Quirks {
                 dot_cr_terminator: true,
                 ..crate::Quirks::default()
             },
             ..Config::default()
         };
-        let mut c = Client::new(config);
-        c.handle_input(b"+OK hi\r\n");
-        while c.poll_event().unwrap().is_some() {}
-        c.enqueue(Command::pass("p")).unwrap();
-        c.poll_transmit(&mut Vec::new());
-        c.handle_input(b"+OK\r\n");
-        while c.poll_event().unwrap().is_some() {}
-        c.enqueue(Command::Capa).unwrap();
-        c.poll_transmit(&mut Vec::new());
-        c.handle_input(b"+OK\r\nPIPELINING\r\n.\r\n");
-        while c.poll_event().unwrap().is_some() {}
+        let capa = (Command::Capa, &b"+OK\r\nPIPELINING\r\n.\r\n"[..]);
+        let mut c = logged_in(config, vec![capa]);
         for n in 1..=3 {
             c.enqueue(Command::retr(n)).unwrap();
         }
