@@ -8,7 +8,7 @@ use crate::response::ResponseCode;
 /// unique-ids from its input buffer; texts, response codes, capabilities and trace lines from
 /// buffers it reuses) and lives until the next call on the client: copy out what you keep
 /// (`text.to_owned()`, `code.cloned()`). Borrowing is what lets a reply cost no allocation;
-/// an `Event` is `Copy`.
+/// an `Event` is `Copy`, and variants added later will borrow too, so that it stays `Copy`.
 ///
 /// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`], (for
 /// STLS) [`Event::StartTls`], or (for a PASS behind a refused USER, or anything queued behind

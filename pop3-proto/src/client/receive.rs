@@ -11,12 +11,11 @@ use crate::capa::Capabilities;
 use crate::command::{CommandId, CommandKind, Listing, ReplyShape};
 use crate::error::{MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
-use crate::response::{self, GreetingLine};
+use crate::response::{self, GreetingLine, StatusView};
 use crate::sasl::Mechanism;
 
 use super::send::encode_response;
 use super::{Client, InFlight, Pending, Phase, Reply};
-use crate::response::StatusView;
 
 /// What a LIST or UIDL listing has shown so far, to catch repeated message numbers and
 /// unique-ids (issue 10 item 2). Its size is bounded by [`Config::max_listing_entries`].
