@@ -17,6 +17,7 @@ mod escape;
 mod fetch;
 mod limits;
 mod maildir;
+mod poll;
 mod serverinfo;
 mod session;
 mod state;
@@ -77,6 +78,10 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: &Cli) -> Result<u8, CliError> {
+    if let Command::Poll(args) = &cli.command {
+        // Every account of the config file, not one: resolved per account.
+        return poll::poll(cli, args);
+    }
     let settings = Settings::resolve(cli)?;
     match &cli.command {
         Command::Capa { login } => commands::capa(&settings, *login)?,
@@ -89,6 +94,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Fetch(args) => return run_fetch(&settings, args),
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
+        Command::Poll(args) => return poll::poll(cli, args),
     }
     Ok(EXIT_OK)
 }
@@ -122,6 +128,7 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         batch,
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
+        stop: None,
     };
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;
