@@ -825,3 +825,47 @@ fn a_config_error_pauses_only_that_account() {
         "{pause}"
     );
 }
+
+#[test]
+fn auto_interval_lengthens_while_empty_and_shortens_when_mail_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MailboxServer::start(sample_mail(2, 600, 10)).unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        account(
+            "a",
+            server.port(),
+            &dir.path().join("m"),
+            "interval = \"auto\"\ninterval-min = \"1s\"\ninterval-max = \"4s\"",
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let mut next = |daemon: &mut Daemon| {
+        let (at, line) = daemon.expect(is_poll("a"), secs(15));
+        (
+            at,
+            line["stored"].as_u64().unwrap(),
+            line["next"].as_str().unwrap().to_owned(),
+        )
+    };
+    // Mail: the shortest interval; then empty polls double it up to the longest.
+    let (t0, stored, wait) = next(&mut daemon);
+    assert_eq!((stored, wait.as_str()), (2, "1s"));
+    let (t1, _, wait) = next(&mut daemon);
+    assert_eq!(wait, "2s");
+    let (t2, _, wait) = next(&mut daemon);
+    assert_eq!(wait, "4s");
+    let (t3, _, wait) = next(&mut daemon);
+    assert_eq!(wait, "4s");
+    assert!(t1 - t0 >= Duration::from_millis(950), "{:?}", t1 - t0);
+    assert!(t2 - t1 >= Duration::from_millis(1950), "{:?}", t2 - t1);
+    assert!(t3 - t2 >= Duration::from_millis(3950), "{:?}", t3 - t2);
+    // Mail again: halved.
+    server.push_message(b"Subject: more\r\n\r\nmore mail\r\n");
+    let (_, stored, wait) = next(&mut daemon);
+    assert_eq!((stored, wait.as_str()), (1, "2s"));
+    let (code, _, _, _) = daemon.terminate(secs(10));
+    assert_eq!(code, 0);
+}
