@@ -842,7 +842,7 @@ fn auto_interval_lengthens_while_empty_and_shortens_when_mail_arrives() {
     )
     .unwrap();
     let mut daemon = Daemon::start(&path, &[], &[]);
-    let mut next = |daemon: &mut Daemon| {
+    let next = |daemon: &mut Daemon| {
         let (at, line) = daemon.expect(is_poll("a"), secs(15));
         (
             at,

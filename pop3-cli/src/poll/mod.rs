@@ -284,11 +284,14 @@ impl Context<'_> {
             return Ok(worst);
         }
 
+        // The tasks of removed accounts, finishing their poll in flight.
+        let mut retired: Vec<JoinHandle<u8>> = Vec::new();
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
                     notifier.send("RELOADING=1");
-                    self.reload(&mut tasks, &shared);
+                    retired.retain(|handle| !handle.is_finished());
+                    retired.extend(self.reload(&mut tasks, &shared));
                     notifier.send("READY=1");
                 }
                 _ = user1.recv() => {
@@ -307,9 +310,9 @@ impl Context<'_> {
         let started = Instant::now();
         stop_all(tasks.values().map(|t| &t.control));
         let mut unfinished = 0;
-        for (_, task) in tasks {
+        for handle in tasks.into_values().map(|t| t.handle).chain(retired) {
             let left = GRACE.saturating_sub(started.elapsed());
-            if tokio::time::timeout(left, task.handle).await.is_err() {
+            if tokio::time::timeout(left, handle).await.is_err() {
                 unfinished += 1;
             }
         }
@@ -330,7 +333,12 @@ impl Context<'_> {
     /// their poll in flight, if any, stops at a batch boundary), removed ones stopped, new ones
     /// started; unchanged ones keep their schedule. A config that cannot be read keeps the old
     /// one running.
-    fn reload(&self, tasks: &mut BTreeMap<String, Task>, shared: &Arc<Shared>) {
+    /// Returns the tasks of the removed accounts (still finishing a poll, perhaps).
+    fn reload(
+        &self,
+        tasks: &mut BTreeMap<String, Task>,
+        shared: &Arc<Shared>,
+    ) -> Vec<JoinHandle<u8>> {
         let log = shared.log;
         let accounts = match self.load() {
             Ok(accounts) => accounts,
@@ -343,7 +351,7 @@ impl Context<'_> {
                         ("kept", json!(tasks.len())),
                     ],
                 );
-                return;
+                return Vec::new();
             }
         };
         let mut old = std::mem::take(tasks);
@@ -369,9 +377,7 @@ impl Context<'_> {
             tasks.insert(task.account.name.clone(), task);
         }
         let removed = old.len();
-        for task in old.values() {
-            stop_all([&task.control]);
-        }
+        stop_all(old.values().map(|t| &t.control));
         shared.metrics.retain(|name| tasks.contains_key(name));
         log.line(
             "reload",
@@ -383,6 +389,7 @@ impl Context<'_> {
                 ("unchanged", json!(unchanged)),
             ],
         );
+        old.into_values().map(|t| t.handle).collect()
     }
 }
 
