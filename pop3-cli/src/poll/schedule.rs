@@ -111,11 +111,15 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-/// `d` as `"1h30m"`, `"1m30s"`, `"2d5s"`; below a second, `"250ms"`.
+/// `d` as `"1h30m"`, `"1m30s"`, `"2d5s"`; below a minute to the millisecond (`"1.742s"`,
+/// `"250ms"`).
 pub(crate) fn show(d: Duration) -> String {
     let mut secs = d.as_secs();
     if secs == 0 {
         return format!("{}ms", d.as_millis());
+    }
+    if secs < 60 && d.subsec_millis() > 0 {
+        return format!("{secs}.{:03}s", d.subsec_millis());
     }
     let mut out = String::new();
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
@@ -300,6 +304,8 @@ mod tests {
         assert_eq!(show(S(90)), "1m30s");
         assert_eq!(show(S(86_400 * 2 + 5)), "2d5s");
         assert_eq!(show(Duration::from_millis(250)), "250ms");
+        assert_eq!(show(Duration::from_millis(1742)), "1.742s");
+        assert_eq!(show(Duration::from_millis(61_742)), "1m1s");
     }
 
     #[test]
