@@ -66,7 +66,7 @@ pub(crate) enum PasswordSource {
 }
 
 /// Everything a command needs to connect and log in.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) host: Option<String>,
     pub(crate) port: Option<u16>,
@@ -233,7 +233,32 @@ impl Settings {
 
     /// Reads the password from its source; on a terminal without a source, asks for it.
     pub(crate) fn password(&self) -> Result<Secret, CliError> {
-        let text = match &self.password {
+        self.password_query().read()
+    }
+
+    /// What reading the password needs, detached from the settings (to read it on another
+    /// thread).
+    pub(crate) fn password_query(&self) -> PasswordQuery {
+        PasswordQuery {
+            source: self.password.clone(),
+            user: self.user.clone(),
+            host: self.host.clone(),
+        }
+    }
+}
+
+/// A password source, and the user and host a prompt names.
+#[derive(Debug)]
+pub(crate) struct PasswordQuery {
+    source: Option<PasswordSource>,
+    user: Option<String>,
+    host: Option<String>,
+}
+
+impl PasswordQuery {
+    /// Reads the password from its source; on a terminal without a source, asks for it.
+    pub(crate) fn read(self) -> Result<Secret, CliError> {
+        let text = match &self.source {
             Some(PasswordSource::Env(var)) => std::env::var(var).map_err(|_| {
                 CliError::usage(format!(
                     "--password-env {var}: the variable is not set (or not UTF-8)"

@@ -144,8 +144,8 @@ pub(crate) mod nonblocking {
     /// The password, from its source, on the blocking pool: a password command (a password
     /// manager, an OAuth helper) must not stall the other sessions of `poll`.
     async fn read_password(settings: &Settings) -> Result<Secret, CliError> {
-        let settings = settings.clone();
-        tokio::task::spawn_blocking(move || settings.password())
+        let query = settings.password_query();
+        tokio::task::spawn_blocking(move || query.read())
             .await
             .map_err(|_| CliError::failure("reading the password stopped"))?
     }
