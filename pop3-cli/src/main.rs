@@ -1,4 +1,4 @@
-//! `pop3`: a POP3 command-line client on `pop3-blocking`.
+//! `pop3`: a POP3 command-line client on `pop3-blocking` (`fetch` and `poll`: `pop3-async`).
 //!
 //! Inspect a mailbox (`capa`, `stat`, `list`, `uidl`, `top`, `retr`, `dele`), fetch it into a
 //! Maildir without ever losing or duplicating a message (`fetch`), or try it all against an
@@ -18,6 +18,7 @@ mod fetch;
 mod limits;
 mod maildir;
 mod net;
+mod poll;
 mod serverinfo;
 mod session;
 mod state;
@@ -78,6 +79,10 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: &Cli) -> Result<u8, CliError> {
+    if let Command::Poll(args) = &cli.command {
+        // Every account of the config file, not one: resolved per account.
+        return poll::poll(cli, args);
+    }
     let settings = Settings::resolve(cli)?;
     match &cli.command {
         Command::Capa { login } => commands::capa(&settings, *login)?,
@@ -90,6 +95,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Fetch(args) => return run_fetch(&settings, args),
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
+        Command::Poll(args) => return poll::poll(cli, args),
     }
     Ok(EXIT_OK)
 }
@@ -123,12 +129,16 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         batch,
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
+        stop: None,
     };
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;
     test_hook::pause("prepared");
-    let (connection, method) = session::open(settings)?;
-    let summary = fetch::fetch(connection, prepared, &job)?;
+    let (summary, method) = fetch::runtime()?.block_on(async {
+        let (connection, method) = session::nonblocking::open(settings).await?;
+        let summary = fetch::fetch(connection, prepared, &job).await?;
+        Ok::<_, CliError>((summary, method))
+    })?;
     if settings.json {
         println!(
             "{}",
