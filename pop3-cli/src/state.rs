@@ -247,7 +247,9 @@ impl State {
 
     /// Whether `uid` is recorded as stored.
     pub(crate) fn is_stored(&self, uid: &str) -> bool {
-        self.entries.get(uid).is_some_and(|e| e.kind == Kind::Stored)
+        self.entries
+            .get(uid)
+            .is_some_and(|e| e.kind == Kind::Stored)
     }
 
     /// Whether `uid` was marked seen without being downloaded (`only-new`).

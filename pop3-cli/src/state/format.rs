@@ -344,16 +344,24 @@ mod tests {
 
     #[test]
     fn reads_v1_and_v2_as_first_seen_now() {
-        let v1 = parse(format!("{HEADER_V1}\nS a\nS b\nP 1.M2.h a\n").as_bytes(), 1 << 20, NOW)
-            .expect("v1");
+        let v1 = parse(
+            format!("{HEADER_V1}\nS a\nS b\nP 1.M2.h a\n").as_bytes(),
+            1 << 20,
+            NOW,
+        )
+        .expect("v1");
         assert_eq!(v1.version, 1);
         assert_eq!(v1.order, ["a", "b"]);
         assert_eq!(v1.entries["a"], stored(NOW, None));
         assert_eq!(v1.pending, [("1.M2.h".to_owned(), "a".to_owned())]);
         // v1 has no D lines.
         assert!(parse(format!("{HEADER_V1}\nD a\n").as_bytes(), 1 << 20, NOW).is_err());
-        let v2 = parse(format!("{HEADER_V2}\nS a\nD a\nD orphan\n").as_bytes(), 1 << 20, NOW)
-            .expect("v2");
+        let v2 = parse(
+            format!("{HEADER_V2}\nS a\nD a\nD orphan\n").as_bytes(),
+            1 << 20,
+            NOW,
+        )
+        .expect("v2");
         assert!(v2.entries["a"].deleting && v2.entries["orphan"].deleting);
         assert_eq!(v2.entries["orphan"].kind, Kind::Stored);
         // v2 has no M or T lines, and S lines with one field only.
@@ -363,9 +371,8 @@ mod tests {
 
     #[test]
     fn v3_round_trips() {
-        let text = format!(
-            "{HEADER}\nS 100 2048 a\nD a\nS 200 - b\nM 300 c\nT 400 d\nP 1.M2.h d\n"
-        );
+        let text =
+            format!("{HEADER}\nS 100 2048 a\nD a\nS 200 - b\nM 300 c\nT 400 d\nP 1.M2.h d\n");
         let parsed = parse(text.as_bytes(), 1 << 20, NOW).expect("v3");
         assert_eq!(parsed.version, 3);
         assert_eq!(
@@ -386,7 +393,10 @@ mod tests {
     fn refuses_damage_and_bounds_the_size() {
         let refused = |text: &str| parse(text.as_bytes(), 1 << 20, NOW).expect_err(text);
         assert_eq!(refused("something else\n"), FormatError::NotAStateFile);
-        assert_eq!(refused(&format!("{HEADER}\nS 1 - a")), FormatError::Truncated);
+        assert_eq!(
+            refused(&format!("{HEADER}\nS 1 - a")),
+            FormatError::Truncated
+        );
         assert!(matches!(
             refused(&format!("{HEADER}\nS 1 - a\nX b\n")),
             FormatError::Line { line: 3, .. }
@@ -396,7 +406,10 @@ mod tests {
         refused(&format!("{HEADER}\nS 99999999999999999999 - a\n"));
         refused(&format!("{HEADER}\nS 1 -5 a\n"));
         refused(&format!("{HEADER}\nT 1 \u{e9}\n"));
-        refused(&format!("{HEADER}\nS 1 - {}\n", "u".repeat(MAX_UID_LEN + 1)));
+        refused(&format!(
+            "{HEADER}\nS 1 - {}\n",
+            "u".repeat(MAX_UID_LEN + 1)
+        ));
         assert_eq!(
             parse(&[0xff, b'\n'], 1 << 20, NOW),
             Err(FormatError::NotText)
