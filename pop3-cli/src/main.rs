@@ -15,6 +15,7 @@ mod demo;
 mod error;
 mod escape;
 mod fetch;
+mod filter;
 mod limits;
 mod maildir;
 mod rules;
