@@ -296,6 +296,7 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 /// Decides every message of `listing`, in order. `known` says what the state knows of a
 /// UID; `first_use`: there was no state file; `filter` is asked about candidates only, in
 /// order, and not once a session cap is reached.
+#[cfg(test)]
 pub(crate) fn decide(
     listing: &[Listed<'_>],
     known: impl Fn(&str) -> Option<Known>,
@@ -304,57 +305,103 @@ pub(crate) fn decide(
     now: u64,
     mut filter: impl FnMut(&Listed<'_>) -> Verdict,
 ) -> Vec<Action> {
-    let mut actions = Vec::with_capacity(listing.len());
-    let mut messages = 0usize;
-    let mut bytes = 0u64;
-    let mut capped = false;
-    for item in listing {
-        let knowledge = item.uid.and_then(&known);
-        let verify = match knowledge {
+    let mut decider = Decider::new(rules, first_use, now);
+    listing
+        .iter()
+        .map(|item| match decider.step(item, item.uid.and_then(&known)) {
+            Step::Decided(action) => action,
+            Step::AskFilter { verify } => decider.filtered(item, verify, filter(item)),
+        })
+        .collect()
+}
+
+/// The next step for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Decided without the filter.
+    Decided(Action),
+    /// A candidate within the caps: the filter decides (with no filter: fetch); give its
+    /// verdict to [`Decider::filtered`].
+    AskFilter {
+        /// Listed under a UID marked deleting.
+        verify: bool,
+    },
+}
+
+/// [`decide`] one message at a time, for a caller whose filter runs asynchronously: call
+/// [`step`](Self::step) for each message in server order, and [`filtered`](Self::filtered)
+/// with the filter's verdict whenever it asks.
+#[derive(Debug)]
+pub(crate) struct Decider<'r> {
+    rules: &'r Rules,
+    first_use: bool,
+    now: u64,
+    messages: usize,
+    bytes: u64,
+    capped: bool,
+}
+
+impl<'r> Decider<'r> {
+    /// Starts a session's decisions.
+    pub(crate) fn new(rules: &'r Rules, first_use: bool, now: u64) -> Self {
+        Self {
+            rules,
+            first_use,
+            now,
+            messages: 0,
+            bytes: 0,
+            capped: false,
+        }
+    }
+
+    /// The next message (in server order) and what the state knows of its UID.
+    pub(crate) fn step(&mut self, item: &Listed<'_>, known: Option<Known>) -> Step {
+        let rules = self.rules;
+        let verify = match known {
             Some(Known::Stored { first_seen, size }) => {
-                actions.push(stored(rules, item.size, first_seen, size, now));
-                continue;
+                return Step::Decided(stored(rules, item.size, first_seen, size, self.now));
             }
-            Some(Known::MarkedSeen) => {
-                actions.push(Action::Leave(Leave::MarkedSeen));
-                continue;
-            }
-            None if first_use && rules.only_new && item.uid.is_some() => {
-                actions.push(Action::MarkSeen);
-                continue;
+            Some(Known::MarkedSeen) => return Step::Decided(Action::Leave(Leave::MarkedSeen)),
+            None if self.first_use && rules.only_new && item.uid.is_some() => {
+                return Step::Decided(Action::MarkSeen);
             }
             Some(Known::Deleting) => true,
             Some(Known::Seen) | None => false,
         };
-        let action = if let Some(limit) = rules.delete_larger_than.filter(|l| item.size > *l) {
-            Action::Delete(Delete::TooLarge(limit))
-        } else if let Some(limit) = rules.skip_larger_than.filter(|l| item.size > *l) {
-            Action::Leave(Leave::TooLarge(limit))
-        } else if let Some(limit) = rules.max_bytes.filter(|l| item.size > *l) {
-            Action::Leave(Leave::LargerThanCap(limit))
-        } else if capped
-            || rules.max_messages.is_some_and(|m| messages >= m)
-            || rules
-                .max_bytes
-                .is_some_and(|b| bytes.saturating_add(item.size) > b)
-        {
-            capped = true;
-            Action::Leave(Leave::SessionCap)
-        } else {
-            match filter(item) {
-                Verdict::Fetch => {
-                    messages += 1;
-                    bytes = bytes.saturating_add(item.size);
-                    Action::Fetch { verify }
-                }
-                Verdict::Delete => Action::Delete(Delete::Filter),
-                Verdict::Skip => Action::Leave(Leave::Filter),
-                Verdict::Failed(why) => Action::Leave(Leave::FilterFailed(why)),
-            }
-        };
-        actions.push(action);
+        Step::Decided(
+            if let Some(limit) = rules.delete_larger_than.filter(|l| item.size > *l) {
+                Action::Delete(Delete::TooLarge(limit))
+            } else if let Some(limit) = rules.skip_larger_than.filter(|l| item.size > *l) {
+                Action::Leave(Leave::TooLarge(limit))
+            } else if let Some(limit) = rules.max_bytes.filter(|l| item.size > *l) {
+                Action::Leave(Leave::LargerThanCap(limit))
+            } else if self.capped
+                || rules.max_messages.is_some_and(|m| self.messages >= m)
+                || rules
+                    .max_bytes
+                    .is_some_and(|b| self.bytes.saturating_add(item.size) > b)
+            {
+                self.capped = true;
+                Action::Leave(Leave::SessionCap)
+            } else {
+                return Step::AskFilter { verify };
+            },
+        )
     }
-    actions
+
+    /// The filter's verdict on the message [`step`](Self::step) asked about.
+    pub(crate) fn filtered(&mut self, item: &Listed<'_>, verify: bool, verdict: Verdict) -> Action {
+        match verdict {
+            Verdict::Fetch => {
+                self.messages += 1;
+                self.bytes = self.bytes.saturating_add(item.size);
+                Action::Fetch { verify }
+            }
+            Verdict::Delete => Action::Delete(Delete::Filter),
+            Verdict::Skip => Action::Leave(Leave::Filter),
+            Verdict::Failed(why) => Action::Leave(Leave::FilterFailed(why)),
+        }
+    }
 }
 
 /// A stored message: deleted with `--delete`, or by `keep` once due (and only while its

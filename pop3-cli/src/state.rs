@@ -45,6 +45,8 @@ pub(crate) struct State {
     /// The time of this run (Unix seconds): first-seen times of new UIDs, and of UIDs
     /// migrated from v1 and v2.
     now: u64,
+    /// Whether a UID was noted, marked, restarted or forgotten since the file was read.
+    dirty: bool,
     /// Held for the life of the state: one fetch per state file at a time (`None` for a
     /// read-only look, as `--dry-run` takes).
     _lock: Option<File>,
@@ -196,6 +198,7 @@ impl State {
             pending: Vec::new(),
             existed: false,
             now,
+            dirty: false,
             _lock: lock,
         };
         let bytes = match File::open(path) {
@@ -246,20 +249,21 @@ impl State {
     }
 
     /// Whether `uid` is recorded as stored.
+    #[cfg(test)]
     pub(crate) fn is_stored(&self, uid: &str) -> bool {
         self.entries
             .get(uid)
             .is_some_and(|e| e.kind == Kind::Stored)
     }
 
-    /// Whether `uid` was marked seen without being downloaded (`only-new`).
-    pub(crate) fn is_marked_seen(&self, uid: &str) -> bool {
-        self.entries
-            .get(uid)
-            .is_some_and(|e| e.kind == Kind::MarkedSeen)
+    /// Whether a UID was noted as seen, marked seen, given a new first-seen time or forgotten
+    /// since the file was read (the file is then out of date).
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     fn insert(&mut self, uid: &str, entry: Entry) {
+        self.dirty = true;
         if self.entries.insert(uid.to_owned(), entry).is_none() {
             self.order.push(uid.to_owned());
         }
@@ -293,22 +297,28 @@ impl State {
         }
     }
 
-    /// Records that the server listed `uid` (first seen now unless known). A stored UID
-    /// without a recorded size gets `size` (migrated UIDs).
+    /// Records that the server listed `uid` with `size` (first seen now unless known). The
+    /// size is kept for the message's record once it is stored (`keep` deletes a message only
+    /// while the server lists that size under its UID); a stored UID without a recorded size
+    /// (migrated from v1 or v2) gets this one.
     pub(crate) fn note_seen(&mut self, uid: &str, size: u64) {
         let now = self.now;
         match self.entries.get_mut(uid) {
-            Some(entry) => {
-                if entry.kind == Kind::Stored && entry.size.is_none() && !entry.deleting {
+            Some(entry) => match entry.kind {
+                // (Not written for a seen UID: only a stored one's size is on record.)
+                Kind::Seen => entry.size = Some(size),
+                Kind::Stored if entry.size.is_none() && !entry.deleting => {
                     entry.size = Some(size);
+                    self.dirty = true;
                 }
-            }
+                Kind::Stored | Kind::MarkedSeen => {}
+            },
             None => self.insert(
                 uid,
                 Entry {
                     kind: Kind::Seen,
                     first_seen: now,
-                    size: None,
+                    size: Some(size),
                     deleting: false,
                 },
             ),
@@ -322,6 +332,7 @@ impl State {
         if let Some(entry) = self.entries.get_mut(uid) {
             entry.first_seen = now;
             entry.size = None;
+            self.dirty = true;
         }
     }
 
@@ -331,7 +342,10 @@ impl State {
         let now = self.now;
         match self.entries.get_mut(uid) {
             Some(entry) if entry.kind == Kind::Stored => {}
-            Some(entry) => entry.kind = Kind::MarkedSeen,
+            Some(entry) => {
+                entry.kind = Kind::MarkedSeen;
+                self.dirty = true;
+            }
             None => self.insert(
                 uid,
                 Entry {
@@ -392,7 +406,9 @@ impl State {
     /// were stored.
     pub(crate) fn retain_stored(&mut self, listed: &HashSet<&str>) -> usize {
         let stored_before = self.stored_count();
+        let before = self.entries.len();
         self.entries.retain(|uid, _| listed.contains(uid.as_str()));
+        self.dirty |= self.entries.len() != before;
         self.order.retain(|uid| listed.contains(uid.as_str()));
         stored_before - self.stored_count()
     }
