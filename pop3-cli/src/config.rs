@@ -195,10 +195,7 @@ impl Settings {
 
     /// `fetch`'s retention and size rules and header filter: the flags over the account's
     /// keys.
-    pub(crate) fn retention(
-        &self,
-        args: &RuleArgs,
-    ) -> Result<crate::fetch::Retention, CliError> {
+    pub(crate) fn retention(&self, args: &RuleArgs) -> Result<crate::fetch::Retention, CliError> {
         let a = &self.account;
         let keep = match (args.keep, &a.keep) {
             (Some(seconds), _) => Some(seconds),
@@ -215,7 +212,9 @@ impl Settings {
         };
         let max_messages = args.max_messages.or(a.max_messages);
         if max_messages == Some(0) {
-            return Err(CliError::usage("the account's max-messages must be at least 1"));
+            return Err(CliError::usage(
+                "the account's max-messages must be at least 1",
+            ));
         }
         let filter_timeout = args.filter_timeout.or(a.filter_timeout);
         if let Some(seconds) = filter_timeout {
@@ -230,7 +229,11 @@ impl Settings {
             rules: crate::rules::Rules {
                 delete: false,
                 keep,
-                skip_larger_than: size(args.skip_larger_than, &a.skip_larger_than, "skip-larger-than")?,
+                skip_larger_than: size(
+                    args.skip_larger_than,
+                    &a.skip_larger_than,
+                    "skip-larger-than",
+                )?,
                 delete_larger_than: size(
                     args.delete_larger_than,
                     &a.delete_larger_than,
@@ -242,8 +245,10 @@ impl Settings {
             },
             filter: filter.map(|command| crate::filter::Filter {
                 command,
-                timeout: filter_timeout
-                    .map_or(crate::filter::DEFAULT_FILTER_TIMEOUT, Duration::from_secs_f64),
+                timeout: filter_timeout.map_or(
+                    crate::filter::DEFAULT_FILTER_TIMEOUT,
+                    Duration::from_secs_f64,
+                ),
             }),
             host: self.host.clone().unwrap_or_default(),
             user: self.user.clone().unwrap_or_default(),

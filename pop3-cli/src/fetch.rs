@@ -674,7 +674,10 @@ impl Planned {
                 "message {} (UID {uid}, {} octets): {}",
                 self.msg, self.size, self.action
             ),
-            None => format!("message {} ({} octets): {}", self.msg, self.size, self.action),
+            None => format!(
+                "message {} ({} octets): {}",
+                self.msg, self.size, self.action
+            ),
         }
     }
 
@@ -739,7 +742,7 @@ async fn sort_listed(
                     }
                     let size = sizes.get(&entry.msg).copied().unwrap_or(0);
                     if state.is_deleting(&entry.uid) {
-                        state.restart_first_seen(&entry.uid);
+                        state.restart_first_seen(&entry.uid, size);
                     }
                     state.note_seen(&entry.uid, size);
                     let known = state.entry(&entry.uid).map(|e| match e.kind {
@@ -918,8 +921,8 @@ pub(crate) fn prepare_dry_run(job: &FetchJob) -> Result<State, CliError> {
         .iter()
         .all(|d| job.maildir.join(d).is_dir());
     if !pending.is_empty() && complete {
-        let maildir = Maildir::open(&job.maildir)
-            .map_err(|e| CliError::local(job.maildir.display(), &e))?;
+        let maildir =
+            Maildir::open(&job.maildir).map_err(|e| CliError::local(job.maildir.display(), &e))?;
         let names: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
         let delivered = maildir
             .delivered(&names)
@@ -968,7 +971,10 @@ pub(crate) async fn dry_run(
     .await;
     match result {
         Ok(sorted) => {
-            connection.quit().await.map_err(|e| CliError::from(e).context("QUIT"))?;
+            connection
+                .quit()
+                .await
+                .map_err(|e| CliError::from(e).context("QUIT"))?;
             Ok((sorted.plan, summary))
         }
         Err(error) => {

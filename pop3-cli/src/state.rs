@@ -31,6 +31,15 @@ use crate::error::CliError;
 use crate::maildir::sync_dir;
 pub(crate) use format::{Entry, Kind};
 
+/// What a damaged state file's error adds.
+const DAMAGED: &str =
+    "; the state file is damaged (fix or remove it; without it every message is fetched again)";
+
+/// `FILE:LINE: why; the state file is damaged ...`.
+fn damaged(shown: &str, line: usize, why: &str) -> CliError {
+    CliError::failure(format!("{shown}:{line}: {why}{DAMAGED}"))
+}
+
 /// The state of one (user, server) pair.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -214,9 +223,25 @@ impl State {
             Err(e) => return Err(CliError::local(&shown, &e)),
         };
         let parsed = format::parse(&bytes, format::MAX_STATE_BYTES, now).map_err(|e| {
-            CliError::failure(format!(
-                "{shown}: {e}; the state file is damaged (fix or remove it; without it every message is fetched again)"
-            ))
+            let place = match &e {
+                format::FormatError::Line { line, why } => return damaged(&shown, *line, why),
+                format::FormatError::NotAStateFile => "1".to_owned(),
+                format::FormatError::Truncated => {
+                    (bytes.iter().filter(|b| **b == b'\n').count() + 1).to_string()
+                }
+                format::FormatError::TooLarge { .. } | format::FormatError::NotText => {
+                    String::new()
+                }
+            };
+            let why = match e {
+                format::FormatError::Truncated => "truncated".to_owned(),
+                other => other.to_string(),
+            };
+            if place.is_empty() {
+                CliError::failure(format!("{shown}: {why}{DAMAGED}"))
+            } else {
+                CliError::failure(format!("{shown}:{place}: {why}{DAMAGED}"))
+            }
         })?;
         if parsed.version < 3 {
             tracing::info!(target: "pop3_cli", "{shown}: a v{} state file, rewritten as v3 by the next write (its UIDs count as first seen now)", parsed.version);
@@ -325,13 +350,13 @@ impl State {
         }
     }
 
-    /// Starts `uid`'s first-seen time again, now: a message listed under a UID marked
-    /// deleting may be a new message reusing the UID.
-    pub(crate) fn restart_first_seen(&mut self, uid: &str) {
+    /// Starts `uid`'s record again, first seen now with the `size` listed now: a message
+    /// listed under a UID marked deleting may be a new message reusing the UID.
+    pub(crate) fn restart_first_seen(&mut self, uid: &str, size: u64) {
         let now = self.now;
         if let Some(entry) = self.entries.get_mut(uid) {
             entry.first_seen = now;
-            entry.size = None;
+            entry.size = Some(size);
             self.dirty = true;
         }
     }
