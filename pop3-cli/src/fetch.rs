@@ -537,6 +537,7 @@ async fn run(
     let Sorted {
         items,
         delete_now,
+        reasons,
         forgotten,
         ..
     } = sort_listed(connection, local, &list, uidl.as_deref(), job, summary).await?;
@@ -582,7 +583,14 @@ async fn run(
     // The deletion marks are durable: now the DELEs (of the stored messages, and the unread
     // ones an explicit rule deletes, whose UIDs the state has forgotten).
     if delete_any {
-        dele(connection, &delete_now, summary).await?;
+        let done = dele(connection, &delete_now, summary).await?;
+        for (reason, done) in reasons.iter().zip(done) {
+            match reason {
+                Delete::Expired(_) if done => summary.expired += 1,
+                reason if done && reason.unread() => summary.deleted_unread += 1,
+                _ => {}
+            }
+        }
     }
     let maildir = Arc::new(maildir);
     let delete = job.delete;
@@ -651,6 +659,8 @@ struct Sorted {
     /// To delete now: stored ones (`--delete`, `keep` expired), marked deleting in the
     /// state; and unread ones an explicit rule deletes, forgotten by the state.
     delete_now: Vec<(u32, Option<String>)>,
+    /// Why each of `delete_now` is deleted.
+    reasons: Vec<Delete>,
     /// How many stored UIDs the state forgot because the server no longer lists them.
     forgotten: usize,
     /// Every message with its action, in server order (what `--dry-run` prints).
@@ -741,19 +751,24 @@ async fn sort_listed(
                         )));
                     }
                     let size = sizes.get(&entry.msg).copied().unwrap_or(0);
+                    let new = state.entry(&entry.uid).is_none();
                     if state.is_deleting(&entry.uid) {
                         state.restart_first_seen(&entry.uid, size);
                     }
                     state.note_seen(&entry.uid, size);
-                    let known = state.entry(&entry.uid).map(|e| match e.kind {
-                        _ if e.deleting => Known::Deleting,
-                        Kind::Stored => Known::Stored {
-                            first_seen: e.first_seen,
-                            size: e.size,
-                        },
-                        Kind::MarkedSeen => Known::MarkedSeen,
-                        Kind::Seen => Known::Seen,
-                    });
+                    // (A UID first listed now is new to the rules, though noted as seen.)
+                    let known = state
+                        .entry(&entry.uid)
+                        .filter(|_| !new)
+                        .map(|e| match e.kind {
+                            _ if e.deleting => Known::Deleting,
+                            Kind::Stored => Known::Stored {
+                                first_seen: e.first_seen,
+                                size: e.size,
+                            },
+                            Kind::MarkedSeen => Known::MarkedSeen,
+                            Kind::Seen => Known::Seen,
+                        });
                     listed.push((entry.msg, Some(entry.uid.clone()), size, known));
                 }
                 forgotten = state.retain_stored(&seen);
@@ -858,6 +873,7 @@ async fn sort_listed(
                     tracing::info!(target: "pop3_cli", "{}", planned.line());
                 }
                 sorted.delete_now.push((planned.msg, planned.uid.clone()));
+                sorted.reasons.push(delete.clone());
             }
         }
     }
@@ -1014,16 +1030,18 @@ fn remove_tmp_files(maildir: &Maildir, complete: &[Complete]) {
 }
 
 /// Marks `msgs` deleted (pipelined); refusals are noted, not fatal. Their UIDs must be
-/// marked deleting in the state on disk already.
+/// marked deleting in the state on disk already. Says which were deleted.
 async fn dele(
     connection: &mut Connection,
     msgs: &[(u32, Option<String>)],
     summary: &mut FetchSummary,
-) -> Result<(), CliError> {
+) -> Result<Vec<bool>, CliError> {
     let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
     crate::test_hook::pause("dele");
     let results = connection.dele_many(&numbers).await?;
+    let mut done = Vec::with_capacity(msgs.len());
     for ((msg, uid), result) in msgs.iter().zip(results) {
+        done.push(result.is_ok());
         match result {
             Ok(()) => {
                 summary.deleted += 1;
@@ -1035,7 +1053,7 @@ async fn dele(
             }
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 /// What one batch's download produced.
