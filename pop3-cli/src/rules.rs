@@ -328,7 +328,7 @@ pub(crate) enum Step {
     },
 }
 
-/// [`decide`] one message at a time, for a caller whose filter runs asynchronously: call
+/// The decisions of `decide` one message at a time, for a caller whose filter runs asynchronously: call
 /// [`step`](Self::step) for each message in server order, and [`filtered`](Self::filtered)
 /// with the filter's verdict whenever it asks.
 #[derive(Debug)]

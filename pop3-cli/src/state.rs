@@ -1,7 +1,7 @@
 //! The fetch state file: the UIDs already stored, the UIDs whose deletion is not known to be
 //! committed, the UIDs seen (with the time each was first listed, for `keep`), and the names
 //! reserved for the batch in flight, written atomically (temporary file, fsync, rename,
-//! directory fsync) under a lock. The text format is in [`format`] (version 3; versions 1
+//! directory fsync) under a lock. The text format is in [`format`](mod@format) (version 3; versions 1
 //! and 2 are read and migrated by the next write).
 //!
 //! The `P` lines make a crash harmless: after a kill between the rename into `new/` and the

@@ -443,4 +443,48 @@ mod tests {
             }
         );
     }
+
+    use proptest::prelude::*;
+
+    fn arb_entry() -> impl Strategy<Value = Entry> {
+        (
+            0u8..3,
+            any::<u64>(),
+            proptest::option::of(any::<u64>()),
+            any::<bool>(),
+        )
+            .prop_map(|(kind, first_seen, size, deleting)| {
+                let kind = [Kind::Seen, Kind::MarkedSeen, Kind::Stored][usize::from(kind)];
+                let stored = kind == Kind::Stored;
+                Entry {
+                    kind,
+                    first_seen,
+                    size: size.filter(|_| stored),
+                    deleting: deleting && stored,
+                }
+            })
+    }
+
+    proptest! {
+        /// Whatever the records, what is written reads back the same, in the same order.
+        #[test]
+        fn written_state_reads_back(
+            records in proptest::collection::vec(("[!-~]{1,40}", arb_entry()), 0..30),
+            pending in proptest::collection::vec(("[0-9A-Za-z][!-.0-~]{0,30}", "[!-~]{1,20}"), 0..4),
+        ) {
+            let mut order = Vec::new();
+            let mut entries = HashMap::new();
+            for (uid, entry) in records {
+                if entries.insert(uid.clone(), entry).is_none() {
+                    order.push(uid);
+                }
+            }
+            let text = write(&order, &entries, &pending);
+            let parsed = parse(text.as_bytes(), usize::MAX, NOW).expect("reads back");
+            prop_assert_eq!(parsed.version, 3);
+            prop_assert_eq!(&parsed.order, &order);
+            prop_assert_eq!(&parsed.entries, &entries);
+            prop_assert_eq!(&parsed.pending, &pending);
+        }
+    }
 }
