@@ -164,6 +164,39 @@ pub(crate) enum Command {
     Serverinfo,
     /// Start an embedded POP3 server with generated mail, fetch it, print a summary.
     Demo(DemoArgs),
+    /// Fetch every account of the config file (or the named ones) concurrently, each at its
+    /// `interval`, until stopped (SIGHUP reloads the config, SIGUSR1 polls every account now,
+    /// SIGTERM finishes the batches in flight and exits 0).
+    Poll(PollArgs),
+}
+
+/// `poll` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PollArgs {
+    /// Poll each account once, then exit: 0 if every poll succeeded, else the worst status.
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Poll only this account of the config file (repeatable; default: every account).
+    #[arg(long = "account", value_name = "NAME")]
+    pub(crate) accounts: Vec<String>,
+    /// At most this many sessions at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) max_sessions: u32,
+    /// The format of the log lines on stdout (one per poll per account).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    /// Serve Prometheus metrics (text format) over HTTP on this address (e.g. 127.0.0.1:9110).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+}
+
+/// `poll --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// `key=value` words, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `fetch` options.

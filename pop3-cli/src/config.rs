@@ -61,6 +61,17 @@ pub(crate) struct Account {
     filter: Option<String>,
     /// `filter-timeout = 30`.
     filter_timeout: Option<f64>,
+
+    // ---- `poll` (see `crate::poll`) ----
+    /// How often `poll` polls the account: a duration (`"90s"`, `"5m"`, `"1h30m"`) or
+    /// `"auto"` [default: 5m].
+    pub(crate) interval: Option<String>,
+    /// The shortest interval of `interval = "auto"` [default: 2m].
+    pub(crate) interval_min: Option<String>,
+    /// The longest interval of `interval = "auto"` [default: 1h].
+    pub(crate) interval_max: Option<String>,
+    /// `poll` deletes on the server what it stored (as `fetch --delete`) [default: false].
+    pub(crate) delete: Option<bool>,
 }
 
 /// A size in the config file: a number of bytes, or text with a `k`, `M` or `G` suffix.
@@ -124,6 +135,11 @@ impl Settings {
                 Account::default()
             }
         };
+        Self::merge(cli, account)
+    }
+
+    /// Merges the command line over `account`.
+    pub(crate) fn merge(cli: &Cli, account: Account) -> Result<Self, CliError> {
         let password = if let Some(var) = &cli.password_env {
             Some(PasswordSource::Env(var.clone()))
         } else if let Some(path) = &cli.password_file {
@@ -362,16 +378,48 @@ fn default_config_path() -> Option<PathBuf> {
         })
 }
 
-fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
-    let path = match path {
-        Some(path) => path.to_owned(),
+/// The config file's path: `path`, or the default one.
+pub(crate) fn config_path(path: Option<&Path>) -> Result<PathBuf, CliError> {
+    match path {
+        Some(path) => Ok(path.to_owned()),
         None => default_config_path()
-            .ok_or_else(|| CliError::usage("no config file: HOME is not set; use --config PATH"))?,
-    };
-    let text = std::fs::read_to_string(&path)
+            .ok_or_else(|| CliError::usage("no config file: HOME is not set; use --config PATH")),
+    }
+}
+
+/// Reads and parses the config file at `path`.
+fn read_config(path: &Path) -> Result<(ConfigFile, String), CliError> {
+    let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
     let file: ConfigFile = toml::from_str(&text)
         .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
+    Ok((file, text))
+}
+
+/// Every account of the config file at `path`, each with its table as written (to tell
+/// which accounts a reload changed, whatever keys they use).
+pub(crate) fn load_accounts(
+    path: &Path,
+) -> Result<BTreeMap<String, (Account, toml::Value)>, CliError> {
+    let (file, text) = read_config(path)?;
+    let mut tables: BTreeMap<String, toml::Value> = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|mut t| t.remove("accounts"))
+        .and_then(|a| a.try_into().ok())
+        .unwrap_or_default();
+    Ok(file
+        .accounts
+        .into_iter()
+        .map(|(name, account)| {
+            let table = tables.remove(&name).unwrap_or(toml::Value::Boolean(false));
+            (name, (account, table))
+        })
+        .collect())
+}
+
+fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
+    let path = config_path(path)?;
+    let (file, _) = read_config(&path)?;
     file.accounts.get(name).cloned().ok_or_else(|| {
         let known: Vec<&str> = file.accounts.keys().map(String::as_str).collect();
         CliError::usage(format!(

@@ -74,6 +74,7 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         batch_bytes: 8 * 1024 * 1024,
         progress: !json,
         retention: fetch::Retention::default(),
+        stop: None,
     };
     let runtime = fetch::runtime()?;
     let (first, method, version, pipelined) = runtime.block_on(fetch_once(server.port(), &job))?;

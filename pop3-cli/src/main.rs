@@ -18,6 +18,7 @@ mod fetch;
 mod filter;
 mod limits;
 mod maildir;
+mod poll;
 mod rules;
 mod serverinfo;
 mod session;
@@ -79,6 +80,10 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: &Cli) -> Result<u8, CliError> {
+    if let Command::Poll(args) = &cli.command {
+        // Every account of the config file, not one: resolved per account.
+        return poll::poll(cli, args);
+    }
     let settings = Settings::resolve(cli)?;
     match &cli.command {
         Command::Capa { login } => commands::capa(&settings, *login)?,
@@ -91,6 +96,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Fetch(args) => return run_fetch(&settings, args),
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
+        Command::Poll(args) => return poll::poll(cli, args),
     }
     Ok(EXIT_OK)
 }
@@ -125,6 +131,7 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
         retention: settings.retention(&args.rules)?,
+        stop: None,
     };
     if args.rules.dry_run {
         return run_dry_run(settings, &job);
