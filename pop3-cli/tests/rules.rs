@@ -666,3 +666,32 @@ fn only_new_downloads_nothing_on_first_use() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn poll_follows_each_accounts_rules() {
+    let small = sample_mail(1, 300, 31).remove(0);
+    let large = sample_mail(1, 30_000, 32).remove(0);
+    let server = MailboxServer::start(vec![small.clone(), large]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Mail");
+    let config = dir.path().join("config.toml");
+    let account = |extra: &str| {
+        format!(
+            "[accounts.t]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nallow-plaintext-auth = true\n\
+             user = \"alice\"\npassword-env = \"POP3_TEST_PASSWORD\"\nmaildir = \"{}\"\n{extra}",
+            server.port(),
+            maildir.display()
+        )
+    };
+    std::fs::write(&config, account("skip-larger-than = \"10k\"\n")).unwrap();
+    let c = config.to_str().unwrap();
+    run(&["--config", c, "poll", "--once"]).expect_code(0);
+    assert_eq!(
+        maildir_contents(&maildir).keys().collect::<Vec<_>>(),
+        [&lf(&small)]
+    );
+    assert_eq!(server.uids().len(), 2, "nothing deleted");
+    // keep with delete contradicts itself: a usage error for that account.
+    std::fs::write(&config, account("keep = \"7d\"\ndelete = true\n")).unwrap();
+    run(&["--config", c, "poll", "--once"]).expect_code(2);
+}
