@@ -691,6 +691,23 @@ fn poll_follows_each_accounts_rules() {
         [&lf(&small)]
     );
     assert_eq!(server.uids().len(), 2, "nothing deleted");
+    // An unread deletion is in the poll's log line.
+    std::fs::write(&config, account("delete-larger-than = \"10k\"\n")).unwrap();
+    let r = run(&["--config", c, "poll", "--once", "--log-format", "json"]);
+    r.expect_code(0);
+    let line: serde_json::Value = r
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["event"] == "poll")
+        .unwrap();
+    assert_eq!(line["deleted_unread"], 1, "{line}");
+    let notice = line["notices"][0].as_str().unwrap();
+    assert!(
+        notice.contains("delete unread (larger than delete-larger-than 10240)"),
+        "{notice}"
+    );
+    assert_eq!(server.uids().len(), 1);
     // keep with delete contradicts itself: a usage error for that account.
     std::fs::write(&config, account("keep = \"7d\"\ndelete = true\n")).unwrap();
     run(&["--config", c, "poll", "--once"]).expect_code(2);

@@ -601,10 +601,19 @@ fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Va
     for (key, value) in [
         ("verified", summary.verified),
         ("recovered", summary.recovered),
+        // The retention and size rules (crate::rules).
+        ("left", summary.left),
+        ("marked_seen", summary.marked_seen),
+        ("expired", summary.expired),
+        ("deleted_unread", summary.deleted_unread),
     ] {
         if value > 0 {
             fields.push((key, json!(value)));
         }
+    }
+    // Deletions without fetching and filter failures: always logged.
+    if !summary.notices.is_empty() {
+        fields.push(("notices", json!(summary.notices)));
     }
     if !summary.refused.is_empty() {
         fields.push(("refused", json!(summary.refused)));
