@@ -65,15 +65,14 @@ pub(crate) struct FetchJob {
     pub(crate) batch: usize,
     pub(crate) batch_bytes: u64,
     pub(crate) progress: bool,
-    /// The retention and size rules, the header filter, `--dry-run`.
+    /// The retention and size rules and the header filter.
     pub(crate) retention: Retention,
     /// Set (by `poll` on SIGTERM): start no further batch; the batch in flight is committed,
     /// then QUIT as usual.
     pub(crate) stop: Option<Arc<AtomicBool>>,
 }
 
-/// The retention and size rules of a fetch (see [`crate::rules`]), its header filter, and
-/// whether it is a dry run.
+/// The retention and size rules of a fetch (see [`crate::rules`]) and its header filter.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Retention {
     /// The rules (`delete` is taken from [`FetchJob::delete`]).
@@ -527,27 +526,7 @@ async fn run(
         summary.login_delay = capabilities.login_delay.map(|d| d.seconds);
         summary.expire = capabilities.expire.map(|e| e.policy);
     }
-    let uidl = match connection.uidl().await {
-        Ok(listing) => Some(listing),
-        Err(pop3_async::Error::Server(e)) => {
-            // Only a server that never had UIDL may do without it: otherwise a -ERR is a
-            // failure, and fetching without UIDs would store everything a second time.
-            let announced = connection.capabilities().is_some_and(|c| c.uidl);
-            if announced || lock(local)?.state.has_uids() {
-                let why = if announced {
-                    "the server announces UIDL"
-                } else {
-                    "the state file holds UIDs of this account"
-                };
-                return Err(CliError::Server(format!(
-                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
-                )));
-            }
-            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let uidl = uidl_listing(connection, local).await?;
     check_listings(&list, uidl.as_deref())?;
     summary.uidl = uidl.is_some();
     let Sorted {
@@ -673,6 +652,34 @@ async fn run(
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// UIDL, or `None` for a server that never had it. Only such a server may do without: when
+/// CAPA announces UIDL or the state holds UIDs of this account, a `-ERR` is a failure, since
+/// fetching without UIDs would store everything a second time.
+async fn uidl_listing(
+    connection: &mut Connection,
+    local: &Mutex<Local>,
+) -> Result<Option<Vec<UniqueIdListing>>, CliError> {
+    match connection.uidl().await {
+        Ok(listing) => Ok(Some(listing)),
+        Err(pop3_async::Error::Server(e)) => {
+            let announced = connection.capabilities().is_some_and(|c| c.uidl);
+            if announced || lock(local)?.state.has_uids() {
+                let why = if announced {
+                    "the server announces UIDL"
+                } else {
+                    "the state file holds UIDs of this account"
+                };
+                return Err(CliError::Server(format!(
+                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
+                )));
+            }
+            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The listing, sorted by the state and the rules.
@@ -988,14 +995,7 @@ pub(crate) async fn dry_run(
     let local = Arc::new(Mutex::new(Local { state, index: None }));
     let result = async {
         let list = connection.list().await?;
-        let uidl = match connection.uidl().await {
-            Ok(listing) => Some(listing),
-            Err(pop3_async::Error::Server(e)) => {
-                tracing::info!(target: "pop3_cli", "no UIDL: {e}");
-                None
-            }
-            Err(e) => return Err(CliError::from(e)),
-        };
+        let uidl = uidl_listing(&mut connection, &local).await?;
         check_listings(&list, uidl.as_deref())?;
         summary.uidl = uidl.is_some();
         sort_listed(

@@ -712,3 +712,26 @@ fn poll_follows_each_accounts_rules() {
     std::fs::write(&config, account("keep = \"7d\"\ndelete = true\n")).unwrap();
     run(&["--config", c, "poll", "--once"]).expect_code(2);
 }
+
+#[test]
+fn dry_run_refuses_a_uidl_refusal_as_fetch_does() {
+    // The CAPA announces UIDL: a -ERR to it is a failure for a dry run too (fetch would stop
+    // there), not a listing without UIDs.
+    let dir = tempfile::tempdir().unwrap();
+    let (r, t, commands) = scripted(
+        "C: LIST\nS-RAW: +OK\\r\\n1 10\\r\\n.\\r\\n\n\
+         C: UIDL\nS: -ERR [SYS/TEMP] try later\n\
+         C: QUIT\nS: +OK bye\n",
+        dir.path(),
+        &["--dry-run", "--delete"],
+    );
+    r.expect_code(1);
+    t.assert_complete();
+    assert_eq!(commands, ["LIST", "UIDL", "QUIT"]);
+    assert!(
+        r.stderr
+            .contains("UIDL refused (the server announces UIDL)"),
+        "{}",
+        r.stderr
+    );
+}
