@@ -101,7 +101,7 @@ pub(crate) enum PasswordSource {
 }
 
 /// Everything a command needs to connect and log in.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) host: Option<String>,
     pub(crate) port: Option<u16>,
