@@ -735,3 +735,75 @@ fn dry_run_refuses_a_uidl_refusal_as_fetch_does() {
         r.stderr
     );
 }
+
+#[test]
+fn a_refused_top_leaves_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, t, commands) = scripted(
+        "C: LIST\nS-RAW: +OK\\r\\n1 10\\r\\n.\\r\\n\n\
+         C: UIDL\nS-RAW: +OK\\r\\n1 a\\r\\n.\\r\\n\n\
+         C: TOP 1 0\nS: -ERR no such command\n\
+         C: QUIT\nS: +OK bye\n",
+        dir.path(),
+        &["--filter", "exit 1"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert_eq!(commands, ["LIST", "UIDL", "TOP 1 0", "QUIT"], "no DELE");
+    assert!(
+        r.stderr
+            .contains("message 1 (UID a, 10 octets): skip (filter failed: TOP refused"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn without_uidl_the_size_rules_work_with_delete_and_keep_is_refused() {
+    // No UIDL in CAPA and a -ERR to it: a server that never had UIDL.
+    const NO_UIDL: &str = "S: +OK ready\nC: CAPA\nS-RAW: +OK\\r\\nUSER\\r\\n.\\r\\n\n\
+         C: USER alice\nS: +OK\nC: PASS secret-a\nS: +OK logged in\nC: CAPA\n\
+         S-RAW: +OK\\r\\nUSER\\r\\n.\\r\\n\n";
+    let run_script = |script: &str, args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let server =
+            ScriptedServer::start(Script::parse(&format!("{NO_UIDL}{script}")).unwrap()).unwrap();
+        let mut global = plain_args(server.port());
+        global.extend(["--auth".to_owned(), "user".to_owned()]);
+        let md = dir.path().join("Mail");
+        let r = run_with(
+            &global,
+            &[&["fetch", "--maildir", md.to_str().unwrap()][..], args].concat(),
+        );
+        (r, server.finish().unwrap(), dir)
+    };
+    let (r, t, dir) = run_script(
+        "C: LIST\nS-RAW: +OK\\r\\n1 10\\r\\n2 50000\\r\\n.\\r\\n\n\
+         C: UIDL\nS: -ERR not supported\n\
+         C: DELE 2\nS: +OK\n\
+         C: RETR 1\nS-RAW: +OK\\r\\nsmall\\r\\n.\\r\\n\n\
+         C: DELE 1\nS: +OK\n\
+         C: QUIT\nS: +OK bye\n",
+        &["--delete", "--delete-larger-than", "1k"],
+    );
+    r.expect_code(0);
+    t.assert_complete();
+    assert!(
+        r.stderr.contains(
+            "message 2 (50000 octets): delete unread (larger than delete-larger-than 1024)"
+        ),
+        "{}",
+        r.stderr
+    );
+    let contents = maildir_contents(&dir.path().join("Mail"));
+    assert_eq!(contents.keys().collect::<Vec<_>>(), [&b"small\n".to_vec()]);
+    let (r, t, _) = run_script(
+        "C: LIST\nS-RAW: +OK\\r\\n1 10\\r\\n.\\r\\n\n\
+         C: UIDL\nS: -ERR not supported\n\
+         C: QUIT\nS: +OK bye\n",
+        &["--only-new", "--delete"],
+    );
+    r.expect_code(2);
+    t.assert_complete();
+    assert!(r.stderr.contains("which only-new needs"), "{}", r.stderr);
+}
