@@ -273,8 +273,9 @@ impl State {
         self.entries.get(uid)
     }
 
-    /// Whether `uid` is recorded as stored.
-    #[cfg(test)]
+    /// Whether `uid` is recorded as stored. (`fetch` asks [`entry`](Self::entry); the
+    /// delivery targets' recovery asks this.)
+    #[allow(dead_code)]
     pub(crate) fn is_stored(&self, uid: &str) -> bool {
         self.entries
             .get(uid)
