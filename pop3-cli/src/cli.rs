@@ -248,6 +248,50 @@ pub(crate) struct FetchArgs {
     /// Maximum bytes per durable batch (a larger message is a batch of its own).
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) batch_bytes: u64,
+    /// The retention and size rules, the header filter, --dry-run.
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+}
+
+/// `fetch`'s retention and size rules (each also an `[accounts.NAME]` key; the flag wins).
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RuleArgs {
+    /// Leave messages on the server, and delete each once it was first seen more than
+    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages stored in the
+    /// Maildir are deleted. Needs UIDL; not with --delete.
+    #[arg(long, value_name = "DURATION", value_parser = crate::rules::parse_duration)]
+    pub(crate) keep: Option<u64>,
+    /// Leave messages larger than SIZE (bytes; `k`, `M`, `G` suffixes) on the server, unread.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) skip_larger_than: Option<u64>,
+    /// Delete messages larger than SIZE on the server without fetching them (each deletion
+    /// is reported on stderr). Wins over --skip-larger-than.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) delete_larger_than: Option<u64>,
+    /// Fetch at most N messages per session (the others wait for the next run, in server
+    /// order).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_messages: Option<u64>,
+    /// Fetch at most SIZE bytes (as listed) per session; a message larger than SIZE is never
+    /// fetched while the cap stands.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) max_bytes: Option<u64>,
+    /// On first use (no state file yet), mark every message already on the server as seen
+    /// without downloading it: only mail that arrives later is fetched.
+    #[arg(long)]
+    pub(crate) only_new: bool,
+    /// A header filter (run with `sh -c`): each new message's headers (`TOP n 0`) on its
+    /// stdin; exit 0 fetch, 1 delete without fetching, 2 leave for now; anything else, a
+    /// crash or a timeout leaves the message and is reported.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) filter: Option<String>,
+    /// The filter's timeout in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) filter_timeout: Option<f64>,
+    /// Print what would be fetched, skipped and deleted, and change nothing: no RETR, no
+    /// DELE, no state or Maildir write (LIST, UIDL, and TOP n 0 for the filter are sent).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `demo` options.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use pop3_blocking::{Fingerprint, Options, Secret, Security, TlsOptions};
 use serde::Deserialize;
 
-use crate::cli::{AuthMode, Cli, Pipelining, TlsMode};
+use crate::cli::{AuthMode, Cli, Pipelining, RuleArgs, TlsMode};
 use crate::error::CliError;
 
 /// The config file: `[accounts.NAME]` tables.
@@ -44,6 +44,23 @@ pub(crate) struct Account {
     maildir: Option<PathBuf>,
     /// The default `fetch --state`.
     state: Option<PathBuf>,
+    // ---- fetch's retention and size rules (see `RuleArgs`) ----
+    /// `keep = "7d"`.
+    keep: Option<String>,
+    /// `skip-larger-than = "10M"` (or a number of bytes).
+    skip_larger_than: Option<SizeKey>,
+    /// `delete-larger-than = "50M"`.
+    delete_larger_than: Option<SizeKey>,
+    /// `max-messages = 100`.
+    max_messages: Option<u64>,
+    /// `max-bytes = "100M"`.
+    max_bytes: Option<SizeKey>,
+    /// `only-new = true`.
+    only_new: Option<bool>,
+    /// `filter = "CMD"`.
+    filter: Option<String>,
+    /// `filter-timeout = 30`.
+    filter_timeout: Option<f64>,
 
     // ---- `poll` (see `crate::poll`) ----
     /// How often `poll` polls the account: a duration (`"90s"`, `"5m"`, `"1h30m"`) or
@@ -61,6 +78,24 @@ pub(crate) struct Account {
     pub(crate) bind: Option<std::net::IpAddr>,
     pub(crate) crl_file: Option<PathBuf>,
     pub(crate) trust: Option<String>,
+}
+
+/// A size in the config file: a number of bytes, or text with a `k`, `M` or `G` suffix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SizeKey {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeKey {
+    fn bytes(&self, key: &str) -> Result<u64, CliError> {
+        match self {
+            Self::Bytes(n) => Ok(*n),
+            Self::Text(text) => crate::rules::parse_size(text)
+                .map_err(|e| CliError::usage(format!("the account's {key}: {e}"))),
+        }
+    }
 }
 
 /// Where the password (or OAuth token) comes from.
@@ -92,6 +127,8 @@ pub(crate) struct Settings {
     pub(crate) state: Option<PathBuf>,
     /// Proxy, connect timeout, source address, CRLs, trust store.
     pub(crate) net: crate::net::NetSettings,
+    /// The account's retention keys, merged with the flags by [`Settings::retention`].
+    account: Account,
 }
 
 impl Settings {
@@ -149,6 +186,7 @@ impl Settings {
             ),
             (None, None) => None,
         };
+        let kept = account.clone();
         let net = crate::net::NetSettings::resolve(cli, &account)?;
         Ok(Self {
             net,
@@ -175,8 +213,71 @@ impl Settings {
                 .or(account.pipelining)
                 .unwrap_or(Pipelining::Auto),
             json: cli.json,
-            maildir: account.maildir.map(expand_home),
-            state: account.state.map(expand_home),
+            maildir: account.maildir.clone().map(expand_home),
+            state: account.state.clone().map(expand_home),
+            account: kept,
+        })
+    }
+
+    /// `fetch`'s retention and size rules and header filter: the flags over the account's
+    /// keys.
+    pub(crate) fn retention(&self, args: &RuleArgs) -> Result<crate::fetch::Retention, CliError> {
+        let a = &self.account;
+        let keep = match (args.keep, &a.keep) {
+            (Some(seconds), _) => Some(seconds),
+            (None, Some(text)) => Some(
+                crate::rules::parse_duration(text)
+                    .map_err(|e| CliError::usage(format!("the account's keep: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        let size = |flag: Option<u64>, key: &Option<SizeKey>, name: &str| match (flag, key) {
+            (Some(n), _) => Ok(Some(n)),
+            (None, Some(key)) => key.bytes(name).map(Some),
+            (None, None) => Ok(None),
+        };
+        let max_messages = args.max_messages.or(a.max_messages);
+        if max_messages == Some(0) {
+            return Err(CliError::usage(
+                "the account's max-messages must be at least 1",
+            ));
+        }
+        let filter_timeout = args.filter_timeout.or(a.filter_timeout);
+        if let Some(seconds) = filter_timeout {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+                return Err(CliError::usage(
+                    "the filter-timeout must be more than 0 and at most 86400 seconds",
+                ));
+            }
+        }
+        let filter = args.filter.clone().or_else(|| a.filter.clone());
+        Ok(crate::fetch::Retention {
+            rules: crate::rules::Rules {
+                delete: false,
+                keep,
+                skip_larger_than: size(
+                    args.skip_larger_than,
+                    &a.skip_larger_than,
+                    "skip-larger-than",
+                )?,
+                delete_larger_than: size(
+                    args.delete_larger_than,
+                    &a.delete_larger_than,
+                    "delete-larger-than",
+                )?,
+                max_messages: max_messages.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                max_bytes: size(args.max_bytes, &a.max_bytes, "max-bytes")?,
+                only_new: args.only_new || a.only_new.unwrap_or(false),
+            },
+            filter: filter.map(|command| crate::filter::Filter {
+                command,
+                timeout: filter_timeout.map_or(
+                    crate::filter::DEFAULT_FILTER_TIMEOUT,
+                    Duration::from_secs_f64,
+                ),
+            }),
+            host: self.host.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
         })
     }
 
