@@ -94,12 +94,12 @@ pub(crate) struct Cli {
     pub(crate) json: bool,
 
     /// Use the named account of the config file (command-line options override it).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub(crate) account: Option<String>,
 
     /// The config file [default: $XDG_CONFIG_HOME/pop3/config.toml or
     /// ~/.config/pop3/config.toml].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub(crate) config: Option<PathBuf>,
 
     /// What to do.
@@ -164,6 +164,23 @@ pub(crate) enum Command {
     Serverinfo,
     /// Start an embedded POP3 server with generated mail, fetch it, print a summary.
     Demo(DemoArgs),
+    /// OAuth 2.0 for XOAUTH2 and OAUTHBEARER: sign in to the --account's provider and keep its
+    /// tokens (see the README's OAuth section).
+    Oauth {
+        /// What to do.
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+/// `oauth` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// Sign in with the device authorization flow (RFC 8628): shows a URL and a code to enter
+    /// there, waits for the sign-in, and stores the tokens (file mode 0600).
+    Login,
+    /// Delete the account's stored tokens (revoke the grant at the provider separately).
+    Logout,
 }
 
 /// `fetch` options.

@@ -44,6 +44,18 @@ pub(crate) struct Account {
     maildir: Option<PathBuf>,
     /// The default `fetch --state`.
     state: Option<PathBuf>,
+
+    // OAuth 2.0 (`pop3 oauth login`, the token store): see crate::oauth.
+    pub(crate) oauth_provider: Option<crate::oauth::ProviderName>,
+    pub(crate) oauth_client_id: Option<String>,
+    pub(crate) oauth_client_secret: Option<String>,
+    pub(crate) oauth_tenant: Option<String>,
+    pub(crate) oauth_scopes: Option<String>,
+    pub(crate) oauth_device_authorization_endpoint: Option<String>,
+    pub(crate) oauth_token_endpoint: Option<String>,
+    pub(crate) oauth_token_file: Option<PathBuf>,
+    pub(crate) oauth_ca_file: Option<PathBuf>,
+    pub(crate) oauth_allow_http: Option<bool>,
 }
 
 /// Where the password (or OAuth token) comes from.
@@ -73,6 +85,8 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     pub(crate) maildir: Option<PathBuf>,
     pub(crate) state: Option<PathBuf>,
+    /// OAuth 2.0: the account's provider and token store.
+    pub(crate) oauth: Option<crate::oauth::OAuth>,
 }
 
 impl Settings {
@@ -117,6 +131,21 @@ impl Settings {
                 )));
             }
         }
+        let oauth = crate::oauth::resolve(
+            cli.account.as_deref(),
+            &account,
+            Duration::from_secs_f64(timeout),
+        )?;
+        if oauth.is_some()
+            && (account.password_env.is_some()
+                || account.password_file.is_some()
+                || account.password_cmd.is_some())
+        {
+            return Err(CliError::usage(
+                "the account sets both OAuth (oauth-provider or oauth-token-endpoint) and a password source",
+            ));
+        }
+        let auth = crate::oauth::auth_mode(oauth.as_ref(), cli.auth.or(account.auth))?;
         let tls_fingerprint = match (&cli.tls_fingerprint, &account.tls_fingerprint) {
             (Some(pin), _) => Some(*pin),
             (None, Some(text)) => Some(
@@ -136,7 +165,7 @@ impl Settings {
                 PasswordSource::File(path) => PasswordSource::File(expand_home(path)),
                 other => other,
             }),
-            auth: cli.auth.or(account.auth).unwrap_or(AuthMode::Auto),
+            auth,
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs_f64(timeout),
@@ -151,6 +180,7 @@ impl Settings {
             json: cli.json,
             maildir: account.maildir.map(expand_home),
             state: account.state.map(expand_home),
+            oauth,
         })
     }
 
@@ -286,7 +316,7 @@ fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
 }
 
 /// `~/x` becomes `$HOME/x`.
-fn expand_home(path: PathBuf) -> PathBuf {
+pub(crate) fn expand_home(path: PathBuf) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~") {
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             return PathBuf::from(home).join(rest);

@@ -17,6 +17,7 @@ mod escape;
 mod fetch;
 mod limits;
 mod maildir;
+mod oauth;
 mod serverinfo;
 mod session;
 mod state;
@@ -89,6 +90,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Fetch(args) => return run_fetch(&settings, args),
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
+        Command::Oauth { command } => return oauth::command(&settings, command),
     }
     Ok(EXIT_OK)
 }

@@ -1,6 +1,6 @@
 //! Connecting and logging in as the settings say.
 
-use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
+use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, Plain, ScramSha256};
 use pop3_blocking::{Connection, LoginMethod, Secret};
 
 use crate::cli::{AuthMode, Pipelining};
@@ -33,7 +33,7 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
     settings.host()?;
     let user = settings.user()?.to_owned();
     // The password first: a prompt or a slow password command must not hold a connection.
-    let password = settings.password()?;
+    let password = crate::oauth::credential(settings)?;
     let mut connection = connect(settings)?;
     // Asked before login: the CAPA after login goes out with the first command after it.
     let announced = connection.capabilities().is_some_and(|c| c.pipelining);
@@ -90,19 +90,8 @@ fn login(
             connection.auth(CramMd5::new(name, password))?;
             "CRAM-MD5"
         }
-        AuthMode::Xoauth2 => {
-            connection.auth(XOAuth2::new(name, password))?;
-            "XOAUTH2"
-        }
-        AuthMode::Oauthbearer => {
-            let host = settings.host()?.to_owned();
-            connection.auth(OAuthBearer::new(
-                name,
-                Some(host),
-                Some(settings.port()),
-                password,
-            ))?;
-            "OAUTHBEARER"
+        AuthMode::Xoauth2 | AuthMode::Oauthbearer => {
+            crate::oauth::authenticate(connection, settings, user, password)?
         }
         AuthMode::ScramSha256 => {
             connection.auth(ScramSha256::new(name, password, scram_nonce()?))?;

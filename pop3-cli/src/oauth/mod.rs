@@ -1,0 +1,358 @@
+//! OAuth 2.0 for XOAUTH2 and OAUTHBEARER: `pop3 oauth login` (the device authorization flow,
+//! RFC 8628), the token store, the refresh before each session, and the one refresh and retry
+//! after `-ERR [AUTH]`.
+//!
+//! An account uses the store when it names a provider (`oauth-provider`) or a token endpoint
+//! (`oauth-token-endpoint`) and no password source is given on the command line. Tokens stay
+//! in [`Secret`]s: never in `Debug`, errors or traces.
+
+mod flow;
+mod http;
+mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pop3_blocking::pop3_proto::sasl::{OAuthBearer, XOAuth2};
+use pop3_blocking::{Connection, Error, ResponseCode, Secret, TlsOptions};
+use serde::Deserialize;
+
+use crate::cli::{AuthMode, OauthCommand};
+use crate::config::{Account, Settings};
+use crate::error::{CliError, EXIT_OK};
+
+use flow::{Granted, Provider, Reply};
+use http::Url;
+use store::{Store, Tokens};
+
+/// An access token is refreshed when it expires within this margin: the session's login
+/// must not race its expiry.
+const EXPIRY_MARGIN: u64 = 120;
+
+/// `oauth-provider`: the presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProviderName {
+    /// Microsoft identity platform (Outlook.com, Microsoft 365).
+    Microsoft,
+    /// Google (Gmail).
+    Google,
+}
+
+impl ProviderName {
+    /// The device authorization endpoint, the token endpoint and the default scopes.
+    fn preset(self, tenant: &str) -> (String, String, &'static str) {
+        match self {
+            // learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code; the POP scope
+            // from "Authenticate an IMAP, POP or SMTP connection using OAuth".
+            Self::Microsoft => (
+                format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode"),
+                format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+                "https://outlook.office.com/POP.AccessAsUser.All offline_access",
+            ),
+            // developers.google.com/identity/protocols/oauth2/limited-input-device; Gmail's
+            // POP needs the full-mail scope.
+            Self::Google => (
+                "https://oauth2.googleapis.com/device/code".to_owned(),
+                "https://oauth2.googleapis.com/token".to_owned(),
+                "https://mail.google.com/",
+            ),
+        }
+    }
+}
+
+/// An account's OAuth settings, resolved.
+#[derive(Debug)]
+pub(crate) struct OAuth {
+    account: String,
+    provider: Provider,
+    store: PathBuf,
+}
+
+/// The account's OAuth settings, if it has any (`oauth-provider` or `oauth-token-endpoint`).
+pub(crate) fn resolve(
+    name: Option<&str>,
+    account: &Account,
+    timeout: Duration,
+) -> Result<Option<OAuth>, CliError> {
+    let keys = account;
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    if keys.oauth_provider.is_none() && keys.oauth_token_endpoint.is_none() {
+        let any = keys.oauth_client_id.is_some()
+            || keys.oauth_client_secret.is_some()
+            || keys.oauth_tenant.is_some()
+            || keys.oauth_scopes.is_some()
+            || keys.oauth_device_authorization_endpoint.is_some()
+            || keys.oauth_token_file.is_some()
+            || keys.oauth_ca_file.is_some()
+            || keys.oauth_allow_http.is_some();
+        if any {
+            return Err(CliError::usage(format!(
+                "[accounts.{name}]: the oauth-* keys need oauth-provider or oauth-token-endpoint"
+            )));
+        }
+        return Ok(None);
+    }
+    let usage = |m: String| CliError::usage(format!("[accounts.{name}]: {m}"));
+    let tenant = keys.oauth_tenant.as_deref().unwrap_or("common");
+    if keys.oauth_tenant.is_some() && keys.oauth_provider != Some(ProviderName::Microsoft) {
+        return Err(usage(
+            "oauth-tenant is for oauth-provider = \"microsoft\"".to_owned(),
+        ));
+    }
+    if tenant.is_empty()
+        || !tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        return Err(usage(format!(
+            "oauth-tenant {tenant:?} is not a tenant name or id"
+        )));
+    }
+    let preset = keys.oauth_provider.map(|p| p.preset(tenant));
+    let allow_http = keys.oauth_allow_http.unwrap_or(false);
+    let url = |key: &str, text: &str| {
+        Url::parse(text, allow_http).map_err(|e| usage(format!("{key}: {e}")))
+    };
+    let token_endpoint = match (&keys.oauth_token_endpoint, &preset) {
+        (Some(text), _) => url("oauth-token-endpoint", text)?,
+        (None, Some((_, token, _))) => url("oauth-token-endpoint", token)?,
+        (None, None) => unreachable_none()?,
+    };
+    let device_endpoint = match (&keys.oauth_device_authorization_endpoint, &preset) {
+        (Some(text), _) => Some(url("oauth-device-authorization-endpoint", text)?),
+        (None, Some((device, _, _))) => Some(url("oauth-device-authorization-endpoint", device)?),
+        (None, None) => None,
+    };
+    let client_id = keys
+        .oauth_client_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            usage(
+                "oauth-client-id is required (the application registered with the provider)"
+                    .to_owned(),
+            )
+        })?;
+    let scopes = keys
+        .oauth_scopes
+        .clone()
+        .or_else(|| preset.as_ref().map(|(_, _, scopes)| (*scopes).to_owned()))
+        .unwrap_or_default();
+    let mut tls = TlsOptions::default();
+    if let Some(path) = &keys.oauth_ca_file {
+        tls = tls
+            .add_ca_file(crate::config::expand_home(path.clone()))
+            .map_err(|e| usage(format!("oauth-ca-file: {e}")))?;
+    }
+    let tls = tls.build().map_err(|e| {
+        CliError::failure(format!("the TLS configuration for the token endpoint: {e}"))
+    })?;
+    let store = match &keys.oauth_token_file {
+        Some(path) => crate::config::expand_home(path.clone()),
+        None => store::default_path(name).ok_or_else(|| {
+            usage("no place for the token store: HOME is not set; set oauth-token-file".to_owned())
+        })?,
+    };
+    Ok(Some(OAuth {
+        account: name.to_owned(),
+        provider: Provider {
+            device_endpoint,
+            token_endpoint,
+            client_id,
+            client_secret: keys
+                .oauth_client_secret
+                .as_ref()
+                .map(|s| Secret::new(s.as_bytes().to_vec())),
+            scopes,
+            tls,
+            timeout,
+        },
+        store,
+    }))
+}
+
+fn unreachable_none() -> Result<Url, CliError> {
+    Err(CliError::usage(
+        "oauth-token-endpoint is required without oauth-provider",
+    ))
+}
+
+/// The default `--auth` of an account with OAuth, and the check that the chosen one takes a
+/// token.
+pub(crate) fn auth_mode(
+    oauth: Option<&OAuth>,
+    chosen: Option<AuthMode>,
+) -> Result<AuthMode, CliError> {
+    match (oauth, chosen) {
+        (None, chosen) => Ok(chosen.unwrap_or(AuthMode::Auto)),
+        (Some(_), None) => Ok(AuthMode::Xoauth2),
+        (Some(_), Some(mode @ (AuthMode::Xoauth2 | AuthMode::Oauthbearer))) => Ok(mode),
+        (Some(oauth), Some(_)) => Err(CliError::usage(format!(
+            "[accounts.{}] uses OAuth: auth must be xoauth2 or oauthbearer",
+            oauth.account
+        ))),
+    }
+}
+
+/// The store's OAuth settings when the session's token comes from the store (not from a
+/// password source on the command line).
+fn from_store(settings: &Settings) -> Option<&OAuth> {
+    settings
+        .oauth
+        .as_ref()
+        .filter(|_| settings.password.is_none())
+}
+
+/// The secret for this session's login: the store's access token, refreshed first if it has
+/// expired or is about to, or else the password (or token) from its source.
+pub(crate) fn credential(settings: &Settings) -> Result<Secret, CliError> {
+    match from_store(settings) {
+        Some(oauth) => fresh_token(oauth, false),
+        None => settings.password(),
+    }
+}
+
+/// AUTH XOAUTH2 or OAUTHBEARER with `token`; with the store as the source, an `-ERR [AUTH]`
+/// is followed by one refresh and one retry on the same session.
+pub(crate) fn authenticate(
+    connection: &mut Connection,
+    settings: &Settings,
+    user: &str,
+    token: Secret,
+) -> Result<&'static str, CliError> {
+    let first = attempt(connection, settings, user, token);
+    let Err(error) = first else {
+        return first.map_err(CliError::from);
+    };
+    let refused_token = matches!(&error, Error::Server(e) if e.code == Some(ResponseCode::Auth));
+    match from_store(settings) {
+        Some(oauth) if refused_token && !connection.is_poisoned() => {
+            tracing::info!(target: "pop3_cli", "the server refused the access token: refreshing it and trying once more");
+            let token = fresh_token(oauth, true)?;
+            attempt(connection, settings, user, token).map_err(CliError::from)
+        }
+        _ => Err(error.into()),
+    }
+}
+
+fn attempt(
+    connection: &mut Connection,
+    settings: &Settings,
+    user: &str,
+    token: Secret,
+) -> Result<&'static str, Error> {
+    if settings.auth == AuthMode::Oauthbearer {
+        let host = settings.host.clone().unwrap_or_default();
+        connection.auth(OAuthBearer::new(
+            user.to_owned(),
+            Some(host),
+            Some(settings.port()),
+            token,
+        ))?;
+        Ok("OAUTHBEARER")
+    } else {
+        connection.auth(XOAuth2::new(user.to_owned(), token))?;
+        Ok("XOAUTH2")
+    }
+}
+
+/// The access token: the stored one while it is valid for [`EXPIRY_MARGIN`] more, else (or
+/// with `force`) a new one from the refresh token grant, stored before it is returned.
+fn fresh_token(oauth: &OAuth, force: bool) -> Result<Secret, CliError> {
+    let store = Store::lock(&oauth.store)?;
+    let tokens = store.load()?.unwrap_or_default();
+    let now = store::now();
+    if !force {
+        if let (Some(access), Some(expires_at)) = (&tokens.access, tokens.expires_at) {
+            if expires_at > now.saturating_add(EXPIRY_MARGIN) {
+                tracing::info!(target: "pop3_cli", "the access token is valid for {} s more", expires_at - now);
+                return Ok(access.clone());
+            }
+        }
+    }
+    let login_again = format!("run `pop3 oauth login --account {}`", oauth.account);
+    let Some(refresh) = &tokens.refresh else {
+        return Err(CliError::usage(format!(
+            "no OAuth refresh token stored for account {} ({}): {login_again}",
+            oauth.account,
+            store.path().display()
+        )));
+    };
+    tracing::info!(target: "pop3_cli", "refreshing the access token");
+    match oauth.provider.refresh(refresh)? {
+        Reply::Granted(granted) => {
+            let access = granted.access.clone();
+            store.save(&merge(tokens, granted, now))?;
+            Ok(access)
+        }
+        Reply::Refused(error) if error.code == "invalid_grant" => Err(CliError::Server(format!(
+            "the provider refused the stored refresh token ({error}): it was revoked or has expired; {login_again} again"
+        ))),
+        Reply::Refused(error) => Err(CliError::Server(format!(
+            "the token endpoint refused to refresh the access token: {error}"
+        ))),
+    }
+}
+
+/// The store's new content: a rotated refresh token replaces the old one; without one in
+/// the reply, the old one stays.
+fn merge(old: Tokens, granted: Granted, now: u64) -> Tokens {
+    Tokens {
+        refresh: granted.refresh.or(old.refresh),
+        access: Some(granted.access),
+        expires_at: granted.expires_in.map(|s| now.saturating_add(s)),
+    }
+}
+
+/// `pop3 oauth ...`.
+pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8, CliError> {
+    let oauth = settings.oauth.as_ref().ok_or_else(|| {
+        CliError::usage(
+            "pop3 oauth needs --account NAME, an account with oauth-provider (or oauth-token-endpoint) and oauth-client-id",
+        )
+    })?;
+    match command {
+        OauthCommand::Login => {
+            let granted = oauth.provider.device_login(&mut std::io::stderr())?;
+            let store = Store::lock(&oauth.store)?;
+            let old = store.load().ok().flatten().unwrap_or_default();
+            let without_refresh = granted.refresh.is_none();
+            // A new sign-in replaces whatever was stored, the old refresh token included.
+            let tokens = merge(
+                Tokens {
+                    refresh: None,
+                    ..old
+                },
+                granted,
+                store::now(),
+            );
+            store.save(&tokens)?;
+            if without_refresh {
+                eprintln!(
+                    "pop3: warning: the provider sent no refresh token (is offline_access among the scopes?): you will have to sign in again when the access token expires"
+                );
+            }
+            println!(
+                "signed in; tokens for account {} stored in {}",
+                oauth.account,
+                store.path().display()
+            );
+        }
+        OauthCommand::Logout => {
+            let store = Store::lock(&oauth.store)?;
+            if store.remove()? {
+                println!(
+                    "removed the tokens of account {} ({}); the grant itself stays valid at the provider until you revoke it there",
+                    oauth.account,
+                    store.path().display()
+                );
+            } else {
+                println!("no tokens stored for account {}", oauth.account);
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
