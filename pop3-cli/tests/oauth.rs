@@ -1,0 +1,801 @@
+//! `pop3 oauth login` and the token store end to end, against a local OAuth token endpoint
+//! (HTTPS with the kit's test certificate, std threads) and the kit's ScriptedServer.
+//!
+//! The token endpoint implements RFC 8628's device authorization and the refresh token grant
+//! as the handlers of each test say, and records every request with its time.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use common::*;
+use pop3_blocking::rustls::{ServerConnection, StreamOwned};
+use pop3_tests::{Script, ScriptedServer, TestCa};
+use serde_json::{Value, json};
+
+// ---- the token endpoint ----
+
+/// One request the endpoint received.
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    form: BTreeMap<String, String>,
+    at: Instant,
+}
+
+/// What the endpoint answers: after `delay`, `status` with a JSON body.
+struct Answer {
+    delay: Duration,
+    status: u16,
+    body: Value,
+}
+
+fn ok(body: Value) -> Answer {
+    Answer {
+        delay: Duration::ZERO,
+        status: 200,
+        body,
+    }
+}
+
+fn refused(error: &str) -> Answer {
+    Answer {
+        delay: Duration::ZERO,
+        status: 400,
+        body: json!({"error": error, "error_description": format!("test says {error}")}),
+    }
+}
+
+type Handler = dyn Fn(&Request, usize) -> Answer + Send + Sync;
+
+struct TokenServer {
+    port: u16,
+    tls: bool,
+    log: Arc<Mutex<Vec<Request>>>,
+}
+
+impl TokenServer {
+    /// Starts the endpoint; `handler` gets each request and how many came before it.
+    fn start(
+        tls: bool,
+        handler: impl Fn(&Request, usize) -> Answer + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let server_log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let log = Arc::clone(&server_log);
+                let handler = Arc::clone(&handler);
+                std::thread::spawn(move || {
+                    let _ = serve(tcp, tls, &log, &*handler);
+                });
+            }
+        });
+        Self { port, tls, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}://localhost:{}{path}",
+            if self.tls { "https" } else { "http" },
+            self.port
+        )
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve(
+    tcp: TcpStream,
+    tls: bool,
+    log: &Mutex<Vec<Request>>,
+    handler: &Handler,
+) -> std::io::Result<()> {
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    if tls {
+        let connection = ServerConnection::new(TestCa::shared().server_config()).unwrap();
+        let mut stream = StreamOwned::new(connection, tcp);
+        exchange(&mut stream, log, handler)?;
+        stream.conn.send_close_notify();
+        stream.flush()
+    } else {
+        let mut stream = tcp;
+        exchange(&mut stream, log, handler)
+    }
+}
+
+fn exchange(
+    stream: &mut (impl Read + Write),
+    log: &Mutex<Vec<Request>>,
+    handler: &Handler,
+) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            break (end + 4, length);
+        }
+    };
+    while data.len() < head_end + length {
+        let n = stream.read(&mut buf)?;
+        assert!(n > 0, "the client closed in the middle of its request");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let request_line = head.lines().next().unwrap().to_owned();
+    let mut parts = request_line.split(' ');
+    assert_eq!(parts.next(), Some("POST"), "{head}");
+    let path = parts.next().unwrap().to_owned();
+    assert!(
+        head.contains("\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
+        "{head}"
+    );
+    assert!(head.contains(&format!("\r\nHost: localhost:")), "{head}");
+    let body = String::from_utf8(data[head_end..head_end + length].to_vec()).unwrap();
+    let form = body
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (decode(k), decode(v))
+        })
+        .collect();
+    let request = Request {
+        path,
+        form,
+        at: Instant::now(),
+    };
+    let count = {
+        let mut log = log.lock().unwrap();
+        log.push(request.clone());
+        log.len() - 1
+    };
+    let answer = handler(&request, count);
+    std::thread::sleep(answer.delay);
+    let body = answer.body.to_string();
+    // Chunked for the errors, Content-Length for the rest: both framings get exercised.
+    let response = if answer.status == 200 {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    } else {
+        format!(
+            "HTTP/1.1 {} Error\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            answer.status,
+            body.len()
+        )
+    };
+    stream.write_all(response.as_bytes())?;
+    stream.flush()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+// ---- the account, the store, the POP3 side ----
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct Account {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    store: PathBuf,
+}
+
+/// A config with `[accounts.t]` for `pop_port` (cleartext, alice) and the token endpoint,
+/// plus `extra` lines.
+fn account(tokens: &TokenServer, pop_port: u16, extra: &str) -> Account {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca_file(dir.path());
+    let store = dir.path().join("store").join("t.json");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[accounts.t]\nhost = \"127.0.0.1\"\nport = {pop_port}\ntls = \"none\"\nallow-plaintext-auth = true\n\
+             user = \"alice\"\ntimeout = 10\noauth-client-id = \"client-1\"\n\
+             oauth-device-authorization-endpoint = \"{}\"\noauth-token-endpoint = \"{}\"\n\
+             oauth-scopes = \"pop offline_access\"\noauth-ca-file = \"{}\"\noauth-token-file = \"{}\"\n{extra}\n",
+            tokens.url("/device"),
+            tokens.url("/token"),
+            ca.display(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    Account {
+        _dir: dir,
+        config,
+        store,
+    }
+}
+
+impl Account {
+    fn run(&self, args: &[&str]) -> Run {
+        pop3()
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--account", "t"])
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    }
+
+    fn write_store(&self, value: Value) {
+        std::fs::create_dir_all(self.store.parent().unwrap()).unwrap();
+        std::fs::write(&self.store, value.to_string()).unwrap();
+        std::fs::set_permissions(&self.store, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn read_store(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(&self.store).unwrap()).unwrap()
+    }
+}
+
+fn xoauth2_line(token: &str) -> String {
+    let ir = base64::engine::general_purpose::STANDARD
+        .encode(format!("user=alice\x01auth=Bearer {token}\x01\x01"));
+    format!("AUTH XOAUTH2 {ir}")
+}
+
+fn oauthbearer_line(token: &str, port: u16) -> String {
+    let ir = base64::engine::general_purpose::STANDARD.encode(format!(
+        "n,a=alice,\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01"
+    ));
+    format!("AUTH OAUTHBEARER {ir}")
+}
+
+const GREETING: &str =
+    "S: +OK ready\nC: CAPA\nS-RAW: +OK\\r\\nSASL XOAUTH2 OAUTHBEARER\\r\\n.\\r\\n\n";
+const AFTER_LOGIN: &str =
+    "S: +OK welcome\nC: CAPA\nS-RAW: +OK\\r\\n.\\r\\n\nC: STAT\nS: +OK 0 0\nC: QUIT\nS: +OK bye\n";
+
+/// A ScriptedServer that expects one successful AUTH line, then STAT.
+fn pop_server_expecting(auth_line: &str) -> ScriptedServer {
+    let script = Script::parse(&format!("{GREETING}C: {auth_line}\n{AFTER_LOGIN}")).unwrap();
+    ScriptedServer::start(script).unwrap()
+}
+
+/// A port where nothing listens (nothing may connect in the test).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[track_caller]
+fn assert_no_secret(run: &Run, secrets: &[&str]) {
+    let out = format!("{}{}", run.stdout_str(), run.stderr);
+    for secret in secrets {
+        assert!(!out.contains(secret), "{secret:?} leaked:\n{out}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        assert!(!out.contains(&b64), "{secret:?} leaked in base64:\n{out}");
+    }
+}
+
+// ---- the device authorization flow ----
+
+fn device_reply(interval: u64) -> Answer {
+    ok(json!({
+        "device_code": "dev-code-1",
+        "user_code": "WDJB-MJHT",
+        "verification_uri": "https://example.test/device",
+        "verification_uri_complete": "https://example.test/device?code=WDJB-MJHT",
+        "expires_in": 60,
+        "interval": interval,
+    }))
+}
+
+#[test]
+fn login_polls_through_pending_and_slow_down_then_stores_the_tokens() {
+    let tokens = TokenServer::start(true, |req, n| match (req.path.as_str(), n) {
+        ("/device", 0) => device_reply(1),
+        ("/token", 1) => refused("authorization_pending"),
+        ("/token", 2) => refused("slow_down"),
+        ("/token", 3) => ok(json!({
+            "access_token": "acc-token-1", "refresh_token": "ref-token-1",
+            "token_type": "Bearer", "expires_in": 3600,
+        })),
+        _ => panic!("unexpected request {n}: {req:?}"),
+    });
+    let pop = pop_server_expecting(&xoauth2_line("acc-token-1"));
+    let acct = account(&tokens, pop.port(), "");
+    let before = now();
+    let r = acct.run(&["-vv", "oauth", "login"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("open https://example.test/device and enter the code WDJB-MJHT"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout_str().contains("signed in"), "{}", r.stdout_str());
+    assert_no_secret(&r, &["acc-token-1", "ref-token-1", "dev-code-1"]);
+
+    let requests = tokens.requests();
+    assert_eq!(requests.len(), 4);
+    let device = &requests[0];
+    assert_eq!(device.path, "/device");
+    assert_eq!(
+        device.form.get("client_id").map(String::as_str),
+        Some("client-1")
+    );
+    assert_eq!(
+        device.form.get("scope").map(String::as_str),
+        Some("pop offline_access")
+    );
+    for poll in &requests[1..] {
+        assert_eq!(poll.path, "/token");
+        assert_eq!(
+            poll.form.get("grant_type").map(String::as_str),
+            Some("urn:ietf:params:oauth:grant-type:device_code")
+        );
+        assert_eq!(
+            poll.form.get("device_code").map(String::as_str),
+            Some("dev-code-1")
+        );
+        assert_eq!(
+            poll.form.get("client_id").map(String::as_str),
+            Some("client-1")
+        );
+        assert!(!poll.form.contains_key("client_secret"));
+    }
+    // The interval is honoured, and slow_down adds 5 seconds to it (RFC 8628 section 3.5).
+    let gap = |a: usize, b: usize| requests[b].at.duration_since(requests[a].at);
+    assert!(gap(0, 1) >= Duration::from_millis(950), "{:?}", gap(0, 1));
+    assert!(gap(1, 2) >= Duration::from_millis(950), "{:?}", gap(1, 2));
+    assert!(gap(1, 2) < Duration::from_secs(5), "{:?}", gap(1, 2));
+    assert!(gap(2, 3) >= Duration::from_millis(5950), "{:?}", gap(2, 3));
+
+    let mode = std::fs::metadata(&acct.store).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let stored = acct.read_store();
+    assert_eq!(stored["refresh_token"], "ref-token-1");
+    assert_eq!(stored["access_token"], "acc-token-1");
+    let expires = stored["expires_at"].as_u64().unwrap();
+    assert!(
+        (before + 3600..=now() + 3600).contains(&expires),
+        "{expires}"
+    );
+
+    // The next session uses the stored access token without asking the endpoint again.
+    let r = acct.run(&["-v", "stat"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout_str(), "0 0\n");
+    pop.finish().unwrap().assert_complete();
+    assert_eq!(tokens.requests().len(), 4);
+    assert_no_secret(&r, &["acc-token-1", "ref-token-1"]);
+}
+
+#[test]
+fn login_refused_or_expired_exits_1() {
+    for (error, message) in [
+        ("access_denied", "the sign-in was refused"),
+        ("expired_token", "the code expired"),
+        ("invalid_client", "invalid_client"),
+    ] {
+        let tokens = TokenServer::start(true, move |req, _| match req.path.as_str() {
+            "/device" => device_reply(1),
+            _ => refused(error),
+        });
+        let acct = account(
+            &tokens,
+            closed_port(),
+            "oauth-client-secret = \"shh-secret\"",
+        );
+        let r = acct.run(&["oauth", "login"]);
+        r.expect_code(1);
+        assert!(r.stderr.contains(message), "{error}: {}", r.stderr);
+        assert!(!acct.store.exists());
+        let requests = tokens.requests();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        // The client secret goes with the token request (client_secret_post).
+        assert_eq!(
+            requests[1].form.get("client_secret").map(String::as_str),
+            Some("shh-secret")
+        );
+        assert_no_secret(&r, &["shh-secret", "dev-code-1"]);
+    }
+}
+
+#[test]
+fn login_without_a_refresh_token_warns() {
+    let tokens = TokenServer::start(true, |req, _| match req.path.as_str() {
+        "/device" => device_reply(1),
+        _ => ok(json!({"access_token": "acc-only", "token_type": "bearer", "expires_in": "3600"})),
+    });
+    let acct = account(&tokens, closed_port(), "");
+    let r = acct.run(&["oauth", "login"]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("no refresh token"), "{}", r.stderr);
+    let stored = acct.read_store();
+    assert_eq!(stored["access_token"], "acc-only");
+    assert_eq!(stored["refresh_token"], Value::Null);
+    assert!(stored["expires_at"].as_u64().unwrap() > now() + 3000);
+}
+
+// ---- the refresh before each session ----
+
+#[test]
+fn an_expired_or_expiring_access_token_is_refreshed_before_the_session() {
+    // Expired, about to expire (within the margin), and of unknown expiry.
+    for expires_at in [json!(now() - 10), json!(now() + 30), Value::Null] {
+        let tokens = TokenServer::start(true, |req, n| {
+            assert_eq!((req.path.as_str(), n), ("/token", 0));
+            ok(json!({
+                "access_token": "acc-token-2", "refresh_token": "ref-token-2",
+                "token_type": "Bearer", "expires_in": 3599,
+            }))
+        });
+        let pop = pop_server_expecting(&xoauth2_line("acc-token-2"));
+        let acct = account(&tokens, pop.port(), "");
+        acct.write_store(json!({
+            "refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": expires_at,
+        }));
+        let inode = std::fs::metadata(&acct.store).unwrap().ino();
+        let r = acct.run(&["-vv", "stat"]);
+        r.expect_code(0);
+        pop.finish().unwrap().assert_complete();
+        let requests = tokens.requests();
+        assert_eq!(requests.len(), 1);
+        let form = &requests[0].form;
+        assert_eq!(
+            form.get("grant_type").map(String::as_str),
+            Some("refresh_token")
+        );
+        assert_eq!(
+            form.get("refresh_token").map(String::as_str),
+            Some("ref-token-1")
+        );
+        assert_eq!(form.get("client_id").map(String::as_str), Some("client-1"));
+        // The rotated refresh token replaced the old one, in a new 0600 file.
+        let stored = acct.read_store();
+        assert_eq!(stored["refresh_token"], "ref-token-2");
+        assert_eq!(stored["access_token"], "acc-token-2");
+        assert!(stored["expires_at"].as_u64().unwrap() >= now() + 3500);
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(&acct.store).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_ne!(meta.ino(), inode);
+        assert_no_secret(
+            &r,
+            &["acc-token-1", "ref-token-1", "acc-token-2", "ref-token-2"],
+        );
+    }
+}
+
+#[test]
+fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
+    let tokens = TokenServer::start(true, |_, _| {
+        ok(json!({"access_token": "acc-token-2", "token_type": "Bearer", "expires_in": 600}))
+    });
+    let pop = pop_server_expecting(&xoauth2_line("acc-token-2"));
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(
+        json!({"refresh_token": "ref-token-1", "access_token": null, "expires_at": null}),
+    );
+    acct.run(&["stat"]).expect_code(0);
+    pop.finish().unwrap().assert_complete();
+    let stored = acct.read_store();
+    assert_eq!(stored["refresh_token"], "ref-token-1");
+    assert_eq!(stored["access_token"], "acc-token-2");
+}
+
+#[test]
+fn a_revoked_refresh_token_says_to_log_in_again() {
+    let tokens = TokenServer::start(true, |_, _| refused("invalid_grant"));
+    let acct = account(&tokens, closed_port(), "");
+    let stored = json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() - 1});
+    acct.write_store(stored.clone());
+    let r = acct.run(&["-v", "stat"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("invalid_grant"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("run `pop3 oauth login --account t` again"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(acct.read_store(), stored);
+    assert_no_secret(&r, &["acc-token-1", "ref-token-1"]);
+}
+
+#[test]
+fn a_slow_token_endpoint_times_out() {
+    let tokens = TokenServer::start(true, |_, _| Answer {
+        delay: Duration::from_secs(8),
+        ..ok(json!({"access_token": "late", "token_type": "Bearer"}))
+    });
+    let acct = account(&tokens, closed_port(), "");
+    acct.write_store(
+        json!({"refresh_token": "ref-token-1", "access_token": null, "expires_at": null}),
+    );
+    let start = Instant::now();
+    let r = acct.run(&["--timeout", "1", "stat"]);
+    r.expect_code(3);
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        r.stderr.contains("no complete answer within 1.0 s"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tokens.requests().len(), 1);
+}
+
+#[test]
+fn the_token_endpoint_certificate_is_verified() {
+    let tokens = TokenServer::start(true, |_, _| ok(json!({"access_token": "x"})));
+    let acct = account(&tokens, closed_port(), "");
+    // The same account without the test CA.
+    let text = std::fs::read_to_string(&acct.config).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("oauth-ca-file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&acct.config, text).unwrap();
+    acct.write_store(json!({"refresh_token": "ref-token-1"}));
+    let r = acct.run(&["stat"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("TLS error"), "{}", r.stderr);
+    assert!(tokens.requests().is_empty());
+}
+
+#[test]
+fn plain_http_only_on_loopback_and_only_when_allowed() {
+    let tokens = TokenServer::start(false, |_, _| {
+        ok(json!({"access_token": "acc-token-2", "token_type": "Bearer", "expires_in": 600}))
+    });
+    let pop = pop_server_expecting(&xoauth2_line("acc-token-2"));
+    let refused_acct = account(&tokens, pop.port(), "");
+    let r = refused_acct.run(&["stat"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("oauth-allow-http"), "{}", r.stderr);
+    let acct = account(&tokens, pop.port(), "oauth-allow-http = true");
+    acct.write_store(json!({"refresh_token": "ref-token-1"}));
+    acct.run(&["stat"]).expect_code(0);
+    pop.finish().unwrap().assert_complete();
+    assert_eq!(tokens.requests().len(), 1);
+}
+
+// ---- -ERR [AUTH]: one refresh, one retry ----
+
+#[test]
+fn err_auth_refreshes_once_and_retries_once_with_xoauth2() {
+    let tokens = TokenServer::start(true, |req, n| {
+        assert_eq!((req.path.as_str(), n), ("/token", 0));
+        ok(
+            json!({"access_token": "acc-token-2", "refresh_token": "ref-token-2", "expires_in": 3600}),
+        )
+    });
+    let script = Script::parse(&format!(
+        "{GREETING}C: {}\nS: -ERR [AUTH] token expired\nC: {}\n{AFTER_LOGIN}",
+        xoauth2_line("acc-token-1"),
+        xoauth2_line("acc-token-2")
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 3600}));
+    let r = acct.run(&["-vv", "stat"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout_str(), "0 0\n");
+    pop.finish().unwrap().assert_complete();
+    assert_eq!(tokens.requests().len(), 1);
+    assert_eq!(acct.read_store()["refresh_token"], "ref-token-2");
+    assert_no_secret(
+        &r,
+        &["acc-token-1", "ref-token-1", "acc-token-2", "ref-token-2"],
+    );
+}
+
+#[test]
+fn err_auth_refreshes_once_and_retries_once_with_oauthbearer() {
+    let tokens = TokenServer::start(true, |_, n| {
+        assert_eq!(n, 0, "one refresh only");
+        ok(json!({"access_token": "acc-token-2", "expires_in": 3600}))
+    });
+    // The OAUTHBEARER message names the server's port, known only once the script runs: the
+    // script checks the prefixes, the transcript the exact lines.
+    let error = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"status":"invalid_token","schemes":"bearer","scope":"pop"}"#);
+    let script = Script::parse(&format!(
+        "{GREETING}C-PREFIX: AUTH OAUTHBEARER \nS: + {error}\nC: AQ==\nS: -ERR [AUTH] invalid token\n\
+         C-PREFIX: AUTH OAUTHBEARER \n{AFTER_LOGIN}"
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let port = pop.port();
+    let acct = account(&tokens, port, "auth = \"oauthbearer\"");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 3600}));
+    let r = acct.run(&["-v", "stat"]);
+    r.expect_code(0);
+    let transcript = pop.finish().unwrap();
+    transcript.assert_complete();
+    let sent = String::from_utf8_lossy(transcript.received()).into_owned();
+    let first = format!("{}\r\n", oauthbearer_line("acc-token-1", port));
+    let second = format!("{}\r\n", oauthbearer_line("acc-token-2", port));
+    let at_first = sent.find(&first).unwrap_or_else(|| panic!("{sent}"));
+    let at_second = sent.find(&second).unwrap_or_else(|| panic!("{sent}"));
+    assert!(at_first < at_second);
+    assert_eq!(sent.matches("AUTH OAUTHBEARER").count(), 2);
+    // Refreshed without rotation: the old refresh token stays.
+    assert_eq!(acct.read_store()["refresh_token"], "ref-token-1");
+    assert_no_secret(&r, &["acc-token-1", "ref-token-1", "acc-token-2"]);
+}
+
+#[test]
+fn a_second_err_auth_is_final() {
+    let tokens = TokenServer::start(true, |_, _| {
+        ok(json!({"access_token": "acc-token-2", "expires_in": 3600}))
+    });
+    let script = Script::parse(&format!(
+        "{GREETING}C: {}\nS: -ERR [AUTH] no\nC: {}\nS: -ERR [AUTH] still no\nC: QUIT\nS: +OK bye\n",
+        xoauth2_line("acc-token-1"),
+        xoauth2_line("acc-token-2")
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 3600}));
+    let r = acct.run(&["stat"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("still no"), "{}", r.stderr);
+    pop.finish().unwrap().assert_complete();
+    assert_eq!(tokens.requests().len(), 1);
+}
+
+#[test]
+fn an_err_without_auth_code_is_not_retried() {
+    let tokens = TokenServer::start(true, |_, _| panic!("no refresh expected"));
+    let script = Script::parse(&format!(
+        "{GREETING}C: {}\nS: -ERR [SYS/TEMP] try later\nC: QUIT\nS: +OK bye\n",
+        xoauth2_line("acc-token-1"),
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 3600}));
+    acct.run(&["stat"]).expect_code(1);
+    pop.finish().unwrap().assert_complete();
+    assert!(tokens.requests().is_empty());
+}
+
+// ---- configuration ----
+
+#[test]
+fn configuration_errors_exit_2() {
+    let tokens = TokenServer::start(true, |_, _| panic!("no request expected"));
+    let pop_port = closed_port();
+    // No token stored yet.
+    let acct = account(&tokens, pop_port, "");
+    let r = acct.run(&["stat"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("pop3 oauth login --account t"),
+        "{}",
+        r.stderr
+    );
+    // A token file others can read.
+    acct.write_store(json!({"refresh_token": "r"}));
+    std::fs::set_permissions(&acct.store, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = acct.run(&["stat"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    // A method that takes no token; a password source next to OAuth; no client id; oauth
+    // keys without a provider or endpoint; a bad tenant; an unknown provider.
+    for (extra, expect) in [
+        ("auth = \"plain\"", "auth must be xoauth2 or oauthbearer"),
+        ("password-env = \"X\"", "both OAuth"),
+        ("oauth-tenant = \"common\"", "oauth-tenant is for"),
+    ] {
+        let acct = account(&tokens, pop_port, extra);
+        let r = acct.run(&["stat"]);
+        r.expect_code(2);
+        assert!(r.stderr.contains(expect), "{extra}: {}", r.stderr);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (body, expect) in [
+        (
+            "oauth-client-id = \"c\"",
+            "need oauth-provider or oauth-token-endpoint",
+        ),
+        (
+            "oauth-provider = \"microsoft\"",
+            "oauth-client-id is required",
+        ),
+        ("oauth-provider = \"yahoo\"", "unknown variant"),
+        (
+            "oauth-provider = \"microsoft\"\noauth-client-id = \"c\"\noauth-tenant = \"a/b\"",
+            "not a tenant",
+        ),
+        (
+            "oauth-token-endpoint = \"http://example.com/t\"\noauth-client-id = \"c\"\noauth-allow-http = true",
+            "loopback",
+        ),
+    ] {
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, format!("[accounts.t]\nhost = \"h\"\n{body}\n")).unwrap();
+        let r = run(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--account",
+            "t",
+            "oauth",
+            "login",
+        ]);
+        r.expect_code(2);
+        assert!(r.stderr.contains(expect), "{body}: {}", r.stderr);
+    }
+    // `oauth login` needs an account with OAuth.
+    let r = run(&["oauth", "login"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--account"), "{}", r.stderr);
+}
+
+#[test]
+fn logout_removes_the_tokens() {
+    let tokens = TokenServer::start(true, |_, _| panic!("no request expected"));
+    let acct = account(&tokens, closed_port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1"}));
+    let r = acct.run(&["oauth", "logout"]);
+    r.expect_code(0);
+    assert!(!acct.store.exists());
+    let r = acct.run(&["oauth", "logout"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout_str().contains("no tokens stored"),
+        "{}",
+        r.stdout_str()
+    );
+}
