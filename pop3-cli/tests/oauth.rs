@@ -632,6 +632,9 @@ fn err_auth_refreshes_once_and_retries_once_with_xoauth2() {
     assert_eq!(r.stdout_str(), "0 0\n");
     pop.finish().unwrap().assert_complete();
     assert_eq!(tokens.requests().len(), 1);
+    // The trace ran (both AUTH lines, redacted) and said why it tried again.
+    assert_eq!(r.stderr.matches("C: AUTH XOAUTH2 <initial response redacted>").count(), 2, "{}", r.stderr);
+    assert!(r.stderr.contains("refreshing it and trying once more"), "{}", r.stderr);
     assert_eq!(acct.read_store()["refresh_token"], "ref-token-2");
     assert_no_secret(
         &r,
