@@ -154,7 +154,7 @@ fn exchange(
         head.contains("\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
         "{head}"
     );
-    assert!(head.contains(&format!("\r\nHost: localhost:")), "{head}");
+    assert!(head.contains("\r\nHost: localhost:"), "{head}");
     let body = String::from_utf8(data[head_end..head_end + length].to_vec()).unwrap();
     let form = body
         .split('&')
@@ -633,8 +633,19 @@ fn err_auth_refreshes_once_and_retries_once_with_xoauth2() {
     pop.finish().unwrap().assert_complete();
     assert_eq!(tokens.requests().len(), 1);
     // The trace ran (both AUTH lines, redacted) and said why it tried again.
-    assert_eq!(r.stderr.matches("C: AUTH XOAUTH2 <initial response redacted>").count(), 2, "{}", r.stderr);
-    assert!(r.stderr.contains("refreshing it and trying once more"), "{}", r.stderr);
+    assert_eq!(
+        r.stderr
+            .matches("C: AUTH XOAUTH2 <initial response redacted>")
+            .count(),
+        2,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("refreshing it and trying once more"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(acct.read_store()["refresh_token"], "ref-token-2");
     assert_no_secret(
         &r,

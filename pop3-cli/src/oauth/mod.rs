@@ -356,3 +356,87 @@ pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8,
     }
     Ok(EXIT_OK)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn account(provider: ProviderName) -> Account {
+        let mut account = Account::default();
+        account.oauth_provider = Some(provider);
+        account.oauth_client_id = Some("client".into());
+        account.oauth_token_file = Some("/nonexistent/t.json".into());
+        account
+    }
+
+    #[test]
+    fn presets() {
+        let timeout = Duration::from_secs(5);
+        let ms = resolve(Some("w"), &account(ProviderName::Microsoft), timeout)
+            .unwrap()
+            .unwrap();
+        let device = ms.provider.device_endpoint.unwrap();
+        assert_eq!(
+            (device.host.as_str(), device.target.as_str()),
+            (
+                "login.microsoftonline.com",
+                "/common/oauth2/v2.0/devicecode"
+            )
+        );
+        assert_eq!(
+            ms.provider.token_endpoint.target,
+            "/common/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            ms.provider.scopes,
+            "https://outlook.office.com/POP.AccessAsUser.All offline_access"
+        );
+        let mut tenant = account(ProviderName::Microsoft);
+        tenant.oauth_tenant = Some("contoso.onmicrosoft.com".into());
+        tenant.oauth_scopes = Some("x".into());
+        let ms = resolve(Some("w"), &tenant, timeout).unwrap().unwrap();
+        assert_eq!(
+            ms.provider.token_endpoint.target,
+            "/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(ms.provider.scopes, "x");
+        let google = resolve(Some("g"), &account(ProviderName::Google), timeout)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            google.provider.device_endpoint.unwrap(),
+            Url::parse("https://oauth2.googleapis.com/device/code", false).unwrap()
+        );
+        assert_eq!(
+            google.provider.token_endpoint,
+            Url::parse("https://oauth2.googleapis.com/token", false).unwrap()
+        );
+        assert_eq!(google.provider.scopes, "https://mail.google.com/");
+        // Without an account name (no --account), no OAuth.
+        assert!(
+            resolve(None, &account(ProviderName::Google), timeout)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut keys = account(ProviderName::Google);
+        keys.oauth_client_secret = Some("client-secret-xyz".into());
+        let oauth = resolve(Some("g"), &keys, Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        let debug = format!("{oauth:?}");
+        assert!(!debug.contains("client-secret-xyz"), "{debug}");
+        let granted = Granted {
+            access: "acc-xyz".into(),
+            refresh: Some("ref-xyz".into()),
+            expires_in: Some(1),
+        };
+        let first = format!("{granted:?}");
+        let debug = format!("{first} {:?}", merge(Tokens::default(), granted, 0));
+        assert!(!debug.contains("-xyz"), "{debug}");
+    }
+}
