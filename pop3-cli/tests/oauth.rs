@@ -511,6 +511,52 @@ fn an_expired_or_expiring_access_token_is_refreshed_before_the_session() {
 }
 
 #[test]
+fn two_sessions_at_once_refresh_once() {
+    // The provider rotates refresh tokens and refuses a spent one, as Microsoft can: two
+    // processes that both spent ref-token-1 would fail one of them. The store's lock makes
+    // the second wait, then find the first one's fresh access token.
+    let tokens = TokenServer::start(true, |req, n| {
+        if n > 0 || req.form.get("refresh_token").map(String::as_str) != Some("ref-token-1") {
+            return refused("invalid_grant");
+        }
+        Answer {
+            delay: Duration::from_millis(1500),
+            ..ok(
+                json!({"access_token": "acc-token-2", "refresh_token": "ref-token-2", "expires_in": 3600}),
+            )
+        }
+    });
+    let pops = [
+        pop_server_expecting(&xoauth2_line("acc-token-2")),
+        pop_server_expecting(&xoauth2_line("acc-token-2")),
+    ];
+    let acct = account(&tokens, pops[0].port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() - 1}));
+    let children: Vec<_> = pops
+        .iter()
+        .map(|pop| {
+            pop3()
+                .arg("--config")
+                .arg(&acct.config)
+                .args(["--account", "t", "--port", &pop.port().to_string(), "stat"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let r: Run = child.wait_with_output().unwrap().into();
+        r.expect_code(0);
+    }
+    for pop in pops {
+        pop.finish().unwrap().assert_complete();
+    }
+    assert_eq!(tokens.requests().len(), 1);
+    assert_eq!(acct.read_store()["refresh_token"], "ref-token-2");
+}
+
+#[test]
 fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let tokens = TokenServer::start(true, |_, _| {
         ok(json!({"access_token": "acc-token-2", "token_type": "Bearer", "expires_in": 600}))
