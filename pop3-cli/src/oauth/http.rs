@@ -299,9 +299,16 @@ fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Response
                 }
                 buffer.extend_from_slice(&chunk[..n]);
             }
-            // A TLS peer that closes without close_notify: only a body delimited by the
-            // close is then in doubt, and `parse` refuses that one below.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
+            // A TLS peer that closed without close_notify: a body delimited by its length is
+            // complete or not, but one delimited by the close may have been cut short.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return parse(&buffer, false)?.ok_or_else(|| {
+                    HttpError::Malformed(
+                        "the connection closed (without TLS close_notify) before the end of the response"
+                            .to_owned(),
+                    )
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
