@@ -756,6 +756,47 @@ fn a_second_err_auth_is_final() {
 }
 
 #[test]
+fn a_bare_err_is_retried_only_from_a_server_without_auth_resp_code() {
+    // Without AUTH-RESP-CODE the server cannot say [AUTH]: a bare -ERR may be the token.
+    // XOAUTH2's error challenge (as Gmail sends it) is answered with an empty line.
+    let tokens = TokenServer::start(true, |_, n| {
+        assert_eq!(n, 0, "one refresh only");
+        ok(json!({"access_token": "acc-token-2", "expires_in": 3600}))
+    });
+    let error = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#);
+    let script = Script::parse(&format!(
+        "{GREETING}C: {}\nS: + {error}\nC:\nS: -ERR authentication failed\nC: {}\n{AFTER_LOGIN}",
+        xoauth2_line("acc-token-1"),
+        xoauth2_line("acc-token-2")
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 3600}));
+    acct.run(&["stat"]).expect_code(0);
+    pop.finish().unwrap().assert_complete();
+    assert_eq!(tokens.requests().len(), 1);
+
+    // With AUTH-RESP-CODE, a bare -ERR is not about the credentials: no refresh, no retry.
+    let tokens = TokenServer::start(true, |_, _| panic!("no refresh expected"));
+    let script = Script::parse(&format!(
+        "S: +OK ready\nC: CAPA\nS-RAW: +OK\\r\\nSASL XOAUTH2\\r\\nAUTH-RESP-CODE\\r\\n.\\r\\n\n\
+         C: {}\nS: -ERR mailbox unavailable\nC: QUIT\nS: +OK bye\n",
+        xoauth2_line("acc-token-1"),
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 3600}));
+    let r = acct.run(&["stat"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("mailbox unavailable"), "{}", r.stderr);
+    pop.finish().unwrap().assert_complete();
+    assert!(tokens.requests().is_empty());
+}
+
+#[test]
 fn an_err_without_auth_code_is_not_retried() {
     let tokens = TokenServer::start(true, |_, _| panic!("no refresh expected"));
     let script = Script::parse(&format!(

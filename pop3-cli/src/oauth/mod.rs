@@ -216,7 +216,8 @@ pub(crate) fn credential(settings: &Settings) -> Result<Secret, CliError> {
 }
 
 /// AUTH XOAUTH2 or OAUTHBEARER with `token`; with the store as the source, an `-ERR [AUTH]`
-/// is followed by one refresh and one retry on the same session.
+/// (or a bare `-ERR` from a server without AUTH-RESP-CODE) is followed by one refresh and one
+/// retry on the same session.
 pub(crate) fn authenticate(
     connection: &mut Connection,
     settings: &Settings,
@@ -227,7 +228,11 @@ pub(crate) fn authenticate(
     let Err(error) = first else {
         return first.map_err(CliError::from);
     };
-    let refused_token = matches!(&error, Error::Server(e) if e.code == Some(ResponseCode::Auth));
+    // `[AUTH]` says the credentials were refused (RFC 3206). A server that does not announce
+    // AUTH-RESP-CODE cannot say it (Outlook's POP3 does not): there a bare `-ERR` counts too.
+    let says_codes = connection.capabilities().is_some_and(|c| c.auth_resp_code);
+    let refused_token = matches!(&error, Error::Server(e)
+        if e.code == Some(ResponseCode::Auth) || (e.code.is_none() && !says_codes));
     match from_store(settings) {
         Some(oauth) if refused_token && !connection.is_poisoned() => {
             tracing::info!(target: "pop3_cli", "the server refused the access token: refreshing it and trying once more");
