@@ -229,7 +229,7 @@ pub(crate) fn authenticate(
         return first.map_err(CliError::from);
     };
     // `[AUTH]` says the credentials were refused (RFC 3206). A server that does not announce
-    // AUTH-RESP-CODE cannot say it (Outlook's POP3 does not): there a bare `-ERR` counts too.
+    // AUTH-RESP-CODE cannot say it: there a bare `-ERR` counts too.
     let says_codes = connection.capabilities().is_some_and(|c| c.auth_resp_code);
     let refused_token = matches!(&error, Error::Server(e)
         if e.code == Some(ResponseCode::Auth) || (e.code.is_none() && !says_codes));
