@@ -72,10 +72,9 @@ pub(crate) struct OAuth {
 /// The account's OAuth settings, if it has any (`oauth-provider` or `oauth-token-endpoint`).
 pub(crate) fn resolve(
     name: Option<&str>,
-    account: &Account,
+    keys: &Account,
     timeout: Duration,
 ) -> Result<Option<OAuth>, CliError> {
-    let keys = account;
     let Some(name) = name else {
         return Ok(None);
     };
@@ -116,16 +115,25 @@ pub(crate) fn resolve(
     let url = |key: &str, text: &str| {
         Url::parse(text, allow_http).map_err(|e| usage(format!("{key}: {e}")))
     };
-    let token_endpoint = match (&keys.oauth_token_endpoint, &preset) {
-        (Some(text), _) => url("oauth-token-endpoint", text)?,
-        (None, Some((_, token, _))) => url("oauth-token-endpoint", token)?,
-        (None, None) => unreachable_none()?,
+    let (preset_device, preset_token, preset_scopes) = match &preset {
+        Some((device, token, scopes)) => (Some(device.as_str()), Some(token.as_str()), *scopes),
+        None => (None, None, ""),
     };
-    let device_endpoint = match (&keys.oauth_device_authorization_endpoint, &preset) {
-        (Some(text), _) => Some(url("oauth-device-authorization-endpoint", text)?),
-        (None, Some((device, _, _))) => Some(url("oauth-device-authorization-endpoint", device)?),
-        (None, None) => None,
-    };
+    let token_endpoint = keys
+        .oauth_token_endpoint
+        .as_deref()
+        .or(preset_token)
+        .map(|text| url("oauth-token-endpoint", text))
+        .transpose()?
+        .ok_or_else(|| {
+            usage("oauth-token-endpoint is required without oauth-provider".to_owned())
+        })?;
+    let device_endpoint = keys
+        .oauth_device_authorization_endpoint
+        .as_deref()
+        .or(preset_device)
+        .map(|text| url("oauth-device-authorization-endpoint", text))
+        .transpose()?;
     let client_id = keys
         .oauth_client_id
         .clone()
@@ -139,8 +147,7 @@ pub(crate) fn resolve(
     let scopes = keys
         .oauth_scopes
         .clone()
-        .or_else(|| preset.as_ref().map(|(_, _, scopes)| (*scopes).to_owned()))
-        .unwrap_or_default();
+        .unwrap_or_else(|| preset_scopes.to_owned());
     let mut tls = TlsOptions::default();
     if let Some(path) = &keys.oauth_ca_file {
         tls = tls
@@ -172,12 +179,6 @@ pub(crate) fn resolve(
         },
         store,
     }))
-}
-
-fn unreachable_none() -> Result<Url, CliError> {
-    Err(CliError::usage(
-        "oauth-token-endpoint is required without oauth-provider",
-    ))
 }
 
 /// The default `--auth` of an account with OAuth, and the check that the chosen one takes a
