@@ -177,6 +177,11 @@ impl Store {
         bytes.push(b'\n');
         let temp = with_suffix(&self.path, &format!(".tmp.{}", std::process::id()));
         let result = (|| {
+            // Left by a crashed process of the same id: under the lock, nobody else writes it.
+            match std::fs::remove_file(&temp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
