@@ -885,6 +885,31 @@ fn configuration_errors_exit_2() {
 }
 
 #[test]
+fn a_password_source_on_the_command_line_wins_over_the_store() {
+    let tokens = TokenServer::start(true, |_, _| panic!("no request expected"));
+    let script = Script::parse(&format!(
+        "{GREETING}C: {}\nS: -ERR [AUTH] expired\nC: QUIT\nS: +OK bye\n",
+        xoauth2_line("tok-from-env")
+    ))
+    .unwrap();
+    let pop = ScriptedServer::start(script).unwrap();
+    let acct = account(&tokens, pop.port(), "");
+    acct.write_store(json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() - 1}));
+    let r: Run = pop3()
+        .env("TOKEN", "tok-from-env")
+        .arg("--config")
+        .arg(&acct.config)
+        .args(["--account", "t", "--password-env", "TOKEN", "stat"])
+        .output()
+        .unwrap()
+        .into();
+    // Its token is used as it is: neither refreshed before nor after the refusal.
+    r.expect_code(1);
+    pop.finish().unwrap().assert_complete();
+    assert!(tokens.requests().is_empty());
+}
+
+#[test]
 fn logout_removes_the_tokens() {
     let tokens = TokenServer::start(true, |_, _| panic!("no request expected"));
     let acct = account(&tokens, closed_port(), "");
