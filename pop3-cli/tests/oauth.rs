@@ -619,6 +619,30 @@ fn a_slow_token_endpoint_times_out() {
 }
 
 #[test]
+fn an_unreachable_endpoint_leaves_an_unexpired_token_in_use() {
+    // Within the refresh margin but not expired: the endpoint times out, the token still works.
+    let tokens = TokenServer::start(true, |_, _| Answer {
+        delay: Duration::from_secs(8),
+        ..ok(json!({"access_token": "late", "token_type": "Bearer"}))
+    });
+    let pop = pop_server_expecting(&xoauth2_line("acc-token-1"));
+    let acct = account(&tokens, pop.port(), "");
+    let stored = json!({"refresh_token": "ref-token-1", "access_token": "acc-token-1", "expires_at": now() + 60});
+    acct.write_store(stored.clone());
+    let r = acct.run(&["--timeout", "1", "stat"]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("warning: OAuth endpoint"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("using the stored access token"),
+        "{}",
+        r.stderr
+    );
+    pop.finish().unwrap().assert_complete();
+    assert_eq!(acct.read_store(), stored);
+    assert_no_secret(&r, &["acc-token-1", "ref-token-1"]);
+}
+
+#[test]
 fn the_token_endpoint_certificate_is_verified() {
     let tokens = TokenServer::start(true, |_, _| ok(json!({"access_token": "x"})));
     let acct = account(&tokens, closed_port(), "");

@@ -266,21 +266,29 @@ fn attempt(
 }
 
 /// The access token: the stored one while it is valid for [`EXPIRY_MARGIN`] more, else (or
-/// with `force`) a new one from the refresh token grant, stored before it is returned.
+/// with `force`) a new one from the refresh token grant, stored before it is returned. Within
+/// the margin, a token that has not expired yet is still used when there is no refresh token
+/// or the token endpoint cannot be reached (with a warning).
 fn fresh_token(oauth: &OAuth, force: bool) -> Result<Secret, CliError> {
     let store = Store::lock(&oauth.store)?;
     let tokens = store.load()?.unwrap_or_default();
     let now = store::now();
-    if !force {
-        if let (Some(access), Some(expires_at)) = (&tokens.access, tokens.expires_at) {
+    // The stored access token while it has not expired (not after the server refused it).
+    let unexpired = match (&tokens.access, tokens.expires_at) {
+        (Some(access), Some(expires_at)) if !force && expires_at > now => {
             if expires_at > now.saturating_add(EXPIRY_MARGIN) {
                 tracing::info!(target: "pop3_cli", "the access token is valid for {} s more", expires_at - now);
                 return Ok(access.clone());
             }
+            Some(access.clone())
         }
-    }
+        _ => None,
+    };
     let login_again = format!("run `pop3 oauth login --account {}`", oauth.account);
     let Some(refresh) = &tokens.refresh else {
+        if let Some(access) = unexpired {
+            return Ok(access);
+        }
         return Err(CliError::usage(format!(
             "no OAuth refresh token stored for account {} ({}): {login_again}",
             oauth.account,
@@ -288,7 +296,20 @@ fn fresh_token(oauth: &OAuth, force: bool) -> Result<Secret, CliError> {
         )));
     };
     tracing::info!(target: "pop3_cli", "refreshing the access token");
-    match oauth.provider.refresh(refresh)? {
+    let reply = match (oauth.provider.refresh(refresh), unexpired) {
+        (Ok(reply), _) => reply,
+        // The endpoint is unreachable or slow, but the token has not expired yet: use it.
+        (Err(error @ CliError::Failure(_)), Some(access)) => {
+            eprintln!(
+                "pop3: warning: {}; using the stored access token, which expires in {} s",
+                crate::escape::escape(&error.to_string()),
+                tokens.expires_at.unwrap_or(now).saturating_sub(now)
+            );
+            return Ok(access);
+        }
+        (Err(error), _) => return Err(error),
+    };
+    match reply {
         Reply::Granted(granted) => {
             let access = granted.access.clone();
             store.save(&merge(tokens, granted, now))?;
