@@ -54,6 +54,7 @@ pub(crate) struct Account {
     pub(crate) oauth_device_authorization_endpoint: Option<String>,
     pub(crate) oauth_token_endpoint: Option<String>,
     pub(crate) oauth_token_file: Option<PathBuf>,
+    pub(crate) oauth_store: Option<crate::oauth::StoreKind>,
     pub(crate) oauth_ca_file: Option<PathBuf>,
     pub(crate) oauth_allow_http: Option<bool>,
 }

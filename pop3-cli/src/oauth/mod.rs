@@ -23,6 +23,7 @@ use crate::error::{CliError, EXIT_OK};
 
 use flow::{Granted, Provider, Reply};
 use http::Url;
+pub(crate) use store::StoreKind;
 use store::{Store, Tokens};
 
 /// An access token is refreshed when it expires within this margin: the session's login
@@ -66,7 +67,10 @@ impl ProviderName {
 pub(crate) struct OAuth {
     account: String,
     provider: Provider,
+    /// The token file (with the keyring as the store: where the lock file is, and where
+    /// tokens to move into the keyring are looked for).
     store: PathBuf,
+    store_kind: StoreKind,
 }
 
 /// The account's OAuth settings, if it has any (`oauth-provider` or `oauth-token-endpoint`).
@@ -85,6 +89,7 @@ pub(crate) fn resolve(
             || keys.oauth_scopes.is_some()
             || keys.oauth_device_authorization_endpoint.is_some()
             || keys.oauth_token_file.is_some()
+            || keys.oauth_store.is_some()
             || keys.oauth_ca_file.is_some()
             || keys.oauth_allow_http.is_some();
         if any {
@@ -163,6 +168,11 @@ pub(crate) fn resolve(
             usage("no place for the token store: HOME is not set; set oauth-token-file".to_owned())
         })?,
     };
+    // An account that names its token file has chosen the file, unless it asks for the keyring.
+    let store_kind = match keys.oauth_store.unwrap_or_default() {
+        StoreKind::Auto if keys.oauth_token_file.is_some() => StoreKind::File,
+        kind => kind,
+    };
     Ok(Some(OAuth {
         account: name.to_owned(),
         provider: Provider {
@@ -178,7 +188,14 @@ pub(crate) fn resolve(
             timeout,
         },
         store,
+        store_kind,
     }))
+}
+
+impl OAuth {
+    fn open_store(&self) -> Result<Store, CliError> {
+        Store::open(&self.store, self.store_kind, &self.account)
+    }
 }
 
 /// The default `--auth` of an account with OAuth, and the check that the chosen one takes a
@@ -270,7 +287,7 @@ fn attempt(
 /// the margin, a token that has not expired yet is still used when there is no refresh token
 /// or the token endpoint cannot be reached (with a warning).
 fn fresh_token(oauth: &OAuth, force: bool) -> Result<Secret, CliError> {
-    let store = Store::lock(&oauth.store)?;
+    let store = oauth.open_store()?;
     let tokens = store.load()?.unwrap_or_default();
     let now = store::now();
     // The stored access token while it has not expired (not after the server refused it).
@@ -290,9 +307,9 @@ fn fresh_token(oauth: &OAuth, force: bool) -> Result<Secret, CliError> {
             return Ok(access);
         }
         return Err(CliError::usage(format!(
-            "no OAuth refresh token stored for account {} ({}): {login_again}",
+            "no OAuth refresh token stored for account {} in {}: {login_again}",
             oauth.account,
-            store.path().display()
+            store.location()
         )));
     };
     tracing::info!(target: "pop3_cli", "refreshing the access token");
@@ -344,7 +361,7 @@ pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8,
     match command {
         OauthCommand::Login => {
             let granted = oauth.provider.device_login(&mut std::io::stderr())?;
-            let store = Store::lock(&oauth.store)?;
+            let store = oauth.open_store()?;
             let old = store.load().ok().flatten().unwrap_or_default();
             let without_refresh = granted.refresh.is_none();
             // A new sign-in replaces whatever was stored, the old refresh token included.
@@ -357,6 +374,7 @@ pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8,
                 store::now(),
             );
             store.save(&tokens)?;
+            store.remove_stale_file()?;
             if without_refresh {
                 eprintln!(
                     "pop3: warning: the provider sent no refresh token (is offline_access among the scopes?): you will have to sign in again when the access token expires"
@@ -365,16 +383,16 @@ pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8,
             println!(
                 "signed in; tokens for account {} stored in {}",
                 oauth.account,
-                store.path().display()
+                store.location()
             );
         }
         OauthCommand::Logout => {
-            let store = Store::lock(&oauth.store)?;
+            let store = oauth.open_store()?;
             if store.remove()? {
                 println!(
                     "removed the tokens of account {} ({}); the grant itself stays valid at the provider until you revoke it there",
                     oauth.account,
-                    store.path().display()
+                    store.location()
                 );
             } else {
                 println!("no tokens stored for account {}", oauth.account);

@@ -1,7 +1,11 @@
-//! The token store: one JSON file per account, mode 0600 in a 0700 directory, replaced
-//! atomically (a new file written, synced, renamed over the old one, the directory synced),
-//! and an exclusive lock file so that two `pop3` processes do not both spend a rotating
-//! refresh token.
+//! The token store: the OS keyring (`oauth-store = "keyring"`, with the `keyring` feature), or
+//! one JSON file per account, mode 0600 in a 0700 directory, replaced atomically (a new file
+//! written, synced, renamed over the old one, the directory synced). Either way an exclusive
+//! lock file (a file, beside where the token file is or would be) makes two `pop3` processes
+//! take turns, so that they do not both spend a rotating refresh token.
+//!
+//! The keyring item holds the same JSON record as the file (refresh token, access token,
+//! expiry), under the service [`KEYRING_SERVICE`] and the account's name.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -10,8 +14,26 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pop3_blocking::Secret;
+use serde::Deserialize;
 
 use crate::error::CliError;
+
+/// The keyring item's service name; its user name is the account's name.
+pub(crate) const KEYRING_SERVICE: &str = "pop3-oauth";
+
+/// `oauth-store`: where the tokens are kept.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StoreKind {
+    /// The keyring when a keyring service answers, else the file. An account that names its
+    /// `oauth-token-file` uses the file.
+    #[default]
+    Auto,
+    /// The OS keyring; an error when none answers.
+    Keyring,
+    /// The 0600 file.
+    File,
+}
 
 /// The most a token file may hold (it is a few kilobytes; the HTTP limit bounds what comes in).
 const MAX_FILE: u64 = 256 * 1024;
@@ -69,146 +91,378 @@ pub(crate) fn default_path(account: &str) -> Option<PathBuf> {
 pub(crate) struct Store {
     path: PathBuf,
     _lock: File,
+    backend: Backend,
+    /// Why `auto` chose the file: no keyring answered (this).
+    no_keyring: Option<String>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    File,
+    Keyring(os_keyring::Entry),
 }
 
 impl Store {
-    /// Creates the directory (0700) if needed and takes the lock (`PATH.lock`), waiting for
-    /// another `pop3` that holds it.
-    pub(crate) fn lock(path: &Path) -> Result<Self, CliError> {
-        let dir = parent(path);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| CliError::local(format!("token store {}", dir.display()), &e))?;
-        let lock_path = with_suffix(path, ".lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| CliError::local(format!("token store {}", lock_path.display()), &e))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            CliError::local(
-                format!("locking the token store {}", lock_path.display()),
-                &e.into(),
-            )
-        })?;
-        Ok(Self {
+    /// Takes the lock (`PATH.lock`, creating the directory with mode 0700 if needed), waiting
+    /// for another `pop3` that holds it, then chooses the backend: `kind`, with `auto` trying
+    /// the keyring first. With the keyring chosen, tokens found in the file at `path` (and
+    /// none in the keyring) are moved into the keyring.
+    pub(crate) fn open(path: &Path, kind: StoreKind, account: &str) -> Result<Self, CliError> {
+        let lock = lock(path)?;
+        let mut store = Self {
             path: path.to_owned(),
             _lock: lock,
-        })
-    }
-
-    /// The file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The stored tokens, or `None` if there is no file yet. A file others can read is
-    /// refused, as ssh refuses such a key.
-    pub(crate) fn load(&self) -> Result<Option<Tokens>, CliError> {
-        let context = || format!("token store {}", self.path.display());
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CliError::local(context(), &e)),
+            backend: Backend::File,
+            no_keyring: None,
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| CliError::local(context(), &e))?;
-        if meta.mode() & 0o077 != 0 {
-            return Err(CliError::usage(format!(
-                "{}: the file is accessible to other users (mode {:o}): chmod 600 it, or run `pop3 oauth login` again",
-                context(),
-                meta.mode() & 0o777
-            )));
+        if kind == StoreKind::File {
+            tracing::info!(target: "pop3_cli", "token store: {} (oauth-store = \"file\")", path.display());
+            return Ok(store);
         }
-        let mut text = String::new();
-        Read::by_ref(&mut file)
-            .take(MAX_FILE + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::local(context(), &e))?;
-        if text.len() as u64 > MAX_FILE {
-            return Err(CliError::failure(format!(
-                "{}: larger than {MAX_FILE} bytes",
-                context()
-            )));
-        }
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            CliError::failure(format!(
-                "{}: not a token file (line {}, column {})",
-                context(),
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let secret = |key: &str| {
-            value
-                .get(key)
-                .and_then(serde_json::Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(|s| Secret::new(s.as_bytes().to_vec()))
-        };
-        Ok(Some(Tokens {
-            refresh: secret("refresh_token"),
-            access: secret("access_token"),
-            expires_at: value.get("expires_at").and_then(serde_json::Value::as_u64),
-        }))
-    }
-
-    /// Replaces the file atomically: a reader (or a crash) sees the old tokens or the new
-    /// ones, never a mix, and the file is never readable by others.
-    pub(crate) fn save(&self, tokens: &Tokens) -> Result<(), CliError> {
-        let context = || format!("token store {}", self.path.display());
-        let text = |s: &Option<Secret>| {
-            s.as_ref().map_or(serde_json::Value::Null, |s| {
-                serde_json::Value::String(String::from_utf8_lossy(s.expose()).into_owned())
-            })
-        };
-        let value = serde_json::json!({
-            "refresh_token": text(&tokens.refresh),
-            "access_token": text(&tokens.access),
-            "expires_at": tokens.expires_at,
-        });
-        let mut bytes = serde_json::to_vec_pretty(&value)
-            .map_err(|e| CliError::failure(format!("{}: {e}", context())))?;
-        bytes.push(b'\n');
-        let temp = with_suffix(&self.path, &format!(".tmp.{}", std::process::id()));
-        let result = (|| {
-            // Left by a crashed process of the same id: under the lock, nobody else writes it.
-            match std::fs::remove_file(&temp) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+        match os_keyring::open(account) {
+            Ok((entry, has_tokens)) => {
+                tracing::info!(target: "pop3_cli", "token store: the {}", os_keyring::NAME);
+                store.backend = Backend::Keyring(entry);
+                store.migrate(account, has_tokens)?;
+                Ok(store)
             }
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &self.path)?;
-            File::open(parent(&self.path))?.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&temp);
-            return Err(CliError::local(context(), &e));
+            Err(reason) if kind == StoreKind::Keyring => Err(CliError::usage(format!(
+                "oauth-store = \"keyring\", but {reason}: start the keyring (or unlock it), or set oauth-store = \"file\""
+            ))),
+            Err(reason) => {
+                tracing::info!(target: "pop3_cli", "token store: {} ({reason})", path.display());
+                store.no_keyring = Some(reason);
+                Ok(store)
+            }
         }
+    }
+
+    /// The keyring has just been chosen: tokens in the file move into it, unless the keyring
+    /// has tokens of its own, which win (the file is then left alone, with a warning).
+    fn migrate(&self, account: &str, keyring_has_tokens: bool) -> Result<(), CliError> {
+        if keyring_has_tokens {
+            if self.path.exists() {
+                eprintln!(
+                    "pop3: warning: {} also holds OAuth tokens for account {account}; those in the {} are used: delete the file",
+                    self.path.display(),
+                    os_keyring::NAME
+                );
+            }
+            return Ok(());
+        }
+        let Some(tokens) = load_file(&self.path)? else {
+            return Ok(());
+        };
+        self.save(&tokens)?;
+        remove_file(&self.path)?;
+        eprintln!(
+            "pop3: moved the OAuth tokens of account {account} from {} into the {}",
+            self.path.display(),
+            os_keyring::NAME
+        );
         Ok(())
     }
 
-    /// Deletes the file (`pop3 oauth logout`); `false` if there was none.
-    pub(crate) fn remove(&self) -> Result<bool, CliError> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(CliError::local(
-                format!("token store {}", self.path.display()),
-                &e,
-            )),
+    /// Where the tokens are: the file's path, or the keyring's name.
+    pub(crate) fn location(&self) -> String {
+        match &self.backend {
+            Backend::File => match &self.no_keyring {
+                Some(reason) => format!("{} ({reason})", self.path.display()),
+                None => self.path.display().to_string(),
+            },
+            Backend::Keyring(_) => format!("the {}", os_keyring::NAME),
         }
+    }
+
+    /// The stored tokens, or `None` if there are none yet.
+    pub(crate) fn load(&self) -> Result<Option<Tokens>, CliError> {
+        match &self.backend {
+            Backend::File => load_file(&self.path),
+            Backend::Keyring(entry) => os_keyring::load(entry),
+        }
+    }
+
+    /// Replaces the tokens: a reader (or a crash) sees the old tokens or the new ones, never
+    /// a mix, and the file is never readable by others.
+    pub(crate) fn save(&self, tokens: &Tokens) -> Result<(), CliError> {
+        match &self.backend {
+            Backend::File => save_file(&self.path, tokens),
+            Backend::Keyring(entry) => os_keyring::save(entry, tokens),
+        }
+    }
+
+    /// With the keyring as the store, deletes a token file left at the store's path (after a
+    /// new sign-in, whose tokens replace it); `false` if there was none.
+    pub(crate) fn remove_stale_file(&self) -> Result<bool, CliError> {
+        match &self.backend {
+            Backend::File => Ok(false),
+            Backend::Keyring(_) => remove_file(&self.path),
+        }
+    }
+
+    /// Deletes the tokens (`pop3 oauth logout`): the keyring's item and the file, whichever
+    /// exist; `false` if there were none.
+    pub(crate) fn remove(&self) -> Result<bool, CliError> {
+        let removed = match &self.backend {
+            Backend::File => false,
+            Backend::Keyring(entry) => os_keyring::remove(entry)?,
+        };
+        Ok(remove_file(&self.path)? || removed)
+    }
+}
+
+/// Creates the directory (0700) if needed and takes the lock (`PATH.lock`).
+fn lock(path: &Path) -> Result<File, CliError> {
+    let dir = parent(path);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CliError::local(format!("token store {}", dir.display()), &e))?;
+    let lock_path = with_suffix(path, ".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| CliError::local(format!("token store {}", lock_path.display()), &e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+        CliError::local(
+            format!("locking the token store {}", lock_path.display()),
+            &e.into(),
+        )
+    })?;
+    Ok(lock)
+}
+
+/// The tokens as the store keeps them: a JSON object.
+fn encode(tokens: &Tokens) -> Vec<u8> {
+    let text = |s: &Option<Secret>| {
+        s.as_ref().map_or(serde_json::Value::Null, |s| {
+            serde_json::Value::String(String::from_utf8_lossy(s.expose()).into_owned())
+        })
+    };
+    let value = serde_json::json!({
+        "refresh_token": text(&tokens.refresh),
+        "access_token": text(&tokens.access),
+        "expires_at": tokens.expires_at,
+    });
+    let mut bytes = serde_json::to_vec_pretty(&value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The tokens from the store's JSON; an error says where, and never shows the content.
+fn decode(bytes: &[u8], context: &dyn Fn() -> String) -> Result<Tokens, CliError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        CliError::failure(format!(
+            "{}: not a token record (line {}, column {})",
+            context(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let secret = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| Secret::new(s.as_bytes().to_vec()))
+    };
+    Ok(Tokens {
+        refresh: secret("refresh_token"),
+        access: secret("access_token"),
+        expires_at: value.get("expires_at").and_then(serde_json::Value::as_u64),
+    })
+}
+
+/// The tokens in the file, or `None` if there is no file. A file others can read is
+/// refused, as ssh refuses such a key.
+fn load_file(path: &Path) -> Result<Option<Tokens>, CliError> {
+    let context = || format!("token store {}", path.display());
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CliError::local(context(), &e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| CliError::local(context(), &e))?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(CliError::usage(format!(
+            "{}: the file is accessible to other users (mode {:o}): chmod 600 it, or run `pop3 oauth login` again",
+            context(),
+            meta.mode() & 0o777
+        )));
+    }
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut file)
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::local(context(), &e))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(CliError::failure(format!(
+            "{}: larger than {MAX_FILE} bytes",
+            context()
+        )));
+    }
+    decode(&bytes, &context).map(Some)
+}
+
+/// Replaces the file atomically: a new file written beside it (0600), synced, renamed over
+/// it, the directory synced.
+fn save_file(path: &Path, tokens: &Tokens) -> Result<(), CliError> {
+    let context = || format!("token store {}", path.display());
+    let bytes = encode(tokens);
+    let temp = with_suffix(path, &format!(".tmp.{}", std::process::id()));
+    let result = (|| {
+        // Left by a crashed process of the same id: under the lock, nobody else writes it.
+        match std::fs::remove_file(&temp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        File::open(parent(path))?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(CliError::local(context(), &e));
+    }
+    Ok(())
+}
+
+/// Deletes the file; `false` if there was none.
+fn remove_file(path: &Path) -> Result<bool, CliError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CliError::local(
+            format!("token store {}", path.display()),
+            &e,
+        )),
+    }
+}
+
+/// The OS keyring through the `keyring` crate, where this build has a native backend for the
+/// platform (the crate would otherwise fall back to an in-memory mock, which is no store).
+#[cfg(all(
+    feature = "keyring",
+    any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "macos",
+        target_os = "windows"
+    )
+))]
+mod os_keyring {
+    pub(super) use ::keyring::Entry;
+    use ::keyring::Error;
+
+    use super::{KEYRING_SERVICE, Tokens, decode, encode};
+    use crate::error::CliError;
+
+    #[cfg(target_os = "macos")]
+    pub(super) const NAME: &str = "keyring (macOS Keychain)";
+    #[cfg(target_os = "windows")]
+    pub(super) const NAME: &str = "keyring (Windows Credential Manager)";
+    #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+    pub(super) const NAME: &str = "keyring (Secret Service)";
+
+    /// The account's entry, if the keyring answers, and whether it holds tokens; else why
+    /// not. Reading the item may show the keyring's unlock prompt.
+    pub(super) fn open(account: &str) -> Result<(Entry, bool), String> {
+        let entry = Entry::new(KEYRING_SERVICE, account).map_err(|e| unavailable(&e))?;
+        match entry.get_secret() {
+            Ok(_) => Ok((entry, true)),
+            Err(Error::NoEntry) => Ok((entry, false)),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    fn unavailable(error: &Error) -> String {
+        format!("the {NAME} is not available: {}", describe(error))
+    }
+
+    /// The error without what the keyring crate may attach (a `BadEncoding` error holds the
+    /// secret's bytes).
+    fn describe(error: &Error) -> String {
+        match error {
+            Error::BadEncoding(_) => "the item is not UTF-8".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn failure(what: &str, error: &Error) -> CliError {
+        CliError::failure(format!("{what} the {NAME}: {}", describe(error)))
+    }
+
+    pub(super) fn load(entry: &Entry) -> Result<Option<Tokens>, CliError> {
+        match entry.get_secret() {
+            Ok(bytes) => decode(&bytes, &|| format!("the {NAME}")).map(Some),
+            Err(Error::NoEntry) => Ok(None),
+            Err(e) => Err(failure("reading the tokens from", &e)),
+        }
+    }
+
+    pub(super) fn save(entry: &Entry, tokens: &Tokens) -> Result<(), CliError> {
+        entry
+            .set_secret(&encode(tokens))
+            .map_err(|e| failure("storing the tokens in", &e))
+    }
+
+    pub(super) fn remove(entry: &Entry) -> Result<bool, CliError> {
+        match entry.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(Error::NoEntry) => Ok(false),
+            Err(e) => Err(failure("deleting the tokens from", &e)),
+        }
+    }
+}
+
+/// No keyring in this build (or no native backend for this platform): `auto` takes the file.
+#[cfg(not(all(
+    feature = "keyring",
+    any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "macos",
+        target_os = "windows"
+    )
+)))]
+mod os_keyring {
+    use super::Tokens;
+    use crate::error::CliError;
+
+    pub(super) const NAME: &str = "keyring";
+
+    /// No entry can exist.
+    #[derive(Debug)]
+    pub(super) enum Entry {}
+
+    pub(super) fn open(_account: &str) -> Result<(Entry, bool), String> {
+        Err("this pop3 was built without a keyring backend for this platform".to_owned())
+    }
+
+    pub(super) fn load(entry: &Entry) -> Result<Option<Tokens>, CliError> {
+        match *entry {}
+    }
+
+    pub(super) fn save(entry: &Entry, _tokens: &Tokens) -> Result<(), CliError> {
+        match *entry {}
+    }
+
+    pub(super) fn remove(entry: &Entry) -> Result<bool, CliError> {
+        match *entry {}
     }
 }
 
@@ -236,7 +490,7 @@ mod tests {
     fn round_trip_mode_and_replacement() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("acct.json");
-        let store = Store::lock(&path).unwrap();
+        let store = Store::open(&path, StoreKind::File, "acct").unwrap();
         assert!(store.load().unwrap().is_none());
         let tokens = Tokens {
             refresh: Some("r-1".into()),
