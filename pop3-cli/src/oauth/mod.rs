@@ -360,6 +360,9 @@ pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8,
     })?;
     match command {
         OauthCommand::Login => {
+            // The store is checked before the sign-in (an unavailable keyring is said before
+            // the user signs in for nothing), but not locked during it: other sessions go on.
+            drop(oauth.open_store()?);
             let granted = oauth.provider.device_login(&mut std::io::stderr())?;
             let store = oauth.open_store()?;
             let old = store.load().ok().flatten().unwrap_or_default();
