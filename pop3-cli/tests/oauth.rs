@@ -1,5 +1,7 @@
 //! `pop3 oauth login` and the token store end to end, against a local OAuth token endpoint
-//! (HTTPS with the kit's test certificate, std threads) and the kit's ScriptedServer.
+//! (`oauth_endpoint`: HTTPS with the kit's test certificate, std threads) and the kit's
+//! ScriptedServer. The store here is the file (`oauth-token-file`); `oauth_keyring` tests the
+//! OS keyring.
 //!
 //! The token endpoint implements RFC 8628's device authorization and the refresh token grant
 //! as the handlers of each test say, and records every request with its time.
@@ -8,19 +10,14 @@
 mod common;
 mod oauth_endpoint;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::*;
 use oauth_endpoint::*;
-use pop3_blocking::rustls::{ServerConnection, StreamOwned};
-use pop3_tests::{Script, ScriptedServer, TestCa};
+use pop3_tests::{Script, ScriptedServer};
 use serde_json::{Value, json};
 
 // ---- the account, the store, the POP3 side ----
