@@ -5,7 +5,7 @@
 //! take turns, so that they do not both spend a rotating refresh token.
 //!
 //! The keyring item holds the same JSON record as the file (refresh token, access token,
-//! expiry), under the service [`KEYRING_SERVICE`] and the account's name.
+//! expiry), under the service name `pop3-oauth` and the account's name as the user name.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -17,9 +17,6 @@ use pop3_blocking::Secret;
 use serde::Deserialize;
 
 use crate::error::CliError;
-
-/// The keyring item's service name; its user name is the account's name.
-pub(crate) const KEYRING_SERVICE: &str = "pop3-oauth";
 
 /// `oauth-store`: where the tokens are kept.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -367,8 +364,11 @@ mod os_keyring {
     pub(super) use ::keyring::Entry;
     use ::keyring::Error;
 
-    use super::{KEYRING_SERVICE, Tokens, decode, encode};
+    use super::{Tokens, decode, encode};
     use crate::error::CliError;
+
+    /// The item's service name; its user name is the account's name.
+    const KEYRING_SERVICE: &str = "pop3-oauth";
 
     #[cfg(target_os = "macos")]
     pub(super) const NAME: &str = "keyring (macOS Keychain)";
