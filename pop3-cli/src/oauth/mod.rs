@@ -470,6 +470,36 @@ mod tests {
     }
 
     #[test]
+    fn store_kind() {
+        let timeout = Duration::from_secs(5);
+        let kind = |store: Option<StoreKind>, file: bool| {
+            let mut keys = account(ProviderName::Google);
+            keys.oauth_store = store;
+            if !file {
+                keys.oauth_token_file = None;
+            }
+            resolve(Some("g"), &keys, timeout)
+                .unwrap()
+                .unwrap()
+                .store_kind
+        };
+        // auto, unless the account names its token file; an explicit choice stays.
+        assert_eq!(kind(None, false), StoreKind::Auto);
+        assert_eq!(kind(Some(StoreKind::Auto), false), StoreKind::Auto);
+        assert_eq!(kind(None, true), StoreKind::File);
+        assert_eq!(kind(Some(StoreKind::Auto), true), StoreKind::File);
+        assert_eq!(kind(Some(StoreKind::Keyring), true), StoreKind::Keyring);
+        assert_eq!(kind(Some(StoreKind::File), false), StoreKind::File);
+        // Without an endpoint, oauth-store is one of the oauth-* keys that need one.
+        let mut keys = Account::default();
+        keys.oauth_store = Some(StoreKind::Keyring);
+        assert_eq!(
+            resolve(Some("g"), &keys, timeout).unwrap_err().exit_code(),
+            2
+        );
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
         let mut keys = account(ProviderName::Google);
         keys.oauth_client_secret = Some("client-secret-xyz".into());
