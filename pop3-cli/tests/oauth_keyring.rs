@@ -94,9 +94,23 @@ impl Session {
             }
         }
         let mut session = Self::without_keyring();
+        // A config of our own: no dependence on the system's session.conf, and no D-Bus
+        // activation (nothing starts a second keyring daemon behind the test's back).
+        let config = session.dir.path().join("bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n                  \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+                 <busconfig>\n<type>session</type>\n<listen>{}</listen>\n<auth>EXTERNAL</auth>\n\
+                 <policy context=\"default\">\n<allow send_destination=\"*\" eavesdrop=\"true\"/>\n\
+                 <allow eavesdrop=\"true\"/>\n<allow own=\"*\"/>\n</policy>\n</busconfig>\n",
+                session.bus_address
+            ),
+        )
+        .unwrap();
         let mut bus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
-            .arg(format!("--address={}", session.bus_address))
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile", "--print-address=1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -125,8 +139,7 @@ impl Session {
             .write_all(b"test-keyring-password")
             .unwrap();
         session.keyring = Some(keyring);
-        // Ready when it owns the Secret Service's name (asking earlier would D-Bus-activate
-        // a second, locked daemon).
+        // Ready when it owns the Secret Service's name.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let out = session
