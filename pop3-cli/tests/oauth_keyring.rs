@@ -28,6 +28,21 @@ use serde_json::{Value, json};
 const SERVICE: &str = "pop3-oauth";
 const ACCOUNT: &str = "kr";
 
+/// The private bus's configuration (`LISTEN`: its address).
+const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>LISTEN</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
 /// A temporary home, runtime and data directory, with (for [`Session::start`]) a private
 /// session bus and an unlocked GNOME Keyring on it. Dropping it stops both.
 struct Session {
@@ -97,17 +112,7 @@ impl Session {
         // A config of our own: no dependence on the system's session.conf, and no D-Bus
         // activation (nothing starts a second keyring daemon behind the test's back).
         let config = session.dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n                  \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
-                 <busconfig>\n<type>session</type>\n<listen>{}</listen>\n<auth>EXTERNAL</auth>\n\
-                 <policy context=\"default\">\n<allow send_destination=\"*\" eavesdrop=\"true\"/>\n\
-                 <allow eavesdrop=\"true\"/>\n<allow own=\"*\"/>\n</policy>\n</busconfig>\n",
-                session.bus_address
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, BUS_CONFIG.replace("LISTEN", &session.bus_address)).unwrap();
         let mut bus = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", config.display()))
             .args(["--nofork", "--nopidfile", "--print-address=1"])
