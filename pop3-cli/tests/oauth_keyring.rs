@@ -408,6 +408,34 @@ fn auto_takes_the_keyring_and_moves_the_file_into_it() {
     assert_eq!(item["refresh_token"], "ref-file-1");
     assert_eq!(item["access_token"], "acc-file-1");
     assert_eq!(session.files_holding("ref-file-1"), Vec::<PathBuf>::new());
+
+    // A file written again beside a keyring that holds tokens: the keyring's are used, and
+    // the file is left alone, with a warning.
+    std::fs::write(
+        &file,
+        json!({"refresh_token": "ref-file-2", "access_token": "acc-file-2", "expires_at": now() + 3600})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pop = pop_server_expecting(&xoauth2_line("acc-file-1"));
+    let config = session.config(&tokens, pop.port(), "oauth-store = \"keyring\"");
+    let r = session.pop3(&config, &["stat"]);
+    r.expect_code(0);
+    pop.finish().unwrap().assert_complete();
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: {} also holds OAuth tokens for account {ACCOUNT}; those in the keyring (Secret Service) are used",
+            file.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(file.exists());
+    assert_eq!(
+        session.keyring_item().unwrap()["refresh_token"],
+        "ref-file-1"
+    );
     assert!(tokens.requests().is_empty());
 }
 
