@@ -177,7 +177,8 @@ pub(crate) enum Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum OauthCommand {
     /// Sign in with the device authorization flow (RFC 8628): shows a URL and a code to enter
-    /// there, waits for the sign-in, and stores the tokens (file mode 0600).
+    /// there, waits for the sign-in, and stores the tokens (in the OS keyring, or a file of
+    /// mode 0600: the account's oauth-store).
     Login,
     /// Delete the account's stored tokens (revoke the grant at the provider separately).
     Logout,

@@ -1,7 +1,6 @@
 //! OAuth 2.0 for XOAUTH2 and OAUTHBEARER: `pop3 oauth login` (the device authorization flow,
 //! RFC 8628), the token store (the OS keyring or a 0600 file: `oauth-store`, see `store`), the
-//! refresh before each session, and the one refresh and retry
-//! after `-ERR [AUTH]`.
+//! refresh before each session, and the one refresh and retry after `-ERR [AUTH]`.
 //!
 //! An account uses the store when it names a provider (`oauth-provider`) or a token endpoint
 //! (`oauth-token-endpoint`) and no password source is given on the command line. Tokens stay
