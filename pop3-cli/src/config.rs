@@ -57,6 +57,12 @@ pub(crate) struct Account {
     pub(crate) oauth_store: Option<crate::oauth::StoreKind>,
     pub(crate) oauth_ca_file: Option<PathBuf>,
     pub(crate) oauth_allow_http: Option<bool>,
+    // The network path.
+    pub(crate) proxy: Option<String>,
+    pub(crate) connect_timeout: Option<f64>,
+    pub(crate) bind: Option<std::net::IpAddr>,
+    pub(crate) crl_file: Option<PathBuf>,
+    pub(crate) trust: Option<String>,
 }
 
 /// Where the password (or OAuth token) comes from.
@@ -88,6 +94,8 @@ pub(crate) struct Settings {
     pub(crate) state: Option<PathBuf>,
     /// OAuth 2.0: the account's provider and token store.
     pub(crate) oauth: Option<crate::oauth::OAuth>,
+    /// Proxy, connect timeout, source address, CRLs, trust store.
+    pub(crate) net: crate::net::NetSettings,
 }
 
 impl Settings {
@@ -155,7 +163,9 @@ impl Settings {
             ),
             (None, None) => None,
         };
+        let net = crate::net::NetSettings::resolve(cli, &account)?;
         Ok(Self {
+            net,
             tls_fingerprint,
             host: cli.host.clone().or(account.host),
             port: cli.port.or(account.port),
@@ -233,11 +243,13 @@ impl Settings {
         if let Some(pin) = self.tls_fingerprint {
             tls = tls.pin_fingerprint(pin);
         }
-        let mut options = Options::default()
+        let tls = self.net.tls(tls)?;
+        let options = Options::default()
             .timeout(self.timeout)
             .speed_limit(self.speed.0, self.speed.1)
             .tls(tls)
             .allow_plaintext(self.allow_plaintext_auth);
+        let mut options = self.net.options(options);
         options.config.pipelining = match self.pipelining {
             Pipelining::Auto => pop3_blocking::pop3_proto::Pipelining::Auto,
             Pipelining::On => pop3_blocking::pop3_proto::Pipelining::Always,

@@ -30,6 +30,7 @@
 
 pub mod interop;
 pub mod interop_suite;
+pub mod network;
 mod script;
 mod scripted;
 pub mod suite;
