@@ -483,3 +483,35 @@ fn without_a_keyring_auto_takes_the_file_and_keyring_is_an_error() {
     let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(stored["refresh_token"], "ref-nk-1");
 }
+
+#[test]
+fn oauth_store_file_leaves_the_keyring_alone() {
+    let Some(session) = Session::start() else {
+        return;
+    };
+    let tokens = TokenServer::start(true, |req, n| match (req.path.as_str(), n) {
+        ("/device", 0) => device_reply(1),
+        ("/token", 1) => ok(json!({
+            "access_token": "acc-f-1", "refresh_token": "ref-f-1",
+            "token_type": "Bearer", "expires_in": 3600,
+        })),
+        _ => panic!("unexpected request {n}: {req:?}"),
+    });
+    let pop = pop_server_expecting(&xoauth2_line("acc-f-1"));
+    let config = session.config(&tokens, pop.port(), "oauth-store = \"file\"");
+    let r = session.pop3(&config, &["oauth", "login"]);
+    r.expect_code(0);
+    let file = session.token_file();
+    assert!(
+        r.stdout_str()
+            .contains(&format!("stored in {}\n", file.display())),
+        "{}",
+        r.stdout_str()
+    );
+    let r = session.pop3(&config, &["stat"]);
+    r.expect_code(0);
+    pop.finish().unwrap().assert_complete();
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(stored["refresh_token"], "ref-f-1");
+    assert_eq!(session.keyring_item(), None);
+}
