@@ -1,8 +1,9 @@
-//! The token store: the OS keyring (`oauth-store = "keyring"`, with the `keyring` feature), or
-//! one JSON file per account, mode 0600 in a 0700 directory, replaced atomically (a new file
-//! written, synced, renamed over the old one, the directory synced). Either way an exclusive
-//! lock file (a file, beside where the token file is or would be) makes two `pop3` processes
-//! take turns, so that they do not both spend a rotating refresh token.
+//! The token store: the OS keyring (`oauth-store` `auto` or `keyring`, with the `keyring`
+//! cargo feature), or one JSON file per account, mode 0600 in a 0700 directory, replaced
+//! atomically (a new file written, synced, renamed over the old one, the directory synced).
+//! Either way an exclusive lock file (a file, beside where the token file is or would be)
+//! makes two `pop3` processes take turns, so that they do not both spend a rotating refresh
+//! token.
 //!
 //! The keyring item holds the same JSON record as the file (refresh token, access token,
 //! expiry), under the service name `pop3-oauth` and the account's name as the user name.
@@ -388,8 +389,12 @@ mod os_keyring {
         }
     }
 
+    /// Why the keyring cannot be used, escaped: it may go to stdout (`pop3 oauth login`).
     fn unavailable(error: &Error) -> String {
-        format!("the {NAME} is not available: {}", describe(error))
+        format!(
+            "the {NAME} is not available: {}",
+            crate::escape::escape(&describe(error))
+        )
     }
 
     /// The error without what the keyring crate may attach (a `BadEncoding` error holds the
