@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::*;
 use oauth_endpoint::*;
-use pop3_tests::{Script, ScriptedServer};
+use pop3_scripted_server::{Script, ScriptedServer};
 use serde_json::{Value, json};
 
 // ---- the account, the store, the POP3 side ----

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use oauth_endpoint::*;
-use pop3_tests::InteropMode;
+use pop3_dovecot_peer::InteropMode;
 use serde_json::{Value, json};
 
 /// The keyring item's attributes, as `pop3` writes them (the keyring crate's scheme).

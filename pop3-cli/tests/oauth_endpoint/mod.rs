@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use pop3_blocking::rustls::{ServerConnection, StreamOwned};
-use pop3_tests::{Script, ScriptedServer, TestCa};
+use pop3_demo_server::TestCa;
+use pop3_scripted_server::{Script, ScriptedServer};
 use serde_json::{Value, json};
 
 use crate::common::Run;
