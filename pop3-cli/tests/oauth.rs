@@ -1,5 +1,5 @@
 //! `pop3 oauth login` and the token store end to end, against a local OAuth token endpoint
-//! (`oauth_endpoint`: HTTPS with the kit's test certificate, std threads) and the kit's
+//! (`oauth_endpoint`: HTTPS with the demo server's test CA, std threads) and a
 //! ScriptedServer. The store here is the file (`oauth-token-file`); `oauth_keyring` tests the
 //! OS keyring.
 //!

@@ -1,7 +1,7 @@
 //! The OS keyring as the OAuth token store, for real: each test starts a private D-Bus
 //! session bus (`dbus-daemon`) and GNOME Keyring's Secret Service on it
 //! (`gnome-keyring-daemon --unlock`, a new login keyring in a temporary home), runs `pop3`
-//! against the local token endpoint and the kit's ScriptedServer, and checks the keyring with
+//! against the local token endpoint and a ScriptedServer, and checks the keyring with
 //! libsecret's `secret-tool`, a client independent of ours.
 //!
 //! Without those programs the keyring tests skip with a note, except under

@@ -1,7 +1,7 @@
 //! The pieces the OAuth end-to-end tests share: a local OAuth token endpoint (HTTPS with the
-//! kit's test certificate, or HTTP; std threads) that answers as each test's handler says and
-//! records every request with its time, the POP3 side (the kit's ScriptedServer expecting an
-//! AUTH line) and the check that no secret leaked.
+//! demo server's test CA, or HTTP; std threads) that answers as each test's handler says and
+//! records every request with its time, the POP3 side (a ScriptedServer expecting an AUTH
+//! line) and the check that no secret leaked.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
