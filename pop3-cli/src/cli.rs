@@ -93,13 +93,14 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Use the named account of the config file (command-line options override it).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) account: Option<String>,
+    /// Use the named account of the config file (command-line options override it). Also
+    /// accepted after the command; `poll` takes it more than once (the accounts to poll).
+    #[arg(long = "account", value_name = "NAME", global = true, action = ArgAction::Append)]
+    pub(crate) accounts: Vec<String>,
 
     /// The config file [default: $XDG_CONFIG_HOME/pop3/config.toml or
     /// ~/.config/pop3/config.toml].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub(crate) config: Option<PathBuf>,
 
     // The network path: proxy, connect timeout, source address, CRLs, trust store.
@@ -131,6 +132,19 @@ pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The one `--account` of every command but `poll`; given twice is a usage error.
+    pub(crate) fn account(&self) -> Result<Option<&str>, crate::error::CliError> {
+        match self.accounts.as_slice() {
+            [] => Ok(None),
+            [name] => Ok(Some(name)),
+            _ => Err(crate::error::CliError::usage(
+                "--account is given more than once (only poll takes several)",
+            )),
+        }
+    }
 }
 
 /// The commands.
@@ -194,6 +208,24 @@ pub(crate) enum Command {
     /// `interval`, until stopped (SIGHUP reloads the config, SIGUSR1 polls every account now,
     /// SIGTERM finishes the batches in flight and exits 0).
     Poll(PollArgs),
+    /// OAuth 2.0 for XOAUTH2 and OAUTHBEARER: sign in to the --account's provider and keep its
+    /// tokens (see the README's OAuth section).
+    Oauth {
+        /// What to do.
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+/// `oauth` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// Sign in with the device authorization flow (RFC 8628): shows a URL and a code to enter
+    /// there, waits for the sign-in, and stores the tokens (in the OS keyring, or a file of
+    /// mode 0600: the account's oauth-store).
+    Login,
+    /// Delete the account's stored tokens (revoke the grant at the provider separately).
+    Logout,
 }
 
 /// `poll` options.
@@ -202,9 +234,6 @@ pub(crate) struct PollArgs {
     /// Poll each account once, then exit: 0 if every poll succeeded, else the worst status.
     #[arg(long)]
     pub(crate) once: bool,
-    /// Poll only this account of the config file (repeatable; default: every account).
-    #[arg(long = "account", value_name = "NAME")]
-    pub(crate) accounts: Vec<String>,
     /// At most this many sessions at once.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) max_sessions: u32,

@@ -72,6 +72,19 @@ pub(crate) struct Account {
     pub(crate) interval_max: Option<String>,
     /// `poll` deletes on the server what it stored (as `fetch --delete`) [default: false].
     pub(crate) delete: Option<bool>,
+
+    // OAuth 2.0 (`pop3 oauth login`, the token store): see crate::oauth.
+    pub(crate) oauth_provider: Option<crate::oauth::ProviderName>,
+    pub(crate) oauth_client_id: Option<String>,
+    pub(crate) oauth_client_secret: Option<String>,
+    pub(crate) oauth_tenant: Option<String>,
+    pub(crate) oauth_scopes: Option<String>,
+    pub(crate) oauth_device_authorization_endpoint: Option<String>,
+    pub(crate) oauth_token_endpoint: Option<String>,
+    pub(crate) oauth_token_file: Option<PathBuf>,
+    pub(crate) oauth_store: Option<crate::oauth::StoreKind>,
+    pub(crate) oauth_ca_file: Option<PathBuf>,
+    pub(crate) oauth_allow_http: Option<bool>,
     // The network path.
     pub(crate) proxy: Option<String>,
     pub(crate) connect_timeout: Option<f64>,
@@ -125,6 +138,8 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     pub(crate) maildir: Option<PathBuf>,
     pub(crate) state: Option<PathBuf>,
+    /// OAuth 2.0: the account's provider and token store.
+    pub(crate) oauth: Option<crate::oauth::OAuth>,
     /// Proxy, connect timeout, source address, CRLs, trust store.
     pub(crate) net: crate::net::NetSettings,
     /// The account's retention keys, merged with the flags by [`Settings::retention`].
@@ -134,7 +149,7 @@ pub(crate) struct Settings {
 impl Settings {
     /// Merges the command line over the account named by `--account`, if any.
     pub(crate) fn resolve(cli: &Cli) -> Result<Self, CliError> {
-        let account = match &cli.account {
+        let account = match cli.account()? {
             Some(name) => load_account(cli.config.as_deref(), name)?,
             None => {
                 if cli.config.is_some() {
@@ -178,6 +193,18 @@ impl Settings {
                 )));
             }
         }
+        let oauth =
+            crate::oauth::resolve(cli.account()?, &account, Duration::from_secs_f64(timeout))?;
+        if oauth.is_some()
+            && (account.password_env.is_some()
+                || account.password_file.is_some()
+                || account.password_cmd.is_some())
+        {
+            return Err(CliError::usage(
+                "the account sets both OAuth (oauth-provider or oauth-token-endpoint) and a password source",
+            ));
+        }
+        let auth = crate::oauth::auth_mode(oauth.as_ref(), cli.auth.or(account.auth))?;
         let tls_fingerprint = match (&cli.tls_fingerprint, &account.tls_fingerprint) {
             (Some(pin), _) => Some(*pin),
             (None, Some(text)) => Some(
@@ -200,7 +227,7 @@ impl Settings {
                 PasswordSource::File(path) => PasswordSource::File(expand_home(path)),
                 other => other,
             }),
-            auth: cli.auth.or(account.auth).unwrap_or(AuthMode::Auto),
+            auth,
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs_f64(timeout),
@@ -216,6 +243,7 @@ impl Settings {
             maildir: account.maildir.clone().map(expand_home),
             state: account.state.clone().map(expand_home),
             account: kept,
+            oauth,
         })
     }
 

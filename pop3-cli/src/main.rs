@@ -19,6 +19,7 @@ mod filter;
 mod limits;
 mod maildir;
 mod net;
+mod oauth;
 mod poll;
 mod rules;
 mod serverinfo;
@@ -98,6 +99,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
         Command::Poll(args) => return poll::poll(cli, args),
+        Command::Oauth { command } => return oauth::command(&settings, command),
     }
     Ok(EXIT_OK)
 }

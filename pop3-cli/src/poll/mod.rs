@@ -128,8 +128,8 @@ impl Context<'_> {
     /// The selected accounts of the config file; a missing one is a usage error.
     fn load(&self) -> Result<Vec<Account>, CliError> {
         let mut all = config::load_accounts(&self.path)?;
-        let mut wanted: Vec<String> = self.args.accounts.clone();
-        wanted.extend(self.cli.account.clone());
+        let mut wanted: Vec<String> = self.cli.accounts.clone();
+        wanted.dedup();
         if wanted.is_empty() {
             wanted = all.keys().cloned().collect();
         }
