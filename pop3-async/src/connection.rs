@@ -90,9 +90,13 @@ impl Connection<Stream> {
         };
         let _ = tcp.set_nodelay(true);
         let tls = security == Security::Implicit;
-        let session = Session::new(options, Some(host.to_owned()), tls)?;
+        let mut session = Session::new(options, Some(host.to_owned()), tls)?;
         let stream = match tls {
-            true => Stream::Tls(Box::new(handshake(tcp, &session).await?)),
+            true => {
+                let tls = handshake(tcp, &session).await?;
+                session.set_channel_binding(pop3_tls::channel_binding(tls.get_ref().1));
+                Stream::Tls(Box::new(tls))
+            }
             false => Stream::Plain(tcp),
         };
         let connection = Self::open(stream, session).await?;
@@ -113,11 +117,12 @@ impl Connection<Stream> {
     /// For a stream of your own, see [`stls_start`](Self::stls_start).
     pub async fn stls(mut self) -> Result<Connection<Stream>, Error> {
         self.stls_start().await?;
-        let (stream, session) = self.into_parts();
+        let (stream, mut session) = self.into_parts();
         let Stream::Plain(tcp) = stream else {
             return Err(pop3_proto::EnqueueError::TlsAlreadyActive.into());
         };
         let tls = handshake(tcp, &session).await?;
+        session.set_channel_binding(pop3_tls::channel_binding(tls.get_ref().1));
         Self::from_parts(Stream::Tls(Box::new(tls)), session).await
     }
 }
