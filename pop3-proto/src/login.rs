@@ -330,7 +330,8 @@ mod tests {
             "USER",
             "SASL PLAIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-512 SCRAM-SHA-512-PLUS CRAM-MD5 EXTERNAL",
         ]);
-        let choose = |c: &Capabilities, can_bind| choose_login_bound(Some(c), false, true, can_bind, p);
+        let choose =
+            |c: &Capabilities, can_bind| choose_login_bound(Some(c), false, true, can_bind, p);
         assert_eq!(choose(&all, true), Ok(LoginMethod::ScramSha512Plus));
         assert_eq!(choose(&all, false), Ok(LoginMethod::ScramSha512));
         let mid = caps(&["SASL SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS"]);
@@ -361,7 +362,10 @@ mod tests {
         let plus = caps(&["SASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS"]);
         let plain = caps(&["SASL SCRAM-SHA-256 SCRAM-SHA-1-PLUS"]);
         use LoginMethod::*;
-        assert_eq!(scram_binding(ScramSha256Plus, Some(&plus), true), Ok(ScramBinding::Bind));
+        assert_eq!(
+            scram_binding(ScramSha256Plus, Some(&plus), true),
+            Ok(ScramBinding::Bind)
+        );
         assert_eq!(
             scram_binding(ScramSha256Plus, Some(&plus), false),
             Err(LoginChoiceError::NoChannelBinding(ScramSha256Plus))
@@ -370,13 +374,22 @@ mod tests {
             scram_binding(ScramSha256, Some(&plus), true),
             Err(LoginChoiceError::ChannelBindingDowngrade(ScramSha256))
         );
-        assert_eq!(scram_binding(ScramSha256, Some(&plus), false), Ok(ScramBinding::No));
+        assert_eq!(
+            scram_binding(ScramSha256, Some(&plus), false),
+            Ok(ScramBinding::No)
+        );
         assert_eq!(
             scram_binding(ScramSha256, Some(&plain), true),
             Ok(ScramBinding::ClientOnly)
         );
-        assert_eq!(scram_binding(ScramSha256, None, true), Ok(ScramBinding::ClientOnly));
-        assert_eq!(scram_binding(Plain, Some(&plus), true), Ok(ScramBinding::No));
+        assert_eq!(
+            scram_binding(ScramSha256, None, true),
+            Ok(ScramBinding::ClientOnly)
+        );
+        assert_eq!(
+            scram_binding(Plain, Some(&plus), true),
+            Ok(ScramBinding::No)
+        );
         assert_eq!(ScramSha512Plus.name(), "SCRAM-SHA-512-PLUS");
         assert_eq!(ScramSha1.plus_variant(), Some(ScramSha1Plus));
         assert!(!External.is_scram() && ScramSha1Plus.is_scram());

@@ -1196,14 +1196,20 @@ mod tests {
         let mut client = session_with_sasl("PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
         let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
         let (_, wire) = drive(&mut client, plan, &["-ERR no\r\n"]);
-        assert_eq!(wire, format!("AUTH SCRAM-SHA-256 {}\r\n", b64(b"n,,n=alice,r=nonce")));
+        assert_eq!(
+            wire,
+            format!("AUTH SCRAM-SHA-256 {}\r\n", b64(b"n,,n=alice,r=nonce"))
+        );
 
         // A binding, but no -PLUS offered: flag `y` (RFC 5802 section 6).
         let mut client = session_with_sasl("PLAIN SCRAM-SHA-1");
         let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into())
             .channel_binding(Some(exporter()));
         let (_, wire) = drive(&mut client, plan, &["-ERR no\r\n"]);
-        assert_eq!(wire, format!("AUTH SCRAM-SHA-1 {}\r\n", b64(b"y,,n=alice,r=nonce")));
+        assert_eq!(
+            wire,
+            format!("AUTH SCRAM-SHA-1 {}\r\n", b64(b"y,,n=alice,r=nonce"))
+        );
     }
 
     /// The RFC 5802 downgrade rule: a SCRAM method without binding asked for by name, on a

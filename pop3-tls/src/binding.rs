@@ -64,7 +64,10 @@ pub fn server_end_point(certificate: &CertificateDer<'_>) -> Option<ChannelBindi
         "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Sha512::digest(der).to_vec(),
         _ => return None,
     };
-    Some(ChannelBinding::new(ChannelBindingType::TlsServerEndPoint, data))
+    Some(ChannelBinding::new(
+        ChannelBindingType::TlsServerEndPoint,
+        data,
+    ))
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ impl ClientCertificate {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(format!("invalid client certificate PEM: {e}")))?;
         if chain.is_empty() {
-            return Err(invalid("no certificate in the client certificate PEM".to_owned()));
+            return Err(invalid(
+                "no certificate in the client certificate PEM".to_owned(),
+            ));
         }
         let key = PrivateKeyDer::from_pem_slice(key)
             .map_err(|e| invalid(format!("no usable private key in the client key PEM: {e}")))?;
@@ -48,7 +50,10 @@ impl ClientCertificate {
     }
 
     /// [`from_pem`](Self::from_pem) with the two PEM files (they may be the same file).
-    pub fn from_files(certificates: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, Error> {
+    pub fn from_files(
+        certificates: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
         let read = |path: &Path, what: &str| {
             std::fs::read(path).map_err(|e| {
                 Error::Io(std::io::Error::new(
@@ -94,11 +99,9 @@ mod tests {
     #[test]
     fn pem_pair_loads_and_debug_hides_the_key() {
         let ca = pop3_tests::TestCa::shared();
-        let cert = ClientCertificate::from_pem(
-            ca.certificate_pem().as_bytes(),
-            ca.key_pem().as_bytes(),
-        )
-        .unwrap();
+        let cert =
+            ClientCertificate::from_pem(ca.certificate_pem().as_bytes(), ca.key_pem().as_bytes())
+                .unwrap();
         assert_eq!(cert.chain().len(), 1);
         let debug = format!("{cert:?}");
         assert!(debug.contains("<redacted>"));
@@ -113,6 +116,11 @@ mod tests {
         let no_cert = ClientCertificate::from_pem(b"", ca.key_pem().as_bytes());
         assert!(no_cert.unwrap_err().to_string().contains("no certificate"));
         let missing = ClientCertificate::from_files("/nonexistent/c.pem", "/nonexistent/k.pem");
-        assert!(missing.unwrap_err().to_string().contains("/nonexistent/c.pem"));
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/c.pem")
+        );
     }
 }

@@ -19,6 +19,8 @@
 //!   [`multiline_body`] puts a message on the wire as a RETR body.
 //! - [`TurnServer`] counts a session's round trips (turns) and records the
 //!   commands of each, for round-trip budgets.
+//! - [`ScramServer`] serves one connection over TLS 1.2 or 1.3 with a reference SCRAM server
+//!   side (SHA-1/256/512 and -PLUS, its own channel binding), for the SASL tests.
 //! - [`DovecotPeer`] finds the real Dovecot that `scripts/dovecot/start.sh`
 //!   runs, honouring `POP3_INTEROP` (see the module table in [`interop`]).
 //!
@@ -30,6 +32,7 @@
 
 pub mod interop;
 pub mod interop_suite;
+mod scram_server;
 mod script;
 mod scripted;
 pub mod suite;
@@ -47,6 +50,7 @@ pub use pop3_demo_server::{
     client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
     to_crlf,
 };
+pub use scram_server::{ScramOutcome, ScramServer, TlsVersion};
 pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
 pub use turns::{TurnServer, Turns};

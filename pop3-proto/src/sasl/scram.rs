@@ -308,11 +308,8 @@ impl<H: ScramHash> Scram<H> {
             H::salted_password(self.password.expose(), &first.salt, first.iterations);
         let client_key = H::hmac(&salted_password, b"Client Key");
         let stored_key = H::hash(&client_key);
-        let client_final_without_proof = format!(
-            "c={},r={}",
-            self.channel_binding_attribute(),
-            first.nonce
-        );
+        let client_final_without_proof =
+            format!("c={},r={}", self.channel_binding_attribute(), first.nonce);
         let auth_message =
             format!("{client_first_bare},{server_first},{client_final_without_proof}");
         let client_signature = H::hmac(&stored_key, auth_message.as_bytes());
@@ -543,16 +540,25 @@ mod tests {
     /// RFC 5802 section 5: the SCRAM-SHA-1 example exchange.
     #[test]
     fn rfc5802_sha1_example() {
-        let mut m = ScramSha1::new("user".into(), "pencil".into(), "fyko+d2lbbFgONRv9qkxdawL".into());
+        let mut m = ScramSha1::new(
+            "user".into(),
+            "pencil".into(),
+            "fyko+d2lbbFgONRv9qkxdawL".into(),
+        );
         assert_eq!(m.name(), "SCRAM-SHA-1");
         let ir = m.initial_response().unwrap().unwrap();
         assert_eq!(ir.expose(), b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
-        let server_first = b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+        let server_first =
+            b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
         assert_eq!(
             m.step(server_first).unwrap().expose(),
             b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
         );
-        assert!(m.step(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=").unwrap().is_empty());
+        assert!(
+            m.step(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(m.finish(), Ok(()));
     }
 
@@ -570,7 +576,8 @@ mod tests {
         D: Digest + hmac::digest::core_api::BlockSizeUser + Clone,
     {
         let hmac = |key: &[u8], data: &[u8]| {
-            let mut mac = <hmac::SimpleHmac<D> as hmac::digest::KeyInit>::new_from_slice(key).unwrap();
+            let mut mac =
+                <hmac::SimpleHmac<D> as hmac::digest::KeyInit>::new_from_slice(key).unwrap();
             mac.update(data);
             mac.finalize().into_bytes().to_vec()
         };
@@ -636,9 +643,15 @@ mod tests {
         let salt = BASE64.encode(b"reference salt");
         let server_first = format!("r={client_nonce}srv,s={salt},i=4096");
         let fin = m.step(server_first.as_bytes()).unwrap();
-        let server_final =
-            reference_server::<D>(password, first.expose(), "srv", expected_cbind, fin.expose())?;
-        m.step(server_final.as_bytes()).map_err(|_| "client refused the signature")?;
+        let server_final = reference_server::<D>(
+            password,
+            first.expose(),
+            "srv",
+            expected_cbind,
+            fin.expose(),
+        )?;
+        m.step(server_final.as_bytes())
+            .map_err(|_| "client refused the signature")?;
         m.finish().map_err(|_| "not verified")
     }
 
@@ -646,7 +659,10 @@ mod tests {
     fn sha512_against_the_reference_server() {
         let m = ScramSha512::new("user".into(), "pencil".into(), NONCE.into());
         assert_eq!(m.name(), "SCRAM-SHA-512");
-        assert_eq!(against_reference::<Sha512, sha2::Sha512>(m, b"pencil", b""), Ok(()));
+        assert_eq!(
+            against_reference::<Sha512, sha2::Sha512>(m, b"pencil", b""),
+            Ok(())
+        );
         // The reference server is not a rubber stamp: a wrong password fails.
         let m = ScramSha512::new("user".into(), "pencil".into(), NONCE.into());
         assert_eq!(
@@ -655,9 +671,15 @@ mod tests {
         );
         // Nor does it matter which hash: SHA-256 and SHA-1 through the same server.
         let m = ScramSha256::new("user".into(), "pencil".into(), NONCE.into());
-        assert_eq!(against_reference::<Sha256, sha2::Sha256>(m, b"pencil", b""), Ok(()));
+        assert_eq!(
+            against_reference::<Sha256, sha2::Sha256>(m, b"pencil", b""),
+            Ok(())
+        );
         let m = ScramSha1::new("user".into(), "pencil".into(), NONCE.into());
-        assert_eq!(against_reference::<Sha1, sha1::Sha1>(m, b"pencil", b""), Ok(()));
+        assert_eq!(
+            against_reference::<Sha1, sha1::Sha1>(m, b"pencil", b""),
+            Ok(())
+        );
     }
 
     #[test]
@@ -671,13 +693,26 @@ mod tests {
         assert_eq!(m.name(), "SCRAM-SHA-256-PLUS");
         assert!(m.is_bound());
         let ir = m.initial_response().unwrap().unwrap();
-        assert_eq!(ir.expose(), b"p=tls-exporter,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(
+            ir.expose(),
+            b"p=tls-exporter,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+        );
 
-        let bound = |m: ScramSha512, cb: &[u8]| against_reference::<Sha512, sha2::Sha512>(m, b"pencil", cb);
+        let bound =
+            |m: ScramSha512, cb: &[u8]| against_reference::<Sha512, sha2::Sha512>(m, b"pencil", cb);
         let new512 = || ScramSha512::new("user".into(), "pencil".into(), NONCE.into());
-        assert_eq!(new512().channel_binding(exporter.clone()).name(), "SCRAM-SHA-512-PLUS");
-        assert_eq!(bound(new512().channel_binding(exporter.clone()), &[7u8; 32]), Ok(()));
-        assert_eq!(bound(new512().channel_binding(end_point.clone()), &[9u8; 48]), Ok(()));
+        assert_eq!(
+            new512().channel_binding(exporter.clone()).name(),
+            "SCRAM-SHA-512-PLUS"
+        );
+        assert_eq!(
+            bound(new512().channel_binding(exporter.clone()), &[7u8; 32]),
+            Ok(())
+        );
+        assert_eq!(
+            bound(new512().channel_binding(end_point.clone()), &[9u8; 48]),
+            Ok(())
+        );
         // A server that sees another channel (someone in the middle) refuses.
         assert_eq!(
             bound(new512().channel_binding(end_point), &[8u8; 48]),
@@ -686,9 +721,16 @@ mod tests {
         let m = ScramSha1::new("user".into(), "pencil".into(), NONCE.into())
             .channel_binding(exporter.clone());
         assert_eq!(m.name(), "SCRAM-SHA-1-PLUS");
-        assert_eq!(against_reference::<Sha1, sha1::Sha1>(m, b"pencil", &[7u8; 32]), Ok(()));
-        let m = ScramSha256::new("user".into(), "pencil".into(), NONCE.into()).channel_binding(exporter);
-        assert_eq!(against_reference::<Sha256, sha2::Sha256>(m, b"pencil", &[7u8; 32]), Ok(()));
+        assert_eq!(
+            against_reference::<Sha1, sha1::Sha1>(m, b"pencil", &[7u8; 32]),
+            Ok(())
+        );
+        let m = ScramSha256::new("user".into(), "pencil".into(), NONCE.into())
+            .channel_binding(exporter);
+        assert_eq!(
+            against_reference::<Sha256, sha2::Sha256>(m, b"pencil", &[7u8; 32]),
+            Ok(())
+        );
     }
 
     /// RFC 5802 section 6: `y` when the client could bind but the server did not offer -PLUS;
@@ -703,11 +745,19 @@ mod tests {
         let fin = m.step(SERVER_FIRST).unwrap();
         assert!(fin.expose().starts_with(b"c=eSws,r="));
         let m = ScramSha1::new("user".into(), "pencil".into(), NONCE.into()).binding_supported();
-        assert_eq!(against_reference::<Sha1, sha1::Sha1>(m, b"pencil", b""), Ok(()));
+        assert_eq!(
+            against_reference::<Sha1, sha1::Sha1>(m, b"pencil", b""),
+            Ok(())
+        );
         // Binding wins over `y`.
         use crate::sasl::{ChannelBinding, ChannelBindingType};
         let cb = ChannelBinding::new(ChannelBindingType::TlsExporter, [1u8; 32]);
-        assert!(rfc().channel_binding(cb.clone()).binding_supported().is_bound());
+        assert!(
+            rfc()
+                .channel_binding(cb.clone())
+                .binding_supported()
+                .is_bound()
+        );
         assert!(rfc().binding_supported().channel_binding(cb).is_bound());
         // Empty binding data cannot start a -PLUS exchange.
         let empty = ChannelBinding::new(ChannelBindingType::TlsExporter, Vec::new());
