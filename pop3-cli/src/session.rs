@@ -1,6 +1,6 @@
 //! Connecting and logging in as the settings say.
 
-use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
+use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, XOAuth2};
 use pop3_blocking::{Connection, LoginMethod, Secret};
 
 use crate::cli::{AuthMode, Pipelining};
@@ -33,7 +33,11 @@ pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), Cl
     settings.host()?;
     let user = settings.user()?.to_owned();
     // The password first: a prompt or a slow password command must not hold a connection.
-    let password = settings.password()?;
+    // EXTERNAL has none: the client certificate is the credential.
+    let password = match settings.auth {
+        AuthMode::External => Secret::default(),
+        _ => settings.password()?,
+    };
     let mut connection = connect(settings)?;
     // Asked before login: the CAPA after login goes out with the first command after it.
     let announced = connection.capabilities().is_some_and(|c| c.pipelining);
@@ -104,29 +108,34 @@ fn login(
             ))?;
             "OAUTHBEARER"
         }
-        AuthMode::ScramSha256 => {
-            connection.auth(ScramSha256::new(name, password, scram_nonce()?))?;
-            "SCRAM-SHA-256"
+        // The SCRAM family and EXTERNAL go through the login plan, which applies the
+        // channel-binding rules (the -PLUS binding, `y`, the downgrade refusal).
+        AuthMode::ScramSha1 => named(connection, LoginMethod::ScramSha1, user, password)?,
+        AuthMode::ScramSha256 => named(connection, LoginMethod::ScramSha256, user, password)?,
+        AuthMode::ScramSha512 => named(connection, LoginMethod::ScramSha512, user, password)?,
+        AuthMode::ScramSha1Plus => named(connection, LoginMethod::ScramSha1Plus, user, password)?,
+        AuthMode::ScramSha256Plus => {
+            named(connection, LoginMethod::ScramSha256Plus, user, password)?
         }
+        AuthMode::ScramSha512Plus => {
+            named(connection, LoginMethod::ScramSha512Plus, user, password)?
+        }
+        AuthMode::External => named(connection, LoginMethod::External, user, password)?,
     };
     Ok(method)
 }
 
-/// The display name of a login method.
-pub(crate) fn method_name(method: LoginMethod) -> &'static str {
-    match method {
-        LoginMethod::ScramSha256 => "SCRAM-SHA-256",
-        LoginMethod::CramMd5 => "CRAM-MD5",
-        LoginMethod::Apop => "APOP",
-        LoginMethod::Plain => "PLAIN",
-        LoginMethod::Login => "LOGIN",
-        LoginMethod::UserPass => "USER/PASS",
-        _ => "unknown",
-    }
+/// Logs in with the method named by `--auth`; returns its name.
+fn named(
+    connection: &mut Connection,
+    method: LoginMethod,
+    user: &str,
+    password: Secret,
+) -> Result<&'static str, CliError> {
+    Ok(method_name(connection.login_with(method, user, password)?))
 }
 
-/// A SCRAM client nonce: the adapters' one helper ([`pop3_blocking::scram_nonce`]).
-fn scram_nonce() -> Result<String, CliError> {
-    pop3_blocking::scram_nonce()
-        .map_err(|e| CliError::failure(format!("no random bytes for the SCRAM nonce: {e}")))
+/// The display name of a login method.
+pub(crate) fn method_name(method: LoginMethod) -> &'static str {
+    method.name()
 }

@@ -50,7 +50,7 @@ pub use pop3_demo_server::{
     client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
     to_crlf,
 };
-pub use scram_server::{ScramOutcome, ScramServer, TlsVersion};
+pub use scram_server::{ClientCa, ScramOutcome, ScramServer, TlsVersion};
 pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
 pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
 pub use turns::{TurnServer, Turns};

@@ -42,6 +42,53 @@ pub struct ScramOutcome {
     pub refusal: Option<String>,
     /// Every command line the client sent (AUTH continuations included, base64 as sent).
     pub lines: Vec<String>,
+    /// Whether the client presented a certificate (verified against the [`ClientCa`]).
+    pub client_certificate: bool,
+}
+
+/// A client CA and a client certificate it issued (CN = the user, clientAuth), as PEM, for
+/// `--client-cert`/`--client-key` and servers that require or authenticate by one.
+#[derive(Debug, Clone)]
+pub struct ClientCa {
+    /// The CA certificate (PEM), which the server trusts for client certificates.
+    pub ca_pem: String,
+    /// The CA certificate (DER).
+    pub ca_der: Vec<u8>,
+    /// The client certificate (PEM).
+    pub cert_pem: String,
+    /// The client's private key (PEM, PKCS #8).
+    pub key_pem: String,
+}
+
+impl ClientCa {
+    /// A new CA and a client certificate for `user`.
+    pub fn generate(user: &str) -> Result<ClientCa, KitError> {
+        let err = |e: rcgen::Error| KitError::Server(pop3_demo_server::Error::from(e));
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::CommonName, "pop3 test client CA");
+        ca_params.distinguished_name = name;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca_key = rcgen::KeyPair::generate().map_err(err)?;
+        let ca = ca_params.self_signed(&ca_key).map_err(err)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::CommonName, user);
+        params.distinguished_name = name;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().map_err(err)?;
+        let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
+        Ok(ClientCa {
+            ca_pem: ca.pem(),
+            ca_der: ca.der().to_vec(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
 }
 
 /// The server: see the module docs.
@@ -65,6 +112,19 @@ impl ScramServer {
         sasl: &str,
         version: TlsVersion,
     ) -> Result<ScramServer, KitError> {
+        Self::start_with(user, password, sasl, version, None)
+    }
+
+    /// [`start`](Self::start), and with `client_ca` the server requires a client certificate
+    /// issued by it (the handshake fails without one) and serves AUTH EXTERNAL (the
+    /// certificate's user, an empty authorization identity or `user`).
+    pub fn start_with(
+        user: &str,
+        password: &str,
+        sasl: &str,
+        version: TlsVersion,
+        client_ca: Option<&ClientCa>,
+    ) -> Result<ScramServer, KitError> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let versions: &[&rustls::SupportedProtocolVersion] = match version {
@@ -72,10 +132,26 @@ impl ScramServer {
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
         };
         let ca = TestCa::shared();
-        let config = ServerConfig::builder_with_provider(crypto_provider())
+        let builder = ServerConfig::builder_with_provider(crypto_provider())
             .with_protocol_versions(versions)
-            .map_err(pop3_demo_server::Error::from)?
-            .with_no_client_auth()
+            .map_err(pop3_demo_server::Error::from)?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots
+                    .add(ca.ca_der.clone().into())
+                    .map_err(pop3_demo_server::Error::from)?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    crypto_provider(),
+                )
+                .build()
+                .map_err(|e| KitError::Timeout(format!("client verifier: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
             .with_single_cert(
                 vec![ca.certificate_der().clone()],
                 rustls::pki_types::PrivateKeyDer::Pkcs8(ca.key_der().clone_key()),
@@ -89,6 +165,15 @@ impl ScramServer {
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
             let tls = ServerConnection::new(config).map_err(pop3_demo_server::Error::from)?;
             let mut stream = StreamOwned::new(tls, tcp);
+            // The handshake now, so that a refused client certificate ends here.
+            while stream.conn.is_handshaking() {
+                if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+                    return Ok(ScramOutcome {
+                        refusal: Some(format!("handshake: {e}")),
+                        ..ScramOutcome::default()
+                    });
+                }
+            }
             serve(&mut stream, &user, &password, &sasl)
         });
         Ok(ScramServer {
@@ -158,7 +243,10 @@ fn serve(
     password: &str,
     sasl: &str,
 ) -> Result<ScramOutcome, KitError> {
-    let mut outcome = ScramOutcome::default();
+    let mut outcome = ScramOutcome {
+        client_certificate: stream.conn.peer_certificates().is_some(),
+        ..ScramOutcome::default()
+    };
     stream.write_all(b"+OK kit SCRAM server ready\r\n")?;
     while let Some(line) = read_line(stream)? {
         outcome.lines.push(line.clone());
@@ -258,6 +346,28 @@ fn exchange(
     let advertised = |m: &str| sasl.split(' ').any(|a| a.eq_ignore_ascii_case(m));
     if !advertised(mechanism) {
         return Ok(Err(format!("{mechanism} not offered")));
+    }
+    if mechanism == "EXTERNAL" {
+        let authzid = match initial.as_deref() {
+            Some("=") => String::new(),
+            Some(ir) => {
+                String::from_utf8(BASE64.decode(ir).unwrap_or_default()).unwrap_or_default()
+            }
+            None => {
+                stream.write_all(b"+ \r\n")?;
+                match continuation(stream, outcome)? {
+                    Ok(s) => s,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        return Ok(if !outcome.client_certificate {
+            Err("EXTERNAL without a client certificate".into())
+        } else if !authzid.is_empty() && authzid != user {
+            Err(format!("not authorized as {authzid}"))
+        } else {
+            Ok(())
+        });
     }
     let base = mechanism.trim_end_matches("-PLUS");
     let plus = base.len() != mechanism.len();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pop3_blocking::pop3_proto::login::{LoginChoiceError, LoginMethod};
 use pop3_blocking::{Connection, Error, Options, Security, TlsOptions};
-use pop3_tests::{ScramServer, TestCa, TlsVersion};
+use pop3_tests::{ClientCa, ScramServer, TestCa, TlsVersion};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -126,5 +126,72 @@ fn wrong_password_is_refused() -> TestResult {
     pop.quit()?;
     let outcome = server.finish()?;
     assert_eq!(outcome.refusal.as_deref(), Some("e=invalid-proof"));
+    Ok(())
+}
+
+fn options_with_client_cert(ca: &ClientCa) -> Options {
+    let cert =
+        pop3_blocking::ClientCertificate::from_pem(ca.cert_pem.as_bytes(), ca.key_pem.as_bytes())
+            .unwrap();
+    options().client_cert(cert)
+}
+
+/// EXTERNAL with a TLS client certificate: no password crosses the wire.
+#[test]
+fn external_with_a_client_certificate() -> TestResult {
+    let ca = ClientCa::generate("alice")?;
+    let server = ScramServer::start_with(
+        "alice",
+        "pencil",
+        "EXTERNAL PLAIN",
+        TlsVersion::Tls13,
+        Some(&ca),
+    )?;
+    let mut pop = Connection::connect(
+        "localhost",
+        server.port(),
+        Security::Implicit,
+        &options_with_client_cert(&ca),
+    )?;
+    assert_eq!(
+        pop.login_with(LoginMethod::External, "alice", "")?,
+        LoginMethod::External
+    );
+    assert_eq!(pop.stat()?.count, 0);
+    pop.quit()?;
+    let outcome = server.finish()?;
+    assert!(
+        outcome.client_certificate && outcome.authenticated,
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.lines[1], "AUTH EXTERNAL =");
+    Ok(())
+}
+
+/// A server that requires a client certificate, with a password login (no EXTERNAL); and
+/// the same server refuses the handshake without one.
+#[test]
+fn client_certificate_without_external() -> TestResult {
+    let ca = ClientCa::generate("alice")?;
+    let server = ScramServer::start_with("alice", "pencil", ALL, TlsVersion::Tls12, Some(&ca))?;
+    let mut pop = Connection::connect(
+        "localhost",
+        server.port(),
+        Security::Implicit,
+        &options_with_client_cert(&ca),
+    )?;
+    assert_eq!(pop.login("alice", "pencil")?, LoginMethod::ScramSha512Plus);
+    pop.quit()?;
+    let outcome = server.finish()?;
+    assert!(
+        outcome.client_certificate && outcome.authenticated,
+        "{outcome:?}"
+    );
+
+    let server = ScramServer::start_with("alice", "pencil", ALL, TlsVersion::Tls13, Some(&ca))?;
+    let refused = Connection::connect("localhost", server.port(), Security::Implicit, &options());
+    assert!(refused.is_err());
+    let outcome = server.finish()?;
+    assert!(outcome.refusal.unwrap().starts_with("handshake"));
     Ok(())
 }
