@@ -38,12 +38,24 @@ fn every_auth_spelling_of_the_scram_family() {
         (TlsVersion::Tls13, "scram-sha-1", "SCRAM-SHA-1"),
         (TlsVersion::Tls13, "scram-sha-512", "SCRAM-SHA-512"),
         (TlsVersion::Tls13, "scram-sha-1-plus", "SCRAM-SHA-1-PLUS"),
-        (TlsVersion::Tls12, "scram-sha-256-plus", "SCRAM-SHA-256-PLUS"),
-        (TlsVersion::Tls12, "scram-sha-512-plus", "SCRAM-SHA-512-PLUS"),
+        (
+            TlsVersion::Tls12,
+            "scram-sha-256-plus",
+            "SCRAM-SHA-256-PLUS",
+        ),
+        (
+            TlsVersion::Tls12,
+            "scram-sha-512-plus",
+            "SCRAM-SHA-512-PLUS",
+        ),
         (TlsVersion::Tls13, "auto", "SCRAM-SHA-512-PLUS"),
     ] {
         // The plain variants against a server without -PLUS (else: a downgrade).
-        let offered = if mechanism.ends_with("-PLUS") { ALL } else { mechanism };
+        let offered = if mechanism.ends_with("-PLUS") {
+            ALL
+        } else {
+            mechanism
+        };
         let server = ScramServer::start("alice", "secret-a", offered, version).unwrap();
         let r = run_with(&args(server.port(), &ca), &["--auth", spelling, "stat"]);
         r.expect_code(0);
@@ -61,7 +73,10 @@ fn a_downgrade_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca_file(dir.path());
     let server = ScramServer::start("alice", "secret-a", ALL, TlsVersion::Tls13).unwrap();
-    let r = run_with(&args(server.port(), &ca), &["--auth", "scram-sha-256", "stat"]);
+    let r = run_with(
+        &args(server.port(), &ca),
+        &["--auth", "scram-sha-256", "stat"],
+    );
     r.expect_code(2);
     assert!(r.stderr.contains("-PLUS"), "{}", r.stderr);
     let outcome = server.finish().unwrap();
@@ -113,7 +128,10 @@ fn external_and_client_certificates_from_flags_and_config() {
         .into();
     r.expect_code(0);
     let outcome = server.finish().unwrap();
-    assert!(outcome.client_certificate && outcome.authenticated, "{outcome:?}");
+    assert!(
+        outcome.client_certificate && outcome.authenticated,
+        "{outcome:?}"
+    );
 
     // A client certificate with a password login, from the config file.
     let server =
@@ -144,7 +162,10 @@ client-key = "{}"
     let config = config.to_str().unwrap();
     run(&["--config", config, "--account", "cert", "stat"]).expect_code(0);
     let outcome = server.finish().unwrap();
-    assert!(outcome.client_certificate && outcome.authenticated, "{outcome:?}");
+    assert!(
+        outcome.client_certificate && outcome.authenticated,
+        "{outcome:?}"
+    );
     assert_eq!(outcome.mechanism.as_deref(), Some("SCRAM-SHA-512-PLUS"));
 
     // One without the other is a usage error.

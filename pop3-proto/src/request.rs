@@ -71,10 +71,10 @@
 //! - A failing [`Sink`] is not called again; the rest of the body (and of a batch) is read and
 //!   discarded, so the session's framing stays intact, and the request then ends with
 //!   [`Failure::Sink`]. The session goes on.
-//! - [`LoginPlan`] has a plan for every [`LoginMethod`] that
-//!   [`choose_login`] can return: there is no catch-all. A server
-//!   that offers only mechanisms this crate does not know gets USER/PASS (RFC 2449 servers
-//!   need not announce USER), which `choose_login` decides.
+//! - [`LoginPlan`] has a plan for every [`LoginMethod`], whether
+//!   [`choose_login_bound`] returns it or the caller names it ([`LoginPlan::method`]): there is
+//!   no catch-all. A server that offers only mechanisms this crate does not know gets
+//!   USER/PASS (RFC 2449 servers need not announce USER), which `choose_login_bound` decides.
 //! - [`capa`] answers the capabilities of the reply, and a `-ERR` as [`Failure::Server`]. On a
 //!   session that is closed the adapters fail before running any request (`Error::Closed`),
 //!   never with an empty answer.
