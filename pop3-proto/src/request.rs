@@ -89,15 +89,16 @@ use crate::client::{Client, Phase};
 use crate::command::{Command, CommandId};
 use crate::error::EnqueueError;
 use crate::event::Event;
-use crate::login::{
-    LoginChoiceError, LoginMethod, LoginPolicy, ScramBinding, choose_login_bound, scram_binding,
-};
+use crate::login::{LoginChoiceError, LoginMethod, LoginPolicy, choose_login_bound, scram_binding};
 use crate::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
-use crate::sasl::{
-    ChannelBinding, CramMd5, External, Login, Plain, Scram, ScramHash, Sha1, Sha256, Sha512,
-};
+use crate::sasl::{ChannelBinding, CramMd5, External, Login, Plain};
 use crate::secret::Secret;
 use crate::uid::{FetchReport, SeenStore, UidError, check_uid, select_new};
+#[cfg(feature = "scram")]
+use crate::{
+    login::ScramBinding,
+    sasl::{Scram, ScramHash, Sha1, Sha256, Sha512},
+};
 
 /// Why a request ended without its result. The session goes on after each of these, except
 /// [`Failure::Closed`].
@@ -698,13 +699,27 @@ impl LoginPlan {
         let (user, password) = (self.user.clone(), self.password.take().unwrap_or_default());
         let nonce = self.nonce.take().unwrap_or_default();
         let binding = self.binding.clone();
+        #[cfg(not(feature = "scram"))]
+        let _ = (&nonce, gs2, &binding);
         Ok(match method {
+            // Without the `scram` feature `choose_login_bound` never picks these; named, they
+            // are not supported.
+            #[cfg(not(feature = "scram"))]
+            LoginMethod::ScramSha512Plus
+            | LoginMethod::ScramSha512
+            | LoginMethod::ScramSha256Plus
+            | LoginMethod::ScramSha256
+            | LoginMethod::ScramSha1Plus
+            | LoginMethod::ScramSha1 => return Err(LoginChoiceError::NoSupportedMethod.into()),
+            #[cfg(feature = "scram")]
             LoginMethod::ScramSha512Plus | LoginMethod::ScramSha512 => {
                 scram_command::<Sha512>(user, password, nonce, gs2, binding)
             }
+            #[cfg(feature = "scram")]
             LoginMethod::ScramSha256Plus | LoginMethod::ScramSha256 => {
                 scram_command::<Sha256>(user, password, nonce, gs2, binding)
             }
+            #[cfg(feature = "scram")]
             LoginMethod::ScramSha1Plus | LoginMethod::ScramSha1 => {
                 scram_command::<Sha1>(user, password, nonce, gs2, binding)
             }
@@ -721,6 +736,7 @@ impl LoginPlan {
     }
 }
 
+#[cfg(feature = "scram")]
 /// The AUTH command of a SCRAM method over `H`, with the channel binding [`scram_binding`]
 /// decided.
 fn scram_command<H: ScramHash>(
