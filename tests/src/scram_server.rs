@@ -147,7 +147,9 @@ impl ScramServer {
                     crypto_provider(),
                 )
                 .build()
-                .map_err(|e| KitError::Timeout(format!("client verifier: {e}")))?;
+                .map_err(|e| {
+                    KitError::Io(std::io::Error::other(format!("client verifier: {e}")))
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -191,7 +193,9 @@ impl ScramServer {
     pub fn finish(mut self) -> Result<ScramOutcome, KitError> {
         match self.handle.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            _ => Err(KitError::Timeout("the SCRAM server thread panicked".into())),
+            _ => Err(KitError::Io(std::io::Error::other(
+                "the SCRAM server thread panicked",
+            ))),
         }
     }
 }
@@ -214,7 +218,7 @@ fn read_line(stream: &mut Tls) -> Result<Option<String>, KitError> {
             return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
         }
         if line.len() > 4096 {
-            return Err(KitError::Timeout("line too long".into()));
+            return Err(KitError::Io(std::io::Error::other("line too long")));
         }
     }
 }
