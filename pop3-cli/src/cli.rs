@@ -30,7 +30,7 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, value_name = "MODE")]
     pub(crate) tls: Option<TlsMode>,
 
-    /// Extra trust anchors (PEM) for the server certificate, on top of the webpki roots.
+    /// Extra trust anchors (PEM) for the server certificate, on top of the roots of --trust.
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
 
@@ -111,6 +111,32 @@ pub(crate) struct Cli {
     /// ~/.config/pop3/config.toml].
     #[arg(long, value_name = "PATH")]
     pub(crate) config: Option<PathBuf>,
+
+    // The network path: proxy, connect timeout, source address, CRLs, trust store.
+    /// Reach the server through this proxy: socks5://, socks5h:// (the proxy resolves the
+    /// host name) or http:// (CONNECT), with user:password@ for credentials (percent-encoded).
+    /// A password here shows in the process list: prefer the config key `proxy` or the
+    /// POP3_PROXY environment variable.
+    #[arg(long, value_name = "URL", value_parser = parse_proxy)]
+    pub(crate) proxy: Option<pop3_blocking::Proxy>,
+
+    /// Timeout in seconds for establishing the connection (resolution, TCP over every
+    /// address raced, the proxy handshake) [default: --timeout].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_connect_timeout)]
+    pub(crate) connect_timeout: Option<f64>,
+
+    /// Connect from this local address (only the server's addresses of its family are tried).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bind: Option<std::net::IpAddr>,
+
+    /// Refuse server certificates revoked by the CRLs in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) crl_file: Option<PathBuf>,
+
+    /// The root certificates to trust: the Mozilla roots built in, the system's store, or
+    /// both [default: mozilla].
+    #[arg(long, value_name = "STORE", value_parser = parse_trust)]
+    pub(crate) trust: Option<pop3_blocking::TrustStore>,
 
     /// What to do.
     #[command(subcommand)]
@@ -303,6 +329,20 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     } else {
         Err("the timeout must be more than 0 and at most 86400 seconds".to_owned())
     }
+}
+
+fn parse_proxy(text: &str) -> Result<pop3_blocking::Proxy, String> {
+    text.parse()
+        .map_err(|e: pop3_blocking::ProxyUrlError| e.to_string())
+}
+
+fn parse_trust(text: &str) -> Result<pop3_blocking::TrustStore, String> {
+    text.parse()
+        .map_err(|e: pop3_blocking::TrustStoreError| e.to_string())
+}
+
+fn parse_connect_timeout(text: &str) -> Result<f64, String> {
+    parse_timeout(text).map_err(|e| e.replace("the timeout", "the connect timeout"))
 }
 
 fn parse_speed_time(text: &str) -> Result<f64, String> {

@@ -49,6 +49,12 @@ pub(crate) struct Account {
     maildir: Option<PathBuf>,
     /// The default `fetch --state`.
     state: Option<PathBuf>,
+    // The network path.
+    pub(crate) proxy: Option<String>,
+    pub(crate) connect_timeout: Option<f64>,
+    pub(crate) bind: Option<std::net::IpAddr>,
+    pub(crate) crl_file: Option<PathBuf>,
+    pub(crate) trust: Option<String>,
 }
 
 /// Where the password (or OAuth token) comes from.
@@ -80,6 +86,8 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     pub(crate) maildir: Option<PathBuf>,
     pub(crate) state: Option<PathBuf>,
+    /// Proxy, connect timeout, source address, CRLs, trust store.
+    pub(crate) net: crate::net::NetSettings,
 }
 
 impl Settings {
@@ -132,7 +140,9 @@ impl Settings {
             ),
             (None, None) => None,
         };
+        let net = crate::net::NetSettings::resolve(cli, &account)?;
         Ok(Self {
+            net,
             tls_fingerprint,
             host: cli.host.clone().or(account.host),
             port: cli.port.or(account.port),
@@ -226,11 +236,13 @@ impl Settings {
                 .client_cert_files(cert, key)
                 .map_err(|e| CliError::usage(format!("--client-cert: {e}")))?;
         }
-        let mut options = Options::default()
+        let tls = self.net.tls(tls)?;
+        let options = Options::default()
             .timeout(self.timeout)
             .speed_limit(self.speed.0, self.speed.1)
             .tls(tls)
             .allow_plaintext(self.allow_plaintext_auth);
+        let mut options = self.net.options(options);
         options.config.pipelining = match self.pipelining {
             Pipelining::Auto => pop3_blocking::pop3_proto::Pipelining::Auto,
             Pipelining::On => pop3_blocking::pop3_proto::Pipelining::Always,
@@ -310,7 +322,7 @@ fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
 }
 
 /// `~/x` becomes `$HOME/x`.
-fn expand_home(path: PathBuf) -> PathBuf {
+pub(crate) fn expand_home(path: PathBuf) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~") {
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             return PathBuf::from(home).join(rest);

@@ -17,6 +17,7 @@ mod escape;
 mod fetch;
 mod limits;
 mod maildir;
+mod net;
 mod serverinfo;
 mod session;
 mod state;

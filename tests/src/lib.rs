@@ -32,6 +32,7 @@
 
 pub mod interop;
 pub mod interop_suite;
+pub mod network;
 mod scram_server;
 mod script;
 mod scripted;
