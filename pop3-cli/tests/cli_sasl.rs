@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use pop3_tests::{ClientCa, ScramServer, TlsVersion};
+use pop3_scram_server::{ClientCa, ScramServer, TlsVersion};
 
 const ALL: &str = "PLAIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-512 SCRAM-SHA-512-PLUS";
 

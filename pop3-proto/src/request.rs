@@ -206,8 +206,8 @@ fn server_error(event: &Event<'_>) -> Option<ServerError> {
             ..
         } => Some(ServerError {
             command: *command,
-            code: code.clone(),
-            text: text.clone(),
+            code: code.cloned(),
+            text: text.to_string(),
         }),
         _ => None,
     }
@@ -266,8 +266,8 @@ impl<C: Collect> Request for Single<C> {
         }
         self.end = match event {
             Event::Ok { code, text, .. } => Some(Ok(Reply {
-                code: code.clone(),
-                text: text.clone(),
+                code: code.cloned(),
+                text: text.to_string(),
             })),
             Event::StartTls { .. } => Some(Ok(Reply::default())),
             Event::Cancelled { .. } => Some(Err(Failure::Closed)),
@@ -405,7 +405,7 @@ pub fn lang() -> Single<Items<(String, String)>> {
     items(Command::Lang(None), |event| match event {
         Event::LangEntry {
             tag, description, ..
-        } => Some((tag.clone(), description.clone())),
+        } => Some((tag.to_string(), description.to_string())),
         _ => None,
     })
 }
@@ -595,8 +595,8 @@ impl Request for Open {
         } = event
         {
             let greeting = Greeting {
-                text: text.clone(),
-                code: code.clone(),
+                text: text.to_string(),
+                code: code.cloned(),
                 apop: *apop,
             };
             self.greeting = Some((*ok, greeting));

@@ -3,7 +3,13 @@
 //! crates, independent of the client's code): SCRAM-SHA-1, -256 and -512 and their -PLUS
 //! variants with the channel binding the server computes from its own end of the TLS
 //! connection (`tls-exporter` on 1.3, `tls-server-end-point` on 1.2). It records what the
-//! client did in a [`ScramOutcome`].
+//! client did in a [`ScramOutcome`]. [`ClientCa`] makes a client CA and a client certificate,
+//! for servers that require one and for EXTERNAL.
+//!
+//! Re-exported by the test kit (`pop3-tests`); a crate of its own so that `pop3-cli`'s tests
+//! use it without the kit.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,7 +23,8 @@ use hmac::{Hmac, Mac};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use sha2::Digest;
 
-use crate::{KitError, TestCa, crypto_provider};
+use pop3_demo_server::{TestCa, crypto_provider};
+use pop3_scripted_server::Error as KitError;
 
 /// Which TLS version the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
