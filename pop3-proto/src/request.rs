@@ -736,9 +736,9 @@ impl LoginPlan {
     }
 }
 
-#[cfg(feature = "scram")]
 /// The AUTH command of a SCRAM method over `H`, with the channel binding [`scram_binding`]
 /// decided.
+#[cfg(feature = "scram")]
 fn scram_command<H: ScramHash>(
     user: String,
     password: Secret,
