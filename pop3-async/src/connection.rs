@@ -92,11 +92,13 @@ impl Connection<Stream> {
         let tcp = crate::dial::dial(&host, port, options).await?;
         let _ = tcp.set_nodelay(true);
         let tls = security == Security::Implicit;
-        let session = Session::new(options, Some(host), tls)?;
+        let mut session = Session::new(options, Some(host), tls)?;
         let stream = match tls {
             true => {
                 let handshake = handshake(tcp, &session)?;
-                Stream::Tls(Box::new(handshake.await?))
+                let tls = handshake.await?;
+                session.set_channel_binding(pop3_tls::channel_binding(tls.get_ref().1));
+                Stream::Tls(Box::new(tls))
             }
             false => Stream::Plain(tcp),
         };
@@ -118,12 +120,13 @@ impl Connection<Stream> {
     /// For a stream of your own, see [`stls_start`](Self::stls_start).
     pub async fn stls(mut self) -> Result<Connection<Stream>, Error> {
         self.stls_start().await?;
-        let (stream, session) = self.into_parts();
+        let (stream, mut session) = self.into_parts();
         let Stream::Plain(tcp) = stream else {
             return Err(pop3_proto::EnqueueError::TlsAlreadyActive.into());
         };
         let handshake = handshake(tcp, &session)?;
         let tls = handshake.await?;
+        session.set_channel_binding(pop3_tls::channel_binding(tls.get_ref().1));
         Self::from_parts(Stream::Tls(Box::new(tls)), session).await
     }
 }

@@ -114,6 +114,7 @@ pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
+pub use pop3_tls::{ClientCertificate, channel_binding};
 pub use pop3_tls::{Proxy, ProxyError, ProxyKind, ProxyUrlError, TrustStore, TrustStoreError};
 pub use pop3_tls::{Session, scram_nonce};
 pub use rustls;

@@ -78,9 +78,13 @@ impl Connection<Stream> {
         let tcp = connect_tcp(&host, port, options)?;
         let socket = Some(tcp.try_clone()?);
         let tls = security == Security::Implicit;
-        let session = Session::new(options, Some(host), tls)?;
+        let mut session = Session::new(options, Some(host), tls)?;
         let stream = match tls {
-            true => Stream::Tls(Box::new(handshake(tcp, &session)?)),
+            true => {
+                let tls = handshake(tcp, &session)?;
+                session.set_channel_binding(pop3_tls::channel_binding(&tls.conn));
+                Stream::Tls(Box::new(tls))
+            }
             false => Stream::Plain(tcp),
         };
         let connection = Self::open(stream, session, socket)?;
@@ -103,12 +107,13 @@ impl Connection<Stream> {
             return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
         }
         self.stls_start()?;
-        let (stream, session) = self.into_parts();
+        let (stream, mut session) = self.into_parts();
         let Stream::Plain(tcp) = stream else {
             return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
         };
         let socket = Some(tcp.try_clone()?);
         let tls = handshake(tcp, &session)?;
+        session.set_channel_binding(pop3_tls::channel_binding(&tls.conn));
         let mut connection = Self::from_parts(Stream::Tls(Box::new(tls)), session)?;
         connection.socket = socket;
         Ok(connection)

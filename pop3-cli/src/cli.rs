@@ -66,6 +66,16 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) allow_plaintext_auth: bool,
 
+    // -- TLS client certificate (issue 12, SASL) --
+    /// Present this TLS client certificate (PEM; the chain, the client's own first), for
+    /// servers that require one and for --auth external. Needs --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub(crate) client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub(crate) client_key: Option<PathBuf>,
+
     /// Timeout in seconds (fractions allowed) for connecting, each write, and each status
     /// line, counted from the start of the wait [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
@@ -373,6 +383,30 @@ pub(crate) enum AuthMode {
     #[value(name = "scram-sha-256")]
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    // -- SASL (issue 12): SCRAM-SHA-1/512, the -PLUS variants, EXTERNAL --
+    /// AUTH SCRAM-SHA-1.
+    #[value(name = "scram-sha-1")]
+    #[serde(rename = "scram-sha-1")]
+    ScramSha1,
+    /// AUTH SCRAM-SHA-512.
+    #[value(name = "scram-sha-512")]
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    /// AUTH SCRAM-SHA-1-PLUS (bound to the TLS channel).
+    #[value(name = "scram-sha-1-plus")]
+    #[serde(rename = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS (bound to the TLS channel).
+    #[value(name = "scram-sha-256-plus")]
+    #[serde(rename = "scram-sha-256-plus")]
+    ScramSha256Plus,
+    /// AUTH SCRAM-SHA-512-PLUS (bound to the TLS channel).
+    #[value(name = "scram-sha-512-plus")]
+    #[serde(rename = "scram-sha-512-plus")]
+    ScramSha512Plus,
+    /// AUTH EXTERNAL: the TLS client certificate (--client-cert) is the credential; no
+    /// password is read.
+    External,
 }
 
 /// `--pipelining`.

@@ -40,6 +40,11 @@ pub(crate) struct Account {
     speed_time: Option<f64>,
     pipelining: Option<Pipelining>,
     allow_plaintext_auth: Option<bool>,
+    // -- TLS client certificate (issue 12, SASL) --
+    /// `--client-cert`.
+    client_cert: Option<PathBuf>,
+    /// `--client-key`.
+    client_key: Option<PathBuf>,
     /// The default `fetch --maildir`.
     maildir: Option<PathBuf>,
     /// The default `fetch --state`.
@@ -131,6 +136,8 @@ pub(crate) struct Settings {
     pub(crate) password: Option<PasswordSource>,
     pub(crate) auth: AuthMode,
     pub(crate) allow_plaintext_auth: bool,
+    /// The TLS client certificate and key files (both or neither).
+    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
     pub(crate) timeout: Duration,
     /// The low-speed limit: bytes per second, and the time they are averaged over.
     pub(crate) speed: (u32, Duration),
@@ -230,6 +237,18 @@ impl Settings {
             auth,
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || account.allow_plaintext_auth.unwrap_or(false),
+            client_cert: match (
+                cli.client_cert.clone().or(account.client_cert),
+                cli.client_key.clone().or(account.client_key),
+            ) {
+                (Some(cert), Some(key)) => Some((expand_home(cert), expand_home(key))),
+                (None, None) => None,
+                _ => {
+                    return Err(CliError::usage(
+                        "client-cert and client-key go together: give both or neither",
+                    ));
+                }
+            },
             timeout: Duration::from_secs_f64(timeout),
             speed: (
                 cli.speed_limit.or(account.speed_limit).unwrap_or(10),
@@ -356,6 +375,11 @@ impl Settings {
         }
         if let Some(pin) = self.tls_fingerprint {
             tls = tls.pin_fingerprint(pin);
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            tls = tls
+                .client_cert_files(cert, key)
+                .map_err(|e| CliError::usage(format!("--client-cert: {e}")))?;
         }
         let tls = self.net.tls(tls)?;
         let options = Options::default()

@@ -1,6 +1,6 @@
 //! Connecting and logging in as the settings say.
 
-use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
+use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, XOAuth2};
 use pop3_blocking::{Connection, LoginMethod, Secret};
 
 use crate::cli::{AuthMode, Pipelining};
@@ -38,7 +38,11 @@ macro_rules! session_fns {
             settings.host()?;
             let user = settings.user()?.to_owned();
             // The password first: a prompt or a slow password command must not hold a connection.
-            let password = read_password(settings)$(.$aw)??;
+            // EXTERNAL has none: the client certificate is the credential.
+            let password = match settings.auth {
+                AuthMode::External => Secret::default(),
+                _ => read_password(settings)$(.$aw)??,
+            };
             let mut connection = connect(settings)$(.$aw)??;
             // Asked before login: the CAPA after login goes out with the first command after it.
             let announced = connection.capabilities().is_some_and(|c| c.pipelining);
@@ -117,9 +121,26 @@ macro_rules! session_fns {
                         }
                     }
                 }
-                AuthMode::ScramSha256 => {
-                    connection.auth(ScramSha256::new(name, password, scram_nonce()?))$(.$aw)??;
-                    "SCRAM-SHA-256"
+                // The SCRAM family and EXTERNAL go through the login plan, which applies the
+                // channel-binding rules (the -PLUS binding, `y`, the downgrade refusal).
+                AuthMode::ScramSha1
+                | AuthMode::ScramSha256
+                | AuthMode::ScramSha512
+                | AuthMode::ScramSha1Plus
+                | AuthMode::ScramSha256Plus
+                | AuthMode::ScramSha512Plus
+                | AuthMode::External => {
+                    let method = match settings.auth {
+                        AuthMode::ScramSha1 => LoginMethod::ScramSha1,
+                        AuthMode::ScramSha256 => LoginMethod::ScramSha256,
+                        AuthMode::ScramSha512 => LoginMethod::ScramSha512,
+                        AuthMode::ScramSha1Plus => LoginMethod::ScramSha1Plus,
+                        AuthMode::ScramSha256Plus => LoginMethod::ScramSha256Plus,
+                        AuthMode::ScramSha512Plus => LoginMethod::ScramSha512Plus,
+                        // Only EXTERNAL is left.
+                        _ => LoginMethod::External,
+                    };
+                    method_name(connection.login_with(method, user, password)$(.$aw)??)
                 }
             };
             Ok(method)
@@ -162,15 +183,13 @@ fn refreshed_token(oauth: &crate::oauth::OAuth) -> Result<Secret, CliError> {
 /// The same on `pop3-async`, for `fetch` and `poll`.
 pub(crate) mod nonblocking {
     use pop3_async::Connection;
-    use pop3_blocking::Secret;
+    use pop3_blocking::{LoginMethod, Secret};
 
-    use super::{at_address, method_name, scram_nonce};
+    use super::{at_address, method_name};
     use crate::cli::{AuthMode, Pipelining};
     use crate::config::Settings;
     use crate::error::CliError;
-    use pop3_blocking::pop3_proto::sasl::{
-        CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2,
-    };
+    use pop3_blocking::pop3_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, XOAuth2};
 
     session_fns!(async await);
 
@@ -201,19 +220,5 @@ pub(crate) mod nonblocking {
 
 /// The display name of a login method.
 pub(crate) fn method_name(method: LoginMethod) -> &'static str {
-    match method {
-        LoginMethod::ScramSha256 => "SCRAM-SHA-256",
-        LoginMethod::CramMd5 => "CRAM-MD5",
-        LoginMethod::Apop => "APOP",
-        LoginMethod::Plain => "PLAIN",
-        LoginMethod::Login => "LOGIN",
-        LoginMethod::UserPass => "USER/PASS",
-        _ => "unknown",
-    }
-}
-
-/// A SCRAM client nonce: the adapters' one helper ([`pop3_blocking::scram_nonce`]).
-fn scram_nonce() -> Result<String, CliError> {
-    pop3_blocking::scram_nonce()
-        .map_err(|e| CliError::failure(format!("no random bytes for the SCRAM nonce: {e}")))
+    method.name()
 }

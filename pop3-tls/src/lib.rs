@@ -26,6 +26,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod binding;
+mod client_cert;
 pub mod connect;
 mod crl;
 mod error;
@@ -50,6 +52,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
+pub use binding::{channel_binding, server_end_point};
+pub use client_cert::ClientCertificate;
 pub use error::{ConnectionError, scram_nonce, server_name};
 pub use idn::ascii_host;
 pub use pop3_proto;
@@ -236,6 +240,13 @@ impl Options {
         self
     }
 
+    /// Presents this TLS client certificate (see [`TlsOptions::client_cert`]).
+    #[must_use]
+    pub fn client_cert(mut self, certificate: ClientCertificate) -> Self {
+        self.tls = self.tls.client_cert(certificate);
+        self
+    }
+
     /// Lets `Connection::login` choose APOP (off by default: MD5 of
     /// a predictable challenge is weak).
     #[must_use]
@@ -271,6 +282,7 @@ pub struct TlsOptions {
     verify: bool,
     sni: bool,
     config: Option<Arc<ClientConfig>>,
+    client_cert: Option<ClientCertificate>,
     /// Certificate revocation lists (see `add_crl_pem`).
     crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
 }
@@ -286,6 +298,7 @@ impl Default for TlsOptions {
             verify: true,
             sni: true,
             config: None,
+            client_cert: None,
             crls: Vec::new(),
         }
     }
@@ -301,6 +314,7 @@ impl fmt::Debug for TlsOptions {
             .field("verify", &self.verify)
             .field("sni", &self.sni)
             .field("custom_config", &self.config.is_some())
+            .field("client_cert", &self.client_cert)
             .field("crls", &self.crls.len())
             .finish()
     }
@@ -407,6 +421,24 @@ impl TlsOptions {
         self
     }
 
+    /// Presents this client certificate in every handshake (for servers that require one, and
+    /// for SASL EXTERNAL). Not with [`client_config`](Self::client_config), which is yours.
+    #[must_use]
+    pub fn client_cert(mut self, certificate: ClientCertificate) -> Self {
+        self.client_cert = Some(certificate);
+        self
+    }
+
+    /// [`client_cert`](Self::client_cert) from a PEM certificate file and a PEM key file
+    /// ([`ClientCertificate::from_files`]).
+    pub fn client_cert_files(
+        self,
+        certificate: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        Ok(self.client_cert(ClientCertificate::from_files(certificate, key)?))
+    }
+
     /// Turns SNI off (it is on by default; some servers pick their certificate by it).
     #[must_use]
     pub fn disable_sni(mut self) -> Self {
@@ -466,10 +498,13 @@ impl TlsOptions {
             recorder: self.recorder.clone(),
             algorithms: provider.signature_verification_algorithms,
         };
-        let mut config = builder
+        let builder = builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match &self.client_cert {
+            Some(cert) => builder.with_client_auth_cert(cert.chain().to_vec(), cert.key())?,
+            None => builder.with_no_client_auth(),
+        };
         config.enable_sni = self.sni;
         Ok(Arc::new(config))
     }
