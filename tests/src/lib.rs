@@ -50,7 +50,7 @@ pub use pop3_demo_server::{
     client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
     to_crlf,
 };
-pub use pop3_scram_server::{ClientCa, ScramOutcome, ScramServer, TlsVersion};
+pub use pop3_scram_server::{ClientCa, ScramOutcome, ScramServer, ServerBinding, TlsVersion};
 pub use pop3_scripted_server::{
     Expect, HAND_OFF_SETTLE, Mismatch, Script, ScriptedServer, ScriptedServerBuilder, Step,
     Transcript,
