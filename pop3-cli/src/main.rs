@@ -11,6 +11,7 @@
 mod cli;
 mod commands;
 mod config;
+mod deliver;
 mod demo;
 mod error;
 mod escape;
