@@ -169,9 +169,31 @@ pub(crate) enum Command {
 /// `fetch` options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FetchArgs {
-    /// The Maildir (created if missing; default: the account's `maildir`).
-    #[arg(long, value_name = "DIR")]
+    // --- Delivery targets: exactly one (default: the account's `maildir`, `mbox`, `mda` or
+    // `lmtp`). See the README's delivery section for each one's guarantee.
+    /// Deliver into this Maildir (created if missing).
+    #[arg(long, value_name = "DIR", group = "target")]
     pub(crate) maildir: Option<PathBuf>,
+    /// Deliver by appending to this mbox file (mboxrd; fcntl and dot-lock locking; created if
+    /// missing).
+    #[arg(long, value_name = "FILE", group = "target")]
+    pub(crate) mbox: Option<PathBuf>,
+    /// Deliver by running this command (`sh -c`) once per message, the message on its stdin
+    /// with LF line ends; delivered only on exit status 0. `%F` becomes the envelope sender
+    /// (from Return-Path, shell-quoted).
+    #[arg(long, value_name = "CMD", group = "target")]
+    pub(crate) mda: Option<String>,
+    /// Deliver to this LMTP server: HOST:PORT, or a unix socket path; needs --lmtp-rcpt.
+    #[arg(long, value_name = "ADDR", group = "target")]
+    pub(crate) lmtp: Option<String>,
+    /// The LMTP recipient (RCPT TO); a message is delivered only on a 250 for it.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) lmtp_rcpt: Option<String>,
+    /// How long a delivery step may take: an MDA's run, the wait for an mbox lock, one LMTP
+    /// reply [default: 120].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) deliver_timeout: Option<f64>,
+    // --- end of the delivery targets.
     /// Delete the stored messages on the server (committed by the final QUIT).
     #[arg(long)]
     pub(crate) delete: bool,

@@ -40,8 +40,20 @@ pub(crate) struct Account {
     speed_time: Option<f64>,
     pipelining: Option<Pipelining>,
     allow_plaintext_auth: Option<bool>,
+    // --- Delivery targets (at most one of maildir, mbox, mda, lmtp).
     /// The default `fetch --maildir`.
     maildir: Option<PathBuf>,
+    /// The default `fetch --mbox`.
+    mbox: Option<PathBuf>,
+    /// The default `fetch --mda`.
+    mda: Option<String>,
+    /// The default `fetch --lmtp`.
+    lmtp: Option<String>,
+    /// The default `fetch --lmtp-rcpt`.
+    lmtp_rcpt: Option<String>,
+    /// The default `fetch --deliver-timeout`.
+    deliver_timeout: Option<f64>,
+    // --- end of the delivery targets.
     /// The default `fetch --state`.
     state: Option<PathBuf>,
 }
@@ -72,6 +84,8 @@ pub(crate) struct Settings {
     pub(crate) pipelining: Pipelining,
     pub(crate) json: bool,
     pub(crate) maildir: Option<PathBuf>,
+    /// The account's delivery target keys besides `maildir`.
+    pub(crate) targets: crate::deliver::AccountTargets,
     pub(crate) state: Option<PathBuf>,
 }
 
@@ -150,6 +164,13 @@ impl Settings {
                 .unwrap_or(Pipelining::Auto),
             json: cli.json,
             maildir: account.maildir.map(expand_home),
+            targets: crate::deliver::AccountTargets {
+                mbox: account.mbox.map(expand_home),
+                mda: account.mda,
+                lmtp: account.lmtp,
+                lmtp_rcpt: account.lmtp_rcpt,
+                deliver_timeout: account.deliver_timeout,
+            },
             state: account.state.map(expand_home),
         })
     }

@@ -229,7 +229,7 @@ pub(crate) struct Lmtp {
     rcpt: String,
     spool: PathBuf,
     timeout: Duration,
-    session: Option<Session>,
+    session: std::sync::Mutex<Option<Session>>,
 }
 
 impl std::fmt::Debug for Lmtp {
@@ -237,7 +237,10 @@ impl std::fmt::Debug for Lmtp {
         f.debug_struct("Lmtp")
             .field("addr", &self.addr)
             .field("rcpt", &self.rcpt)
-            .field("connected", &self.session.is_some())
+            .field(
+                "connected",
+                &self.session.lock().map(|s| s.is_some()).unwrap_or(false),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -265,12 +268,12 @@ impl Lmtp {
             rcpt: rcpt.to_owned(),
             spool: spool.to_owned(),
             timeout,
-            session: None,
+            session: std::sync::Mutex::new(None),
         }
     }
 
-    fn session(&mut self) -> Result<&mut Session, CliError> {
-        if self.session.is_none() {
+    fn session<'a>(&self, slot: &'a mut Option<Session>) -> Result<&'a mut Session, CliError> {
+        if slot.is_none() {
             let shown = format!("LMTP {}", self.addr);
             let fail = |e: io::Error| CliError::local(&shown, &e);
             let mut session = Session::connect(&self.addr, self.timeout).map_err(fail)?;
@@ -288,21 +291,24 @@ impl Lmtp {
                     "{shown}: LHLO answered {lhlo}; nothing was delivered"
                 )));
             }
-            self.session = Some(session);
+            *slot = Some(session);
         }
-        self.session
-            .as_mut()
+        slot.as_mut()
             .ok_or_else(|| CliError::failure("no LMTP session"))
     }
 
     /// One transaction: `Ok(None)` delivered, `Ok(Some(reply))` refused by `reply`.
-    fn transaction(&mut self, staged: &Staged) -> Result<Option<(String, Reply)>, CliError> {
+    fn transaction(
+        &self,
+        slot: &mut Option<Session>,
+        staged: &Staged,
+    ) -> Result<Option<(String, Reply)>, CliError> {
         let sender = envelope_sender(staged)
             .map_err(|e| CliError::local(staged.label(), &e))?
             .unwrap_or_default();
         let rcpt = self.rcpt.clone();
         let shown = format!("LMTP {}", self.addr);
-        let session = self.session()?;
+        let session = self.session(slot)?;
         let result = (|| -> io::Result<Option<(String, Reply)>> {
             let steps = [
                 ("MAIL FROM", format!("MAIL FROM:<{sender}>")),
@@ -328,7 +334,7 @@ impl Lmtp {
             }
         })();
         result.map_err(|e| {
-            self.session = None;
+            *slot = None;
             CliError::local(&shown, &e)
         })
     }
@@ -336,7 +342,7 @@ impl Lmtp {
 
 impl Drop for Lmtp {
     fn drop(&mut self) {
-        if let Some(session) = self.session.as_mut() {
+        if let Ok(Some(session)) = self.session.get_mut().map(Option::as_mut) {
             let _ = session.command("QUIT");
         }
     }
@@ -359,14 +365,14 @@ impl Target for Lmtp {
 
     fn discard(&self, _name: &str) {}
 
-    fn commit(
-        &mut self,
-        batch: &[Staged],
-        ledger: &mut dyn Ledger,
-    ) -> Result<Vec<Outcome>, CliError> {
+    fn commit(&self, batch: &[Staged], ledger: &mut dyn Ledger) -> Result<Vec<Outcome>, CliError> {
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut slot = self
+            .session
+            .lock()
+            .map_err(|_| CliError::failure("the LMTP session was poisoned"))?;
         for staged in batch {
-            match self.transaction(staged)? {
+            match self.transaction(&mut slot, staged)? {
                 None => {
                     crate::test_hook::pause("delivered");
                     ledger.record(&[staged])?;
@@ -473,7 +479,7 @@ mod tests {
             "221 bye\r\n",
         ]);
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lmtp = Lmtp::new(addr, "alice@x", dir.path(), Duration::from_secs(10));
+        let lmtp = Lmtp::new(addr, "alice@x", dir.path(), Duration::from_secs(10));
         let batch = vec![
             staged_bytes(
                 dir.path(),
@@ -515,7 +521,7 @@ mod tests {
         for garbage in ["hello\r\n", "250-a\r\n251 b\r\n", "99 x\r\n"] {
             let (addr, _server) = scripted(vec![garbage]);
             let dir = tempfile::tempdir().expect("tempdir");
-            let mut lmtp = Lmtp::new(addr, "alice@x", dir.path(), Duration::from_secs(5));
+            let lmtp = Lmtp::new(addr, "alice@x", dir.path(), Duration::from_secs(5));
             let batch = vec![staged_bytes(dir.path(), 1, b"Subject: a\n\na\n")];
             let mut recorder = Recorder(Vec::new());
             let error = lmtp.commit(&batch, &mut recorder).expect_err("garbage");

@@ -464,11 +464,7 @@ impl Target for Mbox {
 
     fn discard(&self, _name: &str) {}
 
-    fn commit(
-        &mut self,
-        batch: &[Staged],
-        ledger: &mut dyn Ledger,
-    ) -> Result<Vec<Outcome>, CliError> {
+    fn commit(&self, batch: &[Staged], ledger: &mut dyn Ledger) -> Result<Vec<Outcome>, CliError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -631,7 +627,7 @@ mod tests {
             "From a@b Thu Jan  1 00:00:00 1970\nSubject: old\n\nold body\n",
         )
         .expect("write");
-        let mut mbox = Mbox::new(&path, &dir.path().join("state"), Duration::from_secs(5));
+        let mbox = Mbox::new(&path, &dir.path().join("state"), Duration::from_secs(5));
         let bodies: Vec<&[u8]> = vec![
             b"Return-Path: <x@y.example>\nSubject: one\n\nFrom the start\n>From quoted\n>>From twice\n",
             b"Subject: two\n\nno final newline",

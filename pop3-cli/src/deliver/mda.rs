@@ -175,11 +175,7 @@ impl Target for Mda {
 
     fn discard(&self, _name: &str) {}
 
-    fn commit(
-        &mut self,
-        batch: &[Staged],
-        ledger: &mut dyn Ledger,
-    ) -> Result<Vec<Outcome>, CliError> {
+    fn commit(&self, batch: &[Staged], ledger: &mut dyn Ledger) -> Result<Vec<Outcome>, CliError> {
         let mut outcomes = Vec::with_capacity(batch.len());
         for staged in batch {
             let result = self
@@ -241,7 +237,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("pwned");
         let out = dir.path().join("sender");
-        let mut mda = Mda::new(
+        let mda = Mda::new(
             &format!("printf %s \"%F\" > {}", out.display()),
             dir.path(),
             Duration::from_secs(10),
@@ -275,7 +271,7 @@ mod tests {
             ("exit 0".into(), None),
         ];
         for (command, failure) in cases {
-            let mut mda = Mda::new(&command, dir.path(), Duration::from_millis(500));
+            let mda = Mda::new(&command, dir.path(), Duration::from_millis(500));
             let batch = vec![staged_bytes(dir.path(), 1, message)];
             let mut recorder = Recorder(Vec::new());
             let started = Instant::now();
@@ -313,7 +309,7 @@ mod tests {
             ),
         )
         .expect("rc");
-        let mut mda = Mda::new(
+        let mda = Mda::new(
             &format!("procmail -f %F -m {}", rc.display()),
             dir.path(),
             Duration::from_secs(20),

@@ -27,6 +27,7 @@ pub(crate) mod mda;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::CliError;
@@ -98,9 +99,14 @@ pub(crate) trait Ledger {
 }
 
 /// A delivery target (see the module docs for the call protocol).
-pub(crate) trait Target: Send + std::fmt::Debug {
+pub(crate) trait Target: Send + Sync + std::fmt::Debug {
     /// What the summary names: a path, a command, an address.
     fn describe(&self) -> String;
+    /// A name for the next message: unique in the target when
+    /// [`reserves_names`](Self::reserves_names) (the Maildir's file name), else only a label.
+    fn reserve_name(&mut self) -> String {
+        String::new()
+    }
     /// Whether the reserved names are file names in the target (the Maildir: the state
     /// reserves them before the rename, and [`recover`](Self::recover) looks for them).
     fn reserves_names(&self) -> bool {
@@ -116,16 +122,174 @@ pub(crate) trait Target: Send + std::fmt::Debug {
     /// Delivers a batch, in order, recording through `ledger`; one outcome per message. An
     /// error means the target is unusable (a full disk, a lock not obtained, a dead LMTP
     /// server): the messages without an outcome are not delivered, and the account stops.
-    fn commit(
-        &mut self,
-        batch: &[Staged],
-        ledger: &mut dyn Ledger,
-    ) -> Result<Vec<Outcome>, CliError>;
+    fn commit(&self, batch: &[Staged], ledger: &mut dyn Ledger) -> Result<Vec<Outcome>, CliError>;
+}
+
+/// The delivery keys of a config account besides `maildir`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AccountTargets {
+    pub(crate) mbox: Option<PathBuf>,
+    pub(crate) mda: Option<String>,
+    pub(crate) lmtp: Option<String>,
+    pub(crate) lmtp_rcpt: Option<String>,
+    pub(crate) deliver_timeout: Option<f64>,
+}
+
+/// The one target of a run, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TargetSpec {
+    /// `--maildir DIR`.
+    Maildir(PathBuf),
+    /// `--mbox FILE`.
+    Mbox(PathBuf),
+    /// `--mda CMD`.
+    Mda(String),
+    /// `--lmtp ADDR --lmtp-rcpt RCPT`.
+    Lmtp(lmtp::LmtpAddr, String),
+}
+
+impl TargetSpec {
+    /// The target from the command line (`--maildir`, `--mbox`, `--mda`, `--lmtp`: clap
+    /// allows one) or else from the account (which must name exactly one).
+    pub(crate) fn resolve(
+        args: &crate::cli::FetchArgs,
+        maildir: Option<&Path>,
+        account: &AccountTargets,
+    ) -> Result<Self, CliError> {
+        let cli = (
+            args.maildir.clone(),
+            args.mbox.clone(),
+            args.mda.clone(),
+            args.lmtp.clone(),
+        );
+        let from_cli = cli.0.is_some() || cli.1.is_some() || cli.2.is_some() || cli.3.is_some();
+        let (maildir, mbox, mda, lmtp) = if from_cli {
+            cli
+        } else {
+            let chosen = (
+                maildir.map(Path::to_owned),
+                account.mbox.clone(),
+                account.mda.clone(),
+                account.lmtp.clone(),
+            );
+            let count = [
+                chosen.0.is_some(),
+                chosen.1.is_some(),
+                chosen.2.is_some(),
+                chosen.3.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if count > 1 {
+                return Err(CliError::usage(
+                    "the account sets more than one of maildir, mbox, mda, lmtp (a fetch delivers to exactly one)",
+                ));
+            }
+            chosen
+        };
+        let rcpt = args.lmtp_rcpt.clone().or_else(|| account.lmtp_rcpt.clone());
+        if lmtp.is_none() && args.lmtp_rcpt.is_some() {
+            return Err(CliError::usage("--lmtp-rcpt needs --lmtp"));
+        }
+        if let Some(dir) = maildir {
+            return Ok(Self::Maildir(dir));
+        }
+        if let Some(file) = mbox {
+            return Ok(Self::Mbox(file));
+        }
+        if let Some(command) = mda {
+            if command.trim().is_empty() {
+                return Err(CliError::usage("--mda needs a command"));
+            }
+            return Ok(Self::Mda(command));
+        }
+        if let Some(addr) = lmtp {
+            let addr = lmtp::LmtpAddr::parse(&addr)
+                .map_err(|e| CliError::usage(format!("--lmtp: {e}")))?;
+            let rcpt = rcpt.ok_or_else(|| {
+                CliError::usage("--lmtp needs --lmtp-rcpt ADDR (or the account's lmtp-rcpt)")
+            })?;
+            if !lmtp::valid_recipient(&rcpt) {
+                return Err(CliError::usage(format!(
+                    "--lmtp-rcpt {rcpt:?}: not an address (printable ASCII, no spaces or <>)"
+                )));
+            }
+            return Ok(Self::Lmtp(addr, rcpt));
+        }
+        Err(CliError::usage(
+            "fetch needs a target: --maildir DIR, --mbox FILE, --mda CMD or --lmtp ADDR \
+             (or an account's maildir, mbox, mda or lmtp)",
+        ))
+    }
+
+    /// The default state file: inside the Maildir; next to the mbox (its name appended);
+    /// for an MDA or LMTP, under `$XDG_STATE_HOME/pop3` (default `~/.local/state/pop3`).
+    pub(crate) fn default_state(&self, user: &str, host: &str, port: u16) -> PathBuf {
+        match self {
+            Self::Maildir(dir) => crate::state::default_path(dir, user, host, port),
+            Self::Mbox(file) => {
+                let dir = file
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let path = crate::state::default_path(dir, user, host, port);
+                let mut name = path.file_name().unwrap_or_default().to_owned();
+                name.push(".");
+                name.push(file.file_name().unwrap_or_default());
+                path.with_file_name(name)
+            }
+            Self::Mda(_) | Self::Lmtp(..) => {
+                let dir = std::env::var_os("XDG_STATE_HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME")
+                            .filter(|h| !h.is_empty())
+                            .map(|h| PathBuf::from(h).join(".local/state"))
+                    })
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join("pop3");
+                crate::state::default_path(&dir, user, host, port)
+            }
+        }
+    }
+
+    /// What the summary names.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Maildir(dir) | Self::Mbox(dir) => dir.display().to_string(),
+            Self::Mda(command) => format!("the MDA {command:?}"),
+            Self::Lmtp(addr, rcpt) => format!("LMTP {addr} for {rcpt}"),
+        }
+    }
+
+    /// Opens the target (the Maildir is created if missing); staging files of the spooled
+    /// targets go to the state file's directory.
+    pub(crate) fn open(
+        &self,
+        state: &Path,
+        timeout: Duration,
+    ) -> Result<Box<dyn Target>, CliError> {
+        let spool = state
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Ok(match self {
+            Self::Maildir(dir) => Box::new(crate::maildir::MaildirTarget::new(
+                crate::maildir::Maildir::open(dir)
+                    .map_err(|e| CliError::local(dir.display(), &e))?,
+            )),
+            Self::Mbox(file) => Box::new(mbox::Mbox::new(file, state, timeout)),
+            Self::Mda(command) => Box::new(mda::Mda::new(command, spool, timeout)),
+            Self::Lmtp(addr, rcpt) => Box::new(lmtp::Lmtp::new(addr.clone(), rcpt, spool, timeout)),
+        })
+    }
 }
 
 /// A staging file for the targets that do not stage in place: unnamed, in the state file's
 /// directory (gone with the process, whatever kills it).
-pub(crate) fn unnamed_stage(dir: &std::path::Path) -> io::Result<File> {
+pub(crate) fn unnamed_stage(dir: &Path) -> io::Result<File> {
     tempfile::tempfile_in(dir)
 }
 
