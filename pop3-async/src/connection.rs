@@ -92,7 +92,10 @@ impl Connection<Stream> {
         let tls = security == Security::Implicit;
         let session = Session::new(options, Some(host.to_owned()), tls)?;
         let stream = match tls {
-            true => Stream::Tls(Box::new(handshake(tcp, &session).await?)),
+            true => {
+                let handshake = handshake(tcp, &session)?;
+                Stream::Tls(Box::new(handshake.await?))
+            }
             false => Stream::Plain(tcp),
         };
         let connection = Self::open(stream, session).await?;
@@ -117,7 +120,8 @@ impl Connection<Stream> {
         let Stream::Plain(tcp) = stream else {
             return Err(pop3_proto::EnqueueError::TlsAlreadyActive.into());
         };
-        let tls = handshake(tcp, &session).await?;
+        let handshake = handshake(tcp, &session)?;
+        let tls = handshake.await?;
         Self::from_parts(Stream::Tls(Box::new(tls)), session).await
     }
 }
@@ -350,19 +354,26 @@ fn timed_out(after: Duration, awaiting: Awaiting) -> Error {
 }
 
 /// The TLS handshake, against the session's host name or else the peer's IP address, within
-/// the session's timeout.
-async fn handshake(
+/// the session's timeout. The future holds no reference to the session, so that it (and
+/// `connect`, `stls`) stays `Send` although a session is not `Sync`.
+fn handshake(
     tcp: TcpStream,
     session: &Session,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+) -> Result<
+    impl Future<Output = Result<tokio_rustls::client::TlsStream<TcpStream>, Error>> + Send + use<>,
+    Error,
+> {
     let name = match session.host() {
         Some(host) => server_name(host)?,
         None => rustls::pki_types::ServerName::from(tcp.peer_addr()?.ip()),
     };
     let config = session.options().tls.build()?;
+    let timeout = session.timeout();
     let handshake = TlsConnector::from(config).connect(name, tcp);
-    match tokio::time::timeout(session.timeout(), handshake).await {
-        Ok(tls) => tls.map_err(Error::from_stream),
-        Err(_) => Err(timed_out(session.timeout(), Awaiting::TlsHandshake)),
-    }
+    Ok(async move {
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(tls) => tls.map_err(Error::from_stream),
+            Err(_) => Err(timed_out(timeout, Awaiting::TlsHandshake)),
+        }
+    })
 }

@@ -19,21 +19,35 @@
 //! The listings are checked before anything is fetched: a message number repeated in LIST or
 //! UIDL, a UID repeated in UIDL, or a message in one listing but not the other is a protocol
 //! violation (exit 3), and nothing is fetched or deleted.
+//!
+//! The engine runs on `pop3-async`: `fetch` drives it on a current-thread runtime, `poll`
+//! runs one per account on a shared runtime. The blocking durability work (fsync, rename,
+//! state write) of a batch runs on Tokio's blocking pool while the next batch downloads.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pop3_blocking::{Connection, RetrEvent, ScanListing, UniqueIdListing};
+use pop3_async::{Connection, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::error::CliError;
 use crate::maildir::{ContentIndex, LfWriter, Maildir};
 use crate::state::State;
+
+/// The runtime `fetch` runs on: one thread (the session), plus the blocking pool for the
+/// commits.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::local("starting the Tokio runtime", &e))
+}
 
 /// What `fetch` was asked to do.
 #[derive(Debug)]
@@ -265,35 +279,29 @@ fn progress_bar(enabled: bool, messages: usize, bytes: u64) -> ProgressBar {
 /// The network half of `fetch`, on a logged-in connection. QUITs at the end (or when an error
 /// leaves the connection usable, to commit the deletions of what was stored); once QUIT is
 /// answered `+OK`, the deleted UIDs leave the state.
-pub(crate) fn fetch(
+pub(crate) async fn fetch(
     mut connection: Connection,
     prepared: Prepared,
     job: &FetchJob,
 ) -> Result<FetchSummary, CliError> {
     let start = Instant::now();
     let Prepared {
-        mut maildir,
-        mut state,
+        maildir,
+        state,
         recovered,
-        mut index,
+        index,
     } = prepared;
     let mut summary = FetchSummary {
         recovered,
         ..FetchSummary::default()
     };
-    let result = run(
-        &mut connection,
-        &mut maildir,
-        &mut state,
-        &mut index,
-        job,
-        &mut summary,
-    );
+    let local = Arc::new(Mutex::new(Local { state, index }));
+    let result = run(&mut connection, maildir, &local, job, &mut summary).await;
     let result = match result {
         Ok(()) => {
             crate::test_hook::pause("quit");
-            match connection.quit() {
-                Ok(_) => settle(&mut state, &mut summary),
+            match connection.quit().await {
+                Ok(_) => settle(&mut lock(&local)?.state, &mut summary),
                 Err(e) => {
                     let e = CliError::from(e);
                     Err(if summary.deleted > 0 {
@@ -309,8 +317,10 @@ pub(crate) fn fetch(
         }
         Err(error) => {
             // Commit the deletions of what was stored, if the session can still say QUIT.
-            if !connection.is_poisoned() && connection.quit().is_ok() {
-                let _ = settle(&mut state, &mut summary);
+            if !connection.is_poisoned() && connection.quit().await.is_ok() {
+                if let Ok(mut local) = lock(&local) {
+                    let _ = settle(&mut local.state, &mut summary);
+                }
             }
             Err(if summary.stored > 0 {
                 error.context(format!(
@@ -324,6 +334,21 @@ pub(crate) fn fetch(
     };
     summary.elapsed = start.elapsed();
     result.map(|()| summary)
+}
+
+/// The state and the content index, shared by the session and the committer (the blocking
+/// pool): the session touches them only while no batch is being committed.
+#[derive(Debug)]
+struct Local {
+    state: State,
+    index: Option<ContentIndex>,
+}
+
+/// The state and the index, or a failure if a commit panicked while holding them.
+fn lock(local: &Mutex<Local>) -> Result<MutexGuard<'_, Local>, CliError> {
+    local
+        .lock()
+        .map_err(|_| CliError::failure("a commit of this fetch panicked"))
 }
 
 /// After QUIT was answered `+OK`: the deleted UIDs leave the state (a message listed under one
@@ -429,22 +454,21 @@ fn check_listings(list: &[ScanListing], uidl: Option<&[UniqueIdListing]>) -> Res
     }
 }
 
-fn run(
+async fn run(
     connection: &mut Connection,
-    maildir: &mut Maildir,
-    state: &mut State,
-    index: &mut Option<ContentIndex>,
+    mut maildir: Maildir,
+    local: &Arc<Mutex<Local>>,
     job: &FetchJob,
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
-    let list = connection.list()?;
-    let uidl = match connection.uidl() {
+    let list = connection.list().await?;
+    let uidl = match connection.uidl().await {
         Ok(listing) => Some(listing),
-        Err(pop3_blocking::Error::Server(e)) => {
+        Err(pop3_async::Error::Server(e)) => {
             // Only a server that never had UIDL may do without it: otherwise a -ERR is a
             // failure, and fetching without UIDs would store everything a second time.
             let announced = connection.capabilities().is_some_and(|c| c.uidl);
-            if announced || state.has_uids() {
+            if announced || lock(local)?.state.has_uids() {
                 let why = if announced {
                     "the server announces UIDL"
                 } else {
@@ -462,10 +486,128 @@ fn run(
     check_listings(&list, uidl.as_deref())?;
     let sizes: HashMap<u32, u64> = list.iter().map(|l| (l.msg, l.size)).collect();
     summary.uidl = uidl.is_some();
+    // (The state is locked only between awaits: a lock held across one would make the
+    // future not `Send`.)
+    let (items, already, forgotten) = sort_listed(
+        &mut lock(local)?.state,
+        uidl.as_deref(),
+        &sizes,
+        job,
+        summary,
+    )?;
+    summary.skipped = already.len();
+    let delete_already = job.delete && !already.is_empty();
+
+    // (Sizes come from the server: saturate rather than overflow.)
+    let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
+    let total_messages = items.len();
+    let bar = progress_bar(job.progress, total_messages, total_bytes);
+    let batches = plan(items, job.batch, job.batch_bytes);
+    // Every name is reserved now; the state carries those of the next two batches (the one
+    // being committed and the one being downloaded), so that any file in new/ is either
+    // recorded as stored or reserved.
+    let names: Vec<Vec<String>> = batches
+        .iter()
+        .map(|b| b.iter().map(|_| maildir.unique_name()).collect())
+        .collect();
+    let pending_from = |first: usize| -> Vec<(String, String)> {
+        (first..first + 2)
+            .filter_map(|k| batches.get(k).zip(names.get(k)))
+            .flat_map(|(batch, names)| {
+                batch
+                    .iter()
+                    .zip(names)
+                    .filter_map(|(item, name)| item.uid.clone().map(|uid| (name.clone(), uid)))
+            })
+            .collect()
+    };
+    let use_state = uidl.is_some();
+    // (Nothing to fetch and nothing forgotten: the state on disk is already right.)
+    if use_state && (!batches.is_empty() || forgotten > 0 || delete_already) {
+        let state = &mut lock(local)?.state;
+        state.set_pending(pending_from(0));
+        state
+            .save()
+            .map_err(|e| CliError::local(state.path().display(), &e))?;
+    }
+    // The deletion marks are durable: now the DELEs.
+    if delete_already {
+        dele(connection, &already, summary).await?;
+    }
+    let maildir = Arc::new(maildir);
+    let delete = job.delete;
+
+    // The durability work of batch k (fsync, rename, directory sync, state write) runs on the
+    // blocking pool while batch k+1 downloads; batch k is deleted (if asked) once its commit
+    // is done, before batch k+2 starts.
+    let mut in_flight: Option<JoinHandle<Result<Committed, CliError>>> = None;
+    for (index, batch) in batches.iter().enumerate() {
+        let outcome = download(connection, &maildir, batch, &names[index], &bar, summary).await;
+        if let Some(commit) = in_flight.take() {
+            let committed = wait_commit(commit, connection, job, summary).await;
+            bar.set_message(format!("{}/{total_messages} messages", summary.stored));
+            if let Err(error) = committed {
+                remove_tmp_files(&maildir, &outcome.complete);
+                return Err(outcome.error.unwrap_or(error));
+            }
+        }
+        let next_pending = if outcome.error.is_none() {
+            pending_from(index + 1)
+        } else {
+            Vec::new()
+        };
+        let commit = {
+            let (maildir, local) = (Arc::clone(&maildir), Arc::clone(local));
+            let complete = outcome.complete;
+            tokio::task::spawn_blocking(move || {
+                let mut local = lock(&local)?;
+                let Local { state, index } = &mut *local;
+                commit(
+                    &maildir,
+                    state,
+                    index,
+                    use_state,
+                    delete,
+                    complete,
+                    next_pending,
+                )
+            })
+        };
+        if let Some(error) = outcome.error {
+            // Commit (and delete, if asked) what arrived complete, then give up.
+            let committed = wait_commit(commit, connection, job, summary).await;
+            bar.abandon();
+            return Err(match committed {
+                Err(CliError::Failure(local)) if !matches!(error, CliError::Failure(_)) => {
+                    CliError::Failure(local)
+                }
+                _ => error,
+            });
+        }
+        in_flight = Some(commit);
+    }
+    if let Some(commit) = in_flight {
+        wait_commit(commit, connection, job, summary).await?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// What was listed, sorted against the state: the messages to fetch, those stored already
+/// (marked deleting in the state if `--delete`), and how many UIDs the state forgot because
+/// the server no longer lists them.
+#[allow(clippy::type_complexity)]
+fn sort_listed(
+    state: &mut State,
+    uidl: Option<&[UniqueIdListing]>,
+    sizes: &HashMap<u32, u64>,
+    job: &FetchJob,
+    summary: &mut FetchSummary,
+) -> Result<(Vec<Item>, Vec<(u32, Option<String>)>, usize), CliError> {
     let mut items = Vec::new();
     let mut already: Vec<(u32, Option<String>)> = Vec::new();
     let mut forgotten = 0;
-    match &uidl {
+    match uidl {
         Some(listing) => {
             summary.listed = listing.len();
             let mut seen: HashSet<&str> = HashSet::new();
@@ -512,129 +654,34 @@ fn run(
             ));
         }
     }
-    summary.skipped = already.len();
-    let delete_already = job.delete && !already.is_empty();
-    if delete_already {
+    if job.delete {
         for (_, uid) in &already {
             if let Some(uid) = uid {
                 state.mark_deleting(uid);
             }
         }
     }
+    Ok((items, already, forgotten))
+}
 
-    // (Sizes come from the server: saturate rather than overflow.)
-    let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
-    let total_messages = items.len();
-    let bar = progress_bar(job.progress, total_messages, total_bytes);
-    let batches = plan(items, job.batch, job.batch_bytes);
-    // Every name is reserved now; the state carries those of the next two batches (the one
-    // being committed and the one being downloaded), so that any file in new/ is either
-    // recorded as stored or reserved.
-    let names: Vec<Vec<String>> = batches
-        .iter()
-        .map(|b| b.iter().map(|_| maildir.unique_name()).collect())
-        .collect();
-    let pending_from = |first: usize| -> Vec<(String, String)> {
-        (first..first + 2)
-            .filter_map(|k| batches.get(k).zip(names.get(k)))
-            .flat_map(|(batch, names)| {
-                batch
-                    .iter()
-                    .zip(names)
-                    .filter_map(|(item, name)| item.uid.clone().map(|uid| (name.clone(), uid)))
-            })
-            .collect()
-    };
-    let use_state = uidl.is_some();
-    // (Nothing to fetch and nothing forgotten: the state on disk is already right.)
-    if use_state && (!batches.is_empty() || forgotten > 0 || delete_already) {
-        state.set_pending(pending_from(0));
-        state
-            .save()
-            .map_err(|e| CliError::local(state.path().display(), &e))?;
+/// Waits for a batch's commit, counts it, and deletes its messages if asked.
+async fn wait_commit(
+    commit: JoinHandle<Result<Committed, CliError>>,
+    connection: &mut Connection,
+    job: &FetchJob,
+    summary: &mut FetchSummary,
+) -> Result<(), CliError> {
+    let committed = commit
+        .await
+        .map_err(|_| CliError::failure("a commit of this fetch stopped"))??;
+    summary.stored += committed.stored;
+    summary.verified += committed.msgs.len() - committed.stored;
+    summary.bytes = summary.bytes.saturating_add(committed.octets);
+    summary.batches += 1;
+    if job.delete && !committed.msgs.is_empty() {
+        dele(connection, &committed.msgs, summary).await?;
     }
-    // The deletion marks are durable: now the DELEs.
-    if delete_already {
-        dele(connection, &already, summary)?;
-    }
-    let maildir: &Maildir = maildir;
-    let delete = job.delete;
-
-    // The durability work of batch k (fsync, rename, directory sync, state write) runs on a
-    // committer thread while batch k+1 downloads; batch k is deleted (if asked) once its
-    // commit is acknowledged, before batch k+2 starts.
-    std::thread::scope(|scope| {
-        let (to_committer, jobs) = mpsc::channel::<(Vec<Complete>, Vec<(String, String)>)>();
-        let (acks, acked) = mpsc::channel::<Result<Committed, CliError>>();
-        scope.spawn(move || {
-            for (complete, next_pending) in jobs {
-                let result = commit(
-                    maildir,
-                    state,
-                    index,
-                    use_state,
-                    delete,
-                    complete,
-                    next_pending,
-                );
-                let failed = result.is_err();
-                if acks.send(result).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let mut in_flight = false;
-        let wait_commit =
-            |connection: &mut Connection, summary: &mut FetchSummary| -> Result<(), CliError> {
-                let committed = acked
-                    .recv()
-                    .map_err(|_| CliError::failure("the committer thread stopped"))??;
-                summary.stored += committed.stored;
-                summary.verified += committed.msgs.len() - committed.stored;
-                summary.bytes = summary.bytes.saturating_add(committed.octets);
-                summary.batches += 1;
-                bar.set_message(format!("{}/{total_messages} messages", summary.stored));
-                if job.delete && !committed.msgs.is_empty() {
-                    dele(connection, &committed.msgs, summary)?;
-                }
-                Ok(())
-            };
-        for (index, batch) in batches.iter().enumerate() {
-            let outcome = download(connection, maildir, batch, &names[index], &bar, summary);
-            if in_flight {
-                if let Err(error) = wait_commit(connection, summary) {
-                    remove_tmp_files(maildir, &outcome.complete);
-                    return Err(outcome.error.unwrap_or(error));
-                }
-            }
-            let next_pending = if outcome.error.is_none() {
-                pending_from(index + 1)
-            } else {
-                Vec::new()
-            };
-            if to_committer.send((outcome.complete, next_pending)).is_err() {
-                return Err(CliError::failure("the committer thread stopped"));
-            }
-            in_flight = true;
-            if let Some(error) = outcome.error {
-                // Commit (and delete, if asked) what arrived complete, then give up.
-                let committed = wait_commit(connection, summary);
-                bar.abandon();
-                return Err(match committed {
-                    Err(CliError::Failure(local)) if !matches!(error, CliError::Failure(_)) => {
-                        CliError::Failure(local)
-                    }
-                    _ => error,
-                });
-            }
-        }
-        if in_flight {
-            wait_commit(connection, summary)?;
-        }
-        drop(to_committer);
-        bar.finish_and_clear();
-        Ok(())
-    })
+    Ok(())
 }
 
 /// Removes the `tmp/` files of messages that will not be committed.
@@ -646,14 +693,14 @@ fn remove_tmp_files(maildir: &Maildir, complete: &[Complete]) {
 
 /// Marks `msgs` deleted (pipelined); refusals are noted, not fatal. Their UIDs must be
 /// marked deleting in the state on disk already.
-fn dele(
+async fn dele(
     connection: &mut Connection,
     msgs: &[(u32, Option<String>)],
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
     let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
     crate::test_hook::pause("dele");
-    let results = connection.dele_many(&numbers)?;
+    let results = connection.dele_many(&numbers).await?;
     for ((msg, uid), result) in msgs.iter().zip(results) {
         match result {
             Ok(()) => {
@@ -677,7 +724,7 @@ struct Outcome {
 
 /// RETRs a batch into `tmp/`. Complete messages are returned even when the batch fails
 /// half-way, so that they can be committed; the partial file is removed.
-fn download(
+async fn download(
     connection: &mut Connection,
     maildir: &Maildir,
     batch: &[Item],
@@ -695,79 +742,81 @@ fn download(
     let mut complete = Vec::new();
     let mut local: Option<CliError> = None;
     let mut refused = Vec::new();
-    let result = connection.retr_many(&msgs, |msg, event| {
-        let step = (|| -> Result<(), CliError> {
-            let Some(&(item, name)) = by_msg.get(&msg) else {
-                return Ok(());
-            };
-            let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
-                if current.as_ref().is_none_or(|(m, _)| *m != msg) {
-                    let file = maildir
-                        .create_tmp(name)
-                        .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
-                    crate::test_hook::pause("opened");
-                    *current = Some((
-                        msg,
-                        LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
-                    ));
-                }
-                Ok::<_, CliError>(())
-            };
-            match event {
-                RetrEvent::Chunk(chunk) => {
-                    open(&mut current)?;
-                    if let Some((_, writer)) = current.as_mut() {
-                        writer
-                            .write_chunk(chunk)
+    let result = connection
+        .retr_many(&msgs, |msg, event| {
+            let step = (|| -> Result<(), CliError> {
+                let Some(&(item, name)) = by_msg.get(&msg) else {
+                    return Ok(());
+                };
+                let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
+                    if current.as_ref().is_none_or(|(m, _)| *m != msg) {
+                        let file = maildir
+                            .create_tmp(name)
                             .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
-                    }
-                    bar.inc(chunk.len() as u64);
-                }
-                RetrEvent::End { octets } => {
-                    open(&mut current)?;
-                    if let Some((_, writer)) = current.take() {
-                        // The final flush can fail (a full disk, a file size limit): the
-                        // partial file goes.
-                        let flushed = writer
-                            .finish()
-                            .map_err(|e| CliError::local(format!("tmp/{name}"), &e))
-                            .and_then(|(buffered, _)| {
-                                buffered
-                                    .into_inner()
-                                    .map_err(|e| CliError::local(format!("tmp/{name}"), e.error()))
-                            });
-                        let file = match flushed {
-                            Ok(file) => file,
-                            Err(error) => {
-                                let _ = maildir.remove_tmp(name);
-                                return Err(error);
-                            }
-                        };
-                        complete.push(Complete {
+                        crate::test_hook::pause("opened");
+                        *current = Some((
                             msg,
-                            uid: item.uid.clone(),
-                            name: name.clone(),
-                            file,
-                            octets,
-                            verify: item.verify,
-                        });
+                            LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+                        ));
                     }
+                    Ok::<_, CliError>(())
+                };
+                match event {
+                    RetrEvent::Chunk(chunk) => {
+                        open(&mut current)?;
+                        if let Some((_, writer)) = current.as_mut() {
+                            writer
+                                .write_chunk(chunk)
+                                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
+                        }
+                        bar.inc(chunk.len() as u64);
+                    }
+                    RetrEvent::End { octets } => {
+                        open(&mut current)?;
+                        if let Some((_, writer)) = current.take() {
+                            // The final flush can fail (a full disk, a file size limit): the
+                            // partial file goes.
+                            let flushed = writer
+                                .finish()
+                                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))
+                                .and_then(|(buffered, _)| {
+                                    buffered.into_inner().map_err(|e| {
+                                        CliError::local(format!("tmp/{name}"), e.error())
+                                    })
+                                });
+                            let file = match flushed {
+                                Ok(file) => file,
+                                Err(error) => {
+                                    let _ = maildir.remove_tmp(name);
+                                    return Err(error);
+                                }
+                            };
+                            complete.push(Complete {
+                                msg,
+                                uid: item.uid.clone(),
+                                name: name.clone(),
+                                file,
+                                octets,
+                                verify: item.verify,
+                            });
+                        }
+                    }
+                    RetrEvent::Refused(e) => {
+                        current = None;
+                        let _ = maildir.remove_tmp(name);
+                        refused.push(format!("message {msg}: {e}"));
+                    }
+                    _ => {}
                 }
-                RetrEvent::Refused(e) => {
-                    current = None;
-                    let _ = maildir.remove_tmp(name);
-                    refused.push(format!("message {msg}: {e}"));
-                }
-                _ => {}
-            }
-            Ok(())
-        })();
-        step.map_err(|error| {
-            let message = error.to_string();
-            local.get_or_insert(error);
-            io::Error::other(message)
+                Ok(())
+            })();
+            step.map_err(|error| {
+                let message = error.to_string();
+                local.get_or_insert(error);
+                io::Error::other(message)
+            })
         })
-    });
+        .await;
     // A message cut off half-way leaves a partial file: remove it.
     if let Some((msg, _)) = current.take() {
         if let Some((_, name)) = by_msg.get(&msg) {

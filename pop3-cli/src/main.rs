@@ -1,4 +1,4 @@
-//! `pop3`: a POP3 command-line client on `pop3-blocking`.
+//! `pop3`: a POP3 command-line client on `pop3-blocking` (`fetch` and `poll`: `pop3-async`).
 //!
 //! Inspect a mailbox (`capa`, `stat`, `list`, `uidl`, `top`, `retr`, `dele`), fetch it into a
 //! Maildir without ever losing or duplicating a message (`fetch`), or try it all against an
@@ -127,8 +127,11 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;
     test_hook::pause("prepared");
-    let (connection, method) = session::open(settings)?;
-    let summary = fetch::fetch(connection, prepared, &job)?;
+    let (summary, method) = fetch::runtime()?.block_on(async {
+        let (connection, method) = session::nonblocking::open(settings).await?;
+        let summary = fetch::fetch(connection, prepared, &job).await?;
+        Ok::<_, CliError>((summary, method))
+    })?;
     if settings.json {
         println!(
             "{}",

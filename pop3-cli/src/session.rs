@@ -7,16 +7,6 @@ use crate::cli::{AuthMode, Pipelining};
 use crate::config::Settings;
 use crate::error::CliError;
 
-/// Connects (TLS as configured) and reads the greeting and capabilities.
-pub(crate) fn connect(settings: &Settings) -> Result<Connection, CliError> {
-    let host = settings.host()?;
-    let port = settings.port();
-    let options = settings.options()?;
-    tracing::info!(target: "pop3_cli", "connecting to {host}:{port} ({:?})", settings.tls);
-    Connection::connect(host, port, settings.security(), &options)
-        .map_err(|e| at_address(host, port, CliError::from(e)))
-}
-
 /// Prefixes `HOST:PORT: ` unless the message names the address already (the library's
 /// connect errors do).
 pub(crate) fn at_address(host: &str, port: u16, error: CliError) -> CliError {
@@ -28,88 +18,123 @@ pub(crate) fn at_address(host: &str, port: u16, error: CliError) -> CliError {
     }
 }
 
-/// Connects and logs in; returns the connection and the name of the login method used.
-pub(crate) fn open(settings: &Settings) -> Result<(Connection, &'static str), CliError> {
-    settings.host()?;
-    let user = settings.user()?.to_owned();
-    // The password first: a prompt or a slow password command must not hold a connection.
-    let password = settings.password()?;
-    let mut connection = connect(settings)?;
-    // Asked before login: the CAPA after login goes out with the first command after it.
-    let announced = connection.capabilities().is_some_and(|c| c.pipelining);
-    let method = match login(&mut connection, settings, &user, password) {
-        Ok(method) => method,
-        Err(error) => {
-            // A refused login leaves a usable session: end it politely.
-            if !connection.is_poisoned() {
-                let _ = connection.quit();
+/// Connecting and logging in, written once for both adapters: `session_fns!()` expands the
+/// blocking functions, `session_fns!(async await)` the async ones (as `pop3_tls::methods!`).
+macro_rules! session_fns {
+    ($($asyncness:ident $aw:ident)?) => {
+        /// Connects (TLS as configured) and reads the greeting and capabilities.
+        pub(crate) $($asyncness)? fn connect(settings: &Settings) -> Result<Connection, CliError> {
+            let host = settings.host()?;
+            let port = settings.port();
+            let options = settings.options()?;
+            tracing::info!(target: "pop3_cli", "connecting to {host}:{port} ({:?})", settings.tls);
+            Connection::connect(host, port, settings.security(), &options)
+                $(.$aw)?
+                .map_err(|e| at_address(host, port, CliError::from(e)))
+        }
+
+        /// Connects and logs in; returns the connection and the name of the login method used.
+        pub(crate) $($asyncness)? fn open(settings: &Settings) -> Result<(Connection, &'static str), CliError> {
+            settings.host()?;
+            let user = settings.user()?.to_owned();
+            // The password first: a prompt or a slow password command must not hold a connection.
+            let password = settings.password()?;
+            let mut connection = connect(settings)$(.$aw)??;
+            // Asked before login: the CAPA after login goes out with the first command after it.
+            let announced = connection.capabilities().is_some_and(|c| c.pipelining);
+            let method = match login(&mut connection, settings, &user, password)$(.$aw)? {
+                Ok(method) => method,
+                Err(error) => {
+                    // A refused login leaves a usable session: end it politely.
+                    if !connection.is_poisoned() {
+                        let _ = connection.quit()$(.$aw)?;
+                    }
+                    return Err(error);
+                }
+            };
+            tracing::info!(target: "pop3_cli", "logged in as {user} with {method}");
+            if settings.pipelining == Pipelining::On && !announced {
+                eprintln!(
+                    "pop3: warning: --pipelining on, but the server does not announce PIPELINING: pipelining anyway"
+                );
             }
-            return Err(error);
+            Ok((connection, method))
+        }
+
+        /// Logs in with `--auth`; returns the method's name.
+        $($asyncness)? fn login(
+            connection: &mut Connection,
+            settings: &Settings,
+            user: &str,
+            password: Secret,
+        ) -> Result<&'static str, CliError> {
+            let name = user.to_owned();
+            let method = match settings.auth {
+                AuthMode::Auto => {
+                    let method = connection.login(user, password)$(.$aw)??;
+                    return Ok(method_name(method));
+                }
+                AuthMode::User => {
+                    connection.user(user)$(.$aw)??;
+                    connection.pass(password)$(.$aw)??;
+                    "USER/PASS"
+                }
+                AuthMode::Apop => {
+                    connection.apop(user, password)$(.$aw)??;
+                    "APOP"
+                }
+                AuthMode::Plain => {
+                    connection.auth(Plain::new(None, name, password))$(.$aw)??;
+                    "PLAIN"
+                }
+                AuthMode::Login => {
+                    connection.auth(Login::new(name, password))$(.$aw)??;
+                    "LOGIN"
+                }
+                AuthMode::CramMd5 => {
+                    connection.auth(CramMd5::new(name, password))$(.$aw)??;
+                    "CRAM-MD5"
+                }
+                AuthMode::Xoauth2 => {
+                    connection.auth(XOAuth2::new(name, password))$(.$aw)??;
+                    "XOAUTH2"
+                }
+                AuthMode::Oauthbearer => {
+                    let host = settings.host()?.to_owned();
+                    connection.auth(OAuthBearer::new(
+                        name,
+                        Some(host),
+                        Some(settings.port()),
+                        password,
+                    ))$(.$aw)??;
+                    "OAUTHBEARER"
+                }
+                AuthMode::ScramSha256 => {
+                    connection.auth(ScramSha256::new(name, password, scram_nonce()?))$(.$aw)??;
+                    "SCRAM-SHA-256"
+                }
+            };
+            Ok(method)
         }
     };
-    tracing::info!(target: "pop3_cli", "logged in as {user} with {method}");
-    if settings.pipelining == Pipelining::On && !announced {
-        eprintln!(
-            "pop3: warning: --pipelining on, but the server does not announce PIPELINING: pipelining anyway"
-        );
-    }
-    Ok((connection, method))
 }
 
-/// Logs in with `--auth`; returns the method's name.
-fn login(
-    connection: &mut Connection,
-    settings: &Settings,
-    user: &str,
-    password: Secret,
-) -> Result<&'static str, CliError> {
-    let name = user.to_owned();
-    let method = match settings.auth {
-        AuthMode::Auto => {
-            let method = connection.login(user, password)?;
-            return Ok(method_name(method));
-        }
-        AuthMode::User => {
-            connection.user(user)?;
-            connection.pass(password)?;
-            "USER/PASS"
-        }
-        AuthMode::Apop => {
-            connection.apop(user, password)?;
-            "APOP"
-        }
-        AuthMode::Plain => {
-            connection.auth(Plain::new(None, name, password))?;
-            "PLAIN"
-        }
-        AuthMode::Login => {
-            connection.auth(Login::new(name, password))?;
-            "LOGIN"
-        }
-        AuthMode::CramMd5 => {
-            connection.auth(CramMd5::new(name, password))?;
-            "CRAM-MD5"
-        }
-        AuthMode::Xoauth2 => {
-            connection.auth(XOAuth2::new(name, password))?;
-            "XOAUTH2"
-        }
-        AuthMode::Oauthbearer => {
-            let host = settings.host()?.to_owned();
-            connection.auth(OAuthBearer::new(
-                name,
-                Some(host),
-                Some(settings.port()),
-                password,
-            ))?;
-            "OAUTHBEARER"
-        }
-        AuthMode::ScramSha256 => {
-            connection.auth(ScramSha256::new(name, password, scram_nonce()?))?;
-            "SCRAM-SHA-256"
-        }
+session_fns!();
+
+/// The same on `pop3-async`, for `fetch` and `poll`.
+pub(crate) mod nonblocking {
+    use pop3_async::Connection;
+    use pop3_blocking::Secret;
+
+    use super::{at_address, method_name, scram_nonce};
+    use crate::cli::{AuthMode, Pipelining};
+    use crate::config::Settings;
+    use crate::error::CliError;
+    use pop3_blocking::pop3_proto::sasl::{
+        CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2,
     };
-    Ok(method)
+
+    session_fns!(async await);
 }
 
 /// The display name of a login method.
