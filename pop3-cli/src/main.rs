@@ -32,7 +32,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{Cli, Command, FetchArgs};
 use crate::config::Settings;
-use crate::error::{CliError, EXIT_OK, EXIT_SERVER};
+use crate::deliver::TargetSpec;
+use crate::error::{CliError, EXIT_FAILURE, EXIT_OK, EXIT_SERVER};
 use crate::fetch::FetchJob;
 
 fn main() -> ExitCode {
@@ -95,20 +96,27 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
 }
 
 fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
-    let maildir = args
-        .maildir
-        .clone()
-        .or_else(|| settings.maildir.clone())
-        .ok_or_else(|| CliError::usage("fetch needs --maildir DIR (or an account's maildir)"))?;
+    let target = TargetSpec::resolve(args, settings.maildir.as_deref(), &settings.targets)?;
     let host = settings.host()?;
     let user = settings.user()?;
     let explicit_state = args.state.clone().or_else(|| settings.state.clone());
-    let legacy_state = match explicit_state {
-        Some(_) => None,
-        None => Some(state::legacy_path(&maildir, user, host)),
+    let legacy_state = match (&explicit_state, &target) {
+        (None, TargetSpec::Maildir(maildir)) => Some(state::legacy_path(maildir, user, host)),
+        _ => None,
     };
-    let state = explicit_state
-        .unwrap_or_else(|| state::default_path(&maildir, user, host, settings.port()));
+    let state = explicit_state.unwrap_or_else(|| target.default_state(user, host, settings.port()));
+    let deliver_timeout = args
+        .deliver_timeout
+        .or(settings.targets.deliver_timeout)
+        .map_or(Ok(deliver::DEFAULT_TIMEOUT), |seconds| {
+            if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
+                Ok(std::time::Duration::from_secs_f64(seconds))
+            } else {
+                Err(CliError::usage(
+                    "the deliver-timeout must be more than 0 and at most 86400 seconds",
+                ))
+            }
+        })?;
     let soft_limit = limits::raise_nofile();
     let wanted = usize::try_from(args.batch).unwrap_or(64);
     let batch = limits::cap_batch(wanted, soft_limit);
@@ -116,7 +124,8 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         tracing::info!(target: "pop3_cli", "--batch {wanted} capped to {batch} by the open-file limit ({soft_limit:?})");
     }
     let job = FetchJob {
-        maildir,
+        target,
+        deliver_timeout,
         delete: args.delete,
         state,
         legacy_state,
@@ -135,17 +144,20 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     if settings.json {
         println!(
             "{}",
-            escape::json_text(&summary.to_json(&job.maildir, &job.state, method))
+            escape::json_text(&summary.to_json(&job.target, &job.state, method))
         );
     } else if !args.quiet {
-        println!("{}", summary.line(&job.maildir));
+        println!("{}", summary.line(&job.target));
     }
-    if summary.refused.is_empty() {
-        Ok(EXIT_OK)
+    for line in summary.refused.iter().chain(&summary.undelivered) {
+        eprintln!("pop3: {}", escape::escape(line));
+    }
+    Ok(if !summary.undelivered.is_empty() {
+        // The target failed for some messages (they stay on the server): a local failure.
+        EXIT_FAILURE
+    } else if !summary.refused.is_empty() {
+        EXIT_SERVER
     } else {
-        for refusal in &summary.refused {
-            eprintln!("pop3: {}", escape::escape(refusal));
-        }
-        Ok(EXIT_SERVER)
-    }
+        EXIT_OK
+    })
 }

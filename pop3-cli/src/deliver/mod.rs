@@ -83,13 +83,6 @@ pub(crate) enum Outcome {
     Permanent(String),
 }
 
-impl Outcome {
-    /// Whether the message is now in the target (so it may be deleted on the server).
-    pub(crate) fn is_stored(&self) -> bool {
-        matches!(self, Outcome::Delivered | Outcome::AlreadyThere)
-    }
-}
-
 /// Records delivered messages in the state, durably. A target calls it exactly when its
 /// guarantee needs: the Maildir and the mbox once per batch, after the batch is durable;
 /// an MDA and an LMTP server after each message.
