@@ -36,7 +36,7 @@ use pop3_async::{Connection, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::deliver::{self, Ledger, Staged, Target, TargetSpec};
+use crate::deliver::{self, Digests, Ledger, Staged, Target, TargetSpec};
 use crate::error::CliError;
 use crate::maildir::LfWriter;
 use crate::state::State;
@@ -190,6 +190,8 @@ struct Item {
 pub(crate) struct Prepared {
     target: Box<dyn Target>,
     state: State,
+    /// For the targets that cannot be searched for a message (all but the Maildir).
+    digests: Option<Digests>,
     recovered: usize,
 }
 
@@ -216,9 +218,18 @@ pub(crate) fn prepare(job: &FetchJob) -> Result<Prepared, CliError> {
         }
     }
     let recovered = target.recover(&mut state)?;
+    let digests = if target.reserves_names() {
+        None
+    } else {
+        Some(
+            Digests::open(&job.state, |uid| state.is_stored(uid))
+                .map_err(|e| CliError::local(format!("{}.digests", job.state.display()), &e))?,
+        )
+    };
     Ok(Prepared {
         target,
         state,
+        digests,
         recovered,
     })
 }
@@ -271,13 +282,14 @@ pub(crate) async fn fetch(
     let Prepared {
         target,
         state,
+        digests,
         recovered,
     } = prepared;
     let mut summary = FetchSummary {
         recovered,
         ..FetchSummary::default()
     };
-    let local = Arc::new(Mutex::new(Local { state }));
+    let local = Arc::new(Mutex::new(Local { state, digests }));
     let result = run(&mut connection, target, &local, job, &mut summary).await;
     let result = match result {
         Ok(()) => {
@@ -323,6 +335,7 @@ pub(crate) async fn fetch(
 #[derive(Debug)]
 struct Local {
     state: State,
+    digests: Option<Digests>,
 }
 
 /// The state, or a failure if a commit panicked while holding them.
@@ -544,9 +557,11 @@ async fn run(
             let complete = outcome.complete;
             tokio::task::spawn_blocking(move || {
                 let mut local = lock(&local)?;
+                let Local { state, digests } = &mut *local;
                 commit(
                     &*target,
-                    &mut local.state,
+                    state,
+                    digests.as_mut(),
                     use_state,
                     delete,
                     complete,
@@ -839,14 +854,33 @@ struct Committed {
 /// deleted), the names of the next batches reserved, one atomic state write.
 struct FetchLedger<'a> {
     state: &'a mut State,
+    /// Appended to (durably) before the state records a UID.
+    digests: Option<&'a mut Digests>,
     use_state: bool,
     delete: bool,
     /// Set with the first record of the batch.
     next_pending: Option<Vec<(String, String)>>,
+    /// Whether the batch's digests were written by [`Ledger::intend`] already.
+    intended: bool,
 }
 
 impl Ledger for FetchLedger<'_> {
+    fn intend(&mut self, batch: &[&Staged]) -> Result<(), CliError> {
+        if let Some(digests) = self.digests.as_mut() {
+            digests
+                .append(batch)
+                .map_err(|e| CliError::local(digests.path().display(), &e))?;
+            self.intended = true;
+        }
+        Ok(())
+    }
+
     fn record(&mut self, delivered: &[&Staged]) -> Result<(), CliError> {
+        if let Some(digests) = self.digests.as_mut().filter(|_| !self.intended) {
+            digests
+                .append(delivered)
+                .map_err(|e| CliError::local(digests.path().display(), &e))?;
+        }
         for staged in delivered {
             if let Some(uid) = &staged.uid {
                 self.state.add_stored(uid);
@@ -876,18 +910,55 @@ impl Ledger for FetchLedger<'_> {
 fn commit(
     target: &dyn Target,
     state: &mut State,
+    digests: Option<&mut Digests>,
     use_state: bool,
     delete: bool,
     complete: Vec<Staged>,
     next_pending: Vec<(String, String)>,
 ) -> Result<Committed, CliError> {
+    // A message listed under a UID marked deleting, identical to the one delivered under it
+    // (its digest): the deletion did not happen, it is not delivered again.
+    let mut already = Vec::new();
+    let mut fresh = Vec::new();
+    for staged in complete {
+        let seen = match digests.as_deref() {
+            Some(digests) if staged.verify => digests
+                .delivered_already(&staged)
+                .map_err(|e| CliError::local(staged.label(), &e))?,
+            _ => false,
+        };
+        if seen {
+            tracing::debug!(target: "pop3_cli", "{} was delivered already (same digest)", staged.label());
+            already.push(staged);
+        } else {
+            if staged.verify && digests.is_some() {
+                tracing::info!(target: "pop3_cli", "{} is listed under a UID whose deletion was not committed, with other content (or none recorded): delivered", staged.label());
+            }
+            fresh.push(staged);
+        }
+    }
     let mut ledger = FetchLedger {
         state,
+        digests,
         use_state,
         delete,
         next_pending: Some(next_pending),
+        intended: false,
     };
-    let outcomes = target.commit(&complete, &mut ledger)?;
+    if !already.is_empty() {
+        let refs: Vec<&Staged> = already.iter().collect();
+        ledger.record(&refs)?;
+    }
+    let complete = fresh;
+    let mut outcomes = target.commit(&complete, &mut ledger)?;
+    let complete: Vec<Staged> = already.into_iter().chain(complete).collect();
+    outcomes.splice(
+        0..0,
+        std::iter::repeat_n(
+            deliver::Outcome::AlreadyThere,
+            complete.len() - outcomes.len(),
+        ),
+    );
     if let Some(pending) = ledger.next_pending.take() {
         if use_state && target.reserves_names() {
             ledger.state.set_pending(pending);

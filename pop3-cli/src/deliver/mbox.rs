@@ -224,6 +224,26 @@ impl Drop for Locked {
     }
 }
 
+/// Whether a dot-lock was left by a process that is gone: it names a PID (as ours do) that
+/// no longer exists, or it is older than [`STALE_DOTLOCK`].
+fn dotlock_is_stale(path: &Path) -> bool {
+    let pid = fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        // (EPERM: it exists, under another user.)
+        if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) {
+            return true;
+        }
+    }
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_DOTLOCK)
+}
+
 impl Mbox {
     /// An mbox at `path` (created on the first delivery); the journal lives next to `state`.
     pub(crate) fn new(path: &Path, state: &Path, lock_timeout: Duration) -> Self {
@@ -257,24 +277,19 @@ impl Mbox {
         dotlock_path.push(".lock");
         let dotlock_path = PathBuf::from(dotlock_path);
         let mut waited = false;
+        // The dot-lock is made whole (our PID in it) under a private name, then linked to
+        // FILE.lock, which fails if it exists (the NFS-safe way procmail and liblockfile use).
+        let mut private = dotlock_path.as_os_str().to_owned();
+        private.push(format!(".{}.tmp", std::process::id()));
+        let private = PathBuf::from(private);
         let dotlock = loop {
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&dotlock_path)
-            {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{}", std::process::id());
-                    break Some(dotlock_path.clone());
-                }
+            let made = fs::write(&private, format!("{}\n", std::process::id()))
+                .and_then(|()| fs::hard_link(&private, &dotlock_path));
+            let _ = fs::remove_file(&private);
+            match made {
+                Ok(()) => break Some(dotlock_path.clone()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let stale = fs::metadata(&dotlock_path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > STALE_DOTLOCK);
-                    if stale {
+                    if dotlock_is_stale(&dotlock_path) {
                         tracing::warn!(target: "pop3_cli", "removing the stale dot-lock {}", dotlock_path.display());
                         let _ = fs::remove_file(&dotlock_path);
                         continue;
@@ -302,6 +317,7 @@ impl Mbox {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
             .open(&self.path);
         let file = match file {
@@ -484,6 +500,8 @@ impl Target for Mbox {
         for staged in batch {
             write_message(staged, &date, &mut sink).map_err(|e| local(&e))?;
         }
+        let all: Vec<&Staged> = batch.iter().collect();
+        ledger.intend(&all)?;
         let journal = Journal {
             offset,
             length: sink.length,
@@ -531,7 +549,6 @@ impl Target for Mbox {
             return Err(local(&e).context("appending to the mbox (cut back to where it was)"));
         }
         crate::test_hook::pause("appended");
-        let all: Vec<&Staged> = batch.iter().collect();
         ledger.record(&all)?;
         drop(locked);
         self.remove_journal()

@@ -26,7 +26,7 @@ pub(crate) mod mbox;
 pub(crate) mod mda;
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -89,6 +89,12 @@ pub(crate) enum Outcome {
 pub(crate) trait Ledger {
     /// Records `delivered` as stored and writes the state (one atomic write).
     fn record(&mut self, delivered: &[&Staged]) -> Result<(), CliError>;
+    /// Notes, durably, what is about to be handed over, so that it can be recognised after a
+    /// crash whatever records it (the mbox's recovery records without the staged messages):
+    /// their digests.
+    fn intend(&mut self, _batch: &[&Staged]) -> Result<(), CliError> {
+        Ok(())
+    }
 }
 
 /// A delivery target (see the module docs for the call protocol).
@@ -277,6 +283,160 @@ impl TargetSpec {
             Self::Mda(command) => Box::new(mda::Mda::new(command, spool, timeout)),
             Self::Lmtp(addr, rcpt) => Box::new(lmtp::Lmtp::new(addr.clone(), rcpt, spool, timeout)),
         })
+    }
+}
+
+/// The digests (length, SHA-256 of the LF form) of the messages a target that cannot be
+/// searched (mbox, MDA, LMTP) took, by UID, in `STATE.digests`.
+///
+/// They settle the one question the state alone cannot: a UID marked deleting (its DELE not
+/// known to be committed) is listed again after a crash. The message under it is the one
+/// delivered (the deletion did not happen: skip it) or a new one that reuses the UID (deliver
+/// it). The Maildir answers by comparing contents; for the other targets the digest
+/// recorded at delivery answers. Each line is appended and synced before the state records
+/// the UID; a torn last line (a crash mid-append) is ignored.
+#[derive(Debug)]
+pub(crate) struct Digests {
+    path: PathBuf,
+    by_uid: std::collections::HashMap<String, (u64, [u8; 32])>,
+    file: Option<File>,
+}
+
+impl Digests {
+    /// Reads `STATE.digests` (missing: none), keeping only the UIDs `keep` accepts (the file
+    /// is rewritten if any were dropped).
+    pub(crate) fn open(state: &Path, keep: impl Fn(&str) -> bool) -> io::Result<Self> {
+        let mut path = state.as_os_str().to_owned();
+        path.push(".digests");
+        let path = PathBuf::from(path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut by_uid = std::collections::HashMap::new();
+        // A torn last line is rewritten away (the next append would run into it).
+        let mut dropped = !text.is_empty() && !text.ends_with('\n');
+        for line in text.lines() {
+            let mut fields = line.split(' ');
+            let parsed = (|| {
+                let uid = fields.next()?;
+                let len = fields.next()?.parse().ok()?;
+                let hex = fields.next()?;
+                let mut digest = [0u8; 32];
+                if hex.len() != 64 || fields.next().is_some() {
+                    return None;
+                }
+                for (i, byte) in digest.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                Some((uid.to_owned(), (len, digest)))
+            })();
+            match parsed {
+                Some((uid, value)) if keep(&uid) => {
+                    by_uid.insert(uid, value);
+                }
+                _ => dropped = true,
+            }
+        }
+        let digests = Self {
+            path,
+            by_uid,
+            file: None,
+        };
+        if dropped {
+            digests.rewrite()?;
+        }
+        Ok(digests)
+    }
+
+    fn line(uid: &str, (len, digest): &(u64, [u8; 32])) -> String {
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{uid} {len} {hex}\n")
+    }
+
+    fn rewrite(&self) -> io::Result<()> {
+        let mut text = String::new();
+        for (uid, value) in &self.by_uid {
+            text.push_str(&Self::line(uid, value));
+        }
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::maildir::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn digest(staged: &Staged) -> io::Result<(u64, [u8; 32])> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut reader = staged.reader()?;
+        let mut len = 0u64;
+        loop {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            hasher.update(buf);
+            len += buf.len() as u64;
+            let n = buf.len();
+            reader.consume(n);
+        }
+        Ok((len, hasher.finalize().into()))
+    }
+
+    /// Whether `staged` is exactly the message delivered under its UID.
+    pub(crate) fn delivered_already(&self, staged: &Staged) -> io::Result<bool> {
+        let Some(recorded) = staged.uid.as_ref().and_then(|uid| self.by_uid.get(uid)) else {
+            return Ok(false);
+        };
+        Ok(Self::digest(staged)? == *recorded)
+    }
+
+    /// Appends the digests of `delivered`, durably (call before the state records them).
+    pub(crate) fn append(&mut self, delivered: &[&Staged]) -> io::Result<()> {
+        let mut text = String::new();
+        for staged in delivered {
+            if let Some(uid) = &staged.uid {
+                let value = Self::digest(staged)?;
+                text.push_str(&Self::line(uid, &value));
+                self.by_uid.insert(uid.clone(), value);
+            }
+        }
+        if text.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            let created = !self.path.exists();
+            self.file = Some(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&self.path)?,
+            );
+            if created {
+                if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    crate::maildir::sync_dir(dir)?;
+                }
+            }
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no file"))?;
+        std::io::Write::write_all(file, text.as_bytes())?;
+        file.sync_data()
+    }
+
+    /// The file, for errors.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 }
 
