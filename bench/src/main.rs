@@ -23,7 +23,7 @@ USAGE:
                          or N:SIZE[:DELAY_MS] such as 200:4K   [default: 4k,1m,4k-5ms,256m]
       --clients LIST     comma-separated: raw, floor, blocking, async, fetch, poplib, mpop, and
                          blocking@W / async@W for a pipeline window of W
-                         [default: raw,blocking,async,fetch,poplib,mpop]
+                         [default: raw,floor,blocking,async,fetch,poplib,mpop]
       --reps R           runs per client [default: 7, 3 for 256m]
       --out DIR          where the results go [default: target/pop3-bench]
       --work-dir DIR     where Maildirs and scratch files go (removed at the end)

@@ -156,10 +156,12 @@ pub struct ClientSpec {
 impl ClientSpec {
     /// The default set, in table order.
     pub fn standard() -> Vec<ClientSpec> {
-        ["raw", "floor", "blocking", "async", "fetch", "poplib", "mpop"]
-            .iter()
-            .filter_map(|n| Self::parse(n).ok())
-            .collect()
+        [
+            "raw", "floor", "blocking", "async", "fetch", "poplib", "mpop",
+        ]
+        .iter()
+        .filter_map(|n| Self::parse(n).ok())
+        .collect()
     }
 
     /// `raw`, `blocking`, `async`, `fetch`, `poplib`, `mpop`, or `blocking@W` / `async@W` for

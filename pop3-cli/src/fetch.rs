@@ -753,7 +753,7 @@ async fn download(
                         crate::test_hook::pause("opened");
                         *current = Some((
                             msg,
-                            LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+                            LfWriter::new(BufWriter::with_capacity(write_buffer(item.size), file)),
                         ));
                     }
                     Ok::<_, CliError>(())
@@ -826,6 +826,15 @@ async fn download(
         Err(e) => Some(local.take().unwrap_or_else(|| CliError::from(e))),
     };
     Outcome { complete, error }
+}
+
+/// The write buffer for a message of `size` octets (as listed): the whole message in one
+/// write when it is up to 1 MiB (a listed size can lie: it only sizes a buffer).
+fn write_buffer(size: u64) -> usize {
+    usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024)
+        .clamp(8 * 1024, 1024 * 1024)
 }
 
 /// Where a message is staged, for errors.

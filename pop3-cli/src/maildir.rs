@@ -258,12 +258,12 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes a message with its CRLF line ends turned into LF (the Maildir convention; a lone
-/// CR is kept), streaming: a CR at the end of one chunk waits for the next.
+/// CR is kept), streaming: a CR at the end of one chunk waits for the next. The pieces
+/// between CRs go straight to the inner writer (a `BufWriter`: one copy), found with memchr.
 #[derive(Debug)]
 pub(crate) struct LfWriter<W> {
     inner: W,
     pending_cr: bool,
-    buffer: Vec<u8>,
     written: u64,
 }
 
@@ -272,36 +272,38 @@ impl<W: Write> LfWriter<W> {
         Self {
             inner,
             pending_cr: false,
-            buffer: Vec::new(),
             written: 0,
         }
     }
 
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.written += bytes.len() as u64;
+        self.inner.write_all(bytes)
+    }
+
     /// Writes the next piece of the message.
     pub(crate) fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if chunk.is_empty() {
+        let Some(&first) = chunk.first() else {
             return Ok(());
-        }
-        self.buffer.clear();
+        };
         let mut rest = chunk;
         if self.pending_cr {
             self.pending_cr = false;
-            if rest.first() != Some(&b'\n') {
-                self.buffer.push(b'\r');
+            if first != b'\n' {
+                self.put(b"\r")?;
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\r') {
-            self.buffer.extend_from_slice(&rest[..pos]);
+        while let Some(pos) = memchr::memchr(b'\r', rest) {
+            self.put(&rest[..pos])?;
             match rest.get(pos + 1) {
+                // CRLF: the CR goes, the LF starts the next piece.
                 Some(b'\n') => {}
-                Some(_) => self.buffer.push(b'\r'),
+                Some(_) => self.put(b"\r")?,
                 None => self.pending_cr = true,
             }
             rest = &rest[pos + 1..];
         }
-        self.buffer.extend_from_slice(rest);
-        self.written += self.buffer.len() as u64;
-        self.inner.write_all(&self.buffer)
+        self.put(rest)
     }
 
     /// Writes a pending CR and returns the inner writer and the bytes written.
