@@ -943,7 +943,9 @@ mod tests {
         );
         assert!(ClientSpec::parse("raw@5").is_err());
         assert!(ClientSpec::parse("async@0").is_err());
-        assert_eq!(ClientSpec::standard().len(), 6);
+        assert_eq!(ClientSpec::parse("floor").map(|c| c.kind), Ok(Kind::Floor));
+        assert!(ClientSpec::parse("floor@5").is_err());
+        assert_eq!(ClientSpec::standard().len(), 7);
     }
 
     #[test]
