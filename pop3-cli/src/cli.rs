@@ -155,7 +155,8 @@ pub(crate) enum Command {
         #[arg(required = true, value_parser = clap::value_parser!(u32).range(1..))]
         msgs: Vec<u32>,
     },
-    /// Store every message whose UID is not yet recorded into a Maildir, durably.
+    /// Store every message whose UID is not yet recorded, durably, into exactly one target:
+    /// a Maildir, an mbox, an MDA or an LMTP server.
     Fetch(FetchArgs),
     /// Print what the server shows before login: TLS version and cipher suite, each
     /// certificate (subject, issuer, validity, SHA-256 fingerprint), the greeting, CAPA before

@@ -1,7 +1,8 @@
-//! `fetch`: every message whose UID is not yet recorded goes into the Maildir, durably, in
-//! pipelined batches.
+//! `fetch`: every message whose UID is not yet recorded goes into the delivery target (a
+//! Maildir, an mbox, an MDA or an LMTP server: see [`crate::deliver`] for how each is driven
+//! and what each guarantees), durably, in pipelined batches.
 //!
-//! Per batch: RETR the batch (pipelined when the server allows) into `tmp/`, fsync each file,
+//! For the Maildir, per batch: RETR the batch (pipelined when the server allows) into `tmp/`, fsync each file,
 //! rename each into `new/`, fsync `new/` once, write the state once (the batch's UIDs as
 //! stored, the names reserved for the next batch), then DELE the batch if `--delete`. QUIT
 //! comes only at the end. Killing the process at any point loses nothing (a message is

@@ -738,3 +738,77 @@ fn a_full_disk_stops_the_account_and_deletes_nothing_unstored() {
         assert!(server.messages().is_empty());
     }
 }
+
+#[test]
+fn exactly_one_target_per_run_and_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // Two on the command line: clap refuses.
+    let r = run_with(
+        &plain_args(1),
+        &["fetch", "--maildir", d, "--mbox", &format!("{d}/mbox")],
+    );
+    r.expect_code(2);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+    // --lmtp needs --lmtp-rcpt, and --lmtp-rcpt needs --lmtp.
+    let r = run_with(&plain_args(1), &["fetch", "--lmtp", "127.0.0.1:24"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--lmtp-rcpt"), "{}", r.stderr);
+    let r = run_with(
+        &plain_args(1),
+        &["fetch", "--mda", "true", "--lmtp-rcpt", "a@b"],
+    );
+    r.expect_code(2);
+    // Two in one account: refused, naming the keys.
+    let mail = sample_mail(3, 400, 69);
+    let server = MailboxServer::start(mail.clone()).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[accounts.two]\nhost = \"127.0.0.1\"\nuser = \"alice\"\nmaildir = \"{d}/M\"\nmbox = \"{d}/mbox\"\n\
+             [accounts.mbox]\nhost = \"127.0.0.1\"\nport = PORT\ntls = \"none\"\nallow-plaintext-auth = true\n\
+             user = \"alice\"\npassword-env = \"POP3_TEST_PASSWORD\"\nmbox = \"{d}/from-config.mbox\"\ndeliver-timeout = 5\n"
+        )
+        .replace("PORT", &server.port().to_string()),
+    )
+    .unwrap();
+    let r = pop3()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--account",
+            "two",
+            "fetch",
+        ])
+        .output()
+        .unwrap();
+    let r = Run::from(r);
+    r.expect_code(2);
+    assert!(
+        r.stderr
+            .contains("more than one of maildir, mbox, mda, lmtp"),
+        "{}",
+        r.stderr
+    );
+    // The account's mbox key is the target when the command line names none.
+    let r = Run::from(
+        pop3()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--account",
+                "mbox",
+                "fetch",
+                "-q",
+            ])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(0);
+    assert_same(
+        &mbox_contents(&dir.path().join("from-config.mbox")),
+        &expected_contents(&mail),
+        "the account's mbox",
+    );
+}
