@@ -812,3 +812,39 @@ fn exactly_one_target_per_run_and_account() {
         "the account's mbox",
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the pause points exist in debug builds only"
+)]
+fn a_crash_after_an_lmtp_delivery_costs_at_most_one_duplicate() {
+    let Some((addr, lmtp_dir)) = dovecot_lmtp() else {
+        return;
+    };
+    let mail = sample_mail(8, 700, 70);
+    let server = MailboxServer::start(mail.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = plain_args(server.port());
+    let folder = unique_folder("kill");
+    let rcpt = format!("alice+{folder}@example.test");
+    let state = dir.path().join("state");
+    let fetch = [
+        "--lmtp",
+        addr.as_str(),
+        "--lmtp-rcpt",
+        rcpt.as_str(),
+        "--state",
+        state.to_str().unwrap(),
+        "--delete",
+    ];
+    // Killed after Dovecot answered 250 for message 3, before it was recorded.
+    assert!(paused_and_killed(&args, &fetch, "delivered", 3));
+    run_with(&args, &[&["fetch", "-q"][..], &fetch[..]].concat()).expect_code(0);
+    let contents = dovecot_folder(&lmtp_dir, &folder);
+    let distinct: BTreeMap<Vec<u8>, usize> = contents.keys().map(|k| (k.clone(), 1)).collect();
+    assert_same(&distinct, &expected_contents(&mail), "nothing lost");
+    let extra: usize = contents.values().map(|c| c - 1).sum();
+    assert_eq!(extra, 1, "exactly the one in flight twice");
+    assert!(server.messages().is_empty());
+}
