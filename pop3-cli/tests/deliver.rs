@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::MailboxServer;
+use pop3_demo_server::MailboxServer;
 
 /// Messages whose bodies need mboxrd quoting: lines starting with `From `, `>From `,
 /// `>>From `, and ones that only look similar.
