@@ -76,21 +76,23 @@ impl Connection<Stream> {
     /// `auto_capa`) the capabilities, and for [`Security::StartTls`] upgrades with STLS.
     ///
     /// TLS verifies the certificate against `host` (SNI on) with the roots of
-    /// [`Options::tls`].
+    /// [`Options::tls`]. A Unicode host name is converted to A-labels
+    /// ([`pop3_tls::ascii_host`]) for DNS, the proxy, SNI and verification. The addresses
+    /// are raced (Happy Eyeballs, see [`connect_addrs`](crate::connect_addrs)) from
+    /// [`Options::bind`], through [`Options::proxy`] when set, all within
+    /// [`Options::effective_connect_timeout`]; [`Options::timeout`] bounds the TLS handshake
+    /// and everything after.
     pub async fn connect(
         host: &str,
         port: u16,
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
-        let connecting = TcpStream::connect((host, port));
-        let tcp = match tokio::time::timeout(options.timeout, connecting).await {
-            Ok(tcp) => tcp.map_err(|e| pop3_tls::connect_error(host, port, e))?,
-            Err(_) => return Err(timed_out(options.timeout, Awaiting::Connect)),
-        };
+        let host = pop3_tls::ascii_host(host)?;
+        let tcp = crate::dial::dial(&host, port, options).await?;
         let _ = tcp.set_nodelay(true);
         let tls = security == Security::Implicit;
-        let session = Session::new(options, Some(host.to_owned()), tls)?;
+        let session = Session::new(options, Some(host), tls)?;
         let stream = match tls {
             true => {
                 let handshake = handshake(tcp, &session)?;

@@ -94,9 +94,11 @@
 #![deny(missing_docs)]
 
 mod connection;
+mod dial;
 mod stream;
 
 pub use connection::Connection;
+pub use dial::connect_addrs;
 /// Everything a call can fail with: the same type as `pop3-async`'s `Error`.
 pub use pop3_tls::ConnectionError as Error;
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
@@ -105,6 +107,7 @@ pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
+pub use pop3_tls::{Proxy, ProxyError, ProxyKind, ProxyUrlError, TrustStore, TrustStoreError};
 pub use pop3_tls::{Session, scram_nonce};
 pub use stream::Stream;
 

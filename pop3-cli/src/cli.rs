@@ -30,7 +30,7 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, value_name = "MODE")]
     pub(crate) tls: Option<TlsMode>,
 
-    /// Extra trust anchors (PEM) for the server certificate, on top of the webpki roots.
+    /// Extra trust anchors (PEM) for the server certificate, on top of the roots of --trust.
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
 
@@ -102,6 +102,32 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "PATH")]
     pub(crate) config: Option<PathBuf>,
 
+    // The network path: proxy, connect timeout, source address, CRLs, trust store.
+    /// Reach the server through this proxy: socks5://, socks5h:// (the proxy resolves the
+    /// host name) or http:// (CONNECT), with user:password@ for credentials (percent-encoded).
+    /// A password here shows in the process list: prefer the config key `proxy` or the
+    /// POP3_PROXY environment variable.
+    #[arg(long, value_name = "URL", value_parser = parse_proxy)]
+    pub(crate) proxy: Option<pop3_blocking::Proxy>,
+
+    /// Timeout in seconds for establishing the connection (resolution, TCP over every
+    /// address raced, the proxy handshake) [default: --timeout].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_connect_timeout)]
+    pub(crate) connect_timeout: Option<f64>,
+
+    /// Connect from this local address (only the server's addresses of its family are tried).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bind: Option<std::net::IpAddr>,
+
+    /// Refuse server certificates revoked by the CRLs in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) crl_file: Option<PathBuf>,
+
+    /// The root certificates to trust: the Mozilla roots built in, the system's store, or
+    /// both [default: mozilla].
+    #[arg(long, value_name = "STORE", value_parser = parse_trust)]
+    pub(crate) trust: Option<pop3_blocking::TrustStore>,
+
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -165,6 +191,39 @@ pub(crate) enum Command {
     Serverinfo,
     /// Start an embedded POP3 server with generated mail, fetch it, print a summary.
     Demo(DemoArgs),
+    /// Fetch every account of the config file (or the named ones) concurrently, each at its
+    /// `interval`, until stopped (SIGHUP reloads the config, SIGUSR1 polls every account now,
+    /// SIGTERM finishes the batches in flight and exits 0).
+    Poll(PollArgs),
+}
+
+/// `poll` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PollArgs {
+    /// Poll each account once, then exit: 0 if every poll succeeded, else the worst status.
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Poll only this account of the config file (repeatable; default: every account).
+    #[arg(long = "account", value_name = "NAME")]
+    pub(crate) accounts: Vec<String>,
+    /// At most this many sessions at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) max_sessions: u32,
+    /// The format of the log lines on stdout (one per poll per account).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    /// Serve Prometheus metrics (text format) over HTTP on this address (e.g. 127.0.0.1:9110).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+}
+
+/// `poll --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// `key=value` words, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `fetch` options.
@@ -292,6 +351,20 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     } else {
         Err("the timeout must be more than 0 and at most 86400 seconds".to_owned())
     }
+}
+
+fn parse_proxy(text: &str) -> Result<pop3_blocking::Proxy, String> {
+    text.parse()
+        .map_err(|e: pop3_blocking::ProxyUrlError| e.to_string())
+}
+
+fn parse_trust(text: &str) -> Result<pop3_blocking::TrustStore, String> {
+    text.parse()
+        .map_err(|e: pop3_blocking::TrustStoreError| e.to_string())
+}
+
+fn parse_connect_timeout(text: &str) -> Result<f64, String> {
+    parse_timeout(text).map_err(|e| e.replace("the timeout", "the connect timeout"))
 }
 
 fn parse_speed_time(text: &str) -> Result<f64, String> {

@@ -56,6 +56,23 @@ pub(crate) struct Account {
     // --- end of the delivery targets.
     /// The default `fetch --state`.
     state: Option<PathBuf>,
+
+    // ---- `poll` (see `crate::poll`) ----
+    /// How often `poll` polls the account: a duration (`"90s"`, `"5m"`, `"1h30m"`) or
+    /// `"auto"` [default: 5m].
+    pub(crate) interval: Option<String>,
+    /// The shortest interval of `interval = "auto"` [default: 2m].
+    pub(crate) interval_min: Option<String>,
+    /// The longest interval of `interval = "auto"` [default: 1h].
+    pub(crate) interval_max: Option<String>,
+    /// `poll` deletes on the server what it stored (as `fetch --delete`) [default: false].
+    pub(crate) delete: Option<bool>,
+    // The network path.
+    pub(crate) proxy: Option<String>,
+    pub(crate) connect_timeout: Option<f64>,
+    pub(crate) bind: Option<std::net::IpAddr>,
+    pub(crate) crl_file: Option<PathBuf>,
+    pub(crate) trust: Option<String>,
 }
 
 /// Where the password (or OAuth token) comes from.
@@ -87,6 +104,8 @@ pub(crate) struct Settings {
     /// The account's delivery target keys besides `maildir`.
     pub(crate) targets: crate::deliver::AccountTargets,
     pub(crate) state: Option<PathBuf>,
+    /// Proxy, connect timeout, source address, CRLs, trust store.
+    pub(crate) net: crate::net::NetSettings,
 }
 
 impl Settings {
@@ -101,6 +120,11 @@ impl Settings {
                 Account::default()
             }
         };
+        Self::merge(cli, account)
+    }
+
+    /// Merges the command line over `account`.
+    pub(crate) fn merge(cli: &Cli, account: Account) -> Result<Self, CliError> {
         let password = if let Some(var) = &cli.password_env {
             Some(PasswordSource::Env(var.clone()))
         } else if let Some(path) = &cli.password_file {
@@ -139,7 +163,9 @@ impl Settings {
             ),
             (None, None) => None,
         };
+        let net = crate::net::NetSettings::resolve(cli, &account)?;
         Ok(Self {
+            net,
             tls_fingerprint,
             host: cli.host.clone().or(account.host),
             port: cli.port.or(account.port),
@@ -223,11 +249,13 @@ impl Settings {
         if let Some(pin) = self.tls_fingerprint {
             tls = tls.pin_fingerprint(pin);
         }
-        let mut options = Options::default()
+        let tls = self.net.tls(tls)?;
+        let options = Options::default()
             .timeout(self.timeout)
             .speed_limit(self.speed.0, self.speed.1)
             .tls(tls)
             .allow_plaintext(self.allow_plaintext_auth);
+        let mut options = self.net.options(options);
         options.config.pipelining = match self.pipelining {
             Pipelining::Auto => pop3_blocking::pop3_proto::Pipelining::Auto,
             Pipelining::On => pop3_blocking::pop3_proto::Pipelining::Always,
@@ -238,7 +266,32 @@ impl Settings {
 
     /// Reads the password from its source; on a terminal without a source, asks for it.
     pub(crate) fn password(&self) -> Result<Secret, CliError> {
-        let text = match &self.password {
+        self.password_query().read()
+    }
+
+    /// What reading the password needs, detached from the settings (to read it on another
+    /// thread).
+    pub(crate) fn password_query(&self) -> PasswordQuery {
+        PasswordQuery {
+            source: self.password.clone(),
+            user: self.user.clone(),
+            host: self.host.clone(),
+        }
+    }
+}
+
+/// A password source, and the user and host a prompt names.
+#[derive(Debug)]
+pub(crate) struct PasswordQuery {
+    source: Option<PasswordSource>,
+    user: Option<String>,
+    host: Option<String>,
+}
+
+impl PasswordQuery {
+    /// Reads the password from its source; on a terminal without a source, asks for it.
+    pub(crate) fn read(self) -> Result<Secret, CliError> {
+        let text = match &self.source {
             Some(PasswordSource::Env(var)) => std::env::var(var).map_err(|_| {
                 CliError::usage(format!(
                     "--password-env {var}: the variable is not set (or not UTF-8)"
@@ -282,16 +335,48 @@ fn default_config_path() -> Option<PathBuf> {
         })
 }
 
-fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
-    let path = match path {
-        Some(path) => path.to_owned(),
+/// The config file's path: `path`, or the default one.
+pub(crate) fn config_path(path: Option<&Path>) -> Result<PathBuf, CliError> {
+    match path {
+        Some(path) => Ok(path.to_owned()),
         None => default_config_path()
-            .ok_or_else(|| CliError::usage("no config file: HOME is not set; use --config PATH"))?,
-    };
-    let text = std::fs::read_to_string(&path)
+            .ok_or_else(|| CliError::usage("no config file: HOME is not set; use --config PATH")),
+    }
+}
+
+/// Reads and parses the config file at `path`.
+fn read_config(path: &Path) -> Result<(ConfigFile, String), CliError> {
+    let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
     let file: ConfigFile = toml::from_str(&text)
         .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
+    Ok((file, text))
+}
+
+/// Every account of the config file at `path`, each with its table as written (to tell
+/// which accounts a reload changed, whatever keys they use).
+pub(crate) fn load_accounts(
+    path: &Path,
+) -> Result<BTreeMap<String, (Account, toml::Value)>, CliError> {
+    let (file, text) = read_config(path)?;
+    let mut tables: BTreeMap<String, toml::Value> = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|mut t| t.remove("accounts"))
+        .and_then(|a| a.try_into().ok())
+        .unwrap_or_default();
+    Ok(file
+        .accounts
+        .into_iter()
+        .map(|(name, account)| {
+            let table = tables.remove(&name).unwrap_or(toml::Value::Boolean(false));
+            (name, (account, table))
+        })
+        .collect())
+}
+
+fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
+    let path = config_path(path)?;
+    let (file, _) = read_config(&path)?;
     file.accounts.get(name).cloned().ok_or_else(|| {
         let known: Vec<&str> = file.accounts.keys().map(String::as_str).collect();
         CliError::usage(format!(
@@ -307,7 +392,7 @@ fn load_account(path: Option<&Path>, name: &str) -> Result<Account, CliError> {
 }
 
 /// `~/x` becomes `$HOME/x`.
-fn expand_home(path: PathBuf) -> PathBuf {
+pub(crate) fn expand_home(path: PathBuf) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~") {
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             return PathBuf::from(home).join(rest);

@@ -29,10 +29,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pop3_async::pop3_proto::capa::ExpirePolicy;
 use pop3_async::{Connection, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -66,6 +68,9 @@ pub(crate) struct FetchJob {
     pub(crate) batch: usize,
     pub(crate) batch_bytes: u64,
     pub(crate) progress: bool,
+    /// Set (by `poll` on SIGTERM): start no further batch; the batch in flight is committed,
+    /// then QUIT as usual.
+    pub(crate) stop: Option<Arc<AtomicBool>>,
 }
 
 /// What `fetch` did.
@@ -97,6 +102,12 @@ pub(crate) struct FetchSummary {
     pub(crate) elapsed: Duration,
     /// Whether the server has UIDL.
     pub(crate) uidl: bool,
+    /// The server's LOGIN-DELAY (seconds) and EXPIRE, as announced after login.
+    pub(crate) login_delay: Option<u32>,
+    /// See `login_delay`.
+    pub(crate) expire: Option<ExpirePolicy>,
+    /// Stopped by [`FetchJob::stop`] before every batch was fetched.
+    pub(crate) interrupted: bool,
     /// The UIDs of the messages marked deleted (`+OK` to DELE) in this session.
     deleted_uids: Vec<String>,
     /// The UIDs whose DELE the server refused (the messages stay).
@@ -457,6 +468,11 @@ async fn run(
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
     let list = connection.list().await?;
+    // (The CAPA after login went out with LIST: what it says applies to this user.)
+    if let Some(capabilities) = connection.capabilities() {
+        summary.login_delay = capabilities.login_delay.map(|d| d.seconds);
+        summary.expire = capabilities.expire.map(|e| e.policy);
+    }
     let uidl = match connection.uidl().await {
         Ok(listing) => Some(listing),
         Err(pop3_async::Error::Server(e)) => {
@@ -539,6 +555,14 @@ async fn run(
     // is done, before batch k+2 starts.
     let mut in_flight: Option<JoinHandle<Result<Committed, CliError>>> = None;
     for (index, batch) in batches.iter().enumerate() {
+        if job
+            .stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::SeqCst))
+        {
+            summary.interrupted = true;
+            break;
+        }
         let outcome = download(connection, &*target, batch, &names[index], &bar, summary).await;
         if let Some(commit) = in_flight.take() {
             let committed = wait_commit(commit, connection, job, summary).await;

@@ -18,6 +18,8 @@ mod escape;
 mod fetch;
 mod limits;
 mod maildir;
+mod net;
+mod poll;
 mod serverinfo;
 mod session;
 mod state;
@@ -79,6 +81,10 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: &Cli) -> Result<u8, CliError> {
+    if let Command::Poll(args) = &cli.command {
+        // Every account of the config file, not one: resolved per account.
+        return poll::poll(cli, args);
+    }
     let settings = Settings::resolve(cli)?;
     match &cli.command {
         Command::Capa { login } => commands::capa(&settings, *login)?,
@@ -91,6 +97,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Fetch(args) => return run_fetch(&settings, args),
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
+        Command::Poll(args) => return poll::poll(cli, args),
     }
     Ok(EXIT_OK)
 }
@@ -105,18 +112,8 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         _ => None,
     };
     let state = explicit_state.unwrap_or_else(|| target.default_state(user, host, settings.port()));
-    let deliver_timeout = args
-        .deliver_timeout
-        .or(settings.targets.deliver_timeout)
-        .map_or(Ok(deliver::DEFAULT_TIMEOUT), |seconds| {
-            if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
-                Ok(std::time::Duration::from_secs_f64(seconds))
-            } else {
-                Err(CliError::usage(
-                    "the deliver-timeout must be more than 0 and at most 86400 seconds",
-                ))
-            }
-        })?;
+    let deliver_timeout =
+        TargetSpec::timeout(args.deliver_timeout.or(settings.targets.deliver_timeout))?;
     let soft_limit = limits::raise_nofile();
     let wanted = usize::try_from(args.batch).unwrap_or(64);
     let batch = limits::cap_batch(wanted, soft_limit);
@@ -132,6 +129,7 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         batch,
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
+        stop: None,
     };
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;

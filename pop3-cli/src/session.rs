@@ -38,7 +38,7 @@ macro_rules! session_fns {
             settings.host()?;
             let user = settings.user()?.to_owned();
             // The password first: a prompt or a slow password command must not hold a connection.
-            let password = settings.password()?;
+            let password = read_password(settings)$(.$aw)??;
             let mut connection = connect(settings)$(.$aw)??;
             // Asked before login: the CAPA after login goes out with the first command after it.
             let announced = connection.capabilities().is_some_and(|c| c.pipelining);
@@ -121,6 +121,11 @@ macro_rules! session_fns {
 
 session_fns!();
 
+/// The password, from its source.
+fn read_password(settings: &Settings) -> Result<Secret, CliError> {
+    settings.password()
+}
+
 /// The same on `pop3-async`, for `fetch` and `poll`.
 pub(crate) mod nonblocking {
     use pop3_async::Connection;
@@ -135,6 +140,15 @@ pub(crate) mod nonblocking {
     };
 
     session_fns!(async await);
+
+    /// The password, from its source, on the blocking pool: a password command (a password
+    /// manager, an OAuth helper) must not stall the other sessions of `poll`.
+    async fn read_password(settings: &Settings) -> Result<Secret, CliError> {
+        let query = settings.password_query();
+        tokio::task::spawn_blocking(move || query.read())
+            .await
+            .map_err(|_| CliError::failure("reading the password stopped"))?
+    }
 }
 
 /// The display name of a login method.

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::DovecotPeer;
+use pop3_dovecot_peer::DovecotPeer;
 
 fn peer() -> Option<DovecotPeer> {
     DovecotPeer::from_env()

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use pop3_tests::{MailboxServer, Script, ScriptedServer, Transcript};
+use pop3_demo_server::MailboxServer;
+use pop3_scripted_server::{Script, ScriptedServer, Transcript};
 
 /// A plaintext login for scripts; the post-login CAPA lists UIDL when `uidl`.
 fn login(uidl: bool) -> String {

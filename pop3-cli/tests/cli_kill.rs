@@ -19,7 +19,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use pop3_tests::MailboxServer;
+use pop3_demo_server::MailboxServer;
 
 /// What the test knows about the mail: each message's stored form and its UID.
 struct Mail {

@@ -107,7 +107,9 @@
 //! # Memory
 //!
 //! Every buffer has a limit in [`Config`]. Bodies are never buffered: [`Event::Body`] chunks
-//! borrow from the input, so memory is one `handle_input` call plus a partial line.
+//! borrow from the input, so memory is one `handle_input` call plus a partial line. Every
+//! [`Event`] borrows from the client (texts from buffers it reuses), so a reply costs no
+//! allocation.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

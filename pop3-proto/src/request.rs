@@ -201,8 +201,8 @@ fn server_error(event: &Event<'_>) -> Option<ServerError> {
             ..
         } => Some(ServerError {
             command: *command,
-            code: code.clone(),
-            text: text.clone(),
+            code: code.cloned(),
+            text: text.to_string(),
         }),
         _ => None,
     }
@@ -261,8 +261,8 @@ impl<C: Collect> Request for Single<C> {
         }
         self.end = match event {
             Event::Ok { code, text, .. } => Some(Ok(Reply {
-                code: code.clone(),
-                text: text.clone(),
+                code: code.cloned(),
+                text: text.to_string(),
             })),
             Event::StartTls { .. } => Some(Ok(Reply::default())),
             Event::Cancelled { .. } => Some(Err(Failure::Closed)),
@@ -400,7 +400,7 @@ pub fn lang() -> Single<Items<(String, String)>> {
     items(Command::Lang(None), |event| match event {
         Event::LangEntry {
             tag, description, ..
-        } => Some((tag.clone(), description.clone())),
+        } => Some((tag.to_string(), description.to_string())),
         _ => None,
     })
 }
@@ -590,8 +590,8 @@ impl Request for Open {
         } = event
         {
             let greeting = Greeting {
-                text: text.clone(),
-                code: code.clone(),
+                text: text.to_string(),
+                code: code.cloned(),
                 apop: *apop,
             };
             self.greeting = Some((*ok, greeting));

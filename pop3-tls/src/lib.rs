@@ -18,16 +18,27 @@
 //!   checks, as mpop's `--tls-fingerprint` does. A mismatch is a [`PinMismatch`].
 //!
 //! [`describe_error`] turns a rustls error into plain words for people.
+//!
+//! The network path is decided here too, sans-IO, for both adapters to drive: [`proxy`]
+//! (SOCKS5 and HTTP CONNECT handshakes), [`connect`] (the Happy Eyeballs schedule),
+//! [`ascii_host`] (IDN host names to A-labels), CRLs ([`TlsOptions::add_crl_file`]) and the
+//! choice of root store ([`TrustStore`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod connect;
+mod crl;
 mod error;
+mod idn;
 mod methods;
+pub mod proxy;
+mod roots;
 mod session;
 mod trust;
 mod words;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +51,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
 pub use error::{ConnectionError, scram_nonce, server_name};
+pub use idn::ascii_host;
 pub use pop3_proto;
+pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyUrlError};
+pub use roots::{TrustStore, TrustStoreError};
 pub use session::Session;
 pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
 pub use words::{CertificateInfo, CertificateParseError, describe_error};
@@ -93,12 +107,12 @@ pub enum Security {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The limit for connecting, the TLS handshake, each write, and each wait for a status
-    /// line (default 60 s). A status line (the greeting, a reply's first line) must be
-    /// complete within it, counted from when the wait began: a server trickling bytes cannot
-    /// stretch it. Within a multi-line reply it bounds a complete stall; the pace is the
-    /// business of [`speed_limit`](Self::speed_limit). Must not be zero. See
-    /// [`pop3_proto::timing`].
+    /// The limit for connecting (unless [`connect_timeout`](Self::connect_timeout) is set),
+    /// the TLS handshake, each write, and each wait for a status line (default 60 s). A
+    /// status line (the greeting, a reply's first line) must be complete within it, counted
+    /// from when the wait began: a server trickling bytes cannot stretch it. Within a
+    /// multi-line reply it bounds a complete stall; the pace is the business of
+    /// [`speed_limit`](Self::speed_limit). Must not be zero. See [`pop3_proto::timing`].
     pub timeout: Duration,
     /// The low-speed limit of a multi-line reply (a body or a listing), in bytes per second
     /// averaged over [`speed_time`](Self::speed_time), as curl's `--speed-limit`: fewer bytes
@@ -121,6 +135,20 @@ pub struct Options {
     /// What `Connection::login` may use, and whether a password may
     /// go over a connection without TLS at all.
     pub login: LoginPolicy,
+    /// The limit for establishing the connection: name resolution, the TCP connect over
+    /// every address raced (Happy Eyeballs), and the proxy handshake, if any. `None` (the
+    /// default): [`timeout`](Self::timeout) is used. The TLS handshake and everything after
+    /// it are bounded by `timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// The delay between the start of one connection attempt and the next, when the host
+    /// has several addresses (RFC 8305 "Connection Attempt Delay"; default 250 ms, at least
+    /// 10 ms). See [`connect`].
+    pub happy_eyeballs_delay: Duration,
+    /// The source address to connect from (`--bind`; port chosen by the system). Only the
+    /// server's (or proxy's) addresses of the same family are then tried.
+    pub bind: Option<IpAddr>,
+    /// A proxy to reach the server through (SOCKS5 or HTTP CONNECT); see [`proxy`].
+    pub proxy: Option<Proxy>,
 }
 
 impl Default for Options {
@@ -132,6 +160,10 @@ impl Default for Options {
             config: Config::default(),
             tls: TlsOptions::default(),
             login: LoginPolicy::default(),
+            connect_timeout: None,
+            happy_eyeballs_delay: connect::CONNECTION_ATTEMPT_DELAY,
+            bind: None,
+            proxy: None,
         }
     }
 }
@@ -239,6 +271,8 @@ pub struct TlsOptions {
     verify: bool,
     sni: bool,
     config: Option<Arc<ClientConfig>>,
+    /// Certificate revocation lists (see `add_crl_pem`).
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
 }
 
 impl Default for TlsOptions {
@@ -252,6 +286,7 @@ impl Default for TlsOptions {
             verify: true,
             sni: true,
             config: None,
+            crls: Vec::new(),
         }
     }
 }
@@ -266,6 +301,7 @@ impl fmt::Debug for TlsOptions {
             .field("verify", &self.verify)
             .field("sni", &self.sni)
             .field("custom_config", &self.config.is_some())
+            .field("crls", &self.crls.len())
             .finish()
     }
 }
@@ -408,10 +444,16 @@ impl TlsOptions {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
         let webpki = if self.verify && !roots.is_empty() {
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                    .build()
-                    .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            let mut builder =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            if !self.crls.is_empty() {
+                builder = builder
+                    .with_crls(self.crls.iter().cloned())
+                    .allow_unknown_revocation_status();
+            }
+            let verifier = builder
+                .build()
+                .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
             Some(verifier)
         } else {
             None
@@ -450,4 +492,40 @@ fn invalid_data(message: String) -> Error {
         std::io::ErrorKind::InvalidData,
         message,
     ))
+}
+
+impl Options {
+    /// Sets [`Options::connect_timeout`].
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// The limit for establishing the connection: [`Options::connect_timeout`], or else
+    /// [`Options::timeout`].
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(self.timeout)
+    }
+
+    /// Sets [`Options::happy_eyeballs_delay`].
+    #[must_use]
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.happy_eyeballs_delay = delay;
+        self
+    }
+
+    /// Sets [`Options::bind`].
+    #[must_use]
+    pub fn bind(mut self, source: IpAddr) -> Self {
+        self.bind = Some(source);
+        self
+    }
+
+    /// Sets [`Options::proxy`].
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
 }

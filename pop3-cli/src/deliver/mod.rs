@@ -155,42 +155,69 @@ impl TargetSpec {
         maildir: Option<&Path>,
         account: &AccountTargets,
     ) -> Result<Self, CliError> {
-        let cli = (
+        let from_cli = args.maildir.is_some()
+            || args.mbox.is_some()
+            || args.mda.is_some()
+            || args.lmtp.is_some();
+        if !from_cli {
+            if args.lmtp_rcpt.is_some() && account.lmtp.is_none() {
+                return Err(CliError::usage("--lmtp-rcpt needs --lmtp"));
+            }
+            let account = AccountTargets {
+                lmtp_rcpt: args.lmtp_rcpt.clone().or_else(|| account.lmtp_rcpt.clone()),
+                ..account.clone()
+            };
+            return Self::from_account(maildir, &account);
+        }
+        if args.lmtp.is_none() && args.lmtp_rcpt.is_some() {
+            return Err(CliError::usage("--lmtp-rcpt needs --lmtp"));
+        }
+        Self::build(
             args.maildir.clone(),
             args.mbox.clone(),
             args.mda.clone(),
             args.lmtp.clone(),
-        );
-        let from_cli = cli.0.is_some() || cli.1.is_some() || cli.2.is_some() || cli.3.is_some();
-        let (maildir, mbox, mda, lmtp) = if from_cli {
-            cli
-        } else {
-            let chosen = (
-                maildir.map(Path::to_owned),
-                account.mbox.clone(),
-                account.mda.clone(),
-                account.lmtp.clone(),
-            );
-            let count = [
-                chosen.0.is_some(),
-                chosen.1.is_some(),
-                chosen.2.is_some(),
-                chosen.3.is_some(),
-            ]
-            .iter()
-            .filter(|b| **b)
-            .count();
-            if count > 1 {
-                return Err(CliError::usage(
-                    "the account sets more than one of maildir, mbox, mda, lmtp (a fetch delivers to exactly one)",
-                ));
-            }
-            chosen
-        };
-        let rcpt = args.lmtp_rcpt.clone().or_else(|| account.lmtp_rcpt.clone());
-        if lmtp.is_none() && args.lmtp_rcpt.is_some() {
-            return Err(CliError::usage("--lmtp-rcpt needs --lmtp"));
+            args.lmtp_rcpt.clone().or_else(|| account.lmtp_rcpt.clone()),
+        )
+    }
+
+    /// The target of a config account (`maildir`, `mbox`, `mda` or `lmtp` with `lmtp-rcpt`:
+    /// exactly one), as `fetch` without a target flag and `poll` use it.
+    pub(crate) fn from_account(
+        maildir: Option<&Path>,
+        account: &AccountTargets,
+    ) -> Result<Self, CliError> {
+        let count = [
+            maildir.is_some(),
+            account.mbox.is_some(),
+            account.mda.is_some(),
+            account.lmtp.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if count > 1 {
+            return Err(CliError::usage(
+                "the account sets more than one of maildir, mbox, mda, lmtp (a fetch delivers to exactly one)",
+            ));
         }
+        Self::build(
+            maildir.map(Path::to_owned),
+            account.mbox.clone(),
+            account.mda.clone(),
+            account.lmtp.clone(),
+            account.lmtp_rcpt.clone(),
+        )
+    }
+
+    /// The one target given (the caller made sure there is at most one).
+    fn build(
+        maildir: Option<PathBuf>,
+        mbox: Option<PathBuf>,
+        mda: Option<String>,
+        lmtp: Option<String>,
+        rcpt: Option<String>,
+    ) -> Result<Self, CliError> {
         if let Some(dir) = maildir {
             return Ok(Self::Maildir(dir));
         }
@@ -220,6 +247,18 @@ impl TargetSpec {
             "fetch needs a target: --maildir DIR, --mbox FILE, --mda CMD or --lmtp ADDR \
              (or an account's maildir, mbox, mda or lmtp)",
         ))
+    }
+
+    /// The deliver timeout: `seconds` (from the command line or the account) checked, or
+    /// [`DEFAULT_TIMEOUT`].
+    pub(crate) fn timeout(seconds: Option<f64>) -> Result<Duration, CliError> {
+        match seconds {
+            None => Ok(DEFAULT_TIMEOUT),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+            Some(_) => Err(CliError::usage(
+                "the deliver-timeout must be more than 0 and at most 86400 seconds",
+            )),
+        }
     }
 
     /// The default state file: inside the Maildir; next to the mbox (its name appended);
