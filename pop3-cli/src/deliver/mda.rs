@@ -104,7 +104,10 @@ impl Mda {
                 }
                 Ok(())
             });
-            let collector = scope.spawn(move || {
+            // Not scoped: a process the MDA left running in the background may hold its
+            // stderr open long after the MDA exited; its status decides, not that process.
+            let (kept_tx, kept_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
                 let mut kept = Vec::new();
                 if let Some(stderr) = stderr.as_mut() {
                     let mut buf = [0u8; 4096];
@@ -116,7 +119,7 @@ impl Mda {
                         kept.extend_from_slice(&buf[..n.min(room)]);
                     }
                 }
-                kept
+                let _ = kept_tx.send(kept);
             });
             let deadline = Instant::now() + self.timeout;
             let status = loop {
@@ -134,8 +137,9 @@ impl Mda {
                 }
             };
             let fed = feeder.join().unwrap_or(Ok(()));
-            // (The stderr pipe closes when the whole group is gone.)
-            let kept = collector.join().unwrap_or_default();
+            let kept = kept_rx
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default();
             (status.and_then(|s| fed.map(|()| s)), kept)
         });
         let said = String::from_utf8_lossy(&kept)
@@ -269,6 +273,8 @@ mod tests {
             ("kill -9 $$".into(), Some("killed by signal 9")),
             ("sleep 30 & wait".into(), Some("ran past the timeout")),
             ("exit 0".into(), None),
+            // Exits 0 at once, leaving a process that holds stderr open: delivered, at once.
+            ("cat >/dev/null; sleep 8 & exit 0".into(), None),
         ];
         for (command, failure) in cases {
             let mda = Mda::new(&command, dir.path(), Duration::from_millis(500));
