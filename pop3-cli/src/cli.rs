@@ -93,13 +93,14 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Use the named account of the config file (command-line options override it).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) account: Option<String>,
+    /// Use the named account of the config file (command-line options override it). Also
+    /// accepted after the command; `poll` takes it more than once (the accounts to poll).
+    #[arg(long = "account", value_name = "NAME", global = true, action = ArgAction::Append)]
+    pub(crate) accounts: Vec<String>,
 
     /// The config file [default: $XDG_CONFIG_HOME/pop3/config.toml or
     /// ~/.config/pop3/config.toml].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub(crate) config: Option<PathBuf>,
 
     // The network path: proxy, connect timeout, source address, CRLs, trust store.
@@ -131,6 +132,19 @@ pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The one `--account` of every command but `poll`; given twice is a usage error.
+    pub(crate) fn account(&self) -> Result<Option<&str>, crate::error::CliError> {
+        match self.accounts.as_slice() {
+            [] => Ok(None),
+            [name] => Ok(Some(name)),
+            _ => Err(crate::error::CliError::usage(
+                "--account is given more than once (only poll takes several)",
+            )),
+        }
+    }
 }
 
 /// The commands.
@@ -195,6 +209,24 @@ pub(crate) enum Command {
     /// `interval`, until stopped (SIGHUP reloads the config, SIGUSR1 polls every account now,
     /// SIGTERM finishes the batches in flight and exits 0).
     Poll(PollArgs),
+    /// OAuth 2.0 for XOAUTH2 and OAUTHBEARER: sign in to the --account's provider and keep its
+    /// tokens (see the README's OAuth section).
+    Oauth {
+        /// What to do.
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+/// `oauth` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// Sign in with the device authorization flow (RFC 8628): shows a URL and a code to enter
+    /// there, waits for the sign-in, and stores the tokens (in the OS keyring, or a file of
+    /// mode 0600: the account's oauth-store).
+    Login,
+    /// Delete the account's stored tokens (revoke the grant at the provider separately).
+    Logout,
 }
 
 /// `poll` options.
@@ -203,9 +235,6 @@ pub(crate) struct PollArgs {
     /// Poll each account once, then exit: 0 if every poll succeeded, else the worst status.
     #[arg(long)]
     pub(crate) once: bool,
-    /// Poll only this account of the config file (repeatable; default: every account).
-    #[arg(long = "account", value_name = "NAME")]
-    pub(crate) accounts: Vec<String>,
     /// At most this many sessions at once.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) max_sessions: u32,
@@ -271,6 +300,50 @@ pub(crate) struct FetchArgs {
     /// Maximum bytes per durable batch (a larger message is a batch of its own).
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) batch_bytes: u64,
+    /// The retention and size rules, the header filter, --dry-run.
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+}
+
+/// `fetch`'s retention and size rules (each also an `[accounts.NAME]` key; the flag wins).
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RuleArgs {
+    /// Leave messages on the server, and delete each once it was first seen more than
+    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages stored in the
+    /// Maildir are deleted. Needs UIDL; not with --delete.
+    #[arg(long, value_name = "DURATION", value_parser = crate::rules::parse_duration)]
+    pub(crate) keep: Option<u64>,
+    /// Leave messages larger than SIZE (bytes; `k`, `M`, `G` suffixes) on the server, unread.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) skip_larger_than: Option<u64>,
+    /// Delete messages larger than SIZE on the server without fetching them (each deletion
+    /// is reported on stderr). Wins over --skip-larger-than.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) delete_larger_than: Option<u64>,
+    /// Fetch at most N messages per session (the others wait for the next run, in server
+    /// order).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_messages: Option<u64>,
+    /// Fetch at most SIZE bytes (as listed) per session; a message larger than SIZE is never
+    /// fetched while the cap stands.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) max_bytes: Option<u64>,
+    /// On first use (no state file yet), mark every message already on the server as seen
+    /// without downloading it: only mail that arrives later is fetched.
+    #[arg(long)]
+    pub(crate) only_new: bool,
+    /// A header filter (run with `sh -c`): each new message's headers (`TOP n 0`) on its
+    /// stdin; exit 0 fetch, 1 delete without fetching, 2 leave for now; anything else, a
+    /// crash or a timeout leaves the message and is reported.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) filter: Option<String>,
+    /// The filter's timeout in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) filter_timeout: Option<f64>,
+    /// Print what would be fetched, skipped and deleted, and change nothing: no RETR, no
+    /// DELE, no state or Maildir write (LIST, UIDL, and TOP n 0 for the filter are sent).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `demo` options.

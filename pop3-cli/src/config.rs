@@ -10,7 +10,7 @@ use std::time::Duration;
 use pop3_blocking::{Fingerprint, Options, Secret, Security, TlsOptions};
 use serde::Deserialize;
 
-use crate::cli::{AuthMode, Cli, Pipelining, TlsMode};
+use crate::cli::{AuthMode, Cli, Pipelining, RuleArgs, TlsMode};
 use crate::error::CliError;
 
 /// The config file: `[accounts.NAME]` tables.
@@ -56,6 +56,23 @@ pub(crate) struct Account {
     // --- end of the delivery targets.
     /// The default `fetch --state`.
     state: Option<PathBuf>,
+    // ---- fetch's retention and size rules (see `RuleArgs`) ----
+    /// `keep = "7d"`.
+    keep: Option<String>,
+    /// `skip-larger-than = "10M"` (or a number of bytes).
+    skip_larger_than: Option<SizeKey>,
+    /// `delete-larger-than = "50M"`.
+    delete_larger_than: Option<SizeKey>,
+    /// `max-messages = 100`.
+    max_messages: Option<u64>,
+    /// `max-bytes = "100M"`.
+    max_bytes: Option<SizeKey>,
+    /// `only-new = true`.
+    only_new: Option<bool>,
+    /// `filter = "CMD"`.
+    filter: Option<String>,
+    /// `filter-timeout = 30`.
+    filter_timeout: Option<f64>,
 
     // ---- `poll` (see `crate::poll`) ----
     /// How often `poll` polls the account: a duration (`"90s"`, `"5m"`, `"1h30m"`) or
@@ -67,12 +84,43 @@ pub(crate) struct Account {
     pub(crate) interval_max: Option<String>,
     /// `poll` deletes on the server what it stored (as `fetch --delete`) [default: false].
     pub(crate) delete: Option<bool>,
+
+    // OAuth 2.0 (`pop3 oauth login`, the token store): see crate::oauth.
+    pub(crate) oauth_provider: Option<crate::oauth::ProviderName>,
+    pub(crate) oauth_client_id: Option<String>,
+    pub(crate) oauth_client_secret: Option<String>,
+    pub(crate) oauth_tenant: Option<String>,
+    pub(crate) oauth_scopes: Option<String>,
+    pub(crate) oauth_device_authorization_endpoint: Option<String>,
+    pub(crate) oauth_token_endpoint: Option<String>,
+    pub(crate) oauth_token_file: Option<PathBuf>,
+    pub(crate) oauth_store: Option<crate::oauth::StoreKind>,
+    pub(crate) oauth_ca_file: Option<PathBuf>,
+    pub(crate) oauth_allow_http: Option<bool>,
     // The network path.
     pub(crate) proxy: Option<String>,
     pub(crate) connect_timeout: Option<f64>,
     pub(crate) bind: Option<std::net::IpAddr>,
     pub(crate) crl_file: Option<PathBuf>,
     pub(crate) trust: Option<String>,
+}
+
+/// A size in the config file: a number of bytes, or text with a `k`, `M` or `G` suffix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SizeKey {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeKey {
+    fn bytes(&self, key: &str) -> Result<u64, CliError> {
+        match self {
+            Self::Bytes(n) => Ok(*n),
+            Self::Text(text) => crate::rules::parse_size(text)
+                .map_err(|e| CliError::usage(format!("the account's {key}: {e}"))),
+        }
+    }
 }
 
 /// Where the password (or OAuth token) comes from.
@@ -104,14 +152,18 @@ pub(crate) struct Settings {
     /// The account's delivery target keys besides `maildir`.
     pub(crate) targets: crate::deliver::AccountTargets,
     pub(crate) state: Option<PathBuf>,
+    /// OAuth 2.0: the account's provider and token store.
+    pub(crate) oauth: Option<crate::oauth::OAuth>,
     /// Proxy, connect timeout, source address, CRLs, trust store.
     pub(crate) net: crate::net::NetSettings,
+    /// The account's retention keys, merged with the flags by [`Settings::retention`].
+    account: Account,
 }
 
 impl Settings {
     /// Merges the command line over the account named by `--account`, if any.
     pub(crate) fn resolve(cli: &Cli) -> Result<Self, CliError> {
-        let account = match &cli.account {
+        let account = match cli.account()? {
             Some(name) => load_account(cli.config.as_deref(), name)?,
             None => {
                 if cli.config.is_some() {
@@ -155,6 +207,18 @@ impl Settings {
                 )));
             }
         }
+        let oauth =
+            crate::oauth::resolve(cli.account()?, &account, Duration::from_secs_f64(timeout))?;
+        if oauth.is_some()
+            && (account.password_env.is_some()
+                || account.password_file.is_some()
+                || account.password_cmd.is_some())
+        {
+            return Err(CliError::usage(
+                "the account sets both OAuth (oauth-provider or oauth-token-endpoint) and a password source",
+            ));
+        }
+        let auth = crate::oauth::auth_mode(oauth.as_ref(), cli.auth.or(account.auth))?;
         let tls_fingerprint = match (&cli.tls_fingerprint, &account.tls_fingerprint) {
             (Some(pin), _) => Some(*pin),
             (None, Some(text)) => Some(
@@ -163,6 +227,7 @@ impl Settings {
             ),
             (None, None) => None,
         };
+        let kept = account.clone();
         let net = crate::net::NetSettings::resolve(cli, &account)?;
         Ok(Self {
             net,
@@ -176,7 +241,7 @@ impl Settings {
                 PasswordSource::File(path) => PasswordSource::File(expand_home(path)),
                 other => other,
             }),
-            auth: cli.auth.or(account.auth).unwrap_or(AuthMode::Auto),
+            auth,
             allow_plaintext_auth: cli.allow_plaintext_auth
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs_f64(timeout),
@@ -189,7 +254,8 @@ impl Settings {
                 .or(account.pipelining)
                 .unwrap_or(Pipelining::Auto),
             json: cli.json,
-            maildir: account.maildir.map(expand_home),
+            maildir: account.maildir.clone().map(expand_home),
+            state: account.state.clone().map(expand_home),
             targets: crate::deliver::AccountTargets {
                 mbox: account.mbox.map(expand_home),
                 mda: account.mda,
@@ -197,7 +263,70 @@ impl Settings {
                 lmtp_rcpt: account.lmtp_rcpt,
                 deliver_timeout: account.deliver_timeout,
             },
-            state: account.state.map(expand_home),
+            account: kept,
+            oauth,
+        })
+    }
+
+    /// `fetch`'s retention and size rules and header filter: the flags over the account's
+    /// keys.
+    pub(crate) fn retention(&self, args: &RuleArgs) -> Result<crate::fetch::Retention, CliError> {
+        let a = &self.account;
+        let keep = match (args.keep, &a.keep) {
+            (Some(seconds), _) => Some(seconds),
+            (None, Some(text)) => Some(
+                crate::rules::parse_duration(text)
+                    .map_err(|e| CliError::usage(format!("the account's keep: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        let size = |flag: Option<u64>, key: &Option<SizeKey>, name: &str| match (flag, key) {
+            (Some(n), _) => Ok(Some(n)),
+            (None, Some(key)) => key.bytes(name).map(Some),
+            (None, None) => Ok(None),
+        };
+        let max_messages = args.max_messages.or(a.max_messages);
+        if max_messages == Some(0) {
+            return Err(CliError::usage(
+                "the account's max-messages must be at least 1",
+            ));
+        }
+        let filter_timeout = args.filter_timeout.or(a.filter_timeout);
+        if let Some(seconds) = filter_timeout {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+                return Err(CliError::usage(
+                    "the filter-timeout must be more than 0 and at most 86400 seconds",
+                ));
+            }
+        }
+        let filter = args.filter.clone().or_else(|| a.filter.clone());
+        Ok(crate::fetch::Retention {
+            rules: crate::rules::Rules {
+                delete: false,
+                keep,
+                skip_larger_than: size(
+                    args.skip_larger_than,
+                    &a.skip_larger_than,
+                    "skip-larger-than",
+                )?,
+                delete_larger_than: size(
+                    args.delete_larger_than,
+                    &a.delete_larger_than,
+                    "delete-larger-than",
+                )?,
+                max_messages: max_messages.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                max_bytes: size(args.max_bytes, &a.max_bytes, "max-bytes")?,
+                only_new: args.only_new || a.only_new.unwrap_or(false),
+            },
+            filter: filter.map(|command| crate::filter::Filter {
+                command,
+                timeout: filter_timeout.map_or(
+                    crate::filter::DEFAULT_FILTER_TIMEOUT,
+                    Duration::from_secs_f64,
+                ),
+            }),
+            host: self.host.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
         })
     }
 

@@ -75,6 +75,7 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         batch: 64,
         batch_bytes: 8 * 1024 * 1024,
         progress: !json,
+        retention: fetch::Retention::default(),
         stop: None,
     };
     let runtime = fetch::runtime()?;

@@ -41,8 +41,10 @@ use tokio::task::JoinHandle;
 
 use crate::deliver::{self, Digests, Ledger, Staged, Target, TargetSpec};
 use crate::error::CliError;
-use crate::maildir::LfWriter;
-use crate::state::State;
+use crate::filter::{About, Filter, HeaderSink};
+use crate::maildir::{LfWriter, Maildir};
+use crate::rules::{Action, Decider, Delete, Known, Leave, Listed, Rules, Step, Verdict};
+use crate::state::{Kind, State};
 
 /// The runtime `fetch` runs on: one thread (the session), plus the blocking pool for the
 /// commits.
@@ -68,9 +70,23 @@ pub(crate) struct FetchJob {
     pub(crate) batch: usize,
     pub(crate) batch_bytes: u64,
     pub(crate) progress: bool,
+    /// The retention and size rules and the header filter.
+    pub(crate) retention: Retention,
     /// Set (by `poll` on SIGTERM): start no further batch; the batch in flight is committed,
     /// then QUIT as usual.
     pub(crate) stop: Option<Arc<AtomicBool>>,
+}
+
+/// The retention and size rules of a fetch (see [`crate::rules`]) and its header filter.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Retention {
+    /// The rules (`delete` is taken from [`FetchJob::delete`]).
+    pub(crate) rules: Rules,
+    /// The header filter command.
+    pub(crate) filter: Option<Filter>,
+    /// The server's host name and the user, for the filter's environment.
+    pub(crate) host: String,
+    pub(crate) user: String,
 }
 
 /// What `fetch` did.
@@ -102,6 +118,18 @@ pub(crate) struct FetchSummary {
     pub(crate) elapsed: Duration,
     /// Whether the server has UIDL.
     pub(crate) uidl: bool,
+    /// Messages left on the server by a rule (size, session cap, filter).
+    pub(crate) left: usize,
+    /// Messages marked seen without being downloaded (`only-new` on first use).
+    pub(crate) marked_seen: usize,
+    /// Stored messages deleted because `keep` expired (counted in `deleted` too).
+    pub(crate) expired: usize,
+    /// Messages deleted without being fetched by an explicit rule (`delete-larger-than`,
+    /// the filter's exit 1; counted in `deleted` too).
+    pub(crate) deleted_unread: usize,
+    /// What the rules did that must be seen (deletions without fetching, filter failures),
+    /// one line each.
+    pub(crate) notices: Vec<String>,
     /// The server's LOGIN-DELAY (seconds) and EXPIRE, as announced after login.
     pub(crate) login_delay: Option<u32>,
     /// See `login_delay`.
@@ -135,6 +163,11 @@ impl FetchSummary {
             "undelivered": self.undelivered,
             "seconds": self.elapsed.as_secs_f64(),
             "uidl": self.uidl,
+            "left": self.left,
+            "marked_seen": self.marked_seen,
+            "expired": self.expired,
+            "deleted_unread": self.deleted_unread,
+            "notices": self.notices,
             "login": method,
             "target": target.describe(),
             "state": state.display().to_string(),
@@ -174,8 +207,23 @@ impl FetchSummary {
                 self.recovered
             ));
         }
+        if self.marked_seen > 0 {
+            text.push_str(&format!(
+                ", {} marked seen without fetching (only-new)",
+                self.marked_seen
+            ));
+        }
+        if self.left > 0 {
+            text.push_str(&format!(", {} left on the server by a rule", self.left));
+        }
         if self.deleted > 0 {
             text.push_str(&format!(", {} deleted on the server", self.deleted));
+            if self.expired > 0 || self.deleted_unread > 0 {
+                text.push_str(&format!(
+                    " ({} kept long enough, {} unread by a delete rule)",
+                    self.expired, self.deleted_unread
+                ));
+            }
         }
         if !self.undelivered.is_empty() {
             text.push_str(&format!(
@@ -473,41 +521,17 @@ async fn run(
         summary.login_delay = capabilities.login_delay.map(|d| d.seconds);
         summary.expire = capabilities.expire.map(|e| e.policy);
     }
-    let uidl = match connection.uidl().await {
-        Ok(listing) => Some(listing),
-        Err(pop3_async::Error::Server(e)) => {
-            // Only a server that never had UIDL may do without it: otherwise a -ERR is a
-            // failure, and fetching without UIDs would store everything a second time.
-            let announced = connection.capabilities().is_some_and(|c| c.uidl);
-            if announced || lock(local)?.state.has_uids() {
-                let why = if announced {
-                    "the server announces UIDL"
-                } else {
-                    "the state file holds UIDs of this account"
-                };
-                return Err(CliError::Server(format!(
-                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
-                )));
-            }
-            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let uidl = uidl_listing(connection, local).await?;
     check_listings(&list, uidl.as_deref())?;
-    let sizes: HashMap<u32, u64> = list.iter().map(|l| (l.msg, l.size)).collect();
     summary.uidl = uidl.is_some();
-    // (The state is locked only between awaits: a lock held across one would make the
-    // future not `Send`.)
-    let (items, already, forgotten) = sort_listed(
-        &mut lock(local)?.state,
-        uidl.as_deref(),
-        &sizes,
-        job,
-        summary,
-    )?;
-    summary.skipped = already.len();
-    let delete_already = job.delete && !already.is_empty();
+    let Sorted {
+        items,
+        delete_now,
+        reasons,
+        forgotten,
+        ..
+    } = sort_listed(connection, local, &list, uidl.as_deref(), job, summary).await?;
+    let delete_any = !delete_now.is_empty();
 
     // (Sizes come from the server: saturate rather than overflow.)
     let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
@@ -536,16 +560,29 @@ async fn run(
     };
     let use_state = uidl.is_some();
     // (Nothing to fetch and nothing forgotten: the state on disk is already right.)
-    if use_state && (!batches.is_empty() || forgotten > 0 || delete_already) {
+    if use_state
+        && (!batches.is_empty() || forgotten > 0 || delete_any || {
+            let local = lock(local)?;
+            local.state.is_dirty() || !local.state.existed()
+        })
+    {
         let state = &mut lock(local)?.state;
         state.set_pending(pending_from(0));
         state
             .save()
             .map_err(|e| CliError::local(state.path().display(), &e))?;
     }
-    // The deletion marks are durable: now the DELEs.
-    if delete_already {
-        dele(connection, &already, summary).await?;
+    // The deletion marks are durable: now the DELEs (of the stored messages, and the unread
+    // ones an explicit rule deletes, whose UIDs the state has forgotten).
+    if delete_any {
+        let done = dele(connection, &delete_now, summary).await?;
+        for (reason, done) in reasons.iter().zip(done) {
+            match reason {
+                Delete::Expired(_) if done => summary.expired += 1,
+                reason if done && reason.unread() => summary.deleted_unread += 1,
+                _ => {}
+            }
+        }
     }
     let target: Arc<dyn Target> = Arc::from(target);
     let delete = job.delete;
@@ -614,75 +651,381 @@ async fn run(
     Ok(())
 }
 
-/// What was listed, sorted against the state: the messages to fetch, those stored already
-/// (marked deleting in the state if `--delete`), and how many UIDs the state forgot because
-/// the server no longer lists them.
-#[allow(clippy::type_complexity)]
-fn sort_listed(
-    state: &mut State,
+/// UIDL, or `None` for a server that never had it. Only such a server may do without: when
+/// CAPA announces UIDL or the state holds UIDs of this account, a `-ERR` is a failure, since
+/// fetching without UIDs would store everything a second time.
+async fn uidl_listing(
+    connection: &mut Connection,
+    local: &Mutex<Local>,
+) -> Result<Option<Vec<UniqueIdListing>>, CliError> {
+    match connection.uidl().await {
+        Ok(listing) => Ok(Some(listing)),
+        Err(pop3_async::Error::Server(e)) => {
+            let announced = connection.capabilities().is_some_and(|c| c.uidl);
+            if announced || lock(local)?.state.has_uids() {
+                let why = if announced {
+                    "the server announces UIDL"
+                } else {
+                    "the state file holds UIDs of this account"
+                };
+                return Err(CliError::Server(format!(
+                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
+                )));
+            }
+            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The listing, sorted by the state and the rules.
+#[derive(Debug, Default)]
+struct Sorted {
+    /// To fetch, in server order.
+    items: Vec<Item>,
+    /// To delete now: stored ones (`--delete`, `keep` expired), marked deleting in the
+    /// state; and unread ones an explicit rule deletes, forgotten by the state.
+    delete_now: Vec<(u32, Option<String>)>,
+    /// Why each of `delete_now` is deleted.
+    reasons: Vec<Delete>,
+    /// How many stored UIDs the state forgot because the server no longer lists them.
+    forgotten: usize,
+    /// Every message with its action, in server order (what `--dry-run` prints).
+    plan: Vec<Planned>,
+}
+
+/// One message and what the rules decided for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub(crate) msg: u32,
+    pub(crate) uid: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) action: Action,
+}
+
+impl Planned {
+    /// `message N (UID u, S octets): action`.
+    pub(crate) fn line(&self) -> String {
+        match &self.uid {
+            Some(uid) => format!(
+                "message {} (UID {uid}, {} octets): {}",
+                self.msg, self.size, self.action
+            ),
+            None => format!(
+                "message {} ({} octets): {}",
+                self.msg, self.size, self.action
+            ),
+        }
+    }
+
+    /// The line as JSON.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let kind = match &self.action {
+            Action::Fetch { .. } => "fetch",
+            Action::Leave(Leave::Stored | Leave::KeptUntil(_) | Leave::SizeChanged { .. }) => {
+                "stored"
+            }
+            Action::Leave(Leave::MarkedSeen) => "marked-seen",
+            Action::Leave(_) => "skip",
+            Action::Delete(d) if d.unread() => "delete-unread",
+            Action::Delete(_) => "delete",
+            Action::MarkSeen => "mark-seen",
+        };
+        json!({
+            "msg": self.msg,
+            "uid": self.uid,
+            "size": self.size,
+            "action": kind,
+            "why": self.action.to_string(),
+        })
+    }
+}
+
+/// Sorts the listing against the state and the rules: notes every listed UID as seen
+/// (first-seen times; a UID marked deleting starts again, as it may be a new message), forgets
+/// the UIDs the server no longer lists, runs the header filter (`TOP n 0`) on the candidates,
+/// and applies the decisions to the state (marked seen, marked deleting, forgotten before an
+/// unread deletion). Nothing is written here.
+async fn sort_listed(
+    connection: &mut Connection,
+    local: &Arc<Mutex<Local>>,
+    list: &[ScanListing],
     uidl: Option<&[UniqueIdListing]>,
-    sizes: &HashMap<u32, u64>,
     job: &FetchJob,
     summary: &mut FetchSummary,
-) -> Result<(Vec<Item>, Vec<(u32, Option<String>)>, usize), CliError> {
-    let mut items = Vec::new();
-    let mut already: Vec<(u32, Option<String>)> = Vec::new();
-    let mut forgotten = 0;
-    match uidl {
-        Some(listing) => {
-            summary.listed = listing.len();
-            let mut seen: HashSet<&str> = HashSet::new();
-            for entry in listing {
-                if !seen.insert(entry.uid.as_str()) {
-                    // (check_listings refused repeats; never skip or delete on one.)
-                    return Err(CliError::failure(format!(
-                        "protocol violation: UIDL repeats UID {:?}; nothing was fetched or deleted",
-                        entry.uid
+) -> Result<Sorted, CliError> {
+    let rules = Rules {
+        delete: job.delete,
+        ..job.retention.rules.clone()
+    };
+    rules.check().map_err(CliError::usage)?;
+    let sizes: HashMap<u32, u64> = list.iter().map(|l| (l.msg, l.size)).collect();
+    // (The state is locked only between awaits: a lock held across one would make the
+    // future not `Send`.)
+    let (listed, first_use, now, forgotten) = {
+        let state = &mut lock(local)?.state;
+        let mut listed: Vec<(u32, Option<String>, u64, Option<Known>)> = Vec::new();
+        let mut forgotten = 0;
+        match uidl {
+            Some(listing) => {
+                let mut seen: HashSet<&str> = HashSet::new();
+                for entry in listing {
+                    if !seen.insert(entry.uid.as_str()) {
+                        // (check_listings refused repeats; never skip or delete on one.)
+                        return Err(CliError::failure(format!(
+                            "protocol violation: UIDL repeats UID {:?}; nothing was fetched or deleted",
+                            entry.uid
+                        )));
+                    }
+                    let size = sizes.get(&entry.msg).copied().unwrap_or(0);
+                    let new = state.entry(&entry.uid).is_none();
+                    if state.is_deleting(&entry.uid) {
+                        state.restart_first_seen(&entry.uid, size);
+                    }
+                    state.note_seen(&entry.uid, size);
+                    // (A UID first listed now is new to the rules, though noted as seen.)
+                    let known = state
+                        .entry(&entry.uid)
+                        .filter(|_| !new)
+                        .map(|e| match e.kind {
+                            _ if e.deleting => Known::Deleting,
+                            Kind::Stored => Known::Stored {
+                                first_seen: e.first_seen,
+                                size: e.size,
+                            },
+                            Kind::MarkedSeen => Known::MarkedSeen,
+                            Kind::Seen => Known::Seen,
+                        });
+                    listed.push((entry.msg, Some(entry.uid.clone()), size, known));
+                }
+                forgotten = state.retain_stored(&seen);
+                tracing::debug!(target: "pop3_cli", "forgot {forgotten} UIDs the server no longer lists");
+            }
+            None if job.delete => {
+                if let Some(rule) = rules.need_uids() {
+                    return Err(CliError::usage(format!(
+                        "the server does not support UIDL, which {rule} needs"
                     )));
                 }
-                if state.is_stored(&entry.uid) && !state.is_deleting(&entry.uid) {
-                    already.push((entry.msg, Some(entry.uid.clone())));
-                } else {
-                    items.push(Item {
-                        msg: entry.msg,
-                        uid: Some(entry.uid.clone()),
-                        size: sizes.get(&entry.msg).copied().unwrap_or(0),
-                        verify: state.is_deleting(&entry.uid),
-                    });
+                let mut by_number: Vec<(u32, u64)> = sizes.iter().map(|(&m, &s)| (m, s)).collect();
+                by_number.sort_unstable();
+                listed = by_number
+                    .into_iter()
+                    .map(|(msg, size)| (msg, None, size, None))
+                    .collect();
+            }
+            None => {
+                return Err(CliError::usage(
+                    "the server does not support UIDL, so fetch cannot tell new messages from those already stored; \
+                     use --delete to fetch every message and delete it from the server",
+                ));
+            }
+        }
+        (listed, !state.existed(), state.now(), forgotten)
+    };
+    summary.listed = listed.len();
+
+    let mut decider = Decider::new(&rules, first_use, now);
+    let mut plan = Vec::with_capacity(listed.len());
+    for (msg, uid, size, known) in listed {
+        let item = Listed {
+            msg,
+            uid: uid.as_deref(),
+            size,
+        };
+        let action = match decider.step(&item, known) {
+            Step::Decided(action) => action,
+            Step::AskFilter { verify } => {
+                let verdict = match &job.retention.filter {
+                    Some(filter) => run_filter(connection, filter, &item, job).await?,
+                    None => Verdict::Fetch,
+                };
+                decider.filtered(&item, verify, verdict)
+            }
+        };
+        plan.push(Planned {
+            msg,
+            uid,
+            size,
+            action,
+        });
+    }
+
+    let mut sorted = Sorted {
+        forgotten,
+        ..Sorted::default()
+    };
+    let state = &mut lock(local)?.state;
+    for planned in &plan {
+        let uid = planned.uid.as_deref();
+        match &planned.action {
+            Action::Fetch { verify } => sorted.items.push(Item {
+                msg: planned.msg,
+                uid: planned.uid.clone(),
+                size: planned.size,
+                verify: *verify,
+            }),
+            Action::MarkSeen => {
+                summary.marked_seen += 1;
+                if let Some(uid) = uid {
+                    state.mark_seen(uid);
                 }
             }
-            forgotten = state.retain_stored(&seen);
-            tracing::debug!(target: "pop3_cli", "forgot {forgotten} UIDs the server no longer lists");
-        }
-        None if job.delete => {
-            summary.listed = sizes.len();
-            let mut listed: Vec<(u32, u64)> = sizes.iter().map(|(&m, &s)| (m, s)).collect();
-            listed.sort_unstable();
-            items = listed
-                .into_iter()
-                .map(|(msg, size)| Item {
-                    msg,
-                    uid: None,
-                    size,
-                    verify: false,
-                })
-                .collect();
-        }
-        None => {
-            return Err(CliError::usage(
-                "the server does not support UIDL, so fetch cannot tell new messages from those already stored; \
-                 use --delete to fetch every message and delete it from the server",
-            ));
-        }
-    }
-    if job.delete {
-        for (_, uid) in &already {
-            if let Some(uid) = uid {
-                state.mark_deleting(uid);
+            Action::Leave(Leave::Stored | Leave::KeptUntil(_)) => summary.skipped += 1,
+            Action::Leave(Leave::MarkedSeen) => {}
+            Action::Leave(Leave::SizeChanged { .. }) => {
+                summary.skipped += 1;
+                summary.notices.push(planned.line());
+            }
+            Action::Leave(Leave::FilterFailed(_)) => {
+                summary.left += 1;
+                summary.notices.push(planned.line());
+            }
+            Action::Leave(_) => summary.left += 1,
+            Action::Delete(delete) => {
+                if delete.unread() {
+                    summary.notices.push(planned.line());
+                    // Forgotten before the DELE: whether or not it is committed, a message
+                    // listed under this UID later is judged afresh, never on this record.
+                    if let Some(uid) = uid {
+                        state.forget(&[uid.to_owned()]);
+                    }
+                } else {
+                    summary.skipped += 1;
+                    if let Some(uid) = uid {
+                        state.mark_deleting(uid);
+                    }
+                }
+                if let Delete::Expired(_) = delete {
+                    tracing::info!(target: "pop3_cli", "{}", planned.line());
+                }
+                sorted.delete_now.push((planned.msg, planned.uid.clone()));
+                sorted.reasons.push(delete.clone());
             }
         }
     }
-    Ok((items, already, forgotten))
+    for notice in &summary.notices {
+        tracing::warn!(target: "pop3_cli", "{notice}");
+    }
+    sorted.plan = plan;
+    Ok(sorted)
+}
+
+/// Runs the header filter on one message: its headers from `TOP n 0` (at most
+/// [`crate::filter::MAX_FILTER_HEADER_BYTES`]), the command on the blocking pool. A `-ERR`
+/// to TOP is a failed filter (the message is left); a broken connection is an error.
+async fn run_filter(
+    connection: &mut Connection,
+    filter: &Filter,
+    item: &Listed<'_>,
+    job: &FetchJob,
+) -> Result<Verdict, CliError> {
+    let mut sink = HeaderSink::default();
+    match connection.top(item.msg, 0, &mut sink).await {
+        Ok(_) => {}
+        Err(pop3_async::Error::Server(e)) => {
+            return Ok(Verdict::Failed(format!("TOP refused: {e}")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if sink.cut {
+        tracing::warn!(target: "pop3_cli", "message {}: headers longer than {} octets; the filter gets the first {0}", item.msg, crate::filter::MAX_FILTER_HEADER_BYTES);
+    }
+    let headers = sink.into_bytes();
+    let filter = filter.clone();
+    let (host, user, size) = (
+        job.retention.host.clone(),
+        job.retention.user.clone(),
+        item.size,
+    );
+    let uid = item.uid.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        filter.run(
+            &headers,
+            About {
+                host: &host,
+                user: &user,
+                size,
+                uid: uid.as_deref(),
+            },
+        )
+    })
+    .await
+    .map_err(|_| CliError::failure("the filter's task stopped"))
+}
+
+/// Prepares a dry run: the state read without locking or writing, and the names an
+/// interrupted run reserved in a Maildir that were delivered counted as stored (in memory
+/// only). Creates nothing, not even the target. (The other targets reserve no names; an
+/// mbox journal left by a kill is resolved only by a real run, so its messages count here as
+/// not yet stored.)
+pub(crate) fn prepare_dry_run(job: &FetchJob) -> Result<State, CliError> {
+    let mut state = State::open_read_only(&job.state, job.legacy_state.as_deref())?;
+    let pending = state.take_pending();
+    let TargetSpec::Maildir(root) = &job.target else {
+        return Ok(state);
+    };
+    let complete = ["tmp", "new", "cur"].iter().all(|d| root.join(d).is_dir());
+    if !pending.is_empty() && complete {
+        let maildir = Maildir::open(root).map_err(|e| CliError::local(root.display(), &e))?;
+        let names: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
+        let delivered = maildir
+            .delivered(&names)
+            .map_err(|e| CliError::local(root.display(), &e))?;
+        for (name, uid) in &pending {
+            if delivered.contains(name) {
+                state.add_stored(uid);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// `--dry-run`: lists, applies the rules (the filter included: `TOP n 0` per candidate) and
+/// returns what would happen to each message; sends no RETR and no DELE, writes nothing, and
+/// ends with QUIT (which commits nothing, as nothing was marked deleted).
+pub(crate) async fn dry_run(
+    mut connection: Connection,
+    state: State,
+    job: &FetchJob,
+) -> Result<(Vec<Planned>, FetchSummary), CliError> {
+    let mut summary = FetchSummary::default();
+    let local = Arc::new(Mutex::new(Local {
+        state,
+        digests: None,
+    }));
+    let result = async {
+        let list = connection.list().await?;
+        let uidl = uidl_listing(&mut connection, &local).await?;
+        check_listings(&list, uidl.as_deref())?;
+        summary.uidl = uidl.is_some();
+        sort_listed(
+            &mut connection,
+            &local,
+            &list,
+            uidl.as_deref(),
+            job,
+            &mut summary,
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(sorted) => {
+            connection
+                .quit()
+                .await
+                .map_err(|e| CliError::from(e).context("QUIT"))?;
+            Ok((sorted.plan, summary))
+        }
+        Err(error) => {
+            if !connection.is_poisoned() {
+                let _ = connection.quit().await;
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Waits for a batch's commit, counts it, and deletes its messages if asked.
@@ -714,16 +1057,18 @@ fn discard_all(target: &dyn Target, complete: &[Staged]) {
 }
 
 /// Marks `msgs` deleted (pipelined); refusals are noted, not fatal. Their UIDs must be
-/// marked deleting in the state on disk already.
+/// marked deleting in the state on disk already. Says which were deleted.
 async fn dele(
     connection: &mut Connection,
     msgs: &[(u32, Option<String>)],
     summary: &mut FetchSummary,
-) -> Result<(), CliError> {
+) -> Result<Vec<bool>, CliError> {
     let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
     crate::test_hook::pause("dele");
     let results = connection.dele_many(&numbers).await?;
+    let mut done = Vec::with_capacity(msgs.len());
     for ((msg, uid), result) in msgs.iter().zip(results) {
+        done.push(result.is_ok());
         match result {
             Ok(()) => {
                 summary.deleted += 1;
@@ -735,7 +1080,7 @@ async fn dele(
             }
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 /// What one batch's download produced.

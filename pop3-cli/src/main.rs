@@ -16,10 +16,13 @@ mod demo;
 mod error;
 mod escape;
 mod fetch;
+mod filter;
 mod limits;
 mod maildir;
 mod net;
+mod oauth;
 mod poll;
+mod rules;
 mod serverinfo;
 mod session;
 mod state;
@@ -98,6 +101,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
         Command::Poll(args) => return poll::poll(cli, args),
+        Command::Oauth { command } => return oauth::command(&settings, command),
     }
     Ok(EXIT_OK)
 }
@@ -129,8 +133,12 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         batch,
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
+        retention: settings.retention(&args.rules)?,
         stop: None,
     };
+    if args.rules.dry_run {
+        return run_dry_run(settings, &job);
+    }
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;
     test_hook::pause("prepared");
@@ -147,7 +155,12 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     } else if !args.quiet {
         println!("{}", summary.line(&job.target));
     }
-    for line in summary.refused.iter().chain(&summary.undelivered) {
+    for line in summary
+        .notices
+        .iter()
+        .chain(&summary.refused)
+        .chain(&summary.undelivered)
+    {
         eprintln!("pop3: {}", escape::escape(line));
     }
     Ok(if !summary.undelivered.is_empty() {
@@ -158,4 +171,48 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     } else {
         EXIT_OK
     })
+}
+
+/// `fetch --dry-run`: what would be fetched, skipped and deleted, one line per message (or a
+/// JSON object); nothing is changed.
+fn run_dry_run(settings: &Settings, job: &FetchJob) -> Result<u8, CliError> {
+    let state = fetch::prepare_dry_run(job)?;
+    let (plan, summary) = fetch::runtime()?.block_on(async {
+        let (connection, _) = session::nonblocking::open(settings).await?;
+        fetch::dry_run(connection, state, job).await
+    })?;
+    let count = |kind: &str| {
+        plan.iter()
+            .filter(|p| p.to_json()["action"] == kind)
+            .count()
+    };
+    if settings.json {
+        let messages: Vec<serde_json::Value> = plan.iter().map(fetch::Planned::to_json).collect();
+        println!(
+            "{}",
+            escape::json_text(&serde_json::json!({
+                "dry_run": true,
+                "listed": summary.listed,
+                "uidl": summary.uidl,
+                "messages": messages,
+            }))
+        );
+    } else {
+        let mut text = String::new();
+        for planned in &plan {
+            text.push_str(&escape::escape(&planned.line()));
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "dry run: {} to fetch, {} to delete ({} unread), {} to mark seen, {} already stored, {} to leave; nothing was changed\n",
+            count("fetch"),
+            count("delete") + count("delete-unread"),
+            count("delete-unread"),
+            count("mark-seen"),
+            count("stored"),
+            count("skip"),
+        ));
+        print!("{text}");
+    }
+    Ok(EXIT_OK)
 }

@@ -95,19 +95,27 @@ macro_rules! session_fns {
                     connection.auth(CramMd5::new(name, password))$(.$aw)??;
                     "CRAM-MD5"
                 }
-                AuthMode::Xoauth2 => {
-                    connection.auth(XOAuth2::new(name, password))$(.$aw)??;
-                    "XOAUTH2"
-                }
-                AuthMode::Oauthbearer => {
-                    let host = settings.host()?.to_owned();
-                    connection.auth(OAuthBearer::new(
-                        name,
-                        Some(host),
-                        Some(settings.port()),
-                        password,
-                    ))$(.$aw)??;
-                    "OAUTHBEARER"
+                AuthMode::Xoauth2 | AuthMode::Oauthbearer => {
+                    match oauth_attempt(connection, settings, &name, password)$(.$aw)? {
+                        Ok(method) => method,
+                        Err(error) => {
+                            // With the token store as the source, a refused token is refreshed
+                            // once and tried once more on the same session (see crate::oauth).
+                            let says_codes =
+                                connection.capabilities().is_some_and(|c| c.auth_resp_code);
+                            match crate::oauth::store_source(settings) {
+                                Some(oauth)
+                                    if crate::oauth::refused_token(&error, says_codes)
+                                        && !connection.is_poisoned() =>
+                                {
+                                    tracing::info!(target: "pop3_cli", "the server refused the access token: refreshing it and trying once more");
+                                    let token = refreshed_token(oauth)$(.$aw)??;
+                                    oauth_attempt(connection, settings, &name, token)$(.$aw)??
+                                }
+                                _ => return Err(error.into()),
+                            }
+                        }
+                    }
                 }
                 AuthMode::ScramSha256 => {
                     connection.auth(ScramSha256::new(name, password, scram_nonce()?))$(.$aw)??;
@@ -116,14 +124,39 @@ macro_rules! session_fns {
             };
             Ok(method)
         }
+
+        /// One AUTH XOAUTH2 or OAUTHBEARER with `token`.
+        $($asyncness)? fn oauth_attempt(
+            connection: &mut Connection,
+            settings: &Settings,
+            user: &str,
+            token: Secret,
+        ) -> Result<&'static str, pop3_blocking::Error> {
+            if settings.auth == AuthMode::Oauthbearer {
+                let host = settings.host.clone().unwrap_or_default();
+                connection
+                    .auth(OAuthBearer::new(user.to_owned(), Some(host), Some(settings.port()), token))
+                    $(.$aw)??;
+                Ok("OAUTHBEARER")
+            } else {
+                connection.auth(XOAuth2::new(user.to_owned(), token))$(.$aw)??;
+                Ok("XOAUTH2")
+            }
+        }
     };
 }
 
 session_fns!();
 
-/// The password, from its source.
+/// The password, from its source: the OAuth token store's access token (refreshed first when
+/// it has expired or is about to), or the password (or token) source.
 fn read_password(settings: &Settings) -> Result<Secret, CliError> {
-    settings.password()
+    crate::oauth::credential(settings)
+}
+
+/// A new access token after the server refused the stored one.
+fn refreshed_token(oauth: &crate::oauth::OAuth) -> Result<Secret, CliError> {
+    crate::oauth::fresh_token(oauth, true)
 }
 
 /// The same on `pop3-async`, for `fetch` and `poll`.
@@ -144,10 +177,25 @@ pub(crate) mod nonblocking {
     /// The password, from its source, on the blocking pool: a password command (a password
     /// manager, an OAuth helper) must not stall the other sessions of `poll`.
     async fn read_password(settings: &Settings) -> Result<Secret, CliError> {
+        if let Some(oauth) = crate::oauth::store_source(settings) {
+            // A refresh is an HTTPS request: on the blocking pool too.
+            let oauth = oauth.clone();
+            return tokio::task::spawn_blocking(move || crate::oauth::fresh_token(&oauth, false))
+                .await
+                .map_err(|_| CliError::failure("refreshing the access token stopped"))?;
+        }
         let query = settings.password_query();
         tokio::task::spawn_blocking(move || query.read())
             .await
             .map_err(|_| CliError::failure("reading the password stopped"))?
+    }
+
+    /// A new access token after the server refused the stored one, on the blocking pool.
+    async fn refreshed_token(oauth: &crate::oauth::OAuth) -> Result<Secret, CliError> {
+        let oauth = oauth.clone();
+        tokio::task::spawn_blocking(move || crate::oauth::fresh_token(&oauth, true))
+            .await
+            .map_err(|_| CliError::failure("refreshing the access token stopped"))?
     }
 }
 

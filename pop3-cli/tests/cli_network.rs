@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use pop3_tests::network::{BlackHole, PROXY_PASSWORD, PROXY_USER, RealProxies, RevokingCa};
-use pop3_tests::{DovecotPeer, Script, ScriptedServer};
+use pop3_dovecot_peer::DovecotPeer;
+use pop3_scripted_server::network::{
+    BlackHole, PROXY_PASSWORD, PROXY_USER, RealProxies, RevokingCa,
+};
+use pop3_scripted_server::{Script, ScriptedServer};
 
 fn pop3_hermetic() -> Command {
     let mut command = pop3();
@@ -348,8 +351,8 @@ fn the_network_config_keys() {
 /// the name it is sent, and the certificate names only the A-label.
 #[test]
 fn an_idn_host_on_the_command_line() {
-    use pop3_tests::network::{FakeProxy, ProxyStep};
-    use pop3_tests::{CertSpec, TestCa};
+    use pop3_demo_server::{CertSpec, TestCa};
+    use pop3_scripted_server::network::{FakeProxy, ProxyStep};
     let a_label = "xn--caf-dma.example";
     let ca = TestCa::generate_with(&CertSpec::new().names(&[a_label])).unwrap();
     let dir = temp_dir("idn");

@@ -250,7 +250,7 @@ fn a_damaged_state_file_is_exit_3_and_nothing_is_deleted() {
 
     for (damaged, why) in [
         (
-            good.replace("fetch state v2", "fetch state v9"),
+            good.replace("fetch state v3", "fetch state v9"),
             ":1: not a pop3-cli state file",
         ),
         (format!("{good}X uid-9\n"), ":6: unknown line"),

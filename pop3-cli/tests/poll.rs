@@ -15,7 +15,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::{MailboxServer, Script, ScriptedServer};
+use pop3_demo_server::MailboxServer;
+use pop3_scripted_server::{Script, ScriptedServer};
 use serde_json::Value;
 
 /// One `[accounts.NAME]` table for a kit server on loopback as alice, in cleartext.

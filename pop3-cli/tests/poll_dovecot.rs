@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use pop3_tests::DovecotPeer;
+use pop3_dovecot_peer::DovecotPeer;
 
 #[test]
 fn poll_once_two_accounts_on_dovecot_implicit_tls_and_stls() {

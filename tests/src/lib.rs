@@ -33,7 +33,7 @@
 
 pub use pop3_dovecot_peer as interop;
 pub mod interop_suite;
-pub mod network;
+pub use pop3_scripted_server::network;
 pub mod suite;
 mod turns;
 

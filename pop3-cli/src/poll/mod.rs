@@ -129,8 +129,8 @@ impl Context<'_> {
     /// The selected accounts of the config file; a missing one is a usage error.
     fn load(&self) -> Result<Vec<Account>, CliError> {
         let mut all = config::load_accounts(&self.path)?;
-        let mut wanted: Vec<String> = self.args.accounts.clone();
-        wanted.extend(self.cli.account.clone());
+        let mut wanted: Vec<String> = self.cli.accounts.clone();
+        wanted.dedup();
         if wanted.is_empty() {
             wanted = all.keys().cloned().collect();
         }
@@ -192,7 +192,15 @@ impl Context<'_> {
             batch_bytes: BATCH_BYTES,
             progress: false,
             stop: Some(Arc::new(AtomicBool::new(false))),
+            // The account's retention and size rules and filter (its keys; no flags here).
+            retention: settings.retention(&crate::cli::RuleArgs::default())?,
         };
+        crate::rules::Rules {
+            delete,
+            ..job.retention.rules.clone()
+        }
+        .check()
+        .map_err(in_account)?;
         Ok(Setup {
             settings,
             job,
@@ -608,10 +616,19 @@ fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Va
     for (key, value) in [
         ("verified", summary.verified),
         ("recovered", summary.recovered),
+        // The retention and size rules (crate::rules).
+        ("left", summary.left),
+        ("marked_seen", summary.marked_seen),
+        ("expired", summary.expired),
+        ("deleted_unread", summary.deleted_unread),
     ] {
         if value > 0 {
             fields.push((key, json!(value)));
         }
+    }
+    // Deletions without fetching and filter failures: always logged.
+    if !summary.notices.is_empty() {
+        fields.push(("notices", json!(summary.notices)));
     }
     if !summary.refused.is_empty() {
         fields.push(("refused", json!(summary.refused)));

@@ -176,7 +176,8 @@ pub fn stored_uids(state: &Path) -> Vec<String> {
         .expect("read the state")
         .lines()
         .filter_map(|l| l.strip_prefix("S "))
-        .map(str::to_owned)
+        // v3: `S <first-seen> <size|-> <uid>`; v1 and v2: `S <uid>`.
+        .map(|rest| rest.rsplit(' ').next().unwrap_or(rest).to_owned())
         .collect()
 }
 

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::KitError;
-use crate::interop::InteropMode;
+use crate::Error as KitError;
+use pop3_dovecot_peer::InteropMode;
 
 /// The user name the real authenticating proxies accept.
 pub const PROXY_USER: &str = "pop3proxy";
