@@ -148,6 +148,9 @@ impl Cli {
 }
 
 /// The commands.
+// (`fetch`'s flags, targets and rules together make its variant large; the enum is parsed
+// once per process, so boxing it would buy nothing.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Print the server's capabilities, one per line (before login unless --login).

@@ -274,8 +274,7 @@ impl State {
     }
 
     /// Whether `uid` is recorded as stored. (`fetch` asks [`entry`](Self::entry); the
-    /// delivery targets' recovery asks this.)
-    #[allow(dead_code)]
+    /// delivery targets' recovery and the digests of `fetch::prepare` ask this.)
     pub(crate) fn is_stored(&self, uid: &str) -> bool {
         self.entries
             .get(uid)
