@@ -739,6 +739,123 @@ fn a_full_disk_stops_the_account_and_deletes_nothing_unstored() {
     }
 }
 
+/// The retention and size rules over a target other than the Maildir: `--dry-run` touches
+/// nothing (no mbox, no state), `delete-larger-than` deletes without handing the message to
+/// the MDA, and `keep` deletes only what the MDA took (a message it refused is kept, though
+/// first seen as long ago as the others).
+#[test]
+fn rules_apply_to_every_target() {
+    let small = sample_mail(6, 700, 71);
+    let big = sample_mail(1, 30_000, 72).remove(0);
+    let mut mail = small.clone();
+    mail.insert(3, big);
+    let server = MailboxServer::start(mail).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = plain_args(server.port());
+
+    let mbox = dir.path().join("inbox.mbox");
+    let r = run_with(
+        &args,
+        &[
+            "--json",
+            "fetch",
+            "--mbox",
+            mbox.to_str().unwrap(),
+            "--dry-run",
+            "--delete-larger-than",
+            "10k",
+        ],
+    );
+    r.expect_code(0);
+    let json = r.json();
+    let actions: Vec<&str> = json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "fetch",
+            "fetch",
+            "fetch",
+            "delete-unread",
+            "fetch",
+            "fetch",
+            "fetch"
+        ],
+        "{json}"
+    );
+    let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(created.is_empty(), "a dry run created {created:?}");
+    assert_eq!(server.messages().len(), 7);
+
+    // An MDA (procmail) that logs every Subject it gets and, while `refuse` exists, refuses
+    // message 3.
+    let maildir = dir.path().join("Mail");
+    let log = dir.path().join("subjects.log");
+    let refuse = dir.path().join("refuse");
+    std::fs::write(&refuse, "").unwrap();
+    let mda = format!(
+        "f={0}/m.$$; cat > $f; grep -m1 '^Subject:' $f >> {1}; \
+         if [ -e {2} ] && grep -q 'Subject: message 3 of seed 71' $f; then exit 75; fi; \
+         {3} < $f",
+        dir.path().display(),
+        log.display(),
+        refuse.display(),
+        procmail(dir.path(), &maildir)
+    );
+    let state = dir.path().join("state");
+    let fetch = |extra: &[&str]| {
+        let mut argv = vec![
+            "--json",
+            "fetch",
+            "--mda",
+            &mda,
+            "--state",
+            state.to_str().unwrap(),
+            "--keep",
+            "0s",
+        ];
+        argv.extend_from_slice(extra);
+        run_with(&args, &argv)
+    };
+    let r = fetch(&["--delete-larger-than", "10k"]);
+    r.expect_code(3);
+    let json = r.json();
+    assert_eq!(json["stored"], 5, "{json}");
+    assert_eq!(json["deleted_unread"], 1, "{json}");
+    assert_eq!(json["deleted"], 1, "{json}");
+    assert_eq!(json["undelivered"].as_array().unwrap().len(), 1, "{json}");
+    assert!(r.stderr.contains("delete unread"), "{}", r.stderr);
+    assert_eq!(server.messages().len(), 6);
+
+    // Every stored message is now past `keep`; message 3, refused, is not stored: kept.
+    std::fs::remove_file(&refuse).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = fetch(&[]);
+    r.expect_code(0);
+    let json = r.json();
+    assert_eq!(json["stored"], 1, "{json}");
+    assert_eq!(json["expired"], 5, "{json}");
+    assert_eq!(server.messages(), vec![small[2].clone()]);
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = fetch(&[]);
+    r.expect_code(0);
+    assert_eq!(r.json()["expired"], 1, "{}", r.json());
+    assert!(server.messages().is_empty());
+    assert_same(
+        &maildir_contents(&maildir),
+        &expected_contents(&small),
+        "procmail's Maildir",
+    );
+    let subjects = std::fs::read_to_string(&log).unwrap();
+    assert!(!subjects.contains("seed 72"), "{subjects}");
+    assert_eq!(subjects.lines().count(), 7, "{subjects}");
+}
+
 #[test]
 fn exactly_one_target_per_run_and_account() {
     let dir = tempfile::tempdir().unwrap();
