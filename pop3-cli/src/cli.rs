@@ -312,8 +312,8 @@ pub(crate) struct FetchArgs {
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct RuleArgs {
     /// Leave messages on the server, and delete each once it was first seen more than
-    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages stored in the
-    /// Maildir are deleted. Needs UIDL; not with --delete.
+    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages delivered to the
+    /// target are deleted. Needs UIDL; not with --delete.
     #[arg(long, value_name = "DURATION", value_parser = crate::rules::parse_duration)]
     pub(crate) keep: Option<u64>,
     /// Leave messages larger than SIZE (bytes; `k`, `M`, `G` suffixes) on the server, unread.
