@@ -264,6 +264,69 @@ fn killed_mbox_fetch_is_exactly_once() {
     assert!(!dir.path().join("mbox.lock").exists());
 }
 
+/// `--dry-run` after a kill between an mbox append and its record: the append the journal
+/// names is in the mbox, so those messages are shown as stored (as the next run records
+/// them), and the dry run changes nothing (the journal, the mbox and the state stay).
+#[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the pause points exist in debug builds only"
+)]
+fn a_dry_run_counts_an_intact_mbox_append_as_stored() {
+    let mail = sample_mail(12, 600, 65);
+    let server = MailboxServer::start(mail.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("inbox");
+    let m = mbox.to_str().unwrap();
+    let args = plain_args(server.port());
+    assert!(paused_and_killed(
+        &args,
+        &["--mbox", m, "--batch", "5"],
+        "appended",
+        1
+    ));
+    let snapshot = || {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot();
+    assert!(
+        before.iter().any(|(name, _)| name.ends_with("inbox.mbox")),
+        "no journal: {:?}",
+        before.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    let r = run_with(&args, &["--json", "fetch", "--mbox", m, "--dry-run"]);
+    r.expect_code(0);
+    let json = r.json();
+    let actions: Vec<&str> = json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["action"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["stored"; 5];
+    expected.extend(["fetch"; 7]);
+    assert_eq!(actions, expected, "{json}");
+    assert!(before == snapshot(), "the dry run changed the directory");
+    // The real run agrees: the five are recovered, the seven fetched, nothing twice.
+    let r = run_with(&args, &["--json", "fetch", "--mbox", m]);
+    r.expect_code(0);
+    let json = r.json();
+    assert_eq!(json["recovered"], 5, "{json}");
+    assert_eq!(json["stored"], 7, "{json}");
+    assert_same(&mbox_contents(&mbox), &expected_contents(&mail), "the mbox");
+}
+
 #[test]
 fn a_locked_mbox_is_waited_for_up_to_the_timeout() {
     let mail = sample_mail(5, 500, 63);
