@@ -955,16 +955,23 @@ async fn run_filter(
     .map_err(|_| CliError::failure("the filter's task stopped"))
 }
 
-/// Prepares a dry run: the state read without locking or writing, and the names an
-/// interrupted run reserved in a Maildir that were delivered counted as stored (in memory
-/// only). Creates nothing, not even the target. (The other targets reserve no names; an
-/// mbox journal left by a kill is resolved only by a real run, so its messages count here as
-/// not yet stored.)
+/// Prepares a dry run: the state read without locking or writing, and what an interrupted
+/// run delivered but did not record counted as stored (in memory only): the names it reserved
+/// in a Maildir that are there, the append its mbox journal names if the mbox holds it. (An
+/// MDA or LMTP server cannot be asked.) Creates nothing, not even the target.
 pub(crate) fn prepare_dry_run(job: &FetchJob) -> Result<State, CliError> {
     let mut state = State::open_read_only(&job.state, job.legacy_state.as_deref())?;
     let pending = state.take_pending();
-    let TargetSpec::Maildir(root) = &job.target else {
-        return Ok(state);
+    let root = match &job.target {
+        TargetSpec::Maildir(root) => root,
+        TargetSpec::Mbox(file) => {
+            let mbox = crate::deliver::mbox::Mbox::new(file, &job.state, job.deliver_timeout);
+            for uid in mbox.journaled_intact()? {
+                state.add_stored(&uid);
+            }
+            return Ok(state);
+        }
+        TargetSpec::Mda(_) | TargetSpec::Lmtp(..) => return Ok(state),
     };
     let complete = ["tmp", "new", "cur"].iter().all(|d| root.join(d).is_dir());
     if !pending.is_empty() && complete {

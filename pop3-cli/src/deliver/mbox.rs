@@ -392,6 +392,42 @@ impl Mbox {
         })
     }
 
+    /// The journal left by an interrupted run, if any (a damaged one is an error: written
+    /// whole, it was never ours).
+    fn read_journal(&self) -> Result<Option<Journal>, CliError> {
+        let shown_journal = self.journal.display().to_string();
+        let text = match fs::read_to_string(&self.journal) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CliError::local(&shown_journal, &e)),
+        };
+        match Journal::parse(&text) {
+            Some(journal) => Ok(Some(journal)),
+            None => Err(CliError::failure(format!(
+                "{shown_journal}: not a pop3 mbox journal; remove it if it is not needed"
+            ))),
+        }
+    }
+
+    /// For `--dry-run`: the UIDs of a journal left by an interrupted run whose append the
+    /// mbox holds intact, which the next real run records as stored. Read-only: no lock is
+    /// taken (a writer busy with the mbox may make the answer stale) and nothing changes.
+    pub(crate) fn journaled_intact(&self) -> Result<Vec<String>, CliError> {
+        let Some(journal) = self.read_journal()? else {
+            return Ok(Vec::new());
+        };
+        let local = |e: &io::Error| CliError::local(self.shown(), e);
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(local(&e)),
+        };
+        let len = file.metadata().map_err(|e| local(&e))?.len();
+        let intact = len >= journal.offset.saturating_add(journal.length)
+            && Self::matches(&mut file, &journal).map_err(|e| local(&e))?;
+        Ok(if intact { journal.uids } else { Vec::new() })
+    }
+
     /// Whether `file` holds exactly the journal's bytes at its offset.
     fn matches(file: &mut File, journal: &Journal) -> io::Result<bool> {
         file.seek(SeekFrom::Start(journal.offset))?;
@@ -418,16 +454,8 @@ impl Target for Mbox {
 
     fn recover(&mut self, state: &mut State) -> Result<usize, CliError> {
         let shown_journal = self.journal.display().to_string();
-        let text = match fs::read_to_string(&self.journal) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(CliError::local(&shown_journal, &e)),
-        };
-        let Some(journal) = Journal::parse(&text) else {
-            // Written whole (temporary file, rename): a damaged one was never ours.
-            return Err(CliError::failure(format!(
-                "{shown_journal}: not a pop3 mbox journal; remove it if it is not needed"
-            )));
+        let Some(journal) = self.read_journal()? else {
+            return Ok(0);
         };
         if journal.uids.iter().all(|uid| state.is_stored(uid)) {
             self.remove_journal()
