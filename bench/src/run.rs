@@ -129,6 +129,9 @@ fn human_size(size: usize) -> String {
 pub enum Kind {
     /// The lower bound (`pop3-bench client raw`).
     Raw,
+    /// The floor of durable Maildir delivery (`pop3-bench client floor`): raw's transfer plus
+    /// fetch's files and syncs.
+    Floor,
     /// `pop3-blocking`, optionally with another pipeline window.
     Blocking(Option<usize>),
     /// `pop3-async`, optionally with another pipeline window.
@@ -153,10 +156,12 @@ pub struct ClientSpec {
 impl ClientSpec {
     /// The default set, in table order.
     pub fn standard() -> Vec<ClientSpec> {
-        ["raw", "blocking", "async", "fetch", "poplib", "mpop"]
-            .iter()
-            .filter_map(|n| Self::parse(n).ok())
-            .collect()
+        [
+            "raw", "floor", "blocking", "async", "fetch", "poplib", "mpop",
+        ]
+        .iter()
+        .filter_map(|n| Self::parse(n).ok())
+        .collect()
     }
 
     /// `raw`, `blocking`, `async`, `fetch`, `poplib`, `mpop`, or `blocking@W` / `async@W` for
@@ -176,6 +181,7 @@ impl ClientSpec {
         };
         let kind = match (base, window) {
             ("raw", None) => Kind::Raw,
+            ("floor", None) => Kind::Floor,
             ("blocking", w) => Kind::Blocking(w),
             ("async", w) => Kind::Async(w),
             ("fetch", None) => Kind::Fetch,
@@ -183,7 +189,7 @@ impl ClientSpec {
             ("mpop", None) => Kind::Mpop,
             _ => {
                 return Err(format!(
-                    "unknown client {name:?}: use raw, blocking[@W], async[@W], fetch, poplib, mpop"
+                    "unknown client {name:?}: use raw, floor, blocking[@W], async[@W], fetch, poplib, mpop"
                 ));
             }
         };
@@ -200,6 +206,9 @@ impl ClientSpec {
         };
         match self.kind {
             Kind::Raw => "lower bound: every RETR in one write, bytes counted".into(),
+            Kind::Floor => {
+                "floor of Maildir delivery: raw + fetch's files and syncs, in-process".into()
+            }
             Kind::Blocking(w) => format!("pop3-blocking retr_many{}", window(w)),
             Kind::Async(w) => format!("pop3-async retr_many, current-thread Tokio{}", window(w)),
             Kind::Fetch => "pop3 fetch --maildir (durable Maildir delivery)".into(),
@@ -389,9 +398,16 @@ fn run_workload(ctx: &Context, workload: &Workload) -> io::Result<(WorkloadResul
         .iter()
         .find(|r| r.name == "raw")
         .and_then(|r| r.median_s);
+    let floor = rows
+        .iter()
+        .find(|r| r.name == "floor")
+        .and_then(|r| r.median_s);
     for row in &mut rows {
         if let (Some(raw), Some(median)) = (raw, row.median_s) {
             row.ratio_to_raw = Some(median / raw);
+        }
+        if let (Some(floor), Some(median)) = (floor, row.median_s) {
+            row.ratio_to_floor = Some(median / floor);
         }
     }
     Ok((
@@ -473,6 +489,16 @@ fn prepare(
             maildir: None,
             scratch: Vec::new(),
         },
+        Kind::Floor => {
+            let dir = fresh_maildir(false)?;
+            let mut c = ours("floor", None);
+            c.arg("--maildir").arg(&dir);
+            Prepared {
+                command: c,
+                maildir: Some(dir.clone()),
+                scratch: vec![dir],
+            }
+        }
         Kind::Blocking(w) => Prepared {
             command: ours("blocking", w),
             maildir: None,
@@ -674,6 +700,13 @@ fn verify(
             if stored != Some(n) || maildir_files != Some(n) {
                 return Err(format!(
                     "pop3 fetch stored {stored:?} messages, {maildir_files:?} files in new/, expected {n}"
+                ));
+            }
+        }
+        Kind::Floor => {
+            if number("messages") != Some(n) || maildir_files != Some(n) {
+                return Err(format!(
+                    "the floor reports {fields:?} and {maildir_files:?} files in new/, expected {n}"
                 ));
             }
         }
@@ -910,7 +943,9 @@ mod tests {
         );
         assert!(ClientSpec::parse("raw@5").is_err());
         assert!(ClientSpec::parse("async@0").is_err());
-        assert_eq!(ClientSpec::standard().len(), 6);
+        assert_eq!(ClientSpec::parse("floor").map(|c| c.kind), Ok(Kind::Floor));
+        assert!(ClientSpec::parse("floor@5").is_err());
+        assert_eq!(ClientSpec::standard().len(), 7);
     }
 
     #[test]
