@@ -5,8 +5,8 @@
 //! connection (`tls-exporter` on 1.3, `tls-server-end-point` on 1.2). It records what the
 //! client did in a [`ScramOutcome`]. [`ScramServer::start_stls`] serves the same after a
 //! plaintext greeting and STLS (RFC 2595), binding to the TLS session STLS started, and can
-//! compute a wrong binding on purpose ([`ServerBinding::Wrong`]). [`ClientCa`] makes a client CA and a client certificate,
-//! for servers that require one and for EXTERNAL.
+//! compute a wrong binding on purpose ([`ServerBinding::Wrong`]). [`ClientCa`] makes a
+//! client CA and a client certificate, for servers that require one and for EXTERNAL.
 //!
 //! Re-exported by the test kit (`pop3-tests`); a crate of its own so that `pop3-cli`'s tests
 //! use it without the kit.
