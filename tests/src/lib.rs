@@ -36,6 +36,7 @@
 
 pub use pop3_dovecot_peer as interop;
 pub mod interop_suite;
+pub mod sasl_suite;
 pub use pop3_scripted_server::network;
 pub mod suite;
 mod turns;

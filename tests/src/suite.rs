@@ -23,7 +23,7 @@ use std::time::Duration;
 use pop3_proto::login::{
     LoginChoiceError, LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
-use pop3_proto::sasl::{Mechanism, Plain};
+use pop3_proto::sasl::{ChannelBinding, Mechanism, Plain};
 use pop3_proto::{Capabilities, CommandKind, EnqueueError, Phase, ProtocolError, ResponseCode};
 
 use crate::{
@@ -148,6 +148,15 @@ impl Failure {
     }
 }
 
+/// The [`Debug`] form, so that suites can return `Result<(), Box<dyn Error>>`.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for Failure {}
+
 /// One message of a [`Adapter::retr_many`] batch: its content or the server's refusal.
 pub type Retrieved = (u32, Result<Vec<u8>, ServerError>);
 
@@ -190,8 +199,12 @@ pub trait Adapter: Sized + std::fmt::Debug {
         user: &str,
         password: &str,
     ) -> Result<LoginMethod, Failure>;
+    /// The TLS connection's channel binding (for SCRAM -PLUS), if known.
+    fn channel_binding(&self) -> Option<ChannelBinding>;
     /// The TLS connection's channel binding is known (for SCRAM -PLUS).
-    fn can_bind(&self) -> bool;
+    fn can_bind(&self) -> bool {
+        self.channel_binding().is_some()
+    }
     /// `STAT`.
     fn stat(&mut self) -> Result<Stat, Failure>;
     /// `LIST`.
@@ -230,8 +243,17 @@ pub trait Adapter: Sized + std::fmt::Debug {
     fn retr_into_failing_writer(&mut self, msg: u32) -> Result<u64, Failure>;
     /// STLS through `stls_start`, `into_parts` and `from_parts`, with the adapter's own
     /// rustls handshake (as a caller's TLS stack would do it), trusting `ca_pem` for
-    /// `localhost`.
-    fn stls_by_parts(self, ca_pem: &str) -> Result<Self, Failure>;
+    /// `server_name`. The session handed from `into_parts` must carry no channel binding
+    /// (the adapter asserts it); with `set_binding`, the caller sets the binding of its own
+    /// TLS session on it (`set_channel_binding`) before `from_parts`.
+    fn stls_by_parts(
+        self,
+        ca_pem: &str,
+        server_name: &str,
+        set_binding: bool,
+    ) -> Result<Self, Failure>;
+    /// `into_parts`, then `from_parts` on the same stream and session.
+    fn parts_round_trip(self) -> Result<Self, Failure>;
 }
 
 /// Expands into one `#[test]` per suite for the given [`Adapter`] type.
@@ -1608,7 +1630,9 @@ pub fn stls_on_a_callers_own_stream<A: Adapter>() {
         "CAPA\r\nSTLS\r\nCAPA\r\nUSER alice\r\n",
         |pop| {
             assert!(pop.capabilities().unwrap().stls);
-            let mut pop = pop.stls_by_parts(certificate_pem()).unwrap();
+            let mut pop = pop
+                .stls_by_parts(certificate_pem(), "127.0.0.1", false)
+                .unwrap();
             assert!(pop.is_tls());
             assert!(!pop.capabilities().unwrap().stls);
             pop.user("alice").unwrap();

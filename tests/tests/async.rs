@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use pop3_async::pop3_proto::login::{
     LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
-use pop3_async::pop3_proto::sasl::Mechanism;
+use pop3_async::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_async::pop3_proto::{Capabilities, Phase};
 use pop3_async::{ClientCertificate, Connection, Error, Options, RetrEvent, TlsOptions};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
@@ -145,8 +145,8 @@ impl Adapter for Async {
         block_on(self.0.login_with(method, user, password)).map_err(failure)
     }
 
-    fn can_bind(&self) -> bool {
-        self.0.channel_binding().is_some()
+    fn channel_binding(&self) -> Option<ChannelBinding> {
+        self.0.channel_binding().cloned()
     }
 
     fn stat(&mut self) -> Result<Stat, Failure> {
@@ -266,10 +266,16 @@ impl Adapter for Async {
         block_on(self.0.retr(msg, &mut writer)).map_err(failure)
     }
 
-    fn stls_by_parts(mut self, ca_pem: &str) -> Result<Self, Failure> {
+    fn stls_by_parts(
+        mut self,
+        ca_pem: &str,
+        server_name: &str,
+        set_binding: bool,
+    ) -> Result<Self, Failure> {
         block_on(async {
             self.0.stls_start().await.map_err(failure)?;
-            let (stream, session) = self.0.into_parts();
+            let (stream, mut session) = self.0.into_parts();
+            assert!(session.channel_binding().is_none(), "a binding before TLS");
             let pop3_async::Stream::Plain(tcp) = stream else {
                 return Err(Failure::Other("not plaintext".into()));
             };
@@ -277,19 +283,30 @@ impl Adapter for Async {
                 .add_ca_pem(ca_pem.as_bytes())
                 .and_then(|tls| tls.build())
                 .map_err(|e| failure(e.into()))?;
-            let name = pop3_async::rustls::pki_types::ServerName::try_from("127.0.0.1")
+            let name = pop3_async::rustls::pki_types::ServerName::try_from(server_name.to_owned())
                 .map_err(|e| Failure::Other(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| Failure::Tls(e.to_string()))?;
+            if set_binding {
+                session.set_channel_binding(pop3_async::channel_binding(tls.get_ref().1));
+            }
             Connection::from_parts(pop3_async::Stream::Tls(Box::new(tls)), session)
                 .await
                 .map(Async)
                 .map_err(failure)
         })
     }
+
+    fn parts_round_trip(self) -> Result<Self, Failure> {
+        let (stream, session) = self.0.into_parts();
+        block_on(Connection::from_parts(stream, session))
+            .map(Async)
+            .map_err(failure)
+    }
 }
 
 pop3_tests::adapter_suite!(Async);
 pop3_tests::interop_suite!(Async);
+pop3_tests::sasl_suite!(Async);

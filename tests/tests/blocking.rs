@@ -4,7 +4,7 @@
 use pop3_blocking::pop3_proto::login::{
     LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
-use pop3_blocking::pop3_proto::sasl::Mechanism;
+use pop3_blocking::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_blocking::pop3_proto::{Capabilities, Phase};
 use pop3_blocking::{ClientCertificate, Connection, Error, Options, RetrEvent, TlsOptions};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
@@ -126,8 +126,8 @@ impl Adapter for Blocking {
         self.0.login_with(method, user, password).map_err(failure)
     }
 
-    fn can_bind(&self) -> bool {
-        self.0.channel_binding().is_some()
+    fn channel_binding(&self) -> Option<ChannelBinding> {
+        self.0.channel_binding().cloned()
     }
 
     fn stat(&mut self) -> Result<Stat, Failure> {
@@ -232,22 +232,42 @@ impl Adapter for Blocking {
         self.0.retr(msg, &mut full).map_err(failure)
     }
 
-    fn stls_by_parts(mut self, ca_pem: &str) -> Result<Self, Failure> {
+    fn stls_by_parts(
+        mut self,
+        ca_pem: &str,
+        server_name: &str,
+        set_binding: bool,
+    ) -> Result<Self, Failure> {
         self.0.stls_start().map_err(failure)?;
-        let (stream, session) = self.0.into_parts();
-        let pop3_blocking::Stream::Plain(tcp) = stream else {
+        let (stream, mut session) = self.0.into_parts();
+        assert!(session.channel_binding().is_none(), "a binding before TLS");
+        let pop3_blocking::Stream::Plain(mut tcp) = stream else {
             return Err(Failure::Other("not plaintext".into()));
         };
         let config = TlsOptions::default()
             .add_ca_pem(ca_pem.as_bytes())
             .and_then(|tls| tls.build())
             .map_err(|e| failure(e.into()))?;
-        let name = pop3_blocking::rustls::pki_types::ServerName::try_from("127.0.0.1")
+        let name = pop3_blocking::rustls::pki_types::ServerName::try_from(server_name.to_owned())
             .map_err(|e| Failure::Other(e.to_string()))?;
-        let tls = pop3_blocking::rustls::ClientConnection::new(config, name)
+        let mut tls = pop3_blocking::rustls::ClientConnection::new(config, name)
             .map_err(|e| failure(e.into()))?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp)
+                .map_err(|e| Failure::Tls(e.to_string()))?;
+        }
+        if set_binding {
+            session.set_channel_binding(pop3_blocking::channel_binding(&tls));
+        }
         let stream = pop3_blocking::rustls::StreamOwned::new(tls, tcp);
         Connection::from_parts(pop3_blocking::Stream::Tls(Box::new(stream)), session)
+            .map(Blocking)
+            .map_err(failure)
+    }
+
+    fn parts_round_trip(self) -> Result<Self, Failure> {
+        let (stream, session) = self.0.into_parts();
+        Connection::from_parts(stream, session)
             .map(Blocking)
             .map_err(failure)
     }
@@ -255,6 +275,7 @@ impl Adapter for Blocking {
 
 pop3_tests::adapter_suite!(Blocking);
 pop3_tests::interop_suite!(Blocking);
+pop3_tests::sasl_suite!(Blocking);
 
 /// A skipped interop test must be visible in a plain `cargo test`, not only with
 /// `--nocapture`: this binary runs one of its own interop tests again with `POP3_INTEROP=off`

@@ -1,40 +1,95 @@
-//! SCRAM-SHA-1/256/512 and their -PLUS variants (both channel-binding types) through
-//! `pop3-blocking`, against the kit's reference SCRAM server side. `sasl_async.rs` runs the
-//! same cases through `pop3-async`.
+//! The SASL suite: SCRAM-SHA-1/256/512 and their -PLUS variants (both channel-binding types),
+//! EXTERNAL and TLS client certificates, against the kit's reference SCRAM server side
+//! ([`ScramServer`]), through the same [`Adapter`] as the [`suite`](crate::suite) module.
+//! Instantiate it with one line per adapter:
+//!
+//! ```ignore
+//! pop3_tests::sasl_suite!(Blocking);
+//! ```
+//!
+//! It expands into one `#[test]` per function of this module, all named `sasl_*`.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use pop3_blocking::pop3_proto::login::{LoginChoiceError, LoginMethod};
-use pop3_blocking::pop3_proto::sasl::ChannelBindingType;
-use pop3_blocking::{Connection, Error, Options, Security, TlsOptions};
-use pop3_tests::{ClientCa, ScramServer, ServerBinding, TestCa, TlsVersion};
+use pop3_proto::login::{LoginChoiceError, LoginMethod};
+use pop3_proto::sasl::ChannelBindingType;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::suite::{Adapter, ConnectOptions, Failure, Security};
+use crate::{ClientCa, KitError, ScramServer, ServerBinding, TlsVersion, certificate_pem};
 
+/// Every mechanism the reference server offers by default.
 const ALL: &str = "PLAIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-512 SCRAM-SHA-512-PLUS";
 
-fn options() -> Options {
-    let tls = TlsOptions::default()
-        .add_ca_pem(TestCa::shared().certificate_pem().as_bytes())
-        .unwrap();
-    Options::default().timeout(Duration::from_secs(10)).tls(tls)
+/// Expands into one `#[test]` per function of [`sasl_suite`](crate::sasl_suite) for the given
+/// [`Adapter`] type.
+#[macro_export]
+macro_rules! sasl_suite {
+    ($adapter:ty) => {
+        $crate::sasl_suite!(@tests $adapter;
+            sasl_login_binds_with_tls_exporter_on_tls13_and_end_point_on_tls12,
+            sasl_every_scram_variant_by_name,
+            sasl_login_prefers_sha512_without_plus,
+            sasl_plain_variant_against_a_plus_server_is_a_downgrade,
+            sasl_wrong_password_is_refused,
+            sasl_external_with_a_client_certificate,
+            sasl_client_certificate_without_external,
+            sasl_plus_after_stls_binds_to_the_session_stls_started,
+            sasl_plus_after_stls_fails_when_the_server_binds_differently,
+            sasl_plain_variant_after_stls_is_a_downgrade,
+            sasl_from_parts_binds_only_with_the_binding_the_caller_sets,
+            sasl_parts_round_trip_keeps_the_binding_of_the_same_stream,
+        );
+    };
+    (@tests $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::sasl_suite::$name::<$adapter>().unwrap();
+            }
+        )*
+    };
 }
 
-fn connect(server: &ScramServer) -> Result<Connection, Error> {
-    Connection::connect("localhost", server.port(), Security::Implicit, &options())
+/// What a test of this suite returns.
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn options() -> ConnectOptions {
+    ConnectOptions {
+        timeout: Duration::from_secs(10),
+        ..ConnectOptions::default()
+    }
+}
+
+fn options_with_client_cert(ca: &ClientCa) -> ConnectOptions {
+    ConnectOptions {
+        client_cert: Some((ca.cert_pem.clone(), ca.key_pem.clone())),
+        ..options()
+    }
+}
+
+fn connect<A: Adapter>(server: &ScramServer) -> Result<A, Failure> {
+    A::connect("localhost", server.port(), Security::Implicit, &options())
+}
+
+fn connect_stls<A: Adapter>(server: &ScramServer) -> Result<A, Failure> {
+    A::connect("localhost", server.port(), Security::StartTls, &options())
+}
+
+fn start_stls(version: TlsVersion, binding: ServerBinding) -> Result<ScramServer, KitError> {
+    ScramServer::start_stls("alice", "pencil", ALL, version, binding)
 }
 
 /// `login()` picks the strongest -PLUS and binds with the type of the TLS version.
-#[test]
-fn login_binds_with_tls_exporter_on_tls13_and_end_point_on_tls12() -> TestResult {
+pub fn sasl_login_binds_with_tls_exporter_on_tls13_and_end_point_on_tls12<A: Adapter>() -> TestResult
+{
     for (version, binding) in [
         (TlsVersion::Tls13, "p=tls-exporter,,"),
         (TlsVersion::Tls12, "p=tls-server-end-point,,"),
     ] {
         let server = ScramServer::start("alice", "pencil", ALL, version)?;
-        let mut pop = connect(&server)?;
-        assert!(pop.channel_binding().is_some());
+        let mut pop = connect::<A>(&server)?;
+        assert!(pop.can_bind());
         assert_eq!(pop.login("alice", "pencil")?, LoginMethod::ScramSha512Plus);
         assert_eq!(pop.stat()?.count, 0);
         pop.quit()?;
@@ -47,13 +102,12 @@ fn login_binds_with_tls_exporter_on_tls13_and_end_point_on_tls12() -> TestResult
 }
 
 /// Each -PLUS and plain variant by name, over both TLS versions.
-#[test]
-fn every_scram_variant_by_name() -> TestResult {
+pub fn sasl_every_scram_variant_by_name<A: Adapter>() -> TestResult {
     use LoginMethod::*;
     for version in [TlsVersion::Tls13, TlsVersion::Tls12] {
         for method in [ScramSha1Plus, ScramSha256Plus, ScramSha512Plus] {
             let server = ScramServer::start("alice", "pencil", ALL, version)?;
-            let mut pop = connect(&server)?;
+            let mut pop = connect::<A>(&server)?;
             assert_eq!(pop.login_with(method, "alice", "pencil")?, method);
             pop.quit()?;
             let outcome = server.finish()?;
@@ -64,7 +118,7 @@ fn every_scram_variant_by_name() -> TestResult {
     // Without -PLUS on offer, the plain variants say `y` (we could have bound).
     for method in [ScramSha1, ScramSha256, ScramSha512] {
         let server = ScramServer::start("alice", "pencil", method.name(), TlsVersion::Tls13)?;
-        let mut pop = connect(&server)?;
+        let mut pop = connect::<A>(&server)?;
         assert_eq!(pop.login_with(method, "alice", "pencil")?, method);
         pop.quit()?;
         let outcome = server.finish()?;
@@ -75,15 +129,14 @@ fn every_scram_variant_by_name() -> TestResult {
 }
 
 /// SHA-512 without -PLUS on offer: `login()` takes it over SHA-256 and SHA-1.
-#[test]
-fn login_prefers_sha512_without_plus() -> TestResult {
+pub fn sasl_login_prefers_sha512_without_plus<A: Adapter>() -> TestResult {
     let server = ScramServer::start(
         "alice",
         "pencil",
         "PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-512",
         TlsVersion::Tls13,
     )?;
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     assert_eq!(pop.login("alice", "pencil")?, LoginMethod::ScramSha512);
     pop.quit()?;
     let outcome = server.finish()?;
@@ -92,23 +145,26 @@ fn login_prefers_sha512_without_plus() -> TestResult {
     Ok(())
 }
 
-/// RFC 5802 downgrade rule: the plain variant by name, while the server offers -PLUS and the
-/// connection can bind, is refused before anything is sent.
-#[test]
-fn plain_variant_against_a_plus_server_is_a_downgrade() -> TestResult {
-    let server = ScramServer::start("alice", "pencil", ALL, TlsVersion::Tls13)?;
-    let mut pop = connect(&server)?;
-    let error = pop
-        .login_with(LoginMethod::ScramSha256, "alice", "pencil")
-        .unwrap_err();
+#[track_caller]
+fn assert_downgrade<T: std::fmt::Debug>(result: Result<T, Failure>, method: LoginMethod) {
+    let error = result.unwrap_err();
     assert!(
         matches!(
             error,
-            Error::Login(LoginChoiceError::ChannelBindingDowngrade(
-                LoginMethod::ScramSha256
-            ))
+            Failure::Login(LoginChoiceError::ChannelBindingDowngrade(m)) if m == method
         ),
         "{error:?}"
+    );
+}
+
+/// RFC 5802 downgrade rule: the plain variant by name, while the server offers -PLUS and the
+/// connection can bind, is refused before anything is sent.
+pub fn sasl_plain_variant_against_a_plus_server_is_a_downgrade<A: Adapter>() -> TestResult {
+    let server = ScramServer::start("alice", "pencil", ALL, TlsVersion::Tls13)?;
+    let mut pop = connect::<A>(&server)?;
+    assert_downgrade(
+        pop.login_with(LoginMethod::ScramSha256, "alice", "pencil"),
+        LoginMethod::ScramSha256,
     );
     pop.quit()?;
     let outcome = server.finish()?;
@@ -118,28 +174,19 @@ fn plain_variant_against_a_plus_server_is_a_downgrade() -> TestResult {
 }
 
 /// The reference server refuses a wrong password: the test is not a rubber stamp.
-#[test]
-fn wrong_password_is_refused() -> TestResult {
+pub fn sasl_wrong_password_is_refused<A: Adapter>() -> TestResult {
     let server = ScramServer::start("alice", "pencil", ALL, TlsVersion::Tls12)?;
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     let error = pop.login("alice", "crayon").unwrap_err();
-    assert!(matches!(error, Error::Server(_)), "{error:?}");
+    assert!(matches!(error, Failure::Server(_)), "{error:?}");
     pop.quit()?;
     let outcome = server.finish()?;
     assert_eq!(outcome.refusal.as_deref(), Some("e=invalid-proof"));
     Ok(())
 }
 
-fn options_with_client_cert(ca: &ClientCa) -> Options {
-    let cert =
-        pop3_blocking::ClientCertificate::from_pem(ca.cert_pem.as_bytes(), ca.key_pem.as_bytes())
-            .unwrap();
-    options().client_cert(cert)
-}
-
 /// EXTERNAL with a TLS client certificate: no password crosses the wire.
-#[test]
-fn external_with_a_client_certificate() -> TestResult {
+pub fn sasl_external_with_a_client_certificate<A: Adapter>() -> TestResult {
     let ca = ClientCa::generate("alice")?;
     let server = ScramServer::start_with(
         "alice",
@@ -148,7 +195,7 @@ fn external_with_a_client_certificate() -> TestResult {
         TlsVersion::Tls13,
         Some(&ca),
     )?;
-    let mut pop = Connection::connect(
+    let mut pop = A::connect(
         "localhost",
         server.port(),
         Security::Implicit,
@@ -171,11 +218,10 @@ fn external_with_a_client_certificate() -> TestResult {
 
 /// A server that requires a client certificate, with a password login (no EXTERNAL); and
 /// the same server refuses the handshake without one.
-#[test]
-fn client_certificate_without_external() -> TestResult {
+pub fn sasl_client_certificate_without_external<A: Adapter>() -> TestResult {
     let ca = ClientCa::generate("alice")?;
     let server = ScramServer::start_with("alice", "pencil", ALL, TlsVersion::Tls12, Some(&ca))?;
-    let mut pop = Connection::connect(
+    let mut pop = A::connect(
         "localhost",
         server.port(),
         Security::Implicit,
@@ -190,22 +236,17 @@ fn client_certificate_without_external() -> TestResult {
     );
 
     let server = ScramServer::start_with("alice", "pencil", ALL, TlsVersion::Tls13, Some(&ca))?;
-    let refused = Connection::connect("localhost", server.port(), Security::Implicit, &options());
+    let refused = connect::<A>(&server);
     assert!(refused.is_err());
     let outcome = server.finish()?;
     assert!(outcome.refusal.unwrap().starts_with("handshake"));
     Ok(())
 }
 
-fn connect_stls(server: &ScramServer) -> Result<Connection, Error> {
-    Connection::connect("localhost", server.port(), Security::StartTls, &options())
-}
-
 /// -PLUS after STLS, on TLS 1.3 (`tls-exporter`) and TLS 1.2 (`tls-server-end-point`): the
 /// server binds to its own end of the TLS session STLS started, so the login proves that
 /// the client's binding is the one of that session.
-#[test]
-fn plus_after_stls_binds_to_the_session_stls_started() -> TestResult {
+pub fn sasl_plus_after_stls_binds_to_the_session_stls_started<A: Adapter>() -> TestResult {
     for (version, kind, header) in [
         (
             TlsVersion::Tls13,
@@ -218,9 +259,8 @@ fn plus_after_stls_binds_to_the_session_stls_started() -> TestResult {
             "p=tls-server-end-point,,",
         ),
     ] {
-        let server =
-            ScramServer::start_stls("alice", "pencil", ALL, version, ServerBinding::Correct)?;
-        let mut pop = connect_stls(&server)?;
+        let server = start_stls(version, ServerBinding::Correct)?;
+        let mut pop = connect_stls::<A>(&server)?;
         assert_eq!(pop.channel_binding().map(|b| b.kind()), Some(kind));
         assert_eq!(pop.login("alice", "pencil")?, LoginMethod::ScramSha512Plus);
         assert_eq!(pop.stat()?.count, 0);
@@ -241,17 +281,15 @@ fn plus_after_stls_binds_to_the_session_stls_started() -> TestResult {
 /// The same, with a server that computes its binding wrong (another exporter label on 1.3,
 /// another hash of its certificate on 1.2): every -PLUS variant is refused, so the binding
 /// the client sends is really checked against the TLS session.
-#[test]
-fn plus_after_stls_fails_when_the_server_binds_differently() -> TestResult {
+pub fn sasl_plus_after_stls_fails_when_the_server_binds_differently<A: Adapter>() -> TestResult {
     use LoginMethod::*;
     for version in [TlsVersion::Tls13, TlsVersion::Tls12] {
         for method in [ScramSha1Plus, ScramSha256Plus, ScramSha512Plus] {
-            let server =
-                ScramServer::start_stls("alice", "pencil", ALL, version, ServerBinding::Wrong)?;
-            let mut pop = connect_stls(&server)?;
+            let server = start_stls(version, ServerBinding::Wrong)?;
+            let mut pop = connect_stls::<A>(&server)?;
             let error = pop.login_with(method, "alice", "pencil").unwrap_err();
             assert!(
-                matches!(error, Error::Server(_)),
+                matches!(error, Failure::Server(_)),
                 "{method} {version:?} {error:?}"
             );
             pop.quit()?;
@@ -269,27 +307,12 @@ fn plus_after_stls_fails_when_the_server_binds_differently() -> TestResult {
 
 /// The downgrade rule after STLS: -PLUS appears in the CAPA read over TLS, so the plain
 /// variant by name is refused before AUTH is sent.
-#[test]
-fn plain_variant_after_stls_is_a_downgrade() -> TestResult {
-    let server = ScramServer::start_stls(
-        "alice",
-        "pencil",
-        ALL,
-        TlsVersion::Tls12,
-        ServerBinding::Correct,
-    )?;
-    let mut pop = connect_stls(&server)?;
-    let error = pop
-        .login_with(LoginMethod::ScramSha512, "alice", "pencil")
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Login(LoginChoiceError::ChannelBindingDowngrade(
-                LoginMethod::ScramSha512
-            ))
-        ),
-        "{error:?}"
+pub fn sasl_plain_variant_after_stls_is_a_downgrade<A: Adapter>() -> TestResult {
+    let server = start_stls(TlsVersion::Tls12, ServerBinding::Correct)?;
+    let mut pop = connect_stls::<A>(&server)?;
+    assert_downgrade(
+        pop.login_with(LoginMethod::ScramSha512, "alice", "pencil"),
+        LoginMethod::ScramSha512,
     );
     pop.quit()?;
     let outcome = server.finish()?;
@@ -300,38 +323,16 @@ fn plain_variant_after_stls_is_a_downgrade() -> TestResult {
 
 /// STLS with a TLS handshake of the caller's own (`stls_start`, `into_parts`, `from_parts`):
 /// `from_parts` cannot see inside the caller's stream, so the session carries no binding
-/// (nothing stale from before STLS either) and logs in without binding (`n`), until the
-/// caller sets the binding of its TLS session; then -PLUS verifies.
-#[test]
-fn from_parts_binds_only_with_the_binding_the_caller_sets() -> TestResult {
+/// (nothing stale from before STLS either: [`Adapter::stls_by_parts`] checks the session
+/// between `into_parts` and `from_parts`) and logs in without binding (`n`), until the caller
+/// sets the binding of its TLS session; then -PLUS verifies.
+pub fn sasl_from_parts_binds_only_with_the_binding_the_caller_sets<A: Adapter>() -> TestResult {
     for set_binding in [false, true] {
-        let server = ScramServer::start_stls(
-            "alice",
-            "pencil",
-            ALL,
-            TlsVersion::Tls13,
-            ServerBinding::Correct,
-        )?;
-        let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port()))?;
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut pop = Connection::new(tcp, &options())?;
+        let server = start_stls(TlsVersion::Tls13, ServerBinding::Correct)?;
+        let pop = A::connect("127.0.0.1", server.port(), Security::None, &options())?;
         assert!(pop.channel_binding().is_none());
-        pop.stls_start()?;
-        let (mut tcp, mut session) = pop.into_parts();
-        assert!(session.channel_binding().is_none());
-        let config = TlsOptions::default()
-            .add_ca_pem(TestCa::shared().certificate_pem().as_bytes())?
-            .build()?;
-        let name = pop3_blocking::rustls::pki_types::ServerName::try_from("localhost")?;
-        let mut tls = pop3_blocking::rustls::ClientConnection::new(config, name)?;
-        while tls.is_handshaking() {
-            tls.complete_io(&mut tcp)?;
-        }
-        if set_binding {
-            session.set_channel_binding(pop3_blocking::channel_binding(&tls));
-        }
-        let stream = pop3_blocking::rustls::StreamOwned::new(tls, tcp);
-        let mut pop = Connection::from_parts(stream, session)?;
+        let mut pop = pop.stls_by_parts(certificate_pem(), "localhost", set_binding)?;
+        assert_eq!(pop.can_bind(), set_binding);
         let expected = match set_binding {
             true => LoginMethod::ScramSha512Plus,
             false => LoginMethod::ScramSha512,
@@ -351,21 +352,13 @@ fn from_parts_binds_only_with_the_binding_the_caller_sets() -> TestResult {
 
 /// `into_parts` and `from_parts` on the same TLS stream keep the binding of that stream (the
 /// one `connect` set after the handshake STLS started), and -PLUS still verifies.
-#[test]
-fn parts_round_trip_keeps_the_binding_of_the_same_stream() -> TestResult {
-    let server = ScramServer::start_stls(
-        "alice",
-        "pencil",
-        ALL,
-        TlsVersion::Tls12,
-        ServerBinding::Correct,
-    )?;
-    let pop = connect_stls(&server)?;
-    let before = pop.channel_binding().cloned();
+pub fn sasl_parts_round_trip_keeps_the_binding_of_the_same_stream<A: Adapter>() -> TestResult {
+    let server = start_stls(TlsVersion::Tls12, ServerBinding::Correct)?;
+    let pop = connect_stls::<A>(&server)?;
+    let before = pop.channel_binding();
     assert!(before.is_some());
-    let (stream, session) = pop.into_parts();
-    let mut pop = Connection::from_parts(stream, session)?;
-    assert_eq!(pop.channel_binding(), before.as_ref());
+    let mut pop = pop.parts_round_trip()?;
+    assert_eq!(pop.channel_binding(), before);
     assert_eq!(pop.login("alice", "pencil")?, LoginMethod::ScramSha512Plus);
     pop.quit()?;
     let outcome = server.finish()?;
