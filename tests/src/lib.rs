@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 pub use pop3_dovecot_peer as interop;
+pub mod api_suite;
 pub mod interop_suite;
 pub mod sasl_suite;
 pub use pop3_scripted_server::network;

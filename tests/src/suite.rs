@@ -23,7 +23,9 @@ use std::time::Duration;
 use pop3_proto::login::{
     LoginChoiceError, LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
+use pop3_proto::request::RetrEvent;
 use pop3_proto::sasl::{ChannelBinding, Mechanism, Plain};
+use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 use pop3_proto::{Capabilities, CommandKind, EnqueueError, Phase, ProtocolError, ResponseCode};
 
 use crate::{
@@ -131,6 +133,22 @@ pub enum Failure {
         code: Option<ResponseCode>,
         /// Its text.
         text: String,
+    },
+    /// `login` on a logged-in session (the adapter's message).
+    AlreadyLoggedIn(String),
+    /// A UID-safe call refused to go on: the core's error, and the adapter's message for it.
+    Uid(UidError, String),
+    /// `retr_parsed`: the message is over the limit.
+    MessageTooLarge {
+        /// The message number.
+        msg: u32,
+        /// The limit given.
+        limit: usize,
+    },
+    /// `retr_parsed`: not a message the MIME parser can read.
+    NotAMessage {
+        /// The message number.
+        msg: u32,
     },
     /// Closed or poisoned.
     Closed,
@@ -254,6 +272,26 @@ pub trait Adapter: Sized + std::fmt::Debug {
     ) -> Result<Self, Failure>;
     /// `into_parts`, then `from_parts` on the same stream and session.
     fn parts_round_trip(self) -> Result<Self, Failure>;
+    /// `retr_many` with the caller's event handler (every event as the adapter reports it).
+    fn retr_many_events(
+        &mut self,
+        msgs: &[u32],
+        on_event: &mut dyn FnMut(u32, RetrEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Failure>;
+    /// `dele_uid`.
+    fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Failure>;
+    /// `fetch_new`.
+    fn fetch_new(
+        &mut self,
+        store: &mut dyn SeenStore,
+        on_event: &mut dyn FnMut(&UniqueIdListing, RetrEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<FetchReport, Failure>;
+    /// `retr_parsed` (the adapters' `mime` feature).
+    fn retr_parsed(
+        &mut self,
+        msg: u32,
+        max_octets: usize,
+    ) -> Result<mail_parser::Message<'static>, Failure>;
 }
 
 /// Expands into one `#[test]` per suite for the given [`Adapter`] type.

@@ -9,7 +9,9 @@ use pop3_async::pop3_proto::login::{
 };
 use pop3_async::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_async::pop3_proto::{Capabilities, Phase};
-use pop3_async::{ClientCertificate, Connection, Error, Options, RetrEvent, TlsOptions};
+use pop3_async::{
+    ClientCertificate, Connection, Error, FetchReport, Options, RetrEvent, SeenStore, TlsOptions,
+};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
 use tokio::runtime::Runtime;
 
@@ -41,6 +43,13 @@ fn failure(error: Error) -> Failure {
         Error::Login(e) => Failure::Login(e),
         Error::InvalidServerName(name) => Failure::InvalidServerName(name),
         Error::GreetingRefused { code, text } => Failure::GreetingRefused { code, text },
+        error @ Error::AlreadyLoggedIn => Failure::AlreadyLoggedIn(error.to_string()),
+        Error::Uid(e) => {
+            let message = e.to_string();
+            Failure::Uid(e, message)
+        }
+        Error::MessageTooLarge { msg, limit } => Failure::MessageTooLarge { msg, limit },
+        Error::NotAMessage { msg } => Failure::NotAMessage { msg },
         Error::Closed | Error::Poisoned | Error::Unusable(_) => Failure::Closed,
         other => Failure::Other(other.to_string()),
     }
@@ -299,6 +308,34 @@ impl Adapter for Async {
         })
     }
 
+    fn retr_many_events(
+        &mut self,
+        msgs: &[u32],
+        on_event: &mut dyn FnMut(u32, RetrEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Failure> {
+        block_on(self.0.retr_many(msgs, on_event)).map_err(failure)
+    }
+
+    fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Failure> {
+        block_on(self.0.dele_uid(msg, uid)).map_err(failure)
+    }
+
+    fn fetch_new(
+        &mut self,
+        store: &mut dyn SeenStore,
+        on_event: &mut dyn FnMut(&UniqueIdListing, RetrEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<FetchReport, Failure> {
+        block_on(self.0.fetch_new(store, on_event)).map_err(failure)
+    }
+
+    fn retr_parsed(
+        &mut self,
+        msg: u32,
+        max_octets: usize,
+    ) -> Result<pop3_async::mail_parser::Message<'static>, Failure> {
+        block_on(self.0.retr_parsed(msg, max_octets)).map_err(failure)
+    }
+
     fn parts_round_trip(self) -> Result<Self, Failure> {
         let (stream, session) = self.0.into_parts();
         block_on(Connection::from_parts(stream, session))
@@ -310,3 +347,4 @@ impl Adapter for Async {
 pop3_tests::adapter_suite!(Async);
 pop3_tests::interop_suite!(Async);
 pop3_tests::sasl_suite!(Async);
+pop3_tests::api_suite!(Async);

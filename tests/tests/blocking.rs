@@ -6,7 +6,9 @@ use pop3_blocking::pop3_proto::login::{
 };
 use pop3_blocking::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_blocking::pop3_proto::{Capabilities, Phase};
-use pop3_blocking::{ClientCertificate, Connection, Error, Options, RetrEvent, TlsOptions};
+use pop3_blocking::{
+    ClientCertificate, Connection, Error, FetchReport, Options, RetrEvent, SeenStore, TlsOptions,
+};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
 
 #[derive(Debug)]
@@ -23,6 +25,13 @@ fn failure(error: Error) -> Failure {
         Error::Login(e) => Failure::Login(e),
         Error::InvalidServerName(name) => Failure::InvalidServerName(name),
         Error::GreetingRefused { code, text } => Failure::GreetingRefused { code, text },
+        error @ Error::AlreadyLoggedIn => Failure::AlreadyLoggedIn(error.to_string()),
+        Error::Uid(e) => {
+            let message = e.to_string();
+            Failure::Uid(e, message)
+        }
+        Error::MessageTooLarge { msg, limit } => Failure::MessageTooLarge { msg, limit },
+        Error::NotAMessage { msg } => Failure::NotAMessage { msg },
         Error::Closed | Error::Unusable(_) => Failure::Closed,
         other => Failure::Other(other.to_string()),
     }
@@ -265,6 +274,34 @@ impl Adapter for Blocking {
             .map_err(failure)
     }
 
+    fn retr_many_events(
+        &mut self,
+        msgs: &[u32],
+        on_event: &mut dyn FnMut(u32, RetrEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Failure> {
+        self.0.retr_many(msgs, on_event).map_err(failure)
+    }
+
+    fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Failure> {
+        self.0.dele_uid(msg, uid).map_err(failure)
+    }
+
+    fn fetch_new(
+        &mut self,
+        store: &mut dyn SeenStore,
+        on_event: &mut dyn FnMut(&UniqueIdListing, RetrEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<FetchReport, Failure> {
+        self.0.fetch_new(store, on_event).map_err(failure)
+    }
+
+    fn retr_parsed(
+        &mut self,
+        msg: u32,
+        max_octets: usize,
+    ) -> Result<pop3_blocking::mail_parser::Message<'static>, Failure> {
+        self.0.retr_parsed(msg, max_octets).map_err(failure)
+    }
+
     fn parts_round_trip(self) -> Result<Self, Failure> {
         let (stream, session) = self.0.into_parts();
         Connection::from_parts(stream, session)
@@ -276,6 +313,7 @@ impl Adapter for Blocking {
 pop3_tests::adapter_suite!(Blocking);
 pop3_tests::interop_suite!(Blocking);
 pop3_tests::sasl_suite!(Blocking);
+pop3_tests::api_suite!(Blocking);
 
 /// A skipped interop test must be visible in a plain `cargo test`, not only with
 /// `--nocapture`: this binary runs one of its own interop tests again with `POP3_INTEROP=off`

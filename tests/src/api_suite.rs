@@ -1,33 +1,81 @@
-//! The blocking adapter's API as a library user meets it (issue 15 §2), against the kit's
-//! servers: the "already logged in" error, the tracing target, the start-of-message event, the
-//! UID-safe helpers and the parsed view.
-#![allow(clippy::unwrap_used, missing_docs)]
+//! The adapters' API as a library user meets it (issue 15 §2), against the kit's servers: the
+//! "already logged in" error, the start-of-message event, the UID-safe helpers (`dele_uid`,
+//! `fetch_new`) and the parsed view (`retr_parsed`, the adapters' `mime` feature), through the
+//! same [`Adapter`] as the [`suite`](crate::suite) module. Instantiate it with one line per
+//! adapter:
+//!
+//! ```ignore
+//! pop3_tests::api_suite!(Blocking);
+//! ```
+//!
+//! It expands into one `#[test]` per function of this module, all named `api_*`.
+#![allow(clippy::unwrap_used)]
 
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use pop3_blocking::{Connection, Error, Options, Security};
-use pop3_tests::{MailboxServer, Script, ScriptedServer};
+use pop3_proto::ProtocolError;
+use pop3_proto::request::RetrEvent;
+use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::sasl_suite::TestResult;
+use crate::suite::{Adapter, ConnectOptions, Failure, Security};
+use crate::{MailboxServer, Script, ScriptedServer};
 
-fn options() -> Options {
-    Options::default()
-        .timeout(Duration::from_secs(10))
-        .allow_plaintext(true)
+/// Expands into one `#[test]` per function of [`api_suite`](crate::api_suite) for the given
+/// [`Adapter`] type.
+#[macro_export]
+macro_rules! api_suite {
+    ($adapter:ty) => {
+        $crate::api_suite!(@tests $adapter;
+            api_login_on_a_logged_in_connection_says_already_logged_in,
+            api_second_login_sends_nothing,
+            api_retr_many_starts_every_message_even_an_empty_one,
+            api_dele_uid_deletes_only_the_message_the_caller_believes_in,
+            api_dele_uid_sends_no_dele_on_a_mismatch,
+            api_fetch_new_fetches_only_what_is_not_recorded_and_never_deletes,
+            api_fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching,
+            api_retr_parsed_gives_headers_and_parts_of_a_multipart_message,
+        );
+    };
+    (@tests $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::api_suite::$name::<$adapter>().unwrap();
+            }
+        )*
+    };
+}
+
+fn options() -> ConnectOptions {
+    ConnectOptions {
+        timeout: Duration::from_secs(10),
+        ..ConnectOptions::plaintext()
+    }
 }
 
 /// For scripted transcripts: no automatic CAPA, so the wire holds only what the test calls.
-fn scripted_options() -> Options {
-    let mut config = pop3_blocking::Config::default();
-    config.auto_capa = false;
-    options().config(config)
+fn scripted_options() -> ConnectOptions {
+    let mut options = options();
+    options.config.auto_capa = false;
+    options
 }
 
-fn connect(server: &MailboxServer) -> Result<Connection, Error> {
-    Connection::connect("127.0.0.1", server.port(), Security::None, &options())
+fn connect<A: Adapter>(server: &MailboxServer) -> Result<A, Failure> {
+    A::connect("127.0.0.1", server.port(), Security::None, &options())
 }
 
-fn mailbox(messages: &[&[u8]]) -> Result<MailboxServer, pop3_tests::KitError> {
+fn connect_scripted<A: Adapter>(server: &ScriptedServer) -> Result<A, Failure> {
+    A::connect(
+        "127.0.0.1",
+        server.port(),
+        Security::None,
+        &scripted_options(),
+    )
+}
+
+fn mailbox(messages: &[&[u8]]) -> Result<MailboxServer, crate::KitError> {
     Ok(MailboxServer::start(
         messages.iter().map(|m| m.to_vec()).collect(),
     )?)
@@ -35,17 +83,16 @@ fn mailbox(messages: &[&[u8]]) -> Result<MailboxServer, pop3_tests::KitError> {
 
 // ---- login() twice ----
 
-#[test]
-fn login_on_a_logged_in_connection_says_already_logged_in() -> TestResult {
+/// A second `login` is refused locally with its own error, and the session goes on.
+pub fn api_login_on_a_logged_in_connection_says_already_logged_in<A: Adapter>() -> TestResult {
     let server = mailbox(&[b"Subject: a\r\n\r\nhi\r\n"])?;
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     let error = pop.login("alice", "secret-a").unwrap_err();
-    assert!(matches!(error, Error::AlreadyLoggedIn), "{error:?}");
-    assert_eq!(
-        error.to_string(),
-        "already logged in: log in once per connection"
-    );
+    let Failure::AlreadyLoggedIn(message) = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(message, "already logged in: log in once per connection");
     // Nothing was sent, and the session goes on.
     assert_eq!(pop.stat()?.count, 1);
     assert_eq!(server.logins(), 1);
@@ -53,8 +100,8 @@ fn login_on_a_logged_in_connection_says_already_logged_in() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn second_login_sends_nothing() -> TestResult {
+/// The second `login` sends nothing: the transcript.
+pub fn api_second_login_sends_nothing<A: Adapter>() -> TestResult {
     let server = ScriptedServer::start(Script::parse(
         "
         S: +OK ready
@@ -66,16 +113,11 @@ fn second_login_sends_nothing() -> TestResult {
         S: +OK
         ",
     )?)?;
-    let mut pop = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Security::None,
-        &scripted_options(),
-    )?;
+    let mut pop = connect_scripted::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     assert!(matches!(
         pop.login("alice", "secret-a"),
-        Err(Error::AlreadyLoggedIn)
+        Err(Failure::AlreadyLoggedIn(_))
     ));
     pop.noop()?;
     drop(pop);
@@ -92,8 +134,7 @@ fn second_login_sends_nothing() -> TestResult {
 
 /// Records one event; consecutive chunks of a message are joined (read boundaries are not
 /// part of the contract).
-fn record(seen: &mut Vec<String>, msg: u32, event: &pop3_blocking::RetrEvent<'_>) {
-    use pop3_blocking::RetrEvent;
+fn record(seen: &mut Vec<String>, msg: u32, event: &RetrEvent<'_>) {
     let line = match event {
         RetrEvent::Start => format!("{msg} start"),
         RetrEvent::Chunk(chunk) => {
@@ -112,15 +153,16 @@ fn record(seen: &mut Vec<String>, msg: u32, event: &pop3_blocking::RetrEvent<'_>
     seen.push(line);
 }
 
-#[test]
-fn retr_many_starts_every_message_even_an_empty_one() -> TestResult {
+/// `retr_many` reports `Start` for every message, an empty one included, pipelined or not;
+/// a caller that creates its file on `Start` gets one for the empty message.
+pub fn api_retr_many_starts_every_message_even_an_empty_one<A: Adapter>() -> TestResult {
     let server = mailbox(&[b"a\r\n", b"", b"c\r\n"])?;
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     for pipelined in [true, false] {
         let mut seen = Vec::new();
         let msgs: &[u32] = if pipelined { &[1, 2, 4, 3] } else { &[2] };
-        pop.retr_many(msgs, |msg, event| {
+        pop.retr_many_events(msgs, &mut |msg, event| {
             record(&mut seen, msg, &event);
             Ok(())
         })?;
@@ -145,8 +187,8 @@ fn retr_many_starts_every_message_even_an_empty_one() -> TestResult {
     let dir = std::env::temp_dir().join(format!("pop3-api-start-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut files = Vec::new();
-    pop.retr_many(&[2], |msg, event| {
-        if let pop3_blocking::RetrEvent::Start = event {
+    pop.retr_many_events(&[2], &mut |msg, event| {
+        if let RetrEvent::Start = event {
             let path = dir.join(format!("message-{msg}.eml"));
             std::fs::File::create(&path)?;
             files.push(path);
@@ -162,39 +204,43 @@ fn retr_many_starts_every_message_even_an_empty_one() -> TestResult {
 
 // ---- dele_uid and fetch_new ----
 
-#[test]
-fn dele_uid_deletes_only_the_message_the_caller_believes_in() -> TestResult {
+/// `dele_uid` deletes a message only under the UID the caller believes in; a stale belief is a
+/// typed mismatch, and nothing is deleted.
+pub fn api_dele_uid_deletes_only_the_message_the_caller_believes_in<A: Adapter>() -> TestResult {
     let server = mailbox(&[b"one\r\n", b"two\r\n", b"three\r\n"])?;
     let uids = server.uids();
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     pop.dele_uid(2, &uids[1])?;
     pop.quit()?;
     assert_eq!(server.uids(), [uids[0].clone(), uids[2].clone()]);
 
     // A later session with the stale belief "message 2 is uids[1]": number 2 is now uids[2].
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     let error = pop.dele_uid(2, &uids[1]).unwrap_err();
-    let Error::Uid(pop3_blocking::UidError::Mismatch {
-        msg,
-        expected,
-        found,
-    }) = &error
+    let Failure::Uid(
+        UidError::Mismatch {
+            msg,
+            expected,
+            found,
+        },
+        message,
+    ) = &error
     else {
         panic!("{error:?}");
     };
     assert_eq!((*msg, expected, found), (2, &uids[1], &uids[2]));
-    assert!(error.to_string().contains("nothing was deleted"), "{error}");
+    assert!(message.contains("nothing was deleted"), "{message}");
     // A number the server does not have: its -ERR, nothing deleted.
-    assert!(matches!(pop.dele_uid(7, &uids[0]), Err(Error::Server(_))));
+    assert!(matches!(pop.dele_uid(7, &uids[0]), Err(Failure::Server(_))));
     pop.quit()?;
     assert_eq!(server.uids(), [uids[0].clone(), uids[2].clone()]);
     Ok(())
 }
 
-#[test]
-fn dele_uid_sends_no_dele_on_a_mismatch() -> TestResult {
+/// On a mismatch `dele_uid` sends no DELE: the transcript.
+pub fn api_dele_uid_sends_no_dele_on_a_mismatch<A: Adapter>() -> TestResult {
     let server = ScriptedServer::start(Script::parse(
         "
         S: +OK ready
@@ -212,16 +258,11 @@ fn dele_uid_sends_no_dele_on_a_mismatch() -> TestResult {
         S: +OK
         ",
     )?)?;
-    let mut pop = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Security::None,
-        &scripted_options(),
-    )?;
+    let mut pop = connect_scripted::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     assert!(matches!(
         pop.dele_uid(2, "yyy"),
-        Err(Error::Uid(pop3_blocking::UidError::Mismatch { .. }))
+        Err(Failure::Uid(UidError::Mismatch { .. }, _))
     ));
     pop.dele_uid(1, "aaa")?;
     pop.noop()?;
@@ -235,40 +276,20 @@ fn dele_uid_sends_no_dele_on_a_mismatch() -> TestResult {
     Ok(())
 }
 
-/// A store that fails to record the n-th UID.
-#[derive(Default)]
-struct FailingStore {
-    seen: std::collections::HashSet<String>,
-    fail_at: usize,
-}
-
-impl pop3_blocking::SeenStore for FailingStore {
-    fn is_seen(&self, uid: &str) -> bool {
-        self.seen.contains(uid)
-    }
-
-    fn record(&mut self, uid: &str) -> std::io::Result<()> {
-        if self.seen.len() + 1 == self.fail_at {
-            return Err(std::io::Error::other("disk full"));
-        }
-        self.seen.insert(uid.to_owned());
-        Ok(())
-    }
-}
-
-#[test]
-fn fetch_new_fetches_only_what_is_not_recorded_and_never_deletes() -> TestResult {
-    use pop3_blocking::RetrEvent;
+/// `fetch_new` fetches only the UIDs the store has not recorded, never deletes, and a store
+/// that fails to record stops it with the store's error, the connection still usable.
+pub fn api_fetch_new_fetches_only_what_is_not_recorded_and_never_deletes<A: Adapter>() -> TestResult
+{
     let server = mailbox(&[b"one\r\n", b"", b"three\r\n"])?;
     let uids = server.uids();
-    let mut store = std::collections::HashSet::new();
+    let mut store = BTreeSet::new();
     let mut stored: Vec<(String, Vec<u8>)> = Vec::new();
-    let fetch = |store: &mut std::collections::HashSet<String>,
+    let fetch = |store: &mut BTreeSet<String>,
                  stored: &mut Vec<(String, Vec<u8>)>|
-     -> Result<pop3_blocking::FetchReport, Error> {
-        let mut pop = connect(&server)?;
+     -> Result<FetchReport, Failure> {
+        let mut pop = connect::<A>(&server)?;
         pop.login("alice", "secret-a")?;
-        let report = pop.fetch_new(store, |entry, event| {
+        let report = pop.fetch_new(store, &mut |entry, event| {
             match event {
                 RetrEvent::Start => stored.push((entry.uid.clone(), Vec::new())),
                 RetrEvent::Chunk(chunk) => {
@@ -318,11 +339,11 @@ fn fetch_new_fetches_only_what_is_not_recorded_and_never_deletes() -> TestResult
         fail_at: 2,
         ..FailingStore::default()
     };
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     pop.login("alice", "secret-a")?;
-    let error = pop.fetch_new(&mut failing, |_, _| Ok(())).unwrap_err();
+    let error = pop.fetch_new(&mut failing, &mut |_, _| Ok(())).unwrap_err();
     assert!(
-        matches!(&error, Error::Io(e) if e.to_string() == "disk full"),
+        matches!(&error, Failure::Io(e) if e == "disk full"),
         "{error:?}"
     );
     assert_eq!(failing.seen.len(), 1);
@@ -332,8 +353,9 @@ fn fetch_new_fetches_only_what_is_not_recorded_and_never_deletes() -> TestResult
     Ok(())
 }
 
-#[test]
-fn fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching() -> TestResult {
+/// A UIDL listing with a repeated UID is refused (the core's typed error) before any RETR.
+pub fn api_fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching<A: Adapter>()
+-> TestResult {
     let server = ScriptedServer::start(Script::parse(
         "
         S: +OK ready
@@ -349,19 +371,14 @@ fn fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching() -> TestResu
         S: .
         ",
     )?)?;
-    let mut pop = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Security::None,
-        &scripted_options(),
-    )?;
+    let mut pop = connect_scripted::<A>(&server)?;
     pop.login("alice", "secret-a")?;
-    let mut store = std::collections::HashSet::new();
-    let error = pop.fetch_new(&mut store, |_, _| Ok(())).unwrap_err();
+    let mut store = HashSet::new();
+    let error = pop.fetch_new(&mut store, &mut |_, _| Ok(())).unwrap_err();
     assert!(
         matches!(
             &error,
-            Error::Protocol(pop3_blocking::pop3_proto::ProtocolError::DuplicateEntries { listing: "UIDL", uids, .. })
+            Failure::Protocol(ProtocolError::DuplicateEntries { listing: "UIDL", uids, .. })
                 if uids == &["same"]
         ),
         "{error:?}"
@@ -380,6 +397,7 @@ fn fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching() -> TestResu
 
 // ---- the parsed view (feature `mime`) ----
 
+/// A multipart/mixed message with a multipart/alternative part and an attachment.
 const MULTIPART: &[u8] = b"From: Alice <alice@example.com>\r\n\
 To: bob@example.com\r\n\
 Subject: =?utf-8?q?caf=C3=A9?= report\r\n\
@@ -408,8 +426,8 @@ Content-Transfer-Encoding: base64\r\n\
 AAECAw==\r\n\
 --outer--\r\n";
 
-fn check_parsed(message: &pop3_blocking::mail_parser::Message<'_>) {
-    use pop3_blocking::mail_parser::MimeHeaders as _;
+fn check_parsed(message: &mail_parser::Message<'_>) {
+    use mail_parser::MimeHeaders as _;
     assert_eq!(message.subject(), Some("café report"));
     let from = message.from().and_then(|from| from.first()).unwrap();
     assert_eq!(from.name(), Some("Alice"));
@@ -432,29 +450,51 @@ fn check_parsed(message: &pop3_blocking::mail_parser::Message<'_>) {
     assert_eq!(message.parts.len(), 5);
 }
 
-#[test]
-fn retr_parsed_gives_headers_and_parts_of_a_multipart_message() -> TestResult {
+/// `retr_parsed` gives the headers and parts of a multipart message, refuses an empty one and
+/// one over the limit, and the session stays in step.
+pub fn api_retr_parsed_gives_headers_and_parts_of_a_multipart_message<A: Adapter>() -> TestResult {
     let server = mailbox(&[
         MULTIPART,
         b"",
         b"Subject: big\r\n\r\nxxxxxxxxxxxxxxxxxxxx\r\n",
     ])?;
-    let mut pop = connect(&server)?;
+    let mut pop = connect::<A>(&server)?;
     pop.login("alice", "secret-a")?;
     let message = pop.retr_parsed(1, 1 << 20)?;
     check_parsed(&message);
     assert!(matches!(
         pop.retr_parsed(2, 1 << 20),
-        Err(Error::NotAMessage { msg: 2 })
+        Err(Failure::NotAMessage { msg: 2 })
     ));
     assert!(matches!(
         pop.retr_parsed(3, 37),
-        Err(Error::MessageTooLarge { msg: 3, limit: 37 })
+        Err(Failure::MessageTooLarge { msg: 3, limit: 37 })
     ));
     // Within the limit (the message is 38 octets: one more is too many), and the session is in step after the refusal.
     assert_eq!(pop.retr_parsed(3, 38)?.subject(), Some("big"));
-    assert!(matches!(pop.retr_parsed(9, 100), Err(Error::Server(_))));
+    assert!(matches!(pop.retr_parsed(9, 100), Err(Failure::Server(_))));
     assert_eq!(pop.stat()?.count, 3);
     pop.quit()?;
     Ok(())
+}
+
+/// A store that fails to record the n-th UID.
+#[derive(Default)]
+struct FailingStore {
+    seen: HashSet<String>,
+    fail_at: usize,
+}
+
+impl SeenStore for FailingStore {
+    fn is_seen(&self, uid: &str) -> bool {
+        self.seen.contains(uid)
+    }
+
+    fn record(&mut self, uid: &str) -> std::io::Result<()> {
+        if self.seen.len() + 1 == self.fail_at {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.seen.insert(uid.to_owned());
+        Ok(())
+    }
 }
