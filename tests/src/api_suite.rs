@@ -343,7 +343,7 @@ pub fn api_fetch_new_fetches_only_what_is_not_recorded_and_never_deletes<A: Adap
     pop.login("alice", "secret-a")?;
     let error = pop.fetch_new(&mut failing, &mut |_, _| Ok(())).unwrap_err();
     assert!(
-        matches!(&error, Failure::Io(e) if e == "disk full"),
+        matches!(&error, Failure::Io(_, e) if e == "disk full"),
         "{error:?}"
     );
     assert_eq!(failing.seen.len(), 1);

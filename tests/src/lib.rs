@@ -37,6 +37,7 @@
 pub use pop3_dovecot_peer as interop;
 pub mod api_suite;
 pub mod interop_suite;
+pub mod network_suite;
 pub mod sasl_suite;
 pub use pop3_scripted_server::network;
 pub mod suite;

@@ -26,7 +26,9 @@ use pop3_proto::login::{
 use pop3_proto::request::RetrEvent;
 use pop3_proto::sasl::{ChannelBinding, Mechanism, Plain};
 use pop3_proto::uid::{FetchReport, SeenStore, UidError};
-use pop3_proto::{Capabilities, CommandKind, EnqueueError, Phase, ProtocolError, ResponseCode};
+use pop3_proto::{
+    Capabilities, CommandKind, EnqueueError, Expired, Phase, ProtocolError, ResponseCode,
+};
 
 use crate::{
     MailboxServer, Script, ScriptedServer, TestCa, Transcript, certificate_pem, generate_mail,
@@ -62,6 +64,14 @@ pub struct ConnectOptions {
     pub accept_any_certificate: bool,
     /// A TLS client certificate to present: (certificate PEM, key PEM).
     pub client_cert: Option<(String, String)>,
+    /// An extra trust anchor read from a PEM file (the adapter's `add_ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The TCP connect timeout, if not the adapter's default.
+    pub connect_timeout: Option<Duration>,
+    /// The local source address.
+    pub bind: Option<std::net::IpAddr>,
+    /// A proxy URL (`socks5://`, `socks5h://`, `http://`, with optional credentials).
+    pub proxy: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -74,6 +84,10 @@ impl Default for ConnectOptions {
             ca_pem: Some(certificate_pem().to_owned()),
             accept_any_certificate: false,
             client_cert: None,
+            ca_file: None,
+            connect_timeout: None,
+            bind: None,
+            proxy: None,
         }
     }
 }
@@ -111,12 +125,14 @@ pub struct Greeting {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Failure {
-    /// I/O error (message).
-    Io(String),
+    /// I/O error (its kind and message).
+    Io(std::io::ErrorKind, String),
     /// TLS error (message).
     Tls(String),
-    /// Timeout.
-    Timeout,
+    /// Timeout (what expired, as the core reports it).
+    Timeout(Expired),
+    /// The proxy did not open the tunnel (the `Debug` form of the adapters' `ProxyError`).
+    Proxy(String),
     /// The server broke the protocol.
     Protocol(ProtocolError),
     /// `-ERR`.
@@ -161,7 +177,7 @@ impl Failure {
     pub fn is_connection_failure(&self) -> bool {
         matches!(
             self,
-            Self::Io(_) | Self::Tls(_) | Self::Timeout | Self::Protocol(_)
+            Self::Io(..) | Self::Tls(_) | Self::Timeout(_) | Self::Protocol(_)
         )
     }
 }
@@ -217,6 +233,15 @@ pub trait Adapter: Sized + std::fmt::Debug {
         user: &str,
         password: &str,
     ) -> Result<LoginMethod, Failure>;
+    /// The adapter's `connect_addrs` (Happy Eyeballs over these addresses, with the connect
+    /// timeout and source address of `options`): the connected socket's (local, peer)
+    /// addresses.
+    fn connect_addrs(
+        addrs: Vec<std::net::SocketAddr>,
+        options: &ConnectOptions,
+    ) -> std::io::Result<(std::net::SocketAddr, std::net::SocketAddr)>;
+    /// The server's host name as the session uses it (A-labels for an IDN).
+    fn host(&self) -> Option<String>;
     /// The TLS connection's channel binding (for SCRAM -PLUS), if known.
     fn channel_binding(&self) -> Option<ChannelBinding>;
     /// The TLS connection's channel binding is known (for SCRAM -PLUS).
@@ -1117,7 +1142,7 @@ pub fn silent_server_times_out<A: Adapter>() {
         Security::None,
         &ConnectOptions::short_timeout(),
         |pop| {
-            assert_eq!(pop.err(), Some(Failure::Timeout));
+            assert!(matches!(pop.err(), Some(Failure::Timeout(_))));
         },
     );
 }
@@ -1135,7 +1160,8 @@ pub fn stall_mid_reply_times_out<A: Adapter>() {
     let transcript = scripted::<A>(&script, Security::None, &options, |pop| {
         let mut pop = logged_in(pop.expect("connects"));
         let mut sink = Vec::new();
-        assert_eq!(pop.retr(1, &mut sink).unwrap_err(), Failure::Timeout);
+        let error = pop.retr(1, &mut sink).unwrap_err();
+        assert!(matches!(error, Failure::Timeout(_)), "{error:?}");
         assert_eq!(pop.noop().unwrap_err(), Failure::Closed);
     });
     assert_eq!(transcript.received_str(), format!("{LOGIN_WIRE}RETR 1\r\n"));
@@ -1628,7 +1654,7 @@ pub fn parity_failing_sink_drains_the_body<A: Adapter>() {
         |pop| {
             let mut pop = logged_in(pop);
             let error = pop.retr_into_failing_writer(1).unwrap_err();
-            assert!(matches!(error, Failure::Io(_)), "{error:?}");
+            assert!(matches!(error, Failure::Io(..)), "{error:?}");
             let reply = pop.noop().unwrap();
             assert_eq!(reply.text, "still here");
         },

@@ -34,9 +34,10 @@ struct Async(Connection);
 
 fn failure(error: Error) -> Failure {
     match error {
-        Error::Io(e) => Failure::Io(e.to_string()),
+        Error::Io(e) => Failure::Io(e.kind(), e.to_string()),
+        Error::Proxy(e) => Failure::Proxy(format!("{e:?}")),
         Error::Tls(e) => Failure::Tls(e.to_string()),
-        Error::Timeout(_) => Failure::Timeout,
+        Error::Timeout(e) => Failure::Timeout(e),
         Error::Protocol(e) => Failure::Protocol(e),
         Error::Server(e) => Failure::Server(e),
         Error::Usage(e) => Failure::Usage(e),
@@ -62,6 +63,9 @@ fn options(options: &ConnectOptions) -> Result<Options, Failure> {
             .add_ca_pem(pem.as_bytes())
             .map_err(|e| failure(e.into()))?;
     }
+    if let Some(path) = &options.ca_file {
+        tls = tls.add_ca_file(path).map_err(|e| failure(e.into()))?;
+    }
     if options.accept_any_certificate {
         tls = tls.dangerous_accept_any_certificate();
     }
@@ -70,7 +74,18 @@ fn options(options: &ConnectOptions) -> Result<Options, Failure> {
             .map_err(|e| failure(e.into()))?;
         tls = tls.client_cert(cert);
     }
-    Ok(Options::default()
+    let mut result = Options::default();
+    if let Some(timeout) = options.connect_timeout {
+        result = result.connect_timeout(timeout);
+    }
+    if let Some(source) = options.bind {
+        result = result.bind(source);
+    }
+    if let Some(url) = &options.proxy {
+        let proxy: pop3_async::Proxy = url.parse().map_err(|e| Failure::Other(format!("{e}")))?;
+        result = result.proxy(proxy);
+    }
+    Ok(result
         .timeout(options.timeout)
         .config(options.config.clone())
         .tls(tls)
@@ -152,6 +167,20 @@ impl Adapter for Async {
         password: &str,
     ) -> Result<LoginMethod, Failure> {
         block_on(self.0.login_with(method, user, password)).map_err(failure)
+    }
+
+    fn connect_addrs(
+        addrs: Vec<std::net::SocketAddr>,
+        options: &ConnectOptions,
+    ) -> std::io::Result<(std::net::SocketAddr, std::net::SocketAddr)> {
+        let options =
+            self::options(options).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let stream = block_on(pop3_async::connect_addrs(addrs, &options))?;
+        Ok((stream.local_addr()?, stream.peer_addr()?))
+    }
+
+    fn host(&self) -> Option<String> {
+        self.0.host().map(str::to_owned)
     }
 
     fn channel_binding(&self) -> Option<ChannelBinding> {
@@ -348,3 +377,4 @@ pop3_tests::adapter_suite!(Async);
 pop3_tests::interop_suite!(Async);
 pop3_tests::sasl_suite!(Async);
 pop3_tests::api_suite!(Async);
+pop3_tests::network_suite!(Async);

@@ -16,9 +16,10 @@ struct Blocking(Connection);
 
 fn failure(error: Error) -> Failure {
     match error {
-        Error::Io(e) => Failure::Io(e.to_string()),
+        Error::Io(e) => Failure::Io(e.kind(), e.to_string()),
+        Error::Proxy(e) => Failure::Proxy(format!("{e:?}")),
         Error::Tls(e) => Failure::Tls(e.to_string()),
-        Error::Timeout(_) => Failure::Timeout,
+        Error::Timeout(e) => Failure::Timeout(e),
         Error::Protocol(e) => Failure::Protocol(e),
         Error::Server(e) => Failure::Server(e),
         Error::Usage(e) => Failure::Usage(e),
@@ -44,6 +45,9 @@ fn options(options: &ConnectOptions) -> Result<Options, Failure> {
             .add_ca_pem(pem.as_bytes())
             .map_err(|e| failure(e.into()))?;
     }
+    if let Some(path) = &options.ca_file {
+        tls = tls.add_ca_file(path).map_err(|e| failure(e.into()))?;
+    }
     if options.accept_any_certificate {
         tls = tls.dangerous_accept_any_certificate();
     }
@@ -52,7 +56,19 @@ fn options(options: &ConnectOptions) -> Result<Options, Failure> {
             .map_err(|e| failure(e.into()))?;
         tls = tls.client_cert(cert);
     }
-    Ok(Options::default()
+    let mut result = Options::default();
+    if let Some(timeout) = options.connect_timeout {
+        result = result.connect_timeout(timeout);
+    }
+    if let Some(source) = options.bind {
+        result = result.bind(source);
+    }
+    if let Some(url) = &options.proxy {
+        let proxy: pop3_blocking::Proxy =
+            url.parse().map_err(|e| Failure::Other(format!("{e}")))?;
+        result = result.proxy(proxy);
+    }
+    Ok(result
         .timeout(options.timeout)
         .config(options.config.clone())
         .tls(tls)
@@ -133,6 +149,20 @@ impl Adapter for Blocking {
         password: &str,
     ) -> Result<LoginMethod, Failure> {
         self.0.login_with(method, user, password).map_err(failure)
+    }
+
+    fn connect_addrs(
+        addrs: Vec<std::net::SocketAddr>,
+        options: &ConnectOptions,
+    ) -> std::io::Result<(std::net::SocketAddr, std::net::SocketAddr)> {
+        let options =
+            self::options(options).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let stream = pop3_blocking::connect_addrs(addrs, &options)?;
+        Ok((stream.local_addr()?, stream.peer_addr()?))
+    }
+
+    fn host(&self) -> Option<String> {
+        self.0.host().map(str::to_owned)
     }
 
     fn channel_binding(&self) -> Option<ChannelBinding> {
@@ -314,6 +344,7 @@ pop3_tests::adapter_suite!(Blocking);
 pop3_tests::interop_suite!(Blocking);
 pop3_tests::sasl_suite!(Blocking);
 pop3_tests::api_suite!(Blocking);
+pop3_tests::network_suite!(Blocking);
 
 /// A skipped interop test must be visible in a plain `cargo test`, not only with
 /// `--nocapture`: this binary runs one of its own interop tests again with `POP3_INTEROP=off`
