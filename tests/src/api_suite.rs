@@ -22,7 +22,7 @@ use crate::sasl_suite::TestResult;
 use crate::suite::{Adapter, ConnectOptions, Failure, Security};
 use crate::{MailboxServer, Script, ScriptedServer};
 
-/// Expands into one `#[test]` per function of [`api_suite`](crate::api_suite) for the given
+/// Expands into one `#[test]` per function of [`api_suite`](mod@crate::api_suite) for the given
 /// [`Adapter`] type.
 #[macro_export]
 macro_rules! api_suite {

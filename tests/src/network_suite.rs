@@ -27,7 +27,7 @@ use crate::network::{BlackHole, FakeProxy, PROXY_PASSWORD, PROXY_USER, ProxyStep
 use crate::suite::{Adapter, ConnectOptions, Failure, Security};
 use crate::{CertSpec, Script, ScriptedServer, TestCa};
 
-/// Expands into one `#[test]` per function of [`network_suite`](crate::network_suite) for the
+/// Expands into one `#[test]` per function of [`network_suite`](mod@crate::network_suite) for the
 /// given [`Adapter`] type.
 #[macro_export]
 macro_rules! network_suite {

@@ -21,7 +21,7 @@ use crate::{ClientCa, KitError, ScramServer, ServerBinding, TlsVersion, certific
 /// Every mechanism the reference server offers by default.
 const ALL: &str = "PLAIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-512 SCRAM-SHA-512-PLUS";
 
-/// Expands into one `#[test]` per function of [`sasl_suite`](crate::sasl_suite) for the given
+/// Expands into one `#[test]` per function of [`sasl_suite`](mod@crate::sasl_suite) for the given
 /// [`Adapter`] type.
 #[macro_export]
 macro_rules! sasl_suite {
