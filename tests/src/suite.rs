@@ -278,8 +278,37 @@ pub trait Adapter: Sized + std::fmt::Debug {
     fn set_lang(&mut self, tag: &str) -> Result<Reply, Failure>;
     /// `STLS` and the handshake.
     fn stls(self) -> Result<Self, Failure>;
-    /// Many RETRs (pipelined where allowed), each message collected whole, in order.
-    fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure>;
+    /// Many RETRs (pipelined where allowed), each message collected whole, in order: through
+    /// [`retr_many_events`](Adapter::retr_many_events), checking the order of the events.
+    fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure> {
+        let mut done: Vec<Retrieved> = Vec::new();
+        let mut body = Vec::new();
+        let mut started = false;
+        self.retr_many_events(msgs, &mut |msg, event| {
+            match event {
+                RetrEvent::Start => {
+                    assert!(!started && body.is_empty(), "Start twice, or after a chunk");
+                    started = true;
+                }
+                RetrEvent::Chunk(chunk) => {
+                    assert!(started, "a chunk before Start");
+                    body.extend_from_slice(chunk);
+                }
+                RetrEvent::End { octets } => {
+                    assert!(std::mem::take(&mut started), "End without Start");
+                    assert_eq!(octets, body.len() as u64);
+                    done.push((msg, Ok(std::mem::take(&mut body))));
+                }
+                RetrEvent::Refused(e) => {
+                    assert!(!started, "Start for a refused message");
+                    done.push((msg, Err(e)));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            Ok(())
+        })?;
+        Ok(done)
+    }
     /// Many DELEs (pipelined where allowed).
     fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Failure>;
     /// `retr` into a writer that fails at its first write.

@@ -9,11 +9,14 @@ use pop3_async::pop3_proto::login::{
 };
 use pop3_async::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_async::pop3_proto::{Capabilities, Phase};
-use pop3_async::{
-    ClientCertificate, Connection, Error, FetchReport, Options, RetrEvent, SeenStore, TlsOptions,
-};
-use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
+use pop3_async::{Connection, FetchReport, RetrEvent, SeenStore, TlsOptions};
+use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Security};
 use tokio::runtime::Runtime;
+
+use pop3_async as adapter;
+#[path = "support/adapter_common.rs"]
+mod common;
+use common::{failure, options, security as security_of};
 
 /// One multi-threaded runtime for every test thread: the connections' sockets stay registered
 /// with it between `block_on` calls.
@@ -32,67 +35,6 @@ fn block_on<F: Future>(future: F) -> F::Output {
 #[derive(Debug)]
 struct Async(Connection);
 
-fn failure(error: Error) -> Failure {
-    match error {
-        Error::Io(e) => Failure::Io(e.kind(), e.to_string()),
-        Error::Proxy(e) => Failure::Proxy(format!("{e:?}")),
-        Error::Tls(e) => Failure::Tls(e.to_string()),
-        Error::Timeout(e) => Failure::Timeout(e),
-        Error::Protocol(e) => Failure::Protocol(e),
-        Error::Server(e) => Failure::Server(e),
-        Error::Usage(e) => Failure::Usage(e),
-        Error::Login(e) => Failure::Login(e),
-        Error::InvalidServerName(name) => Failure::InvalidServerName(name),
-        Error::GreetingRefused { code, text } => Failure::GreetingRefused { code, text },
-        error @ Error::AlreadyLoggedIn => Failure::AlreadyLoggedIn(error.to_string()),
-        Error::Uid(e) => {
-            let message = e.to_string();
-            Failure::Uid(e, message)
-        }
-        Error::MessageTooLarge { msg, limit } => Failure::MessageTooLarge { msg, limit },
-        Error::NotAMessage { msg } => Failure::NotAMessage { msg },
-        Error::Closed | Error::Poisoned | Error::Unusable(_) => Failure::Closed,
-        other => Failure::Other(other.to_string()),
-    }
-}
-
-fn options(options: &ConnectOptions) -> Result<Options, Failure> {
-    let mut tls = TlsOptions::default();
-    if let Some(pem) = &options.ca_pem {
-        tls = tls
-            .add_ca_pem(pem.as_bytes())
-            .map_err(|e| failure(e.into()))?;
-    }
-    if let Some(path) = &options.ca_file {
-        tls = tls.add_ca_file(path).map_err(|e| failure(e.into()))?;
-    }
-    if options.accept_any_certificate {
-        tls = tls.dangerous_accept_any_certificate();
-    }
-    if let Some((cert, key)) = &options.client_cert {
-        let cert = ClientCertificate::from_pem(cert.as_bytes(), key.as_bytes())
-            .map_err(|e| failure(e.into()))?;
-        tls = tls.client_cert(cert);
-    }
-    let mut result = Options::default();
-    if let Some(timeout) = options.connect_timeout {
-        result = result.connect_timeout(timeout);
-    }
-    if let Some(source) = options.bind {
-        result = result.bind(source);
-    }
-    if let Some(url) = &options.proxy {
-        let proxy: pop3_async::Proxy = url.parse().map_err(|e| Failure::Other(format!("{e}")))?;
-        result = result.proxy(proxy);
-    }
-    Ok(result
-        .timeout(options.timeout)
-        .config(options.config.clone())
-        .tls(tls)
-        .allow_plaintext(options.allow_plaintext)
-        .allow_apop(options.allow_apop))
-}
-
 impl Adapter for Async {
     fn connect(
         host: &str,
@@ -100,11 +42,7 @@ impl Adapter for Async {
         security: Security,
         connect: &ConnectOptions,
     ) -> Result<Self, Failure> {
-        let security = match security {
-            Security::Implicit => pop3_async::Security::Implicit,
-            Security::StartTls => pop3_async::Security::StartTls,
-            Security::None => pop3_async::Security::None,
-        };
+        let security = security_of(security);
         let options = options(connect)?;
         block_on(Connection::connect(host, port, security, &options))
             .map(Async)
@@ -260,37 +198,6 @@ impl Adapter for Async {
 
     fn stls(self) -> Result<Self, Failure> {
         block_on(self.0.stls()).map(Async).map_err(failure)
-    }
-
-    fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure> {
-        let mut done: Vec<Retrieved> = Vec::new();
-        let mut body = Vec::new();
-        let mut started = false;
-        block_on(self.0.retr_many(msgs, |msg, event| {
-            match event {
-                RetrEvent::Start => {
-                    assert!(!started && body.is_empty(), "Start twice, or after a chunk");
-                    started = true;
-                }
-                RetrEvent::Chunk(chunk) => {
-                    assert!(started, "a chunk before Start");
-                    body.extend_from_slice(chunk);
-                }
-                RetrEvent::End { octets } => {
-                    assert!(std::mem::take(&mut started), "End without Start");
-                    assert_eq!(octets, body.len() as u64);
-                    done.push((msg, Ok(std::mem::take(&mut body))));
-                }
-                RetrEvent::Refused(e) => {
-                    assert!(!started, "Start for a refused message");
-                    done.push((msg, Err(e)));
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-            Ok(())
-        }))
-        .map_err(failure)?;
-        Ok(done)
     }
 
     fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Failure> {

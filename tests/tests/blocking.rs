@@ -6,75 +6,16 @@ use pop3_blocking::pop3_proto::login::{
 };
 use pop3_blocking::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_blocking::pop3_proto::{Capabilities, Phase};
-use pop3_blocking::{
-    ClientCertificate, Connection, Error, FetchReport, Options, RetrEvent, SeenStore, TlsOptions,
-};
-use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
+use pop3_blocking::{Connection, FetchReport, RetrEvent, SeenStore, TlsOptions};
+use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Security};
+
+use pop3_blocking as adapter;
+#[path = "support/adapter_common.rs"]
+mod common;
+use common::{failure, options, security as security_of};
 
 #[derive(Debug)]
 struct Blocking(Connection);
-
-fn failure(error: Error) -> Failure {
-    match error {
-        Error::Io(e) => Failure::Io(e.kind(), e.to_string()),
-        Error::Proxy(e) => Failure::Proxy(format!("{e:?}")),
-        Error::Tls(e) => Failure::Tls(e.to_string()),
-        Error::Timeout(e) => Failure::Timeout(e),
-        Error::Protocol(e) => Failure::Protocol(e),
-        Error::Server(e) => Failure::Server(e),
-        Error::Usage(e) => Failure::Usage(e),
-        Error::Login(e) => Failure::Login(e),
-        Error::InvalidServerName(name) => Failure::InvalidServerName(name),
-        Error::GreetingRefused { code, text } => Failure::GreetingRefused { code, text },
-        error @ Error::AlreadyLoggedIn => Failure::AlreadyLoggedIn(error.to_string()),
-        Error::Uid(e) => {
-            let message = e.to_string();
-            Failure::Uid(e, message)
-        }
-        Error::MessageTooLarge { msg, limit } => Failure::MessageTooLarge { msg, limit },
-        Error::NotAMessage { msg } => Failure::NotAMessage { msg },
-        Error::Closed | Error::Unusable(_) => Failure::Closed,
-        other => Failure::Other(other.to_string()),
-    }
-}
-
-fn options(options: &ConnectOptions) -> Result<Options, Failure> {
-    let mut tls = TlsOptions::default();
-    if let Some(pem) = &options.ca_pem {
-        tls = tls
-            .add_ca_pem(pem.as_bytes())
-            .map_err(|e| failure(e.into()))?;
-    }
-    if let Some(path) = &options.ca_file {
-        tls = tls.add_ca_file(path).map_err(|e| failure(e.into()))?;
-    }
-    if options.accept_any_certificate {
-        tls = tls.dangerous_accept_any_certificate();
-    }
-    if let Some((cert, key)) = &options.client_cert {
-        let cert = ClientCertificate::from_pem(cert.as_bytes(), key.as_bytes())
-            .map_err(|e| failure(e.into()))?;
-        tls = tls.client_cert(cert);
-    }
-    let mut result = Options::default();
-    if let Some(timeout) = options.connect_timeout {
-        result = result.connect_timeout(timeout);
-    }
-    if let Some(source) = options.bind {
-        result = result.bind(source);
-    }
-    if let Some(url) = &options.proxy {
-        let proxy: pop3_blocking::Proxy =
-            url.parse().map_err(|e| Failure::Other(format!("{e}")))?;
-        result = result.proxy(proxy);
-    }
-    Ok(result
-        .timeout(options.timeout)
-        .config(options.config.clone())
-        .tls(tls)
-        .allow_plaintext(options.allow_plaintext)
-        .allow_apop(options.allow_apop))
-}
 
 impl Adapter for Blocking {
     fn connect(
@@ -83,11 +24,7 @@ impl Adapter for Blocking {
         security: Security,
         connect: &ConnectOptions,
     ) -> Result<Self, Failure> {
-        let security = match security {
-            Security::Implicit => pop3_blocking::Security::Implicit,
-            Security::StartTls => pop3_blocking::Security::StartTls,
-            Security::None => pop3_blocking::Security::None,
-        };
+        let security = security_of(security);
         Connection::connect(host, port, security, &options(connect)?)
             .map(Blocking)
             .map_err(failure)
@@ -227,38 +164,6 @@ impl Adapter for Blocking {
 
     fn stls(self) -> Result<Self, Failure> {
         self.0.stls().map(Blocking).map_err(failure)
-    }
-
-    fn retr_many(&mut self, msgs: &[u32]) -> Result<Vec<Retrieved>, Failure> {
-        let mut done: Vec<Retrieved> = Vec::new();
-        let mut body = Vec::new();
-        let mut started = false;
-        self.0
-            .retr_many(msgs, |msg, event| {
-                match event {
-                    RetrEvent::Start => {
-                        assert!(!started && body.is_empty(), "Start twice, or after a chunk");
-                        started = true;
-                    }
-                    RetrEvent::Chunk(chunk) => {
-                        assert!(started, "a chunk before Start");
-                        body.extend_from_slice(chunk);
-                    }
-                    RetrEvent::End { octets } => {
-                        assert!(std::mem::take(&mut started), "End without Start");
-                        assert_eq!(octets, body.len() as u64);
-                        done.push((msg, Ok(std::mem::take(&mut body))));
-                    }
-                    RetrEvent::Refused(e) => {
-                        assert!(!started, "Start for a refused message");
-                        done.push((msg, Err(e)));
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-                Ok(())
-            })
-            .map_err(failure)?;
-        Ok(done)
     }
 
     fn dele_many(&mut self, msgs: &[u32]) -> Result<Vec<Result<(), ServerError>>, Failure> {
