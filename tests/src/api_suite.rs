@@ -66,13 +66,32 @@ fn connect<A: Adapter>(server: &MailboxServer) -> Result<A, Failure> {
     A::connect("127.0.0.1", server.port(), Security::None, &options())
 }
 
-fn connect_scripted<A: Adapter>(server: &ScriptedServer) -> Result<A, Failure> {
-    A::connect(
+/// Runs `after_login` (script lines after a USER/PASS login) on a scripted server, logs in
+/// with no automatic CAPA, hands the session to `session`, and checks that the script
+/// completed and that the client sent exactly the login then `wire`.
+fn scripted_after_login<A: Adapter>(
+    after_login: &str,
+    wire: &str,
+    session: impl FnOnce(A) -> TestResult,
+) -> TestResult {
+    let script =
+        format!("S: +OK ready\nC: USER alice\nS: +OK\nC: PASS secret-a\nS: +OK in\n{after_login}");
+    let server = ScriptedServer::start(Script::parse(&script)?)?;
+    let mut pop = A::connect(
         "127.0.0.1",
         server.port(),
         Security::None,
         &scripted_options(),
-    )
+    )?;
+    pop.login("alice", "secret-a")?;
+    session(pop)?;
+    let transcript = server.finish()?;
+    transcript.assert_complete();
+    assert_eq!(
+        transcript.received_str(),
+        format!("USER alice\r\nPASS secret-a\r\n{wire}")
+    );
+    Ok(())
 }
 
 fn mailbox(messages: &[&[u8]]) -> Result<MailboxServer, crate::KitError> {
@@ -102,32 +121,14 @@ pub fn api_login_on_a_logged_in_connection_says_already_logged_in<A: Adapter>() 
 
 /// The second `login` sends nothing: the transcript.
 pub fn api_second_login_sends_nothing<A: Adapter>() -> TestResult {
-    let server = ScriptedServer::start(Script::parse(
-        "
-        S: +OK ready
-        C: USER alice
-        S: +OK
-        C: PASS secret-a
-        S: +OK in
-        C: NOOP
-        S: +OK
-        ",
-    )?)?;
-    let mut pop = connect_scripted::<A>(&server)?;
-    pop.login("alice", "secret-a")?;
-    assert!(matches!(
-        pop.login("alice", "secret-a"),
-        Err(Failure::AlreadyLoggedIn(_))
-    ));
-    pop.noop()?;
-    drop(pop);
-    let transcript = server.finish()?;
-    transcript.assert_complete();
-    assert_eq!(
-        transcript.received_str(),
-        "USER alice\r\nPASS secret-a\r\nNOOP\r\n"
-    );
-    Ok(())
+    scripted_after_login::<A>("C: NOOP\nS: +OK\n", "NOOP\r\n", |mut pop| {
+        assert!(matches!(
+            pop.login("alice", "secret-a"),
+            Err(Failure::AlreadyLoggedIn(_))
+        ));
+        pop.noop()?;
+        Ok(())
+    })
 }
 
 // ---- RetrEvent::Start ----
@@ -241,39 +242,19 @@ pub fn api_dele_uid_deletes_only_the_message_the_caller_believes_in<A: Adapter>(
 
 /// On a mismatch `dele_uid` sends no DELE: the transcript.
 pub fn api_dele_uid_sends_no_dele_on_a_mismatch<A: Adapter>() -> TestResult {
-    let server = ScriptedServer::start(Script::parse(
-        "
-        S: +OK ready
-        C: USER alice
-        S: +OK
-        C: PASS secret-a
-        S: +OK in
-        C: UIDL 2
-        S: +OK 2 zzz
-        C: UIDL 1
-        S: +OK 1 aaa
-        C: DELE 1
-        S: +OK marked
-        C: NOOP
-        S: +OK
-        ",
-    )?)?;
-    let mut pop = connect_scripted::<A>(&server)?;
-    pop.login("alice", "secret-a")?;
-    assert!(matches!(
-        pop.dele_uid(2, "yyy"),
-        Err(Failure::Uid(UidError::Mismatch { .. }, _))
-    ));
-    pop.dele_uid(1, "aaa")?;
-    pop.noop()?;
-    drop(pop);
-    let transcript = server.finish()?;
-    transcript.assert_complete();
-    assert_eq!(
-        transcript.received_str(),
-        "USER alice\r\nPASS secret-a\r\nUIDL 2\r\nUIDL 1\r\nDELE 1\r\nNOOP\r\n"
-    );
-    Ok(())
+    scripted_after_login::<A>(
+        "C: UIDL 2\nS: +OK 2 zzz\nC: UIDL 1\nS: +OK 1 aaa\nC: DELE 1\nS: +OK marked\nC: NOOP\nS: +OK\n",
+        "UIDL 2\r\nUIDL 1\r\nDELE 1\r\nNOOP\r\n",
+        |mut pop| {
+            assert!(matches!(
+                pop.dele_uid(2, "yyy"),
+                Err(Failure::Uid(UidError::Mismatch { .. }, _))
+            ));
+            pop.dele_uid(1, "aaa")?;
+            pop.noop()?;
+            Ok(())
+        },
+    )
 }
 
 /// `fetch_new` fetches only the UIDs the store has not recorded, never deletes, and a store
@@ -356,41 +337,24 @@ pub fn api_fetch_new_fetches_only_what_is_not_recorded_and_never_deletes<A: Adap
 /// A UIDL listing with a repeated UID is refused (the core's typed error) before any RETR.
 pub fn api_fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching<A: Adapter>()
 -> TestResult {
-    let server = ScriptedServer::start(Script::parse(
-        "
-        S: +OK ready
-        C: USER alice
-        S: +OK
-        C: PASS secret-a
-        S: +OK in
-        C: UIDL
-        S: +OK
-        S: 1 same
-        S: 2 other
-        S: 3 same
-        S: .
-        ",
-    )?)?;
-    let mut pop = connect_scripted::<A>(&server)?;
-    pop.login("alice", "secret-a")?;
     let mut store = HashSet::new();
-    let error = pop.fetch_new(&mut store, &mut |_, _| Ok(())).unwrap_err();
-    assert!(
-        matches!(
-            &error,
-            Failure::Protocol(ProtocolError::DuplicateEntries { listing: "UIDL", uids, .. })
-                if uids == &["same"]
-        ),
-        "{error:?}"
-    );
-    // A repeated UID is a protocol violation (the core's typed error): the session is over.
-    drop(pop);
-    let transcript = server.finish()?;
-    transcript.assert_complete();
-    assert_eq!(
-        transcript.received_str(),
-        "USER alice\r\nPASS secret-a\r\nUIDL\r\n"
-    );
+    scripted_after_login::<A>(
+        "C: UIDL\nS: +OK\nS: 1 same\nS: 2 other\nS: 3 same\nS: .\n",
+        "UIDL\r\n",
+        |mut pop| {
+            let error = pop.fetch_new(&mut store, &mut |_, _| Ok(())).unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    Failure::Protocol(ProtocolError::DuplicateEntries { listing: "UIDL", uids, .. })
+                        if uids == &["same"]
+                ),
+                "{error:?}"
+            );
+            // A repeated UID is a protocol violation (the core's typed error): the session is over.
+            Ok(())
+        },
+    )?;
     assert!(store.is_empty());
     Ok(())
 }
