@@ -227,14 +227,48 @@ pub fn network_scripted_proxies_that_refuse_lie_or_reject_credentials<A: Adapter
     }
 }
 
+/// One IDN case: a server with a certificate for `a_label` only, playing `script` (with
+/// implicit TLS or not), behind a scripted proxy that expects `handshake` and then tunnels
+/// to it; the client connects to `host` (a U-label) through `scheme`. Checks the session's
+/// host name, and that the script and the proxy's steps completed.
+fn idn_session<A: Adapter>(
+    a_label: &str,
+    script: &str,
+    implicit_tls: bool,
+    handshake: Vec<ProxyStep>,
+    scheme: &str,
+    (host, port, security): (&str, u16, Security),
+    session: impl FnOnce(&A),
+) {
+    let ca = TestCa::generate_with(&CertSpec::new().names(&[a_label])).unwrap();
+    let mut builder = ScriptedServer::builder(Script::parse(script).unwrap());
+    builder = builder.tls_config(ca.server_config());
+    if implicit_tls {
+        builder = builder.implicit_tls();
+    }
+    let server = builder.start().unwrap();
+    let mut steps = handshake;
+    steps.push(ProxyStep::Tunnel(server.addr()));
+    let proxy = FakeProxy::start(steps).unwrap();
+    let options = ConnectOptions {
+        ca_pem: Some(ca.certificate_pem().to_owned()),
+        ..through(&proxy, scheme)
+    };
+    let pop = A::connect(host, port, security, &options).unwrap();
+    assert_eq!(pop.host().as_deref(), Some(a_label));
+    session(&pop);
+    pop.quit().unwrap();
+    server.finish().unwrap().assert_complete();
+    proxy.finish().unwrap();
+}
+
 /// A Unicode host name goes to the proxy in A-labels, and TLS verifies the certificate
 /// against the A-label (the certificate names only the A-label): through SOCKS5 with implicit
 /// TLS, and through HTTP CONNECT with STLS.
 pub fn network_an_idn_host_goes_to_the_proxy_and_to_tls_as_a_labels<A: Adapter>() {
-    // SOCKS5, implicit TLS.
     let a_label = "xn--bcher-kva.example";
-    let ca = TestCa::generate_with(&CertSpec::new().names(&[a_label])).unwrap();
-    let script = Script::parse(
+    idn_session::<A>(
+        a_label,
         r"
         S: +OK tls
         C: CAPA
@@ -242,36 +276,21 @@ pub fn network_an_idn_host_goes_to_the_proxy_and_to_tls_as_a_labels<A: Adapter>(
         C: QUIT
         S: +OK bye
         ",
-    )
-    .unwrap();
-    let server = ScriptedServer::builder(script)
-        .tls_config(ca.server_config())
-        .implicit_tls()
-        .start()
-        .unwrap();
-    let proxy = FakeProxy::start(vec![
-        ProxyStep::Expect(vec![5, 1, 0]),
-        ProxyStep::Send(vec![5, 0]),
-        ProxyStep::Expect(socks_connect_name(a_label, 995)),
-        ProxyStep::Send(vec![5, 0, 0, 1, 127, 0, 0, 1, 0, 0]),
-        ProxyStep::Tunnel(server.addr()),
-    ])
-    .unwrap();
-    let options = ConnectOptions {
-        ca_pem: Some(ca.certificate_pem().to_owned()),
-        ..through(&proxy, "socks5h://")
-    };
-    let pop = A::connect("Bücher.example", 995, Security::Implicit, &options).unwrap();
-    assert_eq!(pop.host().as_deref(), Some(a_label));
-    assert_eq!(pop.greeting().text, "tls");
-    pop.quit().unwrap();
-    server.finish().unwrap().assert_complete();
-    proxy.finish().unwrap();
+        true,
+        vec![
+            ProxyStep::Expect(vec![5, 1, 0]),
+            ProxyStep::Send(vec![5, 0]),
+            ProxyStep::Expect(socks_connect_name(a_label, 995)),
+            ProxyStep::Send(vec![5, 0, 0, 1, 127, 0, 0, 1, 0, 0]),
+        ],
+        "socks5h://",
+        ("Bücher.example", 995, Security::Implicit),
+        |pop| assert_eq!(pop.greeting().text, "tls"),
+    );
 
-    // HTTP CONNECT, STLS.
     let a_label = "xn--mnchen-3ya.example";
-    let ca = TestCa::generate_with(&CertSpec::new().names(&[a_label])).unwrap();
-    let script = Script::parse(
+    idn_session::<A>(
+        a_label,
         r"
         S: +OK
         C: CAPA
@@ -284,30 +303,18 @@ pub fn network_an_idn_host_goes_to_the_proxy_and_to_tls_as_a_labels<A: Adapter>(
         C: QUIT
         S: +OK bye
         ",
-    )
-    .unwrap();
-    let server = ScriptedServer::builder(script)
-        .tls_config(ca.server_config())
-        .start()
-        .unwrap();
-    let proxy = FakeProxy::start(vec![
-        ProxyStep::Expect(
-            format!("CONNECT {a_label}:110 HTTP/1.1\r\nHost: {a_label}:110\r\n\r\n").into_bytes(),
-        ),
-        ProxyStep::Send(b"HTTP/1.0 200 Connection established\r\n\r\n".to_vec()),
-        ProxyStep::Tunnel(server.addr()),
-    ])
-    .unwrap();
-    let options = ConnectOptions {
-        ca_pem: Some(ca.certificate_pem().to_owned()),
-        ..through(&proxy, "http://")
-    };
-    let pop = A::connect("München.example", 110, Security::StartTls, &options).unwrap();
-    assert_eq!(pop.host().as_deref(), Some(a_label));
-    assert!(pop.is_tls());
-    pop.quit().unwrap();
-    server.finish().unwrap().assert_complete();
-    proxy.finish().unwrap();
+        false,
+        vec![
+            ProxyStep::Expect(
+                format!("CONNECT {a_label}:110 HTTP/1.1\r\nHost: {a_label}:110\r\n\r\n")
+                    .into_bytes(),
+            ),
+            ProxyStep::Send(b"HTTP/1.0 200 Connection established\r\n\r\n".to_vec()),
+        ],
+        "http://",
+        ("München.example", 110, Security::StartTls),
+        |pop| assert!(pop.is_tls()),
+    );
 }
 
 /// The proxy's reply is read to its last byte and no further: a server greeting that
