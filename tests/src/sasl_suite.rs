@@ -16,7 +16,9 @@ use pop3_proto::login::{LoginChoiceError, LoginMethod};
 use pop3_proto::sasl::ChannelBindingType;
 
 use crate::suite::{Adapter, ConnectOptions, Failure, Security};
-use crate::{ClientCa, KitError, ScramServer, ServerBinding, TlsVersion, certificate_pem};
+use crate::{
+    ClientCa, KitError, ScramOutcome, ScramServer, ServerBinding, TlsVersion, certificate_pem,
+};
 
 /// Every mechanism the reference server offers by default.
 const ALL: &str = "PLAIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-512 SCRAM-SHA-512-PLUS";
@@ -145,9 +147,15 @@ pub fn sasl_login_prefers_sha512_without_plus<A: Adapter>() -> TestResult {
     Ok(())
 }
 
+/// Asks for the plain `method` by name where -PLUS is on offer and the connection can bind:
+/// checks that it is refused as a downgrade before AUTH is sent; returns the server's outcome.
 #[track_caller]
-fn assert_downgrade<T: std::fmt::Debug>(result: Result<T, Failure>, method: LoginMethod) {
-    let error = result.unwrap_err();
+fn refused_as_downgrade<A: Adapter>(
+    mut pop: A,
+    server: ScramServer,
+    method: LoginMethod,
+) -> Result<ScramOutcome, Box<dyn std::error::Error>> {
+    let error = pop.login_with(method, "alice", "pencil").unwrap_err();
     assert!(
         matches!(
             error,
@@ -155,21 +163,19 @@ fn assert_downgrade<T: std::fmt::Debug>(result: Result<T, Failure>, method: Logi
         ),
         "{error:?}"
     );
+    pop.quit()?;
+    let outcome = server.finish()?;
+    assert!(!outcome.lines.iter().any(|l| l.starts_with("AUTH")));
+    Ok(outcome)
 }
 
 /// RFC 5802 downgrade rule: the plain variant by name, while the server offers -PLUS and the
 /// connection can bind, is refused before anything is sent.
 pub fn sasl_plain_variant_against_a_plus_server_is_a_downgrade<A: Adapter>() -> TestResult {
     let server = ScramServer::start("alice", "pencil", ALL, TlsVersion::Tls13)?;
-    let mut pop = connect::<A>(&server)?;
-    assert_downgrade(
-        pop.login_with(LoginMethod::ScramSha256, "alice", "pencil"),
-        LoginMethod::ScramSha256,
-    );
-    pop.quit()?;
-    let outcome = server.finish()?;
+    let pop = connect::<A>(&server)?;
+    let outcome = refused_as_downgrade(pop, server, LoginMethod::ScramSha256)?;
     assert_eq!(outcome.mechanism, None);
-    assert!(!outcome.lines.iter().any(|l| l.starts_with("AUTH")));
     Ok(())
 }
 
@@ -309,15 +315,9 @@ pub fn sasl_plus_after_stls_fails_when_the_server_binds_differently<A: Adapter>(
 /// variant by name is refused before AUTH is sent.
 pub fn sasl_plain_variant_after_stls_is_a_downgrade<A: Adapter>() -> TestResult {
     let server = start_stls(TlsVersion::Tls12, ServerBinding::Correct)?;
-    let mut pop = connect_stls::<A>(&server)?;
-    assert_downgrade(
-        pop.login_with(LoginMethod::ScramSha512, "alice", "pencil"),
-        LoginMethod::ScramSha512,
-    );
-    pop.quit()?;
-    let outcome = server.finish()?;
+    let pop = connect_stls::<A>(&server)?;
+    let outcome = refused_as_downgrade(pop, server, LoginMethod::ScramSha512)?;
     assert!(outcome.stls);
-    assert!(!outcome.lines.iter().any(|l| l.starts_with("AUTH")));
     Ok(())
 }
 
