@@ -27,7 +27,7 @@ use crate::{MailboxServer, Script, ScriptedServer};
 #[macro_export]
 macro_rules! api_suite {
     ($adapter:ty) => {
-        $crate::api_suite!(@tests $adapter;
+        $crate::__suite_tests!(api_suite, $adapter;
             api_login_on_a_logged_in_connection_says_already_logged_in,
             api_second_login_sends_nothing,
             api_retr_many_starts_every_message_even_an_empty_one,
@@ -37,14 +37,6 @@ macro_rules! api_suite {
             api_fetch_new_refuses_a_listing_with_duplicate_uids_before_fetching,
             api_retr_parsed_gives_headers_and_parts_of_a_multipart_message,
         );
-    };
-    (@tests $adapter:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::api_suite::$name::<$adapter>().unwrap();
-            }
-        )*
     };
 }
 

@@ -32,7 +32,7 @@ use crate::{CertSpec, Script, ScriptedServer, TestCa};
 #[macro_export]
 macro_rules! network_suite {
     ($adapter:ty) => {
-        $crate::network_suite!(@tests $adapter;
+        $crate::__suite_tests!(network_suite, $adapter;
             network_happy_eyeballs_reaches_the_family_that_answers_in_either_order,
             network_the_connect_timeout_is_separate_from_the_io_timeout,
             network_the_source_address_is_used_and_restricts_the_family,
@@ -43,14 +43,6 @@ macro_rules! network_suite {
             network_real_proxies_reject_bad_credentials,
             network_real_proxies_refuse_what_their_rules_forbid,
         );
-    };
-    (@tests $adapter:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::network_suite::$name::<$adapter>();
-            }
-        )*
     };
 }
 

@@ -28,7 +28,7 @@ const ALL: &str = "PLAIN SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-25
 #[macro_export]
 macro_rules! sasl_suite {
     ($adapter:ty) => {
-        $crate::sasl_suite!(@tests $adapter;
+        $crate::__suite_tests!(sasl_suite, $adapter;
             sasl_login_binds_with_tls_exporter_on_tls13_and_end_point_on_tls12,
             sasl_every_scram_variant_by_name,
             sasl_login_prefers_sha512_without_plus,
@@ -42,14 +42,6 @@ macro_rules! sasl_suite {
             sasl_from_parts_binds_only_with_the_binding_the_caller_sets,
             sasl_parts_round_trip_keeps_the_binding_of_the_same_stream,
         );
-    };
-    (@tests $adapter:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::sasl_suite::$name::<$adapter>().unwrap();
-            }
-        )*
     };
 }
 

@@ -348,11 +348,43 @@ pub trait Adapter: Sized + std::fmt::Debug {
     ) -> Result<mail_parser::Message<'static>, Failure>;
 }
 
+/// What a suite's test function returns: nothing, or a `Result` that must be `Ok`.
+#[doc(hidden)]
+pub trait Outcome {
+    /// Panics unless the test passed.
+    fn check(self);
+}
+
+impl Outcome for () {
+    fn check(self) {}
+}
+
+impl<E: std::fmt::Debug> Outcome for Result<(), E> {
+    fn check(self) {
+        self.unwrap();
+    }
+}
+
+/// Expands into one `#[test]` per name, each running `$crate::$module::$name::<$adapter>` (the
+/// expansion behind every suite's macro).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_tests {
+    ($module:ident, $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::suite::Outcome::check($crate::$module::$name::<$adapter>());
+            }
+        )*
+    };
+}
+
 /// Expands into one `#[test]` per suite for the given [`Adapter`] type.
 #[macro_export]
 macro_rules! adapter_suite {
     ($adapter:ty) => {
-        $crate::adapter_suite!(@tests $adapter;
+        $crate::__suite_tests!(suite, $adapter;
             greeting_and_capabilities,
             every_method_byte_exact,
             err_replies_keep_the_session,
@@ -399,14 +431,6 @@ macro_rules! adapter_suite {
             parity_failing_sink_drains_the_body,
             stls_on_a_callers_own_stream,
         );
-    };
-    (@tests $adapter:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::suite::$name::<$adapter>();
-            }
-        )*
     };
 }
 
