@@ -55,11 +55,13 @@ fn options() -> ConnectOptions {
     }
 }
 
-fn options_with_client_cert(ca: &ClientCa) -> ConnectOptions {
-    ConnectOptions {
+/// Connects with implicit TLS, presenting the client certificate of `ca`.
+fn connect_with_cert<A: Adapter>(server: &ScramServer, ca: &ClientCa) -> Result<A, Failure> {
+    let options = ConnectOptions {
         client_cert: Some((ca.cert_pem.clone(), ca.key_pem.clone())),
         ..options()
-    }
+    };
+    A::connect("localhost", server.port(), Security::Implicit, &options)
 }
 
 fn connect<A: Adapter>(server: &ScramServer) -> Result<A, Failure> {
@@ -193,12 +195,7 @@ pub fn sasl_external_with_a_client_certificate<A: Adapter>() -> TestResult {
         TlsVersion::Tls13,
         Some(&ca),
     )?;
-    let mut pop = A::connect(
-        "localhost",
-        server.port(),
-        Security::Implicit,
-        &options_with_client_cert(&ca),
-    )?;
+    let mut pop = connect_with_cert::<A>(&server, &ca)?;
     assert_eq!(
         pop.login_with(LoginMethod::External, "alice", "")?,
         LoginMethod::External
@@ -219,12 +216,7 @@ pub fn sasl_external_with_a_client_certificate<A: Adapter>() -> TestResult {
 pub fn sasl_client_certificate_without_external<A: Adapter>() -> TestResult {
     let ca = ClientCa::generate("alice")?;
     let server = ScramServer::start_with("alice", "pencil", ALL, TlsVersion::Tls12, Some(&ca))?;
-    let mut pop = A::connect(
-        "localhost",
-        server.port(),
-        Security::Implicit,
-        &options_with_client_cert(&ca),
-    )?;
+    let mut pop = connect_with_cert::<A>(&server, &ca)?;
     assert_eq!(pop.login("alice", "pencil")?, LoginMethod::ScramSha512Plus);
     pop.quit()?;
     let outcome = server.finish()?;
