@@ -57,6 +57,13 @@ pub struct Config {
     /// count fails the login with
     /// [`SaslError::IterationCountTooLow`](crate::sasl::SaslError::IterationCountTooLow).
     pub min_scram_iterations: u32,
+    /// Accept any printable-ASCII APOP timestamp in angle brackets (`<timestamp>`, without
+    /// the `@` RFC 1939 asks for; see
+    /// [`relaxed_greeting_timestamp`](crate::apop::relaxed_greeting_timestamp)). Default
+    /// `false`: only a well-formed `<...@...>` makes APOP possible. Meant for a caller that
+    /// asked for APOP explicitly (the Python `pop3.poplib` drop-in does, for compatibility);
+    /// [`choose_login`](crate::login::choose_login) still never picks APOP unasked.
+    pub relaxed_apop_timestamp: bool,
     /// Emit [`Event::Trace`](crate::Event::Trace) lines for every command sent and every status
     /// line received, secrets redacted. Default `false`.
     pub trace: bool,
@@ -81,6 +88,7 @@ impl Default for Config {
             auto_capa: true,
             allow_plaintext_auth: false,
             min_scram_iterations: 4096,
+            relaxed_apop_timestamp: false,
             trace: false,
             quirks: Quirks::default(),
         }

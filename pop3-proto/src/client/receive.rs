@@ -609,6 +609,12 @@ impl Client {
             what: "greeting",
             error,
         })?;
+        let timestamp = match timestamp {
+            None if self.config.relaxed_apop_timestamp => {
+                crate::apop::relaxed_greeting_timestamp(response::status_text(line))
+            }
+            strict => strict,
+        };
         self.timestamp = timestamp.map(<[u8]>::to_vec);
         self.lf_server = self.rx.get(end) == Some(&b'\n');
         if self.config.trace {
