@@ -372,7 +372,10 @@ pub struct PyClient {
 
 impl PyClient {
     fn push(&mut self, command: Command) -> PyResult<u64> {
-        self.client.enqueue(command).map(CommandId::get).map_err(usage)
+        self.client
+            .enqueue(command)
+            .map(CommandId::get)
+            .map_err(usage)
     }
 }
 
@@ -564,7 +567,9 @@ impl PyClient {
         for &m in &msgs {
             Command::retr(m).validate().map_err(usage)?;
         }
-        msgs.into_iter().map(|m| self.push(Command::retr(m))).collect()
+        msgs.into_iter()
+            .map(|m| self.push(Command::retr(m)))
+            .collect()
     }
     /// `TOP n lines`.
     fn top(&mut self, msg: u32, lines: u32) -> PyResult<u64> {
@@ -665,9 +670,9 @@ impl PyClient {
                 vec![user_id, self.push(Command::pass(password))?]
             }
             LoginMethod::Apop => vec![self.push(Command::apop(user, password))?],
-            LoginMethod::ScramSha256 => vec![self.push(Command::auth(ScramSha256::new(
-                user, password, nonce,
-            )))?],
+            LoginMethod::ScramSha256 => {
+                vec![self.push(Command::auth(ScramSha256::new(user, password, nonce)))?]
+            }
             LoginMethod::CramMd5 => vec![self.push(Command::auth(CramMd5::new(user, password)))?],
             LoginMethod::Plain => {
                 vec![self.push(Command::auth(Plain::new(None, user, password)))?]
@@ -700,7 +705,12 @@ impl PyClient {
     /// Writes the body chunks of the command `id` straight into `sink` (anything with a
     /// `write(bytes)` method) and returns at the first event that is not one of them (that
     /// event), or `None` when more input is needed. Saves an `Event` per chunk.
-    fn poll_body_into(&mut self, py: Python<'_>, id: u64, sink: &Bound<'_, PyAny>) -> PyResult<Option<PyEvent>> {
+    fn poll_body_into(
+        &mut self,
+        py: Python<'_>,
+        id: u64,
+        sink: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PyEvent>> {
         loop {
             match self.client.poll_event() {
                 Ok(Some(Event::Body { id: got, chunk })) if got.get() == id => {
