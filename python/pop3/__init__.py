@@ -15,7 +15,16 @@ socket.
 from ._core import Capabilities, Error, Event, ProtocolError, UsageError
 from ._errors import ServerError
 from .client import Client, Message
-from .aio import AsyncClient
+
+
+def __getattr__(name):
+    # asyncio is imported only by those who use it (it costs a blocking client's start-up
+    # time and memory).
+    if name == "AsyncClient":
+        from .aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module 'pop3' has no attribute {name!r}")
 
 __all__ = [
     "AsyncClient",

@@ -8,15 +8,24 @@ the TLS handshake on the connection now, then call ``tls_established``). Its ret
 the typed result. The drivers (``client.py``, ``aio.py``) decide nothing about POP3.
 """
 
-import logging
-import secrets
+import os
 
 from ._errors import server_error
 
 IO = "io"
 TLS = "tls"
 
-log = logging.getLogger("pop3")
+
+def _trace(ev):
+    """A trace line to the ``pop3`` logger (imported on the first one: tracing is opt-in)."""
+    import logging
+
+    logging.getLogger("pop3").debug("%s", ev.text)
+
+
+def nonce():
+    """A fresh SCRAM client nonce: 24 random octets as hexadecimal (printable, no comma)."""
+    return os.urandom(24).hex()
 
 
 def _next(core):
@@ -25,7 +34,7 @@ def _next(core):
         ev = core.poll_event()
         if ev is None or ev.kind != "trace":
             return ev
-        log.debug("%s", ev.text)
+        _trace(ev)
 
 
 def wait(core, ids, on_event=None):
@@ -101,7 +110,7 @@ def login(core, user, password, allow_apop, allow_plaintext):
     method, ids = core.login(
         user,
         password,
-        secrets.token_urlsafe(24),
+        nonce(),
         allow_apop=allow_apop,
         allow_plaintext=allow_plaintext,
     )
@@ -147,7 +156,7 @@ def body(core, cid, sink):
             yield IO
             continue
         if ev.kind == "trace":
-            log.debug("%s", ev.text)
+            _trace(ev)
         elif ev.id == cid:
             if ev.kind == "body_end":
                 octets = ev.octets
@@ -176,7 +185,7 @@ def retr_many(core, msgs, sink_for):
                 yield IO
                 continue
             if ev.kind == "trace":
-                log.debug("%s", ev.text)
+                _trace(ev)
                 continue
             if ev.id != cid:
                 continue

@@ -3,7 +3,6 @@ the blocking client's, from ``_ops``)."""
 
 import asyncio
 import io
-import secrets
 import ssl as _ssl
 
 from . import _core, _ops
@@ -124,7 +123,7 @@ class AsyncClient:
     async def auth(self, mechanism, user, password, *, nonce=None):
         if isinstance(password, str):
             password = password.encode("utf-8")
-        cid = self._core.auth(mechanism, user, password, nonce or secrets.token_urlsafe(24))
+        cid = self._core.auth(mechanism, user, password, nonce or _ops.nonce())
         return await self._run(_ops.simple(self._core, cid))
 
     async def stat(self):

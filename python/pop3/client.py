@@ -3,7 +3,6 @@ decides."""
 
 import io
 import socket
-import ssl as _ssl
 
 from . import _core, _ops
 
@@ -72,7 +71,9 @@ class Client:
 
     def _tls_context(self):
         if self._context is None:
-            self._context = _ssl.create_default_context()
+            import ssl  # only for TLS connections (start-up time and memory)
+
+            self._context = ssl.create_default_context()
         return self._context
 
     def _run(self, op):
@@ -135,11 +136,9 @@ class Client:
 
     def auth(self, mechanism, user, password, *, nonce=None):
         """``AUTH`` with a named mechanism (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256, XOAUTH2)."""
-        import secrets
-
         if isinstance(password, str):
             password = password.encode("utf-8")
-        cid = self._core.auth(mechanism, user, password, nonce or secrets.token_urlsafe(24))
+        cid = self._core.auth(mechanism, user, password, nonce or _ops.nonce())
         return self._run(_ops.simple(self._core, cid))
 
     def stat(self):
