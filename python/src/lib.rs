@@ -12,6 +12,8 @@
 //! - the exceptions `Error`, `ProtocolError` (the server broke the protocol: sticky) and
 //!   `UsageError` (the caller asked for something invalid: nothing happened).
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -202,6 +204,8 @@ pub struct PyEvent {
     octets: Option<u64>,
     /// The capabilities (capabilities).
     capabilities: Option<Py<PyCapabilities>>,
+    /// Whether this is the last event of its command (`ok`, `err`, `starttls`, `cancelled`).
+    terminal: bool,
 }
 
 impl PyEvent {
@@ -220,6 +224,7 @@ impl PyEvent {
             chunk: None,
             octets: None,
             capabilities: None,
+            terminal: false,
         }
     }
 
@@ -315,22 +320,13 @@ impl PyEvent {
             },
             _ => Self::new("other", id),
         };
-        // Keep `is_terminal` the core's word, whatever kind names it.
-        if terminal && !matches!(e.kind, "ok" | "err" | "starttls" | "cancelled") {
-            e.kind = "ok";
-        }
+        e.terminal = terminal;
         Ok(e)
     }
 }
 
 #[pymethods]
 impl PyEvent {
-    /// Whether this is the last event of its command.
-    #[getter]
-    fn terminal(&self) -> bool {
-        matches!(self.kind, "ok" | "err" | "starttls" | "cancelled")
-    }
-
     fn __repr__(&self) -> String {
         let mut s = format!("Event({}", self.kind);
         if let Some(id) = self.id {
@@ -363,19 +359,33 @@ impl PyEvent {
 /// returns; read once and pass the bytes to `receive_data` (or call `receive_eof`); repeat.
 /// Commands are queued by the verbs (`user`, `retr`, ...), which return the command's id and
 /// raise `UsageError` (nothing queued) when the command is not valid now.
-#[pyclass(name = "Client", module = "pop3._core", unsendable)]
+#[pyclass(name = "Client", module = "pop3._core")]
 #[derive(Debug)]
 pub struct PyClient {
-    client: Client,
+    /// In a mutex only so that the class is `Sync` (a session may move to another thread):
+    /// the `&mut self` methods reach it with `get_mut`, without locking.
+    client: Mutex<Client>,
     out: Vec<u8>,
 }
 
 impl PyClient {
     fn push(&mut self, command: Command) -> PyResult<u64> {
-        self.client
+        self.core()
             .enqueue(command)
             .map(CommandId::get)
             .map_err(usage)
+    }
+
+    /// The client, exclusively (`&mut self`: no lock taken).
+    fn core(&mut self) -> &mut Client {
+        self.client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The client, for a getter.
+    fn view(&self) -> MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -433,7 +443,7 @@ impl PyClient {
             client.handle_tls_established().map_err(usage)?;
         }
         Ok(Self {
-            client,
+            client: Mutex::new(client),
             out: Vec::new(),
         })
     }
@@ -444,85 +454,85 @@ impl PyClient {
     /// `update` or `closed`.
     #[getter]
     fn phase(&self) -> &'static str {
-        phase_str(self.client.phase())
+        phase_str(self.view().phase())
     }
 
     /// The latest capabilities, or `None` while unknown.
     #[getter]
     fn capabilities(&self) -> Option<PyCapabilities> {
-        self.client.capabilities().map(PyCapabilities::from)
+        self.view().capabilities().map(PyCapabilities::from)
     }
 
     /// Whether the connection is encrypted.
     #[getter]
     fn is_tls(&self) -> bool {
-        self.client.is_tls()
+        self.view().is_tls()
     }
 
     /// Whether the greeting carried a timestamp that makes APOP possible.
     #[getter]
     fn apop_available(&self) -> bool {
-        self.client.apop_available()
+        self.view().apop_available()
     }
 
     /// Whether the server accepted UTF8.
     #[getter]
     fn is_utf8(&self) -> bool {
-        self.client.is_utf8()
+        self.view().is_utf8()
     }
 
     /// Whether nothing is queued, on the wire or waiting to be reported.
     #[getter]
     fn is_idle(&self) -> bool {
-        self.client.is_idle()
+        self.view().is_idle()
     }
 
     /// Commands on the wire without their replies.
     #[getter]
     fn in_flight(&self) -> usize {
-        self.client.in_flight()
+        self.view().in_flight()
     }
 
     /// Commands queued and not yet sent.
     #[getter]
     fn queued(&self) -> usize {
-        self.client.queued()
+        self.view().queued()
     }
 
     /// Received bytes not yet consumed.
     #[getter]
     fn buffered(&self) -> usize {
-        self.client.buffered()
+        self.view().buffered()
     }
 
     /// The fatal error's message, once one occurred.
     #[getter]
     fn error(&self) -> Option<String> {
-        self.client.error().map(ToString::to_string)
+        self.view().error().map(ToString::to_string)
     }
 
     /// Whether the client waits for a multi-line body now (the driver may then allow a
     /// low-speed limit instead of a reply timeout).
     #[getter]
     fn awaiting(&self) -> String {
-        format!("{:?}", self.client.awaiting())
+        format!("{:?}", self.view().awaiting())
     }
 
     // ---- inputs ----
 
     /// Hands bytes read from the server to the client (it only buffers them).
     fn receive_data(&mut self, data: &[u8]) {
-        self.client.handle_input(data);
+        self.core().handle_input(data);
     }
 
     /// The server closed the connection.
     fn receive_eof(&mut self) {
-        self.client.handle_eof();
+        self.core().handle_eof();
     }
 
     /// The TLS handshake after the `starttls` event (or at connect time) completed.
     fn tls_established(&mut self) -> PyResult<()> {
-        self.client.handle_tls_established().map_err(usage)
+        self.core().handle_tls_established().map_err(usage)
     }
 
     // ---- verbs ----
@@ -655,10 +665,11 @@ impl PyClient {
         let mut policy = LoginPolicy::default();
         policy.allow_apop = allow_apop;
         policy.allow_plaintext = allow_plaintext;
+        let core = self.core();
         let method = choose_login(
-            self.client.capabilities(),
-            self.client.apop_available(),
-            self.client.is_tls(),
+            core.capabilities(),
+            core.apop_available(),
+            core.is_tls(),
             policy,
         )
         .map_err(|e| UsageError::new_err(e.to_string()))?;
@@ -688,14 +699,18 @@ impl PyClient {
     /// The bytes to send now (empty when nothing is due).
     fn poll_transmit<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
         self.out.clear();
-        self.client.poll_transmit(&mut self.out);
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        client.poll_transmit(&mut self.out);
         PyBytes::new(py, &self.out)
     }
 
     /// The next event, or `None` when more input is needed. Raises `ProtocolError` (sticky)
     /// when the server broke the protocol.
     fn poll_event(&mut self, py: Python<'_>) -> PyResult<Option<PyEvent>> {
-        match self.client.poll_event() {
+        match self.core().poll_event() {
             Ok(Some(event)) => Ok(Some(PyEvent::from_event(py, event)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(protocol(&e)),
@@ -712,7 +727,7 @@ impl PyClient {
         sink: &Bound<'_, PyAny>,
     ) -> PyResult<Option<PyEvent>> {
         loop {
-            match self.client.poll_event() {
+            match self.core().poll_event() {
                 Ok(Some(Event::Body { id: got, chunk })) if got.get() == id => {
                     sink.call_method1("write", (PyBytes::new(py, chunk),))?;
                 }
