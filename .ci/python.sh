@@ -17,6 +17,7 @@ runroot=${POP3_RUNROOT:-/tmp/pop3-run}
 tools=$runroot/py-tools
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 export CARGO_TARGET_DIR=$target_dir
+export PYO3_PYTHON=${PYO3_PYTHON:-$(command -v "$PYTHON")}
 
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 echo "python: $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"

@@ -89,6 +89,8 @@ class AsyncClient:
                     else:
                         core.receive_eof()
                 else:  # _ops.TLS
+                    if not hasattr(self._writer, "start_tls"):
+                        raise _core.UsageError("STARTTLS with asyncio streams needs Python 3.11")
                     await self._writer.start_tls(self._context, server_hostname=self.host)
                 action = op.send(None)
         except StopIteration as done:

@@ -154,13 +154,14 @@ class POP3:
 
     def _getlongresp(self):
         resp = self._getresp()
-        body, octets = self._getbody()
-        return resp, _split_lines(body), octets
+        lines = []
+        octets = self._getbody(_LineSplitter(lines))
+        return resp, lines, octets
 
-    def _getbody(self):
-        """The rest of a multi-line reply, dot-unstuffed by the core, and its octet count."""
+    def _getbody(self, sink):
+        """The rest of a multi-line reply, dot-unstuffed by the core and handed to
+        ``sink.write`` chunk by chunk; returns its octet count."""
         decoder = _core.BodyDecoder()
-        parts = []
         file = self.file
         peek = getattr(file, "peek", None)
         while True:
@@ -174,10 +175,10 @@ class POP3:
             if peek is not None:
                 file.read(used)
             if chunk:
-                parts.append(chunk)
+                sink.write(chunk)
             if done:
-                break
-        return b"".join(parts), decoder.octets
+                sink.close()
+                return decoder.octets
 
     def _shortcmd(self, line):
         self._putcmd(line)
@@ -329,24 +330,31 @@ class POP3:
         return resp
 
 
-def _split_lines(body):
-    """The lines of a dot-unstuffed body as the standard module returns them: split at LF,
-    without CRLF (or LF, or a leading CR before a bare LF)."""
-    if not body:
-        return []
-    lines = body.split(LF)
-    if lines[-1] == b"":
-        lines.pop()
-    out = []
-    append = out.append
-    for line in lines:
-        if line[-1:] == CR:
-            append(line[:-1])
-        elif line[:1] == CR:
-            append(line[1:])
-        else:
-            append(line)
-    return out
+class _LineSplitter:
+    """Collects a dot-unstuffed body into the lines the standard module returns: split at
+    LF, without CRLF (or LF, or a leading CR before a bare LF). Line by line as the chunks
+    come, so the body is never held whole next to its lines."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.tail = b""
+
+    def write(self, chunk):
+        if self.tail:
+            chunk = self.tail + chunk
+        pieces = chunk.split(LF)
+        self.tail = pieces.pop()
+        self.lines.extend(
+            [
+                line[:-1] if line[-1:] == CR else (line[1:] if line[:1] == CR else line)
+                for line in pieces
+            ]
+        )
+
+    def close(self):
+        if self.tail:  # a body that does not end with a line end (not from a CRLF server)
+            self.lines.append(self.tail)
+            self.tail = b""
 
 
 if HAVE_SSL:
