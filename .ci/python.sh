@@ -4,7 +4,8 @@
 #   1. CPython's own Lib/test/test_poplib.py against pop3.poplib (every test must pass);
 #   2. the pytest suite: the scripted server, and the private Dovecot (POP3_INTEROP and the
 #      POP3_DOVECOT_* variables of .ci/run; with POP3_INTEROP=required an unreachable
-#      Dovecot fails).
+#      Dovecot fails);
+#   3. mypy's stubtest: the .pyi stubs match the installed package.
 # Idempotent: installs what is missing (the Debian packages for venv and the standard
 # library's tests when the system Python lacks them, maturin and pytest in a tools venv).
 #
@@ -31,10 +32,10 @@ if ! "$PYTHON" -c 'import test.test_poplib' >/dev/null 2>&1 && command -v apt-ge
 fi
 "$PYTHON" -c 'import test.test_poplib' >/dev/null
 
-# maturin and pytest, once.
-if [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/pytest" ]; then
+# maturin, pytest and mypy (for stubtest), once.
+if [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/pytest" ] || [ ! -x "$tools/bin/mypy" ]; then
     "$PYTHON" -m venv "$tools"
-    "$tools/bin/pip" install --quiet --upgrade "maturin>=1.5,<2" "pytest>=7"
+    "$tools/bin/pip" install --quiet --upgrade "maturin>=1.5,<2" "pytest>=7" "mypy>=1.10"
 fi
 "$tools/bin/maturin" --version
 
@@ -57,3 +58,6 @@ cd "$wheels"
 "$venv/bin/python" "$OLDPWD/python/tests/run_cpython_poplib.py"
 PYTHONPATH="$site" "$venv/bin/python" -c 'import pop3, sys; assert "site-packages" in pop3.__file__, pop3.__file__'
 PYTHONPATH="$site" "$tools/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests"
+# The type stubs match the installed package (every name, signature and class).
+PYTHONPATH="$site" "$tools/bin/python" -m mypy.stubtest pop3 \
+    --allowlist "$OLDPWD/python/tests/stubtest-allowlist.txt"

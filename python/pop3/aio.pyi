@@ -1,21 +1,32 @@
 import ssl
 from typing import BinaryIO, Callable, Iterable, Optional, Union, overload
 
-from ._core import Capabilities, Event, Phase
+from ._core import Capabilities, Event, _Phase
 from ._errors import ServerError
-from .client import Message, TlsMode
+from .client import Message, _TlsMode
 
 class AsyncClient:
     host: str
     port: int
     greeting: Optional[Event]
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        core: object,
+        reader: object,
+        writer: object,
+        context: object,
+        allow_plaintext: bool,
+        timeout: Optional[float],
+    ) -> None: ...
     @classmethod
     async def connect(
         cls,
         host: str,
         port: Optional[int] = None,
         *,
-        tls: TlsMode = "implicit",
+        tls: _TlsMode = "implicit",
         ssl_context: Optional[ssl.SSLContext] = None,
         timeout: Optional[float] = 60.0,
         allow_plaintext: bool = False,
@@ -27,7 +38,7 @@ class AsyncClient:
     @property
     def is_tls(self) -> bool: ...
     @property
-    def phase(self) -> Phase: ...
+    def phase(self) -> _Phase: ...
     async def login(self, user: str, password: Union[str, bytes], *, allow_apop: bool = False) -> str: ...
     async def auth(self, mechanism: str, user: str, password: Union[str, bytes], *, nonce: Optional[str] = None) -> str: ...
     async def stat(self) -> tuple[int, int]: ...
@@ -55,4 +66,4 @@ class AsyncClient:
     async def quit(self) -> Optional[str]: ...
     def close(self) -> None: ...
     async def __aenter__(self) -> "AsyncClient": ...
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None: ...
