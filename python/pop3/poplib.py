@@ -34,6 +34,10 @@ Differences, each where the standard module is unsafe:
   accepted (status lines keep the ``_MAXLINE`` limit): real mail has longer lines, and the
   reply's memory is bounded by the message, which ``retr()`` returns whole anyway.
 
+* **STARTTLS injection**: bytes that arrive after the ``+OK`` to STLS and before the TLS
+  handshake (a man in the middle's forged replies) make ``stls()`` close the connection and
+  raise ``error_proto``; the standard module silently drops what it had buffered.
+
 Not changed, because the standard suite and existing code depend on it: ``POP3_SSL`` and
 ``stls()`` without a ``context`` do not verify the server's certificate (as the standard
 module's ``ssl._create_stdlib_context()``); pass ``context=ssl.create_default_context()``,
@@ -308,6 +312,20 @@ class POP3:
             raise error_proto("-ERR CAPA not supported by server")
         return caps
 
+    def _received_early(self):
+        """Whether anything arrived after the +OK to STLS, before our TLS handshake (the
+        server speaks only after the client's hello): buffered by ``self.file`` or waiting
+        in the socket. Such bytes are an injection (RFC 2595 section 4, CVE-2011-0411
+        class), never to be read as if they had come over TLS."""
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0)
+        try:
+            return bool(self.file.peek(1))
+        except (BlockingIOError, InterruptedError):
+            return False
+        finally:
+            self.sock.settimeout(timeout)
+
     def stls(self, context=None):
         """``STLS`` (RFC 2595) and the TLS handshake on this connection; the response.
 
@@ -322,8 +340,9 @@ class POP3:
         if context is None:
             context = ssl._create_stdlib_context()
         resp = self._shortcmd("STLS")
-        # A new file: plaintext bytes that arrived after the +OK are dropped, never read as
-        # if they had come over TLS.
+        if self._received_early():
+            self.close()
+            raise error_proto("-ERR plaintext bytes arrived after the +OK to STLS (STARTTLS injection)")
         self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
         self.file = self.sock.makefile("rb")
         self._tls_established = True

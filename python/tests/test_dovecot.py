@@ -135,3 +135,19 @@ def test_async_client(ctx):
             assert got[7] == await c.retr(7)
 
     asyncio.run(run())
+
+
+def test_poplib_answers_as_the_standard_module(ctx):
+    import poplib as std
+
+    host, port = split(TLS_ADDR)
+    answers = []
+    for module in (std, pop3.poplib):
+        p = module.POP3_SSL(host, port, context=ctx, timeout=30)
+        p.user("alice")
+        p.pass_("secret-a")
+        answers.append(
+            [p.stat(), p.list(), p.list(3), p.uidl(), p.uidl(3), p.retr(1), p.top(2, 3), p.noop(), p.rset(), p.capa()]
+        )
+        p.quit()
+    assert answers[0] == answers[1]

@@ -326,3 +326,20 @@ def test_poplib_timeout_zero_and_audit_events():
             ("poplib.putline", (b"NOOP",)),
             ("poplib.putline", (b"QUIT",)),
         ]
+
+
+def test_poplib_stls_injection_is_refused():
+    t = r"""
+        S: +OK ready
+        C: CAPA
+        S: +OK
+        S: STLS
+        S: .
+        C: STLS
+        S+ +OK begin TLS\r\n+OK forged\r\n
+        """
+    with ScriptedServer(t) as server:
+        p = pop3.poplib.POP3("127.0.0.1", server.port, timeout=5)
+        with pytest.raises(pop3.poplib.error_proto, match="injection"):
+            p.stls()
+        assert p.sock is None and p.file is None
