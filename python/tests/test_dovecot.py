@@ -147,7 +147,31 @@ def test_poplib_answers_as_the_standard_module(ctx):
         p.user("alice")
         p.pass_("secret-a")
         answers.append(
-            [p.stat(), p.list(), p.list(3), p.uidl(), p.uidl(3), p.retr(1), p.top(2, 3), p.noop(), p.rset(), p.capa()]
+            [p.stat(), p.list(), p.list(3), p.uidl(), p.uidl(3), p.retr(2), p.top(2, 3), p.noop(), p.rset(), p.capa()]
         )
         p.quit()
     assert answers[0] == answers[1]
+
+
+def test_poplib_takes_lines_the_standard_module_refuses(ctx):
+    # Message 1 of alice has lines over poplib's 2048-octet _MAXLINE: the standard module
+    # raises "line too long" mid-message; ours returns it (status lines keep the limit).
+    import poplib as std
+
+    host, port = split(TLS_ADDR)
+    p = std.POP3_SSL(host, port, context=ctx, timeout=30)
+    p.user("alice")
+    p.pass_("secret-a")
+    with pytest.raises(std.error_proto, match="line too long"):
+        p.retr(1)
+    p.close()
+    with pop3.Client(host, port, ssl_context=ctx, timeout=30) as c:
+        c.login("alice", "secret-a")
+        expected = c.retr(1)
+    p = pop3.poplib.POP3_SSL(host, port, context=ctx, timeout=30)
+    p.user("alice")
+    p.pass_("secret-a")
+    resp, lines, octets = p.retr(1)
+    assert max(map(len, lines)) > pop3.poplib._MAXLINE
+    assert b"\r\n".join(lines) + b"\r\n" == expected and octets == len(expected)
+    p.quit()
