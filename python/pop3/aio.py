@@ -39,8 +39,10 @@ class AsyncClient:
         allow_plaintext=False,
         pipeline_window=None,
         trace=False,
+        sock=None,
     ):
-        """Connects, reads the greeting and the capabilities, STLS with ``tls="starttls"``."""
+        """Connects, reads the greeting and the capabilities, STLS with ``tls="starttls"``.
+        ``sock``: a connected socket to use instead of connecting (a proxy's)."""
         if tls not in ("implicit", "starttls", "none"):
             raise ValueError('tls must be "implicit", "starttls" or "none"')
         if port is None:
@@ -55,11 +57,12 @@ class AsyncClient:
         )
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
-                host,
-                port,
+                None if sock is not None else host,
+                None if sock is not None else port,
                 ssl=ssl_context if tls == "implicit" else None,
                 server_hostname=host if tls == "implicit" else None,
                 limit=_READ,
+                sock=sock,
             ),
             timeout,
         )

@@ -1,3 +1,4 @@
+import socket
 import ssl
 from typing import BinaryIO, Callable, Iterable, Optional, Union, overload
 
@@ -32,6 +33,7 @@ class AsyncClient:
         allow_plaintext: bool = False,
         pipeline_window: Optional[int] = None,
         trace: bool = False,
+        sock: Optional[socket.socket] = None,
     ) -> "AsyncClient": ...
     @property
     def capabilities(self) -> Optional[Capabilities]: ...

@@ -25,6 +25,8 @@ class Client:
     - ``ssl_context``: an ``ssl.SSLContext``; default ``ssl.create_default_context()``, which
       verifies the certificate and the host name.
     - ``timeout``: seconds for the connection and for each read, or ``None``.
+    - ``sock``: a connected socket to use instead of connecting to ``host`` (a proxy's
+      socket, say); ``host`` still names the server for TLS.
 
     Every ``-ERR`` raises :class:`pop3.ServerError` (with ``code``); a server that breaks the
     protocol raises :class:`pop3.ProtocolError` and the connection is closed; a call that is
@@ -43,6 +45,7 @@ class Client:
         allow_plaintext=False,
         pipeline_window=None,
         trace=False,
+        sock=None,
     ):
         if tls not in ("implicit", "starttls", "none"):
             raise ValueError('tls must be "implicit", "starttls" or "none"')
@@ -58,7 +61,11 @@ class Client:
             pipeline_window=pipeline_window,
             trace=trace,
         )
-        self.sock = socket.create_connection((host, port), timeout)
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout)
+        else:
+            sock.settimeout(timeout)
+        self.sock = sock
         try:
             if tls == "implicit":
                 self.sock = self._tls_context().wrap_socket(self.sock, server_hostname=host)

@@ -25,6 +25,7 @@ class Client:
         allow_plaintext: bool = False,
         pipeline_window: Optional[int] = None,
         trace: bool = False,
+        sock: Optional[socket.socket] = None,
     ) -> None: ...
     @property
     def capabilities(self) -> Optional[Capabilities]: ...

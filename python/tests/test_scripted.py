@@ -343,3 +343,22 @@ def test_poplib_stls_injection_is_refused():
         with pytest.raises(pop3.poplib.error_proto, match="injection"):
             p.stls()
         assert p.sock is None and p.file is None
+
+
+def test_a_socket_of_your_own():
+    # A proxy would hand over its connected socket; here a plain one.
+    t = "S: +OK ready\n" + CAPA + "C: QUIT\nS: +OK\n"
+    with ScriptedServer(t) as server:
+        s = socket.create_connection(("127.0.0.1", server.port))
+        with pop3.Client("mail.example", sock=s, tls="none", timeout=5) as c:
+            assert c.capabilities.uidl and c.sock is s
+
+    async def run(port):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setblocking(False)
+        c = await pop3.AsyncClient.connect("mail.example", sock=s, tls="none", timeout=5)
+        async with c:
+            assert c.capabilities.top
+
+    with ScriptedServer(t) as server:
+        asyncio.run(run(server.port))
