@@ -10,7 +10,8 @@ the typed result. The drivers (``client.py``, ``aio.py``) decide nothing about P
 
 import os
 
-from ._errors import server_error
+from ._core import ProtocolError, UsageError
+from ._errors import ServerError, server_error
 
 IO = "io"
 TLS = "tls"
@@ -81,21 +82,16 @@ def open_session(core, starttls):
     """The greeting, the automatic CAPA, and STLS when ``starttls``. Returns the greeting."""
     greeting = yield from settle(core)
     if greeting is None or not greeting.ok:
-        text = greeting.text if greeting is not None else "no greeting"
-        from ._errors import ServerError
-
-        raise ServerError("greeting", greeting.code if greeting else None, text)
+        if greeting is None:
+            raise ProtocolError("the server closed the connection before its greeting")
+        raise ServerError("greeting", greeting.code, greeting.text or "")
     if starttls:
         caps = core.capabilities
         if caps is not None and not caps.stls:
-            from ._core import UsageError
-
             raise UsageError("the server does not offer STLS")
         sid = core.stls()
         (ev,) = yield from wait(core, [sid])
         if ev.kind != "starttls":
-            from ._core import ProtocolError
-
             raise ProtocolError(f"STLS was not accepted: {ev!r}")
         yield TLS
         core.tls_established()
