@@ -25,23 +25,23 @@ use pop3_proto::login::{LoginMethod, LoginPolicy, choose_login};
 use pop3_proto::sasl::{CramMd5, Login, Plain, ScramSha256, XOAuth2};
 use pop3_proto::{
     Capabilities, Client, Command, CommandId, Config, EnqueueError, Event, Phase, Pipelining,
-    ProtocolError, Quirk, ResponseCode, Secret, Trace,
+    ProtocolError as CoreProtocolError, Quirk, ResponseCode, Secret, Trace,
 };
 
 create_exception!(
-    _core,
+    pop3._core,
     Error,
     PyException,
     "The base of every error of the pop3 package."
 );
 create_exception!(
-    _core,
-    ProtocolError_,
+    pop3._core,
+    ProtocolError,
     Error,
     "The server broke the protocol or the connection: the session is over (sticky)."
 );
 create_exception!(
-    _core,
+    pop3._core,
     UsageError,
     Error,
     "The caller asked for something invalid now (wrong phase, bad argument): nothing was sent."
@@ -51,8 +51,8 @@ fn usage(e: EnqueueError) -> PyErr {
     UsageError::new_err(e.to_string())
 }
 
-fn protocol(e: &ProtocolError) -> PyErr {
-    ProtocolError_::new_err(e.to_string())
+fn protocol(e: &CoreProtocolError) -> PyErr {
+    ProtocolError::new_err(e.to_string())
 }
 
 fn code_str(code: Option<&ResponseCode>) -> Option<String> {
@@ -790,7 +790,7 @@ impl PyBodyDecoder {
             match self
                 .decoder
                 .decode(rest)
-                .map_err(|e| ProtocolError_::new_err(e.to_string()))?
+                .map_err(|e| ProtocolError::new_err(e.to_string()))?
             {
                 Decoded::Data { start, end } => {
                     out.extend_from_slice(&rest[start..end]);
@@ -861,7 +861,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apop_digest, m)?)?;
     m.add_function(wrap_pyfunction!(is_safe_argument, m)?)?;
     m.add("Error", py.get_type::<Error>())?;
-    m.add("ProtocolError", py.get_type::<ProtocolError_>())?;
+    m.add("ProtocolError", py.get_type::<ProtocolError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;
     Ok(())
 }
