@@ -109,3 +109,35 @@ def test_a_client_may_move_to_another_thread():
     t.start()
     t.join()
     assert not errors and c.phase == "authorization"
+
+
+def _stuff(body):
+    """What a server sends for `body` (CRLF lines): dots doubled at line starts, then the
+    terminator."""
+    lines = body.split(b"\r\n")[:-1]
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines) + b".\r\n"
+
+
+def test_body_decoder_at_random_splits():
+    import random
+
+    rng = random.Random(14)
+    alphabet = [b".", b"\r", b"\n", b"\r\n", b"a", b"..", b".\r\n"]
+    for _ in range(300):
+        lines = [b"".join(rng.choice(alphabet) for _ in range(rng.randrange(6))) for _ in range(rng.randrange(5))]
+        # A line of the body holds no CRLF (bare CR and LF are fine).
+        lines = [l.replace(b"\r\n", b"\r_\n") for l in lines]
+        lines = [l[:-1] + b"_" if l.endswith(b"\r") else l for l in lines]
+        body = b"".join(l + b"\r\n" for l in lines)
+        wire = _stuff(body) + b"+OK after"
+        d = _core.BodyDecoder()
+        out, pos = [], 0
+        while True:
+            step = rng.randrange(1, 8)
+            chunk, used, done = d.decode(wire[pos : pos + step])
+            out.append(chunk)
+            pos += used
+            if done:
+                break
+            assert used == len(wire[pos - used : pos])
+        assert b"".join(out) == body and wire[pos:] == b"+OK after" and d.octets == len(body)
