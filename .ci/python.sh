@@ -5,13 +5,16 @@
 #   2. the pytest suite: the scripted server, and the private Dovecot (POP3_INTEROP and the
 #      POP3_DOVECOT_* variables of .ci/run; with POP3_INTEROP=required an unreachable
 #      Dovecot fails);
-#   3. mypy's stubtest: the .pyi stubs match the installed package.
+#   3. mypy's stubtest: the .pyi stubs match the installed package;
+#   4. a smoke run of pop3-bench's Python clients (py-pop3, py-poplib) on tiny workloads,
+#      each checked against the server's byte count.
 # Idempotent: installs what is missing (the Debian packages for venv and the standard
 # library's tests when the system Python lacks them, maturin and pytest in a tools venv).
 #
 #   bash .ci/python.sh      (from anywhere; called by .ci/run; PYTHON=... to choose the Python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
 PYTHON=${PYTHON:-python3}
 runroot=${POP3_RUNROOT:-/tmp/pop3-run}
@@ -55,9 +58,18 @@ site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 
 # Run from outside the source tree, so `import pop3` is the installed wheel.
 cd "$wheels"
-"$venv/bin/python" "$OLDPWD/python/tests/run_cpython_poplib.py"
+"$venv/bin/python" "$root/python/tests/run_cpython_poplib.py"
 PYTHONPATH="$site" "$venv/bin/python" -c 'import pop3, sys; assert "site-packages" in pop3.__file__, pop3.__file__'
-PYTHONPATH="$site" "$tools/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests"
+PYTHONPATH="$site" "$tools/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests"
 # The type stubs match the installed package (every name, signature and class).
 PYTHONPATH="$site" "$tools/bin/python" -m mypy.stubtest pop3 \
-    --allowlist "$OLDPWD/python/tests/stubtest-allowlist.txt"
+    --allowlist "$root/python/tests/stubtest-allowlist.txt"
+
+# pop3-bench's Python clients run and receive the whole mailbox (not how fast: BENCHMARKS.md).
+cd "$root"
+cargo build --release -p pop3-bench
+POP3_BENCH_PYTHON="$venv/bin/python" timeout 120 "$target_dir/release/pop3-bench" run \
+    --workloads 50:4K:2,2:1M --clients py-pop3,py-poplib \
+    --reps 1 --timeout 30 --require-all --out "$wheels/bench" >"$wheels/bench.log" 2>&1 \
+    || { cat "$wheels/bench.log"; exit 1; }
+grep '^| [0-9]' "$wheels/bench.log"
