@@ -12,6 +12,9 @@
 //! - the exceptions `Error`, `ProtocolError` (the server broke the protocol: sticky) and
 //!   `UsageError` (the caller asked for something invalid: nothing happened).
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::create_exception;
