@@ -64,6 +64,19 @@ pub struct Config {
     /// asked for APOP explicitly (the Python `pop3.poplib` drop-in does, for compatibility);
     /// [`choose_login`](crate::login::choose_login) still never picks APOP unasked.
     pub relaxed_apop_timestamp: bool,
+    /// Let the server judge the phase: AUTHORIZATION and TRANSACTION commands may be queued
+    /// in either phase (STAT before login, USER after it), and the server's `-ERR` is the
+    /// answer to one sent out of phase. Default `false`: [`Client::enqueue`](crate::Client::enqueue)
+    /// refuses a command of another phase ([`EnqueueError::WrongPhase`](crate::EnqueueError::WrongPhase)).
+    ///
+    /// Meant only for a driver that reproduces a legacy API which lets its caller send any
+    /// command in any phase (the Python `pop3.poplib` drop-in for the standard `poplib`).
+    /// Everything that protects the connection still holds: STLS only before login and never
+    /// on TLS, nothing pipelined behind STLS, AUTH, PASS, APOP, RPOP or QUIT, the argument
+    /// and line checks, the limits, nothing after QUIT. The phase follows the server's
+    /// replies: a `+OK` to a login command enters TRANSACTION (a second one after login
+    /// changes nothing), a USER after login is just sent.
+    pub server_enforces_phases: bool,
     /// Emit [`Event::Trace`](crate::Event::Trace) lines for every command sent and every status
     /// line received, secrets redacted. Default `false`.
     pub trace: bool,
@@ -89,6 +102,7 @@ impl Default for Config {
             allow_plaintext_auth: false,
             min_scram_iterations: 4096,
             relaxed_apop_timestamp: false,
+            server_enforces_phases: false,
             trace: false,
             quirks: Quirks::default(),
         }

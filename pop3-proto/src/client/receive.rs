@@ -750,6 +750,17 @@ impl Client {
                         return;
                     }
                 }
+                if self.phase == Phase::Transaction {
+                    // A second login accepted after the first (only with
+                    // `Config::server_enforces_phases`): nothing changes.
+                    self.push(Event::Ok {
+                        id,
+                        command: front.kind,
+                        code: status.code,
+                        text: status.text,
+                    });
+                    return;
+                }
                 self.phase = Phase::Transaction;
                 self.pre_login_capabilities = self.capabilities.take();
                 self.push(Event::LoggedIn { id });
