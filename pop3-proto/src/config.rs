@@ -143,6 +143,12 @@ pub struct Quirks {
     /// Treat `-ERR` to CAPA as "no extensions" instead of leaving the capabilities unknown.
     /// Default `true` (RFC 1939-only servers have no CAPA).
     pub missing_capa: bool,
+    /// Take any status line whose first octet is `+` as `+OK` and `-` as `-ERR` (`+ Hola`,
+    /// `-err`), outside an AUTH exchange, as Python's standard `poplib` does. Default `false`:
+    /// such a line is [`ProtocolError::Malformed`](crate::ProtocolError::Malformed). Meant
+    /// for the `pop3.poplib` drop-in, whose callers' servers were written against the
+    /// standard module; reported as [`Quirk::LooseStatusIndicator`](crate::Quirk::LooseStatusIndicator).
+    pub loose_status_indicator: bool,
 }
 
 impl Default for Quirks {
@@ -151,6 +157,7 @@ impl Default for Quirks {
             bare_lf: true,
             dot_cr_terminator: false,
             missing_capa: true,
+            loose_status_indicator: false,
         }
     }
 }

@@ -123,8 +123,7 @@ fn the_server_judges_the_phase() {
     assert!(texts.contains(&"ListEntry { id: CommandId(1), msg: 1, size: 1 }".into()));
     assert!(played.events.contains(&Ev::Body(2, b".a\r\n".to_vec())));
     assert!(texts.contains(
-        &r#"Err { id: CommandId(5), command: User, code: None, text: "already logged in" }"#
-            .into()
+        &r#"Err { id: CommandId(5), command: User, code: None, text: "already logged in" }"#.into()
     ));
     assert!(texts.contains(
         &r#"Ok { id: CommandId(6), command: Pass, code: None, text: "whatever" }"#.into()
@@ -139,8 +138,7 @@ fn the_server_judges_the_phase() {
     );
     assert!(texts.contains(&"BodyEnd { id: CommandId(8), octets: 16 }".into()));
     assert!(texts.contains(
-        &r#"Ok { id: CommandId(8), command: Extension, code: None, text: "list follows" }"#
-            .into()
+        &r#"Ok { id: CommandId(8), command: Extension, code: None, text: "list follows" }"#.into()
     ));
     assert_eq!(played.client.phase(), Phase::Closed);
 }
@@ -244,11 +242,22 @@ fn drain_until_error(c: &mut Client) -> bool {
 fn extension_lines_are_checked() {
     let c = &mut greeted(rfc_config());
     for line in ["XTND XMIT\r\nDELE 1", "X\0", "X\n", ""] {
-        assert!(c.enqueue(Command::extension(line, false)).is_err(), "{line:?}");
+        assert!(
+            c.enqueue(Command::extension(line, false)).is_err(),
+            "{line:?}"
+        );
     }
     assert!(c.enqueue(Command::extension(" STAT", false)).is_err());
-    for keyword in ["USER a", "pass b", "Apop a b", "RPOP a", "AUTH PLAIN", "stls", "QUIT", "UTF8"]
-    {
+    for keyword in [
+        "USER a",
+        "pass b",
+        "Apop a b",
+        "RPOP a",
+        "AUTH PLAIN",
+        "stls",
+        "QUIT",
+        "UTF8",
+    ] {
         assert!(
             matches!(
                 c.enqueue(Command::extension(keyword, false)),
@@ -281,11 +290,63 @@ fn extension_arguments_stay_out_of_traces() {
     let mut config = relaxed();
     config.trace = true;
     let c = &mut greeted(config);
-    c.enqueue(Command::extension("XAUTH secret", false)).unwrap();
+    c.enqueue(Command::extension("XAUTH secret", false))
+        .unwrap();
     assert_eq!(sent(c), "XAUTH secret\r\n");
     let events = drain(c);
     assert!(
         events.contains(&r#"Trace(Sent("XAUTH <arguments redacted>"))"#.to_string()),
         "{events:?}"
+    );
+}
+
+/// `Quirks::loose_status_indicator` (for `pop3.poplib`, whose callers' servers were written
+/// against the standard module): off by default, a `+ Hola` greeting or a `-err` reply is
+/// malformed; on, the first octet answers, reported once as a quirk. During AUTH a `+ `
+/// line stays a continuation.
+#[test]
+fn loose_status_indicator_when_configured() {
+    let mut c = Client::new(rfc_config());
+    assert!(!Config::default().quirks.loose_status_indicator);
+    c.handle_input(b"+ Hola mundo\r\n");
+    assert!(matches!(
+        c.poll_event(),
+        Err(pop3_proto::ProtocolError::Malformed {
+            what: "greeting",
+            ..
+        })
+    ));
+
+    let mut config = relaxed();
+    config.quirks.loose_status_indicator = true;
+    let played = play(
+        config,
+        r"
+        S: + Hola mundo
+        C: echo -err
+        S: -err
+        C: NOOP
+        S: +OK
+        C: echo +
+        S: +
+        ",
+        || {
+            vec![
+                Command::extension("echo -err", false),
+                Command::Noop,
+                Command::extension("echo +", false),
+            ]
+        },
+    );
+    let texts = texts(&played.events);
+    assert_eq!(
+        texts,
+        [
+            r#"Quirk(LooseStatusIndicator)"#,
+            r#"Greeting { ok: true, code: None, text: "Hola mundo", apop: false }"#,
+            r#"Err { id: CommandId(0), command: Extension, code: None, text: "" }"#,
+            r#"Ok { id: CommandId(1), command: Noop, code: None, text: "" }"#,
+            r#"Ok { id: CommandId(2), command: Extension, code: None, text: "" }"#,
+        ],
     );
 }

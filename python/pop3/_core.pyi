@@ -82,6 +82,8 @@ class Client:
         implicit_tls: bool = False,
         allow_plaintext_auth: bool = False,
         relaxed_apop_timestamp: bool = False,
+        server_enforces_phases: bool = False,
+        loose_status_indicator: bool = False,
         auto_capa: bool = True,
         pipeline_window: Optional[int] = None,
         pipelining: Literal["auto", "always", "never"] = "auto",
@@ -133,6 +135,7 @@ class Client:
     def stls(self) -> int: ...
     def utf8(self) -> int: ...
     def lang(self, tag: Optional[str] = None) -> int: ...
+    def extension(self, line: str, multi_line: bool = False) -> int: ...
     def auth(self, mechanism: str, user: str, password: bytes, nonce: Optional[str] = None) -> int: ...
     def login(
         self, user: str, password: bytes, nonce: str, *, allow_apop: bool = False,

@@ -8,19 +8,27 @@ honoured), ``context`` parameters, and the ``poplib.connect`` / ``poplib.putline
 events. CPython's own ``Lib/test/test_poplib.py`` passes against it
 (``python/tests/run_cpython_poplib.py``).
 
-The bytes are moved by Python's ``socket`` and ``ssl`` modules, as in the standard module;
-what they mean is decided by the Rust core (``pop3._core``): the argument check, the APOP
-timestamp and digest, and the multi-line decoder. The standard module lets a caller send any
-command in any phase (``_shortcmd``/``_longcmd``, ``stat()`` before login), so this module
-reads reply by reply, as it does, rather than through the core's session state machine; the
-modern clients (``pop3.Client``, ``pop3.AsyncClient``) use that.
+Python's ``socket`` and ``ssl`` modules move the bytes, as in the standard module; the Rust
+core's session state machine (``pop3._core.Client``) decides what they mean: it writes every
+command line, frames and parses every status line, decodes every multi-line reply, computes
+the APOP digest and enforces the rules that protect the connection. This module only moves
+bytes between the socket and the core and formats the core's events into the standard
+module's return values. The standard module lets its caller send any command in any phase
+(``stat()`` before login, ``user()`` after it, vendor commands through
+``_shortcmd``/``_longcmd``), so the core runs with ``server_enforces_phases``: the server
+judges the phase, and a command out of phase gets its ``-ERR``.
 
 Differences, each where the standard module is unsafe:
 
+* **Certificates are verified.** ``POP3_SSL`` and ``stls()`` without a ``context`` use
+  ``ssl.create_default_context()``: the system's trusted CAs, and the host name checked
+  (the standard module verifies nothing without a ``context``, so any man in the middle
+  reads the password). For the old behaviour, pass a context of your own, such as one with
+  ``check_hostname = False`` and ``verify_mode = ssl.CERT_NONE``.
 * **CR, LF or NUL in an argument** (a user name, a password, a message "number" such as
   ``'1\\r\\nDELE 2'``): the standard module writes them to the wire, so an attacker who controls
   an argument injects commands. Here nothing is sent and ``error_proto`` is raised (the
-  exception is also a ``ValueError``).
+  exception is also a ``ValueError``); so is a command line over 255 octets (RFC 2449).
 * **APOP timestamps**: the standard module hashes whatever it finds between the first ``<``
   and the last ``>`` of the greeting, so a hostile server can choose a challenge with
   non-printable bytes, which the MD5 collision attacks on APOP need to recover the password.
@@ -33,15 +41,22 @@ Differences, each where the standard module is unsafe:
   the message is read as the next replies. Message lines longer than ``_MAXLINE`` are
   accepted (status lines keep the ``_MAXLINE`` limit): real mail has longer lines, and the
   reply's memory is bounded by the message, which ``retr()`` returns whole anyway.
-
+* **A broken reply ends the session**: a status line that starts with neither ``+`` nor
+  ``-`` (the first octet answers, as in the standard module), or longer than ``_MAXLINE``, or a connection closed mid-reply raises ``error_proto`` and
+  every later command raises it too (close the connection). The standard module raises and
+  goes on reading the stream out of step, taking the rest of a bad reply as the next one.
 * **STARTTLS injection**: bytes that arrive after the ``+OK`` to STLS and before the TLS
   handshake (a man in the middle's forged replies) make ``stls()`` close the connection and
-  raise ``error_proto``; the standard module silently drops what it had buffered.
+  raise ``error_proto``; the standard module silently drops what it had buffered. ``stls()``
+  after login raises ``error_proto`` without sending anything (RFC 2595 allows STLS only
+  before login).
+* **Session commands stay typed**: ``_shortcmd``/``_longcmd`` send USER, PASS, RPOP, QUIT
+  and UTF8 lines as those commands (so the core knows the session changed) and refuse
+  STLS, APOP and AUTH lines (use ``stls()`` and ``apop()``).
 
-Not changed, because the standard suite and existing code depend on it: ``POP3_SSL`` and
-``stls()`` without a ``context`` do not verify the server's certificate (as the standard
-module's ``ssl._create_stdlib_context()``); pass ``context=ssl.create_default_context()``,
-or use ``pop3.Client``, which verifies by default.
+Response lines (``getwelcome()``, the responses returned and raised) are the status lines
+as the core framed them (its trace), without the line end; bytes that are not UTF-8 are
+replaced by U+FFFD.
 """
 
 import errno
@@ -65,8 +80,9 @@ class error_proto(Exception):
     """A ``-ERR`` reply, a malformed or overlong line, or a connection closed mid-reply."""
 
 
-class _UnsafeArgument(error_proto, ValueError):
-    """An argument with CR, LF or NUL: refused, nothing sent."""
+class _Refused(error_proto, ValueError):
+    """The core refused the command (CR, LF or NUL in an argument, a line too long, STLS on
+    TLS or after login, ...): nothing was sent."""
 
 
 POP3_PORT = 110
@@ -76,12 +92,16 @@ CR = b"\r"
 LF = b"\n"
 CRLF = CR + LF
 
-# The longest status line read (as the standard module; read at call time, so it can be
-# patched). Message lines are not limited by it: see the module docstring.
+# The longest status line read, line end included (as the standard module; read when a
+# connection is made, so it can be patched). Message lines are not limited by it.
 _MAXLINE = 2048
 
-# How much of a multi-line reply is decoded per step.
+# The most bytes read from the socket at once.
 _CHUNK = 64 * 1024
+
+# What _shortcmd/_longcmd send as the core's own commands (their replies change the session).
+_SESSION_VERBS = {"USER": "user", "PASS": "pass_", "RPOP": "rpop", "QUIT": "quit", "UTF8": "utf8"}
+_REFUSED_VERBS = {"STLS": "stls()", "APOP": "apop()", "AUTH": "a SASL library"}
 
 
 class POP3:
@@ -97,6 +117,7 @@ class POP3:
     """
 
     encoding = "UTF-8"
+    _implicit_tls = False
 
     # Kept for code that reads it; apop() uses the core's timestamp check instead.
     timestamp = re.compile(rb"\+OK.[^<]*(<.*>)")
@@ -104,93 +125,146 @@ class POP3:
     def __init__(self, host, port=POP3_PORT, timeout=socket._GLOBAL_DEFAULT_TIMEOUT):
         self.host = host
         self.port = port
-        self._tls_established = False
         sys.audit("poplib.connect", self, host, port)
         self.sock = self._create_socket(timeout)
         self.file = self.sock.makefile("rb")
         self._debugging = 0
-        self.welcome = self._getresp()
+        self._core = _core.Client(
+            implicit_tls=self._implicit_tls,
+            # The caller of this API sends USER/PASS itself, TLS or not (as the standard
+            # module); the core still refuses what would break the connection.
+            allow_plaintext_auth=True,
+            relaxed_apop_timestamp=True,
+            server_enforces_phases=True,
+            # A status line's first octet answers, as in the standard module.
+            loose_status_indicator=True,
+            auto_capa=False,
+            pipeline_window=1,
+            max_status_line=_MAXLINE,
+            # The status lines as the core framed them, for the responses returned.
+            trace=True,
+        )
+        self.welcome = self._reply(None)
 
     def _create_socket(self, timeout):
         if timeout is not None and not timeout:
             raise ValueError("Non-blocking socket (timeout=0) is not supported")
         return socket.create_connection((self.host, self.port), timeout)
 
-    def _putline(self, line):
-        if self._debugging > 1:
-            print("*put*", repr(line))
-        if not _core.is_safe_argument(line):
-            raise _UnsafeArgument(
-                "-ERR refused to send a command line with CR, LF or NUL in an argument"
-            )
-        sys.audit("poplib.putline", self, line)
-        self.sock.sendall(line + CRLF)
+    # ---- moving bytes between the socket and the core ----
 
-    def _putcmd(self, line):
+    def _send(self, verb, *args):
+        """Queues a command with the core and writes what the core says to send."""
+        core = self._core
+        try:
+            cid = getattr(core, verb)(*args)
+        except _core.UsageError as e:
+            raise _Refused("-ERR refused: %s" % e) from None
+        out = core.poll_transmit()
+        if out:
+            line = out[:-2]
+            if self._debugging > 1:
+                print("*put*", repr(line))
+            sys.audit("poplib.putline", self, line)
+            self.sock.sendall(out)
+        return cid
+
+    def _receive(self):
+        """One read from the socket into the core (EOF included)."""
+        data = self.file.read1(_CHUNK)
+        if self._debugging > 1:
+            print("*get*", repr(data))
+        if data:
+            self._core.receive_data(data)
+        else:
+            self._core.receive_eof()
+
+    def _reply(self, cid, sink=None):
+        """Runs the core until the terminal event of command ``cid`` (``None``: the
+        greeting). Body chunks go to ``sink.write``. Returns the response line; with a
+        ``sink``, ``(response, octets)``. Raises ``error_proto`` for ``-ERR`` and for a
+        broken protocol."""
+        core = self._core
+        octets = 0
+        resp = b""
+        while True:
+            try:
+                ev = core.poll_event() if sink is None else core.poll_body_into(cid, sink)
+            except _core.ProtocolError as e:
+                raise error_proto("-ERR %s" % e) from None
+            if ev is None:
+                self._receive()
+                continue
+            kind = ev.kind
+            if kind == "trace":
+                if ev.text.startswith("S: "):
+                    resp = ev.text[3:].encode("utf-8")
+                continue
+            if kind == "greeting":
+                if self._debugging > 1:
+                    print("*resp*", repr(resp))
+                if not ev.ok:
+                    raise error_proto(resp)
+                return resp
+            if ev.id != cid:
+                continue  # a quirk notice
+            if kind == "stat":
+                self._stat = (ev.msg, ev.size)
+            elif kind == "capabilities":
+                self._caps = ev.capabilities
+            elif kind == "body_end":
+                octets = ev.octets
+            elif kind == "ok" or kind == "starttls":
+                if self._debugging > 1:
+                    print("*resp*", repr(resp))
+                if sink is not None:
+                    sink.close()
+                    return resp, octets
+                return resp
+            elif kind == "err":
+                raise error_proto(resp)
+            elif kind == "cancelled":
+                raise error_proto("-ERR %s not sent" % ev.command)
+
+    def _cmd(self, verb, *args):
         if self._debugging:
-            print("*cmd*", repr(line))
-        self._putline(bytes(line, self.encoding))
+            print("*cmd*", verb, repr(args) if verb != "pass_" else "(password)")
+        return self._reply(self._send(verb, *args))
 
-    def _getline(self):
-        """One line from the server without its line end, and its length with it."""
-        line = self.file.readline(_MAXLINE + 1)
-        if len(line) > _MAXLINE:
-            raise error_proto("line too long")
-        if self._debugging > 1:
-            print("*get*", repr(line))
-        if not line:
-            raise error_proto("-ERR EOF")
-        octets = len(line)
-        # readline() ends at LF: CRLF, a bare LF, or (a CR-first server) CR ... LF.
-        if line[-2:] == CRLF:
-            return line[:-2], octets
-        if line[:1] == CR:
-            return line[1:-1], octets
-        return line[:-1], octets
-
-    def _getresp(self):
-        resp, _ = self._getline()
-        if self._debugging > 1:
-            print("*resp*", repr(resp))
-        if not resp.startswith(b"+"):
-            raise error_proto(resp)
-        return resp
-
-    def _getlongresp(self):
-        resp = self._getresp()
+    def _longcmd_lines(self, verb, *args):
+        if self._debugging:
+            print("*cmd*", verb, repr(args))
         lines = []
-        octets = self._getbody(_LineSplitter(lines))
+        resp, octets = self._reply(self._send(verb, *args), _LineSplitter(lines))
         return resp, lines, octets
 
-    def _getbody(self, sink):
-        """The rest of a multi-line reply, dot-unstuffed by the core and handed to
-        ``sink.write`` chunk by chunk; returns its octet count."""
-        decoder = _core.BodyDecoder()
-        file = self.file
-        peek = getattr(file, "peek", None)
-        while True:
-            if peek is not None:
-                data = peek(_CHUNK)
-            else:  # a file object without peek(): a line at a time keeps the framing
-                data = file.readline()
-            if not data:
-                raise error_proto("-ERR EOF")
-            chunk, used, done = decoder.decode(data)
-            if peek is not None:
-                file.read(used)
-            if chunk:
-                sink.write(chunk)
-            if done:
-                sink.close()
-                return decoder.octets
-
     def _shortcmd(self, line):
-        self._putcmd(line)
-        return self._getresp()
+        """Sends a command line and returns its single-line response."""
+        verb = self._session_verb(line)
+        if verb is not None:
+            return self._cmd(*verb)
+        return self._cmd("extension", line, False)
 
     def _longcmd(self, line):
-        self._putcmd(line)
-        return self._getlongresp()
+        """Sends a command line and returns its multi-line reply: ``(response, lines,
+        octets)``."""
+        if self._session_verb(line) is not None:
+            raise error_proto("-ERR %r does not have a multi-line reply" % line)
+        return self._longcmd_lines("extension", line, True)
+
+    def _session_verb(self, line):
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword in _REFUSED_VERBS:
+            raise _Refused("-ERR refused: send %s with %s" % (keyword, _REFUSED_VERBS[keyword]))
+        verb = _SESSION_VERBS.get(keyword)
+        if verb is None:
+            return None
+        if verb == "pass_":
+            return (verb, bytes(rest, self.encoding))
+        return (verb, rest) if rest else (verb,)
+
+    # ---- the standard module's API ----
 
     def getwelcome(self):
         """The server's greeting line (bytes)."""
@@ -202,46 +276,49 @@ class POP3:
 
     def user(self, user):
         """``USER user``: the response, or ``error_proto``."""
-        return self._shortcmd("USER %s" % user)
+        return self._cmd("user", "%s" % user)
 
     def pass_(self, pswd):
         """``PASS pswd``: the response (often the message count and size)."""
-        return self._shortcmd("PASS %s" % pswd)
+        return self._cmd("pass_", bytes("%s" % pswd, self.encoding))
 
     def stat(self):
         """``STAT``: ``(message count, mailbox size)``."""
-        retval = self._shortcmd("STAT")
-        rets = retval.split()
+        self._stat = None
+        self._cmd("stat")
         if self._debugging:
-            print("*stat*", repr(rets))
-        return (int(rets[1]), int(rets[2]))
+            print("*stat*", repr(self._stat))
+        return self._stat
 
     def list(self, which=None):
         """``LIST``: ``(response, ['mesg_num octets', ...], octets)``, or with ``which``
         the response line ``+OK mesg_num octets``."""
         if which is not None:
-            return self._shortcmd("LIST %s" % which)
-        return self._longcmd("LIST")
+            return self._with_number("list", "LIST", which)
+        return self._longcmd_lines("extension", "LIST", True)
 
     def retr(self, which):
         """``RETR which``: ``(response, [line, ...], octets)``."""
-        return self._longcmd("RETR %s" % which)
+        n = _number(which)
+        if n is None:
+            return self._longcmd_lines("extension", "RETR %s" % which, True)
+        return self._longcmd_lines("retr", n)
 
     def dele(self, which):
         """``DELE which``: the response."""
-        return self._shortcmd("DELE %s" % which)
+        return self._with_number("dele", "DELE", which)
 
     def noop(self):
         """``NOOP``: the response."""
-        return self._shortcmd("NOOP")
+        return self._cmd("noop")
 
     def rset(self):
         """``RSET``: unmark the messages marked as deleted."""
-        return self._shortcmd("RSET")
+        return self._cmd("rset")
 
     def quit(self):
         """``QUIT``: commit the deletions, close the connection; the response."""
-        resp = self._shortcmd("QUIT")
+        resp = self._cmd("quit")
         self.close()
         return resp
 
@@ -267,86 +344,109 @@ class POP3:
 
     def rpop(self, user):
         """``RPOP user`` (RFC 1081, obsolete)."""
-        return self._shortcmd("RPOP %s" % user)
+        return self._cmd("rpop", "%s" % user)
 
     def apop(self, user, password):
-        """``APOP user digest``: the digest of the greeting's timestamp (read from
-        ``self.welcome`` now) and ``password``. Raises ``error_proto`` without sending
-        anything when the greeting has no printable-ASCII ``<...>`` timestamp."""
-        secret = bytes(password, self.encoding)
-        stamp = _core.greeting_timestamp(self.welcome, relaxed=True)
-        if stamp is None:
+        """``APOP user digest``: the digest of the greeting's timestamp and ``password``,
+        computed by the core. Raises ``error_proto`` without sending anything when the
+        greeting (``self.welcome``) has no printable-ASCII ``<...>`` timestamp."""
+        if _core.greeting_timestamp(self.welcome, relaxed=True) is None:
             raise error_proto("-ERR APOP not supported by server")
-        digest = _core.apop_digest(stamp, secret).decode("ascii")
-        return self._shortcmd("APOP %s %s" % (user, digest))
+        return self._cmd("apop", "%s" % user, bytes(password, self.encoding))
 
     def top(self, which, howmuch):
         """``TOP which howmuch``: ``(response, [line, ...], octets)``."""
-        return self._longcmd("TOP %s %s" % (which, howmuch))
+        n, lines = _number(which), _number(howmuch, 0)
+        if n is None or lines is None:
+            return self._longcmd_lines("extension", "TOP %s %s" % (which, howmuch), True)
+        return self._longcmd_lines("top", n, lines)
 
     def uidl(self, which=None):
         """``UIDL``: ``(response, ['mesg_num uid', ...], octets)``, or with ``which`` the
         response line ``+OK mesg_num uid``."""
         if which is not None:
-            return self._shortcmd("UIDL %s" % which)
-        return self._longcmd("UIDL")
+            return self._with_number("uidl", "UIDL", which)
+        return self._longcmd_lines("extension", "UIDL", True)
 
     def utf8(self):
         """``UTF8`` (RFC 6856): the response."""
-        return self._shortcmd("UTF8")
+        return self._cmd("utf8")
 
     def capa(self):
         """``CAPA`` (RFC 2449): ``{'TAG': ['param', ...], ...}``."""
-
-        def _parsecap(line):
-            lst = line.decode("ascii").split()
-            return lst[0], lst[1:]
-
-        caps = {}
+        self._caps = None
         try:
-            resp = self._longcmd("CAPA")
-            for capline in resp[1]:
-                capnm, capargs = _parsecap(capline)
-                caps[capnm] = capargs
+            self._cmd("capa")
+        except _Refused:
+            raise
         except error_proto:
             raise error_proto("-ERR CAPA not supported by server")
+        caps = {}
+        for capline in self._caps.lines:
+            lst = capline.split()
+            caps[lst[0]] = lst[1:]
         return caps
 
+    def _with_number(self, verb, keyword, which):
+        """A command on one message: the core's own when ``which`` is written as the core
+        would write it, else the standard module's line as an extension command."""
+        n = _number(which)
+        if n is None:
+            return self._cmd("extension", "%s %s" % (keyword, which), False)
+        return self._cmd(verb, n)
+
     def _received_early(self):
-        """Whether anything arrived after the +OK to STLS, before our TLS handshake (the
-        server speaks only after the client's hello): buffered by ``self.file`` or waiting
-        in the socket. Such bytes are an injection (RFC 2595 section 4, CVE-2011-0411
-        class), never to be read as if they had come over TLS."""
+        """Whatever already waits in ``self.file``'s buffer or the socket after the +OK to
+        STLS (the server speaks only after the client's hello), without blocking."""
         timeout = self.sock.gettimeout()
         self.sock.settimeout(0)
         try:
-            return bool(self.file.peek(1))
+            return self.file.peek(1)
         except (BlockingIOError, InterruptedError):
-            return False
+            return b""
         finally:
             self.sock.settimeout(timeout)
 
     def stls(self, context=None):
         """``STLS`` (RFC 2595) and the TLS handshake on this connection; the response.
 
-        Without ``context`` the certificate is not verified (as the standard module)."""
+        Without ``context``, ``ssl.create_default_context()``: the certificate and the host
+        name are verified."""
         if not HAVE_SSL:
             raise error_proto("-ERR TLS support missing")
-        if self._tls_established:
+        if self._core.is_tls:
             raise error_proto("-ERR TLS session already established")
         caps = self.capa()
         if "STLS" not in caps:
             raise error_proto("-ERR STLS not supported by server")
         if context is None:
-            context = ssl._create_stdlib_context()
-        resp = self._shortcmd("STLS")
-        if self._received_early():
+            context = ssl.create_default_context()
+        resp = self._cmd("stls")
+        # Bytes after the +OK, before our hello: an injection (RFC 2595 section 4,
+        # CVE-2011-0411 class). The core judges them.
+        early = self._received_early()
+        if early:
+            self._core.receive_data(early)
+        try:
+            self._core.poll_event()
+        except _core.ProtocolError as e:
             self.close()
-            raise error_proto("-ERR plaintext bytes arrived after the +OK to STLS (STARTTLS injection)")
+            raise error_proto("-ERR %s" % e) from None
         self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
         self.file = self.sock.makefile("rb")
-        self._tls_established = True
+        self._core.tls_established()
         return resp
+
+
+def _number(which, low=1):
+    """``which`` as the core's message number (or TOP line count with ``low=0``) when
+    ``"%s" % which`` writes it the same way (decimal, no sign, no leading zero); else
+    ``None``."""
+    text = "%s" % which
+    if not text.isdigit() or not text.isascii() or (len(text) > 1 and text[0] == "0"):
+        return None
+    n = int(text)
+    return n if low <= n < 2**32 else None
 
 
 class _LineSplitter:
@@ -382,9 +482,12 @@ if HAVE_SSL:
         """POP3 over implicit TLS (port 995), compatible with the standard ``POP3_SSL``.
 
         ``POP3_SSL(host, port=995, keyfile=None, certfile=None, timeout=..., context=None)``;
-        ``keyfile``/``certfile`` are deprecated (use ``context``). Without ``context`` the
-        certificate is not verified (as the standard module).
+        ``keyfile``/``certfile`` are deprecated (use ``context``). Without ``context``,
+        ``ssl.create_default_context()``: the certificate and the host name are verified
+        (the standard module verifies nothing; pass a context to choose).
         """
+
+        _implicit_tls = True
 
         def __init__(
             self,
@@ -410,7 +513,9 @@ if HAVE_SSL:
             self.keyfile = keyfile
             self.certfile = certfile
             if context is None:
-                context = ssl._create_stdlib_context(certfile=certfile, keyfile=keyfile)
+                context = ssl.create_default_context()
+                if certfile is not None:
+                    context.load_cert_chain(certfile, keyfile)
             self.context = context
             POP3.__init__(self, host, port, timeout)
 

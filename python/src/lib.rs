@@ -82,6 +82,7 @@ fn quirk_str(quirk: Quirk) -> &'static str {
         Quirk::CapabilitiesAfterLogin => "capabilities_after_login",
         Quirk::BracketedGreetingText => "bracketed_greeting_text",
         Quirk::UidlWithoutMessageNumber => "uidl_without_message_number",
+        Quirk::LooseStatusIndicator => "loose_status_indicator",
         _ => "other",
     }
 }
@@ -396,18 +397,25 @@ impl PyClient {
 impl PyClient {
     /// A client waiting for the greeting. `implicit_tls`: the connection is TLS from the
     /// start (port 995). `pipeline_window=1` disables pipelining; `pipelining` is `"auto"`
-    /// (when CAPA lists PIPELINING), `"always"` or `"never"`.
+    /// (when CAPA lists PIPELINING), `"always"` or `"never"`. `server_enforces_phases`: any
+    /// AUTHORIZATION or TRANSACTION command may be queued in either phase, the server judging
+    /// (only for a legacy API such as `pop3.poplib`; the core's `Config::server_enforces_phases`).
+    /// `loose_status_indicator`: a status line's first octet answers (`+` OK, `-` ERR) when it
+    /// is neither `+OK` nor `-ERR`, as in the standard `poplib` (the core's quirk).
     #[new]
     #[pyo3(signature = (
         *, implicit_tls = false, allow_plaintext_auth = false, relaxed_apop_timestamp = false,
-        auto_capa = true, pipeline_window = None, pipelining = "auto", max_status_line = None,
-        max_body_line = None, min_scram_iterations = None, trace = false
+        server_enforces_phases = false, loose_status_indicator = false, auto_capa = true, pipeline_window = None,
+        pipelining = "auto", max_status_line = None, max_body_line = None,
+        min_scram_iterations = None, trace = false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         implicit_tls: bool,
         allow_plaintext_auth: bool,
         relaxed_apop_timestamp: bool,
+        server_enforces_phases: bool,
+        loose_status_indicator: bool,
         auto_capa: bool,
         pipeline_window: Option<usize>,
         pipelining: &str,
@@ -419,6 +427,8 @@ impl PyClient {
         let mut config = Config::default();
         config.allow_plaintext_auth = allow_plaintext_auth;
         config.relaxed_apop_timestamp = relaxed_apop_timestamp;
+        config.server_enforces_phases = server_enforces_phases;
+        config.quirks.loose_status_indicator = loose_status_indicator;
         config.auto_capa = auto_capa;
         config.trace = trace;
         config.max_body_line = max_body_line;
@@ -620,6 +630,13 @@ impl PyClient {
     #[pyo3(signature = (tag = None))]
     fn lang(&mut self, tag: Option<String>) -> PyResult<u64> {
         self.push(Command::Lang(tag))
+    }
+    /// A command line the core has no verb for (a vendor command), sent as given; its reply
+    /// is multi-line (body chunks, `body_end`, `ok`) when `multi_line`. Refused for USER,
+    /// PASS, APOP, RPOP, AUTH, STLS, QUIT and UTF8, which have their own verbs.
+    #[pyo3(signature = (line, multi_line = false))]
+    fn extension(&mut self, line: String, multi_line: bool) -> PyResult<u64> {
+        self.push(Command::extension(line, multi_line))
     }
     /// `AUTH` with a mechanism: `PLAIN`, `LOGIN`, `CRAM-MD5`, `SCRAM-SHA-256` (needs
     /// `nonce`, a fresh random printable string without commas) or `XOAUTH2` (the password

@@ -7,6 +7,7 @@ the test module really used pop3.poplib. Exit status 0 only then.
 
     python tests/run_cpython_poplib.py [-v]
 """
+import os
 import sys
 import unittest
 
@@ -17,6 +18,43 @@ if "test.test_poplib" in sys.modules:
     raise SystemExit("test.test_poplib was imported before the substitution")
 
 import test.test_poplib as suite  # noqa: E402 (after the substitution, on purpose)
+
+
+# pop3.poplib verifies certificates and host names by default (ssl.create_default_context();
+# the standard module verifies nothing without a context). The suite's servers present
+# certdata/keycert3.pem, issued by the suite's own test CA (certdata/pycacert.pem): trust that
+# CA explicitly, for this process only, through OpenSSL's SSL_CERT_FILE, which
+# create_default_context() reads. Nothing is verified less.
+os.environ["SSL_CERT_FILE"] = suite.CAFILE
+
+# The certificate names DNS:localhost, while the suite names its servers by address
+# (DummyPOP3Server.host is getsockname()'s '127.0.0.1'): with host names checked, every
+# connection of TestPOP3_SSLClass and TestPOP3_TLSClass, and TestPOP3Class.test_stls, would
+# fail with "IP address mismatch" (the standard module never checks). So the servers are
+# named by the name their certificate carries, "localhost" (the same loopback server);
+# except in TestPOP3Class.test_stls_context, which checks exactly that verifying against the
+# address fails and then connects to "localhost" itself.
+_BY_ADDRESS = {("TestPOP3Class", "test_stls_context")}
+_server_init = suite.DummyPOP3Server.__init__
+_current = [None]
+
+
+def _named_server_init(self, *args, **kwargs):
+    _server_init(self, *args, **kwargs)
+    if _current[0] not in _BY_ADDRESS:
+        self.host = "localhost"
+
+
+suite.DummyPOP3Server.__init__ = _named_server_init
+_run = unittest.TestCase.run
+
+
+def _run_naming_the_test(self, result=None):
+    _current[0] = (type(self).__name__, self._testMethodName)
+    return _run(self, result)
+
+
+unittest.TestCase.run = _run_naming_the_test
 
 
 def main() -> int:

@@ -482,7 +482,8 @@ impl Client {
             return self.greeting(start, end).map(|()| Progress::Continue);
         }
         let line = &self.rx[start..end];
-        if let Some(challenge) = response::parse_continuation(line) {
+        let loose = self.config.quirks.loose_status_indicator;
+        if let Some(challenge) = response::parse_continuation(line).filter(|_| in_auth || !loose) {
             if !in_auth {
                 return Err(ProtocolError::UnexpectedContinuation);
             }
@@ -503,12 +504,21 @@ impl Client {
             .capabilities
             .as_ref()
             .is_some_and(Capabilities::accepts_response_codes);
-        let status = response::parse_status_line(line, accept_codes).map_err(|error| {
-            ProtocolError::Malformed {
-                what: "status line",
-                error,
-            }
-        })?;
+        let status = match response::parse_status_line(line, accept_codes) {
+            Ok(status) => status,
+            Err(error) => match loose_status(line).filter(|_| loose) {
+                Some(status) => {
+                    self.quirk(Quirk::LooseStatusIndicator);
+                    status
+                }
+                None => {
+                    return Err(ProtocolError::Malformed {
+                        what: "status line",
+                        error,
+                    });
+                }
+            },
+        };
         if self.config.trace {
             let text = String::from_utf8_lossy(&self.rx[start..end]).into_owned();
             self.trace(Trace::Received(text));
@@ -600,15 +610,33 @@ impl Client {
 
     fn greeting(&mut self, start: usize, end: usize) -> Result<(), ProtocolError> {
         let line = &self.rx[start..end];
+        let mut loose = false;
         let GreetingLine {
             status,
             timestamp,
             bracketed_text,
             ..
-        } = response::parse_greeting(line).map_err(|error| ProtocolError::Malformed {
-            what: "greeting",
-            error,
-        })?;
+        } = match response::parse_greeting(line) {
+            Ok(greeting) => greeting,
+            Err(error) => {
+                match loose_status(line).filter(|_| self.config.quirks.loose_status_indicator) {
+                    Some(status) => {
+                        loose = true;
+                        GreetingLine {
+                            status,
+                            timestamp: crate::apop::greeting_timestamp(response::status_text(line)),
+                            bracketed_text: false,
+                        }
+                    }
+                    None => {
+                        return Err(ProtocolError::Malformed {
+                            what: "greeting",
+                            error,
+                        });
+                    }
+                }
+            }
+        };
         let timestamp = match timestamp {
             None if self.config.relaxed_apop_timestamp => {
                 crate::apop::relaxed_greeting_timestamp(response::status_text(line))
@@ -623,6 +651,9 @@ impl Client {
         }
         if bracketed_text {
             self.quirk(Quirk::BracketedGreetingText);
+        }
+        if loose {
+            self.quirk(Quirk::LooseStatusIndicator);
         }
         let ok = status.ok;
         self.push(Event::Greeting {
@@ -784,6 +815,22 @@ impl Client {
             text: status.text,
         });
     }
+}
+
+/// A line that is neither `+OK` nor `-ERR` read by its first octet
+/// ([`Quirks::loose_status_indicator`](crate::Quirks::loose_status_indicator)): `+` is OK, `-`
+/// is ERR, the text follows the first run of spaces; no response code.
+fn loose_status(line: &[u8]) -> Option<StatusLine> {
+    let ok = match line.first() {
+        Some(b'+') => true,
+        Some(b'-') => false,
+        _ => return None,
+    };
+    Some(StatusLine {
+        ok,
+        code: None,
+        text: String::from_utf8_lossy(response::status_text(line)).into_owned(),
+    })
 }
 
 /// What one step of the receive path did.
