@@ -332,7 +332,9 @@ class POP3:
         finally:
             sock = self.sock
             self.sock = None
-            if sock is not None:
+            # fileno() is -1 once the socket is closed, or detached by a TLS handshake that
+            # failed (wrap_socket took its descriptor and closed it).
+            if sock is not None and sock.fileno() != -1:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError as exc:

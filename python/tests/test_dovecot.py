@@ -175,3 +175,33 @@ def test_poplib_takes_lines_the_standard_module_refuses(ctx):
     assert max(map(len, lines)) > pop3.poplib._MAXLINE
     assert b"\r\n".join(lines) + b"\r\n" == expected and octets == len(expected)
     p.quit()
+
+
+def test_poplib_verifies_certificates_by_default():
+    # Dovecot's certificate is self-signed: without a context, pop3.poplib uses
+    # ssl.create_default_context() (the system's CAs, host names checked) and refuses it,
+    # where the standard module accepts anything. With the certificate trusted, SSL_CERT_FILE
+    # being what create_default_context() reads, the same calls succeed.
+    host, port = split(TLS_ADDR)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        pop3.poplib.POP3_SSL(host, port, timeout=30)
+    p = pop3.poplib.POP3(*split(ADDR), timeout=30)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        p.stls()
+    p.close()
+    old = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = os.path.join(RUN_DIR, "tls", "cert.pem")
+    try:
+        p = pop3.poplib.POP3_SSL(host, port, timeout=30)
+        assert p.sock.context.verify_mode == ssl.CERT_REQUIRED and p.sock.context.check_hostname
+        assert "UIDL" in p.capa()
+        p.quit()
+        p = pop3.poplib.POP3(*split(ADDR), timeout=30)
+        assert p.stls().startswith(b"+OK")
+        assert p.sock.context.check_hostname
+        p.quit()
+    finally:
+        if old is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = old

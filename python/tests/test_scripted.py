@@ -362,3 +362,106 @@ def test_a_socket_of_your_own():
 
     with ScriptedServer(t) as server:
         asyncio.run(run(server.port))
+
+
+# ---- pop3.poplib on the core's state machine (server_enforces_phases) ----
+
+
+def test_poplib_lets_the_server_judge_the_phase():
+    # The standard module sends what its caller asks in any phase; so does pop3.poplib, and
+    # the server's -ERR is the answer. Byte-exact, through the core.
+    t = r"""
+        S: +OK ready
+        C: STAT
+        S: -ERR log in first
+        C: USER u
+        S: +OK
+        C: PASS p
+        S: +OK in
+        C: USER again
+        S: -ERR already in
+        C: STAT
+        S: +OK 1 5
+        C: QUIT
+        S: +OK bye
+        """
+    with ScriptedServer(t) as server:
+        p = pop3.poplib.POP3("127.0.0.1", server.port, timeout=5)
+        with pytest.raises(pop3.poplib.error_proto) as e:
+            p.stat()
+        assert e.value.args == (b"-ERR log in first",)
+        p.user("u")
+        assert p.pass_("p") == b"+OK in"
+        assert p._core.phase == "transaction"
+        with pytest.raises(pop3.poplib.error_proto):
+            p.user("again")
+        assert p.stat() == (1, 5)
+        assert p.quit() == b"+OK bye"
+
+
+def test_poplib_vendor_commands_and_odd_arguments():
+    # _shortcmd/_longcmd send a vendor line as the core's extension command (its reply
+    # framed and decoded by the core); arguments that are not message numbers go as the
+    # standard module writes them; session verbs stay the core's own commands.
+    t = r"""
+        S: +OK ready
+        C: XTND XMIT
+        S: +OK  two  spaces [SYS/TEMP] kept
+        C: XLIST
+        S: +OK list follows
+        S: a
+        S: ..b
+        S: .
+        C: DELE foo
+        S: -ERR no such message
+        C: UIDL 01
+        S: +OK 1 x
+        C: TOP 1 -1
+        S: +OK
+        S: h
+        S: .
+        C: PASS p w
+        S: +OK in
+        C: QUIT
+        S: +OK bye
+        """
+    with ScriptedServer(t) as server:
+        p = pop3.poplib.POP3("127.0.0.1", server.port, timeout=5)
+        assert p._shortcmd("XTND XMIT") == b"+OK  two  spaces [SYS/TEMP] kept"
+        assert p._longcmd("XLIST") == (b"+OK list follows", [b"a", b".b"], 7)
+        with pytest.raises(pop3.poplib.error_proto, match="no such message"):
+            p.dele("foo")
+        assert p.uidl("01") == b"+OK 1 x"
+        assert p.top(1, -1) == (b"+OK", [b"h"], 3)
+        for refused in ("STLS", "apop u d", "AUTH PLAIN"):
+            with pytest.raises(ValueError):
+                p._shortcmd(refused)
+        with pytest.raises(ValueError):
+            p._shortcmd("X " + "a" * 260)  # over the 255 octets of RFC 2449
+        assert p._shortcmd("PASS p w") == b"+OK in"
+        assert p._core.phase == "transaction"
+        assert p._shortcmd("QUIT") == b"+OK bye"
+
+
+def test_poplib_first_octet_status_and_broken_replies():
+    # The standard module reads a status line by its first octet ("+ Hola", "-err"); so does
+    # pop3.poplib (the core's loose_status_indicator quirk). A line starting with anything
+    # else ends the session: error_proto now and for every later command, nothing sent.
+    t = r"""
+        S: + Hola mundo
+        C: NOOP
+        S: -err no
+        C: NOOP
+        S: garbage
+        """
+    with ScriptedServer(t) as server:
+        p = pop3.poplib.POP3("127.0.0.1", server.port, timeout=5)
+        assert p.getwelcome() == b"+ Hola mundo"
+        with pytest.raises(pop3.poplib.error_proto) as e:
+            p.noop()
+        assert e.value.args == (b"-err no",)
+        with pytest.raises(pop3.poplib.error_proto, match="malformed status line"):
+            p.noop()
+        with pytest.raises(pop3.poplib.error_proto, match="closed"):
+            p.noop()
+        p.close()
