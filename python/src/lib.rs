@@ -6,9 +6,10 @@
 //! - [`PyClient`] (`pop3._core.Client`): the core's `Client` state machine, method for method
 //!   (commands in, `receive_data`, `poll_event`, `poll_transmit`);
 //! - [`PyEvent`] and [`PyCapabilities`]: owned copies of the core's events and capabilities;
-//! - [`PyBodyDecoder`]: the core's streaming dot-unstuffer, for `pop3.poplib`, which must read
-//!   line by line as the standard module does;
-//! - the APOP helpers and the argument check `pop3.poplib` uses;
+//! - [`PyBodyDecoder`]: the core's streaming dot-unstuffer, for a caller that frames replies
+//!   itself (`pop3.poplib` runs on [`PyClient`] instead);
+//! - the APOP helpers (`pop3.poplib` checks `getwelcome()`'s timestamp with them) and the
+//!   argument check;
 //! - the exceptions `Error`, `ProtocolError` (the server broke the protocol: sticky) and
 //!   `UsageError` (the caller asked for something invalid: nothing happened).
 
