@@ -220,11 +220,13 @@ impl Command {
             Self::Lang(Some(tag)) => check(tag.as_bytes(), false, false)?,
             Self::Extension { line, .. } => {
                 check(line.as_bytes(), true, false)?;
+                // The keyword ends at the first space; a tab or another control byte in it
+                // could make a server read a session keyword that the check below misses.
                 let keyword = line.split(' ').next().unwrap_or_default();
-                if keyword.is_empty() {
+                if keyword.is_empty() || !keyword.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(EnqueueError::InvalidArgument {
                         command: kind,
-                        reason: "the line must start with a command keyword",
+                        reason: "the line must start with a command keyword of printable ASCII",
                     });
                 }
                 if SESSION_KEYWORDS
@@ -580,9 +582,8 @@ impl Command {
                 arg(lines.to_string().as_bytes());
             }
             Self::Lang(Some(tag)) => arg(tag.as_bytes()),
-            // Written whole above.
-            Self::Extension { .. } => {}
-            // AUTH is written by the client itself (see above); the rest take no argument.
+            // AUTH is written by the client itself (see above), an extension line whole
+            // (above); the rest take no argument.
             _ => {}
         }
         out.extend_from_slice(b"\r\n");

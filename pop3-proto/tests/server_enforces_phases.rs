@@ -241,7 +241,14 @@ fn drain_until_error(c: &mut Client) -> bool {
 #[test]
 fn extension_lines_are_checked() {
     let c = &mut greeted(rfc_config());
-    for line in ["XTND XMIT\r\nDELE 1", "X\0", "X\n", ""] {
+    for line in [
+        "XTND XMIT\r\nDELE 1",
+        "X\0",
+        "X\n",
+        "",
+        "USER\talice",
+        "caf\u{e9}",
+    ] {
         assert!(
             c.enqueue(Command::extension(line, false)).is_err(),
             "{line:?}"
