@@ -357,3 +357,37 @@ fn loose_status_indicator_when_configured() {
         ],
     );
 }
+
+/// With `loose_status_indicator` on, a `+ ` line during AUTH is still a SASL continuation.
+#[test]
+fn loose_status_indicator_keeps_sasl_continuations() {
+    let mut config = relaxed();
+    config.quirks.loose_status_indicator = true;
+    let played = play(
+        config,
+        r"
+        S: +OK hi
+        C: AUTH LOGIN
+        S: + VXNlcm5hbWU6
+        C: dQ==
+        S: + UGFzc3dvcmQ6
+        C: cA==
+        S: +OK in
+        ",
+        || {
+            vec![Command::auth(pop3_proto::sasl::Login::new(
+                "u".into(),
+                "p".into(),
+            ))]
+        },
+    );
+    let texts = texts(&played.events);
+    assert!(
+        texts.contains(&"LoggedIn { id: CommandId(0) }".to_string()),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("LooseStatusIndicator")),
+        "{texts:?}"
+    );
+}
