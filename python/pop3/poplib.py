@@ -50,6 +50,8 @@ Differences, each where the standard module is unsafe:
   raise ``error_proto``; the standard module silently drops what it had buffered. ``stls()``
   after login raises ``error_proto`` without sending anything (RFC 2595 allows STLS only
   before login).
+* **Debug output**: ``set_debuglevel()`` never prints a password or an APOP digest (the
+  standard module prints the PASS line).
 * **Session commands stay typed**: ``_shortcmd``/``_longcmd`` send USER, PASS, RPOP, QUIT
   and UTF8 lines as those commands (so the core knows the session changed) and refuse
   STLS, APOP and AUTH lines (use ``stls()`` and ``apop()``).
@@ -101,6 +103,7 @@ _CHUNK = 64 * 1024
 
 # What _shortcmd/_longcmd send as the core's own commands (their replies change the session).
 _SESSION_VERBS = {"USER": "user", "PASS": "pass_", "RPOP": "rpop", "QUIT": "quit", "UTF8": "utf8"}
+_SECRET_VERBS = ("pass_", "apop")
 _REFUSED_VERBS = {"STLS": "stls()", "APOP": "apop()", "AUTH": "a SASL library"}
 
 
@@ -163,8 +166,9 @@ class POP3:
         out = core.poll_transmit()
         if out:
             line = out[:-2]
-            if self._debugging > 1:
-                print("*put*", repr(line))
+            if self._debugging:
+                shown = line.split(b" ", 1)[0] + b" <redacted>" if verb in _SECRET_VERBS else line
+                print("*cmd*" if self._debugging == 1 else "*put*", repr(shown))
             sys.audit("poplib.putline", self, line)
             self.sock.sendall(out)
         return cid
@@ -227,13 +231,9 @@ class POP3:
                 raise error_proto("-ERR %s not sent" % ev.command)
 
     def _cmd(self, verb, *args):
-        if self._debugging:
-            print("*cmd*", verb, repr(args) if verb != "pass_" else "(password)")
         return self._reply(self._send(verb, *args))
 
     def _longcmd_lines(self, verb, *args):
-        if self._debugging:
-            print("*cmd*", verb, repr(args))
         lines = []
         resp, octets = self._reply(self._send(verb, *args), _LineSplitter(lines))
         return resp, lines, octets
@@ -271,7 +271,8 @@ class POP3:
         return self.welcome
 
     def set_debuglevel(self, level):
-        """1 prints commands, 2 also every line exchanged."""
+        """1 prints commands, 2 also every line exchanged (passwords and APOP digests are
+        never printed; the standard module prints them)."""
         self._debugging = level
 
     def user(self, user):
