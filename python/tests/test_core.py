@@ -141,3 +141,35 @@ def test_body_decoder_at_random_splits():
                 break
             assert used == len(wire[pos - used : pos])
         assert b"".join(out) == body and wire[pos:] == b"+OK after" and d.octets == len(body)
+
+
+def test_server_enforces_phases_and_extension_commands():
+    # Off by default: STAT before login is the caller's mistake. On: the server judges.
+    c = _core.Client(auto_capa=False)
+    c.receive_data(b"+OK hi\r\n")
+    assert c.poll_event().kind == "greeting"
+    with pytest.raises(_core.UsageError, match="not allowed in the AUTHORIZATION phase"):
+        c.stat()
+    c = _core.Client(auto_capa=False, server_enforces_phases=True, trace=True)
+    c.receive_data(b"+OK hi\r\n")
+    while c.poll_event() is not None:
+        pass
+    c.stat()
+    assert c.poll_transmit() == b"STAT\r\n"
+    c.receive_data(b"-ERR log in first\r\n")
+    kinds = []
+    while (ev := c.poll_event()) is not None:
+        kinds.append((ev.kind, ev.text))
+    assert kinds == [("trace", "C: STAT"), ("trace", "S: -ERR log in first"), ("err", "log in first")]
+    c.extension("XLIST 1", True)
+    assert c.poll_transmit() == b"XLIST 1\r\n"
+    c.receive_data(b"+OK\r\na\r\n..b\r\n.\r\n")
+    body = b""
+    while (ev := c.poll_event()) is not None:
+        if ev.kind == "body":
+            body += ev.chunk
+        last = ev
+    assert body == b"a\r\n.b\r\n" and last.kind == "ok" and last.terminal
+    for refused in ("PASS x", "stls", "X\r\nDELE 1"):
+        with pytest.raises(_core.UsageError):
+            c.extension(refused)
