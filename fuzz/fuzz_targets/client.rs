@@ -457,6 +457,25 @@ enum Owned {
         id: pop3_proto::CommandId,
         caps: pop3_proto::Capabilities,
     },
+    Greeting {
+        ok: bool,
+        code: Option<pop3_proto::response::ResponseCode>,
+        text: String,
+        apop: bool,
+    },
+    Reply {
+        ok: bool,
+        id: pop3_proto::CommandId,
+        command: CommandKind,
+        code: Option<pop3_proto::response::ResponseCode>,
+        text: String,
+    },
+    Lang {
+        id: pop3_proto::CommandId,
+        tag: String,
+        description: String,
+    },
+    Trace(pop3_proto::Trace),
     Other {
         id: Option<u64>,
         terminal: bool,
@@ -485,34 +504,36 @@ impl Owned {
                 code,
                 text,
                 apop,
-            } => Self::Event(Event::Greeting {
+            } => Self::Greeting {
                 ok: *ok,
-                code: code.clone(),
-                text: text.clone(),
+                code: code.cloned(),
+                text: text.to_string(),
                 apop: *apop,
-            }),
+            },
             Event::Ok {
                 id,
                 command,
                 code,
                 text,
-            } => Self::Event(Event::Ok {
+            } => Self::Reply {
+                ok: true,
                 id: *id,
                 command: *command,
-                code: code.clone(),
-                text: text.clone(),
-            }),
+                code: code.cloned(),
+                text: text.to_string(),
+            },
             Event::Err {
                 id,
                 command,
                 code,
                 text,
-            } => Self::Event(Event::Err {
+            } => Self::Reply {
+                ok: false,
                 id: *id,
                 command: *command,
-                code: code.clone(),
-                text: text.clone(),
-            }),
+                code: code.cloned(),
+                text: text.to_string(),
+            },
             Event::Stat { id, count, size } => Self::Event(Event::Stat {
                 id: *id,
                 count: *count,
@@ -527,11 +548,11 @@ impl Owned {
                 id,
                 tag,
                 description,
-            } => Self::Event(Event::LangEntry {
+            } => Self::Lang {
                 id: *id,
-                tag: tag.clone(),
-                description: description.clone(),
-            }),
+                tag: tag.to_string(),
+                description: description.to_string(),
+            },
             Event::BodyEnd { id, octets } => Self::Event(Event::BodyEnd {
                 id: *id,
                 octets: *octets,
@@ -539,7 +560,7 @@ impl Owned {
             Event::StartTls { id } => Self::Event(Event::StartTls { id: *id }),
             Event::LoggedIn { id } => Self::Event(Event::LoggedIn { id: *id }),
             Event::Quirk(q) => Self::Event(Event::Quirk(*q)),
-            Event::Trace(t) => Self::Event(Event::Trace(t.clone())),
+            Event::Trace(t) => Self::Trace((*t).clone()),
             other => Self::Other {
                 id: other.id().map(pop3_proto::CommandId::get),
                 terminal: other.is_terminal(),
@@ -557,6 +578,51 @@ impl Owned {
                 id,
                 capabilities: &caps,
             }),
+            Self::Greeting {
+                ok,
+                code,
+                text,
+                apop,
+            } => run.check(&Event::Greeting {
+                ok,
+                code: code.as_ref(),
+                text: &text,
+                apop,
+            }),
+            Self::Reply {
+                ok: true,
+                id,
+                command,
+                code,
+                text,
+            } => run.check(&Event::Ok {
+                id,
+                command,
+                code: code.as_ref(),
+                text: &text,
+            }),
+            Self::Reply {
+                ok: false,
+                id,
+                command,
+                code,
+                text,
+            } => run.check(&Event::Err {
+                id,
+                command,
+                code: code.as_ref(),
+                text: &text,
+            }),
+            Self::Lang {
+                id,
+                tag,
+                description,
+            } => run.check(&Event::LangEntry {
+                id,
+                tag: &tag,
+                description: &description,
+            }),
+            Self::Trace(line) => run.check(&Event::Trace(&line)),
             Self::Other { id, terminal, what } => run.check_other(id, terminal, &what),
         }
     }

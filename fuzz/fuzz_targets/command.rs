@@ -408,7 +408,7 @@ fn drain(client: &mut Client, sent: &mut Vec<String>) {
         .expect("the scripted server follows the protocol")
     {
         if let Event::Trace(Trace::Sent(s)) = event {
-            sent.push(s);
+            sent.push(s.clone());
         }
     }
 }

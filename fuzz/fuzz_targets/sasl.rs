@@ -1,5 +1,7 @@
 //! SASL exchanges: every mechanism fed arbitrary challenges and compared with a model of its
-//! RFC; SCRAM-SHA-256 with arbitrary server messages (its client-final message recomputed here
+//! RFC (EXTERNAL included); SCRAM-SHA-1/256/512, with the GS2 flags `n`, `y` and `p=` (both
+//! channel-binding types, arbitrary binding data) in the structured mode; SCRAM-SHA-256 with
+//! arbitrary server messages (its client-final message recomputed here
 //! with sha2/hmac/pbkdf2 whenever it accepts a server-first message, and a server-final message
 //! accepted only if it carries the right signature), and with structured, valid exchanges whose
 //! server signature is then mutated, both directly and through a `Client` (LoggedIn only when
@@ -16,17 +18,57 @@ use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use pop3_fuzz::{fields, text};
 use pop3_proto::sasl::{
-    CramMd5, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramSha256, XOAuth2,
+    ChannelBinding, ChannelBindingType, CramMd5, External, Login, Mechanism, OAuthBearer, Plain,
+    SaslError, Scram, ScramHash, ScramSha256, XOAuth2,
 };
 use pop3_proto::{Client, Command, Config, Event, ProtocolError, Secret};
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+/// The SCRAM hashes, written out here with the hash crates (independent of `ScramHash`).
+#[derive(Debug, Clone, Copy)]
+enum Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+}
 
-fn hmac256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+macro_rules! on_hash {
+    ($h:expr, $d:ident => $e:expr) => {
+        match $h {
+            Hash::Sha1 => {
+                type $d = sha1::Sha1;
+                $e
+            }
+            Hash::Sha256 => {
+                type $d = Sha256;
+                $e
+            }
+            Hash::Sha512 => {
+                type $d = sha2::Sha512;
+                $e
+            }
+        }
+    };
+}
+
+fn hmac_h(h: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
+    on_hash!(h, D => {
+        let mut mac = Hmac::<D>::new_from_slice(key).expect("any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    })
+}
+
+fn digest_h(h: Hash, data: &[u8]) -> Vec<u8> {
+    on_hash!(h, D => D::digest(data).to_vec())
+}
+
+fn salted_h(h: Hash, password: &[u8], salt: &[u8], i: u32) -> Vec<u8> {
+    on_hash!(h, D => {
+        let mut out = vec![0u8; <D as Digest>::output_size()];
+        pbkdf2::pbkdf2_hmac::<D>(password, salt, i, &mut out);
+        out
+    })
 }
 
 fn saslname(user: &str) -> String {
@@ -48,11 +90,12 @@ fn nonce(f: &[u8], default: &str) -> String {
 }
 
 /// The SCRAM computation, written out from RFC 5802 §3.
-struct Scram {
+struct ScramModel {
     client_final: String,
-    server_signature: [u8; 32],
+    server_signature: Vec<u8>,
 }
 
+/// SCRAM-SHA-256 without channel binding (`c=biws`).
 fn scram(
     password: &[u8],
     client_first_bare: &str,
@@ -60,28 +103,51 @@ fn scram(
     nonce: &str,
     salt: &[u8],
     i: u32,
-) -> Scram {
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, i, &mut salted);
-    let client_key = hmac256(&salted, b"Client Key");
-    let stored_key: [u8; 32] = Sha256::digest(client_key).into();
-    let without_proof = format!("c=biws,r={nonce}");
+) -> ScramModel {
+    scram_h(
+        Hash::Sha256,
+        b"n,,",
+        password,
+        client_first_bare,
+        server_first,
+        nonce,
+        salt,
+        i,
+    )
+}
+
+/// Any hash; `cbind_input` is the GS2 header, followed by the binding data when bound.
+#[allow(clippy::too_many_arguments)]
+fn scram_h(
+    h: Hash,
+    cbind_input: &[u8],
+    password: &[u8],
+    client_first_bare: &str,
+    server_first: &str,
+    nonce: &str,
+    salt: &[u8],
+    i: u32,
+) -> ScramModel {
+    let salted = salted_h(h, password, salt, i);
+    let client_key = hmac_h(h, &salted, b"Client Key");
+    let stored_key = digest_h(h, &client_key);
+    let without_proof = format!("c={},r={nonce}", BASE64.encode(cbind_input));
     let auth = format!("{client_first_bare},{server_first},{without_proof}");
-    let signature = hmac256(&stored_key, auth.as_bytes());
+    let signature = hmac_h(h, &stored_key, auth.as_bytes());
     let proof: Vec<u8> = client_key
         .iter()
         .zip(signature)
         .map(|(k, s)| k ^ s)
         .collect();
-    let server_key = hmac256(&salted, b"Server Key");
-    Scram {
+    let server_key = hmac_h(h, &salted, b"Server Key");
+    ScramModel {
         client_final: format!("{without_proof},p={}", BASE64.encode(proof)),
-        server_signature: hmac256(&server_key, auth.as_bytes()),
+        server_signature: hmac_h(h, &server_key, auth.as_bytes()),
     }
 }
 
 /// Whether a server-final message carries `signature` (`v=` base64, up to a comma).
-fn carries_signature(server_final: &[u8], signature: &[u8; 32]) -> bool {
+fn carries_signature(server_final: &[u8], signature: &[u8]) -> bool {
     let Some(rest) = server_final.strip_prefix(b"v=") else {
         return false;
     };
@@ -123,6 +189,7 @@ fuzz_target!(|data: &[u8]| {
     let challenges = f.get(3..).unwrap_or_default();
     let send_initial = selector & 8 != 0;
     match selector & 7 {
+        0 if selector & 0x10 != 0 => external(extra, send_initial, challenges),
         0 => plain(&user, &password, extra, send_initial, challenges),
         1 => login(&user, &password, send_initial, challenges),
         2 => cram_md5(&user, &password, send_initial, challenges),
@@ -163,6 +230,29 @@ fn plain(user: &str, password: &[u8], authzid: &[u8], send_initial: bool, challe
                 .expose(),
             message
         );
+        sent = true;
+    }
+    for c in challenges {
+        let r = m.step(c);
+        if c.is_empty() && !sent {
+            assert_eq!(r.expect("the message").expose(), message);
+            sent = true;
+        } else {
+            assert_eq!(r, Err(SaslError::UnexpectedChallenge));
+        }
+    }
+    assert_eq!(m.finish(), Ok(()));
+}
+
+fn external(authzid: &[u8], send_initial: bool, challenges: &[&[u8]]) {
+    let authzid = (!authzid.is_empty()).then(|| text(authzid));
+    let message = authzid.clone().unwrap_or_default().into_bytes();
+    let mut m = External::new(authzid);
+    assert!(!m.exposes_secret());
+    let mut sent = false;
+    if send_initial {
+        let ir = m.initial_response().expect("EXTERNAL starts");
+        assert_eq!(ir.expect("with data").expose(), message);
         sent = true;
     }
     for c in challenges {
@@ -310,7 +400,7 @@ fn scram_arbitrary(
         .min_iterations(1);
     let client_first_bare = format!("n={},r={client_nonce}", saslname(user));
     let mut stage = 0; // 0 nothing sent, 1 client-first sent, 2 client-final sent, 3 verified, 4 failed
-    let mut expected_signature = [0u8; 32];
+    let mut expected_signature = Vec::new();
     if send_initial {
         let ir = m.initial_response().expect("starts").expect("with data");
         assert_eq!(ir.expose(), format!("n,,{client_first_bare}").as_bytes());
@@ -431,14 +521,14 @@ fn scram_structured(
         &salt,
         i,
     );
-    let good = format!("v={}", BASE64.encode(s.server_signature)).into_bytes();
+    let good = format!("v={}", BASE64.encode(&s.server_signature)).into_bytes();
     let arbitrary = part(4);
     let server_final: Option<Vec<u8>> = match mode % 8 {
         0 => Some(good.clone()),
         1 => Some([&good[..], b",", arbitrary].concat()),
         2 => {
             // One bit of the signature flipped.
-            let mut sig = s.server_signature;
+            let mut sig = s.server_signature.clone();
             let bit = arbitrary.first().copied().unwrap_or(0);
             sig[usize::from(bit / 8) % 32] ^= 1 << (bit % 8);
             Some(format!("v={}", BASE64.encode(sig)).into_bytes())
@@ -461,7 +551,24 @@ fn scram_structured(
     }
 
     if !via_client {
-        if mode & 0x80 != 0 {
+        // The hash and the GS2 flag from the sixth part: every SCRAM variant through the same
+        // model (the checks below use SHA-256 without binding).
+        if let Some(&variant) = parts.get(5).and_then(|p| p.first()) {
+            scram_variant(
+                variant,
+                user,
+                password,
+                &client_nonce,
+                &server_first,
+                &server_nonce,
+                &salt,
+                i,
+                part(6),
+                mode,
+            );
+            return;
+        }
+        if mode & 0x8 != 0 {
             // The default floor (RFC 7677 §4): a count below 4096 is refused, whatever else the
             // server-first says.
             let mut m = ScramSha256::new(user.into(), Secret::new(password), client_nonce.clone());
@@ -572,4 +679,99 @@ fn scram_structured(
         assert_eq!(client.poll_event().err(), error, "the error is sticky");
         assert_eq!(client.poll_transmit(&mut wire), 0);
     }
+}
+
+/// One SCRAM variant (SHA-1/256/512; GS2 flag `n`, `y`, `p=tls-exporter` or
+/// `p=tls-server-end-point` with `binding` as its data) against the model: the client-first
+/// header and name, the client-final message, and the verdict on a right or flipped signature.
+#[allow(clippy::too_many_arguments)]
+fn scram_variant(
+    variant: u8,
+    user: &str,
+    password: &[u8],
+    client_nonce: &str,
+    server_first: &str,
+    server_nonce: &str,
+    salt: &[u8],
+    i: u32,
+    binding: &[u8],
+    mode: u8,
+) {
+    let hash = [Hash::Sha1, Hash::Sha256, Hash::Sha512][usize::from(variant % 3)];
+    let flag = (variant / 3) % 4;
+    let binding = if binding.is_empty() {
+        &[0x42][..]
+    } else {
+        binding
+    };
+    let cb = |kind| ChannelBinding::new(kind, binding.to_vec());
+    fn build<H: ScramHash>(
+        user: &str,
+        password: &[u8],
+        nonce: &str,
+        flag: u8,
+        cb: &dyn Fn(ChannelBindingType) -> ChannelBinding,
+    ) -> Box<dyn Mechanism> {
+        let m = Scram::<H>::new(user.into(), Secret::new(password), nonce.into()).min_iterations(1);
+        match flag {
+            0 => Box::new(m),
+            1 => Box::new(m.binding_supported()),
+            2 => Box::new(m.channel_binding(cb(ChannelBindingType::TlsExporter))),
+            _ => Box::new(m.channel_binding(cb(ChannelBindingType::TlsServerEndPoint))),
+        }
+    }
+    let mut m = match hash {
+        Hash::Sha1 => build::<pop3_proto::sasl::Sha1>(user, password, client_nonce, flag, &cb),
+        Hash::Sha256 => build::<pop3_proto::sasl::Sha256>(user, password, client_nonce, flag, &cb),
+        Hash::Sha512 => build::<pop3_proto::sasl::Sha512>(user, password, client_nonce, flag, &cb),
+    };
+    let base = match hash {
+        Hash::Sha1 => "SCRAM-SHA-1",
+        Hash::Sha256 => "SCRAM-SHA-256",
+        Hash::Sha512 => "SCRAM-SHA-512",
+    };
+    let (header, name) = match flag {
+        0 => ("n,,".to_owned(), base.to_owned()),
+        1 => ("y,,".to_owned(), base.to_owned()),
+        2 => ("p=tls-exporter,,".to_owned(), format!("{base}-PLUS")),
+        _ => (
+            "p=tls-server-end-point,,".to_owned(),
+            format!("{base}-PLUS"),
+        ),
+    };
+    assert_eq!(m.name(), name);
+    assert!(!m.exposes_secret());
+    let client_first_bare = format!("n={},r={client_nonce}", saslname(user));
+    let ir = m.initial_response().expect("starts").expect("with data");
+    assert_eq!(
+        ir.expose(),
+        format!("{header}{client_first_bare}").as_bytes()
+    );
+    let mut cbind_input = header.into_bytes();
+    if flag >= 2 {
+        cbind_input.extend_from_slice(binding);
+    }
+    let model = scram_h(
+        hash,
+        &cbind_input,
+        password,
+        &client_first_bare,
+        server_first,
+        server_nonce,
+        salt,
+        i,
+    );
+    let cf = m
+        .step(server_first.as_bytes())
+        .expect("a valid server-first is accepted");
+    assert_eq!(cf.expose(), model.client_final.as_bytes());
+    let mut signature = model.server_signature.clone();
+    let flip = mode % 2 == 1;
+    if flip {
+        let at = usize::from(mode) % signature.len();
+        signature[at] ^= 1;
+    }
+    let r = m.step(format!("v={}", BASE64.encode(&signature)).as_bytes());
+    assert_eq!(r.is_ok(), !flip, "{r:?}");
+    assert_eq!(m.finish().is_ok(), !flip);
 }

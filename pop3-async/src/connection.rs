@@ -76,23 +76,30 @@ impl Connection<Stream> {
     /// `auto_capa`) the capabilities, and for [`Security::StartTls`] upgrades with STLS.
     ///
     /// TLS verifies the certificate against `host` (SNI on) with the roots of
-    /// [`Options::tls`].
+    /// [`Options::tls`]. A Unicode host name is converted to A-labels
+    /// ([`pop3_tls::ascii_host`]) for DNS, the proxy, SNI and verification. The addresses
+    /// are raced (Happy Eyeballs, see [`connect_addrs`](crate::connect_addrs)) from
+    /// [`Options::bind`], through [`Options::proxy`] when set, all within
+    /// [`Options::effective_connect_timeout`]; [`Options::timeout`] bounds the TLS handshake
+    /// and everything after.
     pub async fn connect(
         host: &str,
         port: u16,
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
-        let connecting = TcpStream::connect((host, port));
-        let tcp = match tokio::time::timeout(options.timeout, connecting).await {
-            Ok(tcp) => tcp.map_err(|e| pop3_tls::connect_error(host, port, e))?,
-            Err(_) => return Err(timed_out(options.timeout, Awaiting::Connect)),
-        };
+        let host = pop3_tls::ascii_host(host)?;
+        let tcp = crate::dial::dial(&host, port, options).await?;
         let _ = tcp.set_nodelay(true);
         let tls = security == Security::Implicit;
-        let session = Session::new(options, Some(host.to_owned()), tls)?;
+        let mut session = Session::new(options, Some(host), tls)?;
         let stream = match tls {
-            true => Stream::Tls(Box::new(handshake(tcp, &session).await?)),
+            true => {
+                let handshake = handshake(tcp, &session)?;
+                let tls = handshake.await?;
+                session.set_channel_binding(pop3_tls::channel_binding(tls.get_ref().1));
+                Stream::Tls(Box::new(tls))
+            }
             false => Stream::Plain(tcp),
         };
         let connection = Self::open(stream, session).await?;
@@ -113,11 +120,13 @@ impl Connection<Stream> {
     /// For a stream of your own, see [`stls_start`](Self::stls_start).
     pub async fn stls(mut self) -> Result<Connection<Stream>, Error> {
         self.stls_start().await?;
-        let (stream, session) = self.into_parts();
+        let (stream, mut session) = self.into_parts();
         let Stream::Plain(tcp) = stream else {
             return Err(pop3_proto::EnqueueError::TlsAlreadyActive.into());
         };
-        let tls = handshake(tcp, &session).await?;
+        let handshake = handshake(tcp, &session)?;
+        let tls = handshake.await?;
+        session.set_channel_binding(pop3_tls::channel_binding(tls.get_ref().1));
         Self::from_parts(Stream::Tls(Box::new(tls)), session).await
     }
 }
@@ -350,19 +359,26 @@ fn timed_out(after: Duration, awaiting: Awaiting) -> Error {
 }
 
 /// The TLS handshake, against the session's host name or else the peer's IP address, within
-/// the session's timeout.
-async fn handshake(
+/// the session's timeout. The future holds no reference to the session, so that it (and
+/// `connect`, `stls`) stays `Send` although a session is not `Sync`.
+fn handshake(
     tcp: TcpStream,
     session: &Session,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+) -> Result<
+    impl Future<Output = Result<tokio_rustls::client::TlsStream<TcpStream>, Error>> + Send + use<>,
+    Error,
+> {
     let name = match session.host() {
         Some(host) => server_name(host)?,
         None => rustls::pki_types::ServerName::from(tcp.peer_addr()?.ip()),
     };
     let config = session.options().tls.build()?;
+    let timeout = session.timeout();
     let handshake = TlsConnector::from(config).connect(name, tcp);
-    match tokio::time::timeout(session.timeout(), handshake).await {
-        Ok(tls) => tls.map_err(Error::from_stream),
-        Err(_) => Err(timed_out(session.timeout(), Awaiting::TlsHandshake)),
-    }
+    Ok(async move {
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(tls) => tls.map_err(Error::from_stream),
+            Err(_) => Err(timed_out(timeout, Awaiting::TlsHandshake)),
+        }
+    })
 }

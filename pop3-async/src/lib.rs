@@ -91,10 +91,12 @@
 
 mod batch;
 mod connection;
+mod dial;
 mod stream;
 
 pub use batch::BodyStream;
 pub use connection::Connection;
+pub use dial::connect_addrs;
 /// The MIME parser behind `retr_parsed` (the `mime` feature).
 #[cfg(feature = "mime")]
 pub use mail_parser;
@@ -112,6 +114,8 @@ pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
+pub use pop3_tls::{ClientCertificate, channel_binding};
+pub use pop3_tls::{Proxy, ProxyError, ProxyKind, ProxyUrlError, TrustStore, TrustStoreError};
 pub use pop3_tls::{Session, scram_nonce};
 pub use rustls;
 pub use stream::Stream;

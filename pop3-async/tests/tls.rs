@@ -37,7 +37,7 @@ fn trusting(pem: &str) -> Options {
         .tls(TlsOptions::default().add_ca_pem(pem.as_bytes()).unwrap())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stls_upgrade_then_login_over_tls() {
     let ca = localhost_ca();
     let pem = ca.certificate_pem();
@@ -64,25 +64,31 @@ async fn stls_upgrade_then_login_over_tls() {
         ),
     );
     let addr = server.addr();
-    let mut pop = Connection::connect("localhost", addr.port(), Security::StartTls, &trusting(pem))
-        .await
-        .unwrap();
-    assert!(pop.is_tls());
-    assert!(
-        !pop.capabilities().unwrap().stls,
-        "capabilities re-read after STLS"
-    );
-    // Over TLS, the default policy allows PLAIN.
-    assert_eq!(
-        pop.login("alice", "secret").await.unwrap(),
-        LoginMethod::Plain
-    );
-    pop.quit().await.unwrap();
+    let options = trusting(pem);
+    // On a spawned task of a multi-thread runtime: connecting, STLS and login are `Send`.
+    tokio::spawn(async move {
+        let mut pop = Connection::connect("localhost", addr.port(), Security::StartTls, &options)
+            .await
+            .unwrap();
+        assert!(pop.is_tls());
+        assert!(
+            !pop.capabilities().unwrap().stls,
+            "capabilities re-read after STLS"
+        );
+        // Over TLS, the default policy allows PLAIN.
+        assert_eq!(
+            pop.login("alice", "secret").await.unwrap(),
+            LoginMethod::Plain
+        );
+        pop.quit().await.unwrap();
+    })
+    .await
+    .unwrap();
     let transcript = complete(server).await;
     assert_eq!(transcript.received_before_tls(), b"CAPA\r\nSTLS\r\n");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls() {
     let ca = localhost_ca();
     let pem = ca.certificate_pem();
@@ -106,14 +112,20 @@ async fn implicit_tls() {
         ),
     );
     let addr = server.addr();
-    let mut pop = Connection::connect("localhost", addr.port(), Security::Implicit, &trusting(pem))
-        .await
-        .unwrap();
-    assert!(pop.is_tls());
-    // USER/PASS is allowed over TLS without any option.
-    pop.user("alice").await.unwrap();
-    pop.pass("secret").await.unwrap();
-    pop.quit().await.unwrap();
+    let options = trusting(pem);
+    // On a spawned task: the implicit-TLS handshake is `Send` too.
+    tokio::spawn(async move {
+        let mut pop = Connection::connect("localhost", addr.port(), Security::Implicit, &options)
+            .await
+            .unwrap();
+        assert!(pop.is_tls());
+        // USER/PASS is allowed over TLS without any option.
+        pop.user("alice").await.unwrap();
+        pop.pass("secret").await.unwrap();
+        pop.quit().await.unwrap();
+    })
+    .await
+    .unwrap();
     complete(server).await;
 }
 

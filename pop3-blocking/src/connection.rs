@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,10 +59,13 @@ impl Connection<Stream> {
     /// Connects to `host:port`, sets up TLS as `security` says, reads the greeting and the
     /// capabilities.
     ///
-    /// [`Options::timeout`] bounds the TCP connect (per resolved address), the TLS handshake,
-    /// each write and each status line; [`Options::speed_limit`] and the timeout bound
-    /// multi-line replies (see [`pop3_proto::timing`]). Name resolution uses the system
-    /// resolver and is not bounded.
+    /// A Unicode host name is converted to A-labels ([`pop3_tls::ascii_host`]) for DNS, the
+    /// proxy, SNI and certificate verification. The addresses are raced (Happy Eyeballs, see
+    /// [`connect_addrs`](crate::connect_addrs)) from [`Options::bind`], through
+    /// [`Options::proxy`] when set; [`Options::effective_connect_timeout`] bounds that whole
+    /// step (name resolution, TCP and the proxy handshake), [`Options::timeout`] the TLS
+    /// handshake, each write and each status line; [`Options::speed_limit`] and the timeout
+    /// bound multi-line replies (see [`pop3_proto::timing`]).
     /// With [`Security::StartTls`], a `-ERR` to STLS is [`Error::Server`]: there is no fallback
     /// to plaintext.
     pub fn connect(
@@ -71,12 +74,17 @@ impl Connection<Stream> {
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
-        let tcp = connect_tcp(host, port, options)?;
+        let host = pop3_tls::ascii_host(host)?;
+        let tcp = connect_tcp(&host, port, options)?;
         let socket = Some(tcp.try_clone()?);
         let tls = security == Security::Implicit;
-        let session = Session::new(options, Some(host.to_owned()), tls)?;
+        let mut session = Session::new(options, Some(host), tls)?;
         let stream = match tls {
-            true => Stream::Tls(Box::new(handshake(tcp, &session)?)),
+            true => {
+                let tls = handshake(tcp, &session)?;
+                session.set_channel_binding(pop3_tls::channel_binding(&tls.conn));
+                Stream::Tls(Box::new(tls))
+            }
             false => Stream::Plain(tcp),
         };
         let connection = Self::open(stream, session, socket)?;
@@ -99,12 +107,13 @@ impl Connection<Stream> {
             return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
         }
         self.stls_start()?;
-        let (stream, session) = self.into_parts();
+        let (stream, mut session) = self.into_parts();
         let Stream::Plain(tcp) = stream else {
             return Err(Error::Usage(pop3_proto::EnqueueError::TlsAlreadyActive));
         };
         let socket = Some(tcp.try_clone()?);
         let tls = handshake(tcp, &session)?;
+        session.set_channel_binding(pop3_tls::channel_binding(&tls.conn));
         let mut connection = Self::from_parts(Stream::Tls(Box::new(tls)), session)?;
         connection.socket = socket;
         Ok(connection)
@@ -310,37 +319,14 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
-/// Connects to the first address of `host` that answers within the timeout, and sets the
-/// read and write timeouts.
+/// Connects to `host` as the options say (see [`crate::dial`]: Happy Eyeballs, source
+/// address, proxy), and sets the read and write timeouts.
 fn connect_tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream, Error> {
-    let mut last = None;
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| pop3_tls::connect_error(host, port, e))?;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, options.timeout) {
-            Ok(tcp) => {
-                tcp.set_read_timeout(Some(options.timeout))?;
-                tcp.set_write_timeout(Some(options.timeout))?;
-                tcp.set_nodelay(true)?;
-                return Ok(tcp);
-            }
-            Err(error) => last = Some(error),
-        }
-    }
-    Err(match last {
-        Some(error) => Error::from_connection_io(
-            pop3_tls::connect_error(host, port, error),
-            Expired::Timeout {
-                after: options.timeout,
-                awaiting: Awaiting::Connect,
-            },
-        ),
-        None => Error::Io(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{host} has no address"),
-        )),
-    })
+    let tcp = crate::dial::dial(host, port, options)?;
+    tcp.set_read_timeout(Some(options.timeout))?;
+    tcp.set_write_timeout(Some(options.timeout))?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
 /// Runs the TLS handshake to its end (so that certificate errors show up here and not at the

@@ -73,7 +73,8 @@
 //!   [`TlsOptions::dangerous_accept_any_certificate`].
 //! - A password or reusable token, or an APOP digest, is never sent without TLS unless
 //!   [`Options::allow_plaintext`] is set; [`Connection::login`] prefers methods that never send
-//!   the password (SCRAM-SHA-256, CRAM-MD5), chooses nothing without TLS unless plaintext is
+//!   the password (the SCRAM -PLUS variants bound to the TLS connection first, then
+//!   SCRAM-SHA-512/256/1, CRAM-MD5), chooses nothing without TLS unless plaintext is
 //!   allowed (an observer could crack SCRAM or CRAM-MD5 offline), and uses APOP only with
 //!   [`Options::allow_apop`].
 //! - After the `+OK` to STLS nothing is read before the handshake, and any byte the server sent
@@ -94,9 +95,11 @@
 #![deny(missing_docs)]
 
 mod connection;
+mod dial;
 mod stream;
 
 pub use connection::Connection;
+pub use dial::connect_addrs;
 /// Everything a call can fail with: the same type as `pop3-async`'s `Error`.
 pub use pop3_tls::ConnectionError as Error;
 /// The error of [`TlsOptions`]' methods (converts into [`Error`]).
@@ -105,6 +108,8 @@ pub use pop3_tls::{
     CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
     Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
 };
+pub use pop3_tls::{ClientCertificate, channel_binding};
+pub use pop3_tls::{Proxy, ProxyError, ProxyKind, ProxyUrlError, TrustStore, TrustStoreError};
 pub use pop3_tls::{Session, scram_nonce};
 pub use stream::Stream;
 

@@ -30,7 +30,7 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, value_name = "MODE")]
     pub(crate) tls: Option<TlsMode>,
 
-    /// Extra trust anchors (PEM) for the server certificate, on top of the webpki roots.
+    /// Extra trust anchors (PEM) for the server certificate, on top of the roots of --trust.
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
 
@@ -66,6 +66,16 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) allow_plaintext_auth: bool,
 
+    // -- TLS client certificate (issue 12, SASL) --
+    /// Present this TLS client certificate (PEM; the chain, the client's own first), for
+    /// servers that require one and for --auth external. Needs --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub(crate) client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub(crate) client_key: Option<PathBuf>,
+
     /// Timeout in seconds (fractions allowed) for connecting, each write, and each status
     /// line, counted from the start of the wait [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
@@ -93,18 +103,58 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Use the named account of the config file (command-line options override it).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) account: Option<String>,
+    /// Use the named account of the config file (command-line options override it). Also
+    /// accepted after the command; `poll` takes it more than once (the accounts to poll).
+    #[arg(long = "account", value_name = "NAME", global = true, action = ArgAction::Append)]
+    pub(crate) accounts: Vec<String>,
 
     /// The config file [default: $XDG_CONFIG_HOME/pop3/config.toml or
     /// ~/.config/pop3/config.toml].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub(crate) config: Option<PathBuf>,
+
+    // The network path: proxy, connect timeout, source address, CRLs, trust store.
+    /// Reach the server through this proxy: socks5://, socks5h:// (the proxy resolves the
+    /// host name) or http:// (CONNECT), with user:password@ for credentials (percent-encoded).
+    /// A password here shows in the process list: prefer the config key `proxy` or the
+    /// POP3_PROXY environment variable.
+    #[arg(long, value_name = "URL", value_parser = parse_proxy)]
+    pub(crate) proxy: Option<pop3_blocking::Proxy>,
+
+    /// Timeout in seconds for establishing the connection (resolution, TCP over every
+    /// address raced, the proxy handshake) [default: --timeout].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_connect_timeout)]
+    pub(crate) connect_timeout: Option<f64>,
+
+    /// Connect from this local address (only the server's addresses of its family are tried).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bind: Option<std::net::IpAddr>,
+
+    /// Refuse server certificates revoked by the CRLs in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) crl_file: Option<PathBuf>,
+
+    /// The root certificates to trust: the Mozilla roots built in, the system's store, or
+    /// both [default: mozilla].
+    #[arg(long, value_name = "STORE", value_parser = parse_trust)]
+    pub(crate) trust: Option<pop3_blocking::TrustStore>,
 
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The one `--account` of every command but `poll`; given twice is a usage error.
+    pub(crate) fn account(&self) -> Result<Option<&str>, crate::error::CliError> {
+        match self.accounts.as_slice() {
+            [] => Ok(None),
+            [name] => Ok(Some(name)),
+            _ => Err(crate::error::CliError::usage(
+                "--account is given more than once (only poll takes several)",
+            )),
+        }
+    }
 }
 
 /// The commands.
@@ -164,6 +214,54 @@ pub(crate) enum Command {
     Serverinfo,
     /// Start an embedded POP3 server with generated mail, fetch it, print a summary.
     Demo(DemoArgs),
+    /// Fetch every account of the config file (or the named ones) concurrently, each at its
+    /// `interval`, until stopped (SIGHUP reloads the config, SIGUSR1 polls every account now,
+    /// SIGTERM finishes the batches in flight and exits 0).
+    Poll(PollArgs),
+    /// OAuth 2.0 for XOAUTH2 and OAUTHBEARER: sign in to the --account's provider and keep its
+    /// tokens (see the README's OAuth section).
+    Oauth {
+        /// What to do.
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+/// `oauth` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// Sign in with the device authorization flow (RFC 8628): shows a URL and a code to enter
+    /// there, waits for the sign-in, and stores the tokens (in the OS keyring, or a file of
+    /// mode 0600: the account's oauth-store).
+    Login,
+    /// Delete the account's stored tokens (revoke the grant at the provider separately).
+    Logout,
+}
+
+/// `poll` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PollArgs {
+    /// Poll each account once, then exit: 0 if every poll succeeded, else the worst status.
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// At most this many sessions at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) max_sessions: u32,
+    /// The format of the log lines on stdout (one per poll per account).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    /// Serve Prometheus metrics (text format) over HTTP on this address (e.g. 127.0.0.1:9110).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+}
+
+/// `poll --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// `key=value` words, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `fetch` options.
@@ -189,6 +287,50 @@ pub(crate) struct FetchArgs {
     /// Maximum bytes per durable batch (a larger message is a batch of its own).
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) batch_bytes: u64,
+    /// The retention and size rules, the header filter, --dry-run.
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+}
+
+/// `fetch`'s retention and size rules (each also an `[accounts.NAME]` key; the flag wins).
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RuleArgs {
+    /// Leave messages on the server, and delete each once it was first seen more than
+    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages stored in the
+    /// Maildir are deleted. Needs UIDL; not with --delete.
+    #[arg(long, value_name = "DURATION", value_parser = crate::rules::parse_duration)]
+    pub(crate) keep: Option<u64>,
+    /// Leave messages larger than SIZE (bytes; `k`, `M`, `G` suffixes) on the server, unread.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) skip_larger_than: Option<u64>,
+    /// Delete messages larger than SIZE on the server without fetching them (each deletion
+    /// is reported on stderr). Wins over --skip-larger-than.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) delete_larger_than: Option<u64>,
+    /// Fetch at most N messages per session (the others wait for the next run, in server
+    /// order).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_messages: Option<u64>,
+    /// Fetch at most SIZE bytes (as listed) per session; a message larger than SIZE is never
+    /// fetched while the cap stands.
+    #[arg(long, value_name = "SIZE", value_parser = crate::rules::parse_size)]
+    pub(crate) max_bytes: Option<u64>,
+    /// On first use (no state file yet), mark every message already on the server as seen
+    /// without downloading it: only mail that arrives later is fetched.
+    #[arg(long)]
+    pub(crate) only_new: bool,
+    /// A header filter (run with `sh -c`): each new message's headers (`TOP n 0`) on its
+    /// stdin; exit 0 fetch, 1 delete without fetching, 2 leave for now; anything else, a
+    /// crash or a timeout leaves the message and is reported.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) filter: Option<String>,
+    /// The filter's timeout in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) filter_timeout: Option<f64>,
+    /// Print what would be fetched, skipped and deleted, and change nothing: no RETR, no
+    /// DELE, no state or Maildir write (LIST, UIDL, and TOP n 0 for the filter are sent).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `demo` options.
@@ -241,6 +383,30 @@ pub(crate) enum AuthMode {
     #[value(name = "scram-sha-256")]
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    // -- SASL (issue 12): SCRAM-SHA-1/512, the -PLUS variants, EXTERNAL --
+    /// AUTH SCRAM-SHA-1.
+    #[value(name = "scram-sha-1")]
+    #[serde(rename = "scram-sha-1")]
+    ScramSha1,
+    /// AUTH SCRAM-SHA-512.
+    #[value(name = "scram-sha-512")]
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    /// AUTH SCRAM-SHA-1-PLUS (bound to the TLS channel).
+    #[value(name = "scram-sha-1-plus")]
+    #[serde(rename = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// AUTH SCRAM-SHA-256-PLUS (bound to the TLS channel).
+    #[value(name = "scram-sha-256-plus")]
+    #[serde(rename = "scram-sha-256-plus")]
+    ScramSha256Plus,
+    /// AUTH SCRAM-SHA-512-PLUS (bound to the TLS channel).
+    #[value(name = "scram-sha-512-plus")]
+    #[serde(rename = "scram-sha-512-plus")]
+    ScramSha512Plus,
+    /// AUTH EXTERNAL: the TLS client certificate (--client-cert) is the credential; no
+    /// password is read.
+    External,
 }
 
 /// `--pipelining`.
@@ -269,6 +435,20 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     } else {
         Err("the timeout must be more than 0 and at most 86400 seconds".to_owned())
     }
+}
+
+fn parse_proxy(text: &str) -> Result<pop3_blocking::Proxy, String> {
+    text.parse()
+        .map_err(|e: pop3_blocking::ProxyUrlError| e.to_string())
+}
+
+fn parse_trust(text: &str) -> Result<pop3_blocking::TrustStore, String> {
+    text.parse()
+        .map_err(|e: pop3_blocking::TrustStoreError| e.to_string())
+}
+
+fn parse_connect_timeout(text: &str) -> Result<f64, String> {
+    parse_timeout(text).map_err(|e| e.replace("the timeout", "the connect timeout"))
 }
 
 fn parse_speed_time(text: &str) -> Result<f64, String> {

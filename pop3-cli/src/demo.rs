@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pop3_blocking::{Connection, Options, Security, TlsOptions};
+use pop3_async::{Connection, Options, Security, TlsOptions};
 use pop3_demo_server::{MailboxServer, TestCa};
 use serde_json::json;
 
@@ -21,7 +21,7 @@ const HOST: &str = "127.0.0.1";
 
 /// Connects with the safe defaults (implicit TLS, the certificate verified against the test
 /// CA only, `login` choosing the method) and fetches.
-fn fetch_once(
+async fn fetch_once(
     port: u16,
     job: &FetchJob,
 ) -> Result<(FetchSummary, &'static str, String, bool), CliError> {
@@ -29,21 +29,21 @@ fn fetch_once(
     let tls = TlsOptions::default()
         .without_webpki_roots()
         .add_ca_pem(TestCa::shared().certificate_pem().as_bytes())
-        .map_err(pop3_blocking::Error::from)?;
+        .map_err(pop3_async::Error::from)?;
     let options = Options::default().timeout(Duration::from_secs(30)).tls(tls);
-    let mut connection = Connection::connect(HOST, port, Security::Implicit, &options)?;
-    let version = connection
-        .get_ref()
-        .tls_session()
-        .and_then(|s| s.protocol_version())
-        .map_or_else(
-            || "TLS".to_owned(),
-            |v| format!("{v:?}").replace("TLSv1_", "TLS 1."),
-        );
+    let mut connection = Connection::connect(HOST, port, Security::Implicit, &options).await?;
+    let version = match connection.get_ref() {
+        pop3_async::Stream::Tls(tls) => tls.get_ref().1.protocol_version(),
+        _ => None,
+    };
+    let version = version.map_or_else(
+        || "TLS".to_owned(),
+        |v| format!("{v:?}").replace("TLSv1_", "TLS 1."),
+    );
     // Asked before login: the CAPA after login goes out with the first command after it.
     let pipelined = connection.capabilities().is_some_and(|c| c.pipelining);
-    let method = method_name(connection.login(USER, PASSWORD)?);
-    let summary = fetch::fetch(connection, prepared, job)?;
+    let method = method_name(connection.login(USER, PASSWORD).await?);
+    let summary = fetch::fetch(connection, prepared, job).await?;
     Ok((summary, method, version, pipelined))
 }
 
@@ -73,9 +73,12 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         batch: 64,
         batch_bytes: 8 * 1024 * 1024,
         progress: !json,
+        retention: fetch::Retention::default(),
+        stop: None,
     };
-    let (first, method, version, pipelined) = fetch_once(server.port(), &job)?;
-    let (second, _, _, _) = fetch_once(server.port(), &job)?;
+    let runtime = fetch::runtime()?;
+    let (first, method, version, pipelined) = runtime.block_on(fetch_once(server.port(), &job))?;
+    let (second, _, _, _) = runtime.block_on(fetch_once(server.port(), &job))?;
     let seconds = first.elapsed.as_secs_f64();
     let rate = if seconds > 0.0 {
         first.bytes as f64 / seconds / 1e6

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::io;
 
-use pop3_blocking::Error;
 use pop3_blocking::pop3_proto::EnqueueError;
 use pop3_blocking::pop3_proto::login::LoginChoiceError;
+use pop3_blocking::{Error, ResponseCode};
 
 /// Exit status: success.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -22,6 +22,9 @@ pub(crate) const EXIT_FAILURE: u8 = 3;
 pub(crate) enum CliError {
     /// The server said `-ERR`: exit 1.
     Server(String),
+    /// The server said `-ERR` with a response code (RFC 2449 §8, RFC 3206), which `poll`
+    /// schedules by: exit 1.
+    ServerCode(ResponseCode, String),
     /// A usage or policy error: exit 2.
     Usage(String),
     /// Network, TLS, protocol, timeout or local I/O: exit 3.
@@ -47,7 +50,7 @@ impl CliError {
     /// The process exit status.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Self::Server(_) => EXIT_SERVER,
+            Self::Server(_) | Self::ServerCode(..) => EXIT_SERVER,
             Self::Usage(_) => EXIT_USAGE,
             Self::Failure(_) => EXIT_FAILURE,
         }
@@ -57,6 +60,7 @@ impl CliError {
     pub(crate) fn context(self, context: impl fmt::Display) -> Self {
         match self {
             Self::Server(m) => Self::Server(format!("{context}: {m}")),
+            Self::ServerCode(c, m) => Self::ServerCode(c, format!("{context}: {m}")),
             Self::Usage(m) => Self::Usage(format!("{context}: {m}")),
             Self::Failure(m) => Self::Failure(format!("{context}: {m}")),
         }
@@ -66,7 +70,9 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Server(m) | Self::Usage(m) | Self::Failure(m) => f.write_str(m),
+            Self::Server(m) | Self::ServerCode(_, m) | Self::Usage(m) | Self::Failure(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -76,7 +82,10 @@ const PLAINTEXT_HINT: &str = "use --tls implicit or --tls starttls, or pass --al
 impl From<Error> for CliError {
     fn from(error: Error) -> Self {
         match error {
-            Error::Server(e) => Self::Server(e.to_string()),
+            Error::Server(e) => match e.code.clone() {
+                Some(code) => Self::ServerCode(code, e.to_string()),
+                None => Self::Server(e.to_string()),
+            },
             Error::GreetingRefused { .. } => Self::Server(error.to_string()),
             Error::Usage(EnqueueError::CleartextCredentials { command }) => Self::Usage(format!(
                 "refusing to send credentials ({command}) over a connection without TLS: {PLAINTEXT_HINT}"

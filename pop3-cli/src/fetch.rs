@@ -19,21 +19,39 @@
 //! The listings are checked before anything is fetched: a message number repeated in LIST or
 //! UIDL, a UID repeated in UIDL, or a message in one listing but not the other is a protocol
 //! violation (exit 3), and nothing is fetched or deleted.
+//!
+//! The engine runs on `pop3-async`: `fetch` drives it on a current-thread runtime, `poll`
+//! runs one per account on a shared runtime. The blocking durability work (fsync, rename,
+//! state write) of a batch runs on Tokio's blocking pool while the next batch downloads.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pop3_blocking::{Connection, RetrEvent, ScanListing, UniqueIdListing};
+use pop3_async::pop3_proto::capa::ExpirePolicy;
+use pop3_async::{Connection, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::error::CliError;
+use crate::filter::{About, Filter, HeaderSink};
 use crate::maildir::{ContentIndex, LfWriter, Maildir};
-use crate::state::State;
+use crate::rules::{Action, Decider, Delete, Known, Leave, Listed, Rules, Step, Verdict};
+use crate::state::{Kind, State};
+
+/// The runtime `fetch` runs on: one thread (the session), plus the blocking pool for the
+/// commits.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::local("starting the Tokio runtime", &e))
+}
 
 /// What `fetch` was asked to do.
 #[derive(Debug)]
@@ -47,6 +65,23 @@ pub(crate) struct FetchJob {
     pub(crate) batch: usize,
     pub(crate) batch_bytes: u64,
     pub(crate) progress: bool,
+    /// The retention and size rules and the header filter.
+    pub(crate) retention: Retention,
+    /// Set (by `poll` on SIGTERM): start no further batch; the batch in flight is committed,
+    /// then QUIT as usual.
+    pub(crate) stop: Option<Arc<AtomicBool>>,
+}
+
+/// The retention and size rules of a fetch (see [`crate::rules`]) and its header filter.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Retention {
+    /// The rules (`delete` is taken from [`FetchJob::delete`]).
+    pub(crate) rules: Rules,
+    /// The header filter command.
+    pub(crate) filter: Option<Filter>,
+    /// The server's host name and the user, for the filter's environment.
+    pub(crate) host: String,
+    pub(crate) user: String,
 }
 
 /// What `fetch` did.
@@ -75,6 +110,24 @@ pub(crate) struct FetchSummary {
     pub(crate) elapsed: Duration,
     /// Whether the server has UIDL.
     pub(crate) uidl: bool,
+    /// Messages left on the server by a rule (size, session cap, filter).
+    pub(crate) left: usize,
+    /// Messages marked seen without being downloaded (`only-new` on first use).
+    pub(crate) marked_seen: usize,
+    /// Stored messages deleted because `keep` expired (counted in `deleted` too).
+    pub(crate) expired: usize,
+    /// Messages deleted without being fetched by an explicit rule (`delete-larger-than`,
+    /// the filter's exit 1; counted in `deleted` too).
+    pub(crate) deleted_unread: usize,
+    /// What the rules did that must be seen (deletions without fetching, filter failures),
+    /// one line each.
+    pub(crate) notices: Vec<String>,
+    /// The server's LOGIN-DELAY (seconds) and EXPIRE, as announced after login.
+    pub(crate) login_delay: Option<u32>,
+    /// See `login_delay`.
+    pub(crate) expire: Option<ExpirePolicy>,
+    /// Stopped by [`FetchJob::stop`] before every batch was fetched.
+    pub(crate) interrupted: bool,
     /// The UIDs of the messages marked deleted (`+OK` to DELE) in this session.
     deleted_uids: Vec<String>,
     /// The UIDs whose DELE the server refused (the messages stay).
@@ -96,6 +149,11 @@ impl FetchSummary {
             "refused": self.refused,
             "seconds": self.elapsed.as_secs_f64(),
             "uidl": self.uidl,
+            "left": self.left,
+            "marked_seen": self.marked_seen,
+            "expired": self.expired,
+            "deleted_unread": self.deleted_unread,
+            "notices": self.notices,
             "login": method,
             "maildir": maildir.display().to_string(),
             "state": state.display().to_string(),
@@ -126,8 +184,23 @@ impl FetchSummary {
                 self.recovered
             ));
         }
+        if self.marked_seen > 0 {
+            text.push_str(&format!(
+                ", {} marked seen without fetching (only-new)",
+                self.marked_seen
+            ));
+        }
+        if self.left > 0 {
+            text.push_str(&format!(", {} left on the server by a rule", self.left));
+        }
         if self.deleted > 0 {
             text.push_str(&format!(", {} deleted on the server", self.deleted));
+            if self.expired > 0 || self.deleted_unread > 0 {
+                text.push_str(&format!(
+                    " ({} kept long enough, {} unread by a delete rule)",
+                    self.expired, self.deleted_unread
+                ));
+            }
         }
         text
     }
@@ -265,35 +338,29 @@ fn progress_bar(enabled: bool, messages: usize, bytes: u64) -> ProgressBar {
 /// The network half of `fetch`, on a logged-in connection. QUITs at the end (or when an error
 /// leaves the connection usable, to commit the deletions of what was stored); once QUIT is
 /// answered `+OK`, the deleted UIDs leave the state.
-pub(crate) fn fetch(
+pub(crate) async fn fetch(
     mut connection: Connection,
     prepared: Prepared,
     job: &FetchJob,
 ) -> Result<FetchSummary, CliError> {
     let start = Instant::now();
     let Prepared {
-        mut maildir,
-        mut state,
+        maildir,
+        state,
         recovered,
-        mut index,
+        index,
     } = prepared;
     let mut summary = FetchSummary {
         recovered,
         ..FetchSummary::default()
     };
-    let result = run(
-        &mut connection,
-        &mut maildir,
-        &mut state,
-        &mut index,
-        job,
-        &mut summary,
-    );
+    let local = Arc::new(Mutex::new(Local { state, index }));
+    let result = run(&mut connection, maildir, &local, job, &mut summary).await;
     let result = match result {
         Ok(()) => {
             crate::test_hook::pause("quit");
-            match connection.quit() {
-                Ok(_) => settle(&mut state, &mut summary),
+            match connection.quit().await {
+                Ok(_) => settle(&mut lock(&local)?.state, &mut summary),
                 Err(e) => {
                     let e = CliError::from(e);
                     Err(if summary.deleted > 0 {
@@ -309,8 +376,10 @@ pub(crate) fn fetch(
         }
         Err(error) => {
             // Commit the deletions of what was stored, if the session can still say QUIT.
-            if !connection.is_poisoned() && connection.quit().is_ok() {
-                let _ = settle(&mut state, &mut summary);
+            if !connection.is_poisoned() && connection.quit().await.is_ok() {
+                if let Ok(mut local) = lock(&local) {
+                    let _ = settle(&mut local.state, &mut summary);
+                }
             }
             Err(if summary.stored > 0 {
                 error.context(format!(
@@ -324,6 +393,21 @@ pub(crate) fn fetch(
     };
     summary.elapsed = start.elapsed();
     result.map(|()| summary)
+}
+
+/// The state and the content index, shared by the session and the committer (the blocking
+/// pool): the session touches them only while no batch is being committed.
+#[derive(Debug)]
+struct Local {
+    state: State,
+    index: Option<ContentIndex>,
+}
+
+/// The state and the index, or a failure if a commit panicked while holding them.
+fn lock(local: &Mutex<Local>) -> Result<MutexGuard<'_, Local>, CliError> {
+    local
+        .lock()
+        .map_err(|_| CliError::failure("a commit of this fetch panicked"))
 }
 
 /// After QUIT was answered `+OK`: the deleted UIDs leave the state (a message listed under one
@@ -429,98 +513,30 @@ fn check_listings(list: &[ScanListing], uidl: Option<&[UniqueIdListing]>) -> Res
     }
 }
 
-fn run(
+async fn run(
     connection: &mut Connection,
-    maildir: &mut Maildir,
-    state: &mut State,
-    index: &mut Option<ContentIndex>,
+    mut maildir: Maildir,
+    local: &Arc<Mutex<Local>>,
     job: &FetchJob,
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
-    let list = connection.list()?;
-    let uidl = match connection.uidl() {
-        Ok(listing) => Some(listing),
-        Err(pop3_blocking::Error::Server(e)) => {
-            // Only a server that never had UIDL may do without it: otherwise a -ERR is a
-            // failure, and fetching without UIDs would store everything a second time.
-            let announced = connection.capabilities().is_some_and(|c| c.uidl);
-            if announced || state.has_uids() {
-                let why = if announced {
-                    "the server announces UIDL"
-                } else {
-                    "the state file holds UIDs of this account"
-                };
-                return Err(CliError::Server(format!(
-                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
-                )));
-            }
-            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let list = connection.list().await?;
+    // (The CAPA after login went out with LIST: what it says applies to this user.)
+    if let Some(capabilities) = connection.capabilities() {
+        summary.login_delay = capabilities.login_delay.map(|d| d.seconds);
+        summary.expire = capabilities.expire.map(|e| e.policy);
+    }
+    let uidl = uidl_listing(connection, local).await?;
     check_listings(&list, uidl.as_deref())?;
-    let sizes: HashMap<u32, u64> = list.iter().map(|l| (l.msg, l.size)).collect();
     summary.uidl = uidl.is_some();
-    let mut items = Vec::new();
-    let mut already: Vec<(u32, Option<String>)> = Vec::new();
-    let mut forgotten = 0;
-    match &uidl {
-        Some(listing) => {
-            summary.listed = listing.len();
-            let mut seen: HashSet<&str> = HashSet::new();
-            for entry in listing {
-                if !seen.insert(entry.uid.as_str()) {
-                    // (check_listings refused repeats; never skip or delete on one.)
-                    return Err(CliError::failure(format!(
-                        "protocol violation: UIDL repeats UID {:?}; nothing was fetched or deleted",
-                        entry.uid
-                    )));
-                }
-                if state.is_stored(&entry.uid) && !state.is_deleting(&entry.uid) {
-                    already.push((entry.msg, Some(entry.uid.clone())));
-                } else {
-                    items.push(Item {
-                        msg: entry.msg,
-                        uid: Some(entry.uid.clone()),
-                        size: sizes.get(&entry.msg).copied().unwrap_or(0),
-                        verify: state.is_deleting(&entry.uid),
-                    });
-                }
-            }
-            forgotten = state.retain_stored(&seen);
-            tracing::debug!(target: "pop3_cli", "forgot {forgotten} UIDs the server no longer lists");
-        }
-        None if job.delete => {
-            summary.listed = sizes.len();
-            let mut listed: Vec<(u32, u64)> = sizes.iter().map(|(&m, &s)| (m, s)).collect();
-            listed.sort_unstable();
-            items = listed
-                .into_iter()
-                .map(|(msg, size)| Item {
-                    msg,
-                    uid: None,
-                    size,
-                    verify: false,
-                })
-                .collect();
-        }
-        None => {
-            return Err(CliError::usage(
-                "the server does not support UIDL, so fetch cannot tell new messages from those already stored; \
-                 use --delete to fetch every message and delete it from the server",
-            ));
-        }
-    }
-    summary.skipped = already.len();
-    let delete_already = job.delete && !already.is_empty();
-    if delete_already {
-        for (_, uid) in &already {
-            if let Some(uid) = uid {
-                state.mark_deleting(uid);
-            }
-        }
-    }
+    let Sorted {
+        items,
+        delete_now,
+        reasons,
+        forgotten,
+        ..
+    } = sort_listed(connection, local, &list, uidl.as_deref(), job, summary).await?;
+    let delete_any = !delete_now.is_empty();
 
     // (Sizes come from the server: saturate rather than overflow.)
     let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
@@ -547,94 +563,487 @@ fn run(
     };
     let use_state = uidl.is_some();
     // (Nothing to fetch and nothing forgotten: the state on disk is already right.)
-    if use_state && (!batches.is_empty() || forgotten > 0 || delete_already) {
+    if use_state
+        && (!batches.is_empty() || forgotten > 0 || delete_any || {
+            let local = lock(local)?;
+            local.state.is_dirty() || !local.state.existed()
+        })
+    {
+        let state = &mut lock(local)?.state;
         state.set_pending(pending_from(0));
         state
             .save()
             .map_err(|e| CliError::local(state.path().display(), &e))?;
     }
-    // The deletion marks are durable: now the DELEs.
-    if delete_already {
-        dele(connection, &already, summary)?;
+    // The deletion marks are durable: now the DELEs (of the stored messages, and the unread
+    // ones an explicit rule deletes, whose UIDs the state has forgotten).
+    if delete_any {
+        let done = dele(connection, &delete_now, summary).await?;
+        for (reason, done) in reasons.iter().zip(done) {
+            match reason {
+                Delete::Expired(_) if done => summary.expired += 1,
+                reason if done && reason.unread() => summary.deleted_unread += 1,
+                _ => {}
+            }
+        }
     }
-    let maildir: &Maildir = maildir;
+    let maildir = Arc::new(maildir);
     let delete = job.delete;
 
-    // The durability work of batch k (fsync, rename, directory sync, state write) runs on a
-    // committer thread while batch k+1 downloads; batch k is deleted (if asked) once its
-    // commit is acknowledged, before batch k+2 starts.
-    std::thread::scope(|scope| {
-        let (to_committer, jobs) = mpsc::channel::<(Vec<Complete>, Vec<(String, String)>)>();
-        let (acks, acked) = mpsc::channel::<Result<Committed, CliError>>();
-        scope.spawn(move || {
-            for (complete, next_pending) in jobs {
-                let result = commit(
-                    maildir,
+    // The durability work of batch k (fsync, rename, directory sync, state write) runs on the
+    // blocking pool while batch k+1 downloads; batch k is deleted (if asked) once its commit
+    // is done, before batch k+2 starts.
+    let mut in_flight: Option<JoinHandle<Result<Committed, CliError>>> = None;
+    for (index, batch) in batches.iter().enumerate() {
+        if job
+            .stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::SeqCst))
+        {
+            summary.interrupted = true;
+            break;
+        }
+        let outcome = download(connection, &maildir, batch, &names[index], &bar, summary).await;
+        if let Some(commit) = in_flight.take() {
+            let committed = wait_commit(commit, connection, job, summary).await;
+            bar.set_message(format!("{}/{total_messages} messages", summary.stored));
+            if let Err(error) = committed {
+                remove_tmp_files(&maildir, &outcome.complete);
+                return Err(outcome.error.unwrap_or(error));
+            }
+        }
+        let next_pending = if outcome.error.is_none() {
+            pending_from(index + 1)
+        } else {
+            Vec::new()
+        };
+        let commit = {
+            let (maildir, local) = (Arc::clone(&maildir), Arc::clone(local));
+            let complete = outcome.complete;
+            tokio::task::spawn_blocking(move || {
+                let mut local = lock(&local)?;
+                let Local { state, index } = &mut *local;
+                commit(
+                    &maildir,
                     state,
                     index,
                     use_state,
                     delete,
                     complete,
                     next_pending,
-                );
-                let failed = result.is_err();
-                if acks.send(result).is_err() || failed {
-                    break;
+                )
+            })
+        };
+        if let Some(error) = outcome.error {
+            // Commit (and delete, if asked) what arrived complete, then give up.
+            let committed = wait_commit(commit, connection, job, summary).await;
+            bar.abandon();
+            return Err(match committed {
+                Err(CliError::Failure(local)) if !matches!(error, CliError::Failure(_)) => {
+                    CliError::Failure(local)
                 }
+                _ => error,
+            });
+        }
+        in_flight = Some(commit);
+    }
+    if let Some(commit) = in_flight {
+        wait_commit(commit, connection, job, summary).await?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// UIDL, or `None` for a server that never had it. Only such a server may do without: when
+/// CAPA announces UIDL or the state holds UIDs of this account, a `-ERR` is a failure, since
+/// fetching without UIDs would store everything a second time.
+async fn uidl_listing(
+    connection: &mut Connection,
+    local: &Mutex<Local>,
+) -> Result<Option<Vec<UniqueIdListing>>, CliError> {
+    match connection.uidl().await {
+        Ok(listing) => Ok(Some(listing)),
+        Err(pop3_async::Error::Server(e)) => {
+            let announced = connection.capabilities().is_some_and(|c| c.uidl);
+            if announced || lock(local)?.state.has_uids() {
+                let why = if announced {
+                    "the server announces UIDL"
+                } else {
+                    "the state file holds UIDs of this account"
+                };
+                return Err(CliError::Server(format!(
+                    "UIDL refused ({why}): {e}; nothing was fetched or deleted"
+                )));
             }
-        });
-        let mut in_flight = false;
-        let wait_commit =
-            |connection: &mut Connection, summary: &mut FetchSummary| -> Result<(), CliError> {
-                let committed = acked
-                    .recv()
-                    .map_err(|_| CliError::failure("the committer thread stopped"))??;
-                summary.stored += committed.stored;
-                summary.verified += committed.msgs.len() - committed.stored;
-                summary.bytes = summary.bytes.saturating_add(committed.octets);
-                summary.batches += 1;
-                bar.set_message(format!("{}/{total_messages} messages", summary.stored));
-                if job.delete && !committed.msgs.is_empty() {
-                    dele(connection, &committed.msgs, summary)?;
-                }
-                Ok(())
-            };
-        for (index, batch) in batches.iter().enumerate() {
-            let outcome = download(connection, maildir, batch, &names[index], &bar, summary);
-            if in_flight {
-                if let Err(error) = wait_commit(connection, summary) {
-                    remove_tmp_files(maildir, &outcome.complete);
-                    return Err(outcome.error.unwrap_or(error));
-                }
+            tracing::info!(target: "pop3_cli", "no UIDL: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The listing, sorted by the state and the rules.
+#[derive(Debug, Default)]
+struct Sorted {
+    /// To fetch, in server order.
+    items: Vec<Item>,
+    /// To delete now: stored ones (`--delete`, `keep` expired), marked deleting in the
+    /// state; and unread ones an explicit rule deletes, forgotten by the state.
+    delete_now: Vec<(u32, Option<String>)>,
+    /// Why each of `delete_now` is deleted.
+    reasons: Vec<Delete>,
+    /// How many stored UIDs the state forgot because the server no longer lists them.
+    forgotten: usize,
+    /// Every message with its action, in server order (what `--dry-run` prints).
+    plan: Vec<Planned>,
+}
+
+/// One message and what the rules decided for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub(crate) msg: u32,
+    pub(crate) uid: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) action: Action,
+}
+
+impl Planned {
+    /// `message N (UID u, S octets): action`.
+    pub(crate) fn line(&self) -> String {
+        match &self.uid {
+            Some(uid) => format!(
+                "message {} (UID {uid}, {} octets): {}",
+                self.msg, self.size, self.action
+            ),
+            None => format!(
+                "message {} ({} octets): {}",
+                self.msg, self.size, self.action
+            ),
+        }
+    }
+
+    /// The line as JSON.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let kind = match &self.action {
+            Action::Fetch { .. } => "fetch",
+            Action::Leave(Leave::Stored | Leave::KeptUntil(_) | Leave::SizeChanged { .. }) => {
+                "stored"
             }
-            let next_pending = if outcome.error.is_none() {
-                pending_from(index + 1)
-            } else {
-                Vec::new()
-            };
-            if to_committer.send((outcome.complete, next_pending)).is_err() {
-                return Err(CliError::failure("the committer thread stopped"));
-            }
-            in_flight = true;
-            if let Some(error) = outcome.error {
-                // Commit (and delete, if asked) what arrived complete, then give up.
-                let committed = wait_commit(connection, summary);
-                bar.abandon();
-                return Err(match committed {
-                    Err(CliError::Failure(local)) if !matches!(error, CliError::Failure(_)) => {
-                        CliError::Failure(local)
+            Action::Leave(Leave::MarkedSeen) => "marked-seen",
+            Action::Leave(_) => "skip",
+            Action::Delete(d) if d.unread() => "delete-unread",
+            Action::Delete(_) => "delete",
+            Action::MarkSeen => "mark-seen",
+        };
+        json!({
+            "msg": self.msg,
+            "uid": self.uid,
+            "size": self.size,
+            "action": kind,
+            "why": self.action.to_string(),
+        })
+    }
+}
+
+/// Sorts the listing against the state and the rules: notes every listed UID as seen
+/// (first-seen times; a UID marked deleting starts again, as it may be a new message), forgets
+/// the UIDs the server no longer lists, runs the header filter (`TOP n 0`) on the candidates,
+/// and applies the decisions to the state (marked seen, marked deleting, forgotten before an
+/// unread deletion). Nothing is written here.
+async fn sort_listed(
+    connection: &mut Connection,
+    local: &Arc<Mutex<Local>>,
+    list: &[ScanListing],
+    uidl: Option<&[UniqueIdListing]>,
+    job: &FetchJob,
+    summary: &mut FetchSummary,
+) -> Result<Sorted, CliError> {
+    let rules = Rules {
+        delete: job.delete,
+        ..job.retention.rules.clone()
+    };
+    rules.check().map_err(CliError::usage)?;
+    let sizes: HashMap<u32, u64> = list.iter().map(|l| (l.msg, l.size)).collect();
+    // (The state is locked only between awaits: a lock held across one would make the
+    // future not `Send`.)
+    let (listed, first_use, now, forgotten) = {
+        let state = &mut lock(local)?.state;
+        let mut listed: Vec<(u32, Option<String>, u64, Option<Known>)> = Vec::new();
+        let mut forgotten = 0;
+        match uidl {
+            Some(listing) => {
+                let mut seen: HashSet<&str> = HashSet::new();
+                for entry in listing {
+                    if !seen.insert(entry.uid.as_str()) {
+                        // (check_listings refused repeats; never skip or delete on one.)
+                        return Err(CliError::failure(format!(
+                            "protocol violation: UIDL repeats UID {:?}; nothing was fetched or deleted",
+                            entry.uid
+                        )));
                     }
-                    _ => error,
-                });
+                    let size = sizes.get(&entry.msg).copied().unwrap_or(0);
+                    let new = state.entry(&entry.uid).is_none();
+                    if state.is_deleting(&entry.uid) {
+                        state.restart_first_seen(&entry.uid, size);
+                    }
+                    state.note_seen(&entry.uid, size);
+                    // (A UID first listed now is new to the rules, though noted as seen.)
+                    let known = state
+                        .entry(&entry.uid)
+                        .filter(|_| !new)
+                        .map(|e| match e.kind {
+                            _ if e.deleting => Known::Deleting,
+                            Kind::Stored => Known::Stored {
+                                first_seen: e.first_seen,
+                                size: e.size,
+                            },
+                            Kind::MarkedSeen => Known::MarkedSeen,
+                            Kind::Seen => Known::Seen,
+                        });
+                    listed.push((entry.msg, Some(entry.uid.clone()), size, known));
+                }
+                forgotten = state.retain_stored(&seen);
+                tracing::debug!(target: "pop3_cli", "forgot {forgotten} UIDs the server no longer lists");
+            }
+            None if job.delete => {
+                if let Some(rule) = rules.need_uids() {
+                    return Err(CliError::usage(format!(
+                        "the server does not support UIDL, which {rule} needs"
+                    )));
+                }
+                let mut by_number: Vec<(u32, u64)> = sizes.iter().map(|(&m, &s)| (m, s)).collect();
+                by_number.sort_unstable();
+                listed = by_number
+                    .into_iter()
+                    .map(|(msg, size)| (msg, None, size, None))
+                    .collect();
+            }
+            None => {
+                return Err(CliError::usage(
+                    "the server does not support UIDL, so fetch cannot tell new messages from those already stored; \
+                     use --delete to fetch every message and delete it from the server",
+                ));
             }
         }
-        if in_flight {
-            wait_commit(connection, summary)?;
+        (listed, !state.existed(), state.now(), forgotten)
+    };
+    summary.listed = listed.len();
+
+    let mut decider = Decider::new(&rules, first_use, now);
+    let mut plan = Vec::with_capacity(listed.len());
+    for (msg, uid, size, known) in listed {
+        let item = Listed {
+            msg,
+            uid: uid.as_deref(),
+            size,
+        };
+        let action = match decider.step(&item, known) {
+            Step::Decided(action) => action,
+            Step::AskFilter { verify } => {
+                let verdict = match &job.retention.filter {
+                    Some(filter) => run_filter(connection, filter, &item, job).await?,
+                    None => Verdict::Fetch,
+                };
+                decider.filtered(&item, verify, verdict)
+            }
+        };
+        plan.push(Planned {
+            msg,
+            uid,
+            size,
+            action,
+        });
+    }
+
+    let mut sorted = Sorted {
+        forgotten,
+        ..Sorted::default()
+    };
+    let state = &mut lock(local)?.state;
+    for planned in &plan {
+        let uid = planned.uid.as_deref();
+        match &planned.action {
+            Action::Fetch { verify } => sorted.items.push(Item {
+                msg: planned.msg,
+                uid: planned.uid.clone(),
+                size: planned.size,
+                verify: *verify,
+            }),
+            Action::MarkSeen => {
+                summary.marked_seen += 1;
+                if let Some(uid) = uid {
+                    state.mark_seen(uid);
+                }
+            }
+            Action::Leave(Leave::Stored | Leave::KeptUntil(_)) => summary.skipped += 1,
+            Action::Leave(Leave::MarkedSeen) => {}
+            Action::Leave(Leave::SizeChanged { .. }) => {
+                summary.skipped += 1;
+                summary.notices.push(planned.line());
+            }
+            Action::Leave(Leave::FilterFailed(_)) => {
+                summary.left += 1;
+                summary.notices.push(planned.line());
+            }
+            Action::Leave(_) => summary.left += 1,
+            Action::Delete(delete) => {
+                if delete.unread() {
+                    summary.notices.push(planned.line());
+                    // Forgotten before the DELE: whether or not it is committed, a message
+                    // listed under this UID later is judged afresh, never on this record.
+                    if let Some(uid) = uid {
+                        state.forget(&[uid.to_owned()]);
+                    }
+                } else {
+                    summary.skipped += 1;
+                    if let Some(uid) = uid {
+                        state.mark_deleting(uid);
+                    }
+                }
+                if let Delete::Expired(_) = delete {
+                    tracing::info!(target: "pop3_cli", "{}", planned.line());
+                }
+                sorted.delete_now.push((planned.msg, planned.uid.clone()));
+                sorted.reasons.push(delete.clone());
+            }
         }
-        drop(to_committer);
-        bar.finish_and_clear();
-        Ok(())
+    }
+    for notice in &summary.notices {
+        tracing::warn!(target: "pop3_cli", "{notice}");
+    }
+    sorted.plan = plan;
+    Ok(sorted)
+}
+
+/// Runs the header filter on one message: its headers from `TOP n 0` (at most
+/// [`crate::filter::MAX_FILTER_HEADER_BYTES`]), the command on the blocking pool. A `-ERR`
+/// to TOP is a failed filter (the message is left); a broken connection is an error.
+async fn run_filter(
+    connection: &mut Connection,
+    filter: &Filter,
+    item: &Listed<'_>,
+    job: &FetchJob,
+) -> Result<Verdict, CliError> {
+    let mut sink = HeaderSink::default();
+    match connection.top(item.msg, 0, &mut sink).await {
+        Ok(_) => {}
+        Err(pop3_async::Error::Server(e)) => {
+            return Ok(Verdict::Failed(format!("TOP refused: {e}")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if sink.cut {
+        tracing::warn!(target: "pop3_cli", "message {}: headers longer than {} octets; the filter gets the first {0}", item.msg, crate::filter::MAX_FILTER_HEADER_BYTES);
+    }
+    let headers = sink.into_bytes();
+    let filter = filter.clone();
+    let (host, user, size) = (
+        job.retention.host.clone(),
+        job.retention.user.clone(),
+        item.size,
+    );
+    let uid = item.uid.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        filter.run(
+            &headers,
+            About {
+                host: &host,
+                user: &user,
+                size,
+                uid: uid.as_deref(),
+            },
+        )
     })
+    .await
+    .map_err(|_| CliError::failure("the filter's task stopped"))
+}
+
+/// Prepares a dry run: the state read without locking or writing, and the names an
+/// interrupted run reserved that were delivered counted as stored (in memory only). Creates
+/// nothing, not even the Maildir.
+pub(crate) fn prepare_dry_run(job: &FetchJob) -> Result<State, CliError> {
+    let mut state = State::open_read_only(&job.state, job.legacy_state.as_deref())?;
+    let pending = state.take_pending();
+    let complete = ["tmp", "new", "cur"]
+        .iter()
+        .all(|d| job.maildir.join(d).is_dir());
+    if !pending.is_empty() && complete {
+        let maildir =
+            Maildir::open(&job.maildir).map_err(|e| CliError::local(job.maildir.display(), &e))?;
+        let names: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
+        let delivered = maildir
+            .delivered(&names)
+            .map_err(|e| CliError::local(job.maildir.display(), &e))?;
+        for (name, uid) in &pending {
+            if delivered.contains(name) {
+                state.add_stored(uid);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// `--dry-run`: lists, applies the rules (the filter included: `TOP n 0` per candidate) and
+/// returns what would happen to each message; sends no RETR and no DELE, writes nothing, and
+/// ends with QUIT (which commits nothing, as nothing was marked deleted).
+pub(crate) async fn dry_run(
+    mut connection: Connection,
+    state: State,
+    job: &FetchJob,
+) -> Result<(Vec<Planned>, FetchSummary), CliError> {
+    let mut summary = FetchSummary::default();
+    let local = Arc::new(Mutex::new(Local { state, index: None }));
+    let result = async {
+        let list = connection.list().await?;
+        let uidl = uidl_listing(&mut connection, &local).await?;
+        check_listings(&list, uidl.as_deref())?;
+        summary.uidl = uidl.is_some();
+        sort_listed(
+            &mut connection,
+            &local,
+            &list,
+            uidl.as_deref(),
+            job,
+            &mut summary,
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(sorted) => {
+            connection
+                .quit()
+                .await
+                .map_err(|e| CliError::from(e).context("QUIT"))?;
+            Ok((sorted.plan, summary))
+        }
+        Err(error) => {
+            if !connection.is_poisoned() {
+                let _ = connection.quit().await;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Waits for a batch's commit, counts it, and deletes its messages if asked.
+async fn wait_commit(
+    commit: JoinHandle<Result<Committed, CliError>>,
+    connection: &mut Connection,
+    job: &FetchJob,
+    summary: &mut FetchSummary,
+) -> Result<(), CliError> {
+    let committed = commit
+        .await
+        .map_err(|_| CliError::failure("a commit of this fetch stopped"))??;
+    summary.stored += committed.stored;
+    summary.verified += committed.msgs.len() - committed.stored;
+    summary.bytes = summary.bytes.saturating_add(committed.octets);
+    summary.batches += 1;
+    if job.delete && !committed.msgs.is_empty() {
+        dele(connection, &committed.msgs, summary).await?;
+    }
+    Ok(())
 }
 
 /// Removes the `tmp/` files of messages that will not be committed.
@@ -645,16 +1054,18 @@ fn remove_tmp_files(maildir: &Maildir, complete: &[Complete]) {
 }
 
 /// Marks `msgs` deleted (pipelined); refusals are noted, not fatal. Their UIDs must be
-/// marked deleting in the state on disk already.
-fn dele(
+/// marked deleting in the state on disk already. Says which were deleted.
+async fn dele(
     connection: &mut Connection,
     msgs: &[(u32, Option<String>)],
     summary: &mut FetchSummary,
-) -> Result<(), CliError> {
+) -> Result<Vec<bool>, CliError> {
     let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
     crate::test_hook::pause("dele");
-    let results = connection.dele_many(&numbers)?;
+    let results = connection.dele_many(&numbers).await?;
+    let mut done = Vec::with_capacity(msgs.len());
     for ((msg, uid), result) in msgs.iter().zip(results) {
+        done.push(result.is_ok());
         match result {
             Ok(()) => {
                 summary.deleted += 1;
@@ -666,7 +1077,7 @@ fn dele(
             }
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 /// What one batch's download produced.
@@ -677,7 +1088,7 @@ struct Outcome {
 
 /// RETRs a batch into `tmp/`. Complete messages are returned even when the batch fails
 /// half-way, so that they can be committed; the partial file is removed.
-fn download(
+async fn download(
     connection: &mut Connection,
     maildir: &Maildir,
     batch: &[Item],
@@ -695,79 +1106,81 @@ fn download(
     let mut complete = Vec::new();
     let mut local: Option<CliError> = None;
     let mut refused = Vec::new();
-    let result = connection.retr_many(&msgs, |msg, event| {
-        let step = (|| -> Result<(), CliError> {
-            let Some(&(item, name)) = by_msg.get(&msg) else {
-                return Ok(());
-            };
-            let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
-                if current.as_ref().is_none_or(|(m, _)| *m != msg) {
-                    let file = maildir
-                        .create_tmp(name)
-                        .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
-                    crate::test_hook::pause("opened");
-                    *current = Some((
-                        msg,
-                        LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
-                    ));
-                }
-                Ok::<_, CliError>(())
-            };
-            match event {
-                RetrEvent::Chunk(chunk) => {
-                    open(&mut current)?;
-                    if let Some((_, writer)) = current.as_mut() {
-                        writer
-                            .write_chunk(chunk)
+    let result = connection
+        .retr_many(&msgs, |msg, event| {
+            let step = (|| -> Result<(), CliError> {
+                let Some(&(item, name)) = by_msg.get(&msg) else {
+                    return Ok(());
+                };
+                let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
+                    if current.as_ref().is_none_or(|(m, _)| *m != msg) {
+                        let file = maildir
+                            .create_tmp(name)
                             .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
-                    }
-                    bar.inc(chunk.len() as u64);
-                }
-                RetrEvent::End { octets } => {
-                    open(&mut current)?;
-                    if let Some((_, writer)) = current.take() {
-                        // The final flush can fail (a full disk, a file size limit): the
-                        // partial file goes.
-                        let flushed = writer
-                            .finish()
-                            .map_err(|e| CliError::local(format!("tmp/{name}"), &e))
-                            .and_then(|(buffered, _)| {
-                                buffered
-                                    .into_inner()
-                                    .map_err(|e| CliError::local(format!("tmp/{name}"), e.error()))
-                            });
-                        let file = match flushed {
-                            Ok(file) => file,
-                            Err(error) => {
-                                let _ = maildir.remove_tmp(name);
-                                return Err(error);
-                            }
-                        };
-                        complete.push(Complete {
+                        crate::test_hook::pause("opened");
+                        *current = Some((
                             msg,
-                            uid: item.uid.clone(),
-                            name: name.clone(),
-                            file,
-                            octets,
-                            verify: item.verify,
-                        });
+                            LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+                        ));
                     }
+                    Ok::<_, CliError>(())
+                };
+                match event {
+                    RetrEvent::Chunk(chunk) => {
+                        open(&mut current)?;
+                        if let Some((_, writer)) = current.as_mut() {
+                            writer
+                                .write_chunk(chunk)
+                                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
+                        }
+                        bar.inc(chunk.len() as u64);
+                    }
+                    RetrEvent::End { octets } => {
+                        open(&mut current)?;
+                        if let Some((_, writer)) = current.take() {
+                            // The final flush can fail (a full disk, a file size limit): the
+                            // partial file goes.
+                            let flushed = writer
+                                .finish()
+                                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))
+                                .and_then(|(buffered, _)| {
+                                    buffered.into_inner().map_err(|e| {
+                                        CliError::local(format!("tmp/{name}"), e.error())
+                                    })
+                                });
+                            let file = match flushed {
+                                Ok(file) => file,
+                                Err(error) => {
+                                    let _ = maildir.remove_tmp(name);
+                                    return Err(error);
+                                }
+                            };
+                            complete.push(Complete {
+                                msg,
+                                uid: item.uid.clone(),
+                                name: name.clone(),
+                                file,
+                                octets,
+                                verify: item.verify,
+                            });
+                        }
+                    }
+                    RetrEvent::Refused(e) => {
+                        current = None;
+                        let _ = maildir.remove_tmp(name);
+                        refused.push(format!("message {msg}: {e}"));
+                    }
+                    _ => {}
                 }
-                RetrEvent::Refused(e) => {
-                    current = None;
-                    let _ = maildir.remove_tmp(name);
-                    refused.push(format!("message {msg}: {e}"));
-                }
-                _ => {}
-            }
-            Ok(())
-        })();
-        step.map_err(|error| {
-            let message = error.to_string();
-            local.get_or_insert(error);
-            io::Error::other(message)
+                Ok(())
+            })();
+            step.map_err(|error| {
+                let message = error.to_string();
+                local.get_or_insert(error);
+                io::Error::other(message)
+            })
         })
-    });
+        .await;
     // A message cut off half-way leaves a partial file: remove it.
     if let Some((msg, _)) = current.take() {
         if let Some((_, name)) = by_msg.get(&msg) {

@@ -1,4 +1,4 @@
-//! `pop3`: a POP3 command-line client on `pop3-blocking`.
+//! `pop3`: a POP3 command-line client on `pop3-blocking` (`fetch` and `poll`: `pop3-async`).
 //!
 //! Inspect a mailbox (`capa`, `stat`, `list`, `uidl`, `top`, `retr`, `dele`), fetch it into a
 //! Maildir without ever losing or duplicating a message (`fetch`), or try it all against an
@@ -15,8 +15,13 @@ mod demo;
 mod error;
 mod escape;
 mod fetch;
+mod filter;
 mod limits;
 mod maildir;
+mod net;
+mod oauth;
+mod poll;
+mod rules;
 mod serverinfo;
 mod session;
 mod state;
@@ -77,6 +82,10 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: &Cli) -> Result<u8, CliError> {
+    if let Command::Poll(args) = &cli.command {
+        // Every account of the config file, not one: resolved per account.
+        return poll::poll(cli, args);
+    }
     let settings = Settings::resolve(cli)?;
     match &cli.command {
         Command::Capa { login } => commands::capa(&settings, *login)?,
@@ -89,6 +98,8 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Fetch(args) => return run_fetch(&settings, args),
         Command::Serverinfo => return serverinfo::serverinfo(&settings),
         Command::Demo(args) => demo::demo(args, settings.json)?,
+        Command::Poll(args) => return poll::poll(cli, args),
+        Command::Oauth { command } => return oauth::command(&settings, command),
     }
     Ok(EXIT_OK)
 }
@@ -122,12 +133,20 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         batch,
         batch_bytes: args.batch_bytes,
         progress: !args.quiet && !settings.json,
+        retention: settings.retention(&args.rules)?,
+        stop: None,
     };
+    if args.rules.dry_run {
+        return run_dry_run(settings, &job);
+    }
     // Local first: the Maildir, the lock and the recovery of an interrupted run.
     let prepared = fetch::prepare(&job)?;
     test_hook::pause("prepared");
-    let (connection, method) = session::open(settings)?;
-    let summary = fetch::fetch(connection, prepared, &job)?;
+    let (summary, method) = fetch::runtime()?.block_on(async {
+        let (connection, method) = session::nonblocking::open(settings).await?;
+        let summary = fetch::fetch(connection, prepared, &job).await?;
+        Ok::<_, CliError>((summary, method))
+    })?;
     if settings.json {
         println!(
             "{}",
@@ -135,6 +154,9 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         );
     } else if !args.quiet {
         println!("{}", summary.line(&job.maildir));
+    }
+    for notice in &summary.notices {
+        eprintln!("pop3: {}", escape::escape(notice));
     }
     if summary.refused.is_empty() {
         Ok(EXIT_OK)
@@ -144,4 +166,48 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         }
         Ok(EXIT_SERVER)
     }
+}
+
+/// `fetch --dry-run`: what would be fetched, skipped and deleted, one line per message (or a
+/// JSON object); nothing is changed.
+fn run_dry_run(settings: &Settings, job: &FetchJob) -> Result<u8, CliError> {
+    let state = fetch::prepare_dry_run(job)?;
+    let (plan, summary) = fetch::runtime()?.block_on(async {
+        let (connection, _) = session::nonblocking::open(settings).await?;
+        fetch::dry_run(connection, state, job).await
+    })?;
+    let count = |kind: &str| {
+        plan.iter()
+            .filter(|p| p.to_json()["action"] == kind)
+            .count()
+    };
+    if settings.json {
+        let messages: Vec<serde_json::Value> = plan.iter().map(fetch::Planned::to_json).collect();
+        println!(
+            "{}",
+            escape::json_text(&serde_json::json!({
+                "dry_run": true,
+                "listed": summary.listed,
+                "uidl": summary.uidl,
+                "messages": messages,
+            }))
+        );
+    } else {
+        let mut text = String::new();
+        for planned in &plan {
+            text.push_str(&escape::escape(&planned.line()));
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "dry run: {} to fetch, {} to delete ({} unread), {} to mark seen, {} already stored, {} to leave; nothing was changed\n",
+            count("fetch"),
+            count("delete") + count("delete-unread"),
+            count("delete-unread"),
+            count("mark-seen"),
+            count("stored"),
+            count("skip"),
+        ));
+        print!("{text}");
+    }
+    Ok(EXIT_OK)
 }

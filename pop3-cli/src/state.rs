@@ -1,14 +1,8 @@
 //! The fetch state file: the UIDs already stored, the UIDs whose deletion is not known to be
-//! committed, and the names reserved for the batch in flight, written atomically (temporary
-//! file, fsync, rename, directory fsync) under a lock.
-//!
-//! ```text
-//! pop3-cli fetch state v2
-//! S <uid>            a message stored in the Maildir
-//! D <uid>            ... and marked deleted on the server (DELE sent or about to be), the
-//!                    QUIT that commits it not yet answered +OK
-//! P <name> <uid>     a message of the batch in flight, to be delivered as new/<name>
-//! ```
+//! committed, the UIDs seen (with the time each was first listed, for `keep`), and the names
+//! reserved for the batch in flight, written atomically (temporary file, fsync, rename,
+//! directory fsync) under a lock. The text format is in [`format`](mod@format) (version 3; versions 1
+//! and 2 are read and migrated by the next write).
 //!
 //! The `P` lines make a crash harmless: after a kill between the rename into `new/` and the
 //! next state write, the next run finds `new/<name>` (or `cur/<name>:2,...`) and records the
@@ -21,33 +15,57 @@
 //! simply new). Until then (a crash, a dropped connection, a `-ERR` to QUIT, a server that
 //! deletes on disconnect) the UID is marked `D`, written before the DELE is sent: the next run
 //! cannot know whether the message it lists under that UID is the one stored or a new one,
-//! so it downloads it again and compares the content with the Maildir (see `fetch`).
-//! Version 1 files (no `D` lines) are read as well.
+//! so it downloads it again and compares the content with the Maildir (see `fetch`), and its
+//! first-seen time starts again (see [`crate::rules`]): `keep` never counts a new message's
+//! days from an old one's.
 
-use std::collections::HashSet;
+pub(crate) mod format;
+
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::CliError;
 use crate::maildir::sync_dir;
+pub(crate) use format::{Entry, Kind};
 
-const HEADER: &str = "pop3-cli fetch state v2";
-/// The header of version 1 (no `D` lines), still read.
-const HEADER_V1: &str = "pop3-cli fetch state v1";
+/// What a damaged state file's error adds.
+const DAMAGED: &str =
+    "; the state file is damaged (fix or remove it; without it every message is fetched again)";
+
+/// `FILE:LINE: why; the state file is damaged ...`.
+fn damaged(shown: &str, line: usize, why: &str) -> CliError {
+    CliError::failure(format!("{shown}:{line}: {why}{DAMAGED}"))
+}
 
 /// The state of one (user, server) pair.
 #[derive(Debug)]
 pub(crate) struct State {
     path: PathBuf,
-    stored: Vec<String>,
-    stored_set: HashSet<String>,
-    /// Stored UIDs whose deletion is not known to be committed.
-    deleting: HashSet<String>,
+    /// The UIDs in the order they were first recorded.
+    order: Vec<String>,
+    entries: HashMap<String, Entry>,
     /// (Maildir name, UID) of the batch in flight.
     pending: Vec<(String, String)>,
-    /// Held for the life of the state: one fetch per state file at a time.
-    _lock: File,
+    /// Whether the file existed when opened (`only-new` acts on first use only).
+    existed: bool,
+    /// The time of this run (Unix seconds): first-seen times of new UIDs, and of UIDs
+    /// migrated from v1 and v2.
+    now: u64,
+    /// Whether a UID was noted, marked, restarted or forgotten since the file was read.
+    dirty: bool,
+    /// Held for the life of the state: one fetch per state file at a time (`None` for a
+    /// read-only look, as `--dry-run` takes).
+    _lock: Option<File>,
+}
+
+/// The current time in Unix seconds (0 before 1970).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The default state file inside the Maildir: `DIR/.pop3-state.USER@HOST-PORT.HASH`, where
@@ -164,61 +182,74 @@ impl State {
                 }
             }
         }
+        Self::read(path, Some(lock), unix_now())
+    }
+
+    /// Reads the state file without locking or creating anything (`--dry-run`): it may be
+    /// stale by the time it is used, but it is never half-written (writes are renames).
+    pub(crate) fn open_read_only(path: &Path, legacy: Option<&Path>) -> Result<Self, CliError> {
+        let path_for_read = match legacy {
+            Some(legacy) if fs::symlink_metadata(path).is_err() && legacy.exists() => legacy,
+            _ => path,
+        };
+        let mut state = Self::read(path_for_read, None, unix_now())?;
+        state.path = path.to_owned();
+        Ok(state)
+    }
+
+    /// Reads `path` (at most [`format::MAX_STATE_BYTES`]), taking `now` as this run's time.
+    pub(crate) fn read(path: &Path, lock: Option<File>, now: u64) -> Result<Self, CliError> {
+        let shown = path.display().to_string();
         let mut state = Self {
             path: path.to_owned(),
-            stored: Vec::new(),
-            stored_set: HashSet::new(),
-            deleting: HashSet::new(),
+            order: Vec::new(),
+            entries: HashMap::new(),
             pending: Vec::new(),
+            existed: false,
+            now,
+            dirty: false,
             _lock: lock,
         };
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
+        let bytes = match File::open(path) {
+            Ok(file) => {
+                let mut bytes = Vec::new();
+                // One byte past the limit, so that a file over it is told apart.
+                file.take(format::MAX_STATE_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| CliError::local(&shown, &e))?;
+                bytes
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
             Err(e) => return Err(CliError::local(&shown, &e)),
         };
-        let corrupt = |line: usize, why: &str| {
-            CliError::failure(format!(
-                "{shown}:{line}: {why}; the state file is damaged (fix or remove it; without it every message is fetched again)"
-            ))
-        };
-        let mut lines = text.lines().enumerate();
-        match lines.next() {
-            Some((_, HEADER | HEADER_V1)) => {}
-            _ => return Err(corrupt(1, "not a pop3-cli state file (v1 or v2)")),
-        }
-        for (index, line) in lines {
-            let number = index + 1;
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            match line.split_once(' ') {
-                Some(("S", uid)) if !uid.is_empty() => state.add_stored(uid),
-                Some(("D", uid)) if !uid.is_empty() => {
-                    state.deleting.insert(uid.to_owned());
+        let parsed = format::parse(&bytes, format::MAX_STATE_BYTES, now).map_err(|e| {
+            let place = match &e {
+                format::FormatError::Line { line, why } => return damaged(&shown, *line, why),
+                format::FormatError::NotAStateFile => "1".to_owned(),
+                format::FormatError::Truncated => {
+                    (bytes.iter().filter(|b| **b == b'\n').count() + 1).to_string()
                 }
-                Some(("P", rest)) => match rest.split_once(' ') {
-                    Some((name, uid)) if valid_name(name) && !uid.is_empty() => {
-                        state.pending.push((name.to_owned(), uid.to_owned()));
-                    }
-                    _ => return Err(corrupt(number, "malformed P line")),
-                },
-                _ => return Err(corrupt(number, "unknown line")),
+                format::FormatError::TooLarge { .. } | format::FormatError::NotText => {
+                    String::new()
+                }
+            };
+            let why = match e {
+                format::FormatError::Truncated => "truncated".to_owned(),
+                other => other.to_string(),
+            };
+            if place.is_empty() {
+                CliError::failure(format!("{shown}: {why}{DAMAGED}"))
+            } else {
+                CliError::failure(format!("{shown}:{place}: {why}{DAMAGED}"))
             }
+        })?;
+        if parsed.version < 3 {
+            tracing::info!(target: "pop3_cli", "{shown}: a v{} state file, rewritten as v3 by the next write (its UIDs count as first seen now)", parsed.version);
         }
-        if !text.ends_with('\n') {
-            return Err(corrupt(text.lines().count(), "truncated"));
-        }
-        // A D line without its S line (written by hand?) still means "not known to be gone".
-        let orphans: Vec<String> = state
-            .deleting
-            .iter()
-            .filter(|uid| !state.stored_set.contains(*uid))
-            .cloned()
-            .collect();
-        for uid in orphans {
-            state.add_stored(&uid);
-        }
+        state.order = parsed.order;
+        state.entries = parsed.entries;
+        state.pending = parsed.pending;
+        state.existed = true;
         Ok(state)
     }
 
@@ -227,66 +258,192 @@ impl State {
         &self.path
     }
 
-    /// Whether `uid` is recorded as stored.
-    pub(crate) fn is_stored(&self, uid: &str) -> bool {
-        self.stored_set.contains(uid)
+    /// This run's time (Unix seconds).
+    pub(crate) fn now(&self) -> u64 {
+        self.now
     }
 
-    /// Records `uid` as stored.
-    pub(crate) fn add_stored(&mut self, uid: &str) {
-        if self.stored_set.insert(uid.to_owned()) {
-            self.stored.push(uid.to_owned());
+    /// Whether the state file existed when it was opened.
+    pub(crate) fn existed(&self) -> bool {
+        self.existed
+    }
+
+    /// What the state knows of `uid`.
+    pub(crate) fn entry(&self, uid: &str) -> Option<&Entry> {
+        self.entries.get(uid)
+    }
+
+    /// Whether `uid` is recorded as stored. (`fetch` asks [`entry`](Self::entry); the
+    /// delivery targets' recovery asks this.)
+    #[allow(dead_code)]
+    pub(crate) fn is_stored(&self, uid: &str) -> bool {
+        self.entries
+            .get(uid)
+            .is_some_and(|e| e.kind == Kind::Stored)
+    }
+
+    /// Whether a UID was noted as seen, marked seen, given a new first-seen time or forgotten
+    /// since the file was read (the file is then out of date).
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    fn insert(&mut self, uid: &str, entry: Entry) {
+        self.dirty = true;
+        if self.entries.insert(uid.to_owned(), entry).is_none() {
+            self.order.push(uid.to_owned());
         }
     }
 
-    /// Whether the state knows any UID (stored, or reserved by an interrupted run): the server
-    /// had UIDL for this account before.
+    /// Records `uid` as stored. Its first-seen time is kept if it was seen before.
+    pub(crate) fn add_stored(&mut self, uid: &str) {
+        self.add_stored_sized(uid, None);
+    }
+
+    /// Records `uid` as stored, with the size the server listed for it (`keep` deletes it
+    /// only while the server lists that size under the UID).
+    pub(crate) fn add_stored_sized(&mut self, uid: &str, size: Option<u64>) {
+        let now = self.now;
+        match self.entries.get_mut(uid) {
+            Some(entry) => {
+                entry.kind = Kind::Stored;
+                if size.is_some() {
+                    entry.size = size;
+                }
+            }
+            None => self.insert(
+                uid,
+                Entry {
+                    kind: Kind::Stored,
+                    first_seen: now,
+                    size,
+                    deleting: false,
+                },
+            ),
+        }
+    }
+
+    /// Records that the server listed `uid` with `size` (first seen now unless known). The
+    /// size is kept for the message's record once it is stored (`keep` deletes a message only
+    /// while the server lists that size under its UID); a stored UID without a recorded size
+    /// (migrated from v1 or v2) gets this one.
+    pub(crate) fn note_seen(&mut self, uid: &str, size: u64) {
+        let now = self.now;
+        match self.entries.get_mut(uid) {
+            Some(entry) => match entry.kind {
+                // (Not written for a seen UID: only a stored one's size is on record.)
+                Kind::Seen => entry.size = Some(size),
+                Kind::Stored if entry.size.is_none() && !entry.deleting => {
+                    entry.size = Some(size);
+                    self.dirty = true;
+                }
+                Kind::Stored | Kind::MarkedSeen => {}
+            },
+            None => self.insert(
+                uid,
+                Entry {
+                    kind: Kind::Seen,
+                    first_seen: now,
+                    size: Some(size),
+                    deleting: false,
+                },
+            ),
+        }
+    }
+
+    /// Starts `uid`'s record again, first seen now with the `size` listed now: a message
+    /// listed under a UID marked deleting may be a new message reusing the UID.
+    pub(crate) fn restart_first_seen(&mut self, uid: &str, size: u64) {
+        let now = self.now;
+        if let Some(entry) = self.entries.get_mut(uid) {
+            entry.first_seen = now;
+            entry.size = Some(size);
+            self.dirty = true;
+        }
+    }
+
+    /// Marks `uid` seen without downloading it (`only-new` on first use): never fetched,
+    /// never deleted.
+    pub(crate) fn mark_seen(&mut self, uid: &str) {
+        let now = self.now;
+        match self.entries.get_mut(uid) {
+            Some(entry) if entry.kind == Kind::Stored => {}
+            Some(entry) => {
+                entry.kind = Kind::MarkedSeen;
+                self.dirty = true;
+            }
+            None => self.insert(
+                uid,
+                Entry {
+                    kind: Kind::MarkedSeen,
+                    first_seen: now,
+                    size: None,
+                    deleting: false,
+                },
+            ),
+        }
+    }
+
+    /// Whether the state knows any stored UID, or one reserved by an interrupted run: the
+    /// server had UIDL for this account before.
     pub(crate) fn has_uids(&self) -> bool {
-        !self.stored.is_empty() || !self.pending.is_empty()
+        !self.entries.is_empty() || !self.pending.is_empty()
     }
 
     /// Whether `uid` is stored and its deletion not known to be committed: a message listed
     /// under it may be the one stored or a new one that reuses the UID.
     pub(crate) fn is_deleting(&self, uid: &str) -> bool {
-        self.deleting.contains(uid)
+        self.entries.get(uid).is_some_and(|e| e.deleting)
     }
 
     /// Whether any UID is marked [`is_deleting`](Self::is_deleting).
     pub(crate) fn any_deleting(&self) -> bool {
-        !self.deleting.is_empty()
+        self.entries.values().any(|e| e.deleting)
     }
 
     /// Marks a stored UID as about to be deleted (before its DELE is sent; written with the
     /// next [`save`](Self::save)).
     pub(crate) fn mark_deleting(&mut self, uid: &str) {
-        if self.stored_set.contains(uid) {
-            self.deleting.insert(uid.to_owned());
+        if let Some(entry) = self.entries.get_mut(uid) {
+            if entry.kind == Kind::Stored {
+                entry.deleting = true;
+            }
         }
     }
 
     /// Clears the deletion mark of `uid` (the message is known to exist on the server).
     pub(crate) fn clear_deleting(&mut self, uid: &str) {
-        self.deleting.remove(uid);
+        if let Some(entry) = self.entries.get_mut(uid) {
+            entry.deleting = false;
+        }
     }
 
     /// Forgets `uids` entirely: their deletion was committed (QUIT answered `+OK`), so a
     /// message listed under one of them later is a new message.
     pub(crate) fn forget(&mut self, uids: &[String]) {
         let gone: HashSet<&str> = uids.iter().map(String::as_str).collect();
-        self.stored.retain(|uid| !gone.contains(uid.as_str()));
+        self.order.retain(|uid| !gone.contains(uid.as_str()));
         for uid in &gone {
-            self.stored_set.remove(*uid);
-            self.deleting.remove(*uid);
+            self.entries.remove(*uid);
         }
     }
 
-    /// Forgets the stored UIDs the server no longer lists (deleted there); returns how many.
+    /// Forgets the UIDs the server no longer lists (deleted there); returns how many of them
+    /// were stored.
     pub(crate) fn retain_stored(&mut self, listed: &HashSet<&str>) -> usize {
-        let before = self.stored.len();
-        self.stored.retain(|uid| listed.contains(uid.as_str()));
-        self.stored_set.retain(|uid| listed.contains(uid.as_str()));
-        self.deleting.retain(|uid| listed.contains(uid.as_str()));
-        before - self.stored.len()
+        let stored_before = self.stored_count();
+        let before = self.entries.len();
+        self.entries.retain(|uid, _| listed.contains(uid.as_str()));
+        self.dirty |= self.entries.len() != before;
+        self.order.retain(|uid| listed.contains(uid.as_str()));
+        stored_before - self.stored_count()
+    }
+
+    fn stored_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.kind == Kind::Stored)
+            .count()
     }
 
     /// Takes the reserved names of the batch that was in flight when the last run ended.
@@ -299,29 +456,18 @@ impl State {
         self.pending = pending;
     }
 
+    /// The file's text as [`save`](Self::save) writes it.
+    pub(crate) fn text(&self) -> String {
+        format::write(&self.order, &self.entries, &self.pending)
+    }
+
     /// Writes the state atomically: `FILE.tmp`, fsync, rename over `FILE`, fsync the
-    /// directory.
+    /// directory. Refused on a read-only state.
     pub(crate) fn save(&self) -> io::Result<()> {
-        let mut text = String::with_capacity(64 + self.stored.len() * 24);
-        text.push_str(HEADER);
-        text.push('\n');
-        for uid in &self.stored {
-            text.push_str("S ");
-            text.push_str(uid);
-            text.push('\n');
-            if self.deleting.contains(uid) {
-                text.push_str("D ");
-                text.push_str(uid);
-                text.push('\n');
-            }
+        if self._lock.is_none() {
+            return Err(io::Error::other("the state was opened read-only"));
         }
-        for (name, uid) in &self.pending {
-            text.push_str("P ");
-            text.push_str(name);
-            text.push(' ');
-            text.push_str(uid);
-            text.push('\n');
-        }
+        let text = self.text();
         let tmp = with_suffix(&self.path, ".tmp");
         let mut file = OpenOptions::new()
             .write(true)
@@ -334,14 +480,6 @@ impl State {
         fs::rename(&tmp, &self.path)?;
         sync_dir(parent_dir(&self.path))
     }
-}
-
-/// A reserved name must be one this tool makes (no path separators, no dots at the start).
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains('/')
-        && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -379,14 +517,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let legacy = legacy_path(dir.path(), "alice", "host");
         let path = default_path(dir.path(), "alice", "host", 110);
-        fs::write(&legacy, format!("{HEADER_V1}\nS u1\n")).expect("write");
+        fs::write(&legacy, format!("{}\nS u1\n", format::HEADER_V1)).expect("write");
         {
             let state = State::open_migrating(&path, Some(&legacy)).expect("open");
             assert!(state.is_stored("u1"));
             assert!(!legacy.exists() && path.exists());
         }
         // An old file next to a new one is left alone (the new one wins).
-        fs::write(&legacy, format!("{HEADER_V1}\nS old\n")).expect("write");
+        fs::write(&legacy, format!("{}\nS old\n", format::HEADER_V1)).expect("write");
         let state = State::open_migrating(&path, Some(&legacy)).expect("open");
         assert!(state.is_stored("u1") && !state.is_stored("old"));
         assert!(legacy.exists());
@@ -436,11 +574,11 @@ mod tests {
         let path = dir.path().join("state");
         fs::write(&path, "something else\n").expect("write");
         assert!(State::open(&path).is_err());
-        fs::write(&path, format!("{HEADER}\nS a\nX b\n")).expect("write");
+        fs::write(&path, format!("{}\nS a\nX b\n", format::HEADER_V2)).expect("write");
         assert!(State::open(&path).is_err());
-        fs::write(&path, format!("{HEADER}\nP ../x uid\n")).expect("write");
+        fs::write(&path, format!("{}\nP ../x uid\n", format::HEADER_V2)).expect("write");
         assert!(State::open(&path).is_err());
-        fs::write(&path, format!("{HEADER}\nS a")).expect("write");
+        fs::write(&path, format!("{}\nS a", format::HEADER_V2)).expect("write");
         assert!(State::open(&path).is_err());
     }
 }

@@ -8,7 +8,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::{MailboxServer, Script, ScriptedServer, to_crlf};
+use pop3_demo_server::{MailboxServer, to_crlf};
+use pop3_scripted_server::{Script, ScriptedServer, Transcript};
 
 fn tls_args(port: u16, ca: &std::path::Path) -> Vec<String> {
     [
@@ -710,16 +711,12 @@ C: CAPA
 S-RAW: +OK\r\nUIDL\r\nTOP\r\n.\r\n
 ";
 
-fn scripted_fetch(script: &str, fetch_args: &[&str]) -> (Run, pop3_tests::Transcript) {
+fn scripted_fetch(script: &str, fetch_args: &[&str]) -> (Run, Transcript) {
     scripted_fetch_after(SCRIPT_LOGIN, script, fetch_args)
 }
 
 /// [`scripted_fetch`] with another login script.
-fn scripted_fetch_after(
-    login: &str,
-    script: &str,
-    fetch_args: &[&str],
-) -> (Run, pop3_tests::Transcript) {
+fn scripted_fetch_after(login: &str, script: &str, fetch_args: &[&str]) -> (Run, Transcript) {
     let script = Script::parse(&format!("{login}{script}")).unwrap();
     let server = ScriptedServer::start(script).unwrap();
     let mut args = plain_args(server.port());
@@ -1015,12 +1012,7 @@ fn capa_on_a_server_without_capa() {
 
 /// Runs `pop3 GLOBAL... ARGS` against a ScriptedServer playing the login of SCRIPT_LOGIN
 /// (optionally with PIPELINING in the post-login CAPA) then `script`.
-fn scripted(
-    script: &str,
-    pipelining: bool,
-    extra: &[&str],
-    rest: &[&str],
-) -> (Run, pop3_tests::Transcript) {
+fn scripted(script: &str, pipelining: bool, extra: &[&str], rest: &[&str]) -> (Run, Transcript) {
     let login = if pipelining {
         SCRIPT_LOGIN.replace(
             r"S-RAW: +OK\r\nUIDL\r\nTOP\r\n.\r\n",

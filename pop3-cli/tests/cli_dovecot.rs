@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::DovecotPeer;
+use pop3_dovecot_peer::DovecotPeer;
 
 fn peer() -> Option<DovecotPeer> {
     DovecotPeer::from_env()
@@ -177,6 +177,7 @@ fn dovecot_every_login_method() {
         "plain",
         "login",
         "cram-md5",
+        "scram-sha-1",
         "scram-sha-256",
     ] {
         for mode in ["implicit", "starttls"] {
@@ -185,6 +186,30 @@ fn dovecot_every_login_method() {
             r.expect_code(0);
             assert!(r.stdout_str().starts_with("1000 "), "{method}/{mode}");
         }
+    }
+    // EXTERNAL with the client certificate start.sh issues to alice: no password is read
+    // (none is set).
+    let tls = peer.dir().join("tls");
+    let cert = tls.join("alice-client.pem");
+    let key = tls.join("alice-client.key");
+    let cert_args = [
+        "--client-cert",
+        cert.to_str().unwrap(),
+        "--client-key",
+        key.to_str().unwrap(),
+    ];
+    for mode in ["implicit", "starttls"] {
+        let a = login(&peer, "alice", "", mode)
+            .with(&cert_args)
+            .with(&["--auth", "external"]);
+        let r: Run = a
+            .command(&["stat"])
+            .env_remove("POP3_TEST_PEER_PASSWORD")
+            .output()
+            .unwrap()
+            .into();
+        r.expect_code(0);
+        assert!(r.stdout_str().starts_with("1000 "), "external/{mode}");
     }
     // Wrong password: exit 1. (Once: Dovecot's auth penalty doubles the delay of every further
     // failure from the same address.)

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use pop3_tests::{MailboxServer, Script, ScriptedServer, Transcript};
+use pop3_demo_server::MailboxServer;
+use pop3_scripted_server::{Script, ScriptedServer, Transcript};
 
 /// A plaintext login for scripts; the post-login CAPA lists UIDL when `uidl`.
 fn login(uidl: bool) -> String {
@@ -53,8 +54,23 @@ fn commands_after_login(transcript: &Transcript) -> Vec<String> {
         .collect()
 }
 
+/// The state file's text with each first-seen time (v3 `S`, `M`, `T` lines) shown as `<t>`.
 fn state_text(maildir: &Path) -> String {
-    std::fs::read_to_string(state_file(maildir)).unwrap()
+    let text = std::fs::read_to_string(state_file(maildir)).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some((tag @ ("S" | "M" | "T"), rest))
+                if text.starts_with("pop3-cli fetch state v3") =>
+            {
+                let (time, rest) = rest.split_once(' ').unwrap();
+                assert!(time.parse::<u64>().is_ok(), "{line:?}");
+                out.push_str(&format!("{tag} <t> {rest}\n"));
+            }
+            _ => out.push_str(&format!("{line}\n")),
+        }
+    }
+    out
 }
 
 // ---- item 1: a reused UID ----
@@ -138,7 +154,10 @@ fn an_uncommitted_delete_marks_the_uid_before_the_dele_is_sent() {
         &["--delete"],
     );
     r.expect_code(3);
-    assert_eq!(state_text(&maildir), "pop3-cli fetch state v2\nS a\nD a\n");
+    assert_eq!(
+        state_text(&maildir),
+        "pop3-cli fetch state v3\nS <t> 10 a\nD a\n"
+    );
 
     // Next run: "a" is listed with other content (reused): downloaded, compared, stored, then
     // deleted.
@@ -198,7 +217,7 @@ fn an_uncertain_uid_with_the_stored_content_is_not_stored_twice() {
     r.expect_code(1);
     assert_eq!(
         state_text(&maildir),
-        "pop3-cli fetch state v2\nS a\nD a\nS b\nD b\n"
+        "pop3-cli fetch state v3\nS <t> 10 a\nD a\nS <t> 10 b\nD b\n"
     );
     let (r, t) = fetch(
         true,
@@ -223,7 +242,10 @@ fn an_uncertain_uid_with_the_stored_content_is_not_stored_twice() {
     assert_eq!(count_files(&maildir.join("new")), 2);
     assert_eq!(count_files(&maildir.join("tmp")), 0);
     // "b" is gone from the listing, so from the state; "a" is known to exist: no mark.
-    assert_eq!(state_text(&maildir), "pop3-cli fetch state v2\nS a\n");
+    assert_eq!(
+        state_text(&maildir),
+        "pop3-cli fetch state v3\nS <t> 10 a\n"
+    );
 }
 
 // ---- item 2: listings that lie ----

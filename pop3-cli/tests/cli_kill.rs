@@ -19,7 +19,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use pop3_tests::MailboxServer;
+use pop3_demo_server::MailboxServer;
 
 /// What the test knows about the mail: each message's stored form and its UID.
 struct Mail {
@@ -69,7 +69,7 @@ fn find_state(maildir: &Path) -> Option<PathBuf> {
 fn parse_state(path: &Path) -> StateText {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("pop3-cli fetch state v2"), "{text}");
+    assert_eq!(lines.next(), Some("pop3-cli fetch state v3"), "{text}");
     assert!(
         text.ends_with('\n'),
         "a state file is written whole: {text:?}"
@@ -77,7 +77,14 @@ fn parse_state(path: &Path) -> StateText {
     let mut state = StateText::default();
     for line in lines {
         match line.split_once(' ') {
-            Some(("S", uid)) => assert!(state.stored.insert(uid.to_owned()), "S {uid} twice"),
+            Some(("S", rest)) => {
+                // `S <first-seen> <size|-> <uid>`
+                let uid = rest.rsplit(' ').next().unwrap();
+                assert_eq!(rest.split(' ').count(), 3, "{line:?}");
+                assert!(state.stored.insert(uid.to_owned()), "S {uid} twice");
+            }
+            // Seen, not (yet) stored: the next run fetches it.
+            Some(("T", _)) => {}
             Some(("D", uid)) => assert!(state.deleting.insert(uid.to_owned()), "D {uid} twice"),
             Some(("P", rest)) => {
                 let (name, uid) = rest.split_once(' ').unwrap();

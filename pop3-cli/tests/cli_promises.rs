@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
-use pop3_tests::{MailboxServer, Script, ScriptedServer};
+use pop3_demo_server::MailboxServer;
+use pop3_scripted_server::{Script, ScriptedServer, Transcript};
 
 /// `unshare FLAGS sh -c 'PRELUDE; "$0" "$@"; EPILOGUE'` with the `pop3` binary and `args`:
 /// the prelude sets up the namespace (mounts, host name), the epilogue runs after `pop3`
@@ -249,7 +250,7 @@ fn a_damaged_state_file_is_exit_3_and_nothing_is_deleted() {
 
     for (damaged, why) in [
         (
-            good.replace("fetch state v2", "fetch state v9"),
+            good.replace("fetch state v3", "fetch state v9"),
             ":1: not a pop3-cli state file",
         ),
         (format!("{good}X uid-9\n"), ":6: unknown line"),
@@ -459,7 +460,7 @@ C: CAPA
 S-RAW: +OK\r\nUIDL\r\n.\r\n
 ";
 
-fn scripted(script: &str, extra: &[&str], rest: &[&str]) -> (Run, pop3_tests::Transcript) {
+fn scripted(script: &str, extra: &[&str], rest: &[&str]) -> (Run, Transcript) {
     let script = Script::parse(&format!("{LOGIN}{script}")).unwrap();
     let server = ScriptedServer::start(script).unwrap();
     let mut args = plain_args(server.port());

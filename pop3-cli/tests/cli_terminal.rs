@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use pop3_tests::{Script, ScriptedServer, Transcript};
+use pop3_scripted_server::{Script, ScriptedServer, Transcript};
 
 const LOGIN: &str = r"
 S: +OK ready

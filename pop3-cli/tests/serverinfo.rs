@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use pop3_blocking::Fingerprint;
-use pop3_tests::{DovecotPeer, MailboxServer, Script, ScriptedServer, TestCa, generate_mail};
+use pop3_demo_server::{MailboxServer, TestCa, generate_mail};
+use pop3_dovecot_peer::DovecotPeer;
+use pop3_scripted_server::{Script, ScriptedServer};
 
 fn write_pem(dir: &Path, name: &str, ca: &TestCa) -> PathBuf {
     let path = dir.join(name);
@@ -422,7 +424,9 @@ fn serverinfo_against_dovecot() {
     };
     let cert = peer.certificate_path();
     let pem = std::fs::read(&cert).unwrap();
-    let der = pop3_tests::load_certificates_pem(&cert).unwrap().remove(0);
+    let der = pop3_demo_server::load_certificates_pem(&cert)
+        .unwrap()
+        .remove(0);
     let fingerprint = Fingerprint::of(der.as_ref());
     assert!(!pem.is_empty());
     let cert = cert.to_str().unwrap();

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pop3_tests::{Script, ScriptedServer};
+use pop3_scripted_server::{Script, ScriptedServer};
 
 const SLACK: Duration = Duration::from_secs(10);
 

@@ -85,7 +85,7 @@ pub fn fetch_all(addr: &str, user: &str, password: &str) -> Result<Vec<Vec<u8>>,
                     ok: false, text, ..
                 }
                 | Event::Err { text, .. } => {
-                    return Err(Failure::Refused(text));
+                    return Err(Failure::Refused(text.to_owned()));
                 }
                 _ => {}
             }

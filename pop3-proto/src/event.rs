@@ -4,15 +4,17 @@ use crate::capa::Capabilities;
 use crate::command::{CommandId, CommandKind};
 use crate::response::ResponseCode;
 
-/// One thing the server said, in order. Borrowed events ([`Event::Body`],
-/// [`Event::UidlEntry`], [`Event::Capabilities`]) point into the client's buffer and live until
-/// the next call on the client.
+/// One thing the server said, in order. An event borrows from the client (body chunks and
+/// unique-ids from its input buffer; texts, response codes, capabilities and trace lines from
+/// buffers it reuses) and lives until the next call on the client: copy out what you keep
+/// (`text.to_owned()`, `code.cloned()`). Borrowing is what lets a reply cost no allocation;
+/// an `Event` is `Copy`, and variants added later will borrow too, so that it stays `Copy`.
 ///
 /// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`], (for
 /// STLS) [`Event::StartTls`], or (for a PASS behind a refused USER, or anything queued behind
 /// a refused STLS) [`Event::Cancelled`]. Data events of a command (entries, body chunks) come
 /// before its terminal event.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event<'a> {
     /// The server's greeting. With `ok == false` (`-ERR` greeting) the session is closed.
@@ -20,9 +22,9 @@ pub enum Event<'a> {
         /// `+OK` or `-ERR`.
         ok: bool,
         /// The response code, if any.
-        code: Option<ResponseCode>,
-        /// The greeting text.
-        text: String,
+        code: Option<&'a ResponseCode>,
+        /// The greeting text (lossy UTF-8).
+        text: &'a str,
         /// Whether the greeting carries a well-formed APOP timestamp.
         apop: bool,
     },
@@ -34,9 +36,9 @@ pub enum Event<'a> {
         /// Its kind.
         command: CommandKind,
         /// The response code, if any.
-        code: Option<ResponseCode>,
-        /// The text after `+OK`.
-        text: String,
+        code: Option<&'a ResponseCode>,
+        /// The text after `+OK` (lossy UTF-8).
+        text: &'a str,
     },
     /// `-ERR` to a command: its terminal event. Not an error of the client: the session goes
     /// on (except after QUIT or a refused greeting).
@@ -46,9 +48,9 @@ pub enum Event<'a> {
         /// Its kind.
         command: CommandKind,
         /// The response code (`[IN-USE]`, `[AUTH]`, `[SYS/TEMP]`, ...), if any.
-        code: Option<ResponseCode>,
-        /// The text after `-ERR`.
-        text: String,
+        code: Option<&'a ResponseCode>,
+        /// The text after `-ERR` (lossy UTF-8).
+        text: &'a str,
     },
     /// The STAT drop listing.
     Stat {
@@ -82,9 +84,9 @@ pub enum Event<'a> {
         /// The command.
         id: CommandId,
         /// The language tag.
-        tag: String,
+        tag: &'a str,
         /// Its description.
-        description: String,
+        description: &'a str,
     },
     /// The complete capability list of a CAPA reply, also kept in
     /// [`Client::capabilities`](crate::Client::capabilities).
@@ -136,7 +138,7 @@ pub enum Event<'a> {
     },
     /// A protocol trace line (only with [`Config::trace`](crate::Config::trace)), secrets
     /// redacted.
-    Trace(Trace),
+    Trace(&'a Trace),
 }
 
 /// A tolerated deviation from the RFCs.
@@ -212,13 +214,14 @@ mod tests {
     fn terminal_events_are_the_documented_ones() {
         let id = CommandId(7);
         let capabilities = Capabilities::default();
+        let trace = Trace::Sent(String::new());
         let command = CommandKind::Pass;
         let events = [
             (
                 Event::Greeting {
                     ok: true,
                     code: None,
-                    text: String::new(),
+                    text: "",
                     apop: false,
                 },
                 false,
@@ -228,7 +231,7 @@ mod tests {
                     id,
                     command,
                     code: None,
-                    text: String::new(),
+                    text: "",
                 },
                 true,
             ),
@@ -237,7 +240,7 @@ mod tests {
                     id,
                     command,
                     code: None,
-                    text: String::new(),
+                    text: "",
                 },
                 true,
             ),
@@ -268,8 +271,8 @@ mod tests {
             (
                 Event::LangEntry {
                     id,
-                    tag: String::new(),
-                    description: String::new(),
+                    tag: "",
+                    description: "",
                 },
                 false,
             ),
@@ -286,7 +289,7 @@ mod tests {
             (Event::LoggedIn { id }, false),
             (Event::Quirk(Quirk::BareLineFeed), false),
             (Event::Cancelled { id, command }, true),
-            (Event::Trace(Trace::Sent(String::new())), false),
+            (Event::Trace(&trace), false),
         ];
         for (event, terminal) in &events {
             assert_eq!(event.is_terminal(), *terminal, "{event:?}");

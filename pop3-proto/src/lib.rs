@@ -4,8 +4,9 @@
 //! deterministic state machine that any event loop can drive, and that the `pop3-blocking`
 //! (std) and `pop3-async` (Tokio) adapters drive for you. It implements RFC 1939 (POP3),
 //! RFC 2449 (CAPA, pipelining, response codes), RFC 2595 (STLS), RFC 5034 (SASL AUTH with PLAIN,
-//! LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER and SCRAM-SHA-256 built in), RFC 3206 (SYS and AUTH
-//! codes), RFC 6856 (UTF8, LANG) and APOP.
+//! LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER, EXTERNAL and SCRAM-SHA-1/256/512 built in, the SCRAM
+//! -PLUS variants with channel binding the adapter passes in: RFC 5802, 7677, 9266, 5929), RFC
+//! 3206 (SYS and AUTH codes), RFC 6856 (UTF8, LANG) and APOP.
 //!
 //! # The run loop
 //!
@@ -107,7 +108,9 @@
 //! # Memory
 //!
 //! Every buffer has a limit in [`Config`]. Bodies are never buffered: [`Event::Body`] chunks
-//! borrow from the input, so memory is one `handle_input` call plus a partial line.
+//! borrow from the input, so memory is one `handle_input` call plus a partial line. Every
+//! [`Event`] borrows from the client (texts from buffers it reuses), so a reply costs no
+//! allocation.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -71,10 +71,10 @@
 //! - A failing [`Sink`] is not called again; the rest of the body (and of a batch) is read and
 //!   discarded, so the session's framing stays intact, and the request then ends with
 //!   [`Failure::Sink`]. The session goes on.
-//! - [`LoginPlan`] has a plan for every [`LoginMethod`] that
-//!   [`choose_login`] can return: there is no catch-all. A server
-//!   that offers only mechanisms this crate does not know gets USER/PASS (RFC 2449 servers
-//!   need not announce USER), which `choose_login` decides.
+//! - [`LoginPlan`] has a plan for every [`LoginMethod`], whether
+//!   [`choose_login_bound`] returns it or the caller names it ([`LoginPlan::method`]): there is
+//!   no catch-all. A server that offers only mechanisms this crate does not know gets
+//!   USER/PASS (RFC 2449 servers need not announce USER), which `choose_login_bound` decides.
 //! - [`capa`] answers the capabilities of the reply, and a `-ERR` as [`Failure::Server`]. On a
 //!   session that is closed the adapters fail before running any request (`Error::Closed`),
 //!   never with an empty answer.
@@ -89,11 +89,16 @@ use crate::client::{Client, Phase};
 use crate::command::{Command, CommandId};
 use crate::error::EnqueueError;
 use crate::event::Event;
-use crate::login::{LoginChoiceError, LoginMethod, LoginPolicy, choose_login};
+use crate::login::{LoginChoiceError, LoginMethod, LoginPolicy, choose_login_bound, scram_binding};
 use crate::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
-use crate::sasl::{CramMd5, Login, Plain, ScramSha256};
+use crate::sasl::{ChannelBinding, CramMd5, External, Login, Plain};
 use crate::secret::Secret;
 use crate::uid::{FetchReport, SeenStore, UidError, check_uid, select_new};
+#[cfg(feature = "scram")]
+use crate::{
+    login::ScramBinding,
+    sasl::{Scram, ScramHash, Sha1, Sha256, Sha512},
+};
 
 /// Why a request ended without its result. The session goes on after each of these, except
 /// [`Failure::Closed`].
@@ -201,8 +206,8 @@ fn server_error(event: &Event<'_>) -> Option<ServerError> {
             ..
         } => Some(ServerError {
             command: *command,
-            code: code.clone(),
-            text: text.clone(),
+            code: code.cloned(),
+            text: text.to_string(),
         }),
         _ => None,
     }
@@ -261,8 +266,8 @@ impl<C: Collect> Request for Single<C> {
         }
         self.end = match event {
             Event::Ok { code, text, .. } => Some(Ok(Reply {
-                code: code.clone(),
-                text: text.clone(),
+                code: code.cloned(),
+                text: text.to_string(),
             })),
             Event::StartTls { .. } => Some(Ok(Reply::default())),
             Event::Cancelled { .. } => Some(Err(Failure::Closed)),
@@ -400,7 +405,7 @@ pub fn lang() -> Single<Items<(String, String)>> {
     items(Command::Lang(None), |event| match event {
         Event::LangEntry {
             tag, description, ..
-        } => Some((tag.clone(), description.clone())),
+        } => Some((tag.to_string(), description.to_string())),
         _ => None,
     })
 }
@@ -590,8 +595,8 @@ impl Request for Open {
         } = event
         {
             let greeting = Greeting {
-                text: text.clone(),
-                code: code.clone(),
+                text: text.to_string(),
+                code: code.cloned(),
                 apop: *apop,
             };
             self.greeting = Some((*ok, greeting));
@@ -621,14 +626,18 @@ pub struct LoginPlan {
     password: Option<Secret>,
     nonce: Option<String>,
     policy: LoginPolicy,
+    binding: Option<ChannelBinding>,
+    forced: Option<LoginMethod>,
     method: Option<LoginMethod>,
     step: Option<Single<Status>>,
     logged_in: bool,
 }
 
-/// `login`: the best method the server offers ([`choose_login`]) that `policy` allows, with a
-/// SCRAM client nonce given by the caller (the core has no randomness; the adapters use
-/// `pop3_tls::scram_nonce`). Its result is the method used.
+/// `login`: the best method the server offers ([`choose_login_bound`]) that `policy` allows,
+/// with a SCRAM client nonce given by the caller (the core has no randomness; the adapters use
+/// `pop3_tls::scram_nonce`). Its result is the method used. Give the TLS connection's channel
+/// binding with [`LoginPlan::channel_binding`] so that the SCRAM -PLUS variants can be chosen
+/// (and `y` sent when the server lacks them); ask for one method with [`LoginPlan::method`].
 pub fn login(
     user: &str,
     password: impl Into<Secret>,
@@ -640,6 +649,8 @@ pub fn login(
         password: Some(password.into()),
         nonce: Some(scram_nonce),
         policy,
+        binding: None,
+        forced: None,
         method: None,
         step: None,
         logged_in: false,
@@ -647,31 +658,100 @@ pub fn login(
 }
 
 impl LoginPlan {
+    /// The channel binding of the TLS connection the login runs on (from the adapter:
+    /// `pop3_tls::channel_binding`), or `None`. Ignored on a connection without TLS.
+    #[must_use]
+    pub fn channel_binding(mut self, binding: Option<ChannelBinding>) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// Uses `method` instead of choosing one, whatever the server advertises (the server
+    /// answers `-ERR` if it lacks it). The channel-binding rules still hold
+    /// ([`scram_binding`]): a -PLUS method needs a binding, and a SCRAM method without binding
+    /// is refused when the connection can bind and the server advertises its -PLUS variant.
+    /// The core's own rules too: a method that sends the password needs TLS unless plaintext
+    /// is allowed. [`LoginMethod::External`] uses no password (an empty authorization
+    /// identity: the certificate's).
+    #[must_use]
+    pub fn method(mut self, method: LoginMethod) -> Self {
+        self.forced = Some(method);
+        self
+    }
+
     fn first(&mut self, client: &Client) -> Result<Command, Failure> {
         if client.phase() == Phase::Transaction {
             return Err(Failure::AlreadyLoggedIn);
         }
-        let method = choose_login(
-            client.capabilities(),
-            client.apop_available(),
-            client.is_tls(),
-            self.policy,
-        )?;
+        let can_bind = client.is_tls() && self.binding.is_some();
+        let method = match self.forced {
+            Some(method) => method,
+            None => choose_login_bound(
+                client.capabilities(),
+                client.apop_available(),
+                client.is_tls(),
+                can_bind,
+                self.policy,
+            )?,
+        };
+        let gs2 = scram_binding(method, client.capabilities(), can_bind)?;
         self.method = Some(method);
         let (user, password) = (self.user.clone(), self.password.take().unwrap_or_default());
         let nonce = self.nonce.take().unwrap_or_default();
+        let binding = self.binding.clone();
+        #[cfg(not(feature = "scram"))]
+        let _ = (&nonce, gs2, &binding);
         Ok(match method {
-            LoginMethod::ScramSha256 => Command::auth(ScramSha256::new(user, password, nonce)),
+            // Without the `scram` feature `choose_login_bound` never picks these; named, they
+            // are not supported.
+            #[cfg(not(feature = "scram"))]
+            LoginMethod::ScramSha512Plus
+            | LoginMethod::ScramSha512
+            | LoginMethod::ScramSha256Plus
+            | LoginMethod::ScramSha256
+            | LoginMethod::ScramSha1Plus
+            | LoginMethod::ScramSha1 => return Err(LoginChoiceError::NoSupportedMethod.into()),
+            #[cfg(feature = "scram")]
+            LoginMethod::ScramSha512Plus | LoginMethod::ScramSha512 => {
+                scram_command::<Sha512>(user, password, nonce, gs2, binding)
+            }
+            #[cfg(feature = "scram")]
+            LoginMethod::ScramSha256Plus | LoginMethod::ScramSha256 => {
+                scram_command::<Sha256>(user, password, nonce, gs2, binding)
+            }
+            #[cfg(feature = "scram")]
+            LoginMethod::ScramSha1Plus | LoginMethod::ScramSha1 => {
+                scram_command::<Sha1>(user, password, nonce, gs2, binding)
+            }
             LoginMethod::CramMd5 => Command::auth(CramMd5::new(user, password)),
             LoginMethod::Apop => Command::apop(user, password),
             LoginMethod::Plain => Command::auth(Plain::new(None, user, password)),
             LoginMethod::Login => Command::auth(Login::new(user, password)),
+            LoginMethod::External => Command::auth(External::new(None)),
             LoginMethod::UserPass => {
                 self.password = Some(password);
                 Command::user(user)
             }
         })
     }
+}
+
+/// The AUTH command of a SCRAM method over `H`, with the channel binding [`scram_binding`]
+/// decided.
+#[cfg(feature = "scram")]
+fn scram_command<H: ScramHash>(
+    user: String,
+    password: Secret,
+    nonce: String,
+    gs2: ScramBinding,
+    binding: Option<ChannelBinding>,
+) -> Command {
+    let mechanism = Scram::<H>::new(user, password, nonce);
+    Command::auth(match (gs2, binding) {
+        (ScramBinding::Bind, Some(binding)) => mechanism.channel_binding(binding),
+        (ScramBinding::ClientOnly, _) => mechanism.binding_supported(),
+        _ => mechanism,
+    })
 }
 
 impl Request for LoginPlan {
@@ -1098,6 +1178,105 @@ mod tests {
             Err(Failure::Login(LoginChoiceError::WouldExposePassword))
         ));
         assert_eq!(wire, "");
+    }
+
+    /// A TLS session whose CAPA announced `sasl`.
+    fn session_with_sasl(sasl: &str) -> Client {
+        let mut client = session(true);
+        let reply = format!("+OK\r\nSASL {sasl}\r\n.\r\n");
+        let (caps, _) = drive(&mut client, capa(), &[&reply]);
+        caps.unwrap();
+        client
+    }
+
+    fn exporter() -> ChannelBinding {
+        ChannelBinding::new(crate::sasl::ChannelBindingType::TlsExporter, [7u8; 32])
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn login_prefers_plus_when_the_connection_can_bind() {
+        let mut client = session_with_sasl("PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .channel_binding(Some(exporter()));
+        let (result, wire) = drive(&mut client, plan, &["-ERR no\r\n"]);
+        assert!(matches!(result, Err(Failure::Server(_))), "{result:?}");
+        let first = b64(b"p=tls-exporter,,n=alice,r=nonce");
+        assert_eq!(wire, format!("AUTH SCRAM-SHA-256-PLUS {first}\r\n"));
+
+        // Without a binding: the strongest SCRAM, flag `n`.
+        let mut client = session_with_sasl("PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into());
+        let (_, wire) = drive(&mut client, plan, &["-ERR no\r\n"]);
+        assert_eq!(
+            wire,
+            format!("AUTH SCRAM-SHA-256 {}\r\n", b64(b"n,,n=alice,r=nonce"))
+        );
+
+        // A binding, but no -PLUS offered: flag `y` (RFC 5802 section 6).
+        let mut client = session_with_sasl("PLAIN SCRAM-SHA-1");
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .channel_binding(Some(exporter()));
+        let (_, wire) = drive(&mut client, plan, &["-ERR no\r\n"]);
+        assert_eq!(
+            wire,
+            format!("AUTH SCRAM-SHA-1 {}\r\n", b64(b"y,,n=alice,r=nonce"))
+        );
+    }
+
+    /// The RFC 5802 downgrade rule: a SCRAM method without binding asked for by name, on a
+    /// connection that can bind, against a server offering -PLUS: refused, nothing sent.
+    #[test]
+    fn forced_scram_without_binding_is_a_downgrade_when_plus_is_offered() {
+        let mut client = session_with_sasl("SCRAM-SHA-512 SCRAM-SHA-512-PLUS");
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .channel_binding(Some(exporter()))
+            .method(LoginMethod::ScramSha512);
+        let (result, wire) = drive(&mut client, plan, &[]);
+        assert!(
+            matches!(
+                result,
+                Err(Failure::Login(LoginChoiceError::ChannelBindingDowngrade(
+                    LoginMethod::ScramSha512
+                )))
+            ),
+            "{result:?}"
+        );
+        assert_eq!(wire, "");
+        // -PLUS by name without a binding: refused too.
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .method(LoginMethod::ScramSha512Plus);
+        let (result, wire) = drive(&mut client, plan, &[]);
+        assert!(matches!(
+            result,
+            Err(Failure::Login(LoginChoiceError::NoChannelBinding(_)))
+        ));
+        assert_eq!(wire, "");
+        // By name with the binding: bound.
+        let plan = login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .channel_binding(Some(ChannelBinding::new(
+                crate::sasl::ChannelBindingType::TlsServerEndPoint,
+                [1u8; 32],
+            )))
+            .method(LoginMethod::ScramSha512Plus);
+        let (_, wire) = drive(&mut client, plan, &["-ERR no\r\n"]);
+        let first = b64(b"p=tls-server-end-point,,n=alice,r=nonce");
+        assert_eq!(wire, format!("AUTH SCRAM-SHA-512-PLUS {first}\r\n"));
+    }
+
+    #[test]
+    fn external_by_name_sends_an_empty_authzid() {
+        let mut client = session_with_sasl("EXTERNAL PLAIN");
+        let plan = login("alice", "", LoginPolicy::default(), "nonce".into())
+            .method(LoginMethod::External);
+        let (method, wire) = drive(&mut client, plan, &["+OK welcome\r\n"]);
+        assert_eq!(method.unwrap(), LoginMethod::External);
+        assert_eq!(wire, "AUTH EXTERNAL =\r\n");
+        assert_eq!(client.phase(), Phase::Transaction);
     }
 
     #[test]

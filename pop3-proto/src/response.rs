@@ -249,6 +249,28 @@ pub fn parse_status_line(
     line: &[u8],
     accept_unknown_codes: bool,
 ) -> Result<StatusLine, ParseError> {
+    let status = status_line(line, accept_unknown_codes)?;
+    Ok(StatusLine {
+        ok: status.ok,
+        code: status.code,
+        text: String::from_utf8_lossy(status.text).into_owned(),
+    })
+}
+
+/// A status line parsed as [`parse_status_line`] does, its text still bytes of the line: the
+/// client decodes it into a buffer it reuses, so that a reply costs no allocation.
+#[derive(Debug)]
+pub(crate) struct StatusView<'a> {
+    pub(crate) ok: bool,
+    pub(crate) code: Option<ResponseCode>,
+    pub(crate) text: &'a [u8],
+}
+
+/// [`parse_status_line`] without decoding the text.
+pub(crate) fn status_line(
+    line: &[u8],
+    accept_unknown_codes: bool,
+) -> Result<StatusView<'_>, ParseError> {
     let (rest, ok) = status(line).map_err(|_| ParseError::NotAStatusLine)?;
     let text = trim_spaces(rest);
     let mut code = None;
@@ -266,11 +288,23 @@ pub fn parse_status_line(
             text_bytes = trim_spaces(after);
         }
     }
-    Ok(StatusLine {
+    Ok(StatusView {
         ok,
         code,
-        text: String::from_utf8_lossy(text_bytes).into_owned(),
+        text: text_bytes,
     })
+}
+
+/// Replaces `out` with `bytes` decoded as [`String::from_utf8_lossy`] does (one U+FFFD per
+/// invalid sequence), reusing `out`'s allocation.
+pub(crate) fn decode_lossy_into(out: &mut String, bytes: &[u8]) {
+    out.clear();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
 }
 
 /// The raw text of a status line: what follows the indicator (`+OK`, `-ERR`) and the spaces
@@ -1111,6 +1145,15 @@ mod tests {
             }
             let e = echo(&bytes);
             prop_assert!(e.chars().count() <= MAX_ECHO + 1);
+        }
+
+        /// The client's reused text buffer holds what `String::from_utf8_lossy` would make,
+        /// whatever it held before.
+        #[test]
+        fn lossy_decoding_into_a_reused_buffer(bytes in proptest::collection::vec(any::<u8>(), 0..64), before in ".{0,20}") {
+            let mut out = before;
+            decode_lossy_into(&mut out, &bytes);
+            prop_assert_eq!(out, String::from_utf8_lossy(&bytes));
         }
 
         #[test]

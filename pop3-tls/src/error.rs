@@ -55,6 +55,10 @@ pub enum ConnectionError {
     /// `login` found no acceptable method. Nothing was sent.
     #[error("cannot log in: {0}")]
     Login(#[from] LoginChoiceError),
+    /// The proxy did not open the tunnel to the server (it refused, rejected the
+    /// credentials, or broke its protocol). Nothing was sent to the server.
+    #[error("proxy: {0}")]
+    Proxy(#[from] crate::ProxyError),
     /// The host name is not valid for TLS (or none is known for STLS).
     #[error("invalid server name for TLS: {0:?}")]
     InvalidServerName(String),

@@ -18,16 +18,29 @@
 //!   checks, as mpop's `--tls-fingerprint` does. A mismatch is a [`PinMismatch`].
 //!
 //! [`describe_error`] turns a rustls error into plain words for people.
+//!
+//! The network path is decided here too, sans-IO, for both adapters to drive: [`proxy`]
+//! (SOCKS5 and HTTP CONNECT handshakes), [`connect`] (the Happy Eyeballs schedule),
+//! [`ascii_host`] (IDN host names to A-labels), CRLs ([`TlsOptions::add_crl_file`]) and the
+//! choice of root store ([`TrustStore`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod binding;
+mod client_cert;
+pub mod connect;
+mod crl;
 mod error;
+mod idn;
 mod methods;
+pub mod proxy;
+mod roots;
 mod session;
 mod trust;
 mod words;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +52,13 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
+pub use binding::{channel_binding, server_end_point};
+pub use client_cert::ClientCertificate;
 pub use error::{ConnectionError, scram_nonce, server_name};
+pub use idn::ascii_host;
 pub use pop3_proto;
+pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyUrlError};
+pub use roots::{TrustStore, TrustStoreError};
 pub use session::Session;
 pub use trust::{CertificateRecorder, Fingerprint, FingerprintError, PinMismatch, pin_mismatch};
 pub use words::{CertificateInfo, CertificateParseError, describe_error};
@@ -93,12 +111,12 @@ pub enum Security {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The limit for connecting, the TLS handshake, each write, and each wait for a status
-    /// line (default 60 s). A status line (the greeting, a reply's first line) must be
-    /// complete within it, counted from when the wait began: a server trickling bytes cannot
-    /// stretch it. Within a multi-line reply it bounds a complete stall; the pace is the
-    /// business of [`speed_limit`](Self::speed_limit). Must not be zero. See
-    /// [`pop3_proto::timing`].
+    /// The limit for connecting (unless [`connect_timeout`](Self::connect_timeout) is set),
+    /// the TLS handshake, each write, and each wait for a status line (default 60 s). A
+    /// status line (the greeting, a reply's first line) must be complete within it, counted
+    /// from when the wait began: a server trickling bytes cannot stretch it. Within a
+    /// multi-line reply it bounds a complete stall; the pace is the business of
+    /// [`speed_limit`](Self::speed_limit). Must not be zero. See [`pop3_proto::timing`].
     pub timeout: Duration,
     /// The low-speed limit of a multi-line reply (a body or a listing), in bytes per second
     /// averaged over [`speed_time`](Self::speed_time), as curl's `--speed-limit`: fewer bytes
@@ -121,6 +139,20 @@ pub struct Options {
     /// What `Connection::login` may use, and whether a password may
     /// go over a connection without TLS at all.
     pub login: LoginPolicy,
+    /// The limit for establishing the connection: name resolution, the TCP connect over
+    /// every address raced (Happy Eyeballs), and the proxy handshake, if any. `None` (the
+    /// default): [`timeout`](Self::timeout) is used. The TLS handshake and everything after
+    /// it are bounded by `timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// The delay between the start of one connection attempt and the next, when the host
+    /// has several addresses (RFC 8305 "Connection Attempt Delay"; default 250 ms, at least
+    /// 10 ms). See [`connect`].
+    pub happy_eyeballs_delay: Duration,
+    /// The source address to connect from (`--bind`; port chosen by the system). Only the
+    /// server's (or proxy's) addresses of the same family are then tried.
+    pub bind: Option<IpAddr>,
+    /// A proxy to reach the server through (SOCKS5 or HTTP CONNECT); see [`proxy`].
+    pub proxy: Option<Proxy>,
 }
 
 impl Default for Options {
@@ -132,6 +164,10 @@ impl Default for Options {
             config: Config::default(),
             tls: TlsOptions::default(),
             login: LoginPolicy::default(),
+            connect_timeout: None,
+            happy_eyeballs_delay: connect::CONNECTION_ATTEMPT_DELAY,
+            bind: None,
+            proxy: None,
         }
     }
 }
@@ -204,6 +240,13 @@ impl Options {
         self
     }
 
+    /// Presents this TLS client certificate (see [`TlsOptions::client_cert`]).
+    #[must_use]
+    pub fn client_cert(mut self, certificate: ClientCertificate) -> Self {
+        self.tls = self.tls.client_cert(certificate);
+        self
+    }
+
     /// Lets `Connection::login` choose APOP (off by default: MD5 of
     /// a predictable challenge is weak).
     #[must_use]
@@ -239,6 +282,9 @@ pub struct TlsOptions {
     verify: bool,
     sni: bool,
     config: Option<Arc<ClientConfig>>,
+    client_cert: Option<ClientCertificate>,
+    /// Certificate revocation lists (see `add_crl_pem`).
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
 }
 
 impl Default for TlsOptions {
@@ -252,6 +298,8 @@ impl Default for TlsOptions {
             verify: true,
             sni: true,
             config: None,
+            client_cert: None,
+            crls: Vec::new(),
         }
     }
 }
@@ -266,6 +314,8 @@ impl fmt::Debug for TlsOptions {
             .field("verify", &self.verify)
             .field("sni", &self.sni)
             .field("custom_config", &self.config.is_some())
+            .field("client_cert", &self.client_cert)
+            .field("crls", &self.crls.len())
             .finish()
     }
 }
@@ -371,6 +421,24 @@ impl TlsOptions {
         self
     }
 
+    /// Presents this client certificate in every handshake (for servers that require one, and
+    /// for SASL EXTERNAL). Not with [`client_config`](Self::client_config), which is yours.
+    #[must_use]
+    pub fn client_cert(mut self, certificate: ClientCertificate) -> Self {
+        self.client_cert = Some(certificate);
+        self
+    }
+
+    /// [`client_cert`](Self::client_cert) from a PEM certificate file and a PEM key file
+    /// ([`ClientCertificate::from_files`]).
+    pub fn client_cert_files(
+        self,
+        certificate: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        Ok(self.client_cert(ClientCertificate::from_files(certificate, key)?))
+    }
+
     /// Turns SNI off (it is on by default; some servers pick their certificate by it).
     #[must_use]
     pub fn disable_sni(mut self) -> Self {
@@ -408,10 +476,16 @@ impl TlsOptions {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
         let webpki = if self.verify && !roots.is_empty() {
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                    .build()
-                    .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            let mut builder =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            if !self.crls.is_empty() {
+                builder = builder
+                    .with_crls(self.crls.iter().cloned())
+                    .allow_unknown_revocation_status();
+            }
+            let verifier = builder
+                .build()
+                .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
             Some(verifier)
         } else {
             None
@@ -424,10 +498,13 @@ impl TlsOptions {
             recorder: self.recorder.clone(),
             algorithms: provider.signature_verification_algorithms,
         };
-        let mut config = builder
+        let builder = builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match &self.client_cert {
+            Some(cert) => builder.with_client_auth_cert(cert.chain().to_vec(), cert.key())?,
+            None => builder.with_no_client_auth(),
+        };
         config.enable_sni = self.sni;
         Ok(Arc::new(config))
     }
@@ -450,4 +527,40 @@ fn invalid_data(message: String) -> Error {
         std::io::ErrorKind::InvalidData,
         message,
     ))
+}
+
+impl Options {
+    /// Sets [`Options::connect_timeout`].
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// The limit for establishing the connection: [`Options::connect_timeout`], or else
+    /// [`Options::timeout`].
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(self.timeout)
+    }
+
+    /// Sets [`Options::happy_eyeballs_delay`].
+    #[must_use]
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.happy_eyeballs_delay = delay;
+        self
+    }
+
+    /// Sets [`Options::bind`].
+    #[must_use]
+    pub fn bind(mut self, source: IpAddr) -> Self {
+        self.bind = Some(source);
+        self
+    }
+
+    /// Sets [`Options::proxy`].
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
 }

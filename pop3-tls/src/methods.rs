@@ -55,11 +55,14 @@ macro_rules! methods {
         }
 
         /// Logs in with the best method the server offers (chosen by
-        /// [`choose_login`](pop3_tls::pop3_proto::login::choose_login), carried out by
-        /// [`request::login`](pop3_tls::pop3_proto::request::login)): SCRAM-SHA-256 >
-        /// CRAM-MD5 > APOP (only with `Options::allow_apop`) > PLAIN > LOGIN > USER/PASS.
-        /// Without TLS no method is chosen unless `Options::allow_plaintext`; then this fails
-        /// with `Error::Login` before sending anything. Returns the method used.
+        /// [`choose_login_bound`](pop3_tls::pop3_proto::login::choose_login_bound), carried out
+        /// by [`request::login`](pop3_tls::pop3_proto::request::login)): the SCRAM -PLUS
+        /// variants first when the TLS connection has a channel binding
+        /// ([`Session::channel_binding`](pop3_tls::Session::channel_binding)), then
+        /// SCRAM-SHA-512 > SCRAM-SHA-256 > SCRAM-SHA-1 > CRAM-MD5 > APOP (only with
+        /// `Options::allow_apop`) > PLAIN > LOGIN > USER/PASS. Without TLS no method is chosen
+        /// unless `Options::allow_plaintext`; then this fails with `Error::Login` before
+        /// sending anything. Returns the method used.
         ///
         /// Every method `choose_login` returns has its plan: there is no catch-all (a server
         /// offering only unknown SASL mechanisms gets USER/PASS, `choose_login`'s last
@@ -69,7 +72,23 @@ macro_rules! methods {
         /// sends nothing.
         pub $($asyncness)? fn login(&mut self, user: &str, password: impl Into<$crate::pop3_proto::Secret>) -> ::std::result::Result<$crate::pop3_proto::login::LoginMethod, $crate::ConnectionError> {
             let policy = self.session.options().login;
-            self.run($crate::pop3_proto::request::login(user, password, policy, $crate::scram_nonce()?))$(.$aw)?
+            let binding = self.session.channel_binding().cloned();
+            self.run($crate::pop3_proto::request::login(user, password, policy, $crate::scram_nonce()?).channel_binding(binding))$(.$aw)?
+        }
+
+        /// Logs in with `method`, whatever the server advertises (see
+        /// [`LoginPlan::method`](pop3_tls::pop3_proto::request::LoginPlan::method)): a SCRAM
+        /// -PLUS method binds to this TLS connection, and a SCRAM method without binding is
+        /// refused (`Error::Login`, nothing sent) when the connection could bind and the server
+        /// advertises the -PLUS variant (the RFC 5802 downgrade rule).
+        /// [`LoginMethod::External`](pop3_tls::pop3_proto::login::LoginMethod::External)
+        /// ignores `password`: the TLS client certificate
+        /// ([`TlsOptions::client_cert_files`](pop3_tls::TlsOptions::client_cert_files)) is the
+        /// credential.
+        pub $($asyncness)? fn login_with(&mut self, method: $crate::pop3_proto::login::LoginMethod, user: &str, password: impl Into<$crate::pop3_proto::Secret>) -> ::std::result::Result<$crate::pop3_proto::login::LoginMethod, $crate::ConnectionError> {
+            let policy = self.session.options().login;
+            let binding = self.session.channel_binding().cloned();
+            self.run($crate::pop3_proto::request::login(user, password, policy, $crate::scram_nonce()?).channel_binding(binding).method(method))$(.$aw)?
         }
 
         /// `UTF8` (RFC 6856): asks for UTF-8 mode, before login.

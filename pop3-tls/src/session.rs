@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use pop3_proto::reply::Greeting;
 use pop3_proto::request::Request;
+use pop3_proto::sasl::ChannelBinding;
 use pop3_proto::{Capabilities, Client, Event, Expired, Phase, ReadClock, Trace};
 
 use crate::{ConnectionError as Error, Options, TRACE_TARGET};
@@ -34,6 +35,7 @@ pub struct Session {
     broken: bool,
     timed_out: Option<Expired>,
     eof: bool,
+    channel_binding: Option<ChannelBinding>,
 }
 
 impl fmt::Debug for Session {
@@ -66,6 +68,7 @@ impl Session {
             broken: false,
             timed_out: None,
             eof: false,
+            channel_binding: None,
         })
     }
 
@@ -112,6 +115,20 @@ impl Session {
     /// The timeout now in force.
     pub fn timeout(&self) -> Duration {
         self.clock.timeout()
+    }
+
+    /// The channel binding of the TLS connection (for SCRAM -PLUS), when known: the adapters
+    /// set it after each handshake of their own ([`crate::channel_binding`]).
+    pub fn channel_binding(&self) -> Option<&ChannelBinding> {
+        self.channel_binding.as_ref()
+    }
+
+    /// Records the channel binding of the TLS connection the session runs on, for
+    /// `Connection::login` (SCRAM -PLUS, and the `y` flag). After a TLS handshake of your own
+    /// (`from_parts`), set it from your TLS stack, or leave it unset: the session then does not
+    /// bind (GS2 flag `n`).
+    pub fn set_channel_binding(&mut self, binding: Option<ChannelBinding>) {
+        self.channel_binding = binding;
     }
 
     /// The host name given to `connect`, for the certificate check after STLS.

@@ -244,8 +244,8 @@ impl PyEvent {
                 apop,
             } => Self {
                 ok: Some(ok),
-                code: code_str(code.as_ref()),
-                text: Some(text),
+                code: code_str(code),
+                text: Some(text.to_owned()),
                 apop: Some(apop),
                 ..Self::new("greeting", id)
             },
@@ -256,8 +256,8 @@ impl PyEvent {
                 ..
             } => Self {
                 command: Some(command.keyword()),
-                code: code_str(code.as_ref()),
-                text: Some(text),
+                code: code_str(code),
+                text: Some(text.to_owned()),
                 ..Self::new("ok", id)
             },
             Event::Err {
@@ -267,8 +267,8 @@ impl PyEvent {
                 ..
             } => Self {
                 command: Some(command.keyword()),
-                code: code_str(code.as_ref()),
-                text: Some(text),
+                code: code_str(code),
+                text: Some(text.to_owned()),
                 ..Self::new("err", id)
             },
             Event::Stat { count, size, .. } => Self {
@@ -289,8 +289,8 @@ impl PyEvent {
             Event::LangEntry {
                 tag, description, ..
             } => Self {
-                uid: Some(tag),
-                text: Some(description),
+                uid: Some(tag.to_owned()),
+                text: Some(description.to_owned()),
                 ..Self::new("lang", id)
             },
             Event::Capabilities { capabilities, .. } => Self {

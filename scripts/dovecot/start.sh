@@ -6,9 +6,19 @@
 #   127.0.0.1:11995  pop3s (implicit TLS)
 #
 # Users alice/secret-a and bob/secret-b (passwd-file, plaintext passwords, so
-# USER/PASS, APOP and the SASL mechanisms PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256
-# all work).  Runtime state lives in $RUNROOT/dovecot:
+# USER/PASS, APOP and the SASL mechanisms PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1
+# SCRAM-SHA-256 all work), and EXTERNAL with a TLS client certificate: Dovecot
+# asks every TLS client for one (ssl_verify_client_cert; clients without one
+# still log in by password), verifies it against tls/client-ca.pem and takes
+# the user name from its commonName.  Dovecot 2.3 offers no -PLUS variant (no
+# channel binding; SCRAM over TLS therefore gets the GS2 flag "y").
+# Runtime state lives in $RUNROOT/dovecot:
 #   tls/cert.pem, tls/key.pem   self-signed, CN localhost, SAN DNS:localhost, IP:127.0.0.1
+#   tls/client-ca.pem, tls/client-ca.key
+#                               the CA Dovecot trusts for client certificates
+#   tls/alice-client.pem, tls/alice-client.key
+#                               a client certificate for alice (CN alice,
+#                               clientAuth), for --client-cert/--client-key
 #   mail/USER/Maildir           the users' maildirs (fill them with fill.sh)
 #   dovecot.log                 server log
 #
@@ -43,6 +53,29 @@ mkdir -p "$D" "$D/run" "$D/state" "$D/mail"
 chmod 755 "$RUNROOT" "$D" "$D/mail"
 
 ensure_cert "$D/tls"
+
+# The client CA and alice's client certificate (kept if already there).
+if [ ! -s "$D/tls/client-ca.pem" ] || [ ! -s "$D/tls/alice-client.pem" ] ||
+   [ ! -s "$D/tls/alice-client.key" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=pop3 test client CA" -keyout "$D/tls/client-ca.key" \
+        -out "$D/tls/client-ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null \
+        || die "client CA generation failed"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=alice" -keyout "$D/tls/alice-client.key" \
+        -out "$D/tls/alice-client.csr" 2>/dev/null || die "client key generation failed"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+        > "$D/tls/alice-client.ext"
+    openssl x509 -req -in "$D/tls/alice-client.csr" -days 3650 \
+        -CA "$D/tls/client-ca.pem" -CAkey "$D/tls/client-ca.key" -CAcreateserial \
+        -extfile "$D/tls/alice-client.ext" -out "$D/tls/alice-client.pem" 2>/dev/null \
+        || die "client certificate signing failed"
+    rm -f "$D/tls/alice-client.csr" "$D/tls/alice-client.ext"
+fi
+# The tests (any user) read alice's key.
+chmod 644 "$D/tls/client-ca.pem" "$D/tls/alice-client.pem" "$D/tls/alice-client.key"
 
 # passwd-file: user:password:uid:gid:(gecos):home:(shell):extra_fields
 : > "$D/users"
@@ -97,17 +130,32 @@ ssl_cert = <$D/tls/cert.pem
 ssl_key = <$D/tls/key.pem
 $DH
 ssl_min_protocol = TLSv1.2
+# Client certificates: asked of every TLS client, verified against the client
+# CA (no CRL for it), optional for password logins, the identity for EXTERNAL.
+ssl_ca = <$D/tls/client-ca.pem
+ssl_verify_client_cert = yes
+ssl_require_crl = no
+auth_ssl_username_from_cert = yes
+ssl_cert_username_field = commonName
 
 # Test peer only: USER/PASS and AUTH PLAIN/LOGIN allowed without TLS.
 disable_plaintext_auth = no
 # 'apop' makes Dovecot 2.3 put a <timestamp> into the greeting and accept APOP.
-auth_mechanisms = plain login cram-md5 scram-sha-256 apop
+auth_mechanisms = plain login cram-md5 scram-sha-1 scram-sha-256 apop external
 auth_verbose = yes
 auth_cache_size = 0
 
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $D/users
+}
+# EXTERNAL (only): the user is the verified certificate's commonName, no
+# password (the passwd-file lookup above fails on the empty one and falls
+# through to here).
+passdb {
+  driver = static
+  args = nopassword=y
+  mechanisms = external
 }
 userdb {
   driver = passwd-file

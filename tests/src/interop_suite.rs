@@ -49,7 +49,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use pop3_proto::login::{LoginMethod, ServerError, Stat};
-use pop3_proto::sasl::{CramMd5, Login, Plain, ScramSha256};
+use pop3_proto::sasl::{CramMd5, Login, Plain, ScramSha1, ScramSha256};
 use pop3_proto::{Capabilities, CommandKind, Phase, ResponseCode};
 
 use crate::suite::{Adapter, ConnectOptions, Failure, Security};
@@ -65,7 +65,14 @@ pub const CAROL_MESSAGES: u32 = 5;
 pub const ALICE_MESSAGES: u32 = 1000;
 
 /// Every SASL mechanism the peer offers before login.
-const DOVECOT_SASL: [&str; 4] = ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"];
+const DOVECOT_SASL: [&str; 6] = [
+    "PLAIN",
+    "LOGIN",
+    "CRAM-MD5",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "EXTERNAL",
+];
 
 /// Expands into one `#[test]` per Dovecot interop test for the given [`Adapter`] type.
 #[macro_export]
@@ -79,6 +86,10 @@ macro_rules! interop_suite {
             dovecot_auth_login,
             dovecot_auth_cram_md5,
             dovecot_auth_scram_sha_256,
+            dovecot_auth_scram_sha_1,
+            dovecot_scram_over_tls_flags_y,
+            dovecot_external_with_client_certificate,
+            dovecot_client_certificate_with_a_password_login,
             dovecot_wrong_password,
             dovecot_login_chooses_scram,
             dovecot_tls_host_names,
@@ -577,6 +588,84 @@ pub fn dovecot_auth_scram_sha_256<A: Adapter>() {
         scram_nonce(),
     ))
     .unwrap();
+    assert_logged_in_as_alice(&mut pop);
+    pop.quit().unwrap();
+}
+
+/// AUTH SCRAM-SHA-1 (RFC 5802) in the clear; the client checks Dovecot's server signature.
+pub fn dovecot_auth_scram_sha_1<A: Adapter>() {
+    let Some((peer, _gate)) = peer() else { return };
+    let mut pop = connect::<A>(&peer, Security::None, &options(&peer));
+    pop.auth(ScramSha1::new(
+        ALICE.0.into(),
+        ALICE.1.into(),
+        scram_nonce(),
+    ))
+    .unwrap();
+    assert_logged_in_as_alice(&mut pop);
+    pop.quit().unwrap();
+}
+
+/// SCRAM-SHA-1 and SCRAM-SHA-256 by name over implicit TLS and STLS: the connection can bind
+/// but Dovecot 2.3 offers no -PLUS variant, so the client sends the GS2 flag `y`, which
+/// Dovecot accepts. `login` picks SCRAM-SHA-256 (no SHA-512 on offer, no -PLUS).
+pub fn dovecot_scram_over_tls_flags_y<A: Adapter>() {
+    let Some((peer, _gate)) = peer() else { return };
+    for security in [Security::Implicit, Security::StartTls] {
+        for method in [LoginMethod::ScramSha1, LoginMethod::ScramSha256] {
+            let mut pop = connect::<A>(&peer, security, &options(&peer));
+            assert!(pop.can_bind(), "{security:?}: no channel binding");
+            let caps = pop.capabilities().unwrap();
+            // Dovecot 2.3 has no channel binding (2.4 adds the -PLUS variants).
+            assert!(!caps.supports_sasl("SCRAM-SHA-256-PLUS"), "{caps:?}");
+            assert_eq!(pop.login_with(method, ALICE.0, ALICE.1).unwrap(), method);
+            assert_logged_in_as_alice(&mut pop);
+            pop.quit().unwrap();
+        }
+    }
+}
+
+/// The client certificate for alice that `scripts/dovecot/start.sh` issues, as PEMs.
+fn alice_client_cert(peer: &DovecotPeer) -> (String, String) {
+    let read = |name: &str| {
+        let path = peer.dir().join("tls").join(name);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {} (start.sh makes it): {e}", path.display()))
+    };
+    (read("alice-client.pem"), read("alice-client.key"))
+}
+
+/// AUTH EXTERNAL with alice's TLS client certificate, over implicit TLS and STLS: Dovecot
+/// takes the user from the certificate's commonName; no password is sent.
+pub fn dovecot_external_with_client_certificate<A: Adapter>() {
+    let Some((peer, _gate)) = peer() else { return };
+    let options = ConnectOptions {
+        client_cert: Some(alice_client_cert(&peer)),
+        ..options(&peer)
+    };
+    for security in [Security::Implicit, Security::StartTls] {
+        let mut pop = connect::<A>(&peer, security, &options);
+        assert_eq!(
+            pop.login_with(LoginMethod::External, ALICE.0, "").unwrap(),
+            LoginMethod::External
+        );
+        assert_logged_in_as_alice(&mut pop);
+        pop.quit().unwrap();
+    }
+}
+
+/// A client certificate does not get in the way of a password login (`login`).
+pub fn dovecot_client_certificate_with_a_password_login<A: Adapter>() {
+    let Some((peer, _gate)) = peer() else { return };
+    let options = ConnectOptions {
+        client_cert: Some(alice_client_cert(&peer)),
+        ..options(&peer)
+    };
+    let mut pop = connect::<A>(&peer, Security::Implicit, &options);
+    assert_eq!(
+        pop.login(ALICE.0, ALICE.1).unwrap(),
+        LoginMethod::ScramSha256
+    );
     assert_logged_in_as_alice(&mut pop);
     pop.quit().unwrap();
 }

@@ -6,7 +6,9 @@
 //!   [`Transcript`] of every byte the client sent, with the first
 //!   [`Mismatch`]: exact wire transcripts for blocking and async clients
 //!   (the adapters' own tests, the CLI's and the shared suites all use it;
-//!   [`ScriptedServer::finish_async`] for async tests).
+//!   [`ScriptedServer::finish_async`] for async tests). It lives in the
+//!   `pop3-scripted-server` crate (which the CLI's tests use without the
+//!   kit) and is re-exported here.
 //! - [`MailboxServer`] is a stateful in-memory POP3 server (USER/PASS, APOP,
 //!   AUTH PLAIN, STLS, pipelining, UPDATE on QUIT) with switches for server
 //!   faults: cut connections, slow replies, no CAPA, bare LF. It lives in the
@@ -19,8 +21,11 @@
 //!   [`multiline_body`] puts a message on the wire as a RETR body.
 //! - [`TurnServer`] counts a session's round trips (turns) and records the
 //!   commands of each, for round-trip budgets.
+//! - [`ScramServer`] serves one connection over TLS 1.2 or 1.3 with a reference SCRAM server
+//!   side (SHA-1/256/512 and -PLUS, its own channel binding), for the SASL tests.
 //! - [`DovecotPeer`] finds the real Dovecot that `scripts/dovecot/start.sh`
-//!   runs, honouring `POP3_INTEROP` (see the module table in [`interop`]).
+//!   runs, honouring `POP3_INTEROP` (see the module table in [`interop`]),
+//!   from the `pop3-dovecot-peer` crate, re-exported as [`interop`].
 //!
 //! Everything runs on std threads (one per connection), so it serves
 //! blocking and async clients alike. The kit does not depend on
@@ -28,13 +33,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod interop;
+pub use pop3_dovecot_peer as interop;
 pub mod interop_suite;
-mod script;
-mod scripted;
+pub use pop3_scripted_server::network;
 pub mod suite;
 mod turns;
-mod util;
 
 /// The workspace README's examples, compiled as doctests (`cargo test -p pop3-tests --doc`).
 #[cfg(doctest)]
@@ -47,8 +50,11 @@ pub use pop3_demo_server::{
     client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
     to_crlf,
 };
-pub use script::{Expect, HAND_OFF_SETTLE, Script, Step};
-pub use scripted::{Mismatch, ScriptedServer, ScriptedServerBuilder, Transcript};
+pub use pop3_scram_server::{ClientCa, ScramOutcome, ScramServer, TlsVersion};
+pub use pop3_scripted_server::{
+    Expect, HAND_OFF_SETTLE, Mismatch, Script, ScriptedServer, ScriptedServerBuilder, Step,
+    Transcript,
+};
 pub use turns::{TurnServer, Turns};
 
 /// Re-exported so tests can name the kit's TLS types without their own
@@ -56,35 +62,9 @@ pub use turns::{TurnServer, Turns};
 pub use rustls;
 
 /// Errors of the kit itself (not of the client under test: those are in the
-/// [`Transcript`]).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KitError {
-    /// An error of the `pop3-demo-server` part (the mailbox server, the test
-    /// CA, certificates and PEM files).
-    #[error(transparent)]
-    Server(#[from] pop3_demo_server::Error),
-    /// Socket trouble on the server side.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The text form of a script is malformed.
-    #[error("script line {line}: {message}")]
-    ScriptParse {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// Nothing happened in time (for example no client connected).
-    #[error("timed out: {0}")]
-    Timeout(String),
-    /// A server thread panicked.
-    #[error("a server thread panicked")]
-    ThreadPanicked,
-    /// The kit was used the wrong way.
-    #[error("kit misuse: {0}")]
-    Usage(String),
-}
+/// [`Transcript`]): the scripted server's error type, which the other servers
+/// share.
+pub use pop3_scripted_server::Error as KitError;
 
 #[cfg(test)]
 mod tests;

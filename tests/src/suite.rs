@@ -58,6 +58,8 @@ pub struct ConnectOptions {
     pub ca_pem: Option<String>,
     /// Disable certificate verification (the adapter's `dangerous` switch).
     pub accept_any_certificate: bool,
+    /// A TLS client certificate to present: (certificate PEM, key PEM).
+    pub client_cert: Option<(String, String)>,
 }
 
 impl Default for ConnectOptions {
@@ -69,6 +71,7 @@ impl Default for ConnectOptions {
             allow_apop: false,
             ca_pem: Some(certificate_pem().to_owned()),
             accept_any_certificate: false,
+            client_cert: None,
         }
     }
 }
@@ -180,6 +183,15 @@ pub trait Adapter: Sized + std::fmt::Debug {
     fn auth<M: Mechanism + 'static>(&mut self, mechanism: M) -> Result<Reply, Failure>;
     /// The best login method.
     fn login(&mut self, user: &str, password: &str) -> Result<LoginMethod, Failure>;
+    /// Login with this method (`login_with`).
+    fn login_with(
+        &mut self,
+        method: LoginMethod,
+        user: &str,
+        password: &str,
+    ) -> Result<LoginMethod, Failure>;
+    /// The TLS connection's channel binding is known (for SCRAM -PLUS).
+    fn can_bind(&self) -> bool;
     /// `STAT`.
     fn stat(&mut self) -> Result<Stat, Failure>;
     /// `LIST`.

@@ -6,7 +6,7 @@ use pop3_blocking::pop3_proto::login::{
 };
 use pop3_blocking::pop3_proto::sasl::Mechanism;
 use pop3_blocking::pop3_proto::{Capabilities, Phase};
-use pop3_blocking::{Connection, Error, Options, RetrEvent, TlsOptions};
+use pop3_blocking::{ClientCertificate, Connection, Error, Options, RetrEvent, TlsOptions};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Retrieved, Security};
 
 #[derive(Debug)]
@@ -37,6 +37,11 @@ fn options(options: &ConnectOptions) -> Result<Options, Failure> {
     }
     if options.accept_any_certificate {
         tls = tls.dangerous_accept_any_certificate();
+    }
+    if let Some((cert, key)) = &options.client_cert {
+        let cert = ClientCertificate::from_pem(cert.as_bytes(), key.as_bytes())
+            .map_err(|e| failure(e.into()))?;
+        tls = tls.client_cert(cert);
     }
     Ok(Options::default()
         .timeout(options.timeout)
@@ -110,6 +115,19 @@ impl Adapter for Blocking {
 
     fn login(&mut self, user: &str, password: &str) -> Result<LoginMethod, Failure> {
         self.0.login(user, password).map_err(failure)
+    }
+
+    fn login_with(
+        &mut self,
+        method: LoginMethod,
+        user: &str,
+        password: &str,
+    ) -> Result<LoginMethod, Failure> {
+        self.0.login_with(method, user, password).map_err(failure)
+    }
+
+    fn can_bind(&self) -> bool {
+        self.0.channel_binding().is_some()
     }
 
     fn stat(&mut self) -> Result<Stat, Failure> {

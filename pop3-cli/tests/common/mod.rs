@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use pop3_tests::TestCa;
+use pop3_demo_server::TestCa;
 
 /// The binary under test.
 pub fn pop3() -> Command {
@@ -121,7 +121,7 @@ pub fn lf(message: &[u8]) -> Vec<u8> {
 
 /// How a kit server's message is stored by `fetch`: its CRLF wire form with LF line ends.
 pub fn stored_form(message: &[u8]) -> Vec<u8> {
-    lf(&pop3_tests::to_crlf(message))
+    lf(&pop3_demo_server::to_crlf(message))
 }
 
 /// Every file in `new/` and `cur/` of a Maildir, by content, with its count.
@@ -176,7 +176,8 @@ pub fn stored_uids(state: &Path) -> Vec<String> {
         .expect("read the state")
         .lines()
         .filter_map(|l| l.strip_prefix("S "))
-        .map(str::to_owned)
+        // v3: `S <first-seen> <size|-> <uid>`; v1 and v2: `S <uid>`.
+        .map(|rest| rest.rsplit(' ').next().unwrap_or(rest).to_owned())
         .collect()
 }
 

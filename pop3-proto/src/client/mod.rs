@@ -18,7 +18,7 @@ use crate::command::{Command, CommandId, CommandKind, Listing, ReplyShape};
 use crate::config::Config;
 use crate::error::{EnqueueError, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
-use crate::response::StatusLine;
+use crate::response::ResponseCode;
 use crate::sasl::Mechanism;
 use crate::timing::{Awaited, Awaiting};
 
@@ -102,27 +102,61 @@ enum Reply {
     /// Expecting a status line (or a continuation during AUTH).
     Status,
     /// Inside a multi-line listing.
-    Listing {
-        kind: Listing,
-        first: StatusLine,
-        lines: usize,
-    },
+    Listing { kind: Listing, lines: usize },
     /// A `.` CR ended the body (the Cyrus quirk, [`Quirk::DotCrTerminator`]): the LF that
     /// may follow is swallowed, then a status line is expected.
     AfterDotCr,
     /// Inside a RETR/TOP body.
-    Body {
-        id: CommandId,
-        decoder: BodyDecoder,
-        first: StatusLine,
-    },
+    Body { id: CommandId, decoder: BodyDecoder },
 }
 
-/// An event waiting in the queue (owned, or a marker for a borrowed one).
+/// An event waiting in the queue: one that borrows nothing, or what a borrowing one is made
+/// of when it leaves the queue (see [`Lent`]).
 #[derive(Debug)]
 enum Pending {
     Owned(Event<'static>),
     Capabilities(CommandId),
+    /// [`Event::Ok`] or [`Event::Err`] to the reply in progress: its code and text are
+    /// [`Lent::code`] and [`Lent::text`].
+    Reply {
+        ok: bool,
+        id: CommandId,
+        command: CommandKind,
+    },
+    /// [`Event::Greeting`], its code and text likewise in [`Lent`].
+    Greeting {
+        ok: bool,
+        apop: bool,
+    },
+    Lang {
+        id: CommandId,
+        tag: String,
+        description: String,
+    },
+    Trace(Trace),
+}
+
+impl Pending {
+    /// Whether the event lends [`Lent::code`] and [`Lent::text`].
+    fn lends_status(&self) -> bool {
+        matches!(self, Pending::Reply { .. } | Pending::Greeting { .. })
+    }
+}
+
+/// What events lend besides the input buffer: buffers the client reuses, so that a reply
+/// costs no allocation.
+///
+/// `code` and `text` are those of the status line of the reply in progress, written when the
+/// line is parsed. They stay until its terminal event has left the queue: replies complete in
+/// order, a multi-line reply's terminal event comes before the next status line, and the
+/// receive path parses a status line only when the queue is empty.
+#[derive(Debug)]
+struct Lent {
+    code: Option<ResponseCode>,
+    text: String,
+    /// A LANG entry or a trace line, moved here when its event leaves the queue.
+    lang: (String, String),
+    trace: Trace,
 }
 
 /// A sans-IO POP3 client session.
@@ -187,6 +221,7 @@ pub struct Client {
     eof: bool,
     tx: Vec<u8>,
     events: VecDeque<Pending>,
+    lent: Lent,
     error: Option<ProtocolError>,
 }
 
@@ -230,6 +265,12 @@ impl Client {
             eof: false,
             tx: Vec::new(),
             events: VecDeque::new(),
+            lent: Lent {
+                code: None,
+                text: String::new(),
+                lang: (String::new(), String::new()),
+                trace: Trace::Received(String::new()),
+            },
             error: None,
         }
     }
@@ -377,7 +418,7 @@ impl Client {
 
     fn trace(&mut self, line: Trace) {
         if self.config.trace {
-            self.push(Event::Trace(line));
+            self.events.push_back(Pending::Trace(line));
         }
     }
 

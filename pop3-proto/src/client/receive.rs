@@ -11,7 +11,7 @@ use crate::capa::Capabilities;
 use crate::command::{CommandId, CommandKind, Listing, ReplyShape};
 use crate::error::{MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
-use crate::response::{self, GreetingLine, StatusLine};
+use crate::response::{self, GreetingLine, StatusLine, StatusView};
 use crate::sasl::Mechanism;
 
 use super::send::encode_response;
@@ -83,6 +83,11 @@ enum Step {
         start: usize,
         end: usize,
     },
+    /// The end of a body, handed out at once rather than queued (its `Ok` is queued).
+    BodyEnd {
+        id: CommandId,
+        octets: u64,
+    },
 }
 
 impl Client {
@@ -136,22 +141,22 @@ impl Client {
     ///
     /// It is also the one body output path: the chunks of a RETR/TOP body come as
     /// [`Event::Body`], straight from the decoder when the body is in the middle of the
-    /// buffer (the fast path, inlined here), from the general path otherwise. For the fastest
-    /// loop, match the result in place rather than moving the event out first (an `Event` is
-    /// 64 bytes; `poll_event().unwrap()` copies it, which costs about a third of the decoding
-    /// time on 4 KiB messages, see the `decode` benchmark):
+    /// buffer (the fast path, inlined here), from the general path otherwise. Events borrow
+    /// everything they carry (texts from buffers the client reuses), so a reply costs no
+    /// allocation and an `Event` is `Copy`: moving it out of the `Result` first costs nothing
+    /// measurable, and either loop is as fast (the `decode_ratio` benchmark):
     ///
     /// ```no_run
     /// # use pop3_proto::{Client, Event, ProtocolError};
     /// # fn f(client: &mut Client, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-    /// loop {
-    ///     match client.poll_event() {
-    ///         Ok(Some(Event::Body { chunk, .. })) => out.extend_from_slice(chunk),
-    ///         Ok(Some(_other)) => { /* handle it */ }
-    ///         Ok(None) => break, // read more input
-    ///         Err(e) => return Err(e),
+    /// while let Some(event) = client.poll_event()? {
+    ///     match event {
+    ///         Event::Body { chunk, .. } => out.extend_from_slice(chunk),
+    ///         Event::Err { text, .. } => eprintln!("refused: {text}"),
+    ///         _other => { /* handle it */ }
     ///     }
     /// }
+    /// // `Ok(None)`: read more input
     /// # Ok(()) }
     /// ```
     #[inline(always)]
@@ -208,18 +213,67 @@ impl Client {
                     let uid = std::str::from_utf8(&self.rx[start..end]).unwrap_or_default();
                     return Ok(Some(Event::UidlEntry { id, msg, uid }));
                 }
+                Ok(Some(Step::BodyEnd { id, octets })) => {
+                    return Ok(Some(Event::BodyEnd { id, octets }));
+                }
                 Err(e) => {
                     self.fail(e.clone());
                     return Err(e);
                 }
             }
         }
-        Ok(self.events.pop_front().map(|pending| match pending {
+        let Some(pending) = self.events.pop_front() else {
+            return Ok(None);
+        };
+        let lent = &mut self.lent;
+        Ok(Some(match pending {
             Pending::Owned(event) => event,
             Pending::Capabilities(id) => Event::Capabilities {
                 id,
                 capabilities: self.capabilities.as_ref().unwrap_or(&EMPTY_CAPABILITIES),
             },
+            Pending::Reply {
+                ok: true,
+                id,
+                command,
+            } => Event::Ok {
+                id,
+                command,
+                code: lent.code.as_ref(),
+                text: &lent.text,
+            },
+            Pending::Reply {
+                ok: false,
+                id,
+                command,
+            } => Event::Err {
+                id,
+                command,
+                code: lent.code.as_ref(),
+                text: &lent.text,
+            },
+            Pending::Greeting { ok, apop } => Event::Greeting {
+                ok,
+                code: lent.code.as_ref(),
+                text: &lent.text,
+                apop,
+            },
+            Pending::Lang {
+                id,
+                tag,
+                description,
+            } => {
+                lent.lang = (tag, description);
+                Event::LangEntry {
+                    id,
+                    tag: &lent.lang.0,
+                    description: &lent.lang.1,
+                }
+            }
+            Pending::Trace(line) => {
+                lent.trace = line;
+                Event::Trace(&lent.trace)
+            }
         }))
     }
 }
@@ -345,16 +399,19 @@ impl Client {
                 } else {
                     Reply::Status
                 };
-                let Reply::Body { decoder, first, .. } = std::mem::replace(&mut self.reply, next)
-                else {
+                let Reply::Body { decoder, .. } = std::mem::replace(&mut self.reply, next) else {
                     return Ok(Progress::Continue);
                 };
-                self.push(Event::BodyEnd {
-                    id,
-                    octets: decoder.octets(),
-                });
-                self.complete_ok(first);
-                Ok(Progress::Continue)
+                let octets = decoder.octets();
+                if !self.events.is_empty() {
+                    // A quirk reported on the way: the end comes after it, in order.
+                    self.push(Event::BodyEnd { id, octets });
+                    self.complete_ok();
+                    return Ok(Progress::Continue);
+                }
+                // The common case: the end straight out, then the queued `Ok`.
+                self.complete_ok();
+                Ok(Progress::Step(Step::BodyEnd { id, octets }))
             }
         }
     }
@@ -363,16 +420,13 @@ impl Client {
         let Some((start, end)) = self.take_line(self.config.max_listing_line, "listing")? else {
             return Ok(Progress::NeedInput);
         };
-        let Reply::Listing { kind, lines, .. } = &mut self.reply else {
+        let Reply::Listing { kind, lines } = &mut self.reply else {
             return Ok(Progress::Continue);
         };
         let kind = *kind;
         let mut line = &self.rx[start..end];
         if line == b"." {
-            let Reply::Listing { first, .. } = std::mem::replace(&mut self.reply, Reply::Status)
-            else {
-                return Ok(Progress::Continue);
-            };
+            self.reply = Reply::Status;
             let id = self.front_id();
             let check = std::mem::take(&mut self.listing_check);
             match kind {
@@ -395,7 +449,7 @@ impl Client {
                 self.capabilities = Some(capabilities);
                 self.events.push_back(Pending::Capabilities(id));
             }
-            self.complete_ok(first);
+            self.complete_ok();
             return Ok(Progress::Continue);
         }
         *lines += 1;
@@ -458,7 +512,7 @@ impl Client {
             Listing::Language => {
                 let (tag, description) =
                     response::parse_lang_listing(line).map_err(malformed("LANG entry"))?;
-                self.push(Event::LangEntry {
+                self.events.push_back(Pending::Lang {
                     id,
                     tag,
                     description,
@@ -504,27 +558,34 @@ impl Client {
             .capabilities
             .as_ref()
             .is_some_and(Capabilities::accepts_response_codes);
-        let status = match response::parse_status_line(line, accept_codes) {
-            Ok(status) => status,
-            Err(error) => match loose_status(line).filter(|_| loose) {
-                Some(status) => {
-                    self.quirk(Quirk::LooseStatusIndicator);
-                    status
-                }
-                None => {
-                    return Err(ProtocolError::Malformed {
-                        what: "status line",
-                        error,
-                    });
-                }
-            },
-        };
+        let (StatusView { ok, code, text }, loose_used) =
+            match response::status_line(line, accept_codes) {
+                Ok(view) => (view, false),
+                Err(error) => match loose_status(line).filter(|_| loose) {
+                    Some(view) => (view, true),
+                    None => {
+                        return Err(ProtocolError::Malformed {
+                            what: "status line",
+                            error,
+                        });
+                    }
+                },
+            };
+        // The reply's code and text, lent by its terminal event. No other terminal event is
+        // waiting: `advance` reads a line only once the queue is empty (a quirk of this line
+        // may be there).
+        debug_assert!(!self.events.iter().any(Pending::lends_status));
+        self.lent.code = code;
+        response::decode_lossy_into(&mut self.lent.text, text);
+        if loose_used {
+            self.quirk(Quirk::LooseStatusIndicator);
+        }
         if self.config.trace {
             let text = String::from_utf8_lossy(&self.rx[start..end]).into_owned();
             self.trace(Trace::Received(text));
         }
-        if !status.ok {
-            self.complete_err(status);
+        if !ok {
+            self.complete_err();
             return Ok(Progress::Continue);
         }
         let Some(front) = self.in_flight.front() else {
@@ -533,16 +594,16 @@ impl Client {
         let id = front.id;
         let malformed = |what| move |error| ProtocolError::Malformed { what, error };
         match front.shape {
-            ReplyShape::Single => self.complete_ok(status),
+            ReplyShape::Single => self.complete_ok(),
             ReplyShape::Stat => {
                 let (count, size) =
-                    response::parse_stat(&status.text).map_err(malformed("STAT reply"))?;
+                    response::parse_stat(&self.lent.text).map_err(malformed("STAT reply"))?;
                 self.push(Event::Stat { id, count, size });
-                self.complete_ok(status);
+                self.complete_ok();
             }
             ReplyShape::ScanOne(expected) => {
                 let (msg, size) = response::parse_scan_listing(
-                    status.text.as_bytes(),
+                    self.lent.text.as_bytes(),
                     self.config.max_message_number,
                 )
                 .map_err(malformed("LIST reply"))?;
@@ -550,7 +611,7 @@ impl Client {
                     return Err(ProtocolError::WrongMessageNumber { expected, got: msg });
                 }
                 self.push(Event::ListEntry { id, msg, size });
-                self.complete_ok(status);
+                self.complete_ok();
             }
             ReplyShape::UniqueIdOne(expected) => {
                 // Parse the raw line, so that the uid can be lent out of the buffer.
@@ -570,7 +631,7 @@ impl Client {
                 if number_missing {
                     self.quirk(Quirk::UidlWithoutMessageNumber);
                 }
-                self.complete_ok(status);
+                self.complete_ok();
                 return Ok(Progress::Step(Step::Uid {
                     id,
                     msg,
@@ -583,11 +644,7 @@ impl Client {
                     self.collecting = Capabilities::default();
                 }
                 self.listing_check = ListingCheck::default();
-                self.reply = Reply::Listing {
-                    kind,
-                    first: status,
-                    lines: 0,
-                };
+                self.reply = Reply::Listing { kind, lines: 0 };
             }
             ReplyShape::Body => {
                 // LF framing (a line starts after any LF, `.` LF ends the body) only for a
@@ -598,11 +655,7 @@ impl Client {
                     self.config.quirks.dot_cr_terminator,
                     self.config.max_body_line,
                 );
-                self.reply = Reply::Body {
-                    id,
-                    decoder,
-                    first: status,
-                };
+                self.reply = Reply::Body { id, decoder };
             }
         }
         Ok(Progress::Continue)
@@ -620,10 +673,14 @@ impl Client {
             Ok(greeting) => greeting,
             Err(error) => {
                 match loose_status(line).filter(|_| self.config.quirks.loose_status_indicator) {
-                    Some(status) => {
+                    Some(view) => {
                         loose = true;
                         GreetingLine {
-                            status,
+                            status: StatusLine {
+                                ok: view.ok,
+                                code: None,
+                                text: String::from_utf8_lossy(view.text).into_owned(),
+                            },
                             timestamp: crate::apop::greeting_timestamp(response::status_text(line)),
                             bracketed_text: false,
                         }
@@ -656,10 +713,10 @@ impl Client {
             self.quirk(Quirk::LooseStatusIndicator);
         }
         let ok = status.ok;
-        self.push(Event::Greeting {
+        self.lent.code = status.code;
+        self.lent.text = status.text;
+        self.events.push_back(Pending::Greeting {
             ok,
-            code: status.code,
-            text: status.text,
             apop: self.timestamp.is_some(),
         });
         if ok {
@@ -709,7 +766,8 @@ impl Client {
         Some(front)
     }
 
-    fn complete_err(&mut self, status: StatusLine) {
+    /// The `-ERR` to the front command (its code and text are in `lent`).
+    fn complete_err(&mut self) {
         let Some(front) = self.pop_in_flight() else {
             return;
         };
@@ -722,12 +780,7 @@ impl Client {
                     .is_some_and(|q| q.command.kind() == CommandKind::Pass) =>
             {
                 if let Some(pass) = self.queue.pop_front() {
-                    self.push(Event::Err {
-                        id: front.id,
-                        command: front.kind,
-                        code: status.code,
-                        text: status.text,
-                    });
+                    self.push_reply(false, &front);
                     self.push(Event::Cancelled {
                         id: pass.id,
                         command: CommandKind::Pass,
@@ -738,12 +791,7 @@ impl Client {
             CommandKind::Stls => {
                 // Everything queued behind STLS was meant for an encrypted connection: never
                 // send it in plaintext (issue 10 item 10). The caller decides what now.
-                self.push(Event::Err {
-                    id: front.id,
-                    command: front.kind,
-                    code: status.code,
-                    text: status.text,
-                });
+                self.push_reply(false, &front);
                 for queued in std::mem::take(&mut self.queue) {
                     self.push(Event::Cancelled {
                         id: queued.id,
@@ -759,15 +807,20 @@ impl Client {
             }
             _ => {}
         }
-        self.push(Event::Err {
+        self.push_reply(false, &front);
+    }
+
+    /// Queues the terminal `Ok` (`ok`) or `Err` to `front`, which lends `lent`'s code and text.
+    fn push_reply(&mut self, ok: bool, front: &InFlight) {
+        self.events.push_back(Pending::Reply {
+            ok,
             id: front.id,
             command: front.kind,
-            code: status.code,
-            text: status.text,
         });
     }
 
-    fn complete_ok(&mut self, status: StatusLine) {
+    /// The `+OK` to the front command (its code and text are in `lent`).
+    fn complete_ok(&mut self) {
         let Some(mut front) = self.pop_in_flight() else {
             return;
         };
@@ -784,12 +837,7 @@ impl Client {
                 if self.phase == Phase::Transaction {
                     // A second login accepted after the first (only with
                     // `Config::server_enforces_phases`): nothing changes.
-                    self.push(Event::Ok {
-                        id,
-                        command: front.kind,
-                        code: status.code,
-                        text: status.text,
-                    });
+                    self.push_reply(true, &front);
                     return;
                 }
                 self.phase = Phase::Transaction;
@@ -808,28 +856,23 @@ impl Client {
             CommandKind::Utf8 => self.utf8 = true,
             _ => {}
         }
-        self.push(Event::Ok {
-            id,
-            command: front.kind,
-            code: status.code,
-            text: status.text,
-        });
+        self.push_reply(true, &front);
     }
 }
 
 /// A line that is neither `+OK` nor `-ERR` read by its first octet
 /// ([`Quirks::loose_status_indicator`](crate::Quirks::loose_status_indicator)): `+` is OK, `-`
 /// is ERR, the text follows the first run of spaces; no response code.
-fn loose_status(line: &[u8]) -> Option<StatusLine> {
+fn loose_status(line: &[u8]) -> Option<StatusView<'_>> {
     let ok = match line.first() {
         Some(b'+') => true,
         Some(b'-') => false,
         _ => return None,
     };
-    Some(StatusLine {
+    Some(StatusView {
         ok,
         code: None,
-        text: String::from_utf8_lossy(response::status_text(line)).into_owned(),
+        text: response::status_text(line),
     })
 }
 
@@ -848,23 +891,32 @@ static EMPTY_CAPABILITIES: std::sync::LazyLock<Capabilities> =
 mod tests {
     use crate::{Client, Command, Config, Event};
 
+    /// A client in TRANSACTION (USER/PASS without TLS allowed, no automatic CAPA), after one
+    /// exchange of `command` and `reply` for each pair of `exchanges`.
+    fn logged_in(config: Config, exchanges: Vec<(Command, &[u8])>) -> Client {
+        let mut c = Client::new(Config {
+            allow_plaintext_auth: true,
+            auto_capa: false,
+            ..config
+        });
+        c.handle_input(b"+OK hi\r\n");
+        while c.poll_event().unwrap().is_some() {}
+        let login = (Command::pass("p"), &b"+OK\r\n"[..]);
+        for (command, reply) in std::iter::once(login).chain(exchanges) {
+            c.enqueue(command).unwrap();
+            c.poll_transmit(&mut Vec::new());
+            c.handle_input(reply);
+            while c.poll_event().unwrap().is_some() {}
+        }
+        c
+    }
+
     /// The ordinary case goes through the fast path, or the fast path is never exercised:
     /// the first chunk after a status line comes from the slow path (it parsed the status
     /// line); each stuffed line after it starts a chunk of its own for the fast path.
     #[test]
     fn fast_path_serves_plain_bodies() {
-        let config = Config {
-            allow_plaintext_auth: true,
-            auto_capa: false,
-            ..Config::default()
-        };
-        let mut c = Client::new(config);
-        c.handle_input(b"+OK hi\r\n");
-        while c.poll_event().unwrap().is_some() {}
-        c.enqueue(Command::pass("p")).unwrap();
-        c.poll_transmit(&mut Vec::new());
-        c.handle_input(b"+OK\r\n");
-        while c.poll_event().unwrap().is_some() {}
+        let mut c = logged_in(Config::default(), Vec::new());
         c.enqueue(Command::retr(1)).unwrap();
         c.poll_transmit(&mut Vec::new());
         c.handle_input(b"+OK\r\nline one\r\n..b\r\n..c\r\nline four\r\n..d\r\n.\r\n");
@@ -887,6 +939,55 @@ mod tests {
                 b".b\r\n".to_vec(),
                 b".c\r\nline four\r\n".to_vec(),
                 b".d\r\n".to_vec()
+            ]
+        );
+        assert!(c.is_idle());
+    }
+
+    /// The texts events lend from the client's reused buffer belong to their own reply, in
+    /// order, across bodies, a quirk reported on the way (before the body's end) and a `-ERR`;
+    /// and a body's end comes before its `Ok` whether it was queued or handed out at once.
+    #[test]
+    fn lent_texts_and_the_order_at_a_body_end() {
+        let config = Config {
+            quirks: crate::Quirks {
+                dot_cr_terminator: true,
+                ..crate::Quirks::default()
+            },
+            ..Config::default()
+        };
+        let capa = (Command::Capa, &b"+OK\r\nPIPELINING\r\n.\r\n"[..]);
+        let mut c = logged_in(config, vec![capa]);
+        for n in 1..=3 {
+            c.enqueue(Command::retr(n)).unwrap();
+        }
+        let mut sent = Vec::new();
+        c.poll_transmit(&mut sent);
+        assert_eq!(sent, b"RETR 1\r\nRETR 2\r\nRETR 3\r\n");
+        c.handle_input(
+            b"+OK first \xff\r\na\r\n.\r+OK second\r\nb\r\n.\r\n-ERR [SYS/TEMP] third\r\n",
+        );
+        let mut seen = Vec::new();
+        while let Some(event) = c.poll_event().unwrap() {
+            seen.push(match event {
+                Event::Body { chunk, .. } => format!("body {}", String::from_utf8_lossy(chunk)),
+                Event::BodyEnd { octets, .. } => format!("end {octets}"),
+                Event::Ok { code, text, .. } => format!("ok {code:?} {text}"),
+                Event::Err { code, text, .. } => format!("err {code:?} {text}"),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(
+            seen,
+            [
+                "body a\r\n",
+                "Quirk(DotCrTerminator)",
+                "end 3",
+                "ok None first \u{fffd}",
+                "body b\r\n",
+                "end 3",
+                "ok None second",
+                "err Some(SysTemp) third",
             ]
         );
         assert!(c.is_idle());

@@ -2,12 +2,16 @@
 //!
 //! A [`Mechanism`] works on raw (base64-decoded) bytes: the [`Client`](crate::Client) does the
 //! base64 coding, the 255-octet initial-response rule, the `=` for an empty initial response and
-//! the `*` cancellation. Built in: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER and (with the
-//! default `scram` feature) SCRAM-SHA-256. Implement the trait to add your own.
+//! the `*` cancellation. Built in: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER, EXTERNAL and
+//! (with the default `scram` feature) SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512, each also
+//! bound to the TLS channel (-PLUS, with a [`ChannelBinding`] the adapter passes in).
+//! Implement the trait to add your own.
 
 use crate::Secret;
 
+mod channel_binding;
 mod cram_md5;
+mod external;
 mod login;
 mod oauthbearer;
 mod plain;
@@ -15,12 +19,17 @@ mod plain;
 mod scram;
 mod xoauth2;
 
+pub use channel_binding::{ChannelBinding, ChannelBindingType};
 pub use cram_md5::CramMd5;
+pub use external::External;
 pub use login::Login;
 pub use oauthbearer::OAuthBearer;
 pub use plain::Plain;
 #[cfg(feature = "scram")]
-pub use scram::{MAX_SCRAM_ITERATIONS, MIN_SCRAM_ITERATIONS, ScramSha256};
+pub use scram::{
+    MAX_SCRAM_ITERATIONS, MIN_SCRAM_ITERATIONS, Scram, ScramHash, ScramSha1, ScramSha256,
+    ScramSha512, Sha1, Sha256, Sha512,
+};
 pub use xoauth2::XOAuth2;
 
 /// Why a SASL exchange could not go on. The server misbehaved (a malformed or forged
@@ -198,9 +207,15 @@ mod tests {
             ("CRAM-MD5", false),
             ("XOAUTH2", true),
             ("OAUTHBEARER", true),
+            ("EXTERNAL", false),
         ];
         if cfg!(feature = "scram") {
-            expected.push(("SCRAM-SHA-256", false));
+            expected.extend([
+                ("SCRAM-SHA-256", false),
+                ("SCRAM-SHA-1", false),
+                ("SCRAM-SHA-512", false),
+                ("SCRAM-SHA-256-PLUS", false),
+            ]);
         }
         assert_eq!(names, expected);
         for m in &mechs {
@@ -233,13 +248,32 @@ mod tests {
                 Some(995),
                 "tok3n".into(),
             )),
+            Box::new(External::new(None)),
         ];
         #[cfg(feature = "scram")]
-        v.push(Box::new(ScramSha256::new(
-            "user".into(),
-            "hunter2".into(),
-            "rOprNGfwEbeRWgbNEkqO".into(),
-        )));
+        {
+            let (user, nonce) = ("user", "rOprNGfwEbeRWgbNEkqO");
+            v.push(Box::new(ScramSha256::new(
+                user.into(),
+                "hunter2".into(),
+                nonce.into(),
+            )));
+            v.push(Box::new(ScramSha1::new(
+                user.into(),
+                "hunter2".into(),
+                nonce.into(),
+            )));
+            v.push(Box::new(ScramSha512::new(
+                user.into(),
+                "hunter2".into(),
+                nonce.into(),
+            )));
+            let binding = ChannelBinding::new(ChannelBindingType::TlsExporter, [5u8; 32]);
+            v.push(Box::new(
+                ScramSha256::new(user.into(), "hunter2".into(), nonce.into())
+                    .channel_binding(binding),
+            ));
+        }
         v
     }
 

@@ -1,33 +1,143 @@
-//! SCRAM-SHA-256 (RFC 5802, RFC 7677), without channel binding.
+//! SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), with or without channel
+//! binding (the -PLUS variants): one implementation, generic over the hash.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
-use super::{Mechanism, SaslError, error_text, saslname};
+use super::{ChannelBinding, Mechanism, SaslError, error_text, saslname};
 use crate::Secret;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The highest PBKDF2 iteration count [`ScramSha256`] accepts from a server.
+/// The highest PBKDF2 iteration count a SCRAM mechanism accepts from a server.
 ///
 /// The server chooses the count, and the client has to spend that many HMAC computations before
 /// it can answer: the cap bounds the CPU time a hostile server can make the client burn.
 /// Real servers use 4096 (the RFC 7677 minimum recommendation) up to a few hundred thousand.
 pub const MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 
-/// The lowest PBKDF2 iteration count [`ScramSha256`] accepts by default: RFC 7677 section 4
-/// says 4096 at least. A lower count makes the exchange an observer recorded cheaper to crack
-/// offline. Lower it with [`Config::min_scram_iterations`](crate::Config::min_scram_iterations)
-/// or [`ScramSha256::min_iterations`].
+/// The lowest PBKDF2 iteration count a SCRAM mechanism accepts by default: RFC 7677 section 4
+/// says 4096 at least (RFC 5802 section 5.1 too). A lower count makes the exchange an observer
+/// recorded cheaper to crack offline. Lower it with
+/// [`Config::min_scram_iterations`](crate::Config::min_scram_iterations) or
+/// [`Scram::min_iterations`].
 pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 
-/// The SCRAM-SHA-256 mechanism (RFC 7677), without channel binding (GS2 header `n,,`).
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The hash a [`Scram`] mechanism uses: [`Sha1`], [`Sha256`] or [`Sha512`]. Sealed: these are
+/// the SCRAM hashes registered for SASL that this crate implements.
+pub trait ScramHash: sealed::Sealed + fmt::Debug + Clone + Send + Sync + 'static {
+    /// The mechanism name without channel binding, for example `SCRAM-SHA-256`.
+    const NAME: &'static str;
+    /// The mechanism name with channel binding, for example `SCRAM-SHA-256-PLUS`.
+    const PLUS_NAME: &'static str;
+    #[doc(hidden)]
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8>;
+    #[doc(hidden)]
+    fn hash(data: &[u8]) -> Vec<u8>;
+    #[doc(hidden)]
+    fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8>;
+    #[doc(hidden)]
+    fn verify_hmac(key: &[u8], data: &[u8], expected: &[u8]) -> bool;
+}
+
+macro_rules! scram_hash {
+    ($(#[$doc:meta])* $marker:ident, $digest:ty, $name:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $marker;
+
+        impl sealed::Sealed for $marker {}
+
+        impl ScramHash for $marker {
+            const NAME: &'static str = $name;
+            const PLUS_NAME: &'static str = concat!($name, "-PLUS");
+
+            fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+                let mut mac =
+                    Hmac::<$digest>::new_from_slice(key).expect("HMAC accepts keys of any length");
+                mac.update(data);
+                mac.finalize().into_bytes().to_vec()
+            }
+
+            fn hash(data: &[u8]) -> Vec<u8> {
+                <$digest>::digest(data).to_vec()
+            }
+
+            fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+                let mut out = vec![0u8; <$digest as Digest>::output_size()];
+                pbkdf2::pbkdf2_hmac::<$digest>(password, salt, iterations, &mut out);
+                out
+            }
+
+            fn verify_hmac(key: &[u8], data: &[u8], expected: &[u8]) -> bool {
+                let mut mac =
+                    Hmac::<$digest>::new_from_slice(key).expect("HMAC accepts keys of any length");
+                mac.update(data);
+                // Constant-time comparison.
+                mac.verify_slice(expected).is_ok()
+            }
+        }
+    };
+}
+
+scram_hash!(
+    /// SHA-1, for SCRAM-SHA-1 (RFC 5802). Still served (Dovecot, older servers); prefer SHA-256.
+    Sha1,
+    sha1::Sha1,
+    "SCRAM-SHA-1"
+);
+scram_hash!(
+    /// SHA-256, for SCRAM-SHA-256 (RFC 7677).
+    Sha256,
+    sha2::Sha256,
+    "SCRAM-SHA-256"
+);
+scram_hash!(
+    /// SHA-512, for SCRAM-SHA-512 (draft-melnikov-scram-sha-512, registered with IANA).
+    Sha512,
+    sha2::Sha512,
+    "SCRAM-SHA-512"
+);
+
+/// SCRAM-SHA-1 (RFC 5802); `SCRAM-SHA-1-PLUS` with [`Scram::channel_binding`].
+pub type ScramSha1 = Scram<Sha1>;
+/// SCRAM-SHA-256 (RFC 7677); `SCRAM-SHA-256-PLUS` with [`Scram::channel_binding`].
+pub type ScramSha256 = Scram<Sha256>;
+/// SCRAM-SHA-512; `SCRAM-SHA-512-PLUS` with [`Scram::channel_binding`].
+pub type ScramSha512 = Scram<Sha512>;
+
+/// The GS2 channel-binding flag (RFC 5802 section 7, `gs2-cbind-flag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Gs2 {
+    /// `n`: the client does not support channel binding (no TLS, or no binding available).
+    NotSupported,
+    /// `y`: the client supports channel binding but thinks the server does not (it did not
+    /// advertise the -PLUS variant). A server that does support it then fails the exchange:
+    /// that is how a downgrade (a stripped -PLUS) is caught.
+    ServerLacksIt,
+    /// `p=TYPE`: bound to this channel (the -PLUS mechanism).
+    Bound(ChannelBinding),
+}
+
+/// A SCRAM mechanism (RFC 5802) over the hash `H`: [`ScramSha1`], [`ScramSha256`] or
+/// [`ScramSha512`], and their -PLUS variants with [`channel_binding`](Self::channel_binding).
 ///
 /// Both sides prove they know the password without sending it: the server's proof (its
 /// signature in the server-final message) is verified, and [`Mechanism::finish`] fails with
 /// [`SaslError::IncompleteExchange`] if the server claimed success before proving itself.
+///
+/// The GS2 header says what the client knows about channel binding (RFC 5802 section 6):
+/// `n,,` by default (no binding: no TLS, or no binding data); `y,,` after
+/// [`binding_supported`](Self::binding_supported) (the client could bind, but the server did not
+/// advertise -PLUS); `p=TYPE,,` after [`channel_binding`](Self::channel_binding) (the -PLUS
+/// mechanism, bound to the TLS connection whose binding data it carries).
 ///
 /// The user name is escaped as a `saslname` (`,` → `=2C`, `=` → `=3D`); otherwise the user name
 /// and password are used as given (their UTF-8 bytes): no SASLprep normalization is applied, so
@@ -36,16 +146,33 @@ pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 ///
 /// The client nonce comes from the caller (this crate has no randomness): use at least 18
 /// random bytes from a cryptographic generator, base64- or hex-encoded, and never reuse it.
-#[derive(Debug, Clone)]
-pub struct ScramSha256 {
+#[derive(Clone)]
+pub struct Scram<H: ScramHash> {
     user: String,
     password: Secret,
     client_nonce: String,
-    /// Set by [`ScramSha256::min_iterations`]; otherwise the client's configuration decides.
+    gs2: Gs2,
+    /// Set by [`Scram::min_iterations`]; otherwise the client's configuration decides.
     min_iterations: Option<u32>,
     /// From [`Mechanism::configure`]: the configuration's minimum.
     configured_min: u32,
     state: State,
+    hash: PhantomData<H>,
+}
+
+impl<H: ScramHash> fmt::Debug for Scram<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scram")
+            .field("mechanism", &self.mechanism_name())
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("client_nonce", &self.client_nonce)
+            .field("gs2", &self.gs2)
+            .field("min_iterations", &self.min_iterations)
+            .field("configured_min", &self.configured_min)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,9 +192,9 @@ enum State {
     Failed,
 }
 
-impl ScramSha256 {
-    /// A SCRAM-SHA-256 exchange for `user` with `password`, using `client_nonce` as the client
-    /// part of the nonce.
+impl<H: ScramHash> Scram<H> {
+    /// A SCRAM exchange for `user` with `password`, using `client_nonce` as the client part of
+    /// the nonce, without channel binding (GS2 header `n,,`).
     ///
     /// The nonce must be non-empty printable ASCII (`!`..=`~`) without a comma (RFC 5802);
     /// random base64 or hex is. Otherwise the exchange does not start:
@@ -77,16 +204,41 @@ impl ScramSha256 {
             user,
             password,
             client_nonce,
+            gs2: Gs2::NotSupported,
             min_iterations: None,
             configured_min: MIN_SCRAM_ITERATIONS,
             state: State::Initial,
+            hash: PhantomData,
         }
+    }
+
+    /// Binds the exchange to the TLS channel: the mechanism becomes the -PLUS variant
+    /// (`SCRAM-SHA-256-PLUS`, ...), its GS2 header `p=TYPE,,`, and the server proves that it
+    /// sees the same TLS channel (no one in the middle terminated it). Use the binding of
+    /// the connection the exchange runs on (`pop3_tls::channel_binding`).
+    #[must_use]
+    pub fn channel_binding(mut self, binding: ChannelBinding) -> Self {
+        self.gs2 = Gs2::Bound(binding);
+        self
+    }
+
+    /// Says, with the GS2 flag `y`, that the client supports channel binding but the server
+    /// did not advertise the -PLUS variant (RFC 5802 section 6). Use it when the connection has
+    /// a channel binding and the server's capabilities lack -PLUS: a server that does support
+    /// -PLUS then fails the exchange, catching an attacker who removed it from the list.
+    #[must_use]
+    pub fn binding_supported(mut self) -> Self {
+        if !matches!(self.gs2, Gs2::Bound(_)) {
+            self.gs2 = Gs2::ServerLacksIt;
+        }
+        self
     }
 
     /// Accepts iteration counts from `minimum` up (the default is
     /// [`Config::min_scram_iterations`](crate::Config::min_scram_iterations), itself
     /// [`MIN_SCRAM_ITERATIONS`] by default). Set on the mechanism, it wins over the
     /// configuration.
+    #[must_use]
     pub fn min_iterations(mut self, minimum: u32) -> Self {
         self.min_iterations = Some(minimum);
         self
@@ -97,9 +249,40 @@ impl ScramSha256 {
         matches!(self.state, State::Verified)
     }
 
+    /// Whether the exchange is bound to the TLS channel (the -PLUS variant).
+    pub fn is_bound(&self) -> bool {
+        matches!(self.gs2, Gs2::Bound(_))
+    }
+
+    fn mechanism_name(&self) -> &'static str {
+        if self.is_bound() {
+            H::PLUS_NAME
+        } else {
+            H::NAME
+        }
+    }
+
+    /// The GS2 header (`gs2-header`, RFC 5802 section 7): the flag, and no authzid.
+    fn gs2_header(&self) -> String {
+        match &self.gs2 {
+            Gs2::NotSupported => "n,,".to_owned(),
+            Gs2::ServerLacksIt => "y,,".to_owned(),
+            Gs2::Bound(binding) => format!("p={},,", binding.kind().name()),
+        }
+    }
+
+    /// The `c=` attribute: base64 of the GS2 header and, when bound, the binding data.
+    fn channel_binding_attribute(&self) -> String {
+        let mut input = self.gs2_header().into_bytes();
+        if let Gs2::Bound(binding) = &self.gs2 {
+            input.extend_from_slice(binding.data());
+        }
+        BASE64.encode(input)
+    }
+
     fn client_first(&mut self) -> Secret {
         let client_first_bare = format!("n={},r={}", saslname(&self.user), self.client_nonce);
-        let message = format!("n,,{client_first_bare}");
+        let message = format!("{}{client_first_bare}", self.gs2_header());
         self.state = State::ClientFirstSent { client_first_bare };
         Secret::from(message)
     }
@@ -121,24 +304,20 @@ impl ScramSha256 {
             });
         }
 
-        let mut salted_password = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(
-            self.password.expose(),
-            &first.salt,
-            first.iterations,
-            &mut salted_password,
-        );
-        let client_key = hmac_sha256(&salted_password, b"Client Key");
-        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
-        let client_final_without_proof = format!("c=biws,r={}", first.nonce);
+        let salted_password =
+            H::salted_password(self.password.expose(), &first.salt, first.iterations);
+        let client_key = H::hmac(&salted_password, b"Client Key");
+        let stored_key = H::hash(&client_key);
+        let client_final_without_proof =
+            format!("c={},r={}", self.channel_binding_attribute(), first.nonce);
         let auth_message =
             format!("{client_first_bare},{server_first},{client_final_without_proof}");
-        let client_signature = hmac_sha256(&stored_key, auth_message.as_bytes());
+        let client_signature = H::hmac(&stored_key, auth_message.as_bytes());
         let mut proof = client_key;
         for (p, s) in proof.iter_mut().zip(client_signature) {
             *p ^= s;
         }
-        let server_key = Secret::new(hmac_sha256(&salted_password, b"Server Key").to_vec());
+        let server_key = Secret::new(H::hmac(&salted_password, b"Server Key"));
         let message = format!("{client_final_without_proof},p={}", BASE64.encode(proof));
         Ok((
             Secret::from(message),
@@ -152,12 +331,6 @@ impl ScramSha256 {
 
 fn is_nonce_char(b: u8) -> bool {
     (0x21..=0x7e).contains(&b) && b != b','
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
 }
 
 /// The parts of a server-first message the client uses.
@@ -231,7 +404,7 @@ fn parse_server_first<'a>(msg: &'a str, client_nonce: &str) -> Result<ServerFirs
     })
 }
 
-fn verify_server_final(
+fn verify_server_final<H: ScramHash>(
     server_final: &[u8],
     server_key: &Secret,
     auth_message: &str,
@@ -249,17 +422,17 @@ fn verify_server_final(
     let signature = BASE64
         .decode(&rest[..end])
         .map_err(|_| SaslError::MalformedChallenge("SCRAM server signature is not valid base64"))?;
-    let mut mac =
-        HmacSha256::new_from_slice(server_key.expose()).expect("HMAC accepts keys of any length");
-    mac.update(auth_message.as_bytes());
-    // Constant-time comparison.
-    mac.verify_slice(&signature)
-        .map_err(|_| SaslError::ServerSignatureMismatch)
+    if H::verify_hmac(server_key.expose(), auth_message.as_bytes(), &signature) {
+        Ok(())
+    } else {
+        Err(SaslError::ServerSignatureMismatch)
+    }
 }
 
-impl Mechanism for ScramSha256 {
+impl<H: ScramHash> Mechanism for Scram<H> {
+    /// `SCRAM-SHA-…`, with `-PLUS` when bound to the channel.
     fn name(&self) -> &str {
-        "SCRAM-SHA-256"
+        self.mechanism_name()
     }
 
     fn exposes_secret(&self) -> bool {
@@ -270,13 +443,16 @@ impl Mechanism for ScramSha256 {
         self.configured_min = config.min_scram_iterations;
     }
 
-    /// The client-first message `n,,n=USER,r=NONCE`. Calling it again starts the exchange over
-    /// (with the same nonce).
+    /// The client-first message `GS2-HEADER n=USER,r=NONCE` (`n,,n=USER,r=NONCE` without
+    /// binding). Calling it again starts the exchange over (with the same nonce).
     fn initial_response(&mut self) -> Result<Option<Secret>, SaslError> {
         if self.client_nonce.is_empty() || !self.client_nonce.bytes().all(is_nonce_char) {
             return Err(SaslError::InvalidInput(
                 "the SCRAM client nonce must be non-empty printable ASCII without a comma",
             ));
+        }
+        if matches!(&self.gs2, Gs2::Bound(binding) if binding.data().is_empty()) {
+            return Err(SaslError::InvalidInput("the channel binding data is empty"));
         }
         Ok(Some(self.client_first()))
     }
@@ -287,7 +463,9 @@ impl Mechanism for ScramSha256 {
     /// challenge is [`SaslError::UnexpectedChallenge`].
     fn step(&mut self, challenge: &[u8]) -> Result<Secret, SaslError> {
         match std::mem::replace(&mut self.state, State::Failed) {
-            State::Initial if challenge.is_empty() => Ok(self.client_first()),
+            State::Initial if challenge.is_empty() => self
+                .initial_response()
+                .map(|first| first.unwrap_or_default()),
             State::Initial => {
                 self.state = State::Initial;
                 Err(SaslError::UnexpectedChallenge)
@@ -301,7 +479,7 @@ impl Mechanism for ScramSha256 {
                 server_key,
                 auth_message,
             } => {
-                verify_server_final(challenge, &server_key, &auth_message)?;
+                verify_server_final::<H>(challenge, &server_key, &auth_message)?;
                 self.state = State::Verified;
                 Ok(Secret::default())
             }
@@ -357,6 +535,236 @@ mod tests {
         assert!(m.server_verified());
         assert_eq!(m.finish(), Ok(()));
         assert_eq!(m.step(SERVER_FINAL), Err(SaslError::UnexpectedChallenge));
+    }
+
+    /// RFC 5802 section 5: the SCRAM-SHA-1 example exchange.
+    #[test]
+    fn rfc5802_sha1_example() {
+        let mut m = ScramSha1::new(
+            "user".into(),
+            "pencil".into(),
+            "fyko+d2lbbFgONRv9qkxdawL".into(),
+        );
+        assert_eq!(m.name(), "SCRAM-SHA-1");
+        let ir = m.initial_response().unwrap().unwrap();
+        assert_eq!(ir.expose(), b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
+        let server_first =
+            b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+        assert_eq!(
+            m.step(server_first).unwrap().expose(),
+            b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+        );
+        assert!(
+            m.step(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(m.finish(), Ok(()));
+    }
+
+    /// A reference server side, written from RFC 5802 section 3 with the hash crates directly
+    /// (not through [`ScramHash`], and with `SimpleHmac`, not `Hmac`): checks the client's proof and channel binding, and returns
+    /// the server-final message.
+    fn reference_server<D>(
+        password: &[u8],
+        client_first: &[u8],
+        nonce_suffix: &str,
+        expected_cbind: &[u8],
+        client_final: &[u8],
+    ) -> Result<String, &'static str>
+    where
+        D: Digest + hmac::digest::core_api::BlockSizeUser + Clone,
+    {
+        let hmac = |key: &[u8], data: &[u8]| {
+            let mut mac =
+                <hmac::SimpleHmac<D> as hmac::digest::KeyInit>::new_from_slice(key).unwrap();
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        };
+        let salt = b"reference salt";
+        let iterations = 4096u32;
+        // PBKDF2 with one block (RFC 8018 section 5.2): U1 = HMAC(P, S || INT(1)), Ui = HMAC(P, Ui-1).
+        let mut u = hmac(password, &[&salt[..], &[0, 0, 0, 1]].concat());
+        let mut salted = u.clone();
+        for _ in 1..iterations {
+            u = hmac(password, &u);
+            for (s, x) in salted.iter_mut().zip(&u) {
+                *s ^= x;
+            }
+        }
+        let first = std::str::from_utf8(client_first).unwrap();
+        let gs2_len = first.find("n=").ok_or("no user")?;
+        let (gs2, bare) = first.split_at(gs2_len);
+        let client_nonce = bare.split(",r=").nth(1).ok_or("no nonce")?;
+        let server_first = format!(
+            "r={client_nonce}{nonce_suffix},s={},i={iterations}",
+            BASE64.encode(salt)
+        );
+        let fin = std::str::from_utf8(client_final).unwrap();
+        let (without_proof, proof) = fin.rsplit_once(",p=").ok_or("no proof")?;
+        let cbind = without_proof
+            .strip_prefix("c=")
+            .and_then(|c| c.split(',').next())
+            .ok_or("no c=")?;
+        let mut expected = gs2.as_bytes().to_vec();
+        expected.extend_from_slice(expected_cbind);
+        if BASE64.decode(cbind).map_err(|_| "c= not base64")? != expected {
+            return Err("channel binding mismatch");
+        }
+        let auth_message = format!("{bare},{server_first},{without_proof}");
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key = D::digest(&client_key).to_vec();
+        let signature = hmac(&stored_key, auth_message.as_bytes());
+        let proof = BASE64.decode(proof).map_err(|_| "proof not base64")?;
+        let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+        if D::digest(&recovered).to_vec() != stored_key {
+            return Err("wrong proof");
+        }
+        let server_key = hmac(&salted, b"Server Key");
+        Ok(format!(
+            "v={}",
+            BASE64.encode(hmac(&server_key, auth_message.as_bytes()))
+        ))
+    }
+
+    /// Runs `m` against [`reference_server`]: the client's messages, then its verdict on the
+    /// server's signature.
+    fn against_reference<H: ScramHash, D>(
+        mut m: Scram<H>,
+        password: &[u8],
+        expected_cbind: &[u8],
+    ) -> Result<(), &'static str>
+    where
+        D: Digest + hmac::digest::core_api::BlockSizeUser + Clone,
+    {
+        let first = m.initial_response().unwrap().unwrap();
+        let nonce = std::str::from_utf8(first.expose()).unwrap();
+        let client_nonce = nonce.rsplit_once(",r=").unwrap().1;
+        let salt = BASE64.encode(b"reference salt");
+        let server_first = format!("r={client_nonce}srv,s={salt},i=4096");
+        let fin = m.step(server_first.as_bytes()).unwrap();
+        let server_final = reference_server::<D>(
+            password,
+            first.expose(),
+            "srv",
+            expected_cbind,
+            fin.expose(),
+        )?;
+        m.step(server_final.as_bytes())
+            .map_err(|_| "client refused the signature")?;
+        m.finish().map_err(|_| "not verified")
+    }
+
+    #[test]
+    fn sha512_against_the_reference_server() {
+        let m = ScramSha512::new("user".into(), "pencil".into(), NONCE.into());
+        assert_eq!(m.name(), "SCRAM-SHA-512");
+        assert_eq!(
+            against_reference::<Sha512, sha2::Sha512>(m, b"pencil", b""),
+            Ok(())
+        );
+        // The reference server is not a rubber stamp: a wrong password fails.
+        let m = ScramSha512::new("user".into(), "pencil".into(), NONCE.into());
+        assert_eq!(
+            against_reference::<Sha512, sha2::Sha512>(m, b"crayon", b""),
+            Err("wrong proof")
+        );
+        // Nor does it matter which hash: SHA-256 and SHA-1 through the same server.
+        let m = ScramSha256::new("user".into(), "pencil".into(), NONCE.into());
+        assert_eq!(
+            against_reference::<Sha256, sha2::Sha256>(m, b"pencil", b""),
+            Ok(())
+        );
+        let m = ScramSha1::new("user".into(), "pencil".into(), NONCE.into());
+        assert_eq!(
+            against_reference::<Sha1, sha1::Sha1>(m, b"pencil", b""),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn plus_variants_bind_the_channel() {
+        use crate::sasl::{ChannelBinding, ChannelBindingType};
+        let exporter = ChannelBinding::new(ChannelBindingType::TlsExporter, [7u8; 32]);
+        let end_point = ChannelBinding::new(ChannelBindingType::TlsServerEndPoint, [9u8; 48]);
+
+        let mut m = ScramSha256::new("user".into(), "pencil".into(), NONCE.into())
+            .channel_binding(exporter.clone());
+        assert_eq!(m.name(), "SCRAM-SHA-256-PLUS");
+        assert!(m.is_bound());
+        let ir = m.initial_response().unwrap().unwrap();
+        assert_eq!(
+            ir.expose(),
+            b"p=tls-exporter,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+        );
+
+        let bound =
+            |m: ScramSha512, cb: &[u8]| against_reference::<Sha512, sha2::Sha512>(m, b"pencil", cb);
+        let new512 = || ScramSha512::new("user".into(), "pencil".into(), NONCE.into());
+        assert_eq!(
+            new512().channel_binding(exporter.clone()).name(),
+            "SCRAM-SHA-512-PLUS"
+        );
+        assert_eq!(
+            bound(new512().channel_binding(exporter.clone()), &[7u8; 32]),
+            Ok(())
+        );
+        assert_eq!(
+            bound(new512().channel_binding(end_point.clone()), &[9u8; 48]),
+            Ok(())
+        );
+        // A server that sees another channel (someone in the middle) refuses.
+        assert_eq!(
+            bound(new512().channel_binding(end_point), &[8u8; 48]),
+            Err("channel binding mismatch")
+        );
+        let m = ScramSha1::new("user".into(), "pencil".into(), NONCE.into())
+            .channel_binding(exporter.clone());
+        assert_eq!(m.name(), "SCRAM-SHA-1-PLUS");
+        assert_eq!(
+            against_reference::<Sha1, sha1::Sha1>(m, b"pencil", &[7u8; 32]),
+            Ok(())
+        );
+        let m = ScramSha256::new("user".into(), "pencil".into(), NONCE.into())
+            .channel_binding(exporter);
+        assert_eq!(
+            against_reference::<Sha256, sha2::Sha256>(m, b"pencil", &[7u8; 32]),
+            Ok(())
+        );
+    }
+
+    /// RFC 5802 section 6: `y` when the client could bind but the server did not offer -PLUS;
+    /// the `c=` attribute then carries `y,,` (base64 `eSws`).
+    #[test]
+    fn y_flag_when_binding_is_supported_but_not_used() {
+        let mut m = rfc().binding_supported();
+        assert_eq!(m.name(), "SCRAM-SHA-256");
+        assert!(!m.is_bound());
+        let ir = m.initial_response().unwrap().unwrap();
+        assert_eq!(ir.expose(), b"y,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let fin = m.step(SERVER_FIRST).unwrap();
+        assert!(fin.expose().starts_with(b"c=eSws,r="));
+        let m = ScramSha1::new("user".into(), "pencil".into(), NONCE.into()).binding_supported();
+        assert_eq!(
+            against_reference::<Sha1, sha1::Sha1>(m, b"pencil", b""),
+            Ok(())
+        );
+        // Binding wins over `y`.
+        use crate::sasl::{ChannelBinding, ChannelBindingType};
+        let cb = ChannelBinding::new(ChannelBindingType::TlsExporter, [1u8; 32]);
+        assert!(
+            rfc()
+                .channel_binding(cb.clone())
+                .binding_supported()
+                .is_bound()
+        );
+        assert!(rfc().binding_supported().channel_binding(cb).is_bound());
+        // Empty binding data cannot start a -PLUS exchange.
+        let empty = ChannelBinding::new(ChannelBindingType::TlsExporter, Vec::new());
+        assert!(matches!(
+            rfc().channel_binding(empty).initial_response(),
+            Err(SaslError::InvalidInput(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::KitError;
+use crate::Error;
 use crate::util::{escape_bytes, unescape};
 
 /// One step of a [`Script`].
@@ -107,7 +107,7 @@ impl Expect {
 /// Build it with the methods, or write it as text with [`Script::parse`]:
 ///
 /// ```
-/// use pop3_tests::Script;
+/// use pop3_scripted_server::Script;
 /// use std::time::Duration;
 ///
 /// let built = Script::new()
@@ -128,7 +128,7 @@ impl Expect {
 ///     ",
 /// )?;
 /// assert_eq!(built, parsed);
-/// # Ok::<(), pop3_tests::KitError>(())
+/// # Ok::<(), pop3_scripted_server::Error>(())
 /// ```
 ///
 /// Two scripts are equal when their steps are (source lines do not count).
@@ -240,7 +240,7 @@ impl Script {
         self.step(Step::Sleep(duration))
     }
 
-    /// Switches the connection to TLS with the kit's certificate here (after
+    /// Switches the connection to TLS with the shared test certificate ([`TestCa::shared`](pop3_demo_server::TestCa::shared)) here (after
     /// sending the `+OK` to `STLS`).
     pub fn start_tls(self) -> Script {
         self.step(Step::StartTls)
@@ -286,7 +286,7 @@ impl Script {
     /// source), as are blank lines and lines starting with `#`. After `S: `
     /// and `C: ` the rest of the line is taken literally, trailing spaces
     /// included (one space after the colon is the separator).
-    pub fn parse(text: &str) -> Result<Script, KitError> {
+    pub fn parse(text: &str) -> Result<Script, Error> {
         let mut script = Script::new();
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
@@ -294,7 +294,7 @@ impl Script {
             if line.trim_end().is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |message: String| KitError::ScriptParse {
+            let err = |message: String| Error::ScriptParse {
                 line: line_no,
                 message,
             };
@@ -377,7 +377,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_all_directives() -> Result<(), KitError> {
+    fn parse_all_directives() -> Result<(), Error> {
         let script = Script::parse(
             "
             # a comment
@@ -429,13 +429,13 @@ mod tests {
     #[test]
     fn parse_errors_name_the_line() {
         let e = Script::parse("S: +OK\nX: what").expect_err("unknown directive");
-        assert!(matches!(e, KitError::ScriptParse { line: 2, .. }), "{e}");
+        assert!(matches!(e, Error::ScriptParse { line: 2, .. }), "{e}");
         let e = Script::parse("SLEEP: soon").expect_err("bad number");
-        assert!(matches!(e, KitError::ScriptParse { line: 1, .. }), "{e}");
+        assert!(matches!(e, Error::ScriptParse { line: 1, .. }), "{e}");
         let e = Script::parse("S-RAW: \\q").expect_err("bad escape");
-        assert!(matches!(e, KitError::ScriptParse { line: 1, .. }), "{e}");
+        assert!(matches!(e, Error::ScriptParse { line: 1, .. }), "{e}");
         let e = Script::parse("CLOSE\nS: +OK").expect_err("after close");
-        assert!(matches!(e, KitError::ScriptParse { line: 2, .. }), "{e}");
+        assert!(matches!(e, Error::ScriptParse { line: 2, .. }), "{e}");
         assert!(Script::parse("C").is_err());
         assert!(Script::parse("STARTTLS: now").is_err());
     }

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 
-use crate::KitError;
-use crate::TestCa;
+use crate::Error;
 use crate::script::{Expect, HAND_OFF_SETTLE, Script, Step};
 use crate::util::escape_bytes;
+use pop3_demo_server::TestCa;
 use pop3_demo_server::conn::{Conn, Line};
 
 /// Longest client line the scripted server reads before reporting a
@@ -55,7 +55,7 @@ impl ScriptedServerBuilder {
     }
 
     /// How long to wait for each next connection (default 30 s); after that
-    /// [`ScriptedServer::finish`] fails with [`KitError::Timeout`].
+    /// [`ScriptedServer::finish`] fails with [`Error::Timeout`].
     pub fn accept_timeout(mut self, timeout: Duration) -> Self {
         self.accept_timeout = timeout;
         self
@@ -76,7 +76,7 @@ impl ScriptedServerBuilder {
         self
     }
 
-    /// Use this TLS config instead of the kit's ([`TestCa::shared`]), for
+    /// Use this TLS config instead of the shared test certificate's ([`TestCa::shared`]), for
     /// example one with a certificate the client does not trust.
     pub fn tls_config(mut self, config: Arc<ServerConfig>) -> Self {
         self.tls = Some(config);
@@ -84,7 +84,7 @@ impl ScriptedServerBuilder {
     }
 
     /// Binds 127.0.0.1 on a random port and starts serving.
-    pub fn start(self) -> Result<ScriptedServer, KitError> {
+    pub fn start(self) -> Result<ScriptedServer, Error> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
@@ -127,7 +127,7 @@ struct RunOptions {
 ///
 /// ```
 /// use std::io::{BufRead, BufReader, Write};
-/// use pop3_tests::{Script, ScriptedServer};
+/// use pop3_scripted_server::{Script, ScriptedServer};
 ///
 /// let server = ScriptedServer::start(Script::parse("
 ///     S: +OK ready
@@ -154,19 +154,19 @@ struct RunOptions {
 pub struct ScriptedServer {
     addr: SocketAddr,
     connections: usize,
-    acceptor: Option<JoinHandle<Result<Vec<Transcript>, KitError>>>,
+    acceptor: Option<JoinHandle<Result<Vec<Transcript>, Error>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl ScriptedServer {
     /// Serves one cleartext connection with `script`.
-    pub fn start(script: Script) -> Result<ScriptedServer, KitError> {
+    pub fn start(script: Script) -> Result<ScriptedServer, Error> {
         ScriptedServer::builder(script).start()
     }
 
-    /// Serves one implicit-TLS connection with `script`, using the kit's
+    /// Serves one implicit-TLS connection with `script`, using the shared test
     /// certificate ([`TestCa::shared`]).
-    pub fn start_tls(script: Script) -> Result<ScriptedServer, KitError> {
+    pub fn start_tls(script: Script) -> Result<ScriptedServer, Error> {
         ScriptedServer::builder(script).implicit_tls().start()
     }
 
@@ -199,16 +199,16 @@ impl ScriptedServer {
     /// expected is in the [`Transcript`]. Errors: no connection within the
     /// accept timeout, a server thread panicked, or the server was built for
     /// more than one connection (use [`finish_all`](Self::finish_all)).
-    pub fn finish(self) -> Result<Transcript, KitError> {
+    pub fn finish(self) -> Result<Transcript, Error> {
         if self.connections != 1 {
-            return Err(KitError::Usage(format!(
+            return Err(Error::Usage(format!(
                 "finish() on a server for {} connections: use finish_all()",
                 self.connections
             )));
         }
         let mut all = self.finish_all()?;
         all.pop()
-            .ok_or_else(|| KitError::Usage("no transcript".to_owned()))
+            .ok_or_else(|| Error::Usage("no transcript".to_owned()))
     }
 
     /// [`finish`](Self::finish) for async tests: the wait runs on a thread of
@@ -216,7 +216,7 @@ impl ScriptedServer {
     /// the very client the server waits for). Works with any executor.
     ///
     /// ```
-    /// # async fn demo(server: pop3_tests::ScriptedServer) -> Result<(), pop3_tests::KitError> {
+    /// # async fn demo(server: pop3_scripted_server::ScriptedServer) -> Result<(), pop3_scripted_server::Error> {
     /// // ... the client under test runs on the same runtime, then:
     /// server.finish_async().await?.assert_complete();
     /// # Ok(())
@@ -224,7 +224,7 @@ impl ScriptedServer {
     /// ```
     pub fn finish_async(
         self,
-    ) -> impl std::future::Future<Output = Result<Transcript, KitError>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<Transcript, Error>> + Send + 'static {
         let slot = Arc::new(Mutex::new(Waiting::default()));
         let for_thread = Arc::clone(&slot);
         let spawned = thread::Builder::new()
@@ -253,12 +253,12 @@ impl ScriptedServer {
     }
 
     /// Waits for all connections to finish; transcripts in accept order.
-    pub fn finish_all(mut self) -> Result<Vec<Transcript>, KitError> {
+    pub fn finish_all(mut self) -> Result<Vec<Transcript>, Error> {
         let acceptor = self
             .acceptor
             .take()
-            .ok_or_else(|| KitError::Usage("server already finished".to_owned()))?;
-        acceptor.join().map_err(|_| KitError::ThreadPanicked)?
+            .ok_or_else(|| Error::Usage("server already finished".to_owned()))?;
+        acceptor.join().map_err(|_| Error::ThreadPanicked)?
     }
 }
 
@@ -272,7 +272,7 @@ impl Drop for ScriptedServer {
 /// future.
 #[derive(Default)]
 struct Waiting {
-    result: Option<Result<Transcript, KitError>>,
+    result: Option<Result<Transcript, Error>>,
     waker: Option<Waker>,
 }
 
@@ -282,7 +282,7 @@ fn accept_loop(
     connections: usize,
     accept_timeout: Duration,
     stop: Arc<AtomicBool>,
-) -> Result<Vec<Transcript>, KitError> {
+) -> Result<Vec<Transcript>, Error> {
     let mut workers = Vec::with_capacity(connections);
     let mut deadline = Instant::now() + accept_timeout;
     while workers.len() < connections {
@@ -308,7 +308,7 @@ fn accept_loop(
                     for w in workers {
                         let _ = w.join();
                     }
-                    return Err(KitError::Timeout(message));
+                    return Err(Error::Timeout(message));
                 }
                 thread::sleep(Duration::from_millis(1));
             }
@@ -318,7 +318,7 @@ fn accept_loop(
     }
     workers
         .into_iter()
-        .map(|w| w.join().map_err(|_| KitError::ThreadPanicked))
+        .map(|w| w.join().map_err(|_| Error::ThreadPanicked))
         .collect()
 }
 

@@ -1,4 +1,10 @@
-//! Finding the Dovecot peer that `scripts/dovecot/start.sh` runs.
+//! Finding the Dovecot peer that `scripts/dovecot/start.sh` runs, and whether interop tests
+//! must run, may skip, or are off.
+//!
+//! A crate of its own so that the policy (`POP3_INTEROP=required` fails an unreachable peer; a
+//! skip is announced, never silent) is written once: the test kit (`pop3-tests`) re-exports it
+//! as its `interop` module, and the `pop3` command's tests use it without depending on the kit.
+//! It does not depend on `pop3-proto`.
 //!
 //! Environment (set by `.ci/run`; see `tests/README.md`):
 //!
@@ -9,14 +15,15 @@
 //! | `POP3_DOVECOT_ADDR` | cleartext POP3 (STLS offered) | `127.0.0.1:11110` |
 //! | `POP3_DOVECOT_TLS_ADDR` | implicit-TLS POP3 | `127.0.0.1:11995` |
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ClientConfig;
-
-use crate::KitError;
 
 /// Name of the variable that selects the [`InteropMode`].
 pub const ENV_INTEROP: &str = "POP3_INTEROP";
@@ -150,8 +157,8 @@ impl DovecotPeer {
     }
 
     /// A client config (*ring*) trusting only the peer's certificate.
-    pub fn client_config(&self) -> Result<Arc<ClientConfig>, KitError> {
-        Ok(crate::client_config_trusting(self.certificate_path())?)
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, pop3_demo_server::Error> {
+        pop3_demo_server::client_config_trusting(self.certificate_path())
     }
 
     /// The Maildir of `user` (files there are LF-terminated; Dovecot sends
