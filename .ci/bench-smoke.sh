@@ -21,7 +21,7 @@ trap 'rm -rf "$out"' EXIT
 
 timeout 120 "$target_dir/release/pop3-bench" run \
     --workloads 200:4K,4:1M,50:4K:2 \
-    --clients raw,blocking,async,fetch \
+    --clients raw,floor,blocking,async,fetch \
     --reps 1 --timeout 30 --require-all \
     --pop3 "$target_dir/release/pop3" \
     --out "$out"

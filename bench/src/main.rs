@@ -21,10 +21,10 @@ USAGE:
       --workloads LIST   comma-separated: 4k (5000 x 4 KiB), 1m (200 x 1 MiB),
                          4k-5ms (500 x 4 KiB, 5 ms per reply), 256m (1 x 256 MiB),
                          or N:SIZE[:DELAY_MS] such as 200:4K   [default: 4k,1m,4k-5ms,256m]
-      --clients LIST     comma-separated: raw, blocking, async, fetch, poplib, py-pop3
+      --clients LIST     comma-separated: raw, floor, blocking, async, fetch, poplib, py-pop3
                          (the pop3 wheel's pop3.Client), py-poplib (its pop3.poplib),
                          mpop, and blocking@W / async@W for a pipeline window of W
-                         [default: raw,blocking,async,fetch,poplib,py-pop3,py-poplib,mpop]
+                         [default: raw,floor,blocking,async,fetch,poplib,py-pop3,py-poplib,mpop]
                          (py-*: a python3 that imports pop3, or $POP3_BENCH_PYTHON)
       --reps R           runs per client [default: 7, 3 for 256m]
       --out DIR          where the results go [default: target/pop3-bench]
@@ -36,7 +36,8 @@ USAGE:
       --timeout SECS     the longest one run may take [default: 300]
       --once-after SECS  a client whose first run takes longer runs only once [default: 30]
       --no-time          do not use /usr/bin/time (sample /proc instead)
-  pop3-bench client raw|blocking|async --port P [--messages N] [--window W] [--buffer B]
+  pop3-bench client raw|floor|blocking|async --port P [--messages N] [--window W] [--buffer B]
+                    [--maildir DIR (floor)]
       One client run against a server on 127.0.0.1:P; prints
       `RESULT messages=N bytes=B seconds=S vmhwm_kib=K`.
   pop3-bench serve [--messages N] [--size S] [--delay-ms D] [--port P]
@@ -171,8 +172,10 @@ fn cmd_client(args: &[String]) -> Result<ExitCode, String> {
     let mut messages = None;
     let mut window = None;
     let mut buffer = clients::RAW_BUFFER;
+    let mut maildir: Option<std::path::PathBuf> = None;
     while let Some(arg) = a.next() {
         match arg {
+            "--maildir" => maildir = Some(a.value(arg)?.into()),
             "--port" => port = Some(a.parsed::<u16>(arg)?),
             "--messages" => messages = Some(a.parsed::<u64>(arg)?),
             "--window" => window = Some(a.parsed::<usize>(arg)?),
@@ -186,6 +189,11 @@ fn cmd_client(args: &[String]) -> Result<ExitCode, String> {
         "blocking" => clients::blocking(port, window),
         "async" => clients::asynchronous(port, window),
         "raw" => clients::raw_with_buffer(port, messages.ok_or("raw needs --messages")?, buffer),
+        "floor" => pop3_bench::floor::floor(
+            port,
+            messages.ok_or("floor needs --messages")?,
+            maildir.as_deref().ok_or("floor needs --maildir DIR")?,
+        ),
         other => return Err(format!("unknown client {other:?}")),
     };
     let seconds = start.elapsed().as_secs_f64();

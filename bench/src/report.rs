@@ -48,6 +48,9 @@ pub struct ClientResult {
     pub peak_rss_kib: Option<u64>,
     /// median / raw's median.
     pub ratio_to_raw: Option<f64>,
+    /// median / the floor's median (for the Maildir clients).
+    #[serde(default)]
+    pub ratio_to_floor: Option<f64>,
     /// The first failure, if a run failed.
     pub error: Option<String>,
     /// Why it did not run, if it did not.
@@ -324,9 +327,26 @@ pub fn targets_markdown(results: &Results) -> String {
                 w.label, c.name
             );
         }
+        // `pop3 fetch` against the floor of durable Maildir delivery.
+        for c in w.clients.iter().filter(|c| c.name == "fetch") {
+            let met = match c.ratio_to_floor.map(|r| r <= FLOOR_TARGET) {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "-",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | <= {FLOOR_TARGET}x floor | fetch | {}x | {met} |",
+                w.label,
+                fmt_opt(c.ratio_to_floor, 2)
+            );
+        }
     }
     s
 }
+
+/// `pop3 fetch`'s target: at most this many times the floor's median.
+pub const FLOOR_TARGET: f64 = 1.3;
 
 /// The machine, as a Markdown list.
 pub fn machine_markdown(m: &Machine) -> String {

@@ -132,6 +132,9 @@ fn human_size(size: usize) -> String {
 pub enum Kind {
     /// The lower bound (`pop3-bench client raw`).
     Raw,
+    /// The floor of durable Maildir delivery (`pop3-bench client floor`): raw's transfer plus
+    /// fetch's files and syncs.
+    Floor,
     /// `pop3-blocking`, optionally with another pipeline window.
     Blocking(Option<usize>),
     /// `pop3-async`, optionally with another pipeline window.
@@ -162,6 +165,7 @@ impl ClientSpec {
     pub fn standard() -> Vec<ClientSpec> {
         [
             "raw",
+            "floor",
             "blocking",
             "async",
             "fetch",
@@ -192,6 +196,7 @@ impl ClientSpec {
         };
         let kind = match (base, window) {
             ("raw", None) => Kind::Raw,
+            ("floor", None) => Kind::Floor,
             ("blocking", w) => Kind::Blocking(w),
             ("async", w) => Kind::Async(w),
             ("fetch", None) => Kind::Fetch,
@@ -201,7 +206,7 @@ impl ClientSpec {
             ("mpop", None) => Kind::Mpop,
             _ => {
                 return Err(format!(
-                    "unknown client {name:?}: use raw, blocking[@W], async[@W], fetch, poplib, py-pop3, py-poplib, mpop"
+                    "unknown client {name:?}: use raw, floor, blocking[@W], async[@W], fetch, poplib, py-pop3, py-poplib, mpop"
                 ));
             }
         };
@@ -218,6 +223,9 @@ impl ClientSpec {
         };
         match self.kind {
             Kind::Raw => "lower bound: every RETR in one write, bytes counted".into(),
+            Kind::Floor => {
+                "floor of Maildir delivery: raw + fetch's files and syncs, in-process".into()
+            }
             Kind::Blocking(w) => format!("pop3-blocking retr_many{}", window(w)),
             Kind::Async(w) => format!("pop3-async retr_many, current-thread Tokio{}", window(w)),
             Kind::Fetch => "pop3 fetch --maildir (durable Maildir delivery)".into(),
@@ -417,9 +425,16 @@ fn run_workload(ctx: &Context, workload: &Workload) -> io::Result<(WorkloadResul
         .iter()
         .find(|r| r.name == "raw")
         .and_then(|r| r.median_s);
+    let floor = rows
+        .iter()
+        .find(|r| r.name == "floor")
+        .and_then(|r| r.median_s);
     for row in &mut rows {
         if let (Some(raw), Some(median)) = (raw, row.median_s) {
             row.ratio_to_raw = Some(median / raw);
+        }
+        if let (Some(floor), Some(median)) = (floor, row.median_s) {
+            row.ratio_to_floor = Some(median / floor);
         }
     }
     Ok((
@@ -506,6 +521,16 @@ fn prepare(
             maildir: None,
             scratch: Vec::new(),
         },
+        Kind::Floor => {
+            let dir = fresh_maildir(false)?;
+            let mut c = ours("floor", None);
+            c.arg("--maildir").arg(&dir);
+            Prepared {
+                command: c,
+                maildir: Some(dir.clone()),
+                scratch: vec![dir],
+            }
+        }
         Kind::Blocking(w) => Prepared {
             command: ours("blocking", w),
             maildir: None,
@@ -726,6 +751,13 @@ fn verify(
             if stored != Some(n) || maildir_files != Some(n) {
                 return Err(format!(
                     "pop3 fetch stored {stored:?} messages, {maildir_files:?} files in new/, expected {n}"
+                ));
+            }
+        }
+        Kind::Floor => {
+            if number("messages") != Some(n) || maildir_files != Some(n) {
+                return Err(format!(
+                    "the floor reports {fields:?} and {maildir_files:?} files in new/, expected {n}"
                 ));
             }
         }
@@ -979,7 +1011,9 @@ mod tests {
         );
         assert!(ClientSpec::parse("raw@5").is_err());
         assert!(ClientSpec::parse("async@0").is_err());
-        assert_eq!(ClientSpec::standard().len(), 8);
+        assert_eq!(ClientSpec::parse("floor").map(|c| c.kind), Ok(Kind::Floor));
+        assert!(ClientSpec::parse("floor@5").is_err());
+        assert_eq!(ClientSpec::standard().len(), 9);
         assert_eq!(
             ClientSpec::parse("py-pop3").map(|c| c.kind),
             Ok(Kind::PyClient)

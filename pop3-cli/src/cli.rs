@@ -158,6 +158,9 @@ impl Cli {
 }
 
 /// The commands.
+// (`fetch`'s flags, targets and rules together make its variant large; the enum is parsed
+// once per process, so boxing it would buy nothing.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Print the server's capabilities, one per line (before login unless --login).
@@ -205,7 +208,8 @@ pub(crate) enum Command {
         #[arg(required = true, value_parser = clap::value_parser!(u32).range(1..))]
         msgs: Vec<u32>,
     },
-    /// Store every message whose UID is not yet recorded into a Maildir, durably.
+    /// Store every message whose UID is not yet recorded, durably, into exactly one target:
+    /// a Maildir, an mbox, an MDA or an LMTP server.
     Fetch(FetchArgs),
     /// Print what the server shows before login: TLS version and cipher suite, each
     /// certificate (subject, issuer, validity, SHA-256 fingerprint), the greeting, CAPA before
@@ -267,9 +271,31 @@ pub(crate) enum LogFormat {
 /// `fetch` options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FetchArgs {
-    /// The Maildir (created if missing; default: the account's `maildir`).
-    #[arg(long, value_name = "DIR")]
+    // --- Delivery targets: exactly one (default: the account's `maildir`, `mbox`, `mda` or
+    // `lmtp`). See the README's delivery section for each one's guarantee.
+    /// Deliver into this Maildir (created if missing).
+    #[arg(long, value_name = "DIR", group = "target")]
     pub(crate) maildir: Option<PathBuf>,
+    /// Deliver by appending to this mbox file (mboxrd; fcntl and dot-lock locking; created if
+    /// missing).
+    #[arg(long, value_name = "FILE", group = "target")]
+    pub(crate) mbox: Option<PathBuf>,
+    /// Deliver by running this command (`sh -c`) once per message, the message on its stdin
+    /// with LF line ends; delivered only on exit status 0. `%F` becomes the envelope sender
+    /// (from Return-Path, shell-quoted).
+    #[arg(long, value_name = "CMD", group = "target")]
+    pub(crate) mda: Option<String>,
+    /// Deliver to this LMTP server: HOST:PORT, or a unix socket path; needs --lmtp-rcpt.
+    #[arg(long, value_name = "ADDR", group = "target")]
+    pub(crate) lmtp: Option<String>,
+    /// The LMTP recipient (RCPT TO); a message is delivered only on a 250 for it.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) lmtp_rcpt: Option<String>,
+    /// How long a delivery step may take: an MDA's run, the wait for an mbox lock, one LMTP
+    /// reply [default: 120].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) deliver_timeout: Option<f64>,
+    // --- end of the delivery targets.
     /// Delete the stored messages on the server (committed by the final QUIT).
     #[arg(long)]
     pub(crate) delete: bool,
@@ -296,8 +322,8 @@ pub(crate) struct FetchArgs {
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct RuleArgs {
     /// Leave messages on the server, and delete each once it was first seen more than
-    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages stored in the
-    /// Maildir are deleted. Needs UIDL; not with --delete.
+    /// DURATION ago (`7d`, `12h`, `2w`; a bare number is days). Only messages delivered to the
+    /// target are deleted. Needs UIDL; not with --delete.
     #[arg(long, value_name = "DURATION", value_parser = crate::rules::parse_duration)]
     pub(crate) keep: Option<u64>,
     /// Leave messages larger than SIZE (bytes; `k`, `M`, `G` suffixes) on the server, unread.

@@ -45,8 +45,20 @@ pub(crate) struct Account {
     client_cert: Option<PathBuf>,
     /// `--client-key`.
     client_key: Option<PathBuf>,
+    // --- Delivery targets (at most one of maildir, mbox, mda, lmtp).
     /// The default `fetch --maildir`.
     maildir: Option<PathBuf>,
+    /// The default `fetch --mbox`.
+    mbox: Option<PathBuf>,
+    /// The default `fetch --mda`.
+    mda: Option<String>,
+    /// The default `fetch --lmtp`.
+    lmtp: Option<String>,
+    /// The default `fetch --lmtp-rcpt`.
+    lmtp_rcpt: Option<String>,
+    /// The default `fetch --deliver-timeout`.
+    deliver_timeout: Option<f64>,
+    // --- end of the delivery targets.
     /// The default `fetch --state`.
     state: Option<PathBuf>,
     // ---- fetch's retention and size rules (see `RuleArgs`) ----
@@ -144,6 +156,8 @@ pub(crate) struct Settings {
     pub(crate) pipelining: Pipelining,
     pub(crate) json: bool,
     pub(crate) maildir: Option<PathBuf>,
+    /// The account's delivery target keys besides `maildir`.
+    pub(crate) targets: crate::deliver::AccountTargets,
     pub(crate) state: Option<PathBuf>,
     /// OAuth 2.0: the account's provider and token store.
     pub(crate) oauth: Option<crate::oauth::OAuth>,
@@ -261,6 +275,13 @@ impl Settings {
             json: cli.json,
             maildir: account.maildir.clone().map(expand_home),
             state: account.state.clone().map(expand_home),
+            targets: crate::deliver::AccountTargets {
+                mbox: account.mbox.map(expand_home),
+                mda: account.mda,
+                lmtp: account.lmtp,
+                lmtp_rcpt: account.lmtp_rcpt,
+                deliver_timeout: account.deliver_timeout,
+            },
             account: kept,
             oauth,
         })

@@ -10,6 +10,7 @@ use pop3_demo_server::{MailboxServer, TestCa};
 use serde_json::json;
 
 use crate::cli::DemoArgs;
+use crate::deliver::TargetSpec;
 use crate::error::CliError;
 use crate::fetch::{self, FetchJob, FetchSummary};
 use crate::session::method_name;
@@ -68,7 +69,8 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         // Port 0: the embedded server listens on a new port every run, its mail stays the same.
         state: state::default_path(&maildir, USER, HOST, 0),
         legacy_state: None,
-        maildir: maildir.clone(),
+        target: TargetSpec::Maildir(maildir.clone()),
+        deliver_timeout: crate::deliver::DEFAULT_TIMEOUT,
         delete: false,
         batch: 64,
         batch_bytes: 8 * 1024 * 1024,
@@ -91,8 +93,8 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
             json!({
                 "server": format!("{HOST}:{}", server.port()),
                 "tls": version,
-                "first": first.to_json(&maildir, &job.state, method),
-                "second": second.to_json(&maildir, &job.state, method),
+                "first": first.to_json(&job.target, &job.state, method),
+                "second": second.to_json(&job.target, &job.state, method),
                 "mb_per_second": rate,
             })
         );

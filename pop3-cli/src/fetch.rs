@@ -1,7 +1,8 @@
-//! `fetch`: every message whose UID is not yet recorded goes into the Maildir, durably, in
-//! pipelined batches.
+//! `fetch`: every message whose UID is not yet recorded goes into the delivery target (a
+//! Maildir, an mbox, an MDA or an LMTP server: see [`crate::deliver`] for how each is driven
+//! and what each guarantees), durably, in pipelined batches.
 //!
-//! Per batch: RETR the batch (pipelined when the server allows) into `tmp/`, fsync each file,
+//! For the Maildir, per batch: RETR the batch (pipelined when the server allows) into `tmp/`, fsync each file,
 //! rename each into `new/`, fsync `new/` once, write the state once (the batch's UIDs as
 //! stored, the names reserved for the next batch), then DELE the batch if `--delete`. QUIT
 //! comes only at the end. Killing the process at any point loses nothing (a message is
@@ -38,9 +39,10 @@ use pop3_async::{Connection, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::deliver::{self, Digests, Ledger, Staged, Target, TargetSpec};
 use crate::error::CliError;
 use crate::filter::{About, Filter, HeaderSink};
-use crate::maildir::{ContentIndex, LfWriter, Maildir};
+use crate::maildir::{LfWriter, Maildir};
 use crate::rules::{Action, Decider, Delete, Known, Leave, Listed, Rules, Step, Verdict};
 use crate::state::{Kind, State};
 
@@ -56,7 +58,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// What `fetch` was asked to do.
 #[derive(Debug)]
 pub(crate) struct FetchJob {
-    pub(crate) maildir: PathBuf,
+    /// Where the messages go (exactly one target).
+    pub(crate) target: TargetSpec,
+    /// How long one delivery step may take (an MDA's run, an mbox lock, an LMTP reply).
+    pub(crate) deliver_timeout: Duration,
     pub(crate) delete: bool,
     /// The state file (always opened: a server without UIDL only becomes known later).
     pub(crate) state: PathBuf,
@@ -106,6 +111,9 @@ pub(crate) struct FetchSummary {
     pub(crate) batches: usize,
     /// The server's refusals (RETR or DELE `-ERR`), one line each.
     pub(crate) refused: Vec<String>,
+    /// Messages the target did not take (an MDA's failure, an LMTP 4xx or 5xx), one line
+    /// each: they stay on the server, unrecorded.
+    pub(crate) undelivered: Vec<String>,
     /// From login to QUIT.
     pub(crate) elapsed: Duration,
     /// Whether the server has UIDL.
@@ -136,8 +144,13 @@ pub(crate) struct FetchSummary {
 
 impl FetchSummary {
     /// The summary as JSON.
-    pub(crate) fn to_json(&self, maildir: &Path, state: &Path, method: &str) -> serde_json::Value {
-        json!({
+    pub(crate) fn to_json(
+        &self,
+        target: &TargetSpec,
+        state: &Path,
+        method: &str,
+    ) -> serde_json::Value {
+        let mut value = json!({
             "listed": self.listed,
             "stored": self.stored,
             "bytes": self.bytes,
@@ -147,6 +160,7 @@ impl FetchSummary {
             "recovered": self.recovered,
             "batches": self.batches,
             "refused": self.refused,
+            "undelivered": self.undelivered,
             "seconds": self.elapsed.as_secs_f64(),
             "uidl": self.uidl,
             "left": self.left,
@@ -155,19 +169,28 @@ impl FetchSummary {
             "deleted_unread": self.deleted_unread,
             "notices": self.notices,
             "login": method,
-            "maildir": maildir.display().to_string(),
+            "target": target.describe(),
             "state": state.display().to_string(),
-        })
+        });
+        let key = match target {
+            TargetSpec::Maildir(path) => Some(("maildir", path)),
+            TargetSpec::Mbox(path) => Some(("mbox", path)),
+            TargetSpec::Mda(_) | TargetSpec::Lmtp(..) => None,
+        };
+        if let (Some((key, path)), Some(object)) = (key, value.as_object_mut()) {
+            object.insert(key.to_owned(), json!(path.display().to_string()));
+        }
+        value
     }
 
     /// The summary as one line of text.
-    pub(crate) fn line(&self, maildir: &Path) -> String {
+    pub(crate) fn line(&self, target: &TargetSpec) -> String {
         let mut text = format!(
             "stored {} of {} messages ({} bytes) in {}",
             self.stored,
             self.listed,
             self.bytes,
-            maildir.display()
+            target.describe()
         );
         if self.skipped > 0 {
             text.push_str(&format!(", {} already stored", self.skipped));
@@ -202,6 +225,12 @@ impl FetchSummary {
                 ));
             }
         }
+        if !self.undelivered.is_empty() {
+            text.push_str(&format!(
+                ", {} not delivered (left on the server)",
+                self.undelivered.len()
+            ));
+        }
         text
     }
 }
@@ -217,86 +246,52 @@ struct Item {
     verify: bool,
 }
 
-/// A message of the current batch that arrived completely.
-#[derive(Debug)]
-struct Complete {
-    msg: u32,
-    uid: Option<String>,
-    name: String,
-    file: File,
-    octets: u64,
-    verify: bool,
-}
-
-/// Opens the Maildir and the state (locked), resolving what an interrupted run left.
+/// The target and the state (locked), with what an interrupted run left resolved.
 pub(crate) struct Prepared {
-    maildir: Maildir,
+    target: Box<dyn Target>,
     state: State,
+    /// For the targets that cannot be searched for a message (all but the Maildir).
+    digests: Option<Digests>,
     recovered: usize,
-    /// The Maildir's messages by size, when the state marks UIDs deleting (taken before this
-    /// run stores anything).
-    index: Option<ContentIndex>,
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
-            .field("maildir", &self.maildir)
+            .field("target", &self.target)
             .field("state", &self.state.path())
             .finish_non_exhaustive()
     }
 }
 
-/// The local half of `fetch`, done before connecting: Maildir, lock, state, recovery.
+/// The local half of `fetch`, done before connecting: the target, the state's lock, the
+/// recovery of an interrupted run.
 pub(crate) fn prepare(job: &FetchJob) -> Result<Prepared, CliError> {
-    let maildir =
-        Maildir::open(&job.maildir).map_err(|e| CliError::local(job.maildir.display(), &e))?;
+    let mut target = job.target.open(&job.state, job.deliver_timeout)?;
     let mut state = State::open_migrating(&job.state, job.legacy_state.as_deref())?;
-    let recovered = recover(&maildir, &mut state)?;
-    let index = if state.any_deleting() {
-        Some(
-            maildir
-                .content_index()
-                .map_err(|e| CliError::local(maildir.root().display(), &e))?,
-        )
-    } else {
-        None
-    };
-    Ok(Prepared {
-        maildir,
-        state,
-        recovered,
-        index,
-    })
-}
-
-/// Resolves the names reserved by an interrupted run: delivered ones are recorded, the
-/// others' partial files in `tmp/` are removed. Writes the state if anything changed.
-fn recover(maildir: &Maildir, state: &mut State) -> Result<usize, CliError> {
-    let pending = state.take_pending();
-    if pending.is_empty() {
-        return Ok(0);
-    }
-    let names: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
-    let delivered = maildir
-        .delivered(&names)
-        .map_err(|e| CliError::local(maildir.root().display(), &e))?;
-    let mut recovered = 0;
-    for (name, uid) in &pending {
-        if delivered.contains(name) {
-            state.add_stored(uid);
-            recovered += 1;
-        } else {
-            maildir
-                .remove_tmp(name)
-                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
+    if !target.reserves_names() {
+        // Names reserved for a Maildir by an earlier run with another target mean nothing
+        // here: those messages are fetched again.
+        let dropped = state.take_pending();
+        if !dropped.is_empty() {
+            tracing::warn!(target: "pop3_cli", "dropped {} Maildir reservations of an earlier run (the target changed)", dropped.len());
         }
     }
-    state
-        .save()
-        .map_err(|e| CliError::local(state.path().display(), &e))?;
-    tracing::info!(target: "pop3_cli", "recovered {recovered} of {} messages of an interrupted run", pending.len());
-    Ok(recovered)
+    let recovered = target.recover(&mut state)?;
+    let digests = if target.reserves_names() {
+        None
+    } else {
+        Some(
+            Digests::open(&job.state, |uid| state.is_stored(uid))
+                .map_err(|e| CliError::local(format!("{}.digests", job.state.display()), &e))?,
+        )
+    };
+    Ok(Prepared {
+        target,
+        state,
+        digests,
+        recovered,
+    })
 }
 
 /// Splits the work into batches of at most `count` messages and `bytes` bytes (a larger
@@ -345,17 +340,17 @@ pub(crate) async fn fetch(
 ) -> Result<FetchSummary, CliError> {
     let start = Instant::now();
     let Prepared {
-        maildir,
+        target,
         state,
+        digests,
         recovered,
-        index,
     } = prepared;
     let mut summary = FetchSummary {
         recovered,
         ..FetchSummary::default()
     };
-    let local = Arc::new(Mutex::new(Local { state, index }));
-    let result = run(&mut connection, maildir, &local, job, &mut summary).await;
+    let local = Arc::new(Mutex::new(Local { state, digests }));
+    let result = run(&mut connection, target, &local, job, &mut summary).await;
     let result = match result {
         Ok(()) => {
             crate::test_hook::pause("quit");
@@ -395,15 +390,15 @@ pub(crate) async fn fetch(
     result.map(|()| summary)
 }
 
-/// The state and the content index, shared by the session and the committer (the blocking
-/// pool): the session touches them only while no batch is being committed.
+/// The state, shared by the session and the committer (the blocking pool): the session
+/// touches it only while no batch is being committed.
 #[derive(Debug)]
 struct Local {
     state: State,
-    index: Option<ContentIndex>,
+    digests: Option<Digests>,
 }
 
-/// The state and the index, or a failure if a commit panicked while holding them.
+/// The state, or a failure if a commit panicked while holding them.
 fn lock(local: &Mutex<Local>) -> Result<MutexGuard<'_, Local>, CliError> {
     local
         .lock()
@@ -515,7 +510,7 @@ fn check_listings(list: &[ScanListing], uidl: Option<&[UniqueIdListing]>) -> Res
 
 async fn run(
     connection: &mut Connection,
-    mut maildir: Maildir,
+    mut target: Box<dyn Target>,
     local: &Arc<Mutex<Local>>,
     job: &FetchJob,
     summary: &mut FetchSummary,
@@ -548,10 +543,12 @@ async fn run(
     // recorded as stored or reserved.
     let names: Vec<Vec<String>> = batches
         .iter()
-        .map(|b| b.iter().map(|_| maildir.unique_name()).collect())
+        .map(|b| b.iter().map(|_| target.reserve_name()).collect())
         .collect();
+    let reserves = target.reserves_names();
     let pending_from = |first: usize| -> Vec<(String, String)> {
-        (first..first + 2)
+        let last = if reserves { first + 2 } else { first };
+        (first..last)
             .filter_map(|k| batches.get(k).zip(names.get(k)))
             .flat_map(|(batch, names)| {
                 batch
@@ -587,7 +584,7 @@ async fn run(
             }
         }
     }
-    let maildir = Arc::new(maildir);
+    let target: Arc<dyn Target> = Arc::from(target);
     let delete = job.delete;
 
     // The durability work of batch k (fsync, rename, directory sync, state write) runs on the
@@ -603,12 +600,12 @@ async fn run(
             summary.interrupted = true;
             break;
         }
-        let outcome = download(connection, &maildir, batch, &names[index], &bar, summary).await;
+        let outcome = download(connection, &*target, batch, &names[index], &bar, summary).await;
         if let Some(commit) = in_flight.take() {
             let committed = wait_commit(commit, connection, job, summary).await;
             bar.set_message(format!("{}/{total_messages} messages", summary.stored));
             if let Err(error) = committed {
-                remove_tmp_files(&maildir, &outcome.complete);
+                discard_all(&*target, &outcome.complete);
                 return Err(outcome.error.unwrap_or(error));
             }
         }
@@ -618,15 +615,15 @@ async fn run(
             Vec::new()
         };
         let commit = {
-            let (maildir, local) = (Arc::clone(&maildir), Arc::clone(local));
+            let (target, local) = (Arc::clone(&target), Arc::clone(local));
             let complete = outcome.complete;
             tokio::task::spawn_blocking(move || {
                 let mut local = lock(&local)?;
-                let Local { state, index } = &mut *local;
+                let Local { state, digests } = &mut *local;
                 commit(
-                    &maildir,
+                    &*target,
                     state,
-                    index,
+                    digests.as_mut(),
                     use_state,
                     delete,
                     complete,
@@ -958,22 +955,31 @@ async fn run_filter(
     .map_err(|_| CliError::failure("the filter's task stopped"))
 }
 
-/// Prepares a dry run: the state read without locking or writing, and the names an
-/// interrupted run reserved that were delivered counted as stored (in memory only). Creates
-/// nothing, not even the Maildir.
+/// Prepares a dry run: the state read without locking or writing, and what an interrupted
+/// run delivered but did not record counted as stored (in memory only): the names it reserved
+/// in a Maildir that are there, the append its mbox journal names if the mbox holds it. (An
+/// MDA or LMTP server cannot be asked.) Creates nothing, not even the target.
 pub(crate) fn prepare_dry_run(job: &FetchJob) -> Result<State, CliError> {
     let mut state = State::open_read_only(&job.state, job.legacy_state.as_deref())?;
     let pending = state.take_pending();
-    let complete = ["tmp", "new", "cur"]
-        .iter()
-        .all(|d| job.maildir.join(d).is_dir());
+    let root = match &job.target {
+        TargetSpec::Maildir(root) => root,
+        TargetSpec::Mbox(file) => {
+            let mbox = crate::deliver::mbox::Mbox::new(file, &job.state, job.deliver_timeout);
+            for uid in mbox.journaled_intact()? {
+                state.add_stored(&uid);
+            }
+            return Ok(state);
+        }
+        TargetSpec::Mda(_) | TargetSpec::Lmtp(..) => return Ok(state),
+    };
+    let complete = ["tmp", "new", "cur"].iter().all(|d| root.join(d).is_dir());
     if !pending.is_empty() && complete {
-        let maildir =
-            Maildir::open(&job.maildir).map_err(|e| CliError::local(job.maildir.display(), &e))?;
+        let maildir = Maildir::open(root).map_err(|e| CliError::local(root.display(), &e))?;
         let names: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
         let delivered = maildir
             .delivered(&names)
-            .map_err(|e| CliError::local(job.maildir.display(), &e))?;
+            .map_err(|e| CliError::local(root.display(), &e))?;
         for (name, uid) in &pending {
             if delivered.contains(name) {
                 state.add_stored(uid);
@@ -992,7 +998,10 @@ pub(crate) async fn dry_run(
     job: &FetchJob,
 ) -> Result<(Vec<Planned>, FetchSummary), CliError> {
     let mut summary = FetchSummary::default();
-    let local = Arc::new(Mutex::new(Local { state, index: None }));
+    let local = Arc::new(Mutex::new(Local {
+        state,
+        digests: None,
+    }));
     let result = async {
         let list = connection.list().await?;
         let uidl = uidl_listing(&mut connection, &local).await?;
@@ -1040,16 +1049,17 @@ async fn wait_commit(
     summary.verified += committed.msgs.len() - committed.stored;
     summary.bytes = summary.bytes.saturating_add(committed.octets);
     summary.batches += 1;
+    summary.undelivered.extend(committed.undelivered);
     if job.delete && !committed.msgs.is_empty() {
         dele(connection, &committed.msgs, summary).await?;
     }
     Ok(())
 }
 
-/// Removes the `tmp/` files of messages that will not be committed.
-fn remove_tmp_files(maildir: &Maildir, complete: &[Complete]) {
+/// Drops the staged messages that will not be committed (the Maildir's `tmp/` files).
+fn discard_all(target: &dyn Target, complete: &[Staged]) {
     for c in complete {
-        let _ = maildir.remove_tmp(&c.name);
+        target.discard(&c.name);
     }
 }
 
@@ -1082,15 +1092,15 @@ async fn dele(
 
 /// What one batch's download produced.
 struct Outcome {
-    complete: Vec<Complete>,
+    complete: Vec<Staged>,
     error: Option<CliError>,
 }
 
-/// RETRs a batch into `tmp/`. Complete messages are returned even when the batch fails
-/// half-way, so that they can be committed; the partial file is removed.
+/// RETRs a batch into the target's staging files. Complete messages are returned even when
+/// the batch fails half-way, so that they can be committed; the partial one is discarded.
 async fn download(
     connection: &mut Connection,
-    maildir: &Maildir,
+    target: &dyn Target,
     batch: &[Item],
     names: &[String],
     bar: &ProgressBar,
@@ -1114,13 +1124,13 @@ async fn download(
                 };
                 let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
                     if current.as_ref().is_none_or(|(m, _)| *m != msg) {
-                        let file = maildir
-                            .create_tmp(name)
-                            .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
+                        let file = target
+                            .stage(name)
+                            .map_err(|e| CliError::local(staging(target, name), &e))?;
                         crate::test_hook::pause("opened");
                         *current = Some((
                             msg,
-                            LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+                            LfWriter::new(BufWriter::with_capacity(write_buffer(item.size), file)),
                         ));
                     }
                     Ok::<_, CliError>(())
@@ -1131,7 +1141,7 @@ async fn download(
                         if let Some((_, writer)) = current.as_mut() {
                             writer
                                 .write_chunk(chunk)
-                                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))?;
+                                .map_err(|e| CliError::local(staging(target, name), &e))?;
                         }
                         bar.inc(chunk.len() as u64);
                     }
@@ -1142,20 +1152,20 @@ async fn download(
                             // partial file goes.
                             let flushed = writer
                                 .finish()
-                                .map_err(|e| CliError::local(format!("tmp/{name}"), &e))
+                                .map_err(|e| CliError::local(staging(target, name), &e))
                                 .and_then(|(buffered, _)| {
                                     buffered.into_inner().map_err(|e| {
-                                        CliError::local(format!("tmp/{name}"), e.error())
+                                        CliError::local(staging(target, name), e.error())
                                     })
                                 });
                             let file = match flushed {
                                 Ok(file) => file,
                                 Err(error) => {
-                                    let _ = maildir.remove_tmp(name);
+                                    target.discard(name);
                                     return Err(error);
                                 }
                             };
-                            complete.push(Complete {
+                            complete.push(Staged {
                                 msg,
                                 uid: item.uid.clone(),
                                 name: name.clone(),
@@ -1167,7 +1177,7 @@ async fn download(
                     }
                     RetrEvent::Refused(e) => {
                         current = None;
-                        let _ = maildir.remove_tmp(name);
+                        target.discard(name);
                         refused.push(format!("message {msg}: {e}"));
                     }
                     _ => {}
@@ -1184,7 +1194,7 @@ async fn download(
     // A message cut off half-way leaves a partial file: remove it.
     if let Some((msg, _)) = current.take() {
         if let Some((_, name)) = by_msg.get(&msg) {
-            let _ = maildir.remove_tmp(name);
+            target.discard(name);
         }
     }
     summary.refused.extend(refused);
@@ -1195,119 +1205,182 @@ async fn download(
     Outcome { complete, error }
 }
 
+/// The write buffer for a message of `size` octets (as listed): the whole message in one
+/// write when it is up to 1 MiB (a listed size can lie: it only sizes a buffer).
+fn write_buffer(size: u64) -> usize {
+    usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024)
+        .clamp(8 * 1024, 1024 * 1024)
+}
+
+/// Where a message is staged, for errors.
+fn staging(target: &dyn Target, name: &str) -> String {
+    if target.reserves_names() {
+        format!("tmp/{name}")
+    } else {
+        format!("a staging file for {}", target.describe())
+    }
+}
+
 /// What the committer made durable.
 #[derive(Debug)]
 struct Committed {
-    /// The batch's messages, to be deleted if asked: those stored and those verified.
+    /// The batch's messages now in the target, to be deleted if asked: those stored and
+    /// those found there already.
     msgs: Vec<(u32, Option<String>)>,
-    /// How many of them were stored (the others were found identical in the Maildir).
+    /// How many of them were stored (the others were found identical in the target).
     stored: usize,
     octets: u64,
+    /// The messages the target did not take, one line each.
+    undelivered: Vec<String>,
 }
 
-/// How many threads sync the files of a batch at once: concurrent fsyncs share journal
-/// commits (ext4, XFS), so a batch costs a few disk flushes instead of one per file.
-const SYNC_THREADS: usize = 16;
-
-/// Makes a batch durable: fsync each file (concurrently), rename each into `new/`, fsync
-/// `new/` once, then one state write (the batch's UIDs stored, and marked deleting if they
-/// are to be deleted; the names of the next two batches reserved). A message listed under a
-/// UID marked deleting is not renamed when the Maildir already holds one with exactly its
-/// content. On failure the batch's unrenamed files are removed from `tmp/` (none of them is
-/// recorded, so the next run fetches them again).
-fn commit(
-    maildir: &Maildir,
-    state: &mut State,
-    index: &mut Option<ContentIndex>,
+/// Records what a target delivered: the UIDs stored (and marked deleting if they are to be
+/// deleted), the names of the next batches reserved, one atomic state write.
+struct FetchLedger<'a> {
+    state: &'a mut State,
+    /// Appended to (durably) before the state records a UID.
+    digests: Option<&'a mut Digests>,
     use_state: bool,
     delete: bool,
-    complete: Vec<Complete>,
-    next_pending: Vec<(String, String)>,
-) -> Result<Committed, CliError> {
-    let root = maildir.root().display().to_string();
-    if let Err((name, e)) = sync_all_files(&complete) {
-        remove_tmp_files(maildir, &complete);
-        return Err(CliError::local(format!("{root}/tmp/{name}"), &e));
-    }
-    crate::test_hook::pause("synced");
-    let mut msgs = Vec::with_capacity(complete.len());
-    let mut stored = 0;
-    let mut octets = 0;
-    for (position, c) in complete.iter().enumerate() {
-        let identical = match index.as_mut().filter(|_| c.verify) {
-            Some(index) => index
-                .take_identical(&maildir.tmp_path(&c.name))
-                .map_err(|e| CliError::local(format!("{root}/tmp/{}", c.name), &e))
-                .inspect_err(|_| remove_tmp_files(maildir, &complete[position..]))?,
-            None => None,
-        };
-        if let Some(existing) = identical {
-            let _ = maildir.remove_tmp(&c.name);
-            tracing::debug!(target: "pop3_cli", "message {} is already stored as {}", c.msg, existing.display());
-        } else {
-            if let Err(e) = maildir.deliver(&c.name) {
-                remove_tmp_files(maildir, &complete[position..]);
-                // What is in new/ already is reserved in the state: the next run records it.
-                return Err(CliError::local(format!("{root}/new/{}", c.name), &e));
-            }
-            tracing::debug!(target: "pop3_cli", "stored message {} ({} octets) as new/{}", c.msg, c.octets, c.name);
-            stored += 1;
-            octets += c.octets;
-        }
-        if let Some(uid) = &c.uid {
-            state.add_stored(uid);
-            if delete {
-                state.mark_deleting(uid);
-            } else {
-                state.clear_deleting(uid);
-            }
-        }
-        msgs.push((c.msg, c.uid.clone()));
-    }
-    drop(complete);
-    maildir
-        .sync_new()
-        .map_err(|e| CliError::local(format!("{root}/new"), &e))?;
-    crate::test_hook::pause("renamed");
-    if use_state {
-        state.set_pending(next_pending);
-        state
-            .save()
-            .map_err(|e| CliError::local(state.path().display(), &e))?;
-        crate::test_hook::pause("recorded");
-    }
-    Ok(Committed {
-        msgs,
-        stored,
-        octets,
-    })
+    /// Set with the first record of the batch.
+    next_pending: Option<Vec<(String, String)>>,
+    /// Whether the batch's digests were written by [`Ledger::intend`] already.
+    intended: bool,
 }
 
-/// fdatasync every file, on up to [`SYNC_THREADS`] threads.
-fn sync_all_files(complete: &[Complete]) -> Result<(), (String, io::Error)> {
-    if complete.len() <= 1 {
-        return complete
-            .iter()
-            .try_for_each(|c| c.file.sync_data().map_err(|e| (c.name.clone(), e)));
+impl Ledger for FetchLedger<'_> {
+    fn intend(&mut self, batch: &[&Staged]) -> Result<(), CliError> {
+        if let Some(digests) = self.digests.as_mut() {
+            digests
+                .append(batch)
+                .map_err(|e| CliError::local(digests.path().display(), &e))?;
+            self.intended = true;
+        }
+        Ok(())
     }
-    let per_thread = complete.len().div_ceil(SYNC_THREADS);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = complete
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .try_for_each(|c| c.file.sync_data().map_err(|e| (c.name.clone(), e)))
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| {
-                Err((String::new(), io::Error::other("a sync thread panicked")))
-            })
-        })
-    })
+
+    fn record(&mut self, delivered: &[&Staged]) -> Result<(), CliError> {
+        if let Some(digests) = self.digests.as_mut().filter(|_| !self.intended) {
+            digests
+                .append(delivered)
+                .map_err(|e| CliError::local(digests.path().display(), &e))?;
+        }
+        for staged in delivered {
+            if let Some(uid) = &staged.uid {
+                self.state.add_stored(uid);
+                if self.delete {
+                    self.state.mark_deleting(uid);
+                } else {
+                    self.state.clear_deleting(uid);
+                }
+            }
+        }
+        if self.use_state {
+            if let Some(pending) = self.next_pending.take() {
+                self.state.set_pending(pending);
+            }
+            self.state
+                .save()
+                .map_err(|e| CliError::local(self.state.path().display(), &e))?;
+            crate::test_hook::pause("recorded");
+        }
+        Ok(())
+    }
+}
+
+/// Commits a batch through the target (see [`deliver`]): what it delivered is recorded by the
+/// ledger as the target's guarantee needs; what it refused stays unrecorded (and on the
+/// server). The reservations move on to the next batches even if nothing was delivered.
+fn commit(
+    target: &dyn Target,
+    state: &mut State,
+    digests: Option<&mut Digests>,
+    use_state: bool,
+    delete: bool,
+    complete: Vec<Staged>,
+    next_pending: Vec<(String, String)>,
+) -> Result<Committed, CliError> {
+    // A message listed under a UID marked deleting, identical to the one delivered under it
+    // (its digest): the deletion did not happen, it is not delivered again.
+    let mut already = Vec::new();
+    let mut fresh = Vec::new();
+    for staged in complete {
+        let seen = match digests.as_deref() {
+            Some(digests) if staged.verify => digests
+                .delivered_already(&staged)
+                .map_err(|e| CliError::local(staged.label(), &e))?,
+            _ => false,
+        };
+        if seen {
+            tracing::debug!(target: "pop3_cli", "{} was delivered already (same digest)", staged.label());
+            already.push(staged);
+        } else {
+            if staged.verify && digests.is_some() {
+                tracing::info!(target: "pop3_cli", "{} is listed under a UID whose deletion was not committed, with other content (or none recorded): delivered", staged.label());
+            }
+            fresh.push(staged);
+        }
+    }
+    let mut ledger = FetchLedger {
+        state,
+        digests,
+        use_state,
+        delete,
+        next_pending: Some(next_pending),
+        intended: false,
+    };
+    if !already.is_empty() {
+        let refs: Vec<&Staged> = already.iter().collect();
+        ledger.record(&refs)?;
+    }
+    let complete = fresh;
+    let mut outcomes = target.commit(&complete, &mut ledger)?;
+    let complete: Vec<Staged> = already.into_iter().chain(complete).collect();
+    outcomes.splice(
+        0..0,
+        std::iter::repeat_n(
+            deliver::Outcome::AlreadyThere,
+            complete.len() - outcomes.len(),
+        ),
+    );
+    if let Some(pending) = ledger.next_pending.take() {
+        if use_state && target.reserves_names() {
+            ledger.state.set_pending(pending);
+            ledger
+                .state
+                .save()
+                .map_err(|e| CliError::local(ledger.state.path().display(), &e))?;
+        }
+    }
+    let mut committed = Committed {
+        msgs: Vec::with_capacity(complete.len()),
+        stored: 0,
+        octets: 0,
+        undelivered: Vec::new(),
+    };
+    for (staged, outcome) in complete.iter().zip(outcomes) {
+        match outcome {
+            deliver::Outcome::Delivered => {
+                committed.stored += 1;
+                committed.octets += staged.octets;
+                committed.msgs.push((staged.msg, staged.uid.clone()));
+            }
+            deliver::Outcome::AlreadyThere => {
+                committed.msgs.push((staged.msg, staged.uid.clone()));
+            }
+            deliver::Outcome::Temporary(why) => committed.undelivered.push(format!(
+                "{}: not delivered, left on the server for the next run: {why}",
+                staged.label()
+            )),
+            deliver::Outcome::Permanent(why) => committed.undelivered.push(format!(
+                "{}: permanent delivery failure, left on the server: {why}",
+                staged.label()
+            )),
+        }
+    }
+    Ok(committed)
 }
 
 #[cfg(test)]

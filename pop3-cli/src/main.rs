@@ -11,6 +11,7 @@
 mod cli;
 mod commands;
 mod config;
+mod deliver;
 mod demo;
 mod error;
 mod escape;
@@ -36,7 +37,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{Cli, Command, FetchArgs};
 use crate::config::Settings;
-use crate::error::{CliError, EXIT_OK, EXIT_SERVER};
+use crate::deliver::TargetSpec;
+use crate::error::{CliError, EXIT_FAILURE, EXIT_OK, EXIT_SERVER};
 use crate::fetch::FetchJob;
 
 fn main() -> ExitCode {
@@ -105,20 +107,17 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
 }
 
 fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
-    let maildir = args
-        .maildir
-        .clone()
-        .or_else(|| settings.maildir.clone())
-        .ok_or_else(|| CliError::usage("fetch needs --maildir DIR (or an account's maildir)"))?;
+    let target = TargetSpec::resolve(args, settings.maildir.as_deref(), &settings.targets)?;
     let host = settings.host()?;
     let user = settings.user()?;
     let explicit_state = args.state.clone().or_else(|| settings.state.clone());
-    let legacy_state = match explicit_state {
-        Some(_) => None,
-        None => Some(state::legacy_path(&maildir, user, host)),
+    let legacy_state = match (&explicit_state, &target) {
+        (None, TargetSpec::Maildir(maildir)) => Some(state::legacy_path(maildir, user, host)),
+        _ => None,
     };
-    let state = explicit_state
-        .unwrap_or_else(|| state::default_path(&maildir, user, host, settings.port()));
+    let state = explicit_state.unwrap_or_else(|| target.default_state(user, host, settings.port()));
+    let deliver_timeout =
+        TargetSpec::timeout(args.deliver_timeout.or(settings.targets.deliver_timeout))?;
     let soft_limit = limits::raise_nofile();
     let wanted = usize::try_from(args.batch).unwrap_or(64);
     let batch = limits::cap_batch(wanted, soft_limit);
@@ -126,7 +125,8 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         tracing::info!(target: "pop3_cli", "--batch {wanted} capped to {batch} by the open-file limit ({soft_limit:?})");
     }
     let job = FetchJob {
-        maildir,
+        target,
+        deliver_timeout,
         delete: args.delete,
         state,
         legacy_state,
@@ -150,22 +150,27 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
     if settings.json {
         println!(
             "{}",
-            escape::json_text(&summary.to_json(&job.maildir, &job.state, method))
+            escape::json_text(&summary.to_json(&job.target, &job.state, method))
         );
     } else if !args.quiet {
-        println!("{}", summary.line(&job.maildir));
+        println!("{}", summary.line(&job.target));
     }
-    for notice in &summary.notices {
-        eprintln!("pop3: {}", escape::escape(notice));
+    for line in summary
+        .notices
+        .iter()
+        .chain(&summary.refused)
+        .chain(&summary.undelivered)
+    {
+        eprintln!("pop3: {}", escape::escape(line));
     }
-    if summary.refused.is_empty() {
-        Ok(EXIT_OK)
+    Ok(if !summary.undelivered.is_empty() {
+        // The target failed for some messages (they stay on the server): a local failure.
+        EXIT_FAILURE
+    } else if !summary.refused.is_empty() {
+        EXIT_SERVER
     } else {
-        for refusal in &summary.refused {
-            eprintln!("pop3: {}", escape::escape(refusal));
-        }
-        Ok(EXIT_SERVER)
-    }
+        EXIT_OK
+    })
 }
 
 /// `fetch --dry-run`: what would be fetched, skipped and deleted, one line per message (or a

@@ -10,7 +10,7 @@
 //! 2. A UID marked seen (`only-new`) is left alone for good; on first use (no state file
 //!    yet) with `only-new`, every listed message is marked seen.
 //! 3. Anything else is a candidate (new, seen before but left by a rule, or listed under a
-//!    UID marked deleting, which is fetched again and compared with the Maildir):
+//!    UID marked deleting, which is fetched again and compared with what the target holds):
 //!    `delete-larger-than` deletes it unread, `skip-larger-than` leaves it, a message
 //!    larger than the session's byte cap is left (it could never fit), and once a session cap
 //!    is reached every later candidate is left for the next session (in server order, so a

@@ -15,9 +15,9 @@
 //! simply new). Until then (a crash, a dropped connection, a `-ERR` to QUIT, a server that
 //! deletes on disconnect) the UID is marked `D`, written before the DELE is sent: the next run
 //! cannot know whether the message it lists under that UID is the one stored or a new one,
-//! so it downloads it again and compares the content with the Maildir (see `fetch`), and its
-//! first-seen time starts again (see [`crate::rules`]): `keep` never counts a new message's
-//! days from an old one's.
+//! so it downloads it again and compares the content with the target (the Maildir's files,
+//! else the digests of `crate::deliver::Digests`), and its first-seen time starts again (see
+//! [`crate::rules`]): `keep` never counts a new message's days from an old one's.
 
 pub(crate) mod format;
 
@@ -274,8 +274,7 @@ impl State {
     }
 
     /// Whether `uid` is recorded as stored. (`fetch` asks [`entry`](Self::entry); the
-    /// delivery targets' recovery asks this.)
-    #[allow(dead_code)]
+    /// delivery targets' recovery and the digests of `fetch::prepare` ask this.)
     pub(crate) fn is_stored(&self, uid: &str) -> bool {
         self.entries
             .get(uid)

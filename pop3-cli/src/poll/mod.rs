@@ -38,7 +38,8 @@ use self::notify::Notifier;
 use self::schedule::{Failure, Interval, Jitter, Next, Schedule, show};
 use crate::cli::{Cli, PollArgs};
 use crate::config::{self, Settings};
-use crate::error::{CliError, EXIT_OK, EXIT_SERVER};
+use crate::deliver::TargetSpec;
+use crate::error::{CliError, EXIT_FAILURE, EXIT_OK, EXIT_SERVER};
 use crate::fetch::{self, FetchJob, FetchSummary};
 use crate::{limits, session, state};
 
@@ -166,21 +167,24 @@ impl Context<'_> {
         .map_err(in_account)?;
         let delete = account.delete.unwrap_or(false);
         let settings = Settings::merge(self.cli, account)?;
-        let maildir = settings
-            .maildir
-            .clone()
-            .ok_or_else(|| in_account("poll needs a maildir".to_owned()))?;
+        // The account's one delivery target (maildir, mbox, mda or lmtp).
+        let target = TargetSpec::from_account(settings.maildir.as_deref(), &settings.targets)
+            .map_err(|e| in_account(e.to_string()))?;
+        let deliver_timeout = TargetSpec::timeout(settings.targets.deliver_timeout)
+            .map_err(|e| in_account(e.to_string()))?;
         let host = settings.host()?;
         let user = settings.user()?;
-        let (state, legacy_state) = match settings.state.clone() {
-            Some(path) => (path, None),
-            None => (
-                state::default_path(&maildir, user, host, settings.port()),
-                Some(state::legacy_path(&maildir, user, host)),
+        let (state, legacy_state) = match (settings.state.clone(), &target) {
+            (Some(path), _) => (path, None),
+            (None, TargetSpec::Maildir(maildir)) => (
+                state::default_path(maildir, user, host, settings.port()),
+                Some(state::legacy_path(maildir, user, host)),
             ),
+            (None, target) => (target.default_state(user, host, settings.port()), None),
         };
         let job = FetchJob {
-            maildir,
+            target,
+            deliver_timeout,
             delete,
             state,
             legacy_state,
@@ -529,12 +533,7 @@ async fn account_task(
                     m.bytes += summary.bytes;
                     m.last_success = Some(epoch_now());
                 });
-                let status = if summary.refused.is_empty() {
-                    EXIT_OK
-                } else {
-                    EXIT_SERVER
-                };
-                (status, success_fields(&summary, method))
+                (poll_status(&summary), success_fields(&summary, method))
             }
             Err(error) => {
                 let failure = Failure::of(&error);
@@ -581,25 +580,32 @@ async fn account_task(
     }
 }
 
+/// The status of a poll that ran to its end: messages the target did not take (left on the
+/// server) are a local failure, the server's refusals a server error.
+fn poll_status(summary: &FetchSummary) -> u8 {
+    if !summary.undelivered.is_empty() {
+        EXIT_FAILURE
+    } else if !summary.refused.is_empty() {
+        EXIT_SERVER
+    } else {
+        EXIT_OK
+    }
+}
+
 /// The log fields of a successful poll.
 fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Value)> {
     let mut fields = vec![
         (
             "result",
-            json!(if summary.refused.is_empty() {
+            json!(if !summary.undelivered.is_empty() {
+                "undelivered"
+            } else if summary.refused.is_empty() {
                 "ok"
             } else {
                 "refused"
             }),
         ),
-        (
-            "status",
-            json!(if summary.refused.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_SERVER
-            }),
-        ),
+        ("status", json!(poll_status(summary))),
         ("listed", json!(summary.listed)),
         ("stored", json!(summary.stored)),
         ("bytes", json!(summary.bytes)),
@@ -626,6 +632,9 @@ fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Va
     }
     if !summary.refused.is_empty() {
         fields.push(("refused", json!(summary.refused)));
+    }
+    if !summary.undelivered.is_empty() {
+        fields.push(("undelivered", json!(summary.undelivered)));
     }
     if summary.interrupted {
         fields.push(("interrupted", json!(true)));

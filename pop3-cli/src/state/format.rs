@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! pop3-cli fetch state v3
-//! S <first-seen> <size|-> <uid>   stored in the Maildir; <size> is the server's LIST size then
+//! S <first-seen> <size|-> <uid>   stored (delivered to the target); <size> is the server's LIST size then
 //! M <first-seen> <uid>            marked seen without being downloaded (only-new)
 //! T <first-seen> <uid>            seen on the server, not stored (not yet, or skipped by a rule)
 //! D <uid>                         stored, and its deletion not known to be committed
