@@ -648,6 +648,9 @@ async fn run(
         ..
     } = sort_listed(connection, local, &list, uidl.as_deref(), job, summary).await?;
     let delete_any = !delete_now.is_empty();
+    if items.iter().any(|i| i.verify) {
+        target.prepare_verify()?;
+    }
 
     // (Sizes come from the server: saturate rather than overflow.)
     let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
