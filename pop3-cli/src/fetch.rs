@@ -734,6 +734,12 @@ async fn run(
         } else {
             Vec::new()
         };
+        // The listed sizes of the messages to compare: one found new starts its record again.
+        let compared: HashMap<String, u64> = batch
+            .iter()
+            .filter(|i| i.verify)
+            .filter_map(|i| i.uid.clone().map(|uid| (uid, i.size)))
+            .collect();
         let commit = {
             let (target, local) = (Arc::clone(&target), Arc::clone(local));
             let complete = outcome.complete;
@@ -748,6 +754,7 @@ async fn run(
                     delete,
                     complete,
                     next_pending,
+                    &compared,
                 )
             })
         };
@@ -1439,6 +1446,7 @@ fn commit(
     delete: bool,
     complete: Vec<Staged>,
     next_pending: Vec<(String, String)>,
+    compared: &HashMap<String, u64>,
 ) -> Result<Committed, CliError> {
     // A message listed under a UID marked deleting, identical to the one delivered under it
     // (its digest): the deletion did not happen, it is not delivered again.
@@ -1498,9 +1506,22 @@ fn commit(
         octets: 0,
         undelivered: Vec::new(),
     };
+    let mut restarted = false;
     for (staged, outcome) in complete.iter().zip(outcomes) {
         match outcome {
             deliver::Outcome::Delivered => {
+                // Compared and found new: another message under a reused UID, first seen
+                // now (an identical one keeps the old message's time, and the UID stays
+                // untrusted under EXPIRE n).
+                if let Some((uid, size)) = staged
+                    .uid
+                    .as_ref()
+                    .and_then(|uid| compared.get(uid).map(|size| (uid, *size)))
+                    .filter(|_| staged.verify)
+                {
+                    ledger.state.restart_first_seen(uid, size);
+                    restarted = true;
+                }
                 committed.stored += 1;
                 committed.octets += staged.octets;
                 committed.msgs.push((staged.msg, staged.uid.clone()));
@@ -1517,6 +1538,12 @@ fn commit(
                 staged.label()
             )),
         }
+    }
+    if restarted && use_state {
+        ledger
+            .state
+            .save()
+            .map_err(|e| CliError::local(ledger.state.path().display(), &e))?;
     }
     Ok(committed)
 }

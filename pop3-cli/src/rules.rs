@@ -205,7 +205,7 @@ impl fmt::Display for Action {
         match self {
             Self::Fetch { verify: false } => f.write_str("fetch"),
             Self::Fetch { verify: true } => f.write_str(
-                "fetch (its UID was being deleted: stored unless the Maildir has it already)",
+                "fetch (its UID may have been reused: stored unless the target has it already)",
             ),
             Self::MarkSeen => f.write_str("mark seen (only-new)"),
             Self::Leave(leave) => match leave {
@@ -511,6 +511,69 @@ mod tests {
             },
         );
         (actions, asked)
+    }
+
+    #[test]
+    fn expire_trusts_a_stored_uid_for_n_minus_one_days() {
+        assert!(expire_trusts(5, NOW - 4 * DAY + 1, NOW));
+        assert!(!expire_trusts(5, NOW - 4 * DAY, NOW));
+        assert!(!expire_trusts(1, NOW, NOW), "EXPIRE 1: never trusted");
+        assert!(expire_trusts(u32::MAX, 0, NOW));
+        assert!(expire_trusts(2, NOW + DAY, NOW), "a time in the future (clock moved back)");
+    }
+
+    #[test]
+    fn expire_n_sends_untrusted_stored_uids_to_be_compared_and_keep_never_deletes_them() {
+        let rules = Rules {
+            keep: Some(30 * DAY),
+            ..Rules::default()
+        };
+        let state: HashMap<&str, Known> = [
+            (
+                "old",
+                Known::Stored {
+                    first_seen: NOW - 40 * DAY,
+                    size: Some(100),
+                },
+            ),
+            (
+                "young",
+                Known::Stored {
+                    first_seen: NOW - DAY,
+                    size: Some(100),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let listing = [listed("old", 1, 100), listed("young", 2, 100)];
+        let items: Vec<Listed<'_>> = listing
+            .iter()
+            .map(|(msg, uid, size)| Listed {
+                msg: *msg,
+                uid: Some(uid.as_str()),
+                size: *size,
+            })
+            .collect();
+        let mut decider = Decider::new(&rules, false, NOW).with_expire_days(10);
+        assert_eq!(
+            decider.step(&items[0], state.get("old").copied()),
+            Step::AskFilter { verify: true }
+        );
+        assert_eq!(
+            decider.step(&items[1], state.get("young").copied()),
+            Step::Decided(Action::Leave(Leave::KeptUntil(NOW - DAY + 30 * DAY)))
+        );
+        // Without EXPIRE (or with EXPIRE 0, which fetch carries out itself) keep deletes it.
+        for mut decider in [
+            Decider::new(&rules, false, NOW),
+            Decider::new(&rules, false, NOW).with_expire_days(0),
+        ] {
+            assert_eq!(
+                decider.step(&items[0], state.get("old").copied()),
+                Step::Decided(Action::Delete(Delete::Expired(NOW - 40 * DAY)))
+            );
+        }
     }
 
     #[test]

@@ -316,6 +316,19 @@ fn expire_n_reverifies_stored_uids_older_than_n_minus_one_days() {
         ["new a\n", "old a\n", "old c\n", "recent b\n"],
         "the new message under a reused UID is stored; the old one is not stored twice"
     );
+    // The new message under `a` is first seen now; `c` keeps its time (still untrusted).
+    let first_seen = |uid: &str| -> u64 {
+        state_lines(dir.path())
+            .iter()
+            .find_map(|l| match l.split(' ').collect::<Vec<_>>().as_slice() {
+                ["S", time, _, u] if *u == uid => time.parse().ok(),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert!(first_seen("a") >= t, "{:?}", state_lines(dir.path()));
+    assert_eq!(first_seen("c"), t - 4 * DAY - 60);
+    assert_eq!(first_seen("b"), t - 3 * DAY);
     let json = r.json();
     assert_eq!(json["stored"], 1, "{json}");
     assert_eq!(json["verified"], 1, "{json}");

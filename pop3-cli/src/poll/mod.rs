@@ -700,6 +700,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_expire_policy_and_its_notices_are_logged_when_announced_only() {
+        use pop3_async::pop3_proto::capa::ExpirePolicy;
+        let notice = "the server deletes every message ... (EXPIRE 0)".to_owned();
+        let mut summary = FetchSummary::default();
+        summary.expire = Some(ExpirePolicy::Days(0));
+        summary.notices = vec![notice.clone(), "message 3: delete unread".to_owned()];
+        summary.expire_notices = vec![notice.clone()];
+        let field = |fields: &[(&str, Value)], key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let first = success_fields(&summary, "user", true);
+        assert_eq!(field(&first, "expire"), Some(json!("0d")));
+        assert_eq!(
+            field(&first, "notices"),
+            Some(json!([notice, "message 3: delete unread"]))
+        );
+        let later = success_fields(&summary, "user", false);
+        assert_eq!(field(&later, "expire"), None);
+        assert_eq!(
+            field(&later, "notices"),
+            Some(json!(["message 3: delete unread"]))
+        );
+    }
+
+    #[test]
     fn an_idle_account_task_is_small() {
         let shared = Arc::new(Shared {
             sessions: Semaphore::new(1),
