@@ -750,8 +750,7 @@ async fn run(
                     &*target,
                     state,
                     digests.as_mut(),
-                    use_state,
-                    delete,
+                    Recording { use_state, delete },
                     complete,
                     next_pending,
                     &compared,
@@ -1435,6 +1434,16 @@ impl Ledger for FetchLedger<'_> {
     }
 }
 
+/// How a batch's messages are recorded.
+#[derive(Debug, Clone, Copy)]
+struct Recording {
+    /// Whether the state records UIDs at all (the server has UIDL).
+    use_state: bool,
+    /// Whether each stored UID is marked deleting in the write that records it (`--delete`,
+    /// or the server's `EXPIRE 0`).
+    delete: bool,
+}
+
 /// Commits a batch through the target (see [`deliver`]): what it delivered is recorded by the
 /// ledger as the target's guarantee needs; what it refused stays unrecorded (and on the
 /// server). The reservations move on to the next batches even if nothing was delivered.
@@ -1442,8 +1451,7 @@ fn commit(
     target: &dyn Target,
     state: &mut State,
     digests: Option<&mut Digests>,
-    use_state: bool,
-    delete: bool,
+    Recording { use_state, delete }: Recording,
     complete: Vec<Staged>,
     next_pending: Vec<(String, String)>,
     compared: &HashMap<String, u64>,

@@ -519,7 +519,10 @@ mod tests {
         assert!(!expire_trusts(5, NOW - 4 * DAY, NOW));
         assert!(!expire_trusts(1, NOW, NOW), "EXPIRE 1: never trusted");
         assert!(expire_trusts(u32::MAX, 0, NOW));
-        assert!(expire_trusts(2, NOW + DAY, NOW), "a time in the future (clock moved back)");
+        assert!(
+            expire_trusts(2, NOW + DAY, NOW),
+            "a time in the future (clock moved back)"
+        );
     }
 
     #[test]

@@ -207,13 +207,7 @@ fn expire_0_does_not_quit_while_a_retrieved_message_was_not_delivered() {
     let state = state_path(dir.path());
     let r = run_with(
         &global,
-        &[
-            "fetch",
-            "--mda",
-            &mda,
-            "--state",
-            state.to_str().unwrap(),
-        ],
+        &["fetch", "--mda", &mda, "--state", state.to_str().unwrap()],
     );
     let t = server.finish().unwrap();
     t.assert_complete();
@@ -236,7 +230,12 @@ fn expire_0_does_not_quit_while_a_retrieved_message_was_not_delivered() {
     // The stored one stays marked (its deletion is not committed); the other is unrecorded.
     let lines = state_lines(dir.path());
     assert!(lines.iter().any(|l| l == "D a"), "{lines:?}");
-    assert!(!lines.iter().any(|l| l.ends_with(" b") && l.starts_with('S')), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.ends_with(" b") && l.starts_with('S')),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -332,7 +331,10 @@ fn expire_n_reverifies_stored_uids_older_than_n_minus_one_days() {
     let json = r.json();
     assert_eq!(json["stored"], 1, "{json}");
     assert_eq!(json["verified"], 1, "{json}");
-    assert_eq!(json["deleted"], 0, "keep never deletes on a suspect UID: {json}");
+    assert_eq!(
+        json["deleted"], 0,
+        "keep never deletes on a suspect UID: {json}"
+    );
     // keep (30 days) is longer than the server keeps messages: said once.
     let notices = json["notices"].as_array().unwrap();
     assert_eq!(notices.len(), 1, "{json}");
@@ -378,7 +380,13 @@ fn expire_0_whole_runs_against_a_server_that_expires() {
     let args = plain_args(server.port());
     let r = run_with(
         &args,
-        &["fetch", "--maildir", maildir.to_str().unwrap(), "--batch", "5"],
+        &[
+            "fetch",
+            "--maildir",
+            maildir.to_str().unwrap(),
+            "--batch",
+            "5",
+        ],
     );
     r.expect_code(0);
     assert_eq!(maildir_contents(&maildir), expected_contents(&mail));
@@ -399,7 +407,14 @@ fn expire_0_whole_runs_against_a_server_that_expires() {
 fn fetch_killed_at(args: &[String], maildir: &Path, phase: &str, n: u64) {
     let mut child = pop3()
         .args(args)
-        .args(["fetch", "--maildir", maildir.to_str().unwrap(), "-q", "--batch", "4"])
+        .args([
+            "fetch",
+            "--maildir",
+            maildir.to_str().unwrap(),
+            "-q",
+            "--batch",
+            "4",
+        ])
         .env("POP3_TEST_PAUSE_AT", format!("{phase}:{n}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
