@@ -404,7 +404,8 @@ pub(crate) async fn fetch(
         Ok(()) if expire_zero && !summary.undelivered.is_empty() => {
             summary.quit_withheld = true;
             let notice = format!(
-                "the session ended without QUIT: under EXPIRE 0 it would make the server                  delete the {} retrieved messages the target did not take",
+                "the session ended without QUIT: under EXPIRE 0 it would make the server \
+                 delete the {} retrieved messages the target did not take",
                 summary.undelivered.len()
             );
             tracing::warn!(target: "pop3_cli", "{notice}");
@@ -584,7 +585,8 @@ fn note_policies(connection: &Connection, rules: &Rules, summary: &mut FetchSumm
     }
     let notice = match summary.expire {
         Some(ExpirePolicy::Days(0)) if !rules.delete => Some(
-            "the server deletes every message it hands out when the session ends (EXPIRE 0):              messages cannot be left on the server"
+            "the server deletes every message it hands out when the session ends (EXPIRE 0): \
+             messages cannot be left on the server"
                 .to_owned()
                 + if rules.keep.is_some() {
                     ", so keep is not honoured"
@@ -597,7 +599,8 @@ fn note_policies(connection: &Connection, rules: &Rules, summary: &mut FetchSumm
             .filter(|keep| *keep > u64::from(days) * 86_400)
             .map(|keep| {
                 format!(
-                    "the server deletes messages about {days} days after they were retrieved                      (EXPIRE {days}), sooner than keep ({} days)",
+                    "the server deletes messages about {days} days after they were retrieved \
+                     (EXPIRE {days}), sooner than keep ({} days)",
                     keep.div_ceil(86_400)
                 )
             }),
