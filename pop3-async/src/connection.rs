@@ -190,6 +190,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// A connection from a stream and a session taken apart by [`into_parts`](Self::into_parts).
     /// After [`stls_start`](Self::stls_start), `stream` must be the encrypted one: the session
     /// records TLS and reads the capabilities again.
+    ///
+    /// The session keeps the channel binding it carries (SCRAM -PLUS,
+    /// [`Session::channel_binding`](crate::Session::channel_binding)): `from_parts` cannot see
+    /// inside `stream`. After a TLS handshake of your own, set the binding of that TLS session
+    /// on `session` first ([`Session::set_channel_binding`](crate::Session::set_channel_binding),
+    /// for rustls with [`channel_binding`](crate::channel_binding)); without one the login does
+    /// not bind (GS2 flag `n`, no -PLUS). Likewise set it again if you move a session to
+    /// another TLS connection: the one it carries belongs to the old connection.
     pub async fn from_parts(stream: S, session: Session) -> Result<Self, Error> {
         let mut connection = Self::with(stream, session);
         if connection.session.is_awaiting_tls() {

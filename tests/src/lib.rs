@@ -21,8 +21,9 @@
 //!   [`multiline_body`] puts a message on the wire as a RETR body.
 //! - [`TurnServer`] counts a session's round trips (turns) and records the
 //!   commands of each, for round-trip budgets.
-//! - [`ScramServer`] serves one connection over TLS 1.2 or 1.3 with a reference SCRAM server
-//!   side (SHA-1/256/512 and -PLUS, its own channel binding), for the SASL tests.
+//! - [`ScramServer`] serves one connection over TLS 1.2 or 1.3 (implicit, or after STLS) with
+//!   a reference SCRAM server side (SHA-1/256/512 and -PLUS, its own channel binding, or a
+//!   wrong one on purpose: [`ServerBinding`]), for the SASL tests.
 //! - [`DovecotPeer`] finds the real Dovecot that `scripts/dovecot/start.sh`
 //!   runs, honouring `POP3_INTEROP` (see the module table in [`interop`]),
 //!   from the `pop3-dovecot-peer` crate, re-exported as [`interop`].
@@ -50,7 +51,7 @@ pub use pop3_demo_server::{
     client_config_trusting, crypto_provider, generate_mail, load_certificates_pem, multiline_body,
     to_crlf,
 };
-pub use pop3_scram_server::{ClientCa, ScramOutcome, ScramServer, TlsVersion};
+pub use pop3_scram_server::{ClientCa, ScramOutcome, ScramServer, ServerBinding, TlsVersion};
 pub use pop3_scripted_server::{
     Expect, HAND_OFF_SETTLE, Mismatch, Script, ScriptedServer, ScriptedServerBuilder, Step,
     Transcript,

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use pop3_async::pop3_proto::login::{LoginChoiceError, LoginMethod};
+use pop3_async::pop3_proto::sasl::ChannelBindingType;
 use pop3_async::{Connection, Error, Options, Security, TlsOptions};
-use pop3_tests::{ClientCa, ScramServer, TestCa, TlsVersion};
+use pop3_tests::{ClientCa, ScramServer, ServerBinding, TestCa, TlsVersion};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -221,5 +222,191 @@ fn client_certificate_without_external() -> TestResult {
     assert!(refused.is_err());
     let outcome = server.finish()?;
     assert!(outcome.refusal.unwrap().starts_with("handshake"));
+    Ok(())
+}
+
+fn connect_stls(server: &ScramServer) -> Result<Connection, Error> {
+    block_on(Connection::connect(
+        "localhost",
+        server.port(),
+        Security::StartTls,
+        &options(),
+    ))
+}
+
+/// -PLUS after STLS, on TLS 1.3 (`tls-exporter`) and TLS 1.2 (`tls-server-end-point`): the
+/// server binds to its own end of the TLS session STLS started, so the login proves that
+/// the client's binding is the one of that session.
+#[test]
+fn plus_after_stls_binds_to_the_session_stls_started() -> TestResult {
+    for (version, kind, header) in [
+        (
+            TlsVersion::Tls13,
+            ChannelBindingType::TlsExporter,
+            "p=tls-exporter,,",
+        ),
+        (
+            TlsVersion::Tls12,
+            ChannelBindingType::TlsServerEndPoint,
+            "p=tls-server-end-point,,",
+        ),
+    ] {
+        let server =
+            ScramServer::start_stls("alice", "pencil", ALL, version, ServerBinding::Correct)?;
+        let mut pop = connect_stls(&server)?;
+        assert_eq!(pop.channel_binding().map(|b| b.kind()), Some(kind));
+        assert_eq!(
+            block_on(pop.login("alice", "pencil"))?,
+            LoginMethod::ScramSha512Plus
+        );
+        assert_eq!(block_on(pop.stat())?.count, 0);
+        block_on(pop.quit())?;
+        let outcome = server.finish()?;
+        assert!(
+            outcome.stls && outcome.authenticated,
+            "{version:?} {outcome:?}"
+        );
+        assert_eq!(outcome.gs2_header.as_deref(), Some(header));
+        // CAPA before TLS (no SASL there), STLS, CAPA again over TLS, then AUTH.
+        assert_eq!(outcome.lines[..3], ["CAPA", "STLS", "CAPA"]);
+        assert!(outcome.lines[3].starts_with("AUTH SCRAM-SHA-512-PLUS "));
+    }
+    Ok(())
+}
+
+/// The same, with a server that computes its binding wrong (another exporter label on 1.3,
+/// another hash of its certificate on 1.2): every -PLUS variant is refused, so the binding
+/// the client sends is really checked against the TLS session.
+#[test]
+fn plus_after_stls_fails_when_the_server_binds_differently() -> TestResult {
+    use LoginMethod::*;
+    for version in [TlsVersion::Tls13, TlsVersion::Tls12] {
+        for method in [ScramSha1Plus, ScramSha256Plus, ScramSha512Plus] {
+            let server =
+                ScramServer::start_stls("alice", "pencil", ALL, version, ServerBinding::Wrong)?;
+            let mut pop = connect_stls(&server)?;
+            let error = block_on(pop.login_with(method, "alice", "pencil")).unwrap_err();
+            assert!(
+                matches!(error, Error::Server(_)),
+                "{method} {version:?} {error:?}"
+            );
+            block_on(pop.quit())?;
+            let outcome = server.finish()?;
+            assert_eq!(
+                outcome.refusal.as_deref(),
+                Some("e=channel-bindings-dont-match"),
+                "{method} {version:?}"
+            );
+            assert!(!outcome.authenticated);
+        }
+    }
+    Ok(())
+}
+
+/// The downgrade rule after STLS: -PLUS appears in the CAPA read over TLS, so the plain
+/// variant by name is refused before AUTH is sent.
+#[test]
+fn plain_variant_after_stls_is_a_downgrade() -> TestResult {
+    let server = ScramServer::start_stls(
+        "alice",
+        "pencil",
+        ALL,
+        TlsVersion::Tls12,
+        ServerBinding::Correct,
+    )?;
+    let mut pop = connect_stls(&server)?;
+    let error = block_on(pop.login_with(LoginMethod::ScramSha512, "alice", "pencil")).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Login(LoginChoiceError::ChannelBindingDowngrade(
+                LoginMethod::ScramSha512
+            ))
+        ),
+        "{error:?}"
+    );
+    block_on(pop.quit())?;
+    let outcome = server.finish()?;
+    assert!(outcome.stls);
+    assert!(!outcome.lines.iter().any(|l| l.starts_with("AUTH")));
+    Ok(())
+}
+
+/// STLS with a TLS handshake of the caller's own (`stls_start`, `into_parts`, `from_parts`):
+/// `from_parts` cannot see inside the caller's stream, so the session carries no binding
+/// (nothing stale from before STLS either) and logs in without binding (`n`), until the
+/// caller sets the binding of its TLS session; then -PLUS verifies.
+#[test]
+fn from_parts_binds_only_with_the_binding_the_caller_sets() -> TestResult {
+    for set_binding in [false, true] {
+        let server = ScramServer::start_stls(
+            "alice",
+            "pencil",
+            ALL,
+            TlsVersion::Tls13,
+            ServerBinding::Correct,
+        )?;
+        let method = block_on(async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port())).await?;
+            let mut pop = Connection::new(tcp, &options()).await?;
+            assert!(pop.channel_binding().is_none());
+            pop.stls_start().await?;
+            let (tcp, mut session) = pop.into_parts();
+            assert!(session.channel_binding().is_none());
+            let config = TlsOptions::default()
+                .add_ca_pem(TestCa::shared().certificate_pem().as_bytes())?
+                .build()?;
+            let name = pop3_async::rustls::pki_types::ServerName::try_from("localhost")?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            if set_binding {
+                session.set_channel_binding(pop3_async::channel_binding(tls.get_ref().1));
+            }
+            let mut pop = Connection::from_parts(tls, session).await?;
+            let method = pop.login("alice", "pencil").await?;
+            pop.quit().await?;
+            Ok::<_, Box<dyn std::error::Error>>(method)
+        })?;
+        let expected = match set_binding {
+            true => LoginMethod::ScramSha512Plus,
+            false => LoginMethod::ScramSha512,
+        };
+        assert_eq!(method, expected);
+        let outcome = server.finish()?;
+        assert!(outcome.authenticated, "{outcome:?}");
+        let header = match set_binding {
+            true => "p=tls-exporter,,",
+            false => "n,,",
+        };
+        assert_eq!(outcome.gs2_header.as_deref(), Some(header));
+    }
+    Ok(())
+}
+
+/// `into_parts` and `from_parts` on the same TLS stream keep the binding of that stream (the
+/// one `connect` set after the handshake STLS started), and -PLUS still verifies.
+#[test]
+fn parts_round_trip_keeps_the_binding_of_the_same_stream() -> TestResult {
+    let server = ScramServer::start_stls(
+        "alice",
+        "pencil",
+        ALL,
+        TlsVersion::Tls12,
+        ServerBinding::Correct,
+    )?;
+    let pop = connect_stls(&server)?;
+    let before = pop.channel_binding().cloned();
+    assert!(before.is_some());
+    let (stream, session) = pop.into_parts();
+    let mut pop = block_on(Connection::from_parts(stream, session))?;
+    assert_eq!(pop.channel_binding(), before.as_ref());
+    assert_eq!(
+        block_on(pop.login("alice", "pencil"))?,
+        LoginMethod::ScramSha512Plus
+    );
+    block_on(pop.quit())?;
+    let outcome = server.finish()?;
+    assert!(outcome.authenticated, "{outcome:?}");
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! crates, independent of the client's code): SCRAM-SHA-1, -256 and -512 and their -PLUS
 //! variants with the channel binding the server computes from its own end of the TLS
 //! connection (`tls-exporter` on 1.3, `tls-server-end-point` on 1.2). It records what the
-//! client did in a [`ScramOutcome`]. [`ClientCa`] makes a client CA and a client certificate,
-//! for servers that require one and for EXTERNAL.
+//! client did in a [`ScramOutcome`]. [`ScramServer::start_stls`] serves the same after a
+//! plaintext greeting and STLS (RFC 2595), binding to the TLS session STLS started, and can
+//! compute a wrong binding on purpose ([`ServerBinding::Wrong`]). [`ClientCa`] makes a
+//! client CA and a client certificate, for servers that require one and for EXTERNAL.
 //!
 //! Re-exported by the test kit (`pop3-tests`); a crate of its own so that `pop3-cli`'s tests
 //! use it without the kit.
@@ -35,6 +37,18 @@ pub enum TlsVersion {
     Tls13,
 }
 
+/// How the server computes its channel binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerBinding {
+    /// As RFC 9266 (TLS 1.3) and RFC 5929 section 4.1 (TLS 1.2) say.
+    #[default]
+    Correct,
+    /// Wrong on purpose, to prove the client's binding is checked: on TLS 1.3 the exporter
+    /// with the label `EXPORTER-Channel-Binding-wrong`, on TLS 1.2 the SHA-512 of the
+    /// certificate instead of its SHA-256. A -PLUS login must then fail.
+    Wrong,
+}
+
 /// What the client did, as the server saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScramOutcome {
@@ -51,6 +65,9 @@ pub struct ScramOutcome {
     pub lines: Vec<String>,
     /// Whether the client presented a certificate (verified against the [`ClientCa`]).
     pub client_certificate: bool,
+    /// Whether the TLS session was started by STLS ([`ScramServer::start_stls`]) and its
+    /// handshake completed.
+    pub stls: bool,
 }
 
 /// A client CA and a client certificate it issued (CN = the user, clientAuth), as PEM, for
@@ -132,6 +149,41 @@ impl ScramServer {
         version: TlsVersion,
         client_ca: Option<&ClientCa>,
     ) -> Result<ScramServer, KitError> {
+        let mode = Mode {
+            stls: false,
+            binding: ServerBinding::Correct,
+        };
+        Self::spawn(user, password, sasl, version, client_ca, mode)
+    }
+
+    /// Like [`start`](Self::start), over STLS: a plaintext greeting, CAPA with `STLS` and
+    /// `USER` (no SASL: nothing to bind to yet), `STLS` answered `+OK`, then the TLS
+    /// handshake (`version`), and from there the same server as [`start`](Self::start), its
+    /// CAPA without STLS. The server computes the channel binding from its own end of the
+    /// TLS session started by STLS, as `binding` says. Commands other than CAPA, STLS and
+    /// QUIT before TLS are refused.
+    pub fn start_stls(
+        user: &str,
+        password: &str,
+        sasl: &str,
+        version: TlsVersion,
+        binding: ServerBinding,
+    ) -> Result<ScramServer, KitError> {
+        let mode = Mode {
+            stls: true,
+            binding,
+        };
+        Self::spawn(user, password, sasl, version, None, mode)
+    }
+
+    fn spawn(
+        user: &str,
+        password: &str,
+        sasl: &str,
+        version: TlsVersion,
+        client_ca: Option<&ClientCa>,
+        mode: Mode,
+    ) -> Result<ScramServer, KitError> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let versions: &[&rustls::SupportedProtocolVersion] = match version {
@@ -170,20 +222,27 @@ impl ScramServer {
         let (user, password, sasl) = (user.to_owned(), password.to_owned(), sasl.to_owned());
         let handle = std::thread::spawn(move || {
             listener.set_nonblocking(false)?;
-            let (tcp, _) = listener.accept()?;
+            let (mut tcp, _) = listener.accept()?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut outcome = ScramOutcome::default();
+            if mode.stls && !plaintext(&mut tcp, &mut outcome)? {
+                return Ok(outcome);
+            }
             let tls = ServerConnection::new(config).map_err(pop3_demo_server::Error::from)?;
             let mut stream = StreamOwned::new(tls, tcp);
             // The handshake now, so that a refused client certificate ends here.
             while stream.conn.is_handshaking() {
                 if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-                    return Ok(ScramOutcome {
-                        refusal: Some(format!("handshake: {e}")),
-                        ..ScramOutcome::default()
-                    });
+                    outcome.refusal = Some(format!("handshake: {e}"));
+                    return Ok(outcome);
                 }
             }
-            serve(&mut stream, &user, &password, &sasl)
+            outcome.stls = mode.stls;
+            outcome.client_certificate = stream.conn.peer_certificates().is_some();
+            if !mode.stls {
+                stream.write_all(b"+OK kit SCRAM server ready\r\n")?;
+            }
+            serve(&mut stream, outcome, &user, &password, &sasl, mode.binding)
         });
         Ok(ScramServer {
             addr,
@@ -207,9 +266,39 @@ impl ScramServer {
     }
 }
 
+/// How [`ScramServer::spawn`] serves.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Plaintext first, TLS after STLS.
+    stls: bool,
+    binding: ServerBinding,
+}
+
 type Tls = StreamOwned<ServerConnection, TcpStream>;
 
-fn read_line(stream: &mut Tls) -> Result<Option<String>, KitError> {
+/// The plaintext part of an STLS session: greeting, CAPA, STLS. `true` when the client sent
+/// STLS (and got `+OK`), `false` when it quit or closed before.
+fn plaintext(tcp: &mut TcpStream, outcome: &mut ScramOutcome) -> Result<bool, KitError> {
+    tcp.write_all(b"+OK kit SCRAM server ready, STLS first\r\n")?;
+    while let Some(line) = read_line(tcp)? {
+        outcome.lines.push(line.clone());
+        match line.to_ascii_uppercase().as_str() {
+            "CAPA" => tcp.write_all(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")?,
+            "STLS" => {
+                tcp.write_all(b"+OK begin TLS\r\n")?;
+                return Ok(true);
+            }
+            "QUIT" => {
+                tcp.write_all(b"+OK bye\r\n")?;
+                return Ok(false);
+            }
+            _ => tcp.write_all(b"-ERR STLS first\r\n")?,
+        }
+    }
+    Ok(false)
+}
+
+fn read_line(stream: &mut impl Read) -> Result<Option<String>, KitError> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
@@ -230,35 +319,40 @@ fn read_line(stream: &mut Tls) -> Result<Option<String>, KitError> {
     }
 }
 
-/// The server's channel binding, computed from its own end of the connection.
-fn server_binding(stream: &Tls) -> (String, Vec<u8>) {
+/// The server's channel binding, computed from its own end of the connection (wrong on
+/// purpose with [`ServerBinding::Wrong`]).
+fn server_binding(stream: &Tls, binding: ServerBinding) -> (String, Vec<u8>) {
+    let wrong = binding == ServerBinding::Wrong;
     if stream.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+        let label: &[u8] = match wrong {
+            false => b"EXPORTER-Channel-Binding",
+            true => b"EXPORTER-Channel-Binding-wrong",
+        };
         let data = stream
             .conn
-            .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", Some(&[]))
+            .export_keying_material([0u8; 32], label, Some(&[]))
             .expect("exporter after the handshake");
         ("tls-exporter".into(), data.to_vec())
     } else {
         // The kit's certificate is ECDSA with SHA-256: RFC 5929 section 4.1 says SHA-256.
         let der = TestCa::shared().certificate_der();
-        (
-            "tls-server-end-point".into(),
-            sha2::Sha256::digest(der).to_vec(),
-        )
+        let data = match wrong {
+            false => sha2::Sha256::digest(der).to_vec(),
+            true => sha2::Sha512::digest(der).to_vec(),
+        };
+        ("tls-server-end-point".into(), data)
     }
 }
 
+/// The session over TLS, after the greeting (implicit TLS) or STLS.
 fn serve(
     stream: &mut Tls,
+    mut outcome: ScramOutcome,
     user: &str,
     password: &str,
     sasl: &str,
+    binding: ServerBinding,
 ) -> Result<ScramOutcome, KitError> {
-    let mut outcome = ScramOutcome {
-        client_certificate: stream.conn.peer_certificates().is_some(),
-        ..ScramOutcome::default()
-    };
-    stream.write_all(b"+OK kit SCRAM server ready\r\n")?;
     while let Some(line) = read_line(stream)? {
         outcome.lines.push(line.clone());
         let upper = line.to_ascii_uppercase();
@@ -284,6 +378,7 @@ fn serve(
                 user,
                 password,
                 sasl,
+                binding,
             )? {
                 Ok(()) => {
                     outcome.authenticated = true;
@@ -353,6 +448,7 @@ fn exchange(
     user: &str,
     password: &str,
     sasl: &str,
+    binding: ServerBinding,
 ) -> Result<Result<(), String>, KitError> {
     let advertised = |m: &str| sasl.split(' ').any(|a| a.eq_ignore_ascii_case(m));
     if !advertised(mechanism) {
@@ -412,7 +508,7 @@ fn exchange(
     };
     let (gs2, bare) = client_first.split_at(bare_at);
     outcome.gs2_header = Some(gs2.to_owned());
-    let (cb_name, cb_data) = server_binding(stream);
+    let (cb_name, cb_data) = server_binding(stream, binding);
     let flag = gs2.split(',').next().unwrap_or("");
     // RFC 5802 section 6: the flag must match the mechanism, and `y` from a client that
     // saw -PLUS advertised (we advertise it) means a downgrade.
