@@ -500,3 +500,50 @@ fn expire_0_killed_after_an_mbox_append_stores_nothing_twice() {
     }
     assert!(server.messages().is_empty());
 }
+
+#[test]
+fn expire_0_does_not_quit_after_a_local_error() {
+    // The LMTP server is gone: the target is unusable after the RETR (an error, not an
+    // undelivered message). Without EXPIRE a QUIT would follow (committing nothing of ours);
+    // under EXPIRE 0 it would expire what was retrieved, so the session ends without it.
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lmtp = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let script = Script::parse(&format!(
+        "{}C: LIST\nS-RAW: +OK\\r\\n1 7\\r\\n.\\r\\n\n\
+         C: UIDL\nS-RAW: +OK\\r\\n1 a\\r\\n.\\r\\n\n\
+         C: RETR 1\nS-RAW: +OK\\r\\nfirst\\r\\n.\\r\\n\n",
+        login("EXPIRE 0\\r\\n")
+    ))
+    .unwrap();
+    let server = ScriptedServer::start(script).unwrap();
+    let mut global = plain_args(server.port());
+    global.extend(["--auth".to_owned(), "user".to_owned()]);
+    let state = state_path(dir.path());
+    let r = run_with(
+        &global,
+        &[
+            "fetch",
+            "--lmtp",
+            &lmtp,
+            "--lmtp-rcpt",
+            "alice@example.test",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    let t = server.finish().unwrap();
+    t.assert_complete();
+    assert!(
+        t.received_str().ends_with("UIDL\r\nRETR 1\r\n"),
+        "no QUIT: {:?}",
+        t.received_str()
+    );
+    let text = std::fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        !text.lines().any(|l| l.starts_with("S ")),
+        "nothing recorded as stored: {text}"
+    );
+}
