@@ -21,9 +21,11 @@ USAGE:
       --workloads LIST   comma-separated: 4k (5000 x 4 KiB), 1m (200 x 1 MiB),
                          4k-5ms (500 x 4 KiB, 5 ms per reply), 256m (1 x 256 MiB),
                          or N:SIZE[:DELAY_MS] such as 200:4K   [default: 4k,1m,4k-5ms,256m]
-      --clients LIST     comma-separated: raw, floor, blocking, async, fetch, poplib, mpop, and
-                         blocking@W / async@W for a pipeline window of W
-                         [default: raw,floor,blocking,async,fetch,poplib,mpop]
+      --clients LIST     comma-separated: raw, floor, blocking, async, fetch, poplib, py-pop3
+                         (the pop3 wheel's pop3.Client), py-poplib (its pop3.poplib),
+                         mpop, and blocking@W / async@W for a pipeline window of W
+                         [default: raw,floor,blocking,async,fetch,poplib,py-pop3,py-poplib,mpop]
+                         (py-*: a python3 that imports pop3, or $POP3_BENCH_PYTHON)
       --reps R           runs per client [default: 7, 3 for 256m]
       --out DIR          where the results go [default: target/pop3-bench]
       --work-dir DIR     where Maildirs and scratch files go (removed at the end)

@@ -378,6 +378,8 @@ const COLORS: &[(&str, &str)] = &[
     ("async", "#17becf"),
     ("fetch", "#2ca02c"),
     ("poplib", "#ff7f0e"),
+    ("py-pop3", "#d62728"),
+    ("py-poplib", "#e377c2"),
     ("mpop", "#9467bd"),
 ];
 

@@ -21,6 +21,9 @@ use crate::server::{ConnectionReport, PASSWORD, Server, USER};
 /// The Python opponent, embedded so that the binary runs from anywhere.
 const POPLIB_SCRIPT: &str = include_str!("../opponents/poplib_fetch.py");
 
+/// The pop3 wheel's clients (python/), embedded likewise.
+const POP3_PY_SCRIPT: &str = include_str!("../opponents/pop3_fetch.py");
+
 /// The environment variable that hands `pop3 fetch` the password.
 const PASSWORD_ENV: &str = "POP3_BENCH_PASSWORD";
 
@@ -140,6 +143,10 @@ pub enum Kind {
     Fetch,
     /// Python's poplib.
     Poplib,
+    /// The pop3 wheel's modern client (`pop3.Client`, retr_many).
+    PyClient,
+    /// The pop3 wheel's drop-in `pop3.poplib`, used as the standard one.
+    PyPoplib,
     /// mpop, delivering into a Maildir.
     Mpop,
 }
@@ -157,14 +164,22 @@ impl ClientSpec {
     /// The default set, in table order.
     pub fn standard() -> Vec<ClientSpec> {
         [
-            "raw", "floor", "blocking", "async", "fetch", "poplib", "mpop",
+            "raw",
+            "floor",
+            "blocking",
+            "async",
+            "fetch",
+            "poplib",
+            "py-pop3",
+            "py-poplib",
+            "mpop",
         ]
         .iter()
         .filter_map(|n| Self::parse(n).ok())
         .collect()
     }
 
-    /// `raw`, `blocking`, `async`, `fetch`, `poplib`, `mpop`, or `blocking@W` / `async@W` for
+    /// `raw`, `blocking`, `async`, `fetch`, `poplib`, `py-pop3`, `py-poplib`, `mpop`, or `blocking@W` / `async@W` for
     /// a pipeline window of `W`.
     pub fn parse(name: &str) -> Result<ClientSpec, String> {
         let (base, window) = match name.split_once('@') {
@@ -186,10 +201,12 @@ impl ClientSpec {
             ("async", w) => Kind::Async(w),
             ("fetch", None) => Kind::Fetch,
             ("poplib", None) => Kind::Poplib,
+            ("py-pop3", None) => Kind::PyClient,
+            ("py-poplib", None) => Kind::PyPoplib,
             ("mpop", None) => Kind::Mpop,
             _ => {
                 return Err(format!(
-                    "unknown client {name:?}: use raw, floor, blocking[@W], async[@W], fetch, poplib, mpop"
+                    "unknown client {name:?}: use raw, floor, blocking[@W], async[@W], fetch, poplib, py-pop3, py-poplib, mpop"
                 ));
             }
         };
@@ -213,6 +230,8 @@ impl ClientSpec {
             Kind::Async(w) => format!("pop3-async retr_many, current-thread Tokio{}", window(w)),
             Kind::Fetch => "pop3 fetch --maildir (durable Maildir delivery)".into(),
             Kind::Poplib => "Python poplib, RETR loop".into(),
+            Kind::PyClient => "Python pop3.Client retr_many (the pop3 wheel)".into(),
+            Kind::PyPoplib => "Python pop3.poplib (the pop3 wheel), RETR loop".into(),
             Kind::Mpop => "mpop, Maildir delivery".into(),
         }
     }
@@ -260,6 +279,9 @@ struct Context {
     mpop: bool,
     gnu_time: bool,
     poplib_script: PathBuf,
+    /// A Python that imports the pop3 wheel.
+    python_pop3: Option<PathBuf>,
+    pop3_py_script: PathBuf,
 }
 
 /// Runs the benchmark and writes the results. Returns the results and whether every run
@@ -279,6 +301,9 @@ pub fn run(opts: RunOptions) -> io::Result<(Results, bool)> {
         opts.use_time && command_works("/usr/bin/time", &["-f", "%M", "-o", "/dev/null", "true"]);
     let poplib_script = opts.work_dir.join("poplib_fetch.py");
     fs::write(&poplib_script, POPLIB_SCRIPT)?;
+    let python_pop3 = find_python_with_pop3();
+    let pop3_py_script = opts.work_dir.join("pop3_fetch.py");
+    fs::write(&pop3_py_script, POP3_PY_SCRIPT)?;
     if !gnu_time {
         eprintln!(
             "note: GNU time not found (apt-get install time): peak RSS of external clients is sampled from /proc"
@@ -292,6 +317,8 @@ pub fn run(opts: RunOptions) -> io::Result<(Results, bool)> {
         mpop,
         gnu_time,
         poplib_script,
+        python_pop3,
+        pop3_py_script,
     };
     let mut machine = Machine::probe();
     machine.python = ctx
@@ -434,6 +461,11 @@ fn unavailable(ctx: &Context, spec: &ClientSpec) -> Option<String> {
                 .into(),
         ),
         Kind::Poplib if ctx.python.is_none() => Some("python3 with poplib is not installed".into()),
+        Kind::PyClient | Kind::PyPoplib if ctx.python_pop3.is_none() => Some(
+            "the pop3 wheel is not installed (cd python && maturin develop --release), or set \
+             POP3_BENCH_PYTHON to a Python that has it"
+                .into(),
+        ),
         Kind::Mpop if !ctx.mpop => Some("mpop is not installed (apt-get install mpop)".into()),
         _ => None,
     }
@@ -547,6 +579,25 @@ fn prepare(
                     .ok_or_else(|| io::Error::other("no python"))?,
             );
             c.arg(&ctx.poplib_script).args(["--port", &port]);
+            Prepared {
+                command: c,
+                maildir: None,
+                scratch: Vec::new(),
+            }
+        }
+        Kind::PyClient | Kind::PyPoplib => {
+            let mut c = Command::new(
+                ctx.python_pop3
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no python with pop3"))?,
+            );
+            let api = if spec.kind == Kind::PyClient {
+                "client"
+            } else {
+                "poplib"
+            };
+            c.arg(&ctx.pop3_py_script)
+                .args(["--port", &port, "--api", api]);
             Prepared {
                 command: c,
                 maildir: None,
@@ -686,7 +737,7 @@ fn verify(
                 ));
             }
         }
-        Kind::Blocking(_) | Kind::Async(_) | Kind::Poplib => {
+        Kind::Blocking(_) | Kind::Async(_) | Kind::Poplib | Kind::PyClient | Kind::PyPoplib => {
             if number("messages") != Some(n) || number("bytes") != Some(octets) {
                 return Err(format!(
                     "the client reports {fields:?}, expected {n} messages of {octets} octets in all"
@@ -923,6 +974,23 @@ fn find_python() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// A Python with the pop3 wheel: `$POP3_BENCH_PYTHON` if set, else `python3` if it imports
+/// `pop3`; the real interpreter, as [`find_python`].
+fn find_python_with_pop3() -> Option<PathBuf> {
+    let python = std::env::var_os("POP3_BENCH_PYTHON").unwrap_or_else(|| "python3".into());
+    let out = Command::new(python)
+        .args(["-c", "import sys, pop3._core; print(sys.executable)"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    path.is_file().then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -945,7 +1013,16 @@ mod tests {
         assert!(ClientSpec::parse("async@0").is_err());
         assert_eq!(ClientSpec::parse("floor").map(|c| c.kind), Ok(Kind::Floor));
         assert!(ClientSpec::parse("floor@5").is_err());
-        assert_eq!(ClientSpec::standard().len(), 7);
+        assert_eq!(ClientSpec::standard().len(), 9);
+        assert_eq!(
+            ClientSpec::parse("py-pop3").map(|c| c.kind),
+            Ok(Kind::PyClient)
+        );
+        assert_eq!(
+            ClientSpec::parse("py-poplib").map(|c| c.kind),
+            Ok(Kind::PyPoplib)
+        );
+        assert!(ClientSpec::parse("py-pop3@2").is_err());
     }
 
     #[test]

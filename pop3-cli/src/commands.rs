@@ -15,8 +15,9 @@ use crate::escape;
 use crate::maildir::sync_dir;
 use crate::session;
 
-/// Writes `text` to stdout; a closed stdout is a local failure.
-fn print(text: &str) -> Result<(), CliError> {
+/// Writes `text` to stdout; a closed or full stdout is a local failure (exit 3), not a
+/// panic as `print!` would make it. [`outln!`](crate::outln) is its `println!`.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

@@ -88,7 +88,7 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         0.0
     };
     if json {
-        println!(
+        crate::outln!(
             "{}",
             json!({
                 "server": format!("{HOST}:{}", server.port()),
@@ -97,18 +97,20 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
                 "second": second.to_json(&job.target, &job.state, method),
                 "mb_per_second": rate,
             })
-        );
+        )?;
         return Ok(());
     }
     let new_dir: PathBuf = maildir.join("new");
     let files = std::fs::read_dir(&new_dir).map_or(0, Iterator::count);
-    println!(
+    crate::outln!(
         "pop3 demo: an embedded POP3 server on {HOST}:{} (implicit TLS, a test CA) with {} generated messages",
         server.port(),
         args.messages
-    );
-    println!("  login       {method} over {version} (--auth auto: the best the server offers)");
-    println!(
+    )?;
+    crate::outln!(
+        "  login       {method} over {version} (--auth auto: the best the server offers)"
+    )?;
+    crate::outln!(
         "  fetched     {} messages, {} bytes in {:.3} s ({rate:.1} MB/s), {} durable batches, {}",
         first.stored,
         first.bytes,
@@ -119,19 +121,20 @@ pub(crate) fn demo(args: &DemoArgs, json: bool) -> Result<(), CliError> {
         } else {
             "one command at a time"
         }
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  Maildir     {} (new/ holds {files} files)",
         maildir.display()
-    );
-    println!("  state       {}", job.state.display());
-    println!(
+    )?;
+    crate::outln!("  state       {}", job.state.display())?;
+    crate::outln!(
         "  second run  stored {} messages: all {} UIDs were already recorded",
-        second.stored, second.skipped
-    );
-    println!(
+        second.stored,
+        second.skipped
+    )?;
+    crate::outln!(
         "Try: pop3 --host pop.example.com --user you --password-cmd 'pass mail' fetch --maildir ~/Maildir"
-    );
+    )?;
     Ok(())
 }
 

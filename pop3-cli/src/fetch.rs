@@ -17,6 +17,19 @@
 //! a message with exactly its content. So no message is ever skipped or deleted on the
 //! strength of a UID that may have been reused.
 //!
+//! The server's `EXPIRE` (RFC 2449 §6.7) is honoured. Under `EXPIRE 0` the server deletes
+//! every message retrieved in a session when that session's QUIT commits, as if it had been
+//! sent DELE: so a UID is recorded stored and marked deleting in the same state write (the
+//! first write that relies on its RETR), and once QUIT is answered `+OK` it leaves the
+//! state, exactly as after our own DELE. A message retrieved but not taken by the target (an
+//! MDA's failure, an LMTP refusal, a local error half-way) would be lost by that QUIT: the
+//! session is then dropped without QUIT (RFC 1939 §6: no UPDATE state, nothing deleted), and
+//! the deletions of the run stay uncommitted (their UIDs keep the mark; the next run compares
+//! those messages by content). A message recovered from an interrupted run (delivered but
+//! not recorded) was retrieved in a session that may have expired it: it is marked deleting
+//! too. `keep` and leaving mail on the server cannot be honoured there: one notice per run.
+//! Under `EXPIRE n` (n ≥ 1) a stored UID is trusted only for a while (see [`crate::rules`]).
+//!
 //! The listings are checked before anything is fetched: a message number repeated in LIST or
 //! UIDL, a UID repeated in UIDL, or a message in one listing but not the other is a protocol
 //! violation (exit 3), and nothing is fetched or deleted.
@@ -136,6 +149,14 @@ pub(crate) struct FetchSummary {
     pub(crate) expire: Option<ExpirePolicy>,
     /// Stopped by [`FetchJob::stop`] before every batch was fetched.
     pub(crate) interrupted: bool,
+    /// Messages retrieved under `EXPIRE 0` without our DELE, which the server deletes when
+    /// the session's QUIT commits (their UIDs leave the state then, as after a DELE).
+    pub(crate) server_expired: usize,
+    /// The notices about the server's `EXPIRE` (also in `notices`): `poll` logs them once per
+    /// account, not at every poll.
+    pub(crate) expire_notices: Vec<String>,
+    /// Under `EXPIRE 0`, the session was ended without QUIT (see the module's docs).
+    pub(crate) quit_withheld: bool,
     /// The UIDs of the messages marked deleted (`+OK` to DELE) in this session.
     deleted_uids: Vec<String>,
     /// The UIDs whose DELE the server refused (the messages stay).
@@ -166,6 +187,7 @@ impl FetchSummary {
             "left": self.left,
             "marked_seen": self.marked_seen,
             "expired": self.expired,
+            "server_expired": self.server_expired,
             "deleted_unread": self.deleted_unread,
             "notices": self.notices,
             "login": method,
@@ -225,6 +247,12 @@ impl FetchSummary {
                 ));
             }
         }
+        if self.server_expired > 0 {
+            text.push_str(&format!(
+                ", {} deleted by the server's EXPIRE 0",
+                self.server_expired
+            ));
+        }
         if !self.undelivered.is_empty() {
             text.push_str(&format!(
                 ", {} not delivered (left on the server)",
@@ -253,6 +281,8 @@ pub(crate) struct Prepared {
     /// For the targets that cannot be searched for a message (all but the Maildir).
     digests: Option<Digests>,
     recovered: usize,
+    /// The UIDs the recovery recorded as stored.
+    recovered_uids: Vec<String>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -277,7 +307,13 @@ pub(crate) fn prepare(job: &FetchJob) -> Result<Prepared, CliError> {
             tracing::warn!(target: "pop3_cli", "dropped {} Maildir reservations of an earlier run (the target changed)", dropped.len());
         }
     }
+    let stored_before = state.stored_uids();
     let recovered = target.recover(&mut state)?;
+    let recovered_uids = state
+        .stored_uids()
+        .into_iter()
+        .filter(|uid| !stored_before.contains(uid))
+        .collect();
     let digests = if target.reserves_names() {
         None
     } else {
@@ -291,6 +327,7 @@ pub(crate) fn prepare(job: &FetchJob) -> Result<Prepared, CliError> {
         state,
         digests,
         recovered,
+        recovered_uids,
     })
 }
 
@@ -344,21 +381,51 @@ pub(crate) async fn fetch(
         state,
         digests,
         recovered,
+        recovered_uids,
     } = prepared;
     let mut summary = FetchSummary {
         recovered,
         ..FetchSummary::default()
     };
     let local = Arc::new(Mutex::new(Local { state, digests }));
-    let result = run(&mut connection, target, &local, job, &mut summary).await;
+    let result = run(
+        &mut connection,
+        target,
+        &local,
+        job,
+        &recovered_uids,
+        &mut summary,
+    )
+    .await;
+    let expire_zero = summary.expire == Some(ExpirePolicy::Days(0));
     let result = match result {
+        // Under EXPIRE 0, QUIT would delete what was retrieved and not delivered: drop the
+        // session instead (nothing is deleted; our DELEs stay uncommitted, their UIDs marked).
+        Ok(()) if expire_zero && !summary.undelivered.is_empty() => {
+            summary.quit_withheld = true;
+            let notice = format!(
+                "the session ended without QUIT: under EXPIRE 0 it would make the server \
+                 delete the {} retrieved messages the target did not take",
+                summary.undelivered.len()
+            );
+            tracing::warn!(target: "pop3_cli", "{notice}");
+            summary.notices.push(notice);
+            drop(connection);
+            Ok(())
+        }
+        Err(error) if expire_zero => {
+            // (What was retrieved in this session may not all be stored: no QUIT.)
+            summary.quit_withheld = true;
+            drop(connection);
+            Err(error)
+        }
         Ok(()) => {
             crate::test_hook::pause("quit");
             match connection.quit().await {
                 Ok(_) => settle(&mut lock(&local)?.state, &mut summary),
                 Err(e) => {
                     let e = CliError::from(e);
-                    Err(if summary.deleted > 0 {
+                    Err(if summary.deleted + summary.server_expired > 0 {
                         e.context(
                             "QUIT (the deletions were not committed; the next run compares \
                              those messages with the Maildir and deletes them)",
@@ -508,18 +575,70 @@ fn check_listings(list: &[ScanListing], uidl: Option<&[UniqueIdListing]>) -> Res
     }
 }
 
+/// Notes the server's LOGIN-DELAY and EXPIRE (as announced after login: with `EXPIRE n
+/// USER` the value before login may differ), with the notices where EXPIRE overrides the
+/// rules.
+fn note_policies(connection: &Connection, rules: &Rules, summary: &mut FetchSummary) {
+    if let Some(capabilities) = connection.capabilities() {
+        summary.login_delay = capabilities.login_delay.map(|d| d.seconds);
+        summary.expire = capabilities.expire.map(|e| e.policy);
+    }
+    let notice = match summary.expire {
+        Some(ExpirePolicy::Days(0)) if !rules.delete => Some(
+            "the server deletes every message it hands out when the session ends (EXPIRE 0): \
+             messages cannot be left on the server"
+                .to_owned()
+                + if rules.keep.is_some() {
+                    ", so keep is not honoured"
+                } else {
+                    ""
+                },
+        ),
+        Some(ExpirePolicy::Days(days)) if days > 0 => rules
+            .keep
+            .filter(|keep| *keep > u64::from(days) * 86_400)
+            .map(|keep| {
+                format!(
+                    "the server deletes messages about {days} days after they were retrieved \
+                     (EXPIRE {days}), sooner than keep ({} days)",
+                    keep.div_ceil(86_400)
+                )
+            }),
+        _ => None,
+    };
+    if let Some(notice) = notice {
+        tracing::warn!(target: "pop3_cli", "{notice}");
+        summary.expire_notices.push(notice.clone());
+        summary.notices.push(notice);
+    }
+}
+
 async fn run(
     connection: &mut Connection,
     mut target: Box<dyn Target>,
     local: &Arc<Mutex<Local>>,
     job: &FetchJob,
+    recovered_uids: &[String],
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
     let list = connection.list().await?;
     // (The CAPA after login went out with LIST: what it says applies to this user.)
-    if let Some(capabilities) = connection.capabilities() {
-        summary.login_delay = capabilities.login_delay.map(|d| d.seconds);
-        summary.expire = capabilities.expire.map(|e| e.policy);
+    note_policies(
+        connection,
+        &Rules {
+            delete: job.delete,
+            ..job.retention.rules.clone()
+        },
+        summary,
+    );
+    let expire_zero = summary.expire == Some(ExpirePolicy::Days(0));
+    if expire_zero && !recovered_uids.is_empty() {
+        // Retrieved by an interrupted session that the server may have expired: a message
+        // listed under one of these UIDs is compared by content, not trusted.
+        let state = &mut lock(local)?.state;
+        for uid in recovered_uids {
+            state.mark_deleting(uid);
+        }
     }
     let uidl = uidl_listing(connection, local).await?;
     check_listings(&list, uidl.as_deref())?;
@@ -532,6 +651,9 @@ async fn run(
         ..
     } = sort_listed(connection, local, &list, uidl.as_deref(), job, summary).await?;
     let delete_any = !delete_now.is_empty();
+    if items.iter().any(|i| i.verify) {
+        target.prepare_verify()?;
+    }
 
     // (Sizes come from the server: saturate rather than overflow.)
     let total_bytes: u64 = items.iter().fold(0, |sum, i| sum.saturating_add(i.size));
@@ -585,7 +707,8 @@ async fn run(
         }
     }
     let target: Arc<dyn Target> = Arc::from(target);
-    let delete = job.delete;
+    // Under EXPIRE 0 each stored UID is marked deleting in the write that records it.
+    let delete = job.delete || expire_zero;
 
     // The durability work of batch k (fsync, rename, directory sync, state write) runs on the
     // blocking pool while batch k+1 downloads; batch k is deleted (if asked) once its commit
@@ -614,6 +737,12 @@ async fn run(
         } else {
             Vec::new()
         };
+        // The listed sizes of the messages to compare: one found new starts its record again.
+        let compared: HashMap<String, u64> = batch
+            .iter()
+            .filter(|i| i.verify)
+            .filter_map(|i| i.uid.clone().map(|uid| (uid, i.size)))
+            .collect();
         let commit = {
             let (target, local) = (Arc::clone(&target), Arc::clone(local));
             let complete = outcome.complete;
@@ -624,10 +753,10 @@ async fn run(
                     &*target,
                     state,
                     digests.as_mut(),
-                    use_state,
-                    delete,
+                    Recording { use_state, delete },
                     complete,
                     next_pending,
+                    &compared,
                 )
             })
         };
@@ -827,6 +956,9 @@ async fn sort_listed(
     summary.listed = listed.len();
 
     let mut decider = Decider::new(&rules, first_use, now);
+    if let Some(ExpirePolicy::Days(days)) = summary.expire {
+        decider = decider.with_expire_days(days);
+    }
     let mut plan = Vec::with_capacity(listed.len());
     for (msg, uid, size, known) in listed {
         let item = Listed {
@@ -1004,6 +1136,14 @@ pub(crate) async fn dry_run(
     }));
     let result = async {
         let list = connection.list().await?;
+        note_policies(
+            &connection,
+            &Rules {
+                delete: job.delete,
+                ..job.retention.rules.clone()
+            },
+            &mut summary,
+        );
         let uidl = uidl_listing(&mut connection, &local).await?;
         check_listings(&list, uidl.as_deref())?;
         summary.uidl = uidl.is_some();
@@ -1052,6 +1192,13 @@ async fn wait_commit(
     summary.undelivered.extend(committed.undelivered);
     if job.delete && !committed.msgs.is_empty() {
         dele(connection, &committed.msgs, summary).await?;
+    } else if summary.expire == Some(ExpirePolicy::Days(0)) {
+        // Retrieved, so deleted by the server when QUIT commits, as if DELE'd (and already
+        // marked deleting by the commit).
+        summary.server_expired += committed.msgs.len();
+        summary
+            .deleted_uids
+            .extend(committed.msgs.into_iter().filter_map(|(_, uid)| uid));
     }
     Ok(())
 }
@@ -1290,6 +1437,16 @@ impl Ledger for FetchLedger<'_> {
     }
 }
 
+/// How a batch's messages are recorded.
+#[derive(Debug, Clone, Copy)]
+struct Recording {
+    /// Whether the state records UIDs at all (the server has UIDL).
+    use_state: bool,
+    /// Whether each stored UID is marked deleting in the write that records it (`--delete`,
+    /// or the server's `EXPIRE 0`).
+    delete: bool,
+}
+
 /// Commits a batch through the target (see [`deliver`]): what it delivered is recorded by the
 /// ledger as the target's guarantee needs; what it refused stays unrecorded (and on the
 /// server). The reservations move on to the next batches even if nothing was delivered.
@@ -1297,10 +1454,10 @@ fn commit(
     target: &dyn Target,
     state: &mut State,
     digests: Option<&mut Digests>,
-    use_state: bool,
-    delete: bool,
+    Recording { use_state, delete }: Recording,
     complete: Vec<Staged>,
     next_pending: Vec<(String, String)>,
+    compared: &HashMap<String, u64>,
 ) -> Result<Committed, CliError> {
     // A message listed under a UID marked deleting, identical to the one delivered under it
     // (its digest): the deletion did not happen, it is not delivered again.
@@ -1360,9 +1517,22 @@ fn commit(
         octets: 0,
         undelivered: Vec::new(),
     };
+    let mut restarted = false;
     for (staged, outcome) in complete.iter().zip(outcomes) {
         match outcome {
             deliver::Outcome::Delivered => {
+                // Compared and found new: another message under a reused UID, first seen
+                // now (an identical one keeps the old message's time, and the UID stays
+                // untrusted under EXPIRE n).
+                if let Some((uid, size)) = staged
+                    .uid
+                    .as_ref()
+                    .and_then(|uid| compared.get(uid).map(|size| (uid, *size)))
+                    .filter(|_| staged.verify)
+                {
+                    ledger.state.restart_first_seen(uid, size);
+                    restarted = true;
+                }
                 committed.stored += 1;
                 committed.octets += staged.octets;
                 committed.msgs.push((staged.msg, staged.uid.clone()));
@@ -1379,6 +1549,12 @@ fn commit(
                 staged.label()
             )),
         }
+    }
+    if restarted && use_state {
+        ledger
+            .state
+            .save()
+            .map_err(|e| CliError::local(ledger.state.path().display(), &e))?;
     }
     Ok(committed)
 }

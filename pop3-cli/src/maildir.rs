@@ -416,15 +416,24 @@ impl Target for MaildirTarget {
             tracing::info!(target: "pop3_cli", "recovered {recovered} of {} messages of an interrupted run", pending.len());
         }
         if state.any_deleting() {
-            let index = maildir
-                .content_index()
-                .map_err(|e| CliError::local(maildir.root().display(), &e))?;
-            *self
-                .index
-                .get_mut()
-                .map_err(|_| CliError::failure("the content index was poisoned"))? = Some(index);
+            self.prepare_verify()?;
         }
         Ok(recovered)
+    }
+
+    fn prepare_verify(&mut self) -> Result<(), CliError> {
+        let slot = self
+            .index
+            .get_mut()
+            .map_err(|_| CliError::failure("the content index was poisoned"))?;
+        if slot.is_none() {
+            *slot = Some(
+                self.maildir
+                    .content_index()
+                    .map_err(|e| CliError::local(self.maildir.root().display(), &e))?,
+            );
+        }
+        Ok(())
     }
 
     fn stage(&self, name: &str) -> io::Result<File> {

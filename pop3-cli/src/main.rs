@@ -8,6 +8,15 @@
 //! or network error, timeout, or a local I/O error.
 #![forbid(unsafe_code)]
 
+/// `println!` for the command's output: a closed or full stdout is a local failure (exit 3,
+/// `CliError`), not a panic. Use it with `?`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::print(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cli;
 mod commands;
 mod config;
@@ -148,12 +157,12 @@ fn run_fetch(settings: &Settings, args: &FetchArgs) -> Result<u8, CliError> {
         Ok::<_, CliError>((summary, method))
     })?;
     if settings.json {
-        println!(
+        outln!(
             "{}",
             escape::json_text(&summary.to_json(&job.target, &job.state, method))
-        );
+        )?;
     } else if !args.quiet {
-        println!("{}", summary.line(&job.target));
+        outln!("{}", summary.line(&job.target))?;
     }
     for line in summary
         .notices
@@ -188,7 +197,7 @@ fn run_dry_run(settings: &Settings, job: &FetchJob) -> Result<u8, CliError> {
     };
     if settings.json {
         let messages: Vec<serde_json::Value> = plan.iter().map(fetch::Planned::to_json).collect();
-        println!(
+        outln!(
             "{}",
             escape::json_text(&serde_json::json!({
                 "dry_run": true,
@@ -196,7 +205,7 @@ fn run_dry_run(settings: &Settings, job: &FetchJob) -> Result<u8, CliError> {
                 "uidl": summary.uidl,
                 "messages": messages,
             }))
-        );
+        )?;
     } else {
         let mut text = String::new();
         for planned in &plan {
@@ -212,7 +221,7 @@ fn run_dry_run(settings: &Settings, job: &FetchJob) -> Result<u8, CliError> {
             count("stored"),
             count("skip"),
         ));
-        print!("{text}");
+        commands::print(&text)?;
     }
     Ok(EXIT_OK)
 }

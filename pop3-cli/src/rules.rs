@@ -17,11 +17,34 @@
 //!    message is never passed over by later ones). Otherwise the header filter decides:
 //!    fetch, delete unread, or leave for now; a filter that fails leaves the message (never
 //!    deletes it).
+//!
+//! The server's `EXPIRE` (RFC 2449 §6.7) bounds how long a stored UID can be trusted. Under
+//! `EXPIRE n` (n ≥ 1 days) the server may delete a message about n days after it was
+//! retrieved, and then give its UID to a new message. We count from the UID's first-seen
+//! time (the first run that listed it: never later than our own first retrieval, so never
+//! later than the server's start for that message when we were its first reader), less a
+//! margin of one day for the clocks' skew and the "about": a stored UID is trusted for
+//! `n - 1` days after it was first seen ([`expire_trusts`]). After that, step 1 does not apply
+//! to it: it is a candidate like a UID marked deleting, downloaded again and compared with
+//! what the target holds (stored only if different), and `keep` cannot delete it on the
+//! strength of its UID. `EXPIRE 0` (each retrieved message is deleted when the session
+//! ends) is carried out by `fetch` itself, which records those UIDs as deleted; `EXPIRE
+//! NEVER` or none changes nothing.
 
 use std::fmt;
 
 /// Seconds in a day.
 const DAY: u64 = 86_400;
+
+/// Whether a stored UID first seen at `first_seen` can still be trusted at `now` on a server
+/// that announces `EXPIRE days` (`days` ≥ 1): for `days - 1` days after it was first seen (one
+/// day of margin for clock skew and for the server's "about n days"). Someone else's
+/// retrieval before our first listing is not covered: the server's period may then have
+/// started earlier than we can see.
+pub(crate) fn expire_trusts(days: u32, first_seen: u64, now: u64) -> bool {
+    let trusted = u64::from(days.saturating_sub(1)).saturating_mul(DAY);
+    now < first_seen.saturating_add(trusted)
+}
 
 /// The rules of one account (or one `fetch` run).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,7 +205,7 @@ impl fmt::Display for Action {
         match self {
             Self::Fetch { verify: false } => f.write_str("fetch"),
             Self::Fetch { verify: true } => f.write_str(
-                "fetch (its UID was being deleted: stored unless the Maildir has it already)",
+                "fetch (its UID may have been reused: stored unless the target has it already)",
             ),
             Self::MarkSeen => f.write_str("mark seen (only-new)"),
             Self::Leave(leave) => match leave {
@@ -339,6 +362,8 @@ pub(crate) struct Decider<'r> {
     messages: usize,
     bytes: u64,
     capped: bool,
+    /// The server's `EXPIRE n` with n ≥ 1 (see [`expire_trusts`]).
+    expire_days: Option<u32>,
 }
 
 impl<'r> Decider<'r> {
@@ -351,13 +376,29 @@ impl<'r> Decider<'r> {
             messages: 0,
             bytes: 0,
             capped: false,
+            expire_days: None,
         }
+    }
+
+    /// The server announces `EXPIRE days` (ignored for 0, which `fetch` carries out itself):
+    /// stored UIDs are trusted only as long as [`expire_trusts`] says.
+    pub(crate) fn with_expire_days(mut self, days: u32) -> Self {
+        self.expire_days = Some(days).filter(|d| *d > 0);
+        self
     }
 
     /// The next message (in server order) and what the state knows of its UID.
     pub(crate) fn step(&mut self, item: &Listed<'_>, known: Option<Known>) -> Step {
         let rules = self.rules;
         let verify = match known {
+            // The server may have expired it and reused its UID: compare by content.
+            Some(Known::Stored { first_seen, .. })
+                if self
+                    .expire_days
+                    .is_some_and(|days| !expire_trusts(days, first_seen, self.now)) =>
+            {
+                true
+            }
             Some(Known::Stored { first_seen, size }) => {
                 return Step::Decided(stored(rules, item.size, first_seen, size, self.now));
             }
@@ -470,6 +511,72 @@ mod tests {
             },
         );
         (actions, asked)
+    }
+
+    #[test]
+    fn expire_trusts_a_stored_uid_for_n_minus_one_days() {
+        assert!(expire_trusts(5, NOW - 4 * DAY + 1, NOW));
+        assert!(!expire_trusts(5, NOW - 4 * DAY, NOW));
+        assert!(!expire_trusts(1, NOW, NOW), "EXPIRE 1: never trusted");
+        assert!(expire_trusts(u32::MAX, 0, NOW));
+        assert!(
+            expire_trusts(2, NOW + DAY, NOW),
+            "a time in the future (clock moved back)"
+        );
+    }
+
+    #[test]
+    fn expire_n_sends_untrusted_stored_uids_to_be_compared_and_keep_never_deletes_them() {
+        let rules = Rules {
+            keep: Some(30 * DAY),
+            ..Rules::default()
+        };
+        let state: HashMap<&str, Known> = [
+            (
+                "old",
+                Known::Stored {
+                    first_seen: NOW - 40 * DAY,
+                    size: Some(100),
+                },
+            ),
+            (
+                "young",
+                Known::Stored {
+                    first_seen: NOW - DAY,
+                    size: Some(100),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let listing = [listed("old", 1, 100), listed("young", 2, 100)];
+        let items: Vec<Listed<'_>> = listing
+            .iter()
+            .map(|(msg, uid, size)| Listed {
+                msg: *msg,
+                uid: Some(uid.as_str()),
+                size: *size,
+            })
+            .collect();
+        let mut decider = Decider::new(&rules, false, NOW).with_expire_days(10);
+        assert_eq!(
+            decider.step(&items[0], state.get("old").copied()),
+            Step::AskFilter { verify: true }
+        );
+        assert_eq!(
+            decider.step(&items[1], state.get("young").copied()),
+            Step::Decided(Action::Leave(Leave::KeptUntil(NOW - DAY + 30 * DAY)))
+        );
+        // Without EXPIRE (or with EXPIRE 0, which fetch carries out itself) keep deletes it.
+        for mut decider in [
+            Decider::new(&rules, false, NOW),
+            Decider::new(&rules, false, NOW).with_expire_days(0),
+        ] {
+            assert_eq!(
+                decider.step(&items[0], state.get("old").copied()),
+                Step::Decided(Action::Delete(Delete::Expired(NOW - 40 * DAY)))
+            );
+        }
     }
 
     #[test]

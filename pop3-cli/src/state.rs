@@ -281,6 +281,15 @@ impl State {
             .is_some_and(|e| e.kind == Kind::Stored)
     }
 
+    /// The UIDs recorded as stored (to tell which ones a recovery added).
+    pub(crate) fn stored_uids(&self) -> HashSet<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.kind == Kind::Stored)
+            .map(|(uid, _)| uid.clone())
+            .collect()
+    }
+
     /// Whether a UID was noted as seen, marked seen, given a new first-seen time or forgotten
     /// since the file was read (the file is then out of date).
     pub(crate) fn is_dirty(&self) -> bool {

@@ -1274,3 +1274,39 @@ fn apop_without_tls_needs_allow_plaintext_auth() {
     run(&[&base[..], &["--allow-plaintext-auth", "stat"]].concat()).expect_code(0);
     assert_eq!(server.logins(), 1);
 }
+
+/// A full or closed stdout is a local failure (exit 3, a line on stderr), never a panic: the
+/// summary of `fetch` (text and JSON) and of `--dry-run` are written where the other commands'
+/// output is.
+#[test]
+fn fetch_with_stdout_full_is_a_local_failure_not_a_panic() {
+    let mail = sample_mail(3, 500, 5);
+    let server = MailboxServer::start(mail.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Mail");
+    let md = maildir.to_str().unwrap();
+    let args = plain_args(server.port());
+    for extra in [
+        &["fetch", "--maildir", md][..],
+        &["--json", "fetch", "--maildir", md],
+        &["fetch", "--dry-run", "--maildir", md],
+        &["--json", "fetch", "--dry-run", "--maildir", md],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let output = pop3()
+            .args(&args)
+            .args(extra)
+            .stdout(full)
+            .output()
+            .expect("run pop3");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{extra:?}: {stderr}");
+        assert!(stderr.contains("stdout"), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+    // The messages were stored durably all the same.
+    assert_eq!(maildir_contents(&maildir), expected_contents(&mail));
+}

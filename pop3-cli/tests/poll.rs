@@ -884,3 +884,50 @@ fn auto_interval_lengthens_while_empty_and_shortens_when_mail_arrives() {
     let (code, _, _, _) = daemon.terminate(secs(10));
     assert_eq!(code, 0);
 }
+
+#[test]
+fn the_expire_policy_is_logged_once_per_account_and_expire_0_is_carried_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MailboxServer::builder(sample_mail(3, 700, 21))
+        .expire("0")
+        .start()
+        .unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        account(
+            "x",
+            server.port(),
+            &dir.path().join("x"),
+            "interval = \"1h\"\nkeep = \"7d\"",
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let (_, first) = daemon.expect(is_poll("x"), secs(10));
+    assert_eq!(first["stored"], 3, "{first}");
+    assert_eq!(first["server_expired"], 3, "{first}");
+    assert_eq!(first["expire"], "0d", "{first}");
+    let notices = first["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 1, "{first}");
+    assert!(
+        notices[0]
+            .as_str()
+            .unwrap()
+            .ends_with("so keep is not honoured"),
+        "{first}"
+    );
+    assert!(server.messages().is_empty(), "expired at the QUIT");
+
+    // The next poll: the same policy, not logged again.
+    server.push_message(b"Subject: later\r\n\r\nlater\r\n");
+    daemon.signal(rustix::process::Signal::USR1);
+    let (_, second) = daemon.expect(is_poll("x"), secs(10));
+    assert_eq!(second["stored"], 1, "{second}");
+    assert_eq!(second["server_expired"], 1, "{second}");
+    assert!(second.get("expire").is_none(), "{second}");
+    assert!(second.get("notices").is_none(), "{second}");
+    assert!(server.messages().is_empty());
+    let (code, _, _, _) = daemon.terminate(secs(10));
+    assert_eq!(code, 0);
+}

@@ -50,6 +50,7 @@ pub struct MailboxServerBuilder {
     bare_lf: bool,
     exclusive_lock: bool,
     read_timeout: Duration,
+    expire: Option<String>,
 }
 
 impl MailboxServerBuilder {
@@ -133,6 +134,16 @@ impl MailboxServerBuilder {
     /// autologout; default 60 s).
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
+        self
+    }
+
+    /// Announce `EXPIRE <policy>` in CAPA (e.g. `"0"`, `"30"`, `"NEVER"`, `"0 USER"`; the
+    /// `USER` suffix only before login, as RFC 2449 §6.7 has it). With a policy of `0` the
+    /// server acts on it: every message fully sent in answer to RETR in a session is removed
+    /// by that session's UPDATE (QUIT), as if it had been deleted; a session that ends
+    /// without QUIT removes nothing. Other values are only announced.
+    pub fn expire(mut self, policy: &str) -> Self {
+        self.expire = Some(policy.to_owned());
         self
     }
 
@@ -236,6 +247,7 @@ impl MailboxServer {
             bare_lf: false,
             exclusive_lock: false,
             read_timeout: Duration::from_secs(60),
+            expire: None,
         }
     }
 
@@ -400,6 +412,8 @@ struct Session<'a> {
     user: Option<String>,
     mailbox: Vec<Arc<Stored>>,
     deleted: Vec<bool>,
+    /// Retrieved under `EXPIRE 0`: removed by UPDATE like the deleted ones.
+    retrieved: Vec<bool>,
     retr_count: usize,
     holds_lock: bool,
 }
@@ -425,6 +439,7 @@ impl<'a> Session<'a> {
             user: None,
             mailbox: Vec::new(),
             deleted: Vec::new(),
+            retrieved: Vec::new(),
             retr_count: 0,
             holds_lock: false,
         }
@@ -641,6 +656,13 @@ impl<'a> Session<'a> {
                 caps.push("STLS".to_owned());
             }
         }
+        if let Some(expire) = &self.opts.expire {
+            let expire = match expire.split_once(' ') {
+                Some((value, _)) if self.phase == Phase::Transaction => value,
+                _ => expire.as_str(),
+            };
+            caps.push(format!("EXPIRE {expire}"));
+        }
         caps.push("IMPLEMENTATION pop3-tests".to_owned());
         self.lines_reply("+OK capability list follows", &caps)
     }
@@ -667,6 +689,7 @@ impl<'a> Session<'a> {
             self.mailbox = store.messages.clone();
         }
         self.deleted = vec![false; self.mailbox.len()];
+        self.retrieved = vec![false; self.mailbox.len()];
         self.phase = Phase::Transaction;
         self.shared.logins.fetch_add(1, Ordering::Relaxed);
         let (count, size) = self.totals();
@@ -801,7 +824,18 @@ impl<'a> Session<'a> {
             return Ok(Flow::End);
         }
         self.reply_multi(&status, &body)?;
+        if self.expires_at_once() {
+            self.retrieved[index] = true;
+        }
         Ok(Flow::Continue)
+    }
+
+    /// `EXPIRE 0`: retrieved messages go at UPDATE.
+    fn expires_at_once(&self) -> bool {
+        self.opts
+            .expire
+            .as_deref()
+            .is_some_and(|e| e.split(' ').next() == Some("0"))
     }
 
     fn top(&mut self, n: &str, lines: &str) -> std::io::Result<()> {
@@ -831,8 +865,8 @@ impl<'a> Session<'a> {
         let doomed: Vec<&str> = self
             .mailbox
             .iter()
-            .zip(&self.deleted)
-            .filter(|(_, d)| **d)
+            .zip(self.deleted.iter().zip(&self.retrieved))
+            .filter(|(_, (d, r))| **d || **r)
             .map(|(m, _)| m.uid.as_str())
             .collect();
         let mut store = self.shared.lock();

@@ -31,6 +31,29 @@ pub fn greeting_timestamp(greeting_text: &[u8]) -> Option<&[u8]> {
     (valid(local) && valid(domain)).then_some(timestamp)
 }
 
+/// `relaxed-timestamp = "<" 1*vchar ">"` where `vchar` is printable ASCII (0x21-0x7E) except
+/// `<` and `>`
+///
+/// The relaxed form of [`greeting_timestamp`], for
+/// [`Config::relaxed_apop_timestamp`](crate::Config::relaxed_apop_timestamp): the bytes from the
+/// first `<` to the next `>`, at most 512 octets, need not carry an `@` (CPython's poplib test
+/// server greets with `<timestamp>`). The collision attacks on APOP (Leurent 2007, Sasaki et
+/// al. 2008) need a server-chosen challenge with non-printable bytes, so printable ASCII still
+/// shuts them out. A strict timestamp is also a relaxed one. Runs in linear time.
+pub fn relaxed_greeting_timestamp(greeting_text: &[u8]) -> Option<&[u8]> {
+    let start = memchr::memchr(b'<', greeting_text)?;
+    let from = greeting_text.get(start..)?;
+    let window = from.get(..MAX_TIMESTAMP_LEN).unwrap_or(from);
+    let end = memchr::memchr(b'>', window)?;
+    let timestamp = window.get(..=end)?;
+    let inner = timestamp.get(1..end)?;
+    let valid = !inner.is_empty()
+        && inner
+            .iter()
+            .all(|&b| (0x21..=0x7e).contains(&b) && b != b'<');
+    valid.then_some(timestamp)
+}
+
 /// The APOP digest: the lowercase hexadecimal MD5 of `timestamp` (angle brackets included)
 /// followed by `secret`, as 32 ASCII bytes, ready for `APOP name digest`.
 pub fn apop_digest(timestamp: &[u8], secret: &[u8]) -> [u8; 32] {
@@ -111,6 +134,55 @@ mod tests {
     }
 
     #[test]
+    fn relaxed_timestamps() {
+        // CPython's test server, and every strict timestamp.
+        for (greeting, ts) in [
+            (
+                &b"+OK dummy pop3 server ready. <timestamp>"[..],
+                &b"<timestamp>"[..],
+            ),
+            (
+                b"ready <1896.697170952@dbc.mtview.ca.us>",
+                b"<1896.697170952@dbc.mtview.ca.us>",
+            ),
+            (b"<a@b@c>", b"<a@b@c>"),
+            (b"x <a> <b@c>", b"<a>"),
+        ] {
+            assert_eq!(relaxed_greeting_timestamp(greeting), Some(ts));
+            if !ts.contains(&b'@') {
+                assert_eq!(greeting_timestamp(greeting), None);
+            }
+        }
+        // Still refused: nothing in the brackets, non-printable or non-ASCII bytes (what the
+        // collision attacks need), spaces, a second `<`, an unclosed bracket, over 512 octets.
+        for bad in [
+            &b"ready"[..],
+            b"ready <>",
+            b"ready <a b>",
+            b"ready <a\tb>",
+            b"ready <a\x00b>",
+            b"ready <a\x7f>",
+            b"ready <caf\xc3\xa9>",
+            b"ready <a<b>",
+            b"ready <abc",
+            b"ready abc>",
+        ] {
+            assert_eq!(
+                relaxed_greeting_timestamp(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let mut long = b"<".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 510));
+        long.push(b'>');
+        assert_eq!(relaxed_greeting_timestamp(&long), Some(&long[..]));
+        long.insert(1, b'a');
+        assert_eq!(relaxed_greeting_timestamp(&long), None);
+    }
+
+    #[test]
     fn digest_is_lowercase_hex() {
         assert_eq!(&apop_digest(b"", b""), b"d41d8cd98f00b204e9800998ecf8427e");
     }
@@ -122,6 +194,14 @@ mod tests {
                 prop_assert!(ts.len() <= 512);
                 prop_assert!(ts.starts_with(b"<") && ts.ends_with(b">"));
                 prop_assert_eq!(ts.iter().filter(|&&b| b == b'@').count(), 1);
+            }
+            if let Some(ts) = relaxed_greeting_timestamp(&bytes) {
+                prop_assert!(ts.len() <= 512);
+                prop_assert!(ts.starts_with(b"<") && ts.ends_with(b">"));
+            }
+            // Strict implies relaxed, and the same bytes.
+            if let Some(ts) = greeting_timestamp(&bytes) {
+                prop_assert_eq!(relaxed_greeting_timestamp(&bytes), Some(ts));
             }
             let d = apop_digest(&bytes, &bytes);
             prop_assert!(d.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));

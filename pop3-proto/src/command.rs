@@ -66,6 +66,25 @@ pub enum Command {
     /// `LANG` (list the languages, multi-line) or `LANG tag` (RFC 6856 §3); `*` asks the
     /// server to pick.
     Lang(Option<String>),
+    /// A command line the core has no verb for (a vendor extension, or the raw line of a
+    /// legacy API such as Python's `poplib._shortcmd`), sent as given with CRLF appended.
+    /// The caller says whether its reply is multi-line: a multi-line reply comes as
+    /// [`Event::Body`](crate::Event::Body) chunks (dot-unstuffed, line ends as sent), then
+    /// [`Event::BodyEnd`](crate::Event::BodyEnd) and [`Event::Ok`](crate::Event::Ok); a single-line
+    /// reply as `Ok` or `Err` with the server's text.
+    ///
+    /// Checked like every command line (no CR, LF or NUL, at most 255 octets, a keyword
+    /// first). Refused when the keyword is one whose reply changes the session (USER, PASS,
+    /// APOP, RPOP, AUTH, STLS, QUIT, UTF8): those have their own variants, so that the client
+    /// knows what their replies mean. Nothing is pipelined behind an extension command before
+    /// its reply (it may change the connection in ways the client cannot know), and nothing
+    /// in it is assumed secret: its arguments are left out of traces.
+    Extension {
+        /// The command line, without CRLF.
+        line: String,
+        /// Whether the reply is multi-line.
+        multi_line: bool,
+    },
 }
 
 impl Command {
@@ -100,6 +119,13 @@ impl Command {
     pub fn auth(mechanism: impl Mechanism + 'static) -> Self {
         Self::Auth(Box::new(mechanism))
     }
+    /// A command line the core has no verb for: see [`Command::Extension`].
+    pub fn extension(line: impl Into<String>, multi_line: bool) -> Self {
+        Self::Extension {
+            line: line.into(),
+            multi_line,
+        }
+    }
 
     /// The command's kind, without its arguments.
     pub fn kind(&self) -> CommandKind {
@@ -122,6 +148,7 @@ impl Command {
             Self::Auth(_) => CommandKind::Auth,
             Self::Utf8 => CommandKind::Utf8,
             Self::Lang(_) => CommandKind::Lang,
+            Self::Extension { .. } => CommandKind::Extension,
         }
     }
 
@@ -136,6 +163,9 @@ impl Command {
             Self::Capa => ReplyShape::Listing(Listing::Capability),
             Self::Lang(None) => ReplyShape::Listing(Listing::Language),
             Self::Retr(_) | Self::Top { .. } => ReplyShape::Body,
+            Self::Extension {
+                multi_line: true, ..
+            } => ReplyShape::Body,
             _ => ReplyShape::Single,
         }
     }
@@ -188,6 +218,28 @@ impl Command {
             }
             Self::Top { msg, .. } => number(*msg)?,
             Self::Lang(Some(tag)) => check(tag.as_bytes(), false, false)?,
+            Self::Extension { line, .. } => {
+                check(line.as_bytes(), true, false)?;
+                // The keyword ends at the first space; a tab or another control byte in it
+                // could make a server read a session keyword that the check below misses.
+                let keyword = line.split(' ').next().unwrap_or_default();
+                if keyword.is_empty() || !keyword.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(EnqueueError::InvalidArgument {
+                        command: kind,
+                        reason: "the line must start with a command keyword of printable ASCII",
+                    });
+                }
+                if SESSION_KEYWORDS
+                    .iter()
+                    .any(|k| k.keyword().eq_ignore_ascii_case(keyword))
+                {
+                    return Err(EnqueueError::InvalidArgument {
+                        command: kind,
+                        reason: "USER, PASS, APOP, RPOP, AUTH, STLS, QUIT and UTF8 change the \
+                                 session: queue them as their own Command",
+                    });
+                }
+            }
             Self::Auth(mech) => {
                 let name = mech.name();
                 check(name.as_bytes(), false, false)?;
@@ -223,11 +275,24 @@ impl Command {
             Self::Top { msg, lines } => 2 + digits(*msg) + digits(*lines),
             Self::Auth(mech) => 1 + mech.name().len(),
             Self::Lang(Some(tag)) => 1 + tag.len(),
+            Self::Extension { line, .. } => return line.len() + 2,
             _ => 0,
         };
         self.kind().keyword().len() + arg_len + 2
     }
 }
+
+/// The keywords whose replies change the session: never sent as [`Command::Extension`].
+const SESSION_KEYWORDS: [CommandKind; 8] = [
+    CommandKind::User,
+    CommandKind::Pass,
+    CommandKind::Apop,
+    CommandKind::Rpop,
+    CommandKind::Auth,
+    CommandKind::Stls,
+    CommandKind::Quit,
+    CommandKind::Utf8,
+];
 
 fn digits(n: u32) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
@@ -276,10 +341,13 @@ pub enum CommandKind {
     Auth,
     Utf8,
     Lang,
+    /// [`Command::Extension`]: a line the core has no verb for.
+    Extension,
 }
 
 impl CommandKind {
-    /// The command keyword as sent on the wire.
+    /// The command keyword as sent on the wire (for [`CommandKind::Extension`], whose keyword
+    /// is the caller's, `"(extension)"`).
     pub fn keyword(self) -> &'static str {
         match self {
             Self::User => "USER",
@@ -300,6 +368,7 @@ impl CommandKind {
             Self::Auth => "AUTH",
             Self::Utf8 => "UTF8",
             Self::Lang => "LANG",
+            Self::Extension => "(extension)",
         }
     }
 }
@@ -326,6 +395,8 @@ pub(crate) enum Lines {
     Multi,
     /// Multi-line without an argument, a single line with one (LIST, UIDL, LANG).
     MultiWithoutArgument,
+    /// As the caller declared it ([`Command::Extension`]).
+    Declared,
 }
 
 /// The phases before login: AUTHORIZATION, the wait for the greeting (commands may be queued
@@ -344,7 +415,9 @@ const ANY: &[Phase] = &[
 /// What a command kind is allowed and does: the one table the client consults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Props {
-    /// The phases in which it may be queued.
+    /// The phases in which it may be queued (with
+    /// [`Config::server_enforces_phases`](crate::Config::server_enforces_phases), see
+    /// [`Props::allowed_in_relaxed`]).
     pub(crate) phases: &'static [Phase],
     /// It waits for an empty pipe before it is sent (nothing may be in flight ahead of it).
     pub(crate) barrier: bool,
@@ -397,12 +470,20 @@ impl Props {
     pub(crate) fn allowed_in(self, phase: Phase) -> bool {
         self.phases.contains(&phase)
     }
+
+    /// Whether it may be queued in `phase` when the server judges the phase
+    /// ([`Config::server_enforces_phases`](crate::Config::server_enforces_phases)): any
+    /// AUTHORIZATION or TRANSACTION command in any phase before UPDATE, except STLS, which
+    /// stays before login (its `+OK` starts AUTHORIZATION again, RFC 2595 §4).
+    pub(crate) fn allowed_in_relaxed(self, phase: Phase, kind: CommandKind) -> bool {
+        self.allowed_in(phase) || (kind != CommandKind::Stls && ANY.contains(&phase))
+    }
 }
 
 impl CommandKind {
     /// Every kind, in declaration order.
     #[cfg(test)]
-    pub(crate) const ALL: [CommandKind; 18] = [
+    pub(crate) const ALL: [CommandKind; 19] = [
         Self::User,
         Self::Pass,
         Self::Apop,
@@ -421,11 +502,12 @@ impl CommandKind {
         Self::Auth,
         Self::Utf8,
         Self::Lang,
+        Self::Extension,
     ];
 
     /// The kind's properties (the single table; pinned by a test).
     pub(crate) const fn props(self) -> Props {
-        use Lines::{Multi, MultiWithoutArgument, Single};
+        use Lines::{Declared, Multi, MultiWithoutArgument, Single};
         match self {
             Self::User => Props::new(BEFORE_LOGIN, Single).precedes_secret(),
             Self::Pass | Self::Apop => Props::new(BEFORE_LOGIN, Single).login(Exposure::Always),
@@ -440,6 +522,7 @@ impl CommandKind {
             Self::Stat | Self::Dele | Self::Noop | Self::Rset => Props::new(TRANSACTION, Single),
             Self::List | Self::Uidl => Props::new(TRANSACTION, MultiWithoutArgument),
             Self::Retr | Self::Top => Props::new(TRANSACTION, Multi),
+            Self::Extension => Props::new(ANY, Declared).barrier(),
         }
     }
 }
@@ -471,6 +554,12 @@ impl Command {
     /// Appends the command line. APOP needs the greeting timestamp; AUTH is written by the
     /// client itself (the initial response depends on the line length).
     pub(crate) fn encode(&self, out: &mut Vec<u8>, timestamp: Option<&[u8]>) {
+        if let Self::Extension { line, .. } = self {
+            // The whole line is the caller's.
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            return;
+        }
         out.extend_from_slice(self.kind().keyword().as_bytes());
         let mut arg = |bytes: &[u8]| {
             out.push(b' ');
@@ -493,7 +582,8 @@ impl Command {
                 arg(lines.to_string().as_bytes());
             }
             Self::Lang(Some(tag)) => arg(tag.as_bytes()),
-            // AUTH is written by the client itself (see above); the rest take no argument.
+            // AUTH is written by the client itself (see above), an extension line whole
+            // (above); the rest take no argument.
             _ => {}
         }
         out.extend_from_slice(b"\r\n");
@@ -505,6 +595,10 @@ impl Command {
             Self::Pass(_) => "PASS <redacted>".into(),
             Self::Apop { user, .. } => format!("APOP {user} <redacted>"),
             Self::Auth(mech) => format!("AUTH {} <initial response redacted>", mech.name()),
+            Self::Extension { line, .. } => match line.split_once(' ') {
+                Some((keyword, _)) => format!("{keyword} <arguments redacted>"),
+                None => line.clone(),
+            },
             _ => {
                 let mut line = Vec::new();
                 self.encode(&mut line, None);
@@ -695,6 +789,15 @@ mod tests {
                 E::None,
                 L::MultiWithoutArgument,
             ),
+            (
+                CommandKind::Extension,
+                "GAHT",
+                true,
+                false,
+                false,
+                E::None,
+                L::Declared,
+            ),
         ];
         assert_eq!(expected.len(), CommandKind::ALL.len());
         let phases = [
@@ -736,10 +839,13 @@ mod tests {
                 .collect()
         };
         use CommandKind::*;
-        assert_eq!(held(true), [Pass, Apop, Rpop, Quit, Stls, Auth, Utf8]);
+        assert_eq!(
+            held(true),
+            [Pass, Apop, Rpop, Quit, Stls, Auth, Utf8, Extension]
+        );
         assert_eq!(
             held(false),
-            [User, Pass, Apop, Rpop, Quit, Stls, Auth, Utf8]
+            [User, Pass, Apop, Rpop, Quit, Stls, Auth, Utf8, Extension]
         );
     }
 
@@ -768,6 +874,8 @@ mod tests {
             Command::Utf8,
             Command::Lang(None),
             Command::Lang(Some("en".into())),
+            Command::extension("XTND XMIT", false),
+            Command::extension("XLIST", true),
         ];
         for command in commands {
             let multi = matches!(
@@ -782,6 +890,13 @@ mod tests {
                 Lines::Single => false,
                 Lines::Multi => true,
                 Lines::MultiWithoutArgument => !has_argument,
+                Lines::Declared => matches!(
+                    command,
+                    Command::Extension {
+                        multi_line: true,
+                        ..
+                    }
+                ),
             };
             assert_eq!(multi, expected, "{:?}", command.kind());
         }

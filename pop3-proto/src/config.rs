@@ -57,6 +57,26 @@ pub struct Config {
     /// count fails the login with
     /// [`SaslError::IterationCountTooLow`](crate::sasl::SaslError::IterationCountTooLow).
     pub min_scram_iterations: u32,
+    /// Accept any printable-ASCII APOP timestamp in angle brackets (`<timestamp>`, without
+    /// the `@` RFC 1939 asks for; see
+    /// [`relaxed_greeting_timestamp`](crate::apop::relaxed_greeting_timestamp)). Default
+    /// `false`: only a well-formed `<...@...>` makes APOP possible. Meant for a caller that
+    /// asked for APOP explicitly (the Python `pop3.poplib` drop-in does, for compatibility);
+    /// [`choose_login`](crate::login::choose_login) still never picks APOP unasked.
+    pub relaxed_apop_timestamp: bool,
+    /// Let the server judge the phase: AUTHORIZATION and TRANSACTION commands may be queued
+    /// in either phase (STAT before login, USER after it), and the server's `-ERR` is the
+    /// answer to one sent out of phase. Default `false`: [`Client::enqueue`](crate::Client::enqueue)
+    /// refuses a command of another phase ([`EnqueueError::WrongPhase`](crate::EnqueueError::WrongPhase)).
+    ///
+    /// Meant only for a driver that reproduces a legacy API which lets its caller send any
+    /// command in any phase (the Python `pop3.poplib` drop-in for the standard `poplib`).
+    /// Everything that protects the connection still holds: STLS only before login and never
+    /// on TLS, nothing pipelined behind STLS, AUTH, PASS, APOP, RPOP or QUIT, the argument
+    /// and line checks, the limits, nothing after QUIT. The phase follows the server's
+    /// replies: a `+OK` to a login command enters TRANSACTION (a second one after login
+    /// changes nothing), a USER after login is just sent.
+    pub server_enforces_phases: bool,
     /// Emit [`Event::Trace`](crate::Event::Trace) lines for every command sent and every status
     /// line received, secrets redacted. Default `false`.
     pub trace: bool,
@@ -81,6 +101,8 @@ impl Default for Config {
             auto_capa: true,
             allow_plaintext_auth: false,
             min_scram_iterations: 4096,
+            relaxed_apop_timestamp: false,
+            server_enforces_phases: false,
             trace: false,
             quirks: Quirks::default(),
         }
@@ -121,6 +143,12 @@ pub struct Quirks {
     /// Treat `-ERR` to CAPA as "no extensions" instead of leaving the capabilities unknown.
     /// Default `true` (RFC 1939-only servers have no CAPA).
     pub missing_capa: bool,
+    /// Take any status line whose first octet is `+` as `+OK` and `-` as `-ERR` (`+ Hola`,
+    /// `-err`), outside an AUTH exchange, as Python's standard `poplib` does. Default `false`:
+    /// such a line is [`ProtocolError::Malformed`](crate::ProtocolError::Malformed). Meant
+    /// for the `pop3.poplib` drop-in, whose callers' servers were written against the
+    /// standard module; reported as [`Quirk::LooseStatusIndicator`](crate::Quirk::LooseStatusIndicator).
+    pub loose_status_indicator: bool,
 }
 
 impl Default for Quirks {
@@ -129,6 +157,7 @@ impl Default for Quirks {
             bare_lf: true,
             dot_cr_terminator: false,
             missing_capa: true,
+            loose_status_indicator: false,
         }
     }
 }

@@ -160,6 +160,9 @@ pub enum Quirk {
     /// Python-based server). Accepted when unambiguous: see
     /// [`parse_unique_id_one`](crate::response::parse_unique_id_one).
     UidlWithoutMessageNumber,
+    /// A status line was neither `+OK` nor `-ERR` and its first octet was taken as the
+    /// answer ([`Quirks::loose_status_indicator`](crate::Quirks::loose_status_indicator)).
+    LooseStatusIndicator,
 }
 
 /// One line of the protocol trace.

@@ -221,6 +221,38 @@ fn apop_needs_a_well_formed_timestamp() {
     assert_eq!(sent(c), "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
 }
 
+/// `Config::relaxed_apop_timestamp` (issue 14): APOP with a printable `<timestamp>` without
+/// `@` (CPython's poplib test server), transcript byte-exact; still nothing for a greeting
+/// whose brackets hold a control or non-ASCII byte. Off by default (the test above).
+#[test]
+fn relaxed_apop_timestamp_when_configured() {
+    let mut config = rfc_config();
+    config.relaxed_apop_timestamp = true;
+    let played = play(
+        config.clone(),
+        r"
+        S: +OK dummy pop3 server ready. <timestamp>
+        C: APOP foo 6ad091c223cbbcdcb60819b7c8cfeae8
+        S: +OK done nothing.
+        ",
+        || vec![Command::apop("foo", "dummypassword")],
+    );
+    assert!(played.client.apop_available());
+    assert_eq!(played.client.phase(), Phase::Transaction);
+    for greeting in [
+        &b"+OK <a\x01b>\r\n"[..],
+        b"+OK <caf\xc3\xa9>\r\n",
+        b"+OK <>\r\n",
+    ] {
+        let c = &mut greeted(config.clone(), greeting);
+        assert!(!c.apop_available(), "{greeting:?}");
+        assert_eq!(
+            c.enqueue(Command::apop("u", "s")),
+            Err(EnqueueError::ApopUnavailable)
+        );
+    }
+}
+
 #[test]
 fn no_password_in_the_clear_unless_allowed() {
     let mut config = Config::default();

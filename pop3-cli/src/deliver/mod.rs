@@ -114,6 +114,14 @@ pub(crate) trait Target: Send + Sync + std::fmt::Debug {
     /// Resolves what an interrupted run left (under the state's lock, before connecting);
     /// returns how many messages it found delivered and recorded now.
     fn recover(&mut self, state: &mut State) -> Result<usize, CliError>;
+    /// Makes ready to compare messages listed under untrusted UIDs (`Staged::verify`) with
+    /// what the target holds, when [`recover`](Self::recover) did not (it does when the state
+    /// marks a UID deleting; `fetch` learns of other untrusted UIDs, from the server's
+    /// EXPIRE, only after login). Called before the first batch of the run is downloaded,
+    /// so that only what was there before the run vouches for a download.
+    fn prepare_verify(&mut self) -> Result<(), CliError> {
+        Ok(())
+    }
     /// Begins a message: the file it is written into as it arrives.
     fn stage(&self, name: &str) -> io::Result<File>;
     /// Drops a staged message that will not be committed.

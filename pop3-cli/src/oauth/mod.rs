@@ -344,22 +344,22 @@ pub(crate) fn command(settings: &Settings, command: &OauthCommand) -> Result<u8,
                     "pop3: warning: the provider sent no refresh token (is offline_access among the scopes?): you will have to sign in again when the access token expires"
                 );
             }
-            println!(
+            crate::outln!(
                 "signed in; tokens for account {} stored in {}",
                 oauth.account,
                 store.location()
-            );
+            )?;
         }
         OauthCommand::Logout => {
             let store = oauth.open_store()?;
             if store.remove()? {
-                println!(
+                crate::outln!(
                     "removed the tokens of account {} ({}); the grant itself stays valid at the provider until you revoke it there",
                     oauth.account,
                     store.location()
-                );
+                )?;
             } else {
-                println!("no tokens stored for account {}", oauth.account);
+                crate::outln!("no tokens stored for account {}", oauth.account)?;
             }
         }
     }

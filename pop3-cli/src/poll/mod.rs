@@ -506,6 +506,9 @@ async fn account_task(
     let mut jitter = Jitter::new(seed(name));
     let mut worst = EXIT_OK;
     let mut next = Next::After(Duration::ZERO);
+    // The EXPIRE policy last logged: it (and its notices) is logged again only when it
+    // changes (a server may change it, per user, after login).
+    let mut logged_expire = None;
     loop {
         if !wait(next, &control, &shared.metrics, name).await {
             return worst;
@@ -533,7 +536,12 @@ async fn account_task(
                     m.bytes += summary.bytes;
                     m.last_success = Some(epoch_now());
                 });
-                (poll_status(&summary), success_fields(&summary, method))
+                let announce = logged_expire != Some(summary.expire);
+                logged_expire = Some(summary.expire);
+                (
+                    poll_status(&summary),
+                    success_fields(&summary, method, announce),
+                )
             }
             Err(error) => {
                 let failure = Failure::of(&error);
@@ -592,8 +600,13 @@ fn poll_status(summary: &FetchSummary) -> u8 {
     }
 }
 
-/// The log fields of a successful poll.
-fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Value)> {
+/// The log fields of a successful poll; the EXPIRE policy and its notices only if
+/// `announce_expire` (the first poll of the account, or the policy changed).
+fn success_fields(
+    summary: &FetchSummary,
+    method: &str,
+    announce_expire: bool,
+) -> Vec<(&'static str, Value)> {
     let mut fields = vec![
         (
             "result",
@@ -627,8 +640,13 @@ fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Va
         }
     }
     // Deletions without fetching and filter failures: always logged.
-    if !summary.notices.is_empty() {
-        fields.push(("notices", json!(summary.notices)));
+    let notices: Vec<&String> = summary
+        .notices
+        .iter()
+        .filter(|n| announce_expire || !summary.expire_notices.contains(n))
+        .collect();
+    if !notices.is_empty() {
+        fields.push(("notices", json!(notices)));
     }
     if !summary.refused.is_empty() {
         fields.push(("refused", json!(summary.refused)));
@@ -639,7 +657,13 @@ fn success_fields(summary: &FetchSummary, method: &str) -> Vec<(&'static str, Va
     if summary.interrupted {
         fields.push(("interrupted", json!(true)));
     }
-    if let Some(expire) = summary.expire {
+    if summary.server_expired > 0 {
+        fields.push(("server_expired", json!(summary.server_expired)));
+    }
+    if summary.quit_withheld {
+        fields.push(("quit_withheld", json!(true)));
+    }
+    if let Some(expire) = summary.expire.filter(|_| announce_expire) {
         use pop3_async::pop3_proto::capa::ExpirePolicy;
         let text = match expire {
             ExpirePolicy::Never => "never".to_owned(),
@@ -674,6 +698,34 @@ fn seed(name: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expire_policy_and_its_notices_are_logged_when_announced_only() {
+        use pop3_async::pop3_proto::capa::ExpirePolicy;
+        let notice = "the server deletes every message ... (EXPIRE 0)".to_owned();
+        let mut summary = FetchSummary::default();
+        summary.expire = Some(ExpirePolicy::Days(0));
+        summary.notices = vec![notice.clone(), "message 3: delete unread".to_owned()];
+        summary.expire_notices = vec![notice.clone()];
+        let field = |fields: &[(&str, Value)], key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let first = success_fields(&summary, "user", true);
+        assert_eq!(field(&first, "expire"), Some(json!("0d")));
+        assert_eq!(
+            field(&first, "notices"),
+            Some(json!([notice, "message 3: delete unread"]))
+        );
+        let later = success_fields(&summary, "user", false);
+        assert_eq!(field(&later, "expire"), None);
+        assert_eq!(
+            field(&later, "notices"),
+            Some(json!(["message 3: delete unread"]))
+        );
+    }
 
     #[test]
     fn an_idle_account_task_is_small() {

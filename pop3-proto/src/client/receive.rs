@@ -11,7 +11,7 @@ use crate::capa::Capabilities;
 use crate::command::{CommandId, CommandKind, Listing, ReplyShape};
 use crate::error::{MAX_NAMED_DUPLICATES, ProtocolError};
 use crate::event::{Event, Quirk, Trace};
-use crate::response::{self, GreetingLine, StatusView};
+use crate::response::{self, GreetingLine, StatusLine, StatusView};
 use crate::sasl::Mechanism;
 
 use super::send::encode_response;
@@ -536,7 +536,8 @@ impl Client {
             return self.greeting(start, end).map(|()| Progress::Continue);
         }
         let line = &self.rx[start..end];
-        if let Some(challenge) = response::parse_continuation(line) {
+        let loose = self.config.quirks.loose_status_indicator;
+        if let Some(challenge) = response::parse_continuation(line).filter(|_| in_auth || !loose) {
             if !in_auth {
                 return Err(ProtocolError::UnexpectedContinuation);
             }
@@ -557,19 +558,28 @@ impl Client {
             .capabilities
             .as_ref()
             .is_some_and(Capabilities::accepts_response_codes);
-        let StatusView { ok, code, text } =
-            response::status_line(line, accept_codes).map_err(|error| {
-                ProtocolError::Malformed {
-                    what: "status line",
-                    error,
-                }
-            })?;
+        let (StatusView { ok, code, text }, loose_used) =
+            match response::status_line(line, accept_codes) {
+                Ok(view) => (view, false),
+                Err(error) => match loose_status(line).filter(|_| loose) {
+                    Some(view) => (view, true),
+                    None => {
+                        return Err(ProtocolError::Malformed {
+                            what: "status line",
+                            error,
+                        });
+                    }
+                },
+            };
         // The reply's code and text, lent by its terminal event. No other terminal event is
         // waiting: `advance` reads a line only once the queue is empty (a quirk of this line
         // may be there).
         debug_assert!(!self.events.iter().any(Pending::lends_status));
         self.lent.code = code;
         response::decode_lossy_into(&mut self.lent.text, text);
+        if loose_used {
+            self.quirk(Quirk::LooseStatusIndicator);
+        }
         if self.config.trace {
             let text = String::from_utf8_lossy(&self.rx[start..end]).into_owned();
             self.trace(Trace::Received(text));
@@ -653,15 +663,43 @@ impl Client {
 
     fn greeting(&mut self, start: usize, end: usize) -> Result<(), ProtocolError> {
         let line = &self.rx[start..end];
+        let mut loose = false;
         let GreetingLine {
             status,
             timestamp,
             bracketed_text,
             ..
-        } = response::parse_greeting(line).map_err(|error| ProtocolError::Malformed {
-            what: "greeting",
-            error,
-        })?;
+        } = match response::parse_greeting(line) {
+            Ok(greeting) => greeting,
+            Err(error) => {
+                match loose_status(line).filter(|_| self.config.quirks.loose_status_indicator) {
+                    Some(view) => {
+                        loose = true;
+                        GreetingLine {
+                            status: StatusLine {
+                                ok: view.ok,
+                                code: None,
+                                text: String::from_utf8_lossy(view.text).into_owned(),
+                            },
+                            timestamp: crate::apop::greeting_timestamp(response::status_text(line)),
+                            bracketed_text: false,
+                        }
+                    }
+                    None => {
+                        return Err(ProtocolError::Malformed {
+                            what: "greeting",
+                            error,
+                        });
+                    }
+                }
+            }
+        };
+        let timestamp = match timestamp {
+            None if self.config.relaxed_apop_timestamp => {
+                crate::apop::relaxed_greeting_timestamp(response::status_text(line))
+            }
+            strict => strict,
+        };
         self.timestamp = timestamp.map(<[u8]>::to_vec);
         self.lf_server = self.rx.get(end) == Some(&b'\n');
         if self.config.trace {
@@ -670,6 +708,9 @@ impl Client {
         }
         if bracketed_text {
             self.quirk(Quirk::BracketedGreetingText);
+        }
+        if loose {
+            self.quirk(Quirk::LooseStatusIndicator);
         }
         let ok = status.ok;
         self.lent.code = status.code;
@@ -793,6 +834,12 @@ impl Client {
                         return;
                     }
                 }
+                if self.phase == Phase::Transaction {
+                    // A second login accepted after the first (only with
+                    // `Config::server_enforces_phases`): nothing changes.
+                    self.push_reply(true, &front);
+                    return;
+                }
                 self.phase = Phase::Transaction;
                 self.pre_login_capabilities = self.capabilities.take();
                 self.push(Event::LoggedIn { id });
@@ -811,6 +858,22 @@ impl Client {
         }
         self.push_reply(true, &front);
     }
+}
+
+/// A line that is neither `+OK` nor `-ERR` read by its first octet
+/// ([`Quirks::loose_status_indicator`](crate::Quirks::loose_status_indicator)): `+` is OK, `-`
+/// is ERR, the text follows the first run of spaces; no response code.
+fn loose_status(line: &[u8]) -> Option<StatusView<'_>> {
+    let ok = match line.first() {
+        Some(b'+') => true,
+        Some(b'-') => false,
+        _ => return None,
+    };
+    Some(StatusView {
+        ok,
+        code: None,
+        text: response::status_text(line),
+    })
 }
 
 /// What one step of the receive path did.

@@ -21,7 +21,8 @@ impl Client {
     /// pipelining rules allow. Nothing is queued if this fails.
     ///
     /// Refused: a command of another phase (the phase is that of the replies seen so far, so
-    /// queue TRANSACTION commands after [`Event::LoggedIn`](crate::Event::LoggedIn)), arguments with CR, LF or NUL,
+    /// queue TRANSACTION commands after [`Event::LoggedIn`](crate::Event::LoggedIn); unless
+    /// [`Config::server_enforces_phases`](crate::Config::server_enforces_phases)), arguments with CR, LF or NUL,
     /// lines over 255 octets, message number 0, a password, reusable token or APOP digest
     /// without TLS (unless [`Config::allow_plaintext_auth`](crate::Config::allow_plaintext_auth)), APOP without a greeting timestamp (so also
     /// before the greeting has arrived: queue APOP after [`Event::Greeting`](crate::Event::Greeting)), STLS on a
@@ -35,7 +36,12 @@ impl Client {
             return Err(EnqueueError::Closed);
         }
         let props = kind.props();
-        if !props.allowed_in(self.phase) {
+        let allowed = if self.config.server_enforces_phases {
+            props.allowed_in_relaxed(self.phase, kind)
+        } else {
+            props.allowed_in(self.phase)
+        };
+        if !allowed {
             return Err(EnqueueError::WrongPhase {
                 command: kind,
                 phase: self.phase,
