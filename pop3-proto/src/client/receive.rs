@@ -575,6 +575,8 @@ impl Client {
         // waiting: `advance` reads a line only once the queue is empty (a quirk of this line
         // may be there).
         debug_assert!(!self.events.iter().any(Pending::lends_status));
+        self.lent.line.clear();
+        self.lent.line.extend_from_slice(line);
         self.lent.code = code;
         response::decode_lossy_into(&mut self.lent.text, text);
         if loose_used {
@@ -713,6 +715,8 @@ impl Client {
             self.quirk(Quirk::LooseStatusIndicator);
         }
         let ok = status.ok;
+        self.lent.line.clear();
+        self.lent.line.extend_from_slice(&self.rx[start..end]);
         self.lent.code = status.code;
         self.lent.text = status.text;
         self.events.push_back(Pending::Greeting {
