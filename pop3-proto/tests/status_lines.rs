@@ -313,3 +313,33 @@ fn bare_lf_lines_end_before_the_lf() {
         ],
     );
 }
+
+/// The line outlives the reads after its reply (the input buffer is compacted on each read:
+/// the line is kept), until the next reply's status line is complete.
+#[test]
+fn the_line_outlives_the_next_reads() {
+    let steps = || {
+        vec![
+            Step::Server(b"+OK hi\r\n"),
+            Step::Send(Command::user("a")),
+            Step::Server(b"+OK  one \r\n"),
+            Step::Send(Command::pass("p")),
+            Step::Server(b"-ERR t"),
+            Step::Line(b"+OK  one "),
+            Step::Server(b"w"),
+            Step::Line(b"+OK  one "),
+            Step::Server(b"o\r\n"),
+            Step::Line(b"-ERR two"),
+        ]
+    };
+    check(
+        &config(),
+        &steps,
+        b"USER a\r\nPASS p\r\n",
+        &[
+            ("greeting true None", b"+OK hi"),
+            ("ok 0 None", b"+OK  one "),
+            ("err 1 None", b"-ERR two"),
+        ],
+    );
+}

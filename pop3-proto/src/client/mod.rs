@@ -154,9 +154,12 @@ impl Pending {
 struct Lent {
     code: Option<ResponseCode>,
     text: String,
-    /// The status line's bytes as received, without the line end
-    /// ([`Client::last_status_line`]).
+    /// The status line's bytes, without the line end ([`Client::last_status_line`]): at
+    /// `rx[line_at]` while the input buffer still holds them, else (`line_at` is `None`) in
+    /// `line`. They are copied only when the buffer is about to be compacted, once per read
+    /// at most, rather than once per reply.
     line: Vec<u8>,
+    line_at: Option<std::ops::Range<usize>>,
     /// A LANG entry or a trace line, moved here when its event leaves the queue.
     lang: (String, String),
     trace: Trace,
@@ -272,6 +275,7 @@ impl Client {
                 code: None,
                 text: String::new(),
                 line: Vec::new(),
+                line_at: None,
                 lang: (String::new(), String::new()),
                 trace: Trace::Received(String::new()),
             },
@@ -382,7 +386,10 @@ impl Client {
     /// The bytes are the server's, unchecked beyond the framing: escape them before showing
     /// them on a terminal.
     pub fn last_status_line(&self) -> &[u8] {
-        &self.lent.line
+        match &self.lent.line_at {
+            Some(range) => self.rx.get(range.clone()).unwrap_or_default(),
+            None => &self.lent.line,
+        }
     }
 
     /// The quirks tolerated so far in this session.
