@@ -378,7 +378,8 @@ impl Client {
     /// before it has been returned, so after an [`Event::Greeting`], [`Event::Ok`],
     /// [`Event::Err`] or [`Event::StartTls`] (and after the data events of that reply that
     /// came before it: `Stat`, listing entries, `Body`, `BodyEnd`, `LoggedIn`), this is that
-    /// reply's line until the next `poll_event`. It is what those events' `code` and `text`
+    /// reply's line until the next `poll_event` (reads in between do not change it: the
+    /// input buffer keeps a copy when it compacts). It is what those events' `code` and `text`
     /// were parsed from, with nothing lost: the spacing, the response code's spelling, bytes
     /// that are not UTF-8. SASL continuations (`+ ...`) are not status lines and leave it
     /// unchanged, as do lines a server sends after the reply to QUIT.
