@@ -10,6 +10,10 @@ use crate::response::ResponseCode;
 /// (`text.to_owned()`, `code.cloned()`). Borrowing is what lets a reply cost no allocation;
 /// an `Event` is `Copy`, and variants added later will borrow too, so that it stays `Copy`.
 ///
+/// A status line's `code` and `text` are parsed (the code's spelling, the spacing and bytes
+/// that are not UTF-8 are not kept): the line itself, byte for byte, is
+/// [`Client::last_status_line`](crate::Client::last_status_line), right after the event.
+///
 /// Every command ends with exactly one terminal event: [`Event::Ok`], [`Event::Err`], (for
 /// STLS) [`Event::StartTls`], or (for a PASS behind a refused USER, or anything queued behind
 /// a refused STLS) [`Event::Cancelled`]. Data events of a command (entries, body chunks) come

@@ -63,6 +63,9 @@ class Event:
     ok: Optional[bool]
     code: Optional[str]
     text: Optional[str]
+    line: Optional[bytes]
+    """The reply's status line exactly as received, without its line end (greeting, ok,
+    err, starttls); None for the other kinds."""
     apop: Optional[bool]
     msg: Optional[int]
     size: Optional[int]

@@ -57,8 +57,8 @@ Differences, each where the standard module is unsafe:
   STLS, APOP and AUTH lines (use ``stls()`` and ``apop()``).
 
 Response lines (``getwelcome()``, the responses returned and raised) are the status lines
-as the core framed them (its trace), without the line end; bytes that are not UTF-8 are
-replaced by U+FFFD.
+exactly as the server sent them, without the line end, as in the standard module: the core
+hands each reply's line over with its event (``Event.line``), whether tracing is on or not.
 """
 
 import errno
@@ -144,8 +144,6 @@ class POP3:
             auto_capa=False,
             pipeline_window=1,
             max_status_line=_MAXLINE,
-            # The status lines as the core framed them, for the responses returned.
-            trace=True,
         )
         self.welcome = self._reply(None)
 
@@ -190,7 +188,6 @@ class POP3:
         broken protocol."""
         core = self._core
         octets = 0
-        resp = b""
         while True:
             try:
                 ev = core.poll_event() if sink is None else core.poll_body_into(cid, sink)
@@ -200,10 +197,7 @@ class POP3:
                 self._receive()
                 continue
             kind = ev.kind
-            if kind == "trace":
-                if ev.text.startswith("S: "):
-                    resp = ev.text[3:].encode("utf-8")
-                continue
+            resp = ev.line  # the reply's status line, for greeting, ok, err and starttls
             if kind == "greeting":
                 if self._debugging > 1:
                     print("*resp*", repr(resp))

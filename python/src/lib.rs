@@ -179,7 +179,9 @@ impl PyCapabilities {
 /// `kind` is one of `greeting`, `ok`, `err`, `stat`, `list`, `uidl`, `lang`, `capabilities`,
 /// `body`, `body_end`, `starttls`, `logged_in`, `quirk`, `cancelled`, `trace`. The other
 /// attributes are set where the kind has them and `None` elsewhere. Terminal events (one per
-/// command): `ok`, `err`, `starttls`, `cancelled`.
+/// command): `ok`, `err`, `starttls`, `cancelled`. `line` is the status line of the reply
+/// (`greeting`, `ok`, `err`, `starttls`) exactly as received: the core's
+/// `Client::last_status_line`, taken when the event is.
 #[pyclass(name = "Event", module = "pop3._core", frozen, get_all)]
 #[derive(Debug)]
 pub struct PyEvent {
@@ -195,6 +197,8 @@ pub struct PyEvent {
     code: Option<String>,
     /// The status line text (greeting, ok, err), the quirk name or the trace line.
     text: Option<String>,
+    /// The status line as received, without its line end (greeting, ok, err, starttls).
+    line: Option<Py<PyBytes>>,
     /// Whether APOP is possible (greeting).
     apop: Option<bool>,
     /// The message number (list, uidl) or the message count (stat).
@@ -222,6 +226,7 @@ impl PyEvent {
             ok: None,
             code: None,
             text: None,
+            line: None,
             apop: None,
             msg: None,
             size: None,
@@ -386,6 +391,16 @@ impl PyClient {
         self.client
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `event` with its reply's status line, if it is a status line's event: asked right
+    /// after the event, while it is still the line of that reply.
+    fn with_line(&mut self, py: Python<'_>, mut event: PyEvent) -> PyEvent {
+        if matches!(event.kind, "greeting" | "ok" | "err" | "starttls") {
+            let line = self.core().last_status_line();
+            event.line = Some(PyBytes::new(py, line).unbind());
+        }
+        event
     }
 
     /// The client, for a getter.
@@ -732,7 +747,10 @@ impl PyClient {
     /// when the server broke the protocol.
     fn poll_event(&mut self, py: Python<'_>) -> PyResult<Option<PyEvent>> {
         match self.core().poll_event() {
-            Ok(Some(event)) => Ok(Some(PyEvent::from_event(py, event)?)),
+            Ok(Some(event)) => {
+                let event = PyEvent::from_event(py, event)?;
+                Ok(Some(self.with_line(py, event)))
+            }
             Ok(None) => Ok(None),
             Err(e) => Err(protocol(&e)),
         }
@@ -752,7 +770,10 @@ impl PyClient {
                 Ok(Some(Event::Body { id: got, chunk })) if got.get() == id => {
                     sink.call_method1("write", (PyBytes::new(py, chunk),))?;
                 }
-                Ok(Some(event)) => return Ok(Some(PyEvent::from_event(py, event)?)),
+                Ok(Some(event)) => {
+                    let event = PyEvent::from_event(py, event)?;
+                    return Ok(Some(self.with_line(py, event)));
+                }
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(protocol(&e)),
             }

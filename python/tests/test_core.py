@@ -173,3 +173,58 @@ def test_server_enforces_phases_and_extension_commands():
     for refused in ("PASS x", "stls", "X\r\nDELE 1"):
         with pytest.raises(_core.UsageError):
             c.extension(refused)
+
+
+
+def _drain_lines(c):
+    seen = []
+    while (ev := c.poll_event()) is not None:
+        assert ev.kind != "trace"
+        seen.append((ev.kind, ev.line))
+    return seen
+
+
+def _feed(c, data, split):
+    seen = []
+    for k in range(0, len(data), split):
+        c.receive_data(data[k : k + split])
+        seen += _drain_lines(c)
+    return seen
+
+
+@pytest.mark.parametrize("split", [1, 2, 5, 1000])
+def test_event_line_is_its_own_replys_status_line(split):
+    # Tracing off. Each status event carries its own reply's line byte for byte (spacing, a
+    # lower-case code, bytes that are not UTF-8); pipelined replies in one burst each keep
+    # theirs (the Ok after a body its body's +OK line); the other events carry none.
+    c = _core.Client(auto_capa=False, allow_plaintext_auth=True, pipelining="always")
+    seen = _feed(c, b"+OK  hi \xe9\r\n", split)
+    c.user("u")
+    assert c.poll_transmit() == b"USER u\r\n"
+    seen += _feed(c, b"+OK [in-use]  in \r\n", split)
+    c.pass_(b"p")
+    assert c.poll_transmit() == b"PASS p\r\n"
+    seen += _feed(c, b"+OK  logged\r\n", split)
+    c.retr(1)
+    c.dele(1)
+    c.noop()
+    assert c.poll_transmit() == b"RETR 1\r\nDELE 1\r\nNOOP\r\n"
+    burst = b"+OK 120  octets\r\na\r\n..b\r\n.\r\n-ERR [in-use]   locked \r\n+OK\r\n"
+    seen += _feed(c, burst, split)
+    assert [s for s in seen if s[0] != "body"] == [
+        ("greeting", b"+OK  hi \xe9"),
+        ("ok", b"+OK [in-use]  in "),
+        ("logged_in", None),
+        ("ok", b"+OK  logged"),
+        ("body_end", None),
+        ("ok", b"+OK 120  octets"),
+        ("err", b"-ERR [in-use]   locked "),
+        ("ok", b"+OK"),
+    ]
+    # The +OK to STLS: its event (no text of its own) has the line too.
+    c = _core.Client(auto_capa=False)
+    seen = _feed(c, b"+OK hi\r\n", split)
+    c.stls()
+    assert c.poll_transmit() == b"STLS\r\n"
+    seen += _feed(c, b"+OK  Begin   TLS\r\n", split)
+    assert seen == [("greeting", b"+OK hi"), ("starttls", b"+OK  Begin   TLS")]

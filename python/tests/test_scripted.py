@@ -305,6 +305,47 @@ def test_poplib_returns_what_the_standard_module_returns():
     assert results[0] == results[1]
 
 
+def test_poplib_response_lines_are_exact_without_tracing(monkeypatch):
+    # Every response is the server's status line byte for byte (odd spacing, a response code
+    # in lower case, bytes that are not UTF-8), taken from the core's events with tracing
+    # off: poplib does not ask for it, and works with it forced off.
+    made = []
+    real = pop3.poplib._core.Client
+
+    def untraced(**kw):
+        made.append(kw)
+        return real(**{**kw, "trace": False})
+
+    monkeypatch.setattr(pop3.poplib._core, "Client", untraced)
+    t = r"""
+        S+ +OK   dummy  server \xe9 ready <1.2@x>  \r\n
+        C: USER alice
+        S+ +OK  \r\n
+        C: PASS p
+        S+ +OK [in-use]?  no,   in\r\n
+        C: STAT
+        S: +OK 1 5
+        C: RETR 1
+        S+ +OK 5  octets \xff\r\nabc\r\n.\r\n
+        C: DELE 1
+        S+ -ERR [in-use]   locked \r\n
+        C: QUIT
+        S+ +OK  bye  \r\n
+        """
+    with ScriptedServer(t) as server:
+        p = pop3.poplib.POP3("127.0.0.1", server.port, timeout=5)
+        assert p.getwelcome() == b"+OK   dummy  server \xe9 ready <1.2@x>  "
+        assert p.user("alice") == b"+OK  "
+        assert p.pass_("p") == b"+OK [in-use]?  no,   in"
+        assert p.stat() == (1, 5)
+        assert p.retr(1) == (b"+OK 5  octets \xff", [b"abc"], 5)
+        with pytest.raises(pop3.poplib.error_proto) as e:
+            p.dele(1)
+        assert e.value.args == (b"-ERR [in-use]   locked ",)
+        assert p.quit() == b"+OK  bye  "
+    assert made and not any(kw.get("trace") for kw in made)
+
+
 def test_poplib_timeout_zero_and_audit_events():
     t = "S: +OK ready\nC: NOOP\nS: +OK\nC: QUIT\nS: +OK\n"
     with pytest.raises(ValueError):

@@ -146,14 +146,20 @@ impl Pending {
 /// What events lend besides the input buffer: buffers the client reuses, so that a reply
 /// costs no allocation.
 ///
-/// `code` and `text` are those of the status line of the reply in progress, written when the
-/// line is parsed. They stay until its terminal event has left the queue: replies complete in
-/// order, a multi-line reply's terminal event comes before the next status line, and the
-/// receive path parses a status line only when the queue is empty.
+/// `code`, `text` and `line` are those of the status line of the reply in progress, written
+/// when the line is parsed. They stay until its terminal event has left the queue: replies
+/// complete in order, a multi-line reply's terminal event comes before the next status line,
+/// and the receive path parses a status line only when the queue is empty.
 #[derive(Debug)]
 struct Lent {
     code: Option<ResponseCode>,
     text: String,
+    /// The status line's bytes, without the line end ([`Client::last_status_line`]): at
+    /// `rx[line_at]` while the input buffer still holds them, else (`line_at` is `None`) in
+    /// `line`. They are copied only when the buffer is about to be compacted, once per read
+    /// at most, rather than once per reply.
+    line: Vec<u8>,
+    line_at: Option<std::ops::Range<usize>>,
     /// A LANG entry or a trace line, moved here when its event leaves the queue.
     lang: (String, String),
     trace: Trace,
@@ -268,6 +274,8 @@ impl Client {
             lent: Lent {
                 code: None,
                 text: String::new(),
+                line: Vec::new(),
+                line_at: None,
                 lang: (String::new(), String::new()),
                 trace: Trace::Received(String::new()),
             },
@@ -359,6 +367,30 @@ impl Client {
     /// The fatal error, once one occurred.
     pub fn error(&self) -> Option<&ProtocolError> {
         self.error.as_ref()
+    }
+
+    /// The status line of the latest reply, exactly as the server sent it, without its line
+    /// end (CRLF, or the LF of a bare-LF server): the greeting, or the `+OK` or `-ERR` line
+    /// (the first line of a multi-line reply). Empty before the greeting.
+    ///
+    /// It is the line of the reply whose event [`poll_event`](Self::poll_event) returned
+    /// last, pipelined or not: a status line is parsed only once every event of the reply
+    /// before it has been returned, so after an [`Event::Greeting`], [`Event::Ok`],
+    /// [`Event::Err`] or [`Event::StartTls`] (and after the data events of that reply that
+    /// came before it: `Stat`, listing entries, `Body`, `BodyEnd`, `LoggedIn`), this is that
+    /// reply's line until the next `poll_event` (reads in between do not change it: the
+    /// input buffer keeps a copy when it compacts). It is what those events' `code` and `text`
+    /// were parsed from, with nothing lost: the spacing, the response code's spelling, bytes
+    /// that are not UTF-8. SASL continuations (`+ ...`) are not status lines and leave it
+    /// unchanged, as do lines a server sends after the reply to QUIT.
+    ///
+    /// The bytes are the server's, unchecked beyond the framing: escape them before showing
+    /// them on a terminal.
+    pub fn last_status_line(&self) -> &[u8] {
+        match &self.lent.line_at {
+            Some(range) => self.rx.get(range.clone()).unwrap_or_default(),
+            None => &self.lent.line,
+        }
     }
 
     /// The quirks tolerated so far in this session.

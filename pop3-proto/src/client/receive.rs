@@ -106,6 +106,13 @@ impl Client {
     /// so its size is the largest read plus a partial line.
     pub fn input_buffer(&mut self, len: usize) -> &mut [u8] {
         if self.rx_pos > 0 {
+            // The consumed bytes are about to be overwritten: keep the last status line.
+            if let Some(range) = self.lent.line_at.take() {
+                self.lent.line.clear();
+                self.lent
+                    .line
+                    .extend_from_slice(self.rx.get(range).unwrap_or_default());
+            }
             self.rx.copy_within(self.rx_pos..self.rx_end, 0);
             self.rx_end -= self.rx_pos;
             self.rx_pos = 0;
@@ -575,6 +582,7 @@ impl Client {
         // waiting: `advance` reads a line only once the queue is empty (a quirk of this line
         // may be there).
         debug_assert!(!self.events.iter().any(Pending::lends_status));
+        self.lent.line_at = Some(start..end);
         self.lent.code = code;
         response::decode_lossy_into(&mut self.lent.text, text);
         if loose_used {
@@ -713,6 +721,7 @@ impl Client {
             self.quirk(Quirk::LooseStatusIndicator);
         }
         let ok = status.ok;
+        self.lent.line_at = Some(start..end);
         self.lent.code = status.code;
         self.lent.text = status.text;
         self.events.push_back(Pending::Greeting {
