@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pop3_async::pop3_proto::capa::ExpirePolicy;
 use pop3_async::pop3_proto::Pipelining;
+use pop3_async::pop3_proto::capa::ExpirePolicy;
 use pop3_async::{Connection, Pipeline, PipelineEvent, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -1317,79 +1317,87 @@ async fn download(
     let mut local: Option<CliError> = None;
     let mut refused = Vec::new();
     let result = wire
-        .batch(connection, index, |msg, event| {
-            let step = (|| -> Result<(), CliError> {
-                let Some(&(item, name)) = by_msg.get(&msg) else {
-                    return Ok(());
-                };
-                let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
-                    if current.as_ref().is_none_or(|(m, _)| *m != msg) {
-                        let file = target
-                            .stage(name)
-                            .map_err(|e| CliError::local(staging(target, name), &e))?;
-                        crate::test_hook::pause("opened");
-                        *current = Some((
-                            msg,
-                            LfWriter::new(BufWriter::with_capacity(write_buffer(item.size), file)),
-                        ));
-                    }
-                    Ok::<_, CliError>(())
-                };
-                match event {
-                    RetrEvent::Chunk(chunk) => {
-                        open(&mut current)?;
-                        if let Some((_, writer)) = current.as_mut() {
-                            writer
-                                .write_chunk(chunk)
+        .batch(
+            connection,
+            index,
+            |msg, event| {
+                let step = (|| -> Result<(), CliError> {
+                    let Some(&(item, name)) = by_msg.get(&msg) else {
+                        return Ok(());
+                    };
+                    let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
+                        if current.as_ref().is_none_or(|(m, _)| *m != msg) {
+                            let file = target
+                                .stage(name)
                                 .map_err(|e| CliError::local(staging(target, name), &e))?;
-                        }
-                        bar.inc(chunk.len() as u64);
-                    }
-                    RetrEvent::End { octets } => {
-                        open(&mut current)?;
-                        if let Some((_, writer)) = current.take() {
-                            // The final flush can fail (a full disk, a file size limit): the
-                            // partial file goes.
-                            let flushed = writer
-                                .finish()
-                                .map_err(|e| CliError::local(staging(target, name), &e))
-                                .and_then(|(buffered, _)| {
-                                    buffered.into_inner().map_err(|e| {
-                                        CliError::local(staging(target, name), e.error())
-                                    })
-                                });
-                            let file = match flushed {
-                                Ok(file) => file,
-                                Err(error) => {
-                                    target.discard(name);
-                                    return Err(error);
-                                }
-                            };
-                            complete.push(Staged {
+                            crate::test_hook::pause("opened");
+                            *current = Some((
                                 msg,
-                                uid: item.uid.clone(),
-                                name: name.clone(),
-                                file,
-                                octets,
-                                verify: item.verify,
-                            });
+                                LfWriter::new(BufWriter::with_capacity(
+                                    write_buffer(item.size),
+                                    file,
+                                )),
+                            ));
                         }
+                        Ok::<_, CliError>(())
+                    };
+                    match event {
+                        RetrEvent::Chunk(chunk) => {
+                            open(&mut current)?;
+                            if let Some((_, writer)) = current.as_mut() {
+                                writer
+                                    .write_chunk(chunk)
+                                    .map_err(|e| CliError::local(staging(target, name), &e))?;
+                            }
+                            bar.inc(chunk.len() as u64);
+                        }
+                        RetrEvent::End { octets } => {
+                            open(&mut current)?;
+                            if let Some((_, writer)) = current.take() {
+                                // The final flush can fail (a full disk, a file size limit): the
+                                // partial file goes.
+                                let flushed = writer
+                                    .finish()
+                                    .map_err(|e| CliError::local(staging(target, name), &e))
+                                    .and_then(|(buffered, _)| {
+                                        buffered.into_inner().map_err(|e| {
+                                            CliError::local(staging(target, name), e.error())
+                                        })
+                                    });
+                                let file = match flushed {
+                                    Ok(file) => file,
+                                    Err(error) => {
+                                        target.discard(name);
+                                        return Err(error);
+                                    }
+                                };
+                                complete.push(Staged {
+                                    msg,
+                                    uid: item.uid.clone(),
+                                    name: name.clone(),
+                                    file,
+                                    octets,
+                                    verify: item.verify,
+                                });
+                            }
+                        }
+                        RetrEvent::Refused(e) => {
+                            current = None;
+                            target.discard(name);
+                            refused.push(format!("message {msg}: {e}"));
+                        }
+                        _ => {}
                     }
-                    RetrEvent::Refused(e) => {
-                        current = None;
-                        target.discard(name);
-                        refused.push(format!("message {msg}: {e}"));
-                    }
-                    _ => {}
-                }
-                Ok(())
-            })();
-            step.map_err(|error| {
-                let message = error.to_string();
-                local.get_or_insert(error);
-                io::Error::other(message)
-            })
-        }, summary)
+                    Ok(())
+                })();
+                step.map_err(|error| {
+                    let message = error.to_string();
+                    local.get_or_insert(error);
+                    io::Error::other(message)
+                })
+            },
+            summary,
+        )
         .await;
     // A message cut off half-way leaves a partial file: remove it.
     if let Some((msg, _)) = current.take() {

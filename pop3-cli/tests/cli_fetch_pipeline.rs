@@ -114,7 +114,9 @@ fn stored_bodies(maildir: &std::path::Path) -> Vec<String> {
 }
 
 fn wanted_bodies() -> Vec<String> {
-    let mut bodies: Vec<String> = (1..=MESSAGES).map(|m| body(m).replace("\r\n", "\n")).collect();
+    let mut bodies: Vec<String> = (1..=MESSAGES)
+        .map(|m| body(m).replace("\r\n", "\n"))
+        .collect();
     bodies.sort();
     bodies
 }

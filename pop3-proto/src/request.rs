@@ -1117,9 +1117,16 @@ impl<F: FnMut(PipelineEvent<'_>) -> io::Result<()>> Request for Replies<'_, F> {
                     step
                 }
                 Piped::Dele(msg) => match event {
-                    Event::Ok { .. } => on(PipelineEvent::Dele { msg, result: Ok(()) }),
-                    Event::Err { .. } => server_error(event)
-                        .map_or(Ok(()), |e| on(PipelineEvent::Dele { msg, result: Err(e) })),
+                    Event::Ok { .. } => on(PipelineEvent::Dele {
+                        msg,
+                        result: Ok(()),
+                    }),
+                    Event::Err { .. } => server_error(event).map_or(Ok(()), |e| {
+                        on(PipelineEvent::Dele {
+                            msg,
+                            result: Err(e),
+                        })
+                    }),
                     _ => Ok(()),
                 },
             };
@@ -1580,12 +1587,22 @@ mod tests {
         let mut seen = Vec::new();
         // Every reply comes in one read: the request still ends after the second message.
         let all = "+OK\r\na\r\n.\r\n+OK\r\n.\r\n-ERR gone\r\n+OK\r\n..d\r\n.\r\n";
-        let (result, wire) = drive(&mut client, pipeline.replies(2, describe(&mut seen)), &[all]);
+        let (result, wire) = drive(
+            &mut client,
+            pipeline.replies(2, describe(&mut seen)),
+            &[all],
+        );
         result.unwrap();
         assert_eq!(wire, "RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\n");
         assert_eq!(
             seen,
-            ["1:Start", "1:Chunk([97, 13, 10])", "1:End { octets: 3 }", "2:Start", "2:End { octets: 0 }"]
+            [
+                "1:Start",
+                "1:Chunk([97, 13, 10])",
+                "1:End { octets: 3 }",
+                "2:Start",
+                "2:End { octets: 0 }"
+            ]
         );
         assert_eq!(pipeline.len(), 2);
         // The first batch stored: its DELEs go out behind what is in flight, and the
@@ -1596,7 +1613,14 @@ mod tests {
         result.unwrap();
         assert_eq!(wire, "");
         assert!(seen[0].starts_with("3:Refused"), "{seen:?}");
-        assert_eq!(seen[1..], ["4:Start", "4:Chunk([46, 100, 13, 10])", "4:End { octets: 4 }"]);
+        assert_eq!(
+            seen[1..],
+            [
+                "4:Start",
+                "4:Chunk([46, 100, 13, 10])",
+                "4:End { octets: 4 }"
+            ]
+        );
         seen.clear();
         let (result, wire) = drive(
             &mut client,
@@ -1631,7 +1655,15 @@ mod tests {
         );
         result.unwrap();
         assert_eq!(wire, "RETR 2\r\n");
-        assert_eq!(seen, ["1:Start", "1:End { octets: 0 }", "2:Start", "2:End { octets: 0 }"]);
+        assert_eq!(
+            seen,
+            [
+                "1:Start",
+                "1:End { octets: 0 }",
+                "2:Start",
+                "2:End { octets: 0 }"
+            ]
+        );
     }
 
     #[test]
@@ -1654,7 +1686,10 @@ mod tests {
         let mut seen = Vec::new();
         let (result, _) = drive(&mut client, pipeline.replies(1, describe(&mut seen)), &[]);
         result.unwrap();
-        assert_eq!(seen, ["3:Start", "3:Chunk([99, 13, 10])", "3:End { octets: 3 }"]);
+        assert_eq!(
+            seen,
+            ["3:Start", "3:Chunk([99, 13, 10])", "3:End { octets: 3 }"]
+        );
         // Bad arguments queue nothing.
         assert!(pipeline.retr(&[4, 0]).is_err());
         assert!(pipeline.is_empty());
