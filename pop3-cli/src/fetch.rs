@@ -614,7 +614,6 @@ async fn run(
             connection,
             &mut wire,
             &*target,
-            index,
             batch,
             &names[index],
             &bar,
@@ -718,6 +717,8 @@ struct Wire {
     lookahead: u64,
     /// Batches whose RETRs are queued.
     requested: usize,
+    /// The batch whose replies are read next.
+    reading: usize,
     /// Commands queued since the start.
     queued: usize,
     /// Replies handed over (or discarded) since the start.
@@ -735,6 +736,7 @@ impl Wire {
             ahead,
             lookahead,
             requested: 0,
+            reading: 0,
             queued: 0,
             answered: 0,
             ends: Vec::new(),
@@ -745,6 +747,7 @@ impl Wire {
     /// Queues the RETRs of batch `index` if they are not yet, and (when the server
     /// pipelines) of the batches after it, within the lookahead.
     fn request(&mut self, batches: &[Vec<Item>], index: usize) -> Result<(), CliError> {
+        self.reading = index;
         let bytes = |batch: &[Item]| batch.iter().fold(0u64, |sum, i| sum.saturating_add(i.size));
         let mut ahead = batches
             .get(index + 1..self.requested)
@@ -786,18 +789,17 @@ impl Wire {
         Ok(())
     }
 
-    /// Reads the replies up to the end of batch `index`'s RETRs, handing those of the RETRs to
-    /// `on_retr` and counting those of the DELEs before them.
+    /// Reads the replies up to the end of the RETRs of the batch last requested, handing
+    /// those of the RETRs to `on_retr` and counting those of the DELEs before them.
     async fn batch(
         &mut self,
         connection: &mut Connection,
-        index: usize,
         on_retr: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
         summary: &mut FetchSummary,
     ) -> Result<(), pop3_async::Error> {
         let count = self
             .ends
-            .get(index)
+            .get(self.reading)
             .map_or(0, |end| end.saturating_sub(self.answered));
         self.replies(connection, count, on_retr, summary).await
     }
@@ -1294,14 +1296,13 @@ struct Outcome {
     error: Option<CliError>,
 }
 
-/// Reads batch `index`'s replies (its RETRs were requested) into the target's staging files.
+/// Reads the replies of `batch` (the last one [`Wire::request`]ed) into the target's staging files.
 /// Complete messages are returned even when the batch fails half-way, so that they can be
 /// committed; the partial one is discarded.
 async fn download(
     connection: &mut Connection,
     wire: &mut Wire,
     target: &dyn Target,
-    index: usize,
     batch: &[Item],
     names: &[String],
     bar: &ProgressBar,
@@ -1319,7 +1320,6 @@ async fn download(
     let result = wire
         .batch(
             connection,
-            index,
             |msg, event| {
                 let step = (|| -> Result<(), CliError> {
                     let Some(&(item, name)) = by_msg.get(&msg) else {
