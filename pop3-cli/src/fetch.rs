@@ -24,6 +24,9 @@
 //! The engine runs on `pop3-async`: `fetch` drives it on a current-thread runtime, `poll`
 //! runs one per account on a shared runtime. The blocking durability work (fsync, rename,
 //! state write) of a batch runs on Tokio's blocking pool while the next batch downloads.
+//! When the server pipelines, the batches never wait for each other on the wire: the RETRs
+//! of the batches ahead (two batches' `--batch-bytes`, at least one batch) go out before a
+//! batch's replies are read, and a stored batch's DELEs go out behind them (see `Wire`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
