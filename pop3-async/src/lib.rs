@@ -103,7 +103,7 @@ pub use mail_parser;
 pub use pop3_proto;
 pub use pop3_proto::login::{LoginMethod, LoginPolicy};
 pub use pop3_proto::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
-pub use pop3_proto::request::RetrEvent;
+pub use pop3_proto::request::{Pipeline, PipelineEvent, RetrEvent};
 pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
 /// Everything a call can fail with: the same type as `pop3-blocking`'s `Error`.

@@ -37,6 +37,9 @@
 //! The engine runs on `pop3-async`: `fetch` drives it on a current-thread runtime, `poll`
 //! runs one per account on a shared runtime. The blocking durability work (fsync, rename,
 //! state write) of a batch runs on Tokio's blocking pool while the next batch downloads.
+//! When the server pipelines, the batches never wait for each other on the wire: the RETRs
+//! of the batches ahead (two batches' `--batch-bytes`, at least one batch) go out before a
+//! batch's replies are read, and a stored batch's DELEs go out behind them (see `Wire`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -47,8 +50,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pop3_async::pop3_proto::Pipelining;
 use pop3_async::pop3_proto::capa::ExpirePolicy;
-use pop3_async::{Connection, RetrEvent, ScanListing, UniqueIdListing};
+use pop3_async::{Connection, Pipeline, PipelineEvent, RetrEvent, ScanListing, UniqueIdListing};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -711,25 +715,49 @@ async fn run(
     let delete = job.delete || expire_zero;
 
     // The durability work of batch k (fsync, rename, directory sync, state write) runs on the
-    // blocking pool while batch k+1 downloads; batch k is deleted (if asked) once its commit
-    // is done, before batch k+2 starts.
+    // blocking pool while batch k+1 downloads; batch k's DELEs (if asked) are queued once its
+    // commit is done. When the server pipelines, the RETRs of the batches after k are on the
+    // wire before batch k's replies are read (see `Wire`), so that neither a commit nor the
+    // DELEs cost a round trip.
+    // No batch is requested ahead under EXPIRE 0: a RETR the run then did not read (a stop,
+    // a failure) would be a retrieval the server deletes at QUIT, unstored.
+    let mut wire = Wire::new(
+        pipelines(connection) && !expire_zero,
+        lookahead(job.batch_bytes),
+    );
     let mut in_flight: Option<JoinHandle<Result<Committed, CliError>>> = None;
+    let mut failed: Option<CliError> = None;
     for (index, batch) in batches.iter().enumerate() {
         if job
             .stop
             .as_ref()
             .is_some_and(|stop| stop.load(Ordering::SeqCst))
         {
+            // (What was requested ahead is read and discarded below.)
             summary.interrupted = true;
             break;
         }
-        let outcome = download(connection, &*target, batch, &names[index], &bar, summary).await;
+        if let Err(error) = wire.request(&batches, index) {
+            failed = Some(error);
+            break;
+        }
+        let outcome = download(
+            connection,
+            &mut wire,
+            &*target,
+            batch,
+            &names[index],
+            &bar,
+            summary,
+        )
+        .await;
         if let Some(commit) = in_flight.take() {
-            let committed = wait_commit(commit, connection, job, summary).await;
+            let committed = wait_commit(commit, &mut wire, job, summary).await;
             bar.set_message(format!("{}/{total_messages} messages", summary.stored));
             if let Err(error) = committed {
                 discard_all(&*target, &outcome.complete);
-                return Err(outcome.error.unwrap_or(error));
+                failed = Some(outcome.error.unwrap_or(error));
+                break;
             }
         }
         let next_pending = if outcome.error.is_none() {
@@ -762,22 +790,202 @@ async fn run(
         };
         if let Some(error) = outcome.error {
             // Commit (and delete, if asked) what arrived complete, then give up.
-            let committed = wait_commit(commit, connection, job, summary).await;
+            let committed = wait_commit(commit, &mut wire, job, summary).await;
             bar.abandon();
-            return Err(match committed {
+            failed = Some(match committed {
                 Err(CliError::Failure(local)) if !matches!(error, CliError::Failure(_)) => {
                     CliError::Failure(local)
                 }
                 _ => error,
             });
+            break;
         }
         in_flight = Some(commit);
     }
     if let Some(commit) = in_flight {
-        wait_commit(commit, connection, job, summary).await?;
+        if let Err(error) = wait_commit(commit, &mut wire, job, summary).await {
+            failed.get_or_insert(error);
+        }
+    }
+    // The replies still due: the last DELEs (counted), and after a failure or a stop the
+    // RETRs requested ahead (discarded).
+    if !connection.is_poisoned() {
+        if let Err(error) = wire.finish(connection, summary).await {
+            failed.get_or_insert(error);
+        }
+    }
+    if let Some(error) = failed {
+        bar.abandon();
+        return Err(error);
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// How many bytes (as listed) of the batches after the one being read may be requested
+/// ahead: two batches' worth. (At least the next batch is, whatever its size.)
+fn lookahead(batch_bytes: u64) -> u64 {
+    batch_bytes.saturating_mul(2)
+}
+
+/// Whether the session pipelines (the core's rule: PIPELINING announced, or forced on).
+fn pipelines(connection: &Connection) -> bool {
+    let config = connection.client().config();
+    config.pipeline_window > 1
+        && match config.pipelining {
+            Pipelining::Always => true,
+            Pipelining::Never => false,
+            _ => connection.capabilities().is_some_and(|c| c.pipelining),
+        }
+}
+
+/// The RETRs and DELEs of the batches on the wire ([`Pipeline`]), read batch by batch.
+///
+/// When the server pipelines, the batches after the one being read are requested before
+/// its replies are read, up to [`lookahead`] bytes and at least the next batch; the core
+/// keeps its window on the wire. A batch's DELEs are queued once its commit is durable, behind
+/// what is requested already, and their replies are read with the batch they come before.
+/// Without pipelining only the batch being read is requested: the wire carries what it did
+/// before (RETRs of batch k, DELEs of batch k-1, RETRs of batch k+1, ...).
+struct Wire {
+    pipeline: Pipeline,
+    /// Whether to request ahead (the server pipelines).
+    ahead: bool,
+    lookahead: u64,
+    /// Batches whose RETRs are queued.
+    requested: usize,
+    /// The batch whose replies are read next.
+    reading: usize,
+    /// Commands queued since the start.
+    queued: usize,
+    /// Replies handed over (or discarded) since the start.
+    answered: usize,
+    /// For each requested batch, `queued` after its RETRs.
+    ends: Vec<usize>,
+    /// The messages of the queued DELEs whose replies are not in yet, in order.
+    deletes: std::collections::VecDeque<(u32, Option<String>)>,
+}
+
+impl Wire {
+    fn new(ahead: bool, lookahead: u64) -> Self {
+        Self {
+            pipeline: Pipeline::new(),
+            ahead,
+            lookahead,
+            requested: 0,
+            reading: 0,
+            queued: 0,
+            answered: 0,
+            ends: Vec::new(),
+            deletes: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Queues the RETRs of batch `index` if they are not yet, and (when the server
+    /// pipelines) of the batches after it, within the lookahead.
+    fn request(&mut self, batches: &[Vec<Item>], index: usize) -> Result<(), CliError> {
+        self.reading = index;
+        let bytes = |batch: &[Item]| batch.iter().fold(0u64, |sum, i| sum.saturating_add(i.size));
+        let mut ahead = batches
+            .get(index + 1..self.requested)
+            .unwrap_or_default()
+            .iter()
+            .fold(0u64, |sum, b| sum.saturating_add(bytes(b)));
+        while let Some(batch) = batches.get(self.requested) {
+            if self.requested > index {
+                if !self.ahead {
+                    break;
+                }
+                let size = bytes(batch);
+                if self.requested > index + 1 && ahead.saturating_add(size) > self.lookahead {
+                    break;
+                }
+                ahead = ahead.saturating_add(size);
+            }
+            let msgs: Vec<u32> = batch.iter().map(|i| i.msg).collect();
+            self.pipeline
+                .retr(&msgs)
+                .map_err(|e| CliError::failure(format!("RETR: {e}")))?;
+            self.queued += msgs.len();
+            self.ends.push(self.queued);
+            self.requested += 1;
+        }
+        crate::test_hook::pause("requested");
+        Ok(())
+    }
+
+    /// Queues the DELEs of `msgs` (their UIDs marked deleting in the state on disk already).
+    fn dele(&mut self, msgs: &[(u32, Option<String>)]) -> Result<(), CliError> {
+        let numbers: Vec<u32> = msgs.iter().map(|(msg, _)| *msg).collect();
+        crate::test_hook::pause("dele");
+        self.pipeline
+            .dele(&numbers)
+            .map_err(|e| CliError::failure(format!("DELE: {e}")))?;
+        self.queued += numbers.len();
+        self.deletes.extend(msgs.iter().cloned());
+        Ok(())
+    }
+
+    /// Reads the replies up to the end of the RETRs of the batch last requested, handing
+    /// those of the RETRs to `on_retr` and counting those of the DELEs before them.
+    async fn batch(
+        &mut self,
+        connection: &mut Connection,
+        on_retr: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
+        summary: &mut FetchSummary,
+    ) -> Result<(), pop3_async::Error> {
+        let count = self
+            .ends
+            .get(self.reading)
+            .map_or(0, |end| end.saturating_sub(self.answered));
+        self.replies(connection, count, on_retr, summary).await
+    }
+
+    /// Reads every reply still due: the DELEs counted, the RETRs discarded.
+    async fn finish(
+        &mut self,
+        connection: &mut Connection,
+        summary: &mut FetchSummary,
+    ) -> Result<(), CliError> {
+        let count = self.pipeline.len();
+        self.replies(connection, count, |_, _| Ok(()), summary)
+            .await
+            .map_err(CliError::from)
+    }
+
+    async fn replies(
+        &mut self,
+        connection: &mut Connection,
+        count: usize,
+        mut on_retr: impl FnMut(u32, RetrEvent<'_>) -> io::Result<()>,
+        summary: &mut FetchSummary,
+    ) -> Result<(), pop3_async::Error> {
+        let deletes = &mut self.deletes;
+        let result = connection
+            .pipeline_replies(&mut self.pipeline, count, |event| match event {
+                PipelineEvent::Retr { msg, event } => on_retr(msg, event),
+                PipelineEvent::Dele { msg, result } => {
+                    let uid = deletes.pop_front().and_then(|(_, uid)| uid);
+                    match result {
+                        Ok(()) => {
+                            summary.deleted += 1;
+                            summary.deleted_uids.extend(uid);
+                        }
+                        Err(e) => {
+                            summary.refused.push(format!("message {msg}: {e}"));
+                            summary.refused_uids.extend(uid);
+                        }
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            })
+            .await;
+        // (Done or not, the `count` replies were read: an error of `on_retr` discards the
+        // rest of them, any other error ends the session.)
+        self.answered += count;
+        result
+    }
 }
 
 /// UIDL, or `None` for a server that never had it. Only such a server may do without: when
@@ -1175,10 +1383,10 @@ pub(crate) async fn dry_run(
     }
 }
 
-/// Waits for a batch's commit, counts it, and deletes its messages if asked.
+/// Waits for a batch's commit, counts it, and queues its messages' DELEs if asked.
 async fn wait_commit(
     commit: JoinHandle<Result<Committed, CliError>>,
-    connection: &mut Connection,
+    wire: &mut Wire,
     job: &FetchJob,
     summary: &mut FetchSummary,
 ) -> Result<(), CliError> {
@@ -1191,7 +1399,7 @@ async fn wait_commit(
     summary.batches += 1;
     summary.undelivered.extend(committed.undelivered);
     if job.delete && !committed.msgs.is_empty() {
-        dele(connection, &committed.msgs, summary).await?;
+        wire.dele(&committed.msgs)?;
     } else if summary.expire == Some(ExpirePolicy::Days(0)) {
         // Retrieved, so deleted by the server when QUIT commits, as if DELE'd (and already
         // marked deleting by the commit).
@@ -1243,10 +1451,12 @@ struct Outcome {
     error: Option<CliError>,
 }
 
-/// RETRs a batch into the target's staging files. Complete messages are returned even when
-/// the batch fails half-way, so that they can be committed; the partial one is discarded.
+/// Reads the replies of `batch` (the last one [`Wire::request`]ed) into the target's staging files.
+/// Complete messages are returned even when the batch fails half-way, so that they can be
+/// committed; the partial one is discarded.
 async fn download(
     connection: &mut Connection,
+    wire: &mut Wire,
     target: &dyn Target,
     batch: &[Item],
     names: &[String],
@@ -1258,85 +1468,91 @@ async fn download(
         .zip(names)
         .map(|(i, n)| (i.msg, (i, n)))
         .collect();
-    let msgs: Vec<u32> = batch.iter().map(|i| i.msg).collect();
     let mut current: Option<(u32, LfWriter<BufWriter<File>>)> = None;
     let mut complete = Vec::new();
     let mut local: Option<CliError> = None;
     let mut refused = Vec::new();
-    let result = connection
-        .retr_many(&msgs, |msg, event| {
-            let step = (|| -> Result<(), CliError> {
-                let Some(&(item, name)) = by_msg.get(&msg) else {
-                    return Ok(());
-                };
-                let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
-                    if current.as_ref().is_none_or(|(m, _)| *m != msg) {
-                        let file = target
-                            .stage(name)
-                            .map_err(|e| CliError::local(staging(target, name), &e))?;
-                        crate::test_hook::pause("opened");
-                        *current = Some((
-                            msg,
-                            LfWriter::new(BufWriter::with_capacity(write_buffer(item.size), file)),
-                        ));
-                    }
-                    Ok::<_, CliError>(())
-                };
-                match event {
-                    RetrEvent::Chunk(chunk) => {
-                        open(&mut current)?;
-                        if let Some((_, writer)) = current.as_mut() {
-                            writer
-                                .write_chunk(chunk)
+    let result = wire
+        .batch(
+            connection,
+            |msg, event| {
+                let step = (|| -> Result<(), CliError> {
+                    let Some(&(item, name)) = by_msg.get(&msg) else {
+                        return Ok(());
+                    };
+                    let open = |current: &mut Option<(u32, LfWriter<BufWriter<File>>)>| {
+                        if current.as_ref().is_none_or(|(m, _)| *m != msg) {
+                            let file = target
+                                .stage(name)
                                 .map_err(|e| CliError::local(staging(target, name), &e))?;
-                        }
-                        bar.inc(chunk.len() as u64);
-                    }
-                    RetrEvent::End { octets } => {
-                        open(&mut current)?;
-                        if let Some((_, writer)) = current.take() {
-                            // The final flush can fail (a full disk, a file size limit): the
-                            // partial file goes.
-                            let flushed = writer
-                                .finish()
-                                .map_err(|e| CliError::local(staging(target, name), &e))
-                                .and_then(|(buffered, _)| {
-                                    buffered.into_inner().map_err(|e| {
-                                        CliError::local(staging(target, name), e.error())
-                                    })
-                                });
-                            let file = match flushed {
-                                Ok(file) => file,
-                                Err(error) => {
-                                    target.discard(name);
-                                    return Err(error);
-                                }
-                            };
-                            complete.push(Staged {
+                            crate::test_hook::pause("opened");
+                            *current = Some((
                                 msg,
-                                uid: item.uid.clone(),
-                                name: name.clone(),
-                                file,
-                                octets,
-                                verify: item.verify,
-                            });
+                                LfWriter::new(BufWriter::with_capacity(
+                                    write_buffer(item.size),
+                                    file,
+                                )),
+                            ));
                         }
+                        Ok::<_, CliError>(())
+                    };
+                    match event {
+                        RetrEvent::Chunk(chunk) => {
+                            open(&mut current)?;
+                            if let Some((_, writer)) = current.as_mut() {
+                                writer
+                                    .write_chunk(chunk)
+                                    .map_err(|e| CliError::local(staging(target, name), &e))?;
+                            }
+                            bar.inc(chunk.len() as u64);
+                        }
+                        RetrEvent::End { octets } => {
+                            open(&mut current)?;
+                            if let Some((_, writer)) = current.take() {
+                                // The final flush can fail (a full disk, a file size limit): the
+                                // partial file goes.
+                                let flushed = writer
+                                    .finish()
+                                    .map_err(|e| CliError::local(staging(target, name), &e))
+                                    .and_then(|(buffered, _)| {
+                                        buffered.into_inner().map_err(|e| {
+                                            CliError::local(staging(target, name), e.error())
+                                        })
+                                    });
+                                let file = match flushed {
+                                    Ok(file) => file,
+                                    Err(error) => {
+                                        target.discard(name);
+                                        return Err(error);
+                                    }
+                                };
+                                complete.push(Staged {
+                                    msg,
+                                    uid: item.uid.clone(),
+                                    name: name.clone(),
+                                    file,
+                                    octets,
+                                    verify: item.verify,
+                                });
+                            }
+                        }
+                        RetrEvent::Refused(e) => {
+                            current = None;
+                            target.discard(name);
+                            refused.push(format!("message {msg}: {e}"));
+                        }
+                        _ => {}
                     }
-                    RetrEvent::Refused(e) => {
-                        current = None;
-                        target.discard(name);
-                        refused.push(format!("message {msg}: {e}"));
-                    }
-                    _ => {}
-                }
-                Ok(())
-            })();
-            step.map_err(|error| {
-                let message = error.to_string();
-                local.get_or_insert(error);
-                io::Error::other(message)
-            })
-        })
+                    Ok(())
+                })();
+                step.map_err(|error| {
+                    let message = error.to_string();
+                    local.get_or_insert(error);
+                    io::Error::other(message)
+                })
+            },
+            summary,
+        )
         .await;
     // A message cut off half-way leaves a partial file: remove it.
     if let Some((msg, _)) = current.take() {

@@ -4,7 +4,9 @@
 //! Maildir, lock, state and recovery done, before connecting), `opened` (a message's file just
 //! created in `tmp/`), `synced` (a batch's files synced, none renamed), `renamed` (a batch
 //! renamed into `new/` and `new/` synced, the state not yet written), `recorded` (the state
-//! written), `dele` (before a batch's DELEs) and `quit` (before the final QUIT). The delivery
+//! written), `requested` (a batch's RETRs, and those of the batches ahead, queued while the
+//! batch before may be committing), `dele` (before a batch's DELEs are queued) and `quit`
+//! (before the final QUIT). The delivery
 //! targets add theirs (`tests/deliver.rs`): for the mbox `journaled` (the append's journal
 //! written, nothing appended), `appending` (the batch's first message appended and flushed,
 //! the rest not) and `appended` (the append synced, not recorded); for an MDA or LMTP server

@@ -943,6 +943,201 @@ impl Request for DeleMany {
     }
 }
 
+/// One command of a [`Pipeline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piped {
+    Retr(u32),
+    Dele(u32),
+}
+
+impl Piped {
+    fn command(self) -> Command {
+        match self {
+            Self::Retr(msg) => Command::retr(msg),
+            Self::Dele(msg) => Command::dele(msg),
+        }
+    }
+}
+
+/// What a [`Pipeline`] hands over, command by command in the order they were queued.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PipelineEvent<'a> {
+    /// One step of `RETR msg`, as in [`retr_many`].
+    Retr {
+        /// The message number.
+        msg: u32,
+        /// The step.
+        event: RetrEvent<'a>,
+    },
+    /// The reply to `DELE msg`.
+    Dele {
+        /// The message number.
+        msg: u32,
+        /// `Ok` for `+OK`, else the server's refusal.
+        result: Result<(), ServerError>,
+    },
+}
+
+/// RETRs and DELEs that stay in flight across requests, so that a caller that works in
+/// batches (store a batch durably, then delete it) never waits a round trip between them.
+///
+/// [`retr`](Self::retr) and [`dele`](Self::dele) only queue here; each
+/// [`replies`](Self::replies) request hands every queued command to the [`Client`] (which
+/// sends them pipelined when the server allows, within its window; one at a time otherwise)
+/// and then hands over the replies of the next `count` commands only: the later commands
+/// stay on the wire, their replies buffered or still coming, for the next `replies`. A
+/// command's events are handed over in the order the commands were queued.
+///
+/// Run nothing else on the session while commands of a pipeline are unanswered, except
+/// to end it: another request ignores their replies (a `QUIT` then reads and discards them
+/// before its own), so they are lost to the pipeline.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    /// Queued by the caller, not yet given to the client.
+    waiting: std::collections::VecDeque<Piped>,
+    /// Given to the client, their replies not complete, oldest first.
+    sent: std::collections::VecDeque<(CommandId, Piped)>,
+    /// Whether the oldest sent command's `Start` was handed over.
+    started: bool,
+}
+
+impl Pipeline {
+    /// An empty pipeline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many commands are queued whose replies were not all handed over yet.
+    pub fn len(&self) -> usize {
+        self.waiting.len() + self.sent.len()
+    }
+
+    /// Whether every queued command's reply was handed over.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues `RETR msg` for each of `msgs` (sent with the next [`replies`](Self::replies)).
+    /// A bad message number queues nothing.
+    pub fn retr(&mut self, msgs: &[u32]) -> Result<(), EnqueueError> {
+        self.queue(msgs, Piped::Retr)
+    }
+
+    /// Queues `DELE msg` for each of `msgs` (sent with the next [`replies`](Self::replies)),
+    /// behind every command queued before. A bad message number queues nothing.
+    pub fn dele(&mut self, msgs: &[u32]) -> Result<(), EnqueueError> {
+        self.queue(msgs, Piped::Dele)
+    }
+
+    fn queue(&mut self, msgs: &[u32], make: fn(u32) -> Piped) -> Result<(), EnqueueError> {
+        for &msg in msgs {
+            make(msg).command().validate()?;
+        }
+        self.waiting.extend(msgs.iter().map(|&msg| make(msg)));
+        Ok(())
+    }
+
+    /// The request that sends what is queued and hands the replies of the next `count`
+    /// commands (at most [`len`](Self::len)) to `on_event`, synchronously. It ends once
+    /// the `count`-th reply is complete, even when the replies of later commands are
+    /// buffered already (they wait for the next `replies`).
+    ///
+    /// If `on_event` fails, it is not called again during this request: the rest of the
+    /// `count` replies is read and discarded, and the request ends with [`Failure::Sink`];
+    /// the later commands stay in flight. A cancelled command (the session closed) ends it
+    /// with [`Failure::Closed`].
+    pub fn replies<F: FnMut(PipelineEvent<'_>) -> io::Result<()>>(
+        &mut self,
+        count: usize,
+        on_event: F,
+    ) -> Replies<'_, F> {
+        let count = count.min(self.len());
+        Replies {
+            pipeline: self,
+            count,
+            on_event,
+            failed: None,
+            closed: false,
+        }
+    }
+}
+
+/// [`Pipeline::replies`]'s request.
+#[derive(Debug)]
+pub struct Replies<'a, F> {
+    pipeline: &'a mut Pipeline,
+    /// Replies still to hand over (or discard) in this request.
+    count: usize,
+    on_event: F,
+    failed: Option<io::Error>,
+    closed: bool,
+}
+
+impl<F: FnMut(PipelineEvent<'_>) -> io::Result<()>> Request for Replies<'_, F> {
+    type Output = ();
+
+    fn poll(&mut self, client: &mut Client) -> Option<Result<(), Failure>> {
+        while let Some(&piped) = self.pipeline.waiting.front() {
+            match client.enqueue(piped.command()) {
+                Ok(id) => {
+                    self.pipeline.waiting.pop_front();
+                    self.pipeline.sent.push_back((id, piped));
+                }
+                Err(error) => return Some(Err(error.into())),
+            }
+        }
+        if self.closed {
+            return Some(Err(Failure::Closed));
+        }
+        (self.count == 0).then(|| self.failed.take().map_or(Ok(()), |e| Err(Failure::Sink(e))))
+    }
+
+    fn on_event(&mut self, event: &Event<'_>) {
+        let Some(&(id, piped)) = self.pipeline.sent.front() else {
+            return;
+        };
+        if self.count == 0 || event.id() != Some(id) {
+            return;
+        }
+        if event.is_terminal() {
+            self.pipeline.sent.pop_front();
+            self.count -= 1;
+            self.closed |= matches!(event, Event::Cancelled { .. });
+        }
+        if self.failed.is_none() {
+            let on = &mut self.on_event;
+            let step = match piped {
+                Piped::Retr(msg) => {
+                    let mut started = self.pipeline.started.then_some(0);
+                    let step = retr_step(&mut started, 0, event, |event| {
+                        on(PipelineEvent::Retr { msg, event })
+                    });
+                    self.pipeline.started = started.is_some();
+                    step
+                }
+                Piped::Dele(msg) => match event {
+                    Event::Ok { .. } => on(PipelineEvent::Dele {
+                        msg,
+                        result: Ok(()),
+                    }),
+                    Event::Err { .. } => server_error(event).map_or(Ok(()), |e| {
+                        on(PipelineEvent::Dele {
+                            msg,
+                            result: Err(e),
+                        })
+                    }),
+                    _ => Ok(()),
+                },
+            };
+            self.failed = step.err();
+        }
+        if event.is_terminal() {
+            self.pipeline.started = false;
+        }
+    }
+}
+
 /// [`dele_uid`]'s request.
 #[derive(Debug)]
 pub struct DeleUid {
@@ -1361,6 +1556,143 @@ mod tests {
         assert_eq!(seen[2], "1:End { octets: 3 }");
         assert!(seen[3].starts_with("2:Refused"), "{seen:?}");
         assert_eq!(seen[4..], ["3:Start", "3:End { octets: 0 }"]);
+    }
+
+    /// A logged-in session whose server announced PIPELINING.
+    fn pipelining() -> Client {
+        let mut client = logged_in();
+        let (capabilities, wire) = drive(&mut client, capa(), &["+OK\r\nPIPELINING\r\n.\r\n"]);
+        assert!(capabilities.unwrap().pipelining);
+        assert_eq!(wire, "CAPA\r\n");
+        client
+    }
+
+    fn describe(seen: &mut Vec<String>) -> impl FnMut(PipelineEvent<'_>) -> io::Result<()> + '_ {
+        |event| {
+            seen.push(match event {
+                PipelineEvent::Retr { msg, event } => format!("{msg}:{event:?}"),
+                PipelineEvent::Dele { msg, result } => format!("DELE {msg}:{}", result.is_ok()),
+            });
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_pipeline_sends_the_next_batch_before_reading_this_one_and_keeps_it_in_flight() {
+        let mut client = pipelining();
+        let mut pipeline = Pipeline::new();
+        pipeline.retr(&[1, 2]).unwrap();
+        pipeline.retr(&[3, 4]).unwrap();
+        assert_eq!(pipeline.len(), 4);
+        let mut seen = Vec::new();
+        // Every reply comes in one read: the request still ends after the second message.
+        let all = "+OK\r\na\r\n.\r\n+OK\r\n.\r\n-ERR gone\r\n+OK\r\n..d\r\n.\r\n";
+        let (result, wire) = drive(
+            &mut client,
+            pipeline.replies(2, describe(&mut seen)),
+            &[all],
+        );
+        result.unwrap();
+        assert_eq!(wire, "RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\n");
+        assert_eq!(
+            seen,
+            [
+                "1:Start",
+                "1:Chunk([97, 13, 10])",
+                "1:End { octets: 3 }",
+                "2:Start",
+                "2:End { octets: 0 }"
+            ]
+        );
+        assert_eq!(pipeline.len(), 2);
+        // The first batch stored: its DELEs go out behind what is in flight, and the
+        // replies of the second batch were buffered already.
+        pipeline.dele(&[1, 2]).unwrap();
+        seen.clear();
+        let (result, wire) = drive(&mut client, pipeline.replies(2, describe(&mut seen)), &[]);
+        result.unwrap();
+        assert_eq!(wire, "");
+        assert!(seen[0].starts_with("3:Refused"), "{seen:?}");
+        assert_eq!(
+            seen[1..],
+            [
+                "4:Start",
+                "4:Chunk([46, 100, 13, 10])",
+                "4:End { octets: 4 }"
+            ]
+        );
+        seen.clear();
+        let (result, wire) = drive(
+            &mut client,
+            pipeline.replies(usize::MAX, describe(&mut seen)),
+            &["+OK\r\n-ERR locked\r\n"],
+        );
+        result.unwrap();
+        assert_eq!(wire, "DELE 1\r\nDELE 2\r\n");
+        assert_eq!(seen, ["DELE 1:true", "DELE 2:false"]);
+        assert!(pipeline.is_empty());
+    }
+
+    #[test]
+    fn a_pipeline_without_pipelining_sends_one_command_at_a_time() {
+        let mut client = logged_in();
+        let mut pipeline = Pipeline::new();
+        pipeline.retr(&[1, 2]).unwrap();
+        let mut seen = Vec::new();
+        let (result, wire) = drive(
+            &mut client,
+            pipeline.replies(1, describe(&mut seen)),
+            &["+OK\r\n.\r\n"],
+        );
+        result.unwrap();
+        // RETR 2 waits in the client for RETR 1's reply.
+        assert_eq!(wire, "RETR 1\r\n");
+        assert_eq!(client.queued(), 1);
+        let (result, wire) = drive(
+            &mut client,
+            pipeline.replies(1, describe(&mut seen)),
+            &["+OK\r\n.\r\n"],
+        );
+        result.unwrap();
+        assert_eq!(wire, "RETR 2\r\n");
+        assert_eq!(
+            seen,
+            [
+                "1:Start",
+                "1:End { octets: 0 }",
+                "2:Start",
+                "2:End { octets: 0 }"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pipeline_whose_handler_fails_drains_its_count_and_keeps_the_rest() {
+        let mut client = pipelining();
+        let mut pipeline = Pipeline::new();
+        pipeline.retr(&[1, 2, 3]).unwrap();
+        let mut calls = 0;
+        let all = "+OK\r\na\r\n.\r\n+OK\r\nb\r\n.\r\n+OK\r\nc\r\n.\r\n";
+        let failing = |_: PipelineEvent<'_>| {
+            calls += 1;
+            Err(io::ErrorKind::StorageFull.into())
+        };
+        let (result, _) = drive(&mut client, pipeline.replies(2, failing), &[all]);
+        assert!(
+            matches!(result, Err(Failure::Sink(ref e)) if e.kind() == io::ErrorKind::StorageFull)
+        );
+        assert_eq!(calls, 1);
+        assert_eq!(pipeline.len(), 1);
+        let mut seen = Vec::new();
+        let (result, _) = drive(&mut client, pipeline.replies(1, describe(&mut seen)), &[]);
+        result.unwrap();
+        assert_eq!(
+            seen,
+            ["3:Start", "3:Chunk([99, 13, 10])", "3:End { octets: 3 }"]
+        );
+        // Bad arguments queue nothing.
+        assert!(pipeline.retr(&[4, 0]).is_err());
+        assert!(pipeline.is_empty());
     }
 
     #[test]

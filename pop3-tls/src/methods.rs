@@ -160,6 +160,26 @@ macro_rules! methods {
             self.run($crate::pop3_proto::request::retr_many(msgs, on_event))$(.$aw)?
         }
 
+        /// Sends what `pipeline` queued (RETRs and DELEs, pipelined when the server announces
+        /// PIPELINING, within the core's window; one at a time otherwise) and hands the replies
+        /// of its next `count` commands to `on_event`, synchronously, in the order they were
+        /// queued: each message of a RETR as in `retr_many`, each DELE as its result. It
+        /// returns once the `count`-th reply is complete; the later commands stay in flight
+        /// for the next call. See
+        /// [`request::Pipeline`](pop3_tls::pop3_proto::request::Pipeline).
+        ///
+        /// This keeps the wire busy across the batches of a caller that stores messages in
+        /// batches: queue batch k+1 before reading the replies of batch k, and no round trip
+        /// is lost between them.
+        ///
+        /// If `on_event` fails, it is not called again, the rest of the `count` replies is
+        /// read and discarded, and its error is returned as `Error::Io`; the connection stays
+        /// usable and the later commands stay in flight. Run nothing else while the pipeline
+        /// has unanswered commands, except `quit` (which reads and discards their replies).
+        pub $($asyncness)? fn pipeline_replies(&mut self, pipeline: &mut $crate::pop3_proto::request::Pipeline, count: usize, on_event: impl FnMut($crate::pop3_proto::request::PipelineEvent<'_>) -> ::std::io::Result<()>) -> ::std::result::Result<(), $crate::ConnectionError> {
+            self.run(pipeline.replies(count, on_event))$(.$aw)?
+        }
+
         /// Deletes many messages, pipelined when the server allows; one result per message,
         /// in the order of `msgs`. The server deletes them only when `quit` succeeds.
         pub $($asyncness)? fn dele_many(&mut self, msgs: &[u32]) -> ::std::result::Result<Vec<::std::result::Result<(), $crate::pop3_proto::reply::ServerError>>, $crate::ConnectionError> {

@@ -10,6 +10,9 @@
 //! session that asks for the count first shares it; a session that goes straight to
 //! `retr_many` does not pay it at all. Both counts are asserted exactly, turn by turn: a CAPA,
 //! a STAT or a window that cost one more round trip would fail them.
+//!
+//! The same messages read in batches of 100 through a `Pipeline` (`pipeline_replies`), each
+//! batch queued before the one before it is read, cost one turn per two batches (issue 13).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -212,4 +215,129 @@ fn the_server_counts_waits_not_writes() {
     let turns = server.finish().unwrap();
     assert_eq!(turns.shape(), ["USER", "PASS", "NOOP x2, STAT", "QUIT"]);
     assert_eq!(turns.count(), 4);
+}
+
+/// Batches of 100 read with `pipeline_replies`, each batch queued before the one before it
+/// is read (`Pipeline`): two batches per turn, where reading each batch before queueing the
+/// next would cost a turn per batch.
+const BATCH: u32 = 100;
+
+fn pipeline_expected() -> Vec<&'static str> {
+    vec![
+        "CAPA",
+        "USER",
+        "PASS",
+        "CAPA, RETR x200", // batches 1 and 2
+        "RETR x200",       // 3 (queued while 2 was read from the buffer) and 4
+        "RETR x200",       // 5 and 6
+        "RETR x200",       // 7 and 8
+        "RETR x200",       // 9 and 10
+        "RETR x100",       // 11
+        "QUIT",
+    ]
+}
+
+fn batches() -> Vec<Vec<u32>> {
+    let all: Vec<u32> = (1..=MESSAGES).collect();
+    all.chunks(BATCH as usize).map(<[u32]>::to_vec).collect()
+}
+
+fn blocking_pipeline_session() -> Turns {
+    use pop3_blocking::{Connection, Pipeline, PipelineEvent, RetrEvent, Security};
+    let server = TurnServer::start(messages()).unwrap();
+    let mut pop =
+        Connection::connect("127.0.0.1", server.port(), Security::None, &options()).unwrap();
+    pop.login(TurnServer::USER, TurnServer::PASSWORD).unwrap();
+    let batches = batches();
+    let mut pipeline = Pipeline::new();
+    pipeline.retr(&batches[0]).unwrap();
+    let (mut ended, mut bytes) = (0u32, 0u64);
+    for (k, batch) in batches.iter().enumerate() {
+        if let Some(next) = batches.get(k + 1) {
+            pipeline.retr(next).unwrap();
+        }
+        let mut expected = batch.iter();
+        pop.pipeline_replies(&mut pipeline, batch.len(), |event| {
+            match event {
+                PipelineEvent::Retr { msg, event } => match event {
+                    RetrEvent::Chunk(chunk) => bytes += chunk.len() as u64,
+                    RetrEvent::End { .. } => {
+                        assert_eq!(Some(&msg), expected.next());
+                        ended += 1;
+                    }
+                    RetrEvent::Refused(e) => panic!("refused: {e}"),
+                    _ => {}
+                },
+                other => panic!("{other:?}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(expected.next(), None);
+    }
+    assert!(pipeline.is_empty());
+    assert_eq!((ended, bytes), (MESSAGES, octets()));
+    pop.quit().unwrap();
+    server.finish().unwrap()
+}
+
+fn async_pipeline_session() -> Turns {
+    use pop3_async::{Connection, Pipeline, PipelineEvent, RetrEvent, Security};
+    let server = TurnServer::start(messages()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut pop = Connection::connect("127.0.0.1", server.port(), Security::None, &options())
+            .await
+            .unwrap();
+        pop.login(TurnServer::USER, TurnServer::PASSWORD)
+            .await
+            .unwrap();
+        let batches = batches();
+        let mut pipeline = Pipeline::new();
+        pipeline.retr(&batches[0]).unwrap();
+        let (mut ended, mut bytes) = (0u32, 0u64);
+        for (k, batch) in batches.iter().enumerate() {
+            if let Some(next) = batches.get(k + 1) {
+                pipeline.retr(next).unwrap();
+            }
+            let mut expected = batch.iter();
+            pop.pipeline_replies(&mut pipeline, batch.len(), |event| {
+                match event {
+                    PipelineEvent::Retr { msg, event } => match event {
+                        RetrEvent::Chunk(chunk) => bytes += chunk.len() as u64,
+                        RetrEvent::End { .. } => {
+                            assert_eq!(Some(&msg), expected.next());
+                            ended += 1;
+                        }
+                        RetrEvent::Refused(e) => panic!("refused: {e}"),
+                        _ => {}
+                    },
+                    other => panic!("{other:?}"),
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+            assert_eq!(expected.next(), None);
+        }
+        assert!(pipeline.is_empty());
+        assert_eq!((ended, bytes), (MESSAGES, octets()));
+        pop.quit().await.unwrap();
+    });
+    server.finish().unwrap()
+}
+
+#[test]
+fn blocking_pipeline_takes_a_turn_per_two_batches() {
+    let turns = blocking_pipeline_session();
+    check(&turns, &pipeline_expected(), pipeline_expected().len());
+}
+
+#[test]
+fn async_pipeline_takes_a_turn_per_two_batches() {
+    let turns = async_pipeline_session();
+    check(&turns, &pipeline_expected(), pipeline_expected().len());
 }
