@@ -60,6 +60,9 @@ site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 cd "$wheels"
 "$venv/bin/python" "$root/python/tests/run_cpython_poplib.py"
 PYTHONPATH="$site" "$venv/bin/python" -c 'import pop3, sys; assert "site-packages" in pop3.__file__, pop3.__file__'
+# The test kit's scripted server as a program, for python/tests/test_kit_server.py.
+cargo build --quiet --manifest-path "$root/Cargo.toml" -p pop3-scripted-server --bin pop3-scripted-server
+export POP3_SCRIPTED_SERVER="$target_dir/debug/pop3-scripted-server"
 PYTHONPATH="$site" "$tools/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests"
 # The type stubs match the installed package (every name, signature and class).
 PYTHONPATH="$site" "$tools/bin/python" -m mypy.stubtest pop3 \

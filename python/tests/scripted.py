@@ -1,9 +1,9 @@
 """A scripted POP3 server for the pytest suite: plays a ``C:``/``S:`` transcript (the test
 kit's format, tests/src/script.rs) and checks byte for byte what the client sends.
 
-Written in Python rather than as a binary of the Rust test kit: the kit is another team's
-crate, and an oracle that shares no code with the package under test (not even the Rust
-toolchain) cannot hide one of its bugs.
+A second oracle next to the kit's own scripted server (test_kit_server.py runs the kit's
+``pop3-scripted-server`` program): this one shares no code with the package under test, not
+even the Rust toolchain, and speaks a few directives of its own (``PIPELINED``, ``S+``).
 
 Transcript lines: ``S: text`` (sent with CRLF), ``C: text`` (expected from the client, CRLF
 added), ``S+ text`` (sent without a line end), ``CLOSE`` (the server hangs up). Consecutive
