@@ -100,26 +100,9 @@ mod stream;
 
 pub use connection::Connection;
 pub use dial::connect_addrs;
-/// Everything a call can fail with: the same type as `pop3-async`'s `Error`.
-pub use pop3_tls::ConnectionError as Error;
-/// The error of [`TlsOptions`]' methods (converts into [`Error`]).
-pub use pop3_tls::Error as TlsOptionsError;
-pub use pop3_tls::{
-    CertificateInfo, CertificateRecorder, Fingerprint, FingerprintError, Options, PinMismatch,
-    Security, TRACE_TARGET, TlsOptions, describe_error as describe_tls_error,
-};
-pub use pop3_tls::{ClientCertificate, channel_binding};
-pub use pop3_tls::{Proxy, ProxyError, ProxyKind, ProxyUrlError, TrustStore, TrustStoreError};
-pub use pop3_tls::{Session, scram_nonce};
+pub use pop3_tls::api::*;
 pub use stream::Stream;
 
 /// The MIME parser behind `retr_parsed` (the `mime` feature).
 #[cfg(feature = "mime")]
 pub use mail_parser;
-pub use pop3_proto;
-pub use pop3_proto::login::{LoginMethod, LoginPolicy};
-pub use pop3_proto::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
-pub use pop3_proto::request::{Pipeline, PipelineEvent, RetrEvent};
-pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
-pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};
-pub use rustls;
