@@ -40,13 +40,24 @@ fn damaged(shown: &str, line: usize, why: &str) -> CliError {
     CliError::failure(format!("{shown}:{line}: {why}{DAMAGED}"))
 }
 
+/// Where each UID is in `records`.
+fn index_of(records: &[(String, Entry)]) -> HashMap<String, usize> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(at, (uid, _))| (uid.clone(), at))
+        .collect()
+}
+
 /// The state of one (user, server) pair.
 #[derive(Debug)]
 pub(crate) struct State {
     path: PathBuf,
-    /// The UIDs in the order they were first recorded.
-    order: Vec<String>,
-    entries: HashMap<String, Entry>,
+    /// The records, in the order their UIDs were first recorded (the file's order, so that
+    /// a save walks them without a lookup per UID).
+    records: Vec<(String, Entry)>,
+    /// Where each UID is in `records`.
+    index: HashMap<String, usize>,
     /// (Maildir name, UID) of the batch in flight.
     pending: Vec<(String, String)>,
     /// Whether the file existed when opened (`only-new` acts on first use only).
@@ -202,8 +213,8 @@ impl State {
         let shown = path.display().to_string();
         let mut state = Self {
             path: path.to_owned(),
-            order: Vec::new(),
-            entries: HashMap::new(),
+            records: Vec::new(),
+            index: HashMap::new(),
             pending: Vec::new(),
             existed: false,
             now,
@@ -246,8 +257,8 @@ impl State {
         if parsed.version < 3 {
             tracing::info!(target: "pop3_cli", "{shown}: a v{} state file, rewritten as v3 by the next write (its UIDs count as first seen now)", parsed.version);
         }
-        state.order = parsed.order;
-        state.entries = parsed.entries;
+        state.index = index_of(&parsed.records);
+        state.records = parsed.records;
         state.pending = parsed.pending;
         state.existed = true;
         Ok(state)
@@ -270,20 +281,26 @@ impl State {
 
     /// What the state knows of `uid`.
     pub(crate) fn entry(&self, uid: &str) -> Option<&Entry> {
-        self.entries.get(uid)
+        self.index.get(uid).map(|&at| &self.records[at].1)
+    }
+
+    fn entry_mut(&mut self, uid: &str) -> Option<&mut Entry> {
+        self.index.get(uid).map(|&at| &mut self.records[at].1)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.records.iter().map(|(_, entry)| entry)
     }
 
     /// Whether `uid` is recorded as stored. (`fetch` asks [`entry`](Self::entry); the
     /// delivery targets' recovery and the digests of `fetch::prepare` ask this.)
     pub(crate) fn is_stored(&self, uid: &str) -> bool {
-        self.entries
-            .get(uid)
-            .is_some_and(|e| e.kind == Kind::Stored)
+        self.entry(uid).is_some_and(|e| e.kind == Kind::Stored)
     }
 
     /// The UIDs recorded as stored (to tell which ones a recovery added).
     pub(crate) fn stored_uids(&self) -> HashSet<String> {
-        self.entries
+        self.records
             .iter()
             .filter(|(_, e)| e.kind == Kind::Stored)
             .map(|(uid, _)| uid.clone())
@@ -298,8 +315,12 @@ impl State {
 
     fn insert(&mut self, uid: &str, entry: Entry) {
         self.dirty = true;
-        if self.entries.insert(uid.to_owned(), entry).is_none() {
-            self.order.push(uid.to_owned());
+        match self.entry_mut(uid) {
+            Some(old) => *old = entry,
+            None => {
+                self.index.insert(uid.to_owned(), self.records.len());
+                self.records.push((uid.to_owned(), entry));
+            }
         }
     }
 
@@ -312,7 +333,7 @@ impl State {
     /// only while the server lists that size under the UID).
     pub(crate) fn add_stored_sized(&mut self, uid: &str, size: Option<u64>) {
         let now = self.now;
-        match self.entries.get_mut(uid) {
+        match self.entry_mut(uid) {
             Some(entry) => {
                 entry.kind = Kind::Stored;
                 if size.is_some() {
@@ -337,7 +358,7 @@ impl State {
     /// (migrated from v1 or v2) gets this one.
     pub(crate) fn note_seen(&mut self, uid: &str, size: u64) {
         let now = self.now;
-        match self.entries.get_mut(uid) {
+        match self.entry_mut(uid) {
             Some(entry) => match entry.kind {
                 // (Not written for a seen UID: only a stored one's size is on record.)
                 Kind::Seen => entry.size = Some(size),
@@ -363,7 +384,7 @@ impl State {
     /// listed under a UID marked deleting may be a new message reusing the UID.
     pub(crate) fn restart_first_seen(&mut self, uid: &str, size: u64) {
         let now = self.now;
-        if let Some(entry) = self.entries.get_mut(uid) {
+        if let Some(entry) = self.entry_mut(uid) {
             entry.first_seen = now;
             entry.size = Some(size);
             self.dirty = true;
@@ -374,7 +395,7 @@ impl State {
     /// never deleted.
     pub(crate) fn mark_seen(&mut self, uid: &str) {
         let now = self.now;
-        match self.entries.get_mut(uid) {
+        match self.entry_mut(uid) {
             Some(entry) if entry.kind == Kind::Stored => {}
             Some(entry) => {
                 entry.kind = Kind::MarkedSeen;
@@ -395,24 +416,24 @@ impl State {
     /// Whether the state knows any stored UID, or one reserved by an interrupted run: the
     /// server had UIDL for this account before.
     pub(crate) fn has_uids(&self) -> bool {
-        !self.entries.is_empty() || !self.pending.is_empty()
+        !self.records.is_empty() || !self.pending.is_empty()
     }
 
     /// Whether `uid` is stored and its deletion not known to be committed: a message listed
     /// under it may be the one stored or a new one that reuses the UID.
     pub(crate) fn is_deleting(&self, uid: &str) -> bool {
-        self.entries.get(uid).is_some_and(|e| e.deleting)
+        self.entry(uid).is_some_and(|e| e.deleting)
     }
 
     /// Whether any UID is marked [`is_deleting`](Self::is_deleting).
     pub(crate) fn any_deleting(&self) -> bool {
-        self.entries.values().any(|e| e.deleting)
+        self.entries().any(|e| e.deleting)
     }
 
     /// Marks a stored UID as about to be deleted (before its DELE is sent; written with the
     /// next [`save`](Self::save)).
     pub(crate) fn mark_deleting(&mut self, uid: &str) {
-        if let Some(entry) = self.entries.get_mut(uid) {
+        if let Some(entry) = self.entry_mut(uid) {
             if entry.kind == Kind::Stored {
                 entry.deleting = true;
             }
@@ -421,7 +442,7 @@ impl State {
 
     /// Clears the deletion mark of `uid` (the message is known to exist on the server).
     pub(crate) fn clear_deleting(&mut self, uid: &str) {
-        if let Some(entry) = self.entries.get_mut(uid) {
+        if let Some(entry) = self.entry_mut(uid) {
             entry.deleting = false;
         }
     }
@@ -430,28 +451,26 @@ impl State {
     /// message listed under one of them later is a new message.
     pub(crate) fn forget(&mut self, uids: &[String]) {
         let gone: HashSet<&str> = uids.iter().map(String::as_str).collect();
-        self.order.retain(|uid| !gone.contains(uid.as_str()));
-        for uid in &gone {
-            self.entries.remove(*uid);
-        }
+        self.records.retain(|(uid, _)| !gone.contains(uid.as_str()));
+        self.index = index_of(&self.records);
     }
 
     /// Forgets the UIDs the server no longer lists (deleted there); returns how many of them
     /// were stored.
     pub(crate) fn retain_stored(&mut self, listed: &HashSet<&str>) -> usize {
         let stored_before = self.stored_count();
-        let before = self.entries.len();
-        self.entries.retain(|uid, _| listed.contains(uid.as_str()));
-        self.dirty |= self.entries.len() != before;
-        self.order.retain(|uid| listed.contains(uid.as_str()));
+        let before = self.records.len();
+        self.records
+            .retain(|(uid, _)| listed.contains(uid.as_str()));
+        if self.records.len() != before {
+            self.dirty = true;
+            self.index = index_of(&self.records);
+        }
         stored_before - self.stored_count()
     }
 
     fn stored_count(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|e| e.kind == Kind::Stored)
-            .count()
+        self.entries().filter(|e| e.kind == Kind::Stored).count()
     }
 
     /// Takes the reserved names of the batch that was in flight when the last run ended.
@@ -466,7 +485,7 @@ impl State {
 
     /// The file's text as [`save`](Self::save) writes it.
     pub(crate) fn text(&self) -> String {
-        format::write(&self.order, &self.entries, &self.pending)
+        format::write(&self.records, &self.pending)
     }
 
     /// Writes the state atomically: `FILE.tmp`, fsync, rename over `FILE`, fsync the

@@ -68,10 +68,8 @@ pub struct Entry {
 pub struct Parsed {
     /// The version read (1, 2 or 3).
     pub version: u8,
-    /// The UIDs, in the order of the file.
-    pub order: Vec<String>,
-    /// Their records.
-    pub entries: HashMap<String, Entry>,
+    /// The records, each UID once, in the order of the file.
+    pub records: Vec<(String, Entry)>,
     /// (Maildir name, UID) of the batch in flight.
     pub pending: Vec<(String, String)>,
 }
@@ -144,13 +142,21 @@ fn rank(kind: Kind) -> u8 {
     }
 }
 
-impl Parsed {
+/// [`Parsed`] while it is read: the records and where each UID is among them.
+#[derive(Default)]
+struct Reading {
+    parsed: Parsed,
+    index: HashMap<String, usize>,
+}
+
+impl Reading {
     /// Adds or merges a record. A UID named twice (only by hand) keeps the strongest kind
     /// (stored over marked over seen) and the later first-seen time: never a reason to delete
     /// sooner.
     fn merge(&mut self, uid: &str, entry: Entry) {
-        match self.entries.get_mut(uid) {
-            Some(old) => {
+        match self.index.get(uid) {
+            Some(&at) => {
+                let old = &mut self.parsed.records[at].1;
                 if rank(entry.kind) > rank(old.kind) {
                     old.kind = entry.kind;
                     old.size = entry.size;
@@ -159,8 +165,8 @@ impl Parsed {
                 old.deleting |= entry.deleting;
             }
             None => {
-                self.order.push(uid.to_owned());
-                self.entries.insert(uid.to_owned(), entry);
+                self.index.insert(uid.to_owned(), self.parsed.records.len());
+                self.parsed.records.push((uid.to_owned(), entry));
             }
         }
     }
@@ -184,9 +190,12 @@ pub fn parse(bytes: &[u8], limit: usize, now: u64) -> Result<Parsed, FormatError
     if !text.ends_with('\n') {
         return Err(FormatError::Truncated);
     }
-    let mut parsed = Parsed {
-        version,
-        ..Parsed::default()
+    let mut parsed = Reading {
+        parsed: Parsed {
+            version,
+            ..Parsed::default()
+        },
+        ..Reading::default()
     };
     let mut deleting = Vec::new();
     for (index, line) in lines.enumerate() {
@@ -270,7 +279,10 @@ pub fn parse(bytes: &[u8], limit: usize, now: u64) -> Result<Parsed, FormatError
                     return Err(bad("malformed P line"));
                 }
                 let uid = uid_at(1)?;
-                parsed.pending.push((name.to_owned(), uid.to_owned()));
+                parsed
+                    .parsed
+                    .pending
+                    .push((name.to_owned(), uid.to_owned()));
             }
             _ => return Err(bad("unknown line")),
         }
@@ -279,20 +291,26 @@ pub fn parse(bytes: &[u8], limit: usize, now: u64) -> Result<Parsed, FormatError
         // A D line without its S line (written by hand?) still means "not known to be gone".
         let mut entry = stored(now, None);
         entry.deleting = true;
-        if let Some(old) = parsed.entries.get(&uid) {
-            if old.kind == Kind::Stored {
-                entry = Entry {
-                    deleting: true,
-                    ..*old
-                };
+        match parsed.index.get(&uid) {
+            Some(&at) => {
+                let old = &mut parsed.parsed.records[at].1;
+                if old.kind == Kind::Stored {
+                    entry = Entry {
+                        deleting: true,
+                        ..*old
+                    };
+                }
+                *old = entry;
+            }
+            None => {
+                parsed
+                    .index
+                    .insert(uid.clone(), parsed.parsed.records.len());
+                parsed.parsed.records.push((uid, entry));
             }
         }
-        if !parsed.entries.contains_key(&uid) {
-            parsed.order.push(uid.clone());
-        }
-        parsed.entries.insert(uid, entry);
     }
-    Ok(parsed)
+    Ok(parsed.parsed)
 }
 
 fn stored(first_seen: u64, size: Option<u64>) -> Entry {
@@ -304,36 +322,71 @@ fn stored(first_seen: u64, size: Option<u64>) -> Entry {
     }
 }
 
-/// Writes the records (those of `order` that `entries` holds, once each) and the pending
-/// names as a version 3 file.
-pub fn write(
-    order: &[String],
-    entries: &HashMap<String, Entry>,
-    pending: &[(String, String)],
-) -> String {
-    let mut text = String::with_capacity(64 + order.len() * 40);
+/// Writes the records and the pending names as a version 3 file.
+///
+/// The fetch state is written whole after every batch, so this is on the hot path of a
+/// large first fetch (5,000 UIDs: 78 writes of up to 5,000 lines): it appends bytes and
+/// digits, without `format!` or a lookup per line.
+pub fn write(records: &[(String, Entry)], pending: &[(String, String)]) -> String {
+    let mut text = String::with_capacity(
+        HEADER.len() + 1 + records.iter().map(|(uid, _)| uid.len() + 36).sum::<usize>(),
+    );
     text.push_str(HEADER);
     text.push('\n');
-    for uid in order {
-        let Some(entry) = entries.get(uid) else {
-            continue;
-        };
+    for (uid, entry) in records {
         match entry.kind {
             Kind::Stored => {
-                let size = entry.size.map_or_else(|| "-".to_owned(), |s| s.to_string());
-                text.push_str(&format!("S {} {size} {uid}\n", entry.first_seen));
+                text.push_str("S ");
+                push_number(&mut text, entry.first_seen);
+                text.push(' ');
+                match entry.size {
+                    Some(size) => push_number(&mut text, size),
+                    None => text.push('-'),
+                }
+                text.push(' ');
+                text.push_str(uid);
+                text.push('\n');
                 if entry.deleting {
-                    text.push_str(&format!("D {uid}\n"));
+                    text.push_str("D ");
+                    text.push_str(uid);
+                    text.push('\n');
                 }
             }
-            Kind::MarkedSeen => text.push_str(&format!("M {} {uid}\n", entry.first_seen)),
-            Kind::Seen => text.push_str(&format!("T {} {uid}\n", entry.first_seen)),
+            Kind::MarkedSeen | Kind::Seen => {
+                text.push_str(if entry.kind == Kind::Seen { "T " } else { "M " });
+                push_number(&mut text, entry.first_seen);
+                text.push(' ');
+                text.push_str(uid);
+                text.push('\n');
+            }
         }
     }
     for (name, uid) in pending {
-        text.push_str(&format!("P {name} {uid}\n"));
+        text.push_str("P ");
+        text.push_str(name);
+        text.push(' ');
+        text.push_str(uid);
+        text.push('\n');
     }
     text
+}
+
+/// Appends `n` in decimal.
+fn push_number(text: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // (n % 10 < 10: the cast cannot truncate.)
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        text.push(char::from(digit));
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +394,19 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000;
+
+    fn order(parsed: &Parsed) -> Vec<&str> {
+        parsed.records.iter().map(|(uid, _)| uid.as_str()).collect()
+    }
+
+    fn entry(parsed: &Parsed, uid: &str) -> Entry {
+        parsed
+            .records
+            .iter()
+            .find(|(u, _)| u == uid)
+            .map(|(_, e)| *e)
+            .expect("a record")
+    }
 
     #[test]
     fn reads_v1_and_v2_as_first_seen_now() {
@@ -351,8 +417,8 @@ mod tests {
         )
         .expect("v1");
         assert_eq!(v1.version, 1);
-        assert_eq!(v1.order, ["a", "b"]);
-        assert_eq!(v1.entries["a"], stored(NOW, None));
+        assert_eq!(order(&v1), ["a", "b"]);
+        assert_eq!(entry(&v1, "a"), stored(NOW, None));
         assert_eq!(v1.pending, [("1.M2.h".to_owned(), "a".to_owned())]);
         // v1 has no D lines.
         assert!(parse(format!("{HEADER_V1}\nD a\n").as_bytes(), 1 << 20, NOW).is_err());
@@ -362,8 +428,8 @@ mod tests {
             NOW,
         )
         .expect("v2");
-        assert!(v2.entries["a"].deleting && v2.entries["orphan"].deleting);
-        assert_eq!(v2.entries["orphan"].kind, Kind::Stored);
+        assert!(entry(&v2, "a").deleting && entry(&v2, "orphan").deleting);
+        assert_eq!(entry(&v2, "orphan").kind, Kind::Stored);
         // v2 has no M or T lines, and S lines with one field only.
         assert!(parse(format!("{HEADER_V2}\nT 5 a\n").as_bytes(), 1 << 20, NOW).is_err());
         assert!(parse(format!("{HEADER_V2}\nS 5 - a\n").as_bytes(), 1 << 20, NOW).is_err());
@@ -376,7 +442,7 @@ mod tests {
         let parsed = parse(text.as_bytes(), 1 << 20, NOW).expect("v3");
         assert_eq!(parsed.version, 3);
         assert_eq!(
-            parsed.entries["a"],
+            entry(&parsed, "a"),
             Entry {
                 kind: Kind::Stored,
                 first_seen: 100,
@@ -384,9 +450,9 @@ mod tests {
                 deleting: true
             }
         );
-        assert_eq!(parsed.entries["c"].kind, Kind::MarkedSeen);
-        assert_eq!(parsed.entries["d"].kind, Kind::Seen);
-        assert_eq!(write(&parsed.order, &parsed.entries, &parsed.pending), text);
+        assert_eq!(entry(&parsed, "c").kind, Kind::MarkedSeen);
+        assert_eq!(entry(&parsed, "d").kind, Kind::Seen);
+        assert_eq!(write(&parsed.records, &parsed.pending), text);
     }
 
     #[test]
@@ -432,15 +498,38 @@ mod tests {
             NOW,
         )
         .expect("v3");
-        assert_eq!(parsed.order, ["a"]);
+        assert_eq!(order(&parsed), ["a"]);
         assert_eq!(
-            parsed.entries["a"],
+            entry(&parsed, "a"),
             Entry {
                 kind: Kind::Stored,
                 first_seen: 500,
                 size: Some(7),
                 deleting: false
             }
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_whole() {
+        let records = [
+            ("a".to_owned(), stored(0, Some(u64::MAX))),
+            (
+                "b".to_owned(),
+                Entry {
+                    kind: Kind::Seen,
+                    first_seen: u64::MAX,
+                    size: None,
+                    deleting: false,
+                },
+            ),
+            ("c".to_owned(), stored(1_000_000_000, None)),
+        ];
+        assert_eq!(
+            write(&records, &[]),
+            format!(
+                "{HEADER}\nS 0 18446744073709551615 a\nT 18446744073709551615 b\nS 1000000000 - c\n"
+            )
         );
     }
 
@@ -472,18 +561,14 @@ mod tests {
             records in proptest::collection::vec(("[!-~]{1,40}", arb_entry()), 0..30),
             pending in proptest::collection::vec(("[0-9A-Za-z][!-.0-~]{0,30}", "[!-~]{1,20}"), 0..4),
         ) {
-            let mut order = Vec::new();
-            let mut entries = HashMap::new();
-            for (uid, entry) in records {
-                if entries.insert(uid.clone(), entry).is_none() {
-                    order.push(uid);
-                }
-            }
-            let text = write(&order, &entries, &pending);
+            // Each UID once (the state's invariant), the first of a repeated one kept.
+            let mut seen = std::collections::HashSet::new();
+            let records: Vec<(String, Entry)> =
+                records.into_iter().filter(|(uid, _)| seen.insert(uid.clone())).collect();
+            let text = write(&records, &pending);
             let parsed = parse(text.as_bytes(), usize::MAX, NOW).expect("reads back");
             prop_assert_eq!(parsed.version, 3);
-            prop_assert_eq!(&parsed.order, &order);
-            prop_assert_eq!(&parsed.entries, &entries);
+            prop_assert_eq!(&parsed.records, &records);
             prop_assert_eq!(&parsed.pending, &pending);
         }
     }
