@@ -155,14 +155,32 @@ impl Maildir {
     /// Moves `tmp/NAME` to `new/NAME` (refusing to replace an existing file). Call only after
     /// the file's data is synced; call [`sync_new`](Self::sync_new) after the last one.
     pub(crate) fn deliver(&self, name: &str) -> io::Result<()> {
+        let source = self.tmp.join(name);
         let target = self.new.join(name);
-        if fs::symlink_metadata(&target).is_ok() {
-            return Err(io::Error::new(
+        let exists = || {
+            io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{} already exists", target.display()),
-            ));
+            )
+        };
+        // One atomic step where the system has it (renameat2 RENAME_NOREPLACE, Linux 3.15;
+        // tmpfs, ext4, xfs, btrfs), else a look before the rename.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::fs::{CWD, RenameFlags, renameat_with};
+            use rustix::io::Errno;
+            match renameat_with(CWD, &source, CWD, &target, RenameFlags::NOREPLACE) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EXIST) => return Err(exists()),
+                // (A file system or kernel without the flag.)
+                Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        fs::rename(self.tmp.join(name), target)
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(exists());
+        }
+        fs::rename(source, target)
     }
 
     /// Syncs `new/` (the renames into it become durable).
@@ -551,6 +569,22 @@ mod tests {
             index.take_identical(&md.tmp_path("z")).expect("compare"),
             None
         );
+    }
+
+    #[test]
+    fn delivery_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::open(dir.path()).expect("maildir");
+        fs::write(dir.path().join("tmp/one"), b"new").expect("write");
+        fs::write(dir.path().join("new/one"), b"old").expect("write");
+        let error = md.deliver("one").expect_err("refused");
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "{error}");
+        assert_eq!(fs::read(dir.path().join("new/one")).expect("read"), b"old");
+        assert_eq!(fs::read(dir.path().join("tmp/one")).expect("read"), b"new");
+        fs::write(dir.path().join("tmp/two"), b"two").expect("write");
+        md.deliver("two").expect("delivered");
+        assert_eq!(fs::read(dir.path().join("new/two")).expect("read"), b"two");
+        assert!(!dir.path().join("tmp/two").exists());
     }
 
     #[test]
