@@ -620,6 +620,13 @@ impl Request for Settle {
 /// How to log in, and the plan that does it: one of [`LoginMethod`]'s commands (USER then
 /// PASS for [`LoginMethod::UserPass`]) up to [`Event::LoggedIn`] and its `+OK`. The CAPA the
 /// core asks after login is not waited for: it goes out with the caller's next command.
+///
+/// For USER/PASS both commands are queued at once and the core decides when the PASS goes
+/// out: in the same write as USER when the server pipelines and the PASS exposes nothing the
+/// caller did not allow (see [`Client::poll_transmit`]), otherwise only after USER's `+OK`
+/// (a `-ERR` to USER then cancels it). A refused USER fails the login with USER's error; if
+/// the PASS had gone out, its reply is read first, and should the server log in on it
+/// anyway, the login succeeds (the phase is TRANSACTION).
 #[derive(Debug)]
 pub struct LoginPlan {
     user: String,
@@ -630,6 +637,10 @@ pub struct LoginPlan {
     forced: Option<LoginMethod>,
     method: Option<LoginMethod>,
     step: Option<Single<Status>>,
+    /// USER/PASS only: the PASS, queued right behind USER.
+    pass: Option<Single<Status>>,
+    /// USER/PASS only: USER's result, kept until PASS's reply (or cancellation) is in.
+    user_result: Option<Result<Reply, Failure>>,
     logged_in: bool,
 }
 
@@ -653,6 +664,8 @@ pub fn login(
         forced: None,
         method: None,
         step: None,
+        pass: None,
+        user_result: None,
         logged_in: false,
     }
 }
@@ -763,23 +776,47 @@ impl Request for LoginPlan {
                 Ok(command) => self.step = Some(simple(command)),
                 Err(failure) => return Some(Err(failure)),
             }
+            if let Some(password) = self.password.take() {
+                // Refused before USER is queued, so that USER is not sent for nothing.
+                if !client.is_tls() && !client.config().allow_plaintext_auth {
+                    return Some(Err(EnqueueError::CleartextCredentials {
+                        command: crate::command::CommandKind::Pass,
+                    }
+                    .into()));
+                }
+                self.pass = Some(simple(Command::pass(password)));
+            }
         }
         let step = self.step.as_mut()?;
-        match step.poll(client)? {
-            Err(failure) => Some(Err(failure)),
-            // USER accepted: now PASS (the core holds it back while USER is unanswered).
-            Ok(_) if self.password.is_some() => {
-                let password = self.password.take().unwrap_or_default();
-                self.step = Some(simple(Command::pass(password)));
-                self.poll(client)
+        if let Some(result) = step.poll(client) {
+            self.user_result = Some(result);
+        }
+        let Some(pass) = self.pass.as_mut() else {
+            // One command: its result is the login's.
+            return match self.user_result.take()? {
+                Err(failure) => Some(Err(failure)),
+                Ok(_) if self.logged_in => self.method.map(Ok),
+                Ok(_) => Some(Err(Failure::Closed)),
+            };
+        };
+        if pass.id.is_none() && matches!(self.user_result, Some(Err(_))) {
+            // USER could not be queued: neither is the PASS.
+            if let Some(Err(failure)) = self.user_result.take() {
+                return Some(Err(failure));
             }
-            Ok(_) if self.logged_in => self.method.map(Ok),
-            Ok(_) => Some(Err(Failure::Closed)),
+        }
+        // Queued right behind USER; the core sends it when the rules allow.
+        let pass_result = pass.poll(client)?;
+        match (self.user_result.take(), pass_result) {
+            // The server logged in on the PASS: that decides, whatever USER's reply was.
+            (_, Ok(_)) if self.logged_in => self.method.map(Ok),
+            (Some(Err(failure)), _) | (_, Err(failure)) => Some(Err(failure)),
+            _ => Some(Err(Failure::Closed)),
         }
     }
 
     fn on_event(&mut self, event: &Event<'_>) {
-        if let Some(step) = &mut self.step {
+        for step in [&mut self.step, &mut self.pass].into_iter().flatten() {
             if matches!(event, Event::LoggedIn { id } if Some(*id) == step.id) {
                 self.logged_in = true;
             }
@@ -1340,6 +1377,164 @@ mod tests {
         assert_eq!(method.unwrap(), LoginMethod::UserPass);
         assert_eq!(wire, "USER alice\r\nPASS secret\r\n");
         client
+    }
+
+    /// Runs `request` with `pieces` of server input, one piece each time the client waits
+    /// (whether or not it had anything to send): the result and each non-empty write.
+    fn drive_pieces<R: Request>(
+        client: &mut Client,
+        mut request: R,
+        pieces: &[&[u8]],
+    ) -> (Result<R::Output, Failure>, Vec<String>) {
+        let mut pieces = pieces.iter();
+        let mut writes = Vec::new();
+        loop {
+            if let Some(result) = request.poll(client) {
+                let mut rest = Vec::new();
+                client.poll_transmit(&mut rest);
+                if !rest.is_empty() {
+                    writes.push(String::from_utf8(rest).unwrap());
+                }
+                return (result, writes);
+            }
+            match client.poll_event().unwrap() {
+                Some(event) => request.on_event(&event),
+                None => {
+                    let mut wire = Vec::new();
+                    if client.poll_transmit(&mut wire) > 0 {
+                        writes.push(String::from_utf8(wire).unwrap());
+                    }
+                    client.handle_input(pieces.next().expect("a reply"));
+                }
+            }
+        }
+    }
+
+    /// Runs the request made by `request` on a client made by `client`, with `replies` (one
+    /// per wait) whole and then with each reply cut at every offset: all runs must show the
+    /// same writes and the same result. Returns the result (as `Debug`), the writes and the
+    /// client of the whole run.
+    fn transcript<R: Request>(
+        client: impl Fn() -> Client,
+        request: impl Fn() -> R,
+        replies: &[&str],
+    ) -> (String, Vec<String>, Client)
+    where
+        R::Output: std::fmt::Debug,
+    {
+        let mut whole = client();
+        let pieces: Vec<&[u8]> = replies.iter().map(|r| r.as_bytes()).collect();
+        let (result, writes) = drive_pieces(&mut whole, request(), &pieces);
+        let result = format!("{result:?}");
+        for (i, reply) in replies.iter().enumerate() {
+            for k in 1..reply.len() {
+                let mut cut = pieces.clone();
+                let (a, b) = reply.as_bytes().split_at(k);
+                cut.splice(i..=i, [a, b]);
+                let mut c = client();
+                let (again, again_writes) = drive_pieces(&mut c, request(), &cut);
+                assert_eq!(format!("{again:?}"), result, "reply {i} cut at {k}");
+                assert_eq!(again_writes, writes, "reply {i} cut at {k}");
+                assert_eq!(c.phase(), whole.phase(), "reply {i} cut at {k}");
+            }
+        }
+        (result, writes, whole)
+    }
+
+    /// A session after the greeting (over TLS when `tls`, plaintext allowed when `plaintext`)
+    /// whose server announced `caps` (CAPA lines); no automatic CAPA.
+    fn announced(tls: bool, plaintext: bool, caps: &str) -> Client {
+        let mut client = Client::new(Config {
+            auto_capa: false,
+            allow_plaintext_auth: plaintext,
+            ..Config::default()
+        });
+        if tls {
+            client.handle_tls_established().unwrap();
+        }
+        client.handle_input(b"+OK ready\r\n");
+        drive(&mut client, open(), &[]).0.unwrap();
+        let reply = format!("+OK\r\n{caps}.\r\n");
+        drive(&mut client, capa(), &[&reply]).0.unwrap();
+        client
+    }
+
+    fn user_pass() -> LoginPlan {
+        login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .method(LoginMethod::UserPass)
+    }
+
+    #[test]
+    fn user_and_pass_go_in_one_write_over_tls_with_pipelining() {
+        let (result, writes, client) = transcript(
+            || announced(true, false, "PIPELINING\r\n"),
+            user_pass,
+            &["+OK\r\n+OK in\r\n"],
+        );
+        assert_eq!(result, "Ok(UserPass)");
+        assert_eq!(writes, ["USER alice\r\nPASS secret\r\n"]);
+        assert_eq!(client.phase(), Phase::Transaction);
+    }
+
+    #[test]
+    fn user_and_pass_go_in_one_write_in_the_clear_when_allowed_and_announced() {
+        let (result, writes, _) = transcript(
+            || announced(false, true, "PIPELINING\r\nUSER\r\n"),
+            user_pass,
+            &["+OK\r\n+OK in\r\n"],
+        );
+        assert_eq!(result, "Ok(UserPass)");
+        assert_eq!(writes, ["USER alice\r\nPASS secret\r\n"]);
+    }
+
+    #[test]
+    fn user_and_pass_are_lock_step_when_one_condition_lacks() {
+        // No PIPELINING (TLS); no USER announced in the clear (plaintext allowed).
+        for (tls, caps) in [(true, "USER\r\n"), (false, "PIPELINING\r\n")] {
+            let (result, writes, _) = transcript(
+                || announced(tls, true, caps),
+                user_pass,
+                &["+OK\r\n", "+OK in\r\n"],
+            );
+            assert_eq!(result, "Ok(UserPass)", "{tls} {caps}");
+            assert_eq!(writes, ["USER alice\r\n", "PASS secret\r\n"], "{tls} {caps}");
+        }
+        // No TLS, plaintext not allowed: refused before anything is sent.
+        let mut client = announced(false, false, "PIPELINING\r\nUSER\r\n");
+        let (result, writes) = drive_pieces(&mut client, user_pass(), &[]);
+        assert!(
+            matches!(
+                result,
+                Err(Failure::Usage(EnqueueError::CleartextCredentials { .. }))
+            ),
+            "{result:?}"
+        );
+        assert!(writes.is_empty());
+        assert!(client.is_idle());
+    }
+
+    #[test]
+    fn a_refused_user_with_the_pass_pipelined_fails_with_the_user_error() {
+        let (result, writes, mut client) = transcript(
+            || announced(true, false, "PIPELINING\r\n"),
+            user_pass,
+            &["-ERR who?\r\n-ERR no\r\n"],
+        );
+        assert!(result.contains("who?"), "{result}");
+        assert_eq!(writes, ["USER alice\r\nPASS secret\r\n"]);
+        assert_eq!(client.phase(), Phase::Authorization);
+        // The next command works.
+        let (capabilities, wire) = drive(&mut client, capa(), &["+OK\r\nUSER\r\n.\r\n"]);
+        assert!(capabilities.unwrap().user);
+        assert_eq!(wire, "CAPA\r\n");
+        // A server that logs in on the PASS anyway: the login follows the PASS.
+        let (result, _, client) = transcript(
+            || announced(true, false, "PIPELINING\r\n"),
+            user_pass,
+            &["-ERR who?\r\n+OK in anyway\r\n"],
+        );
+        assert_eq!(result, "Ok(UserPass)");
+        assert_eq!(client.phase(), Phase::Transaction);
     }
 
     #[test]
