@@ -90,7 +90,7 @@ use crate::command::{Command, CommandId};
 use crate::error::EnqueueError;
 use crate::event::Event;
 use crate::login::{LoginChoiceError, LoginMethod, LoginPolicy, choose_login_bound, scram_binding};
-use crate::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+use crate::reply::{Greeting, Listings, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
 use crate::sasl::{ChannelBinding, CramMd5, External, Login, Plain};
 use crate::secret::Secret;
 use crate::uid::{FetchReport, SeenStore, UidError, check_uid, select_new};
@@ -398,6 +398,60 @@ pub fn uidl() -> Single<Items<UniqueIdListing>> {
 /// `UIDL n`.
 pub fn uidl_one(msg: u32) -> Single<One<UniqueIdListing>> {
     one(Command::Uidl(Some(msg)), unique_id)
+}
+
+/// [`listings`]' request.
+#[derive(Debug)]
+pub struct ListAndUidl {
+    list: Single<Items<ScanListing>>,
+    uidl: Single<Items<UniqueIdListing>>,
+    list_result: Option<Result<Vec<ScanListing>, Failure>>,
+    uidl_queued: bool,
+}
+
+/// `LIST` and `UIDL` queued at once, so that a server that pipelines gets both in one write
+/// (behind the automatic CAPA after login, if it is still queued): one round trip for both
+/// listings. The result comes once both replies are in. A `-ERR` to LIST fails the request
+/// as [`list`] does; a `-ERR` to UIDL is [`Listings::unique_ids`]' error (a server without
+/// UIDL is legal). The listings have the same limits and checks as [`list`] and [`uidl`].
+pub fn listings() -> ListAndUidl {
+    ListAndUidl {
+        list: list(),
+        uidl: uidl(),
+        list_result: None,
+        uidl_queued: false,
+    }
+}
+
+impl Request for ListAndUidl {
+    type Output = Listings;
+
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Listings, Failure>> {
+        if let Some(result) = self.list.poll(client) {
+            self.list_result = Some(result);
+        }
+        if !self.uidl_queued {
+            if let Some(Err(failure)) = self.list_result.take() {
+                // LIST could not be queued: neither is UIDL.
+                return Some(Err(failure));
+            }
+            self.uidl_queued = true;
+        }
+        let unique_ids = match self.uidl.poll(client)? {
+            Ok(unique_ids) => Ok(unique_ids),
+            Err(Failure::Server(error)) => Err(error),
+            Err(failure) => return Some(Err(failure)),
+        };
+        match self.list_result.take()? {
+            Ok(scan) => Some(Ok(Listings { scan, unique_ids })),
+            Err(failure) => Some(Err(failure)),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.list.on_event(event);
+        self.uidl.on_event(event);
+    }
 }
 
 /// `LANG`: (tag, description) pairs.
@@ -1497,7 +1551,11 @@ mod tests {
                 &["+OK\r\n", "+OK in\r\n"],
             );
             assert_eq!(result, "Ok(UserPass)", "{tls} {caps}");
-            assert_eq!(writes, ["USER alice\r\n", "PASS secret\r\n"], "{tls} {caps}");
+            assert_eq!(
+                writes,
+                ["USER alice\r\n", "PASS secret\r\n"],
+                "{tls} {caps}"
+            );
         }
         // No TLS, plaintext not allowed: refused before anything is sent.
         let mut client = announced(false, false, "PIPELINING\r\nUSER\r\n");
@@ -1535,6 +1593,96 @@ mod tests {
         );
         assert_eq!(result, "Ok(UserPass)");
         assert_eq!(client.phase(), Phase::Transaction);
+    }
+
+    /// A TLS session logged in by USER/PASS, with the automatic CAPA (queued after login,
+    /// not sent yet); the server announced PIPELINING before login when `pipelining`.
+    fn after_login(pipelining: bool) -> Client {
+        let mut client = Client::new(Config::default());
+        client.handle_tls_established().unwrap();
+        client.handle_input(b"+OK ready\r\n");
+        let caps = if pipelining {
+            "+OK\r\nPIPELINING\r\nUSER\r\nUIDL\r\n.\r\n"
+        } else {
+            "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+        };
+        // `open` waits for the automatic CAPA's answer.
+        let (_, wire) = drive(&mut client, open(), &[caps]);
+        assert_eq!(wire, "CAPA\r\n");
+        let replies: &[&str] = if pipelining {
+            &["+OK\r\n+OK in\r\n"]
+        } else {
+            &["+OK\r\n", "+OK in\r\n"]
+        };
+        drive(&mut client, user_pass(), replies).0.unwrap();
+        assert_eq!(client.queued(), 1, "the automatic CAPA");
+        client
+    }
+
+    const CAPA_REPLY: &str = "+OK\r\nPIPELINING\r\nUSER\r\nUIDL\r\n.\r\n";
+
+    #[test]
+    fn listings_go_in_one_write_behind_the_capa_after_login() {
+        let all = format!("{CAPA_REPLY}+OK\r\n1 120\r\n2 200\r\n.\r\n+OK\r\n1 a\r\n2 b\r\n.\r\n");
+        let (result, writes, _) = transcript(|| after_login(true), listings, &[&all]);
+        assert_eq!(writes, ["CAPA\r\nLIST\r\nUIDL\r\n"]);
+        let expected = Listings {
+            scan: vec![
+                ScanListing { msg: 1, size: 120 },
+                ScanListing { msg: 2, size: 200 },
+            ],
+            unique_ids: Ok(vec![
+                UniqueIdListing {
+                    msg: 1,
+                    uid: "a".into(),
+                },
+                UniqueIdListing {
+                    msg: 2,
+                    uid: "b".into(),
+                },
+            ]),
+        };
+        assert_eq!(result, format!("{:?}", Ok::<_, Failure>(expected)));
+    }
+
+    #[test]
+    fn listings_go_one_at_a_time_without_pipelining() {
+        let (result, writes, _) = transcript(
+            || after_login(false),
+            listings,
+            &[
+                "+OK\r\nUSER\r\n.\r\n",
+                "+OK\r\n1 120\r\n.\r\n",
+                "+OK\r\n1 a\r\n.\r\n",
+            ],
+        );
+        assert_eq!(writes, ["CAPA\r\n", "LIST\r\n", "UIDL\r\n"]);
+        assert!(result.starts_with("Ok(Listings"), "{result}");
+    }
+
+    #[test]
+    fn listings_return_a_uidl_refusal_typed_and_fail_on_a_list_refusal() {
+        let all = format!("{CAPA_REPLY}+OK\r\n1 120\r\n.\r\n-ERR [SYS/PERM] no UIDL here\r\n");
+        let mut client = after_login(true);
+        let (result, writes) = drive_pieces(&mut client, listings(), &[all.as_bytes()]);
+        assert_eq!(writes, ["CAPA\r\nLIST\r\nUIDL\r\n"]);
+        let answer = result.unwrap();
+        assert_eq!(answer.scan, [ScanListing { msg: 1, size: 120 }]);
+        let error = answer.unique_ids.unwrap_err();
+        assert_eq!(error.command, crate::CommandKind::Uidl);
+        assert_eq!(error.text, "no UIDL here");
+        assert!(error.code.is_some());
+        // A refused LIST fails the request; UIDL's reply is read too, and the session goes on.
+        let all = format!("{CAPA_REPLY}-ERR busy\r\n+OK\r\n1 a\r\n.\r\n");
+        let (result, writes, mut client) = transcript(|| after_login(true), listings, &[&all]);
+        assert_eq!(writes, ["CAPA\r\nLIST\r\nUIDL\r\n"]);
+        assert!(
+            result.starts_with("Err(Server(") && result.contains("busy"),
+            "{result}"
+        );
+        let (reply, wire) = drive(&mut client, simple(Command::Noop), &["+OK fine\r\n"]);
+        assert_eq!(reply.unwrap().text, "fine");
+        assert_eq!(wire, "NOOP\r\n");
     }
 
     #[test]

@@ -404,7 +404,9 @@ fn a_refused_user_with_the_pass_pipelined_reports_both_replies() {
             "{events:?}"
         );
         assert!(
-            events.iter().any(|e| e.contains(&format!("id: {pass:?}, command: Pass"))),
+            events
+                .iter()
+                .any(|e| e.contains(&format!("id: {pass:?}, command: Pass"))),
             "{events:?}"
         );
         assert_eq!(c.phase(), phase);

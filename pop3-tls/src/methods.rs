@@ -23,8 +23,9 @@ macro_rules! methods {
             self.run($crate::pop3_proto::request::capa())$(.$aw)?
         }
 
-        /// `USER name`. Without TLS it waits for its reply before anything else is sent, so
-        /// that a refused USER never exposes the password.
+        /// `USER name`. Nothing is sent behind it before its reply unless the server pipelines
+        /// and a PASS behind it exposes nothing the caller did not allow (TLS, or plaintext
+        /// allowed and `USER` announced), so that a refused USER never exposes the password.
         pub $($asyncness)? fn user(&mut self, name: &str) -> ::std::result::Result<$crate::pop3_proto::reply::Reply, $crate::ConnectionError> {
             self.run($crate::pop3_proto::request::simple($crate::pop3_proto::Command::user(name)))$(.$aw)?
         }
@@ -125,6 +126,16 @@ macro_rules! methods {
         /// `UIDL`: every message's unique id.
         pub $($asyncness)? fn uidl(&mut self) -> ::std::result::Result<Vec<$crate::pop3_proto::reply::UniqueIdListing>, $crate::ConnectionError> {
             self.run($crate::pop3_proto::request::uidl())$(.$aw)?
+        }
+
+        /// `LIST` and `UIDL` together: both queued at once, so a server that pipelines gets
+        /// them in one write (one round trip for both; one at a time otherwise). A `-ERR` to
+        /// LIST is `Error::Server`, as in `list`; a `-ERR` to UIDL is
+        /// [`Listings::unique_ids`](pop3_tls::pop3_proto::reply::Listings::unique_ids)' error
+        /// (a server without UIDL is legal). See
+        /// [`request::listings`](pop3_tls::pop3_proto::request::listings).
+        pub $($asyncness)? fn listings(&mut self) -> ::std::result::Result<$crate::pop3_proto::reply::Listings, $crate::ConnectionError> {
+            self.run($crate::pop3_proto::request::listings())$(.$aw)?
         }
 
         /// `UIDL n`: one message's unique id.
