@@ -1039,6 +1039,7 @@ impl Request for DeleMany {
 enum Piped {
     Retr(u32),
     Dele(u32),
+    Quit,
 }
 
 impl Piped {
@@ -1046,6 +1047,7 @@ impl Piped {
         match self {
             Self::Retr(msg) => Command::retr(msg),
             Self::Dele(msg) => Command::dele(msg),
+            Self::Quit => Command::Quit,
         }
     }
 }
@@ -1068,6 +1070,13 @@ pub enum PipelineEvent<'a> {
         /// `Ok` for `+OK`, else the server's refusal.
         result: Result<(), ServerError>,
     },
+    /// The reply to the QUIT of [`Pipeline::quit`]: the session is over (the phase is
+    /// [`Phase::Closed`]). After login a `+OK` means the server committed the deletions, a
+    /// `-ERR` that it did not.
+    Quit {
+        /// The `+OK` line, else the server's refusal.
+        result: Result<Reply, ServerError>,
+    },
 }
 
 /// RETRs and DELEs that stay in flight across requests, so that a caller that works in
@@ -1082,7 +1091,9 @@ pub enum PipelineEvent<'a> {
 ///
 /// Run nothing else on the session while commands of a pipeline are unanswered, except
 /// to end it: another request ignores their replies (a `QUIT` then reads and discards them
-/// before its own), so they are lost to the pipeline.
+/// before its own), so they are lost to the pipeline. To end the session without a round
+/// trip of its own, queue its QUIT here with [`quit`](Self::quit): it goes out behind the
+/// last commands and its reply comes as [`PipelineEvent::Quit`].
 #[derive(Debug, Default)]
 pub struct Pipeline {
     /// Queued by the caller, not yet given to the client.
@@ -1091,6 +1102,8 @@ pub struct Pipeline {
     sent: std::collections::VecDeque<(CommandId, Piped)>,
     /// Whether the oldest sent command's `Start` was handed over.
     started: bool,
+    /// Whether [`quit`](Self::quit) was called: nothing may be queued after it.
+    quit: bool,
 }
 
 impl Pipeline {
@@ -1110,18 +1123,41 @@ impl Pipeline {
     }
 
     /// Queues `RETR msg` for each of `msgs` (sent with the next [`replies`](Self::replies)).
-    /// A bad message number queues nothing.
+    /// A bad message number queues nothing; after [`quit`](Self::quit) nothing is queued
+    /// ([`EnqueueError::Closed`]).
     pub fn retr(&mut self, msgs: &[u32]) -> Result<(), EnqueueError> {
         self.queue(msgs, Piped::Retr)
     }
 
     /// Queues `DELE msg` for each of `msgs` (sent with the next [`replies`](Self::replies)),
-    /// behind every command queued before. A bad message number queues nothing.
+    /// behind every command queued before. A bad message number queues nothing; after
+    /// [`quit`](Self::quit) nothing is queued ([`EnqueueError::Closed`]).
     pub fn dele(&mut self, msgs: &[u32]) -> Result<(), EnqueueError> {
         self.queue(msgs, Piped::Dele)
     }
 
+    /// Queues `QUIT` behind every command queued before (sent with the next
+    /// [`replies`](Self::replies), in the same write as the last commands when the server
+    /// pipelines). Its reply is handed over as [`PipelineEvent::Quit`] and counts as one
+    /// reply for `replies`' `count`; the session is over after it. Nothing can be queued
+    /// after it: [`retr`](Self::retr), [`dele`](Self::dele) and `quit` then fail with
+    /// [`EnqueueError::Closed`].
+    ///
+    /// The adapters' own `quit` then sends nothing (the core refuses a second QUIT): it
+    /// fails with the usage error `EnqueueError::Closed`; drop the connection instead.
+    pub fn quit(&mut self) -> Result<(), EnqueueError> {
+        if self.quit {
+            return Err(EnqueueError::Closed);
+        }
+        self.quit = true;
+        self.waiting.push_back(Piped::Quit);
+        Ok(())
+    }
+
     fn queue(&mut self, msgs: &[u32], make: fn(u32) -> Piped) -> Result<(), EnqueueError> {
+        if self.quit {
+            return Err(EnqueueError::Closed);
+        }
         for &msg in msgs {
             make(msg).command().validate()?;
         }
@@ -1218,6 +1254,17 @@ impl<F: FnMut(PipelineEvent<'_>) -> io::Result<()>> Request for Replies<'_, F> {
                             result: Err(e),
                         })
                     }),
+                    _ => Ok(()),
+                },
+                Piped::Quit => match event {
+                    Event::Ok { code, text, .. } => on(PipelineEvent::Quit {
+                        result: Ok(Reply {
+                            code: code.cloned(),
+                            text: text.to_string(),
+                        }),
+                    }),
+                    Event::Err { .. } => server_error(event)
+                        .map_or(Ok(()), |e| on(PipelineEvent::Quit { result: Err(e) })),
                     _ => Ok(()),
                 },
             };
@@ -1915,6 +1962,7 @@ mod tests {
             seen.push(match event {
                 PipelineEvent::Retr { msg, event } => format!("{msg}:{event:?}"),
                 PipelineEvent::Dele { msg, result } => format!("DELE {msg}:{}", result.is_ok()),
+                PipelineEvent::Quit { result } => format!("QUIT:{result:?}"),
             });
             Ok(())
         }
@@ -1974,6 +2022,102 @@ mod tests {
         assert_eq!(wire, "DELE 1\r\nDELE 2\r\n");
         assert_eq!(seen, ["DELE 1:true", "DELE 2:false"]);
         assert!(pipeline.is_empty());
+    }
+
+    /// RETR 1, RETR 2 and QUIT through a pipeline on a pipelining session, the server's
+    /// bytes in `pieces`: what was handed over, the writes, the phase after.
+    fn pipeline_with_quit(pieces: &[&[u8]]) -> (Vec<String>, Vec<String>, Phase) {
+        let mut client = pipelining();
+        let mut pipeline = Pipeline::new();
+        pipeline.retr(&[1, 2]).unwrap();
+        pipeline.quit().unwrap();
+        assert_eq!(pipeline.len(), 3);
+        let mut seen = Vec::new();
+        let (result, writes) = drive_pieces(
+            &mut client,
+            pipeline.replies(usize::MAX, describe(&mut seen)),
+            pieces,
+        );
+        result.unwrap();
+        assert!(pipeline.is_empty());
+        // Nothing can be queued after QUIT, in the pipeline or in the client.
+        assert!(matches!(pipeline.retr(&[3]), Err(EnqueueError::Closed)));
+        assert!(matches!(pipeline.dele(&[1]), Err(EnqueueError::Closed)));
+        assert!(matches!(pipeline.quit(), Err(EnqueueError::Closed)));
+        assert!(matches!(
+            client.enqueue(Command::Quit),
+            Err(EnqueueError::Closed)
+        ));
+        let mut rest = Vec::new();
+        assert_eq!(client.poll_transmit(&mut rest), 0, "nothing after QUIT");
+        (seen, writes, client.phase())
+    }
+
+    #[test]
+    fn a_pipeline_quit_goes_in_the_same_write_and_its_reply_is_handed_over() {
+        let all = "+OK\r\na\r\n.\r\n-ERR gone\r\n+OK bye\r\n";
+        let (seen, writes, phase) = pipeline_with_quit(&[all.as_bytes()]);
+        assert_eq!(writes, ["RETR 1\r\nRETR 2\r\nQUIT\r\n"]);
+        assert_eq!(
+            seen[..3],
+            ["1:Start", "1:Chunk([97, 13, 10])", "1:End { octets: 3 }"]
+        );
+        assert!(seen[3].starts_with("2:Refused"), "{seen:?}");
+        assert_eq!(seen[4], r#"QUIT:Ok(Reply { code: None, text: "bye" })"#);
+        assert_eq!(seen.len(), 5);
+        assert_eq!(phase, Phase::Closed);
+        // Cut anywhere: the same, but for how the body is chunked.
+        let steps = |seen: &[String]| -> Vec<String> {
+            seen.iter()
+                .filter(|s| !s.contains(":Chunk("))
+                .cloned()
+                .collect()
+        };
+        for k in 1..all.len() {
+            let (a, b) = all.as_bytes().split_at(k);
+            let (cut_seen, cut_writes, cut_phase) = pipeline_with_quit(&[a, b]);
+            assert_eq!(steps(&cut_seen), steps(&seen), "cut at {k}");
+            assert_eq!(
+                (cut_writes, cut_phase),
+                (writes.clone(), phase),
+                "cut at {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pipeline_quit_refused_is_typed_and_counted() {
+        let mut client = pipelining();
+        let mut pipeline = Pipeline::new();
+        pipeline.dele(&[1]).unwrap();
+        pipeline.quit().unwrap();
+        let mut seen = Vec::new();
+        // The DELE first, with the QUIT already on the wire.
+        let (result, writes) = drive_pieces(
+            &mut client,
+            pipeline.replies(1, describe(&mut seen)),
+            &[b"+OK\r\n"],
+        );
+        result.unwrap();
+        assert_eq!(writes, ["DELE 1\r\nQUIT\r\n"]);
+        assert_eq!(seen, ["DELE 1:true"]);
+        assert_eq!(pipeline.len(), 1);
+        assert_eq!(client.phase(), Phase::Update);
+        seen.clear();
+        let (result, writes) = drive_pieces(
+            &mut client,
+            pipeline.replies(1, describe(&mut seen)),
+            &[b"-ERR [SYS/TEMP] could not commit\r\n"],
+        );
+        result.unwrap();
+        assert!(writes.is_empty());
+        assert_eq!(seen.len(), 1);
+        assert!(
+            seen[0].starts_with("QUIT:Err(ServerError { command: Quit, code: Some(")
+                && seen[0].contains("could not commit"),
+            "{seen:?}"
+        );
+        assert_eq!(client.phase(), Phase::Closed);
     }
 
     #[test]

@@ -187,6 +187,11 @@ macro_rules! methods {
         /// read and discarded, and its error is returned as `Error::Io`; the connection stays
         /// usable and the later commands stay in flight. Run nothing else while the pipeline
         /// has unanswered commands, except `quit` (which reads and discards their replies).
+        ///
+        /// A QUIT queued with `Pipeline::quit` goes out behind the last commands (in the same
+        /// write when the server pipelines) and its reply comes as `PipelineEvent::Quit`,
+        /// counted in `count`; the session is then over: `quit` sends no second QUIT (it
+        /// fails with `Error::Usage`), and dropping the connection is all that is left.
         pub $($asyncness)? fn pipeline_replies(&mut self, pipeline: &mut $crate::pop3_proto::request::Pipeline, count: usize, on_event: impl FnMut($crate::pop3_proto::request::PipelineEvent<'_>) -> ::std::io::Result<()>) -> ::std::result::Result<(), $crate::ConnectionError> {
             self.run(pipeline.replies(count, on_event))$(.$aw)?
         }
