@@ -247,6 +247,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// After a timeout (or any other fatal error) QUIT is not sent: it fails with
     /// [`Error::Unusable`] (or [`Error::Closed`]), and nothing is committed.
+    ///
+    /// After a QUIT queued in a [`Pipeline`](crate::Pipeline) (`Pipeline::quit`), no second
+    /// QUIT is sent: this fails with [`Error::Usage`]`(EnqueueError::Closed)` and the verdict
+    /// is the pipeline's `PipelineEvent::Quit`. Just drop the connection then (the stream is
+    /// not shut down with a TLS close_notify; the server has closed the session already).
     pub async fn quit(mut self) -> Result<Reply, Error> {
         let reply = self.run(request::simple(Command::Quit)).await?;
         // Best effort (TLS close_notify): the session is over whatever happens here.

@@ -269,6 +269,10 @@ impl<S: Read + Write> Connection<S> {
     ///
     /// After a timeout (or any other fatal error) QUIT is not sent: it fails with
     /// [`Error::Unusable`] (or [`Error::Closed`]), and nothing is committed.
+    ///
+    /// After a QUIT queued in a [`Pipeline`](crate::Pipeline) (`Pipeline::quit`), no second
+    /// QUIT is sent: this fails with [`Error::Usage`]`(EnqueueError::Closed)` and the verdict
+    /// is the pipeline's `PipelineEvent::Quit`. Just drop the connection then.
     pub fn quit(mut self) -> Result<Reply, Error> {
         self.run(request::simple(Command::Quit))
     }

@@ -421,10 +421,14 @@ pub(crate) struct Props {
     pub(crate) phases: &'static [Phase],
     /// It waits for an empty pipe before it is sent (nothing may be in flight ahead of it).
     pub(crate) barrier: bool,
+    /// Nothing follows it on the wire until its reply (QUIT: the session ends there), though
+    /// it may itself follow commands in flight.
+    pub(crate) holds: bool,
     /// Its `+OK` logs in (the session enters TRANSACTION).
     pub(crate) login: bool,
-    /// A secret usually follows it (USER, then PASS): without TLS nothing follows it on the
-    /// wire until its reply, and a `-ERR` cancels the PASS queued behind it.
+    /// A secret usually follows it (USER, then PASS): nothing follows it on the wire until its
+    /// reply unless the PASS may ride behind it (see [`Props::holds_pipe`]), and a `-ERR`
+    /// cancels a PASS still queued behind it.
     pub(crate) precedes_secret: bool,
     /// Whether its line exposes a reusable secret.
     pub(crate) exposure: Exposure,
@@ -437,6 +441,7 @@ impl Props {
         Self {
             phases,
             barrier: false,
+            holds: false,
             login: false,
             precedes_secret: false,
             exposure: Exposure::None,
@@ -445,6 +450,10 @@ impl Props {
     }
     const fn barrier(mut self) -> Self {
         self.barrier = true;
+        self
+    }
+    const fn holds(mut self) -> Self {
+        self.holds = true;
         self
     }
     const fn login(mut self, exposure: Exposure) -> Self {
@@ -459,11 +468,13 @@ impl Props {
     }
 
     /// Whether nothing may follow a command of this kind on the wire until its reply is in:
-    /// a barrier (STLS, AUTH, QUIT, UTF8 change the connection), a login (some servers drop
-    /// every byte that arrived before the login's reply), and, without TLS, USER (so that a
-    /// refused USER cannot expose the PASS behind it).
-    pub(crate) fn holds_pipe(self, tls: bool) -> bool {
-        self.barrier || self.login || (self.precedes_secret && !tls)
+    /// a barrier (STLS, AUTH, UTF8 change the connection), QUIT (the session ends at its
+    /// reply), a login (some servers drop every byte that arrived before the login's reply),
+    /// and USER unless `pass_may_follow`: the client passes whether a PASS behind USER
+    /// exposes nothing the caller did not allow (TLS, or plaintext allowed and `USER`
+    /// announced), so that otherwise a refused USER never exposes the PASS behind it.
+    pub(crate) fn holds_pipe(self, pass_may_follow: bool) -> bool {
+        self.barrier || self.holds || self.login || (self.precedes_secret && !pass_may_follow)
     }
 
     /// Whether it may be queued in `phase`.
@@ -516,7 +527,9 @@ impl CommandKind {
                 .barrier()
                 .login(Exposure::Mechanism),
             Self::Stls | Self::Utf8 => Props::new(BEFORE_LOGIN, Single).barrier(),
-            Self::Quit => Props::new(ANY, Single).barrier(),
+            // Not a barrier: QUIT may follow commands in flight (their replies come first),
+            // but nothing follows it.
+            Self::Quit => Props::new(ANY, Single).holds(),
             Self::Capa => Props::new(ANY, Multi),
             Self::Lang => Props::new(ANY, MultiWithoutArgument),
             Self::Stat | Self::Dele | Self::Noop | Self::Rset => Props::new(TRANSACTION, Single),
@@ -720,7 +733,7 @@ mod tests {
             (
                 CommandKind::Quit,
                 "GAHT",
-                true,
+                false,
                 false,
                 false,
                 E::None,
@@ -819,6 +832,8 @@ mod tests {
             assert!(!props.allowed_in(Phase::Update), "{kind}: UPDATE");
             assert!(!props.allowed_in(Phase::Closed), "{kind}: CLOSED");
             assert_eq!(props.barrier, barrier, "{kind}: barrier");
+            // Only QUIT holds the pipe without being a barrier.
+            assert_eq!(props.holds, kind == CommandKind::Quit, "{kind}: holds");
             assert_eq!(props.login, login, "{kind}: login");
             assert_eq!(
                 props.precedes_secret, precedes_secret,
@@ -829,13 +844,13 @@ mod tests {
         }
     }
 
-    /// What holds the pipe: barriers, logins, and USER without TLS only.
+    /// What holds the pipe: barriers, QUIT, logins, and USER unless a PASS may follow it.
     #[test]
     fn holds_pipe_follows_the_table() {
-        let held = |tls| -> Vec<CommandKind> {
+        let held = |pass_may_follow| -> Vec<CommandKind> {
             CommandKind::ALL
                 .into_iter()
-                .filter(|k| k.props().holds_pipe(tls))
+                .filter(|k| k.props().holds_pipe(pass_may_follow))
                 .collect()
         };
         use CommandKind::*;

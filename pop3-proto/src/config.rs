@@ -51,6 +51,12 @@ pub struct Config {
     /// XOAUTH2, OAUTHBEARER) or crack offline (APOP) over a connection without TLS. Default
     /// `false`. ([`choose_login`](crate::login::choose_login) also keeps CRAM-MD5 and SCRAM
     /// for TLS unless its policy allows plaintext; asked for explicitly, they are sent.)
+    ///
+    /// Set, it also lets a PASS queued behind USER go out in the same write on a connection
+    /// without TLS when the server pipelines and its current capabilities announce `USER`;
+    /// otherwise (and always without it) a PASS without TLS waits for USER's `+OK`, so a
+    /// refused USER never exposes it. Over TLS the PASS follows USER whenever the server
+    /// pipelines.
     pub allow_plaintext_auth: bool,
     /// The lowest SCRAM iteration count accepted from a server. Default 4096, the minimum of
     /// RFC 7677 section 4: fewer makes a recorded exchange cheaper to crack offline. A lower

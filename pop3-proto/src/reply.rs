@@ -52,6 +52,17 @@ pub struct UniqueIdListing {
     pub uid: String,
 }
 
+/// LIST and UIDL asked together ([`request::listings`](crate::request::listings)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listings {
+    /// Every message's number and size (LIST).
+    pub scan: Vec<ScanListing>,
+    /// Every message's unique id (UIDL), or the server's refusal: a server without UIDL is
+    /// legal (RFC 1939 lists UIDL as optional).
+    pub unique_ids: Result<Vec<UniqueIdListing>, ServerError>,
+}
+
 /// A `-ERR` reply, as adapters report it in their error types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the server refused {command}: -ERR {}{text}", code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default())]

@@ -90,7 +90,7 @@ use crate::command::{Command, CommandId};
 use crate::error::EnqueueError;
 use crate::event::Event;
 use crate::login::{LoginChoiceError, LoginMethod, LoginPolicy, choose_login_bound, scram_binding};
-use crate::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+use crate::reply::{Greeting, Listings, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
 use crate::sasl::{ChannelBinding, CramMd5, External, Login, Plain};
 use crate::secret::Secret;
 use crate::uid::{FetchReport, SeenStore, UidError, check_uid, select_new};
@@ -400,6 +400,60 @@ pub fn uidl_one(msg: u32) -> Single<One<UniqueIdListing>> {
     one(Command::Uidl(Some(msg)), unique_id)
 }
 
+/// [`listings`]' request.
+#[derive(Debug)]
+pub struct ListAndUidl {
+    list: Single<Items<ScanListing>>,
+    uidl: Single<Items<UniqueIdListing>>,
+    list_result: Option<Result<Vec<ScanListing>, Failure>>,
+    uidl_queued: bool,
+}
+
+/// `LIST` and `UIDL` queued at once, so that a server that pipelines gets both in one write
+/// (behind the automatic CAPA after login, if it is still queued): one round trip for both
+/// listings. The result comes once both replies are in. A `-ERR` to LIST fails the request
+/// as [`list`] does; a `-ERR` to UIDL is [`Listings::unique_ids`]' error (a server without
+/// UIDL is legal). The listings have the same limits and checks as [`list`] and [`uidl`].
+pub fn listings() -> ListAndUidl {
+    ListAndUidl {
+        list: list(),
+        uidl: uidl(),
+        list_result: None,
+        uidl_queued: false,
+    }
+}
+
+impl Request for ListAndUidl {
+    type Output = Listings;
+
+    fn poll(&mut self, client: &mut Client) -> Option<Result<Listings, Failure>> {
+        if let Some(result) = self.list.poll(client) {
+            self.list_result = Some(result);
+        }
+        if !self.uidl_queued {
+            if let Some(Err(failure)) = self.list_result.take() {
+                // LIST could not be queued: neither is UIDL.
+                return Some(Err(failure));
+            }
+            self.uidl_queued = true;
+        }
+        let unique_ids = match self.uidl.poll(client)? {
+            Ok(unique_ids) => Ok(unique_ids),
+            Err(Failure::Server(error)) => Err(error),
+            Err(failure) => return Some(Err(failure)),
+        };
+        match self.list_result.take()? {
+            Ok(scan) => Some(Ok(Listings { scan, unique_ids })),
+            Err(failure) => Some(Err(failure)),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.list.on_event(event);
+        self.uidl.on_event(event);
+    }
+}
+
 /// `LANG`: (tag, description) pairs.
 pub fn lang() -> Single<Items<(String, String)>> {
     items(Command::Lang(None), |event| match event {
@@ -620,6 +674,13 @@ impl Request for Settle {
 /// How to log in, and the plan that does it: one of [`LoginMethod`]'s commands (USER then
 /// PASS for [`LoginMethod::UserPass`]) up to [`Event::LoggedIn`] and its `+OK`. The CAPA the
 /// core asks after login is not waited for: it goes out with the caller's next command.
+///
+/// For USER/PASS both commands are queued at once and the core decides when the PASS goes
+/// out: in the same write as USER when the server pipelines and the PASS exposes nothing the
+/// caller did not allow (see [`Client::poll_transmit`]), otherwise only after USER's `+OK`
+/// (a `-ERR` to USER then cancels it). A refused USER fails the login with USER's error; if
+/// the PASS had gone out, its reply is read first, and should the server log in on it
+/// anyway, the login succeeds (the phase is TRANSACTION).
 #[derive(Debug)]
 pub struct LoginPlan {
     user: String,
@@ -630,6 +691,10 @@ pub struct LoginPlan {
     forced: Option<LoginMethod>,
     method: Option<LoginMethod>,
     step: Option<Single<Status>>,
+    /// USER/PASS only: the PASS, queued right behind USER.
+    pass: Option<Single<Status>>,
+    /// USER/PASS only: USER's result, kept until PASS's reply (or cancellation) is in.
+    user_result: Option<Result<Reply, Failure>>,
     logged_in: bool,
 }
 
@@ -653,6 +718,8 @@ pub fn login(
         forced: None,
         method: None,
         step: None,
+        pass: None,
+        user_result: None,
         logged_in: false,
     }
 }
@@ -763,23 +830,47 @@ impl Request for LoginPlan {
                 Ok(command) => self.step = Some(simple(command)),
                 Err(failure) => return Some(Err(failure)),
             }
+            if let Some(password) = self.password.take() {
+                // Refused before USER is queued, so that USER is not sent for nothing.
+                if !client.is_tls() && !client.config().allow_plaintext_auth {
+                    return Some(Err(EnqueueError::CleartextCredentials {
+                        command: crate::command::CommandKind::Pass,
+                    }
+                    .into()));
+                }
+                self.pass = Some(simple(Command::pass(password)));
+            }
         }
         let step = self.step.as_mut()?;
-        match step.poll(client)? {
-            Err(failure) => Some(Err(failure)),
-            // USER accepted: now PASS (the core holds it back while USER is unanswered).
-            Ok(_) if self.password.is_some() => {
-                let password = self.password.take().unwrap_or_default();
-                self.step = Some(simple(Command::pass(password)));
-                self.poll(client)
+        if let Some(result) = step.poll(client) {
+            self.user_result = Some(result);
+        }
+        let Some(pass) = self.pass.as_mut() else {
+            // One command: its result is the login's.
+            return match self.user_result.take()? {
+                Err(failure) => Some(Err(failure)),
+                Ok(_) if self.logged_in => self.method.map(Ok),
+                Ok(_) => Some(Err(Failure::Closed)),
+            };
+        };
+        if pass.id.is_none() && matches!(self.user_result, Some(Err(_))) {
+            // USER could not be queued: neither is the PASS.
+            if let Some(Err(failure)) = self.user_result.take() {
+                return Some(Err(failure));
             }
-            Ok(_) if self.logged_in => self.method.map(Ok),
-            Ok(_) => Some(Err(Failure::Closed)),
+        }
+        // Queued right behind USER; the core sends it when the rules allow.
+        let pass_result = pass.poll(client)?;
+        match (self.user_result.take(), pass_result) {
+            // The server logged in on the PASS: that decides, whatever USER's reply was.
+            (_, Ok(_)) if self.logged_in => self.method.map(Ok),
+            (Some(Err(failure)), _) | (_, Err(failure)) => Some(Err(failure)),
+            _ => Some(Err(Failure::Closed)),
         }
     }
 
     fn on_event(&mut self, event: &Event<'_>) {
-        if let Some(step) = &mut self.step {
+        for step in [&mut self.step, &mut self.pass].into_iter().flatten() {
             if matches!(event, Event::LoggedIn { id } if Some(*id) == step.id) {
                 self.logged_in = true;
             }
@@ -948,6 +1039,7 @@ impl Request for DeleMany {
 enum Piped {
     Retr(u32),
     Dele(u32),
+    Quit,
 }
 
 impl Piped {
@@ -955,6 +1047,7 @@ impl Piped {
         match self {
             Self::Retr(msg) => Command::retr(msg),
             Self::Dele(msg) => Command::dele(msg),
+            Self::Quit => Command::Quit,
         }
     }
 }
@@ -977,6 +1070,13 @@ pub enum PipelineEvent<'a> {
         /// `Ok` for `+OK`, else the server's refusal.
         result: Result<(), ServerError>,
     },
+    /// The reply to the QUIT of [`Pipeline::quit`]: the session is over (the phase is
+    /// [`Phase::Closed`]). After login a `+OK` means the server committed the deletions, a
+    /// `-ERR` that it did not.
+    Quit {
+        /// The `+OK` line, else the server's refusal.
+        result: Result<Reply, ServerError>,
+    },
 }
 
 /// RETRs and DELEs that stay in flight across requests, so that a caller that works in
@@ -991,7 +1091,9 @@ pub enum PipelineEvent<'a> {
 ///
 /// Run nothing else on the session while commands of a pipeline are unanswered, except
 /// to end it: another request ignores their replies (a `QUIT` then reads and discards them
-/// before its own), so they are lost to the pipeline.
+/// before its own), so they are lost to the pipeline. To end the session without a round
+/// trip of its own, queue its QUIT here with [`quit`](Self::quit): it goes out behind the
+/// last commands and its reply comes as [`PipelineEvent::Quit`].
 #[derive(Debug, Default)]
 pub struct Pipeline {
     /// Queued by the caller, not yet given to the client.
@@ -1000,6 +1102,8 @@ pub struct Pipeline {
     sent: std::collections::VecDeque<(CommandId, Piped)>,
     /// Whether the oldest sent command's `Start` was handed over.
     started: bool,
+    /// Whether [`quit`](Self::quit) was called: nothing may be queued after it.
+    quit: bool,
 }
 
 impl Pipeline {
@@ -1019,18 +1123,41 @@ impl Pipeline {
     }
 
     /// Queues `RETR msg` for each of `msgs` (sent with the next [`replies`](Self::replies)).
-    /// A bad message number queues nothing.
+    /// A bad message number queues nothing; after [`quit`](Self::quit) nothing is queued
+    /// ([`EnqueueError::Closed`]).
     pub fn retr(&mut self, msgs: &[u32]) -> Result<(), EnqueueError> {
         self.queue(msgs, Piped::Retr)
     }
 
     /// Queues `DELE msg` for each of `msgs` (sent with the next [`replies`](Self::replies)),
-    /// behind every command queued before. A bad message number queues nothing.
+    /// behind every command queued before. A bad message number queues nothing; after
+    /// [`quit`](Self::quit) nothing is queued ([`EnqueueError::Closed`]).
     pub fn dele(&mut self, msgs: &[u32]) -> Result<(), EnqueueError> {
         self.queue(msgs, Piped::Dele)
     }
 
+    /// Queues `QUIT` behind every command queued before (sent with the next
+    /// [`replies`](Self::replies), in the same write as the last commands when the server
+    /// pipelines). Its reply is handed over as [`PipelineEvent::Quit`] and counts as one
+    /// reply for `replies`' `count`; the session is over after it. Nothing can be queued
+    /// after it: [`retr`](Self::retr), [`dele`](Self::dele) and `quit` then fail with
+    /// [`EnqueueError::Closed`].
+    ///
+    /// The adapters' own `quit` then sends nothing (the core refuses a second QUIT): it
+    /// fails with the usage error `EnqueueError::Closed`; drop the connection instead.
+    pub fn quit(&mut self) -> Result<(), EnqueueError> {
+        if self.quit {
+            return Err(EnqueueError::Closed);
+        }
+        self.quit = true;
+        self.waiting.push_back(Piped::Quit);
+        Ok(())
+    }
+
     fn queue(&mut self, msgs: &[u32], make: fn(u32) -> Piped) -> Result<(), EnqueueError> {
+        if self.quit {
+            return Err(EnqueueError::Closed);
+        }
         for &msg in msgs {
             make(msg).command().validate()?;
         }
@@ -1127,6 +1254,17 @@ impl<F: FnMut(PipelineEvent<'_>) -> io::Result<()>> Request for Replies<'_, F> {
                             result: Err(e),
                         })
                     }),
+                    _ => Ok(()),
+                },
+                Piped::Quit => match event {
+                    Event::Ok { code, text, .. } => on(PipelineEvent::Quit {
+                        result: Ok(Reply {
+                            code: code.cloned(),
+                            text: text.to_string(),
+                        }),
+                    }),
+                    Event::Err { .. } => server_error(event)
+                        .map_or(Ok(()), |e| on(PipelineEvent::Quit { result: Err(e) })),
                     _ => Ok(()),
                 },
             };
@@ -1340,6 +1478,258 @@ mod tests {
         assert_eq!(method.unwrap(), LoginMethod::UserPass);
         assert_eq!(wire, "USER alice\r\nPASS secret\r\n");
         client
+    }
+
+    /// Runs `request` with `pieces` of server input, one piece each time the client waits
+    /// (whether or not it had anything to send): the result and each non-empty write.
+    fn drive_pieces<R: Request>(
+        client: &mut Client,
+        mut request: R,
+        pieces: &[&[u8]],
+    ) -> (Result<R::Output, Failure>, Vec<String>) {
+        let mut pieces = pieces.iter();
+        let mut writes = Vec::new();
+        loop {
+            if let Some(result) = request.poll(client) {
+                let mut rest = Vec::new();
+                client.poll_transmit(&mut rest);
+                if !rest.is_empty() {
+                    writes.push(String::from_utf8(rest).unwrap());
+                }
+                return (result, writes);
+            }
+            match client.poll_event().unwrap() {
+                Some(event) => request.on_event(&event),
+                None => {
+                    let mut wire = Vec::new();
+                    if client.poll_transmit(&mut wire) > 0 {
+                        writes.push(String::from_utf8(wire).unwrap());
+                    }
+                    client.handle_input(pieces.next().expect("a reply"));
+                }
+            }
+        }
+    }
+
+    /// Runs the request made by `request` on a client made by `client`, with `replies` (one
+    /// per wait) whole and then with each reply cut at every offset: all runs must show the
+    /// same writes and the same result. Returns the result (as `Debug`), the writes and the
+    /// client of the whole run.
+    fn transcript<R: Request>(
+        client: impl Fn() -> Client,
+        request: impl Fn() -> R,
+        replies: &[&str],
+    ) -> (String, Vec<String>, Client)
+    where
+        R::Output: std::fmt::Debug,
+    {
+        let mut whole = client();
+        let pieces: Vec<&[u8]> = replies.iter().map(|r| r.as_bytes()).collect();
+        let (result, writes) = drive_pieces(&mut whole, request(), &pieces);
+        let result = format!("{result:?}");
+        for (i, reply) in replies.iter().enumerate() {
+            for k in 1..reply.len() {
+                let mut cut = pieces.clone();
+                let (a, b) = reply.as_bytes().split_at(k);
+                cut.splice(i..=i, [a, b]);
+                let mut c = client();
+                let (again, again_writes) = drive_pieces(&mut c, request(), &cut);
+                assert_eq!(format!("{again:?}"), result, "reply {i} cut at {k}");
+                assert_eq!(again_writes, writes, "reply {i} cut at {k}");
+                assert_eq!(c.phase(), whole.phase(), "reply {i} cut at {k}");
+            }
+        }
+        (result, writes, whole)
+    }
+
+    /// A session after the greeting (over TLS when `tls`, plaintext allowed when `plaintext`)
+    /// whose server announced `caps` (CAPA lines); no automatic CAPA.
+    fn announced(tls: bool, plaintext: bool, caps: &str) -> Client {
+        let mut client = Client::new(Config {
+            auto_capa: false,
+            allow_plaintext_auth: plaintext,
+            ..Config::default()
+        });
+        if tls {
+            client.handle_tls_established().unwrap();
+        }
+        client.handle_input(b"+OK ready\r\n");
+        drive(&mut client, open(), &[]).0.unwrap();
+        let reply = format!("+OK\r\n{caps}.\r\n");
+        drive(&mut client, capa(), &[&reply]).0.unwrap();
+        client
+    }
+
+    fn user_pass() -> LoginPlan {
+        login("alice", "secret", LoginPolicy::default(), "nonce".into())
+            .method(LoginMethod::UserPass)
+    }
+
+    #[test]
+    fn user_and_pass_go_in_one_write_over_tls_with_pipelining() {
+        let (result, writes, client) = transcript(
+            || announced(true, false, "PIPELINING\r\n"),
+            user_pass,
+            &["+OK\r\n+OK in\r\n"],
+        );
+        assert_eq!(result, "Ok(UserPass)");
+        assert_eq!(writes, ["USER alice\r\nPASS secret\r\n"]);
+        assert_eq!(client.phase(), Phase::Transaction);
+    }
+
+    #[test]
+    fn user_and_pass_go_in_one_write_in_the_clear_when_allowed_and_announced() {
+        let (result, writes, _) = transcript(
+            || announced(false, true, "PIPELINING\r\nUSER\r\n"),
+            user_pass,
+            &["+OK\r\n+OK in\r\n"],
+        );
+        assert_eq!(result, "Ok(UserPass)");
+        assert_eq!(writes, ["USER alice\r\nPASS secret\r\n"]);
+    }
+
+    #[test]
+    fn user_and_pass_are_lock_step_when_one_condition_lacks() {
+        // No PIPELINING (TLS); no USER announced in the clear (plaintext allowed).
+        for (tls, caps) in [(true, "USER\r\n"), (false, "PIPELINING\r\n")] {
+            let (result, writes, _) = transcript(
+                || announced(tls, true, caps),
+                user_pass,
+                &["+OK\r\n", "+OK in\r\n"],
+            );
+            assert_eq!(result, "Ok(UserPass)", "{tls} {caps}");
+            assert_eq!(
+                writes,
+                ["USER alice\r\n", "PASS secret\r\n"],
+                "{tls} {caps}"
+            );
+        }
+        // No TLS, plaintext not allowed: refused before anything is sent.
+        let mut client = announced(false, false, "PIPELINING\r\nUSER\r\n");
+        let (result, writes) = drive_pieces(&mut client, user_pass(), &[]);
+        assert!(
+            matches!(
+                result,
+                Err(Failure::Usage(EnqueueError::CleartextCredentials { .. }))
+            ),
+            "{result:?}"
+        );
+        assert!(writes.is_empty());
+        assert!(client.is_idle());
+    }
+
+    #[test]
+    fn a_refused_user_with_the_pass_pipelined_fails_with_the_user_error() {
+        let (result, writes, mut client) = transcript(
+            || announced(true, false, "PIPELINING\r\n"),
+            user_pass,
+            &["-ERR who?\r\n-ERR no\r\n"],
+        );
+        assert!(result.contains("who?"), "{result}");
+        assert_eq!(writes, ["USER alice\r\nPASS secret\r\n"]);
+        assert_eq!(client.phase(), Phase::Authorization);
+        // The next command works.
+        let (capabilities, wire) = drive(&mut client, capa(), &["+OK\r\nUSER\r\n.\r\n"]);
+        assert!(capabilities.unwrap().user);
+        assert_eq!(wire, "CAPA\r\n");
+        // A server that logs in on the PASS anyway: the login follows the PASS.
+        let (result, _, client) = transcript(
+            || announced(true, false, "PIPELINING\r\n"),
+            user_pass,
+            &["-ERR who?\r\n+OK in anyway\r\n"],
+        );
+        assert_eq!(result, "Ok(UserPass)");
+        assert_eq!(client.phase(), Phase::Transaction);
+    }
+
+    /// A TLS session logged in by USER/PASS, with the automatic CAPA (queued after login,
+    /// not sent yet); the server announced PIPELINING before login when `pipelining`.
+    fn after_login(pipelining: bool) -> Client {
+        let mut client = Client::new(Config::default());
+        client.handle_tls_established().unwrap();
+        client.handle_input(b"+OK ready\r\n");
+        let caps = if pipelining {
+            "+OK\r\nPIPELINING\r\nUSER\r\nUIDL\r\n.\r\n"
+        } else {
+            "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+        };
+        // `open` waits for the automatic CAPA's answer.
+        let (_, wire) = drive(&mut client, open(), &[caps]);
+        assert_eq!(wire, "CAPA\r\n");
+        let replies: &[&str] = if pipelining {
+            &["+OK\r\n+OK in\r\n"]
+        } else {
+            &["+OK\r\n", "+OK in\r\n"]
+        };
+        drive(&mut client, user_pass(), replies).0.unwrap();
+        assert_eq!(client.queued(), 1, "the automatic CAPA");
+        client
+    }
+
+    const CAPA_REPLY: &str = "+OK\r\nPIPELINING\r\nUSER\r\nUIDL\r\n.\r\n";
+
+    #[test]
+    fn listings_go_in_one_write_behind_the_capa_after_login() {
+        let all = format!("{CAPA_REPLY}+OK\r\n1 120\r\n2 200\r\n.\r\n+OK\r\n1 a\r\n2 b\r\n.\r\n");
+        let (result, writes, _) = transcript(|| after_login(true), listings, &[&all]);
+        assert_eq!(writes, ["CAPA\r\nLIST\r\nUIDL\r\n"]);
+        let expected = Listings {
+            scan: vec![
+                ScanListing { msg: 1, size: 120 },
+                ScanListing { msg: 2, size: 200 },
+            ],
+            unique_ids: Ok(vec![
+                UniqueIdListing {
+                    msg: 1,
+                    uid: "a".into(),
+                },
+                UniqueIdListing {
+                    msg: 2,
+                    uid: "b".into(),
+                },
+            ]),
+        };
+        assert_eq!(result, format!("{:?}", Ok::<_, Failure>(expected)));
+    }
+
+    #[test]
+    fn listings_go_one_at_a_time_without_pipelining() {
+        let (result, writes, _) = transcript(
+            || after_login(false),
+            listings,
+            &[
+                "+OK\r\nUSER\r\n.\r\n",
+                "+OK\r\n1 120\r\n.\r\n",
+                "+OK\r\n1 a\r\n.\r\n",
+            ],
+        );
+        assert_eq!(writes, ["CAPA\r\n", "LIST\r\n", "UIDL\r\n"]);
+        assert!(result.starts_with("Ok(Listings"), "{result}");
+    }
+
+    #[test]
+    fn listings_return_a_uidl_refusal_typed_and_fail_on_a_list_refusal() {
+        let all = format!("{CAPA_REPLY}+OK\r\n1 120\r\n.\r\n-ERR [SYS/PERM] no UIDL here\r\n");
+        let mut client = after_login(true);
+        let (result, writes) = drive_pieces(&mut client, listings(), &[all.as_bytes()]);
+        assert_eq!(writes, ["CAPA\r\nLIST\r\nUIDL\r\n"]);
+        let answer = result.unwrap();
+        assert_eq!(answer.scan, [ScanListing { msg: 1, size: 120 }]);
+        let error = answer.unique_ids.unwrap_err();
+        assert_eq!(error.command, crate::CommandKind::Uidl);
+        assert_eq!(error.text, "no UIDL here");
+        assert!(error.code.is_some());
+        // A refused LIST fails the request; UIDL's reply is read too, and the session goes on.
+        let all = format!("{CAPA_REPLY}-ERR busy\r\n+OK\r\n1 a\r\n.\r\n");
+        let (result, writes, mut client) = transcript(|| after_login(true), listings, &[&all]);
+        assert_eq!(writes, ["CAPA\r\nLIST\r\nUIDL\r\n"]);
+        assert!(
+            result.starts_with("Err(Server(") && result.contains("busy"),
+            "{result}"
+        );
+        let (reply, wire) = drive(&mut client, simple(Command::Noop), &["+OK fine\r\n"]);
+        assert_eq!(reply.unwrap().text, "fine");
+        assert_eq!(wire, "NOOP\r\n");
     }
 
     #[test]
@@ -1572,6 +1962,7 @@ mod tests {
             seen.push(match event {
                 PipelineEvent::Retr { msg, event } => format!("{msg}:{event:?}"),
                 PipelineEvent::Dele { msg, result } => format!("DELE {msg}:{}", result.is_ok()),
+                PipelineEvent::Quit { result } => format!("QUIT:{result:?}"),
             });
             Ok(())
         }
@@ -1631,6 +2022,102 @@ mod tests {
         assert_eq!(wire, "DELE 1\r\nDELE 2\r\n");
         assert_eq!(seen, ["DELE 1:true", "DELE 2:false"]);
         assert!(pipeline.is_empty());
+    }
+
+    /// RETR 1, RETR 2 and QUIT through a pipeline on a pipelining session, the server's
+    /// bytes in `pieces`: what was handed over, the writes, the phase after.
+    fn pipeline_with_quit(pieces: &[&[u8]]) -> (Vec<String>, Vec<String>, Phase) {
+        let mut client = pipelining();
+        let mut pipeline = Pipeline::new();
+        pipeline.retr(&[1, 2]).unwrap();
+        pipeline.quit().unwrap();
+        assert_eq!(pipeline.len(), 3);
+        let mut seen = Vec::new();
+        let (result, writes) = drive_pieces(
+            &mut client,
+            pipeline.replies(usize::MAX, describe(&mut seen)),
+            pieces,
+        );
+        result.unwrap();
+        assert!(pipeline.is_empty());
+        // Nothing can be queued after QUIT, in the pipeline or in the client.
+        assert!(matches!(pipeline.retr(&[3]), Err(EnqueueError::Closed)));
+        assert!(matches!(pipeline.dele(&[1]), Err(EnqueueError::Closed)));
+        assert!(matches!(pipeline.quit(), Err(EnqueueError::Closed)));
+        assert!(matches!(
+            client.enqueue(Command::Quit),
+            Err(EnqueueError::Closed)
+        ));
+        let mut rest = Vec::new();
+        assert_eq!(client.poll_transmit(&mut rest), 0, "nothing after QUIT");
+        (seen, writes, client.phase())
+    }
+
+    #[test]
+    fn a_pipeline_quit_goes_in_the_same_write_and_its_reply_is_handed_over() {
+        let all = "+OK\r\na\r\n.\r\n-ERR gone\r\n+OK bye\r\n";
+        let (seen, writes, phase) = pipeline_with_quit(&[all.as_bytes()]);
+        assert_eq!(writes, ["RETR 1\r\nRETR 2\r\nQUIT\r\n"]);
+        assert_eq!(
+            seen[..3],
+            ["1:Start", "1:Chunk([97, 13, 10])", "1:End { octets: 3 }"]
+        );
+        assert!(seen[3].starts_with("2:Refused"), "{seen:?}");
+        assert_eq!(seen[4], r#"QUIT:Ok(Reply { code: None, text: "bye" })"#);
+        assert_eq!(seen.len(), 5);
+        assert_eq!(phase, Phase::Closed);
+        // Cut anywhere: the same, but for how the body is chunked.
+        let steps = |seen: &[String]| -> Vec<String> {
+            seen.iter()
+                .filter(|s| !s.contains(":Chunk("))
+                .cloned()
+                .collect()
+        };
+        for k in 1..all.len() {
+            let (a, b) = all.as_bytes().split_at(k);
+            let (cut_seen, cut_writes, cut_phase) = pipeline_with_quit(&[a, b]);
+            assert_eq!(steps(&cut_seen), steps(&seen), "cut at {k}");
+            assert_eq!(
+                (cut_writes, cut_phase),
+                (writes.clone(), phase),
+                "cut at {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pipeline_quit_refused_is_typed_and_counted() {
+        let mut client = pipelining();
+        let mut pipeline = Pipeline::new();
+        pipeline.dele(&[1]).unwrap();
+        pipeline.quit().unwrap();
+        let mut seen = Vec::new();
+        // The DELE first, with the QUIT already on the wire.
+        let (result, writes) = drive_pieces(
+            &mut client,
+            pipeline.replies(1, describe(&mut seen)),
+            &[b"+OK\r\n"],
+        );
+        result.unwrap();
+        assert_eq!(writes, ["DELE 1\r\nQUIT\r\n"]);
+        assert_eq!(seen, ["DELE 1:true"]);
+        assert_eq!(pipeline.len(), 1);
+        assert_eq!(client.phase(), Phase::Update);
+        seen.clear();
+        let (result, writes) = drive_pieces(
+            &mut client,
+            pipeline.replies(1, describe(&mut seen)),
+            &[b"-ERR [SYS/TEMP] could not commit\r\n"],
+        );
+        result.unwrap();
+        assert!(writes.is_empty());
+        assert_eq!(seen.len(), 1);
+        assert!(
+            seen[0].starts_with("QUIT:Err(ServerError { command: Quit, code: Some(")
+                && seen[0].contains("could not commit"),
+            "{seen:?}"
+        );
+        assert_eq!(client.phase(), Phase::Closed);
     }
 
     #[test]

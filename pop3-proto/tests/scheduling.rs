@@ -3,6 +3,8 @@
 //! is in flight, and RFC 5034 §4's 255-octet line with an initial response.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use pop3_proto::sasl::{Mechanism, SaslError};
 use pop3_proto::{Client, Command, Config, EnqueueError, Pipelining, Secret};
 
@@ -145,4 +147,71 @@ fn quit_enters_update_only_from_transaction() {
     c.enqueue(Command::Quit).unwrap();
     assert_eq!(send(&mut c), "QUIT\r\n");
     assert_eq!(c.phase(), pop3_proto::Phase::Authorization);
+}
+
+/// With PIPELINING, QUIT follows the commands in flight in the same write (it holds the pipe,
+/// it waits for no empty pipe); their replies come first, in order, and only QUIT's own
+/// reply closes the session. Nothing is sent after QUIT. Each server split gives the same.
+#[test]
+fn quit_follows_commands_in_flight_and_nothing_follows_it() {
+    let transcript = "
+        S: +OK hi
+        C: PASS x
+        S: +OK in
+        C: DELE 1
+        C: DELE 2
+        C: QUIT
+        S: +OK deleted
+        S: -ERR gone
+        S: +OK bye
+    ";
+    let mut config = config();
+    config.pipelining = Pipelining::Always;
+    let played = common::play(config.clone(), transcript, || {
+        vec![
+            Command::pass("x"),
+            Command::dele(1),
+            Command::dele(2),
+            Command::Quit,
+        ]
+    });
+    let texts = common::texts(&played.events);
+    let replies: Vec<&String> = texts
+        .iter()
+        .filter(|e| e.starts_with("Ok") || e.starts_with("Err"))
+        .collect();
+    assert_eq!(replies.len(), 4, "{texts:?}");
+    assert!(replies[1].contains("command: Dele") && replies[1].starts_with("Ok"));
+    assert!(replies[2].contains("command: Dele") && replies[2].starts_with("Err"));
+    assert!(replies[3].contains("command: Quit") && replies[3].starts_with("Ok"));
+    assert_eq!(played.client.phase(), pop3_proto::Phase::Closed);
+
+    // In one write, and the phase stays UPDATE until QUIT's own reply.
+    let mut c = logged_in(config);
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::dele(2)).unwrap();
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(c.enqueue(Command::Noop), Err(EnqueueError::Closed));
+    assert_eq!(send(&mut c), "DELE 1\r\nDELE 2\r\nQUIT\r\n");
+    c.handle_input(b"+OK\r\n+OK\r\n");
+    drain(&mut c);
+    assert_eq!(c.phase(), pop3_proto::Phase::Update);
+    assert_eq!(send(&mut c), "");
+    c.handle_input(b"+OK bye\r\n");
+    drain(&mut c);
+    assert_eq!(c.phase(), pop3_proto::Phase::Closed);
+    assert_eq!(send(&mut c), "");
+}
+
+/// Without pipelining QUIT still waits for the reply ahead of it.
+#[test]
+fn quit_without_pipelining_goes_alone() {
+    let mut c = logged_in(config());
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(send(&mut c), "DELE 1\r\n");
+    assert_eq!(send(&mut c), "");
+    c.handle_input(b"+OK\r\n");
+    drain(&mut c);
+    assert_eq!(send(&mut c), "QUIT\r\n");
 }

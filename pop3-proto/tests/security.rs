@@ -289,14 +289,15 @@ fn no_password_in_the_clear_unless_allowed() {
 
 /// Everything queued up front, as a careless caller would, with PIPELINING announced: only
 /// the bytes the client really transmits count (a harness that offers each command after the
-/// previous reply could never see a PASS pipelined behind USER).
+/// previous reply could never see a PASS pipelined behind USER). Without TLS, plaintext
+/// allowed but `USER` not announced: the PASS waits for USER's `+OK`.
 #[test]
-fn user_and_pass_are_not_pipelined_without_tls() {
+fn user_and_pass_are_not_pipelined_without_tls_when_user_is_not_announced() {
     let mut config = rfc_config();
     config.auto_capa = true;
     let mut c = greeted(config, b"+OK hi\r\n");
     assert_eq!(sent(&mut c), "CAPA\r\n");
-    c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    c.handle_input(b"+OK\r\nPIPELINING\r\n.\r\n");
     drain(&mut c).unwrap();
     c.enqueue(Command::user("alice")).unwrap();
     c.enqueue(Command::pass("secret")).unwrap();
@@ -310,8 +311,106 @@ fn user_and_pass_are_not_pipelined_without_tls() {
     assert_eq!(sent(&mut c), "", "nothing follows PASS before its reply");
     c.handle_input(b"+OK\r\n");
     drain(&mut c).unwrap();
-    // The automatic CAPA, then ours; QUIT waits for an empty pipe.
-    assert_eq!(sent(&mut c), "CAPA\r\nCAPA\r\n");
+    // The automatic CAPA, then ours, and QUIT behind them; nothing after QUIT.
+    assert_eq!(sent(&mut c), "CAPA\r\nCAPA\r\nQUIT\r\n");
+}
+
+/// Without TLS, with plaintext allowed and `USER` and PIPELINING announced, the PASS exposes
+/// nothing the caller did not allow: it rides behind USER. Nothing rides behind the PASS.
+#[test]
+fn user_and_pass_are_pipelined_in_the_clear_when_allowed_and_announced() {
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let mut c = greeted(config, b"+OK hi\r\n");
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("secret")).unwrap();
+    c.enqueue(Command::Capa).unwrap();
+    assert_eq!(sent(&mut c), "USER alice\r\nPASS secret\r\n");
+    assert_eq!(sent(&mut c), "", "nothing follows PASS before its reply");
+}
+
+/// The PASS rides behind USER only when the server pipelines; and without TLS only when
+/// plaintext is allowed (with it refused, the PASS cannot even be queued).
+#[test]
+fn user_and_pass_are_lock_step_without_pipelining_or_consent() {
+    // USER announced, plaintext allowed, no PIPELINING.
+    let mut config = rfc_config();
+    config.auto_capa = true;
+    let mut c = greeted(config, b"+OK hi\r\n");
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("secret")).unwrap();
+    assert_eq!(sent(&mut c), "USER alice\r\n");
+    assert_eq!(sent(&mut c), "");
+    c.handle_input(b"+OK\r\n");
+    drain(&mut c).unwrap();
+    assert_eq!(sent(&mut c), "PASS secret\r\n");
+    // Over TLS without PIPELINING: the same.
+    let mut c = Client::new(Config::default());
+    c.handle_tls_established().unwrap();
+    c.handle_input(b"+OK hi\r\n");
+    drain(&mut c).unwrap();
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    c.enqueue(Command::pass("secret")).unwrap();
+    assert_eq!(sent(&mut c), "USER alice\r\n");
+    assert_eq!(sent(&mut c), "");
+    // No TLS, plaintext not allowed: PASS is refused at enqueue, USER goes alone.
+    let mut c = greeted(Config::default(), b"+OK hi\r\n");
+    assert_eq!(sent(&mut c), "CAPA\r\n");
+    c.handle_input(b"+OK\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    drain(&mut c).unwrap();
+    c.enqueue(Command::user("alice")).unwrap();
+    assert_eq!(
+        c.enqueue(Command::pass("secret")),
+        Err(EnqueueError::CleartextCredentials {
+            command: CommandKind::Pass
+        })
+    );
+    c.enqueue(Command::Noop).unwrap_err();
+    assert_eq!(sent(&mut c), "USER alice\r\n");
+}
+
+/// A refused USER with the PASS pipelined behind it: the PASS's reply is read and reported
+/// too, and the session goes on in AUTHORIZATION (or TRANSACTION if the server logs in on
+/// the PASS anyway).
+#[test]
+fn a_refused_user_with_the_pass_pipelined_reports_both_replies() {
+    for (pass_reply, phase) in [
+        ("-ERR no\r\n", Phase::Authorization),
+        ("+OK in anyway\r\n", Phase::Transaction),
+    ] {
+        let mut config = Config::default();
+        config.auto_capa = false;
+        config.pipelining = pop3_proto::Pipelining::Always;
+        let mut c = Client::new(config);
+        c.handle_tls_established().unwrap();
+        c.handle_input(b"+OK hi\r\n");
+        drain(&mut c).unwrap();
+        let user = c.enqueue(Command::user("nobody")).unwrap();
+        let pass = c.enqueue(Command::pass("hunter2")).unwrap();
+        assert_eq!(sent(&mut c), "USER nobody\r\nPASS hunter2\r\n");
+        c.handle_input(format!("-ERR who?\r\n{pass_reply}").as_bytes());
+        let events = drain(&mut c).unwrap();
+        assert!(
+            events[0].starts_with(&format!("Err {{ id: {user:?}, command: User")),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains(&format!("id: {pass:?}, command: Pass"))),
+            "{events:?}"
+        );
+        assert_eq!(c.phase(), phase);
+    }
 }
 
 /// The same for AUTH: nothing queued behind it goes out before its final reply, over TLS
@@ -349,7 +448,8 @@ fn nothing_follows_auth_before_its_reply_even_when_queued_up_front() {
     assert_eq!(sent(&mut c), "");
     c.handle_input(b"+OK\r\n");
     drain(&mut c).unwrap();
-    assert_eq!(sent(&mut c), "CAPA\r\nCAPA\r\n");
+    // The automatic CAPA, ours, and QUIT behind them (it holds the pipe, it is no barrier).
+    assert_eq!(sent(&mut c), "CAPA\r\nCAPA\r\nQUIT\r\n");
 }
 
 #[test]

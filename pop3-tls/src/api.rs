@@ -14,7 +14,9 @@ pub use crate::{
 };
 pub use pop3_proto;
 pub use pop3_proto::login::{LoginMethod, LoginPolicy};
-pub use pop3_proto::reply::{Greeting, Reply, ScanListing, ServerError, Stat, UniqueIdListing};
+pub use pop3_proto::reply::{
+    Greeting, Listings, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
+};
 pub use pop3_proto::request::{Pipeline, PipelineEvent, RetrEvent};
 pub use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 pub use pop3_proto::{Capabilities, Config, ResponseCode, Secret};

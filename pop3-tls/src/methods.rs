@@ -23,8 +23,9 @@ macro_rules! methods {
             self.run($crate::pop3_proto::request::capa())$(.$aw)?
         }
 
-        /// `USER name`. Without TLS it waits for its reply before anything else is sent, so
-        /// that a refused USER never exposes the password.
+        /// `USER name`. Nothing is sent behind it before its reply unless the server pipelines
+        /// and a PASS behind it exposes nothing the caller did not allow (TLS, or plaintext
+        /// allowed and `USER` announced), so that a refused USER never exposes the password.
         pub $($asyncness)? fn user(&mut self, name: &str) -> ::std::result::Result<$crate::pop3_proto::reply::Reply, $crate::ConnectionError> {
             self.run($crate::pop3_proto::request::simple($crate::pop3_proto::Command::user(name)))$(.$aw)?
         }
@@ -127,6 +128,16 @@ macro_rules! methods {
             self.run($crate::pop3_proto::request::uidl())$(.$aw)?
         }
 
+        /// `LIST` and `UIDL` together: both queued at once, so a server that pipelines gets
+        /// them in one write (one round trip for both; one at a time otherwise). A `-ERR` to
+        /// LIST is `Error::Server`, as in `list`; a `-ERR` to UIDL is
+        /// [`Listings::unique_ids`](pop3_tls::pop3_proto::reply::Listings::unique_ids)' error
+        /// (a server without UIDL is legal). See
+        /// [`request::listings`](pop3_tls::pop3_proto::request::listings).
+        pub $($asyncness)? fn listings(&mut self) -> ::std::result::Result<$crate::pop3_proto::reply::Listings, $crate::ConnectionError> {
+            self.run($crate::pop3_proto::request::listings())$(.$aw)?
+        }
+
         /// `UIDL n`: one message's unique id.
         pub $($asyncness)? fn uidl_one(&mut self, msg: u32) -> ::std::result::Result<$crate::pop3_proto::reply::UniqueIdListing, $crate::ConnectionError> {
             self.run($crate::pop3_proto::request::uidl_one(msg))$(.$aw)?
@@ -176,6 +187,11 @@ macro_rules! methods {
         /// read and discarded, and its error is returned as `Error::Io`; the connection stays
         /// usable and the later commands stay in flight. Run nothing else while the pipeline
         /// has unanswered commands, except `quit` (which reads and discards their replies).
+        ///
+        /// A QUIT queued with `Pipeline::quit` goes out behind the last commands (in the same
+        /// write when the server pipelines) and its reply comes as `PipelineEvent::Quit`,
+        /// counted in `count`; the session is then over: `quit` sends no second QUIT (it
+        /// fails with `Error::Usage`), and dropping the connection is all that is left.
         pub $($asyncness)? fn pipeline_replies(&mut self, pipeline: &mut $crate::pop3_proto::request::Pipeline, count: usize, on_event: impl FnMut($crate::pop3_proto::request::PipelineEvent<'_>) -> ::std::io::Result<()>) -> ::std::result::Result<(), $crate::ConnectionError> {
             self.run(pipeline.replies(count, on_event))$(.$aw)?
         }

@@ -23,7 +23,8 @@ use std::time::Duration;
 use pop3_proto::login::{
     LoginChoiceError, LoginMethod, Reply, ScanListing, ServerError, Stat, UniqueIdListing,
 };
-use pop3_proto::request::RetrEvent;
+use pop3_proto::reply::Listings;
+use pop3_proto::request::{Pipeline, PipelineEvent, RetrEvent};
 use pop3_proto::sasl::{ChannelBinding, Mechanism, Plain};
 use pop3_proto::uid::{FetchReport, SeenStore, UidError};
 use pop3_proto::{
@@ -332,6 +333,15 @@ pub trait Adapter: Sized + std::fmt::Debug {
         msgs: &[u32],
         on_event: &mut dyn FnMut(u32, RetrEvent<'_>) -> std::io::Result<()>,
     ) -> Result<(), Failure>;
+    /// `listings` (LIST and UIDL together).
+    fn listings(&mut self) -> Result<Listings, Failure>;
+    /// `pipeline_replies` with the caller's event handler.
+    fn pipeline_events(
+        &mut self,
+        pipeline: &mut Pipeline,
+        count: usize,
+        on_event: &mut dyn FnMut(PipelineEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Failure>;
     /// `dele_uid`.
     fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Failure>;
     /// `fetch_new`.
@@ -417,6 +427,8 @@ macro_rules! adapter_suite {
             retr_many_pipelined,
             retr_many_without_pipelining,
             dele_many_pipelined,
+            listings_pipelined,
+            pipeline_quit_rides_with_the_last_retrs,
             drop_without_quit_sends_no_quit,
             quit_err_means_not_committed,
             quit_before_login,
@@ -1473,6 +1485,114 @@ pub fn dele_many_pipelined<A: Adapter>() {
                 Err(Failure::Usage(EnqueueError::MessageNumberZero))
             ));
             pop.quit().unwrap();
+        },
+    );
+}
+
+/// `listings`: LIST and UIDL go out together behind the CAPA after login (the server answers
+/// only after reading all three); a UIDL refusal is returned typed with LIST's listing.
+pub fn listings_pipelined<A: Adapter>() {
+    let script = format!(
+        r"{GREETING}
+        {CAPA_PIPELINING}
+        C: USER alice
+        S: +OK
+        C: PASS secret
+        S: +OK logged in
+        C: CAPA
+        C: LIST
+        C: UIDL
+        S-RAW: +OK\r\nUSER\r\nPIPELINING\r\n.\r\n+OK\r\n1 5\r\n2 7\r\n.\r\n-ERR [SYS/PERM] no UIDL here\r\n
+        C: LIST
+        C: UIDL
+        S-RAW: -ERR [IN-USE] busy\r\n+OK\r\n1 a\r\n.\r\n
+        C: NOOP
+        S: +OK
+        "
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        &format!("{LOGIN_WIRE}LIST\r\nUIDL\r\nLIST\r\nUIDL\r\nNOOP\r\n"),
+        |pop| {
+            let mut pop = logged_in(pop);
+            let listings = pop.listings().unwrap();
+            assert_eq!(
+                listings.scan,
+                [
+                    ScanListing { msg: 1, size: 5 },
+                    ScanListing { msg: 2, size: 7 }
+                ]
+            );
+            let refused = listings.unique_ids.unwrap_err();
+            assert_eq!(refused.command, CommandKind::Uidl);
+            assert_eq!(refused.code, Some(ResponseCode::SysPerm));
+            // A refused LIST fails the call; UIDL's reply is read too and the session goes on.
+            assert_eq!(server_error(pop.listings()).code, Some(ResponseCode::InUse));
+            pop.noop().unwrap();
+        },
+    );
+}
+
+/// `Pipeline::quit`: QUIT goes out with the last RETRs (the server answers only after reading
+/// all three), its reply comes as `PipelineEvent::Quit`, and a later `quit` sends nothing.
+pub fn pipeline_quit_rides_with_the_last_retrs<A: Adapter>() {
+    let script = format!(
+        r"{}
+        C: RETR 1
+        C: RETR 2
+        C: QUIT
+        S-RAW: +OK\r\none\r\n.\r\n-ERR [SYS/TEMP] locked\r\n+OK bye\r\n
+        ",
+        login_script(CAPA_PIPELINING)
+    );
+    exact::<A>(
+        &script,
+        Security::None,
+        &ConnectOptions::plaintext(),
+        &format!("{LOGIN_WIRE}RETR 1\r\nRETR 2\r\nQUIT\r\n"),
+        |pop| {
+            let mut pop = logged_in(pop);
+            let mut pipeline = Pipeline::new();
+            pipeline.retr(&[1, 2]).unwrap();
+            pipeline.quit().unwrap();
+            assert_eq!(pipeline.retr(&[3]), Err(EnqueueError::Closed));
+            let mut seen = Vec::new();
+            pop.pipeline_events(&mut pipeline, 3, &mut |event| {
+                seen.push(match event {
+                    PipelineEvent::Retr {
+                        msg,
+                        event: RetrEvent::Chunk(chunk),
+                    } => format!("{msg}: {}", String::from_utf8_lossy(chunk)),
+                    PipelineEvent::Retr {
+                        msg,
+                        event: RetrEvent::Refused(e),
+                    } => format!("{msg} refused: {}", e.text),
+                    PipelineEvent::Retr { msg, event } => format!("{msg} {event:?}"),
+                    PipelineEvent::Quit { result } => format!("QUIT {}", result.unwrap().text),
+                    other => format!("{other:?}"),
+                });
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(
+                seen,
+                [
+                    "1 Start",
+                    "1: one\r\n",
+                    "1 End { octets: 5 }",
+                    "2 refused: locked",
+                    "QUIT bye"
+                ]
+            );
+            assert!(pipeline.is_empty());
+            assert_eq!(pop.phase(), Phase::Closed);
+            // No second QUIT.
+            assert_eq!(
+                pop.quit().unwrap_err(),
+                Failure::Usage(EnqueueError::Closed)
+            );
         },
     );
 }

@@ -9,7 +9,9 @@ use pop3_async::pop3_proto::login::{
 };
 use pop3_async::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_async::pop3_proto::{Capabilities, Phase};
-use pop3_async::{Connection, FetchReport, RetrEvent, SeenStore, TlsOptions};
+use pop3_async::{
+    Connection, FetchReport, Listings, Pipeline, PipelineEvent, RetrEvent, SeenStore, TlsOptions,
+};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Security};
 use tokio::runtime::Runtime;
 
@@ -250,6 +252,19 @@ impl Adapter for Async {
         on_event: &mut dyn FnMut(u32, RetrEvent<'_>) -> std::io::Result<()>,
     ) -> Result<(), Failure> {
         block_on(self.0.retr_many(msgs, on_event)).map_err(failure)
+    }
+
+    fn listings(&mut self) -> Result<Listings, Failure> {
+        block_on(self.0.listings()).map_err(failure)
+    }
+
+    fn pipeline_events(
+        &mut self,
+        pipeline: &mut Pipeline,
+        count: usize,
+        on_event: &mut dyn FnMut(PipelineEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Failure> {
+        block_on(self.0.pipeline_replies(pipeline, count, on_event)).map_err(failure)
     }
 
     fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Failure> {

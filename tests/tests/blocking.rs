@@ -6,7 +6,9 @@ use pop3_blocking::pop3_proto::login::{
 };
 use pop3_blocking::pop3_proto::sasl::{ChannelBinding, Mechanism};
 use pop3_blocking::pop3_proto::{Capabilities, Phase};
-use pop3_blocking::{Connection, FetchReport, RetrEvent, SeenStore, TlsOptions};
+use pop3_blocking::{
+    Connection, FetchReport, Listings, Pipeline, PipelineEvent, RetrEvent, SeenStore, TlsOptions,
+};
 use pop3_tests::suite::{Adapter, ConnectOptions, Failure, Greeting, Security};
 
 use pop3_blocking as adapter;
@@ -215,6 +217,21 @@ impl Adapter for Blocking {
         on_event: &mut dyn FnMut(u32, RetrEvent<'_>) -> std::io::Result<()>,
     ) -> Result<(), Failure> {
         self.0.retr_many(msgs, on_event).map_err(failure)
+    }
+
+    fn listings(&mut self) -> Result<Listings, Failure> {
+        self.0.listings().map_err(failure)
+    }
+
+    fn pipeline_events(
+        &mut self,
+        pipeline: &mut Pipeline,
+        count: usize,
+        on_event: &mut dyn FnMut(PipelineEvent<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Failure> {
+        self.0
+            .pipeline_replies(pipeline, count, on_event)
+            .map_err(failure)
     }
 
     fn dele_uid(&mut self, msg: u32, uid: &str) -> Result<Reply, Failure> {

@@ -3,9 +3,10 @@
 //! receives new client bytes), for both adapters.
 //!
 //! Plain USER/PASS, PIPELINING advertised, no TLS, plaintext allowed, a pipeline window of 512
-//! and 1,100 messages, so that the RETRs span three windows. The budget is five turns
-//! (waiting for the greeting, the CAPA before login, USER, PASS, and the CAPA after login)
-//! plus one per window. The CAPA after login rides with the first commands after login, so it
+//! and 1,100 messages, so that the RETRs span three windows. The budget is four turns
+//! (waiting for the greeting, the CAPA before login, USER and PASS in one write (the server
+//! announces PIPELINING and USER, and plaintext is allowed), and the CAPA after login) plus
+//! one per window. The CAPA after login rides with the first commands after login, so it
 //! costs a turn of its own only if the caller waits for something there: the STAT of a
 //! session that asks for the count first shares it; a session that goes straight to
 //! `retr_many` does not pay it at all. Both counts are asserted exactly, turn by turn: a CAPA,
@@ -21,8 +22,8 @@ use pop3_tests::{TurnServer, Turns};
 
 const MESSAGES: u32 = 1_100;
 const WINDOW: usize = 512;
-/// Greeting, CAPA, USER, PASS, and the CAPA after login.
-const BASE_TURNS: usize = 5;
+/// Greeting, CAPA, USER and PASS together, and the CAPA after login.
+const BASE_TURNS: usize = 4;
 /// `ceil(1,100 / 512)`.
 const WINDOWS: usize = 3;
 
@@ -43,8 +44,7 @@ fn octets() -> u64 {
 fn with_stat_expected() -> Vec<&'static str> {
     vec![
         "CAPA",       // after the greeting
-        "USER",       // after CAPA
-        "PASS",       // after USER
+        "USER, PASS", // after CAPA: PASS pipelined behind USER
         "CAPA, STAT", // after PASS: the CAPA after login, with the caller's STAT
         "RETR x512",  // after STAT (and that CAPA): window 1
         "RETR x512",  // window 2, refilled as window 1's replies come in
@@ -58,8 +58,7 @@ fn with_stat_expected() -> Vec<&'static str> {
 fn without_stat_expected() -> Vec<&'static str> {
     vec![
         "CAPA",
-        "USER",
-        "PASS",
+        "USER, PASS",
         "CAPA, RETR x511",
         "RETR x512",
         "RETR x77",
@@ -88,7 +87,13 @@ fn check(turns: &Turns, expected: &[&str], budget: usize) {
         .collect();
     let wanted: Vec<String> = (1..=MESSAGES).map(|i| format!("RETR {i}")).collect();
     assert_eq!(retrs, wanted);
-    assert_eq!(turns.lines()[1], [format!("USER {}", TurnServer::USER)]);
+    assert_eq!(
+        turns.lines()[1],
+        [
+            format!("USER {}", TurnServer::USER),
+            format!("PASS {}", TurnServer::PASSWORD)
+        ]
+    );
 }
 
 fn blocking_session(stat_first: bool) -> Turns {
@@ -158,7 +163,7 @@ fn async_session(stat_first: bool) -> Turns {
 }
 
 #[test]
-fn blocking_with_stat_takes_five_turns_plus_one_per_window() {
+fn blocking_with_stat_takes_four_turns_plus_one_per_window() {
     let turns = blocking_session(true);
     check(&turns, &with_stat_expected(), BASE_TURNS + WINDOWS);
 }
@@ -170,7 +175,7 @@ fn blocking_without_stat_does_not_pay_for_the_capa_after_login() {
 }
 
 #[test]
-fn async_with_stat_takes_five_turns_plus_one_per_window() {
+fn async_with_stat_takes_four_turns_plus_one_per_window() {
     let turns = async_session(true);
     check(&turns, &with_stat_expected(), BASE_TURNS + WINDOWS);
 }
@@ -225,8 +230,7 @@ const BATCH: u32 = 100;
 fn pipeline_expected() -> Vec<&'static str> {
     vec![
         "CAPA",
-        "USER",
-        "PASS",
+        "USER, PASS",
         "CAPA, RETR x200", // batches 1 and 2
         "RETR x200",       // 3 (queued while 2 was read from the buffer) and 4
         "RETR x200",       // 5 and 6

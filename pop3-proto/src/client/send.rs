@@ -88,9 +88,17 @@ impl Client {
 
     /// Appends the bytes to send to `out` and returns how many were appended. Releases queued
     /// commands as far as the pipelining rules allow: one at a time until CAPA lists
-    /// PIPELINING, then up to [`Config::pipeline_window`](crate::Config::pipeline_window); STLS, AUTH, QUIT and UTF8 wait for
-    /// an empty pipe and hold everything behind them, and so do PASS/APOP/RPOP (the phase
-    /// changes) and, without TLS, USER (so a refused USER cannot expose the password).
+    /// PIPELINING, then up to [`Config::pipeline_window`](crate::Config::pipeline_window); STLS, AUTH and UTF8 wait for
+    /// an empty pipe and hold everything behind them, QUIT may follow commands in flight but
+    /// holds everything behind it, and so do PASS/APOP/RPOP (the phase changes).
+    ///
+    /// USER holds the pipe too unless a PASS behind it exposes nothing the caller did not
+    /// allow: when pipelining, a PASS queued behind USER goes out in the same write if the
+    /// connection has TLS, or if [`Config::allow_plaintext_auth`](crate::Config::allow_plaintext_auth)
+    /// is set and the current capabilities announce `USER`. Otherwise the PASS is sent only
+    /// after USER's `+OK`, so a refused USER never exposes it (its `-ERR` cancels the PASS).
+    /// A PASS already sent behind a refused USER is answered too: its reply is reported as
+    /// any other (a server that logs in on it enters TRANSACTION).
     ///
     /// Nothing at all follows PASS, APOP, RPOP or AUTH on the wire before their reply: some
     /// servers hand the connection to a new process when the login succeeds and drop every
@@ -150,6 +158,14 @@ impl Client {
             }
     }
 
+    /// Whether a PASS behind USER exposes nothing the caller did not allow: TLS, or plaintext
+    /// allowed and `USER` announced by the current capabilities.
+    fn pass_may_follow_user(&self) -> bool {
+        self.tls
+            || (self.config.allow_plaintext_auth
+                && self.capabilities.as_ref().is_some_and(|c| c.user))
+    }
+
     fn schedule(&mut self) -> Result<(), ProtocolError> {
         if matches!(
             self.phase,
@@ -161,7 +177,7 @@ impl Client {
             let kind = next.command.kind();
             if let Some(last) = self.in_flight.back() {
                 if kind.props().barrier
-                    || last.kind.props().holds_pipe(self.tls)
+                    || last.kind.props().holds_pipe(self.pass_may_follow_user())
                     || !self.pipelining()
                     || self.in_flight.len() >= self.config.pipeline_window
                     || self.in_flight_bytes + next.command.line_len_bound()
