@@ -52,7 +52,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pop3_async::pop3_proto::Pipelining;
 use pop3_async::pop3_proto::capa::ExpirePolicy;
-use pop3_async::{Connection, Pipeline, PipelineEvent, RetrEvent, ScanListing, UniqueIdListing};
+use pop3_async::{
+    Connection, Pipeline, PipelineEvent, Reply, RetrEvent, ScanListing, ServerError,
+    UniqueIdListing,
+};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -392,6 +395,8 @@ pub(crate) async fn fetch(
         ..FetchSummary::default()
     };
     let local = Arc::new(Mutex::new(Local { state, digests }));
+    // The answer to a QUIT that went out behind the last RETRs (see `Wire`), if one did.
+    let mut quit_answer = None;
     let result = run(
         &mut connection,
         target,
@@ -399,6 +404,7 @@ pub(crate) async fn fetch(
         job,
         &recovered_uids,
         &mut summary,
+        &mut quit_answer,
     )
     .await;
     let expire_zero = summary.expire == Some(ExpirePolicy::Days(0));
@@ -425,7 +431,11 @@ pub(crate) async fn fetch(
         }
         Ok(()) => {
             crate::test_hook::pause("quit");
-            match connection.quit().await {
+            let answer = match quit_answer {
+                Some(answer) => answer.map_err(pop3_async::Error::Server),
+                None => connection.quit().await,
+            };
+            match answer {
                 Ok(_) => settle(&mut lock(&local)?.state, &mut summary),
                 Err(e) => {
                     let e = CliError::from(e);
@@ -441,8 +451,13 @@ pub(crate) async fn fetch(
             }
         }
         Err(error) => {
-            // Commit the deletions of what was stored, if the session can still say QUIT.
-            if !connection.is_poisoned() && connection.quit().await.is_ok() {
+            // Commit the deletions of what was stored, if the session can still say QUIT (or
+            // said it already, behind the last RETRs).
+            let committed = match quit_answer {
+                Some(answer) => answer.is_ok(),
+                None => !connection.is_poisoned() && connection.quit().await.is_ok(),
+            };
+            if committed {
                 if let Ok(mut local) = lock(&local) {
                     let _ = settle(&mut local.state, &mut summary);
                 }
@@ -624,9 +639,10 @@ async fn run(
     job: &FetchJob,
     recovered_uids: &[String],
     summary: &mut FetchSummary,
+    quit_answer: &mut Option<Result<Reply, ServerError>>,
 ) -> Result<(), CliError> {
-    let list = connection.list().await?;
-    // (The CAPA after login went out with LIST: what it says applies to this user.)
+    let (list, uidl) = listings(connection, local).await?;
+    // (The CAPA after login went out with LIST and UIDL: what it says applies to this user.)
     note_policies(
         connection,
         &Rules {
@@ -644,7 +660,6 @@ async fn run(
             state.mark_deleting(uid);
         }
     }
-    let uidl = uidl_listing(connection, local).await?;
     check_listings(&list, uidl.as_deref())?;
     summary.uidl = uidl.is_some();
     let Sorted {
@@ -721,10 +736,12 @@ async fn run(
     // DELEs cost a round trip.
     // No batch is requested ahead under EXPIRE 0: a RETR the run then did not read (a stop,
     // a failure) would be a retrieval the server deletes at QUIT, unstored.
-    let mut wire = Wire::new(
-        pipelines(connection) && !expire_zero,
-        lookahead(job.batch_bytes),
-    );
+    // With nothing to delete after the RETRs (no `--delete`, not EXPIRE 0), QUIT goes out
+    // behind the last of them: it commits nothing a failure could make wrong (the DELEs of
+    // rules went out and were answered before the first RETR), and its answer arrives with
+    // the last message instead of a round trip after the last commit.
+    let ahead = pipelines(connection) && !expire_zero;
+    let mut wire = Wire::new(ahead, lookahead(job.batch_bytes), ahead && !delete);
     let mut in_flight: Option<JoinHandle<Result<Committed, CliError>>> = None;
     let mut failed: Option<CliError> = None;
     for (index, batch) in batches.iter().enumerate() {
@@ -814,6 +831,7 @@ async fn run(
             failed.get_or_insert(error);
         }
     }
+    *quit_answer = wire.quit_answer.take();
     if let Some(error) = failed {
         bar.abandon();
         return Err(error);
@@ -864,11 +882,20 @@ struct Wire {
     ends: Vec<usize>,
     /// The messages of the queued DELEs whose replies are not in yet, in order.
     deletes: std::collections::VecDeque<(u32, Option<String>)>,
+    /// Whether to queue QUIT behind the last batch's RETRs (nothing is deleted after them).
+    quit_ahead: bool,
+    /// Whether QUIT is queued.
+    quit_queued: bool,
+    /// Its answer, once read.
+    quit_answer: Option<Result<Reply, ServerError>>,
 }
 
 impl Wire {
-    fn new(ahead: bool, lookahead: u64) -> Self {
+    fn new(ahead: bool, lookahead: u64, quit_ahead: bool) -> Self {
         Self {
+            quit_ahead,
+            quit_queued: false,
+            quit_answer: None,
             pipeline: Pipeline::new(),
             ahead,
             lookahead,
@@ -909,6 +936,13 @@ impl Wire {
             self.queued += msgs.len();
             self.ends.push(self.queued);
             self.requested += 1;
+        }
+        if self.quit_ahead && !self.quit_queued && self.requested == batches.len() {
+            self.pipeline
+                .quit()
+                .map_err(|e| CliError::failure(format!("QUIT: {e}")))?;
+            self.queued += 1;
+            self.quit_queued = true;
         }
         crate::test_hook::pause("requested");
         Ok(())
@@ -961,6 +995,7 @@ impl Wire {
         summary: &mut FetchSummary,
     ) -> Result<(), pop3_async::Error> {
         let deletes = &mut self.deletes;
+        let quit_answer = &mut self.quit_answer;
         let result = connection
             .pipeline_replies(&mut self.pipeline, count, |event| match event {
                 PipelineEvent::Retr { msg, event } => on_retr(msg, event),
@@ -978,6 +1013,10 @@ impl Wire {
                     }
                     Ok(())
                 }
+                PipelineEvent::Quit { result } => {
+                    *quit_answer = Some(result);
+                    Ok(())
+                }
                 _ => Ok(()),
             })
             .await;
@@ -988,16 +1027,19 @@ impl Wire {
     }
 }
 
-/// UIDL, or `None` for a server that never had it. Only such a server may do without: when
-/// CAPA announces UIDL or the state holds UIDs of this account, a `-ERR` is a failure, since
-/// fetching without UIDs would store everything a second time.
-async fn uidl_listing(
+/// LIST and UIDL (sent together: one round trip when the server pipelines, behind the CAPA
+/// that follows the login), and UIDL's listing, or `None` for a server that never had it.
+/// Only such a server may do without: when CAPA announces UIDL or the state holds UIDs of
+/// this account, a `-ERR` to UIDL is a failure, since fetching without UIDs would store
+/// everything a second time.
+async fn listings(
     connection: &mut Connection,
     local: &Mutex<Local>,
-) -> Result<Option<Vec<UniqueIdListing>>, CliError> {
-    match connection.uidl().await {
-        Ok(listing) => Ok(Some(listing)),
-        Err(pop3_async::Error::Server(e)) => {
+) -> Result<(Vec<ScanListing>, Option<Vec<UniqueIdListing>>), CliError> {
+    let listings = connection.listings().await?;
+    match listings.unique_ids {
+        Ok(listing) => Ok((listings.scan, Some(listing))),
+        Err(e) => {
             let announced = connection.capabilities().is_some_and(|c| c.uidl);
             if announced || lock(local)?.state.has_uids() {
                 let why = if announced {
@@ -1010,9 +1052,8 @@ async fn uidl_listing(
                 )));
             }
             tracing::info!(target: "pop3_cli", "no UIDL: {e}");
-            Ok(None)
+            Ok((listings.scan, None))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -1343,7 +1384,7 @@ pub(crate) async fn dry_run(
         digests: None,
     }));
     let result = async {
-        let list = connection.list().await?;
+        let (list, uidl) = listings(&mut connection, &local).await?;
         note_policies(
             &connection,
             &Rules {
@@ -1352,7 +1393,6 @@ pub(crate) async fn dry_run(
             },
             &mut summary,
         );
-        let uidl = uidl_listing(&mut connection, &local).await?;
         check_listings(&list, uidl.as_deref())?;
         summary.uidl = uidl.is_some();
         sort_listed(

@@ -373,17 +373,14 @@ fn pipelining_on_sends_several_commands_in_one_write() {
     r.expect_code(0);
     assert!(r.stderr.contains("PIPELINING"), "the warning: {}", r.stderr);
 
-    // fetch: the batch's RETRs go out together.
+    // fetch: LIST and UIDL go out with the CAPA after login, and the batch's RETRs
+    // together, with QUIT behind them (nothing is deleted after the RETRs).
     let script = Script::parse(&format!(
         r"{RAW_LOGIN}
-        C-ONCE: CAPA\r\nLIST\r\n
-        S-RAW: +OK\r\nUIDL\r\n.\r\n+OK\r\n1 4\r\n2 4\r\n3 4\r\n.\r\n
-        C: UIDL
-        S-RAW: +OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n
-        C-ONCE: RETR 1\r\nRETR 2\r\nRETR 3\r\n
-        S-RAW: +OK\r\nm1\r\n.\r\n+OK\r\nm2\r\n.\r\n+OK\r\nm3\r\n.\r\n
-        C: QUIT
-        S: +OK bye
+        C-ONCE: CAPA\r\nLIST\r\nUIDL\r\n
+        S-RAW: +OK\r\nUIDL\r\n.\r\n+OK\r\n1 4\r\n2 4\r\n3 4\r\n.\r\n+OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n
+        C-ONCE: RETR 1\r\nRETR 2\r\nRETR 3\r\nQUIT\r\n
+        S-RAW: +OK\r\nm1\r\n.\r\n+OK\r\nm2\r\n.\r\n+OK\r\nm3\r\n.\r\n+OK bye\r\n
         "
     ))
     .unwrap();
