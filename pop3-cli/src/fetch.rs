@@ -1570,7 +1570,7 @@ async fn download(
                                     msg,
                                     uid: item.uid.clone(),
                                     name: name.clone(),
-                                    file,
+                                    file: Arc::new(file),
                                     octets,
                                     verify: item.verify,
                                 });

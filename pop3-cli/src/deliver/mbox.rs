@@ -597,7 +597,7 @@ mod tests {
             msg,
             uid: Some(format!("uid-{msg}")),
             name: format!("n{msg}"),
-            file,
+            file: file.into(),
             octets: content.len() as u64,
             verify: false,
         }

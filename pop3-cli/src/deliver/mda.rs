@@ -210,7 +210,7 @@ pub(crate) fn staged_bytes(dir: &Path, msg: u32, bytes: &[u8]) -> Staged {
         msg,
         uid: Some(format!("uid-{msg}")),
         name: format!("n{msg}"),
-        file,
+        file: file.into(),
         octets: bytes.len() as u64,
         verify: false,
     }

@@ -28,6 +28,7 @@ pub(crate) mod mda;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::CliError;
@@ -42,8 +43,9 @@ pub(crate) struct Staged {
     pub(crate) uid: Option<String>,
     /// The name reserved for it (the Maildir's file name; other targets only log it).
     pub(crate) name: String,
-    /// The staged message, LF line ends.
-    pub(crate) file: File,
+    /// The staged message, LF line ends (shared with the threads that sync it:
+    /// [`crate::maildir`]'s pool).
+    pub(crate) file: Arc<File>,
     /// Its size as received (CRLF line ends, dot-unstuffed).
     pub(crate) octets: u64,
     /// Listed under a UID marked deleting: deliver it only if the target cannot show it holds
@@ -62,7 +64,7 @@ impl Staged {
 
     /// A reader over the staged message from its start.
     pub(crate) fn reader(&self) -> io::Result<impl io::BufRead + '_> {
-        let mut file = &self.file;
+        let mut file = &*self.file;
         file.seek(SeekFrom::Start(0))?;
         Ok(io::BufReader::with_capacity(64 * 1024, file))
     }

@@ -436,26 +436,31 @@ fn spawn(account: Arc<Account>, shared: &Arc<Shared>, previous: Option<JoinHandl
     }
 }
 
+/// Shows `next` in the metrics: the next poll's time, or paused.
+fn show_next(next: Next, metrics: &Metrics, name: &str) {
+    metrics.update(name, |m| match next {
+        Next::After(delay) => {
+            m.next_poll = Some(epoch_in(delay));
+            m.paused = false;
+        }
+        Next::Paused => {
+            m.next_poll = None;
+            m.paused = true;
+        }
+    });
+}
+
 /// Waits for `next`, a wake-up or stop; returns whether to go on.
 async fn wait(next: Next, control: &Control, metrics: &Metrics, name: &str) -> bool {
+    show_next(next, metrics, name);
     match next {
         Next::After(delay) => {
-            metrics.update(name, |m| {
-                m.next_poll = Some(epoch_in(delay));
-                m.paused = false;
-            });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = control.wake.notified() => {}
             }
         }
-        Next::Paused => {
-            metrics.update(name, |m| {
-                m.next_poll = None;
-                m.paused = true;
-            });
-            control.wake.notified().await;
-        }
+        Next::Paused => control.wake.notified().await,
     }
     metrics.update(name, |m| m.next_poll = None);
     !control.stop.load(Ordering::SeqCst)
@@ -580,6 +585,11 @@ async fn account_task(
         });
         if let Some(delay) = schedule.login_delay() {
             line.push(("login_delay", json!(show(delay))));
+        }
+        if !shared.once {
+            // (Before the line: whoever reads the line and then the metrics sees the same
+            // next poll.)
+            show_next(next, &shared.metrics, name);
         }
         log.line("poll", &line);
         if shared.once {
