@@ -5,7 +5,8 @@
 //! For the Maildir, per batch: RETR the batch (pipelined when the server allows) into `tmp/`, fsync each file,
 //! rename each into `new/`, fsync `new/` once, write the state once (the batch's UIDs as
 //! stored, the names reserved for the next batch), then DELE the batch if `--delete`. QUIT
-//! comes only at the end. Killing the process at any point loses nothing (a message is
+//! comes only at the end (when nothing is deleted after the RETRs and the server pipelines,
+//! right behind the last of them, so that its answer comes with the last message). Killing the process at any point loses nothing (a message is
 //! recorded only once it is durable in `new/`, and deleted only once recorded) and stores
 //! nothing twice (a message renamed into `new/` but not yet recorded is found again by its
 //! reserved name; see [`crate::state`]).
@@ -30,6 +31,7 @@
 //! too. `keep` and leaving mail on the server cannot be honoured there: one notice per run.
 //! Under `EXPIRE n` (n ≥ 1) a stored UID is trusted only for a while (see [`crate::rules`]).
 //!
+//! LIST and UIDL go out together (with the CAPA after login, when the server pipelines).
 //! The listings are checked before anything is fetched: a message number repeated in LIST or
 //! UIDL, a UID repeated in UIDL, or a message in one listing but not the other is a protocol
 //! violation (exit 3), and nothing is fetched or deleted.
