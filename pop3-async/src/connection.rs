@@ -88,12 +88,10 @@ impl Connection<Stream> {
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
-        let host = pop3_tls::ascii_host(host)?;
-        let tcp = crate::dial::dial(&host, port, options).await?;
+        let mut session = Session::connecting(host, security, options)?;
+        let tcp = crate::dial::dial(session.host().unwrap_or_default(), port, options).await?;
         let _ = tcp.set_nodelay(true);
-        let tls = security == Security::Implicit;
-        let mut session = Session::new(options, Some(host), tls)?;
-        let stream = match tls {
+        let stream = match security == Security::Implicit {
             true => {
                 let handshake = handshake(tcp, &session)?;
                 let tls = handshake.await?;

@@ -61,21 +61,13 @@ async fn dial_unbounded(
     let io = |e: io::Error| Error::from_connection_io(e, expired);
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
-    while !handshake.is_done() {
-        out.clear();
-        handshake.poll_transmit(&mut out);
+    while let Some(want) = handshake.next(&mut out)? {
         if !out.is_empty() {
             tcp.write_all(&out).await.map_err(io)?;
         }
-        let want = handshake.read_size().min(buf.len());
-        if want == 0 {
-            return Err(Error::Proxy(handshake.handle_eof()));
-        }
+        let want = want.min(buf.len());
         let n = tcp.read(&mut buf[..want]).await.map_err(io)?;
-        if n == 0 {
-            return Err(Error::Proxy(handshake.handle_eof()));
-        }
-        handshake.handle_input(&buf[..n])?;
+        handshake.handle_read(&buf[..n])?;
     }
     Ok(tcp)
 }

@@ -74,12 +74,10 @@ impl Connection<Stream> {
         security: Security,
         options: &Options,
     ) -> Result<Self, Error> {
-        let host = pop3_tls::ascii_host(host)?;
-        let tcp = connect_tcp(&host, port, options)?;
+        let mut session = Session::connecting(host, security, options)?;
+        let tcp = connect_tcp(session.host().unwrap_or_default(), port, options)?;
         let socket = Some(tcp.try_clone()?);
-        let tls = security == Security::Implicit;
-        let mut session = Session::new(options, Some(host), tls)?;
-        let stream = match tls {
+        let stream = match security == Security::Implicit {
             true => {
                 let tls = handshake(tcp, &session)?;
                 session.set_channel_binding(pop3_tls::channel_binding(&tls.conn));

@@ -158,23 +158,15 @@ fn drive(
     let io = |e: io::Error| Error::from_connection_io(e, expired);
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
-    while !handshake.is_done() {
-        out.clear();
-        handshake.poll_transmit(&mut out);
+    while let Some(want) = handshake.next(&mut out)? {
         if !out.is_empty() {
             tcp.set_write_timeout(Some(left()?))?;
             tcp.write_all(&out).map_err(io)?;
         }
-        let want = handshake.read_size().min(buf.len());
-        if want == 0 {
-            return Err(Error::Proxy(handshake.handle_eof()));
-        }
         tcp.set_read_timeout(Some(left()?))?;
+        let want = want.min(buf.len());
         let n = tcp.read(&mut buf[..want]).map_err(io)?;
-        if n == 0 {
-            return Err(Error::Proxy(handshake.handle_eof()));
-        }
-        handshake.handle_input(&buf[..n])?;
+        handshake.handle_read(&buf[..n])?;
     }
     Ok(())
 }

@@ -503,6 +503,38 @@ impl ProxyHandshake {
         result
     }
 
+    /// The next step of a driver's loop: `None` once the tunnel is open; else the bytes to
+    /// write (in `out`, cleared first; maybe none) and then how many bytes to read at most.
+    /// A handshake that failed, or wants nothing more and is not done, is an error here.
+    /// With [`handle_read`](Self::handle_read) it is the whole loop of both adapters:
+    ///
+    /// ```text
+    /// while let Some(want) = handshake.next(&mut out)? {
+    ///     write out; read at most `want` bytes into buf[..n];
+    ///     handshake.handle_read(&buf[..n])?;
+    /// }
+    /// ```
+    pub fn next(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, ProxyError> {
+        if self.is_done() {
+            return Ok(None);
+        }
+        out.clear();
+        self.poll_transmit(out);
+        match self.read_size() {
+            0 => Err(self.handle_eof()),
+            want => Ok(Some(want)),
+        }
+    }
+
+    /// Takes the bytes of one read from the proxy: none is the end of the connection
+    /// ([`handle_eof`](Self::handle_eof)), else as [`handle_input`](Self::handle_input).
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<(), ProxyError> {
+        if data.is_empty() {
+            return Err(self.handle_eof());
+        }
+        self.handle_input(data)
+    }
+
     /// The proxy closed the connection: the error to report (the sticky one, if any).
     pub fn handle_eof(&mut self) -> ProxyError {
         if let Some(error) = &self.error {

@@ -72,6 +72,20 @@ impl Session {
         })
     }
 
+    /// The session of a connection to `host` made with `security`, before it is dialed: the
+    /// host in A-labels ([`ascii_host`](crate::ascii_host): for DNS, the proxy, SNI and the
+    /// certificate check; [`host`](Self::host) gives it back for dialing), encrypted from
+    /// the start with [`Security::Implicit`](crate::Security::Implicit). Both adapters'
+    /// `connect` begin here.
+    pub fn connecting(
+        host: &str,
+        security: crate::Security,
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let host = crate::ascii_host(host)?;
+        Self::new(options, Some(host), security == crate::Security::Implicit)
+    }
+
     /// The server's greeting (empty before it came).
     pub fn greeting(&self) -> &Greeting {
         &self.greeting

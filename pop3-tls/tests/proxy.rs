@@ -33,7 +33,32 @@ fn drive(
     }
 }
 
-/// `drive` at every chunk size from 1 to the reply's length: the same outcome each time.
+/// `drive` through the adapters' loop ([`ProxyHandshake::next`] and
+/// [`ProxyHandshake::handle_read`]).
+fn drive_next(
+    mut handshake: ProxyHandshake,
+    reply: &[u8],
+    chunk: usize,
+) -> (Vec<u8>, Result<(), ProxyError>, Vec<u8>) {
+    let (mut sent, mut out) = (Vec::new(), Vec::new());
+    let mut rest = reply;
+    loop {
+        let want = match handshake.next(&mut out) {
+            Ok(Some(want)) => want,
+            Ok(None) => return (sent, Ok(()), rest.to_vec()),
+            Err(error) => return (sent, Err(error), rest.to_vec()),
+        };
+        sent.extend_from_slice(&out);
+        let n = want.min(chunk).min(rest.len());
+        if let Err(error) = handshake.handle_read(&rest[..n]) {
+            return (sent, Err(error), rest[n..].to_vec());
+        }
+        rest = &rest[n..];
+    }
+}
+
+/// `drive` at every chunk size from 1 to the reply's length: the same outcome each time, and
+/// the same through the adapters' loop.
 fn drive_all(
     proxy: &Proxy,
     target: &ProxyTarget,
@@ -58,6 +83,21 @@ fn drive_all(
         );
         if other.1.is_ok() {
             assert_eq!(other.2, first.2, "chunk size {chunk}");
+        }
+    }
+    for chunk in 1..=reply.len().max(1) {
+        let looped = drive_next(
+            ProxyHandshake::new(proxy, target.clone()).unwrap(),
+            reply,
+            chunk,
+        );
+        assert_eq!(
+            (&looped.0, &looped.1),
+            (&first.0, &first.1),
+            "through next, chunk size {chunk}"
+        );
+        if looped.1.is_ok() {
+            assert_eq!(looped.2, first.2, "through next, chunk size {chunk}");
         }
     }
     first
