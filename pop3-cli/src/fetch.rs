@@ -52,7 +52,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pop3_async::pop3_proto::Pipelining;
 use pop3_async::pop3_proto::capa::ExpirePolicy;
 use pop3_async::{
     Connection, Pipeline, PipelineEvent, Reply, RetrEvent, ScanListing, ServerError,
@@ -742,7 +741,7 @@ async fn run(
     // behind the last of them: it commits nothing a failure could make wrong (the DELEs of
     // rules went out and were answered before the first RETR), and its answer arrives with
     // the last message instead of a round trip after the last commit.
-    let ahead = pipelines(connection) && !expire_zero;
+    let ahead = connection.client().pipelines() && !expire_zero;
     let mut wire = Wire::new(ahead, lookahead(job.batch_bytes), ahead && !delete);
     let mut in_flight: Option<JoinHandle<Result<Committed, CliError>>> = None;
     let mut failed: Option<CliError> = None;
@@ -846,17 +845,6 @@ async fn run(
 /// ahead: two batches' worth. (At least the next batch is, whatever its size.)
 fn lookahead(batch_bytes: u64) -> u64 {
     batch_bytes.saturating_mul(2)
-}
-
-/// Whether the session pipelines (the core's rule: PIPELINING announced, or forced on).
-fn pipelines(connection: &Connection) -> bool {
-    let config = connection.client().config();
-    config.pipeline_window > 1
-        && match config.pipelining {
-            Pipelining::Always => true,
-            Pipelining::Never => false,
-            _ => connection.capabilities().is_some_and(|c| c.pipelining),
-        }
 }
 
 /// The RETRs and DELEs of the batches on the wire ([`Pipeline`]), read batch by batch.

@@ -142,7 +142,13 @@ impl Client {
         }
     }
 
-    fn pipelining(&self) -> bool {
+    /// Whether commands go out without waiting for the replies before them now: the rule of
+    /// [`Config::pipelining`](crate::Config::pipelining) and
+    /// [`Config::pipeline_window`](crate::Config::pipeline_window) on the capabilities known
+    /// (those seen before login speak for the server until the CAPA after it is answered).
+    /// The scheduler's rule; a driver that plans ahead (how much to request before reading)
+    /// asks here rather than repeating it.
+    pub fn pipelines(&self) -> bool {
         self.config.pipeline_window > 1
             && match self.config.pipelining {
                 // Between login and the answer to the CAPA that follows it, the list seen
@@ -178,7 +184,7 @@ impl Client {
             if let Some(last) = self.in_flight.back() {
                 if kind.props().barrier
                     || last.kind.props().holds_pipe(self.pass_may_follow_user())
-                    || !self.pipelining()
+                    || !self.pipelines()
                     || self.in_flight.len() >= self.config.pipeline_window
                     || self.in_flight_bytes + next.command.line_len_bound()
                         > self.config.max_pipeline_bytes
