@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzz smoke: builds every cargo-fuzz target of fuzz/ and runs each one briefly, starting from
-# the committed corpus (copied, so the run does not add to it). Fails on any crash, oracle
-# failure, timeout or out-of-memory.
+# the committed corpus plus the target's `regressions/<target>-*` inputs (copied, so the run
+# does not add to them; libFuzzer runs every corpus input before it mutates, so a regression
+# that crashes again fails the run). Fails on any crash, oracle failure, timeout or
+# out-of-memory.
 #
 #   FUZZ_SECONDS       seconds per target (default 60)
 #   FUZZ_SANITIZER     address (default) or none
@@ -33,6 +35,9 @@ for target in $(cargo fuzz list); do
     if [ -d "corpus/$target" ]; then
         cp -r "corpus/$target/." "$work/$target/"
     fi
+    for regression in regressions/"$target"-*; do
+        [ -f "$regression" ] && cp "$regression" "$work/$target/"
+    done
     log="$work/$target.log"
     if cargo fuzz run -s "$sanitizer" "$target" "$work/$target" -- \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \

@@ -203,6 +203,31 @@ fn quit_follows_commands_in_flight_and_nothing_follows_it() {
     assert_eq!(send(&mut c), "");
 }
 
+/// `phase()` is the phase of the replies processed so far: a QUIT pipelined behind commands in
+/// flight leaves the phase TRANSACTION until the last reply before it is in (the fuzz target
+/// `client` found `Event::LoggedIn` read while the phase already said UPDATE).
+#[test]
+fn a_pipelined_quit_enters_update_after_the_replies_before_it() {
+    let mut config = config();
+    config.pipelining = Pipelining::Always;
+    let mut c = logged_in(config);
+    c.enqueue(Command::Stat).unwrap();
+    c.enqueue(Command::dele(1)).unwrap();
+    c.enqueue(Command::Quit).unwrap();
+    assert_eq!(send(&mut c), "STAT\r\nDELE 1\r\nQUIT\r\n");
+    assert_eq!(c.phase(), pop3_proto::Phase::Transaction);
+    c.handle_input(b"+OK 1 10\r\n");
+    drain(&mut c);
+    assert_eq!(c.phase(), pop3_proto::Phase::Transaction);
+    // A -ERR before QUIT moves on too.
+    c.handle_input(b"-ERR no\r\n");
+    drain(&mut c);
+    assert_eq!(c.phase(), pop3_proto::Phase::Update);
+    c.handle_input(b"+OK bye\r\n");
+    drain(&mut c);
+    assert_eq!(c.phase(), pop3_proto::Phase::Closed);
+}
+
 /// Without pipelining QUIT still waits for the reply ahead of it.
 #[test]
 fn quit_without_pipelining_goes_alone() {

@@ -47,7 +47,8 @@ pub enum Phase {
     TlsHandshake,
     /// TRANSACTION: the maildrop is locked and open.
     Transaction,
-    /// UPDATE: QUIT was sent after login; the server commits deletions when it answers.
+    /// UPDATE: QUIT was sent after login and every reply before it is in; the server commits
+    /// deletions when it answers.
     Update,
     /// The session is over: QUIT answered, the greeting refused, or the connection lost.
     Closed,

@@ -772,6 +772,15 @@ impl Client {
     fn pop_in_flight(&mut self) -> Option<InFlight> {
         let front = self.in_flight.pop_front()?;
         self.in_flight_bytes -= front.len;
+        if self.phase == Phase::Transaction
+            && self
+                .in_flight
+                .front()
+                .is_some_and(|next| next.kind == CommandKind::Quit)
+        {
+            // The last reply before a pipelined QUIT: the server is now in UPDATE.
+            self.phase = Phase::Update;
+        }
         Some(front)
     }
 

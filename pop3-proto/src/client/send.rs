@@ -245,7 +245,12 @@ impl Client {
                 None
             }
         };
-        if kind == CommandKind::Quit && self.phase == Phase::Transaction {
+        // UPDATE once every reply before QUIT is in: `phase()` is that of the replies
+        // processed so far, and a pipelined QUIT may follow commands still in flight.
+        if kind == CommandKind::Quit
+            && self.phase == Phase::Transaction
+            && self.in_flight.is_empty()
+        {
             self.phase = Phase::Update;
         }
         let len = self.tx.len() - before;
